@@ -1,1 +1,12 @@
-//! placeholder
+//! campaign-manager: outbound calling campaigns for the VoIP platform.
+//!
+//! Layers, each using only the ones above it in this list: `model` (data, JSON), `store`
+//! (MySQL + Redis cache), `bus` (RabbitMQ), `peers` (typed clients of other services),
+//! `service` (business rules and the campaign tick), `api` (RPC routes), `events`
+//! (call/flow events in). `config`, `telemetry` and `metrics` serve all of them.
+
+pub mod bus;
+pub mod config;
+pub mod model;
+pub mod store;
+pub mod telemetry;

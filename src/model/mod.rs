@@ -1,0 +1,40 @@
+//! The campaign domain's data: what is stored, what travels on the bus, and the peer
+//! services' records we read. JSON is byte-compatible with the Go service (CONTRACT.md §3):
+//! serde derives keep the contract's field order, and the small serde helpers in
+//! `json` reproduce Go's encodings (nil UUIDs, trimmed RFC 3339 timestamps).
+//!
+//! No I/O here: the store and the bus depend on this module, never the other way round.
+
+mod action;
+mod address;
+mod campaign;
+mod campaigncall;
+pub mod json;
+mod outplan;
+mod peer;
+
+pub use action::Action;
+pub use address::Address;
+pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndHandle, Execute};
+pub use campaigncall::{
+    Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
+};
+pub use outplan::Outplan;
+pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};
+
+/// Parses an enum from its platform string, naming the field and the allowed values on failure.
+pub fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(value.to_owned()))
+        .map_err(|e| format!("invalid {field} {value:?}: {e}"))
+}
+
+/// The platform string of an enum value (its serde name).
+pub fn enum_str<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod golden_tests;

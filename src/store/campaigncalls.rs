@@ -1,0 +1,291 @@
+//! `campaign_campaigncalls`: dial attempts, their progress and result, and the capacity
+//! queries the tick needs (how many are dialing, whether any is still going).
+
+use sqlx::{AssertSqlSafe, MySqlPool};
+use uuid::Uuid;
+
+use super::filter::{Column, Kind, Unfilterable};
+use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
+use super::table::{self, Record};
+use super::{Cache, Filters, Page, StoreResult};
+use crate::model::{Campaigncall, CampaigncallResult, CampaigncallStatus, enum_str};
+
+impl Record for Campaigncall {
+    const TABLE: &'static str = "campaign_campaigncalls";
+    const CACHE_KIND: &'static str = "campaigncall";
+    const COLUMNS: &'static str = "id, customer_id, campaign_id, outplan_id, outdial_id, \
+        outdial_target_id, queue_id, activeflow_id, flow_id, reference_type, reference_id, \
+        status, result, source, destination, destination_index, try_count, tm_create, \
+        tm_update, tm_delete";
+    const FILTERS: &'static [Column] = &[
+        Column {
+            name: "id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "customer_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "campaign_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "outplan_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "outdial_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "outdial_target_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "queue_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "activeflow_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "flow_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "reference_type",
+            kind: Kind::Enum(&["none", "call", "flow"]),
+        },
+        Column {
+            name: "reference_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "status",
+            kind: Kind::Enum(&["dialing", "progressing", "done"]),
+        },
+        Column {
+            name: "result",
+            kind: Kind::Enum(&["", "success", "fail"]),
+        },
+        Column {
+            name: "destination_index",
+            kind: Kind::Int,
+        },
+        Column {
+            name: "try_count",
+            kind: Kind::Int,
+        },
+    ];
+    const UNFILTERABLE: Unfilterable = &[
+        "source",
+        "destination",
+        "tm_create",
+        "tm_update",
+        "tm_delete",
+    ];
+
+    fn from_row(r: &RowReader<'_>) -> StoreResult<Campaigncall> {
+        Ok(Campaigncall {
+            id: r.uuid("id")?,
+            customer_id: r.uuid("customer_id")?,
+            campaign_id: r.uuid("campaign_id")?,
+            outplan_id: r.uuid("outplan_id")?,
+            outdial_id: r.uuid("outdial_id")?,
+            outdial_target_id: r.uuid("outdial_target_id")?,
+            queue_id: r.uuid("queue_id")?,
+            activeflow_id: r.uuid("activeflow_id")?,
+            flow_id: r.uuid("flow_id")?,
+            reference_type: r.enumeration("reference_type")?,
+            reference_id: r.uuid("reference_id")?,
+            status: r.enumeration("status")?,
+            result: r.enumeration("result")?,
+            source: r.json("source")?,
+            destination: r.json("destination")?,
+            destination_index: r.int("destination_index")?,
+            try_count: r.int("try_count")?,
+            tm_create: r.time("tm_create")?,
+            tm_update: r.time("tm_update")?,
+            tm_delete: r.time("tm_delete")?,
+        })
+    }
+}
+
+/// The campaigncall repository.
+#[derive(Clone)]
+pub struct Campaigncalls {
+    pool: MySqlPool,
+    cache: Cache,
+}
+
+impl Campaigncalls {
+    pub(super) fn new(pool: MySqlPool, cache: Cache) -> Campaigncalls {
+        Campaigncalls { pool, cache }
+    }
+
+    /// Inserts a campaigncall (`tm_create` now); returns the stored row.
+    pub async fn create(&self, c: &Campaigncall) -> StoreResult<Campaigncall> {
+        sqlx::query(
+            "INSERT INTO campaign_campaigncalls (id, customer_id, campaign_id, outplan_id, \
+             outdial_id, outdial_target_id, queue_id, activeflow_id, flow_id, reference_type, \
+             reference_id, status, result, source, destination, destination_index, try_count, \
+             tm_create, tm_update, tm_delete) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+        )
+        .bind(uuid_bytes(c.id))
+        .bind(uuid_bytes(c.customer_id))
+        .bind(uuid_bytes(c.campaign_id))
+        .bind(uuid_bytes(c.outplan_id))
+        .bind(uuid_bytes(c.outdial_id))
+        .bind(uuid_bytes(c.outdial_target_id))
+        .bind(uuid_bytes(c.queue_id))
+        .bind(uuid_bytes(c.activeflow_id))
+        .bind(uuid_bytes(c.flow_id))
+        .bind(enum_str(&c.reference_type))
+        .bind(uuid_bytes(c.reference_id))
+        .bind(enum_str(&c.status))
+        .bind(enum_str(&c.result))
+        .bind(json_text(&c.source))
+        .bind(json_text(&c.destination))
+        .bind(c.destination_index)
+        .bind(c.try_count)
+        .bind(db_time(now()))
+        .execute(&self.pool)
+        .await?;
+        table::refresh::<Campaigncall>(&self.pool, &self.cache, c.id)
+            .await?
+            .ok_or(super::StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Read-through get (deleted rows included).
+    pub async fn get(&self, id: Uuid) -> StoreResult<Option<Campaigncall>> {
+        table::get(&self.pool, &self.cache, id).await
+    }
+
+    /// The campaigncall of a call (`reference_id`), straight from MySQL.
+    pub async fn get_by_reference_id(
+        &self,
+        reference_id: Uuid,
+    ) -> StoreResult<Option<Campaigncall>> {
+        table::fetch_by(&self.pool, "reference_id", reference_id).await
+    }
+
+    /// The campaigncall of an activeflow, straight from MySQL.
+    pub async fn get_by_activeflow_id(
+        &self,
+        activeflow_id: Uuid,
+    ) -> StoreResult<Option<Campaigncall>> {
+        table::fetch_by(&self.pool, "activeflow_id", activeflow_id).await
+    }
+
+    /// Parses list filters against the campaigncall whitelist.
+    pub fn filters(
+        &self,
+        object: &serde_json::Map<String, serde_json::Value>,
+    ) -> StoreResult<Filters> {
+        table::filters::<Campaigncall>(object)
+    }
+
+    /// One page of campaigncalls.
+    pub async fn list(&self, filters: &Filters, page: Page) -> StoreResult<Vec<Campaigncall>> {
+        table::list(&self.pool, filters, page).await
+    }
+
+    /// Campaigncalls of a campaign still `dialing` or `progressing`, newest first.
+    pub async fn list_ongoing(
+        &self,
+        campaign_id: Uuid,
+        limit: u32,
+    ) -> StoreResult<Vec<Campaigncall>> {
+        let sql = format!(
+            "SELECT {} FROM campaign_campaigncalls WHERE campaign_id = ? \
+             AND status IN ('dialing', 'progressing') AND tm_delete IS NULL \
+             ORDER BY tm_create DESC, id DESC LIMIT ?",
+            Campaigncall::COLUMNS
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(uuid_bytes(campaign_id))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Campaigncall::from_row(&RowReader {
+                    row,
+                    table: Campaigncall::TABLE,
+                })
+            })
+            .collect()
+    }
+
+    /// How many campaigncalls of a campaign have the given status (exact, no limit: the Go
+    /// service capped this at 100 and so under-counted large queues).
+    pub async fn count_status(
+        &self,
+        campaign_id: Uuid,
+        status: CampaigncallStatus,
+    ) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM campaign_campaigncalls \
+             WHERE campaign_id = ? AND status = ? AND tm_delete IS NULL",
+        )
+        .bind(uuid_bytes(campaign_id))
+        .bind(enum_str(&status))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Whether any campaigncall of the campaign is still dialing or progressing.
+    pub async fn has_ongoing(&self, campaign_id: Uuid) -> StoreResult<bool> {
+        Ok(!self.list_ongoing(campaign_id, 1).await?.is_empty())
+    }
+
+    /// `dialing` → `progressing`; returns the row if it changed.
+    pub async fn set_progressing(&self, id: Uuid) -> StoreResult<Option<Campaigncall>> {
+        let changed = table::update_where::<Campaigncall>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("status = 'progressing'");
+            },
+            |q| {
+                q.push(" AND status = 'dialing'");
+            },
+        )
+        .await?;
+        let row = table::refresh(&self.pool, &self.cache, id).await?;
+        Ok(if changed == 1 { row } else { None })
+    }
+
+    /// Marks a campaigncall `done` with `result`, only if it is not done yet, so a repeated
+    /// or late event finishes it once. Returns the row if this call finished it.
+    pub async fn finish(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+    ) -> StoreResult<Option<Campaigncall>> {
+        let changed = table::update_where::<Campaigncall>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("status = 'done', result = ")
+                    .push_bind(enum_str(&result));
+            },
+            |q| {
+                q.push(" AND status <> 'done'");
+            },
+        )
+        .await?;
+        let row = table::refresh(&self.pool, &self.cache, id).await?;
+        Ok(if changed == 1 { row } else { None })
+    }
+
+    /// Soft-deletes; returns the row (None if unknown).
+    pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Campaigncall>> {
+        table::soft_delete::<Campaigncall>(&self.pool, id).await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+}

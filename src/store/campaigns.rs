@@ -1,0 +1,360 @@
+//! `campaign_campaigns`: campaigns and their two state fields.
+
+use sqlx::MySqlPool;
+use uuid::Uuid;
+
+use super::filter::{Column, Kind, Unfilterable};
+use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
+use super::table::{self, Record};
+use super::{Cache, Filters, Page, StoreResult};
+use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, enum_str};
+
+impl Record for Campaign {
+    const TABLE: &'static str = "campaign_campaigns";
+    const CACHE_KIND: &'static str = "campaign";
+    const COLUMNS: &'static str = "id, customer_id, type, execute, name, detail, status, \
+        service_level, end_handle, flow_id, actions, outplan_id, outdial_id, queue_id, \
+        next_campaign_id, tm_create, tm_update, tm_delete";
+    const FILTERS: &'static [Column] = &[
+        Column {
+            name: "id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "customer_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "type",
+            kind: Kind::Enum(&["call", "flow"]),
+        },
+        Column {
+            name: "execute",
+            kind: Kind::Enum(&["run", "stop"]),
+        },
+        Column {
+            name: "name",
+            kind: Kind::Text,
+        },
+        Column {
+            name: "detail",
+            kind: Kind::Text,
+        },
+        Column {
+            name: "status",
+            kind: Kind::Enum(&["stop", "stopping", "run"]),
+        },
+        Column {
+            name: "service_level",
+            kind: Kind::Int,
+        },
+        Column {
+            name: "end_handle",
+            kind: Kind::Enum(&["stop", "continue"]),
+        },
+        Column {
+            name: "flow_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "outplan_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "outdial_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "queue_id",
+            kind: Kind::Uuid,
+        },
+        Column {
+            name: "next_campaign_id",
+            kind: Kind::Uuid,
+        },
+    ];
+    const UNFILTERABLE: Unfilterable = &["actions", "tm_create", "tm_update", "tm_delete"];
+
+    fn from_row(r: &RowReader<'_>) -> StoreResult<Campaign> {
+        Ok(Campaign {
+            id: r.uuid("id")?,
+            customer_id: r.uuid("customer_id")?,
+            kind: r.enumeration("type")?,
+            execute: r.enumeration("execute")?,
+            name: r.text("name")?,
+            detail: r.text("detail")?,
+            status: r.enumeration("status")?,
+            service_level: r.int("service_level")?,
+            end_handle: r.enumeration("end_handle")?,
+            flow_id: r.uuid("flow_id")?,
+            actions: r.json("actions")?,
+            outplan_id: r.uuid("outplan_id")?,
+            outdial_id: r.uuid("outdial_id")?,
+            queue_id: r.uuid("queue_id")?,
+            next_campaign_id: r.uuid("next_campaign_id")?,
+            tm_create: r.time("tm_create")?,
+            tm_update: r.time("tm_update")?,
+            tm_delete: r.time("tm_delete")?,
+        })
+    }
+}
+
+/// The campaign repository.
+#[derive(Clone)]
+pub struct Campaigns {
+    pool: MySqlPool,
+    cache: Cache,
+}
+
+/// The five fields `PUT /v1/campaigns/<id>` overwrites.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BasicInfo {
+    /// Name.
+    pub name: String,
+    /// Detail.
+    pub detail: String,
+    /// Type.
+    pub kind: CampaignType,
+    /// Service level.
+    pub service_level: i32,
+    /// End handle.
+    pub end_handle: EndHandle,
+}
+
+/// The four resource ids `PUT /v1/campaigns/<id>/resource_info` sets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResourceInfo {
+    /// Outplan.
+    pub outplan_id: Uuid,
+    /// Outdial.
+    pub outdial_id: Uuid,
+    /// Queue.
+    pub queue_id: Uuid,
+    /// Next campaign.
+    pub next_campaign_id: Uuid,
+}
+
+impl Campaigns {
+    pub(super) fn new(pool: MySqlPool, cache: Cache) -> Campaigns {
+        Campaigns { pool, cache }
+    }
+
+    /// Inserts a campaign; `tm_create` is set to now, `tm_update`/`tm_delete` left NULL.
+    /// Returns the stored row.
+    pub async fn create(&self, c: &Campaign) -> StoreResult<Campaign> {
+        sqlx::query(
+            "INSERT INTO campaign_campaigns (id, customer_id, type, execute, name, detail, \
+             status, service_level, end_handle, flow_id, actions, outplan_id, outdial_id, \
+             queue_id, next_campaign_id, tm_create, tm_update, tm_delete) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+        )
+        .bind(uuid_bytes(c.id))
+        .bind(uuid_bytes(c.customer_id))
+        .bind(enum_str(&c.kind))
+        .bind(enum_str(&c.execute))
+        .bind(&c.name)
+        .bind(&c.detail)
+        .bind(enum_str(&c.status))
+        .bind(c.service_level)
+        .bind(enum_str(&c.end_handle))
+        .bind(uuid_bytes(c.flow_id))
+        .bind(json_text(&c.actions))
+        .bind(uuid_bytes(c.outplan_id))
+        .bind(uuid_bytes(c.outdial_id))
+        .bind(uuid_bytes(c.queue_id))
+        .bind(uuid_bytes(c.next_campaign_id))
+        .bind(db_time(now()))
+        .execute(&self.pool)
+        .await?;
+        self.reread(c.id).await
+    }
+
+    async fn reread(&self, id: Uuid) -> StoreResult<Campaign> {
+        table::refresh::<Campaign>(&self.pool, &self.cache, id)
+            .await?
+            .ok_or(super::StoreError::Database(sqlx::Error::RowNotFound))
+    }
+
+    /// Read-through get (deleted campaigns included).
+    pub async fn get(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
+        table::get(&self.pool, &self.cache, id).await
+    }
+
+    /// Get straight from MySQL (for decisions that must not act on a stale copy).
+    pub async fn get_fresh(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
+        table::fetch(&self.pool, id).await
+    }
+
+    /// Parses list filters against the campaign whitelist.
+    pub fn filters(
+        &self,
+        object: &serde_json::Map<String, serde_json::Value>,
+    ) -> StoreResult<Filters> {
+        table::filters::<Campaign>(object)
+    }
+
+    /// One page of campaigns.
+    pub async fn list(&self, filters: &Filters, page: Page) -> StoreResult<Vec<Campaign>> {
+        table::list(&self.pool, filters, page).await
+    }
+
+    /// Ids of campaigns that should have a tick chain (`execute = run`, not deleted).
+    pub async fn ids_executing(&self) -> StoreResult<Vec<Uuid>> {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT id FROM campaign_campaigns WHERE execute = 'run' AND tm_delete IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(b,)| Uuid::from_slice(&b).ok())
+            .collect())
+    }
+
+    /// Overwrites name, detail, type, service level and end handle.
+    pub async fn update_basic_info(
+        &self,
+        id: Uuid,
+        info: &BasicInfo,
+    ) -> StoreResult<Option<Campaign>> {
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("name = ").push_bind(info.name.clone());
+            q.push(", detail = ").push_bind(info.detail.clone());
+            q.push(", type = ").push_bind(enum_str(&info.kind));
+            q.push(", service_level = ").push_bind(info.service_level);
+            q.push(", end_handle = ")
+                .push_bind(enum_str(&info.end_handle));
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets the service level.
+    pub async fn update_service_level(
+        &self,
+        id: Uuid,
+        level: i32,
+    ) -> StoreResult<Option<Campaign>> {
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("service_level = ").push_bind(level);
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets the stored actions.
+    pub async fn update_actions(
+        &self,
+        id: Uuid,
+        actions: &Option<Vec<Action>>,
+    ) -> StoreResult<Option<Campaign>> {
+        let json = json_text(actions);
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("actions = ").push_bind(json);
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets outplan, outdial, queue and next campaign.
+    pub async fn update_resource_info(
+        &self,
+        id: Uuid,
+        r: ResourceInfo,
+    ) -> StoreResult<Option<Campaign>> {
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("outplan_id = ").push_bind(uuid_bytes(r.outplan_id));
+            q.push(", outdial_id = ")
+                .push_bind(uuid_bytes(r.outdial_id));
+            q.push(", queue_id = ").push_bind(uuid_bytes(r.queue_id));
+            q.push(", next_campaign_id = ")
+                .push_bind(uuid_bytes(r.next_campaign_id));
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets the next campaign id.
+    pub async fn update_next_campaign_id(
+        &self,
+        id: Uuid,
+        next: Uuid,
+    ) -> StoreResult<Option<Campaign>> {
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("next_campaign_id = ").push_bind(uuid_bytes(next));
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets the flow id (used when a flow is re-created).
+    pub async fn update_flow_id(&self, id: Uuid, flow_id: Uuid) -> StoreResult<Option<Campaign>> {
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("flow_id = ").push_bind(uuid_bytes(flow_id));
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets `status` (and `execute` when given) only if the current status is one of `from`;
+    /// returns whether the row changed. Status transitions go through this compare-and-set
+    /// so two concurrent requests cannot both perform the same transition.
+    pub async fn transition(
+        &self,
+        id: Uuid,
+        from: &[CampaignStatus],
+        to: CampaignStatus,
+        execute: Option<Execute>,
+    ) -> StoreResult<bool> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let from: Vec<String> = from.iter().map(enum_str).collect();
+        let changed = table::update_where::<Campaign>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("status = ").push_bind(enum_str(&to));
+                if let Some(e) = execute {
+                    q.push(", execute = ").push_bind(enum_str(&e));
+                }
+            },
+            |q| {
+                q.push(" AND tm_delete IS NULL AND status IN (");
+                let mut sep = q.separated(", ");
+                for s in from {
+                    sep.push_bind(s);
+                }
+                q.push(")");
+            },
+        )
+        .await?;
+        table::refresh::<Campaign>(&self.pool, &self.cache, id).await?;
+        Ok(changed == 1)
+    }
+
+    /// Sets `execute`; returns whether it changed.
+    pub async fn set_execute(&self, id: Uuid, execute: Execute) -> StoreResult<bool> {
+        let value = enum_str(&execute);
+        let changed = table::update_where::<Campaign>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("execute = ").push_bind(value.clone());
+            },
+            |q| {
+                q.push(" AND execute <> ").push_bind(value.clone());
+            },
+        )
+        .await?;
+        table::refresh::<Campaign>(&self.pool, &self.cache, id).await?;
+        Ok(changed == 1)
+    }
+
+    /// Soft-deletes; returns the deleted row (None if unknown). Deleting twice does not
+    /// re-stamp `tm_delete`.
+    pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
+        table::soft_delete::<Campaign>(&self.pool, id).await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+}

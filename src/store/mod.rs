@@ -1,0 +1,109 @@
+//! Storage: one repository per MySQL table, a Redis read-through cache by id, and the list
+//! machinery (whitelisted filters, timestamp pagination) they share.
+//!
+//! Shaped after the Go service's tables (CONTRACT.md §9) so the service adopts an existing
+//! platform database: UUIDs are `BINARY(16)` (nil stored as 16 zero bytes), times `DATETIME(6)`
+//! in UTC, JSON columns hold serde JSON. Reads treat SQL NULL and JSON `null` alike.
+
+mod cache;
+mod campaigncalls;
+mod campaigns;
+pub mod filter;
+mod outplans;
+pub mod page;
+mod row;
+mod table;
+
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::{ConnectOptions, MySqlPool};
+
+pub use cache::Cache;
+pub use campaigncalls::Campaigncalls;
+pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
+pub use filter::Filters;
+pub use outplans::{Dials, Outplans};
+pub use page::Page;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// What can go wrong in the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or refused a statement.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value cannot be read as the model says (e.g. an unknown enum string).
+    #[error("unreadable {table}.{column}: {reason}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A list filter is not allowed or has the wrong type (a client error).
+    #[error("invalid filter: {0}")]
+    InvalidFilter(String),
+    /// `page_token` or `page_size` cannot be used (a client error).
+    #[error("invalid page: {0}")]
+    InvalidPage(String),
+}
+
+/// Short alias for results of this layer.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// All repositories over one pool and one cache.
+#[derive(Clone)]
+pub struct Store {
+    /// The MySQL pool.
+    pub pool: MySqlPool,
+    /// Campaigns.
+    pub campaigns: Campaigns,
+    /// Campaigncalls.
+    pub campaigncalls: Campaigncalls,
+    /// Outplans.
+    pub outplans: Outplans,
+}
+
+impl Store {
+    /// Connects to MySQL (a small pool; the service is I/O bound on the broker, not the DB).
+    pub async fn connect(database_url: &str, cache: Cache) -> StoreResult<Store> {
+        let options: MySqlConnectOptions = database_url.parse()?;
+        // Statement logging would print every tick's queries; slow ones show in metrics instead.
+        let options = options.disable_statement_logging();
+        let pool = MySqlPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await?;
+        Ok(Store::with_pool(pool, cache))
+    }
+
+    /// Builds the repositories over an existing pool.
+    pub fn with_pool(pool: MySqlPool, cache: Cache) -> Store {
+        Store {
+            campaigns: Campaigns::new(pool.clone(), cache.clone()),
+            campaigncalls: Campaigncalls::new(pool.clone(), cache.clone()),
+            outplans: Outplans::new(pool.clone(), cache),
+            pool,
+        }
+    }
+
+    /// Applies pending migrations (idempotent).
+    pub async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
