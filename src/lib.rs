@@ -5,8 +5,12 @@
 //! `service` (business rules and the campaign tick), `api` (RPC routes), `events`
 //! (call/flow events in). `config`, `telemetry` and `metrics` serve all of them.
 
+pub mod api;
 pub mod bus;
 pub mod config;
+pub mod metrics;
 pub mod model;
+pub mod peers;
+pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -12,6 +12,7 @@ mod campaigncall;
 pub mod json;
 mod outplan;
 mod peer;
+mod voipbin_error;
 
 pub use action::Action;
 pub use address::Address;
@@ -21,6 +22,7 @@ pub use campaigncall::{
 };
 pub use outplan::Outplan;
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};
+pub use voipbin_error::VoipbinError;
 
 /// Parses an enum from its platform string, naming the field and the allowed values on failure.
 pub fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T, String> {

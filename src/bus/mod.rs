@@ -1,0 +1,217 @@
+//! Transport layer: RabbitMQ via lapin (CONTRACT §1, §2; DESIGN §6).
+//!
+//! Knows nothing about campaigns. `Bus` is the facade the service wires up: one supervised
+//! connection (`connection`), an RPC server for our request queue (`rpc_server`), an RPC client with
+//! per-target circuit breakers (`rpc_client`, `circuit_breaker`), an event publisher (`publisher`),
+//! an event subscriber with plugin-free bounded retries (`subscriber`), the wire envelopes
+//! (`envelope`), the configurable names (`names`) and the transport metrics (`metrics`).
+
+pub mod circuit_breaker;
+pub mod connection;
+mod consumer;
+pub mod envelope;
+pub mod error;
+pub mod metrics;
+pub mod names;
+pub mod publisher;
+pub mod rpc_client;
+pub mod rpc_server;
+pub mod subscriber;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use circuit_breaker::{BreakerConfig, BreakerState};
+pub use connection::{BusConnection, ConnectionOptions};
+pub use consumer::ConsumerHandle;
+pub use envelope::{Event, Request, Response};
+pub use error::{BusError, RpcError};
+pub use metrics::BusMetrics;
+pub use names::Names;
+pub use publisher::EventPublisher;
+pub use rpc_client::{CallOptions, RpcClient, RpcClientOptions};
+pub use rpc_server::RequestHandler;
+pub use subscriber::{BoxError, EventHandler, SubscriberOptions};
+
+/// All tunables of the bus; `Default` is production.
+#[derive(Debug, Clone)]
+pub struct BusOptions {
+    /// Connection supervisor settings (incl. the `connection_name`).
+    pub connection: ConnectionOptions,
+    /// RPC client timeout and breaker settings.
+    pub rpc: RpcClientOptions,
+    /// Subscriber concurrency and retry delays.
+    pub subscriber: SubscriberOptions,
+    /// Upper bound of one event publish.
+    pub publish_timeout: Duration,
+    /// How long `serve_requests`/`subscribe` wait for the first consumer registration.
+    pub ready_timeout: Duration,
+}
+
+impl Default for BusOptions {
+    fn default() -> Self {
+        Self {
+            connection: ConnectionOptions::default(),
+            rpc: RpcClientOptions::default(),
+            subscriber: SubscriberOptions::default(),
+            publish_timeout: Duration::from_secs(5),
+            ready_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The service's bus: connection, consumers, RPC client and publisher.
+pub struct Bus {
+    conn: BusConnection,
+    names: Names,
+    metrics: BusMetrics,
+    options: BusOptions,
+    rpc: RpcClient,
+    publisher: EventPublisher,
+    consumers: Mutex<Vec<Arc<ConsumerHandle>>>,
+}
+
+impl Bus {
+    /// Connect with production options, registering the transport metrics into `registry`.
+    pub async fn connect(
+        amqp_url: &str,
+        names: Names,
+        registry: &prometheus::Registry,
+    ) -> Result<Bus, BusError> {
+        Self::connect_with(amqp_url, names, registry, BusOptions::default()).await
+    }
+
+    /// Connect with explicit options.
+    pub async fn connect_with(
+        amqp_url: &str,
+        names: Names,
+        registry: &prometheus::Registry,
+        options: BusOptions,
+    ) -> Result<Bus, BusError> {
+        let metrics = BusMetrics::new(registry)?;
+        let conn = BusConnection::open(amqp_url, options.connection.clone()).await?;
+        let rpc = RpcClient::new(conn.clone(), options.rpc.clone(), metrics.clone());
+        let publisher = EventPublisher::new(
+            conn.clone(),
+            names.event_exchange.clone(),
+            options.publish_timeout,
+        );
+        Ok(Bus {
+            conn,
+            names,
+            metrics,
+            options,
+            rpc,
+            publisher,
+            consumers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The configured names.
+    pub fn names(&self) -> &Names {
+        &self.names
+    }
+
+    /// The transport metrics.
+    pub fn metrics(&self) -> &BusMetrics {
+        &self.metrics
+    }
+
+    /// The `connection_name` client property of our AMQP connection.
+    pub fn connection_name(&self) -> &str {
+        self.conn.connection_name()
+    }
+
+    /// The supervised connection (e.g. to open a channel for ad-hoc declarations).
+    pub fn connection(&self) -> &BusConnection {
+        &self.conn
+    }
+
+    fn keep(&self, handle: ConsumerHandle) {
+        self.consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::new(handle));
+    }
+
+    /// Serve our request queue (`names.request_queue`) with `handler`, at most `concurrency`
+    /// requests at a time. Returns once the consumer is registered.
+    pub async fn serve_requests(
+        &self,
+        handler: Arc<dyn RequestHandler>,
+        concurrency: usize,
+    ) -> Result<(), BusError> {
+        let queue = self.names.request_queue.clone();
+        self.serve_requests_on(&queue, handler, concurrency).await
+    }
+
+    /// Serve any request queue (used e.g. by fake peers in tests).
+    pub async fn serve_requests_on(
+        &self,
+        queue: &str,
+        handler: Arc<dyn RequestHandler>,
+        concurrency: usize,
+    ) -> Result<(), BusError> {
+        let spec = consumer::ConsumerSpec {
+            kind: "rpc-server",
+            queue: queue.to_string(),
+            tag: rpc_server::CONSUMER_TAG.to_string(),
+            concurrency,
+            ready_timeout: self.options.ready_timeout,
+        };
+        let processor = Arc::new(rpc_server::RpcProcessor {
+            queue: queue.to_string(),
+            handler,
+        });
+        let handle = consumer::start(self.conn.clone(), spec, processor).await?;
+        self.keep(handle);
+        Ok(())
+    }
+
+    /// Consume the subscribe queue with `handler`. Returns once the consumer is registered.
+    pub async fn subscribe(&self, handler: Arc<dyn EventHandler>) -> Result<(), BusError> {
+        let spec = consumer::ConsumerSpec {
+            kind: "subscriber",
+            queue: self.names.subscribe_queue.clone(),
+            tag: subscriber::CONSUMER_TAG.to_string(),
+            concurrency: self.options.subscriber.concurrency,
+            ready_timeout: self.options.ready_timeout,
+        };
+        let processor = Arc::new(subscriber::SubscribeProcessor {
+            names: self.names.clone(),
+            handler,
+            retry_delays: self.options.subscriber.retry_delays.clone(),
+            metrics: self.metrics.clone(),
+        });
+        let handle = consumer::start(self.conn.clone(), spec, processor).await?;
+        self.keep(handle);
+        Ok(())
+    }
+
+    /// The RPC client (clone freely).
+    pub fn rpc(&self) -> RpcClient {
+        self.rpc.clone()
+    }
+
+    /// The event publisher (clone freely).
+    pub fn publisher(&self) -> EventPublisher {
+        self.publisher.clone()
+    }
+
+    /// Whether the broker connection is up right now (for `/readyz`).
+    pub fn is_healthy(&self) -> bool {
+        !self.conn.is_shut_down() && self.conn.is_connected()
+    }
+
+    /// Stop consuming, finish in-flight requests/events, then close the connection.
+    pub async fn shutdown(&self) {
+        let handles: Vec<_> = self
+            .consumers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        futures::future::join_all(handles.iter().map(|h| h.stop())).await;
+        self.conn.close().await;
+    }
+}

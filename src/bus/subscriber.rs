@@ -1,0 +1,262 @@
+//! Event subscriber: our subscribe queue bound to the call- and flow-manager event exchanges
+//! (CONTRACT §1.4, §1.5), with bounded retries that do not need the delayed-message plugin.
+//!
+//! Topology per (re)connect: the two peer fanout exchanges (declared if absent so we start on an
+//! empty broker), the durable subscribe queue bound to both with key "", and one durable retry
+//! queue per retry level (`<subscribe>.retry.<n>`) whose dead-letter target is the subscribe queue
+//! via the default exchange. A failed event (handler error, panic or undecodable JSON) is
+//! republished to the retry queue of the next level with `x-retry-count = n` and a per-message
+//! `expiration` of that level's delay; when it expires RabbitMQ dead-letters it back. The original
+//! is acked only after the broker confirmed the republish, so nothing is lost silently. After the
+//! last level the event is logged with its body and dropped (counted). The queue is never blocked:
+//! a failing message leaves it immediately.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, ExchangeKind};
+use tracing::{error, warn};
+
+use super::consumer::{DeliveryProcessor, preview};
+use super::envelope::Event;
+use super::error::{BusError, short};
+use super::metrics::BusMetrics;
+use super::names::Names;
+
+/// Boxed error returned by event handlers.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Application side of the subscriber.
+#[async_trait]
+pub trait EventHandler: Send + Sync {
+    /// Handle one event; an error schedules a retry.
+    async fn handle(&self, ev: Event) -> Result<(), BoxError>;
+}
+
+/// Header carrying the retry level of a republished event.
+pub const RETRY_HEADER: &str = "x-retry-count";
+
+/// Consumer tag of the subscriber (the Go service wrongly used `queue-manager`).
+pub const CONSUMER_TAG: &str = "campaign-manager";
+
+/// Subscriber tunables.
+#[derive(Debug, Clone)]
+pub struct SubscriberOptions {
+    /// Events processed concurrently (prefetch).
+    pub concurrency: usize,
+    /// Delay before retry 1, 2, 3, ...; its length is the number of retries.
+    pub retry_delays: Vec<Duration>,
+}
+
+impl Default for SubscriberOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: 10,
+            retry_delays: vec![
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+                Duration::from_secs(120),
+            ],
+        }
+    }
+}
+
+pub(crate) struct SubscribeProcessor {
+    pub names: Names,
+    pub handler: Arc<dyn EventHandler>,
+    pub retry_delays: Vec<Duration>,
+    pub metrics: BusMetrics,
+}
+
+/// Read `x-retry-count` whatever integer type the publisher used.
+fn retry_count(props: &BasicProperties) -> u64 {
+    let Some(headers) = props.headers() else {
+        return 0;
+    };
+    match headers.inner().get(RETRY_HEADER) {
+        Some(AMQPValue::ShortShortInt(v)) => u64::try_from(*v).unwrap_or(0),
+        Some(AMQPValue::ShortShortUInt(v)) => u64::from(*v),
+        Some(AMQPValue::ShortInt(v)) => u64::try_from(*v).unwrap_or(0),
+        Some(AMQPValue::ShortUInt(v)) => u64::from(*v),
+        Some(AMQPValue::LongInt(v)) => u64::try_from(*v).unwrap_or(0),
+        Some(AMQPValue::LongUInt(v)) => u64::from(*v),
+        Some(AMQPValue::LongLongInt(v)) => u64::try_from(*v).unwrap_or(0),
+        Some(AMQPValue::Timestamp(v)) => *v,
+        _ => 0,
+    }
+}
+
+impl SubscribeProcessor {
+    async fn handle(&self, body: &[u8]) -> Result<(), BoxError> {
+        let ev: Event = serde_json::from_slice(body)?;
+        match AssertUnwindSafe(self.handler.handle(ev))
+            .catch_unwind()
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err("event handler panicked".into()),
+        }
+    }
+
+    /// Republish `delivery` to the retry queue of `level` and wait for the broker's confirm.
+    async fn schedule_retry(
+        &self,
+        channel: &lapin::Channel,
+        delivery: &Delivery,
+        level: usize,
+        delay: Duration,
+    ) -> Result<(), BusError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(RETRY_HEADER.into(), AMQPValue::LongLongInt(level as i64));
+        let content_type = delivery
+            .properties
+            .content_type()
+            .clone()
+            .unwrap_or_else(|| "text/plain".into());
+        let props = BasicProperties::default()
+            .with_content_type(content_type)
+            .with_headers(headers)
+            .with_delivery_mode(2)
+            .with_expiration(delay.as_millis().max(1).to_string().into());
+        let queue = self.names.subscribe_retry_queue(level);
+        let confirm = channel
+            .basic_publish(
+                "".into(),
+                short(&queue)?,
+                BasicPublishOptions::default(),
+                &delivery.data,
+                props,
+            )
+            .await?;
+        let confirmation = tokio::time::timeout(Duration::from_secs(5), confirm)
+            .await
+            .map_err(|_| BusError::Timeout(Duration::from_secs(5), "retry publish confirm"))??;
+        if confirmation.is_nack() {
+            return Err(BusError::Unavailable("broker nacked retry publish".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryProcessor for SubscribeProcessor {
+    async fn setup(&self, channel: &lapin::Channel) -> Result<(), BusError> {
+        let queue = short(&self.names.subscribe_queue)?;
+        let durable_ex = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        let durable_q = QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        };
+        for ex in [
+            &self.names.call_event_exchange,
+            &self.names.flow_event_exchange,
+        ] {
+            channel
+                .exchange_declare(
+                    short(ex)?,
+                    ExchangeKind::Fanout,
+                    durable_ex,
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        channel
+            .queue_declare(queue.clone(), durable_q, FieldTable::default())
+            .await?;
+        for level in 1..=self.retry_delays.len() {
+            let mut args = FieldTable::default();
+            args.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from("")),
+            );
+            args.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(LongString::from(self.names.subscribe_queue.as_str())),
+            );
+            channel
+                .queue_declare(
+                    short(&self.names.subscribe_retry_queue(level))?,
+                    durable_q,
+                    args,
+                )
+                .await?;
+        }
+        for ex in [
+            &self.names.call_event_exchange,
+            &self.names.flow_event_exchange,
+        ] {
+            channel
+                .queue_bind(
+                    queue.clone(),
+                    short(ex)?,
+                    "".into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(())
+    }
+
+    async fn process(&self, channel: lapin::Channel, delivery: Delivery) {
+        let queue = self.names.subscribe_queue.as_str();
+        let Err(err) = self.handle(&delivery.data).await else {
+            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                warn!(queue, %error, "event ack failed (will be redelivered)");
+            }
+            return;
+        };
+        let done = retry_count(&delivery.properties);
+        let next = usize::try_from(done)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1);
+        if let Some(delay) = self.retry_delays.get(next - 1).copied() {
+            match self.schedule_retry(&channel, &delivery, next, delay).await {
+                Ok(()) => {
+                    warn!(queue, error = %err, retry = next, ?delay, "event handling failed; retry scheduled");
+                    self.metrics
+                        .event_retried
+                        .with_label_values(&[queue, next.to_string().as_str()])
+                        .inc();
+                    if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                        warn!(queue, %error, "event ack failed after retry publish (may be handled twice)");
+                    }
+                }
+                Err(error) => {
+                    error!(queue, %error, handler_error = %err, "cannot schedule retry; requeueing");
+                    // Avoid a hot redelivery loop while the broker is unhappy.
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    let _ = delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await;
+                }
+            }
+        } else {
+            error!(queue, error = %err, retries = done, body = %preview(&delivery.data),
+                   "event dropped after the last retry");
+            self.metrics.event_dropped.with_label_values(&[queue]).inc();
+            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                warn!(queue, %error, "ack of dropped event failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The service's Prometheus metrics (CONTRACT.md §12 names), registered into a registry
+//! owned by the process (never the global default one, so tests can start many services in
+//! one process). The bus and the scheduler register their own metrics into the same registry.
+
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+};
+
+const NAMESPACE: &str = "campaign_manager";
+const BUCKETS_MS: [f64; 5] = [50.0, 100.0, 500.0, 1000.0, 3000.0];
+
+/// All metrics of the service and api layers.
+#[derive(Clone)]
+pub struct Metrics {
+    /// The registry everything is registered in.
+    pub registry: Registry,
+    /// RPC request handling time, ms, by route label and method.
+    pub receive_request_process_time: HistogramVec,
+    /// Subscribed event handling time, ms, by publisher and type.
+    pub receive_subscribe_event_process_time: HistogramVec,
+    /// Campaigns created.
+    pub campaign_create_total: IntCounter,
+    /// Campaigns set to run.
+    pub campaign_status_run_total: IntCounter,
+    /// Campaigns stopped.
+    pub campaign_status_stop_total: IntCounter,
+    /// Campaign ticks run.
+    pub campaign_execute_total: IntCounter,
+    /// Campaigncalls created, by reference type.
+    pub campaigncall_create_total: IntCounterVec,
+    /// Campaigncalls finished, by result.
+    pub campaigncall_done_total: IntCounterVec,
+    /// Event publish + webhook time, ms, by event type.
+    pub notify_process_time: HistogramVec,
+    /// Events published on the bus, by type.
+    pub notify_total: IntCounterVec,
+    /// Ticks that stopped a campaign's chain, by reason.
+    pub tick_stop_total: IntCounterVec,
+    /// Ticks that backed off on a transient failure, by reason.
+    pub tick_backoff_total: IntCounterVec,
+    /// Time of one campaign tick, ms.
+    pub tick_process_time: Histogram,
+}
+
+impl Metrics {
+    /// Creates and registers every metric in `registry`.
+    pub fn new(registry: Registry) -> Result<Metrics, prometheus::Error> {
+        let hist =
+            |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
+                let h = HistogramVec::new(
+                    HistogramOpts::new(name, help)
+                        .namespace(NAMESPACE)
+                        .buckets(BUCKETS_MS.to_vec()),
+                    labels,
+                )?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+                let c = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)?;
+                registry.register(Box::new(c.clone()))?;
+                Ok(c)
+            };
+        let tick_process_time = Histogram::with_opts(
+            HistogramOpts::new("tick_process_time", "Time of one campaign tick in ms.")
+                .namespace(NAMESPACE)
+                .buckets(vec![1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 3000.0]),
+        )?;
+        registry.register(Box::new(tick_process_time.clone()))?;
+        Ok(Metrics {
+            receive_request_process_time: hist(
+                "receive_request_process_time",
+                "Process time of received requests in ms.",
+                &["type", "method"],
+            )?,
+            receive_subscribe_event_process_time: hist(
+                "receive_subscribe_event_process_time",
+                "Process time of received subscribed events in ms.",
+                &["publisher", "type"],
+            )?,
+            campaign_create_total: counter("campaign_create_total", "Campaigns created.")?,
+            campaign_status_run_total: counter(
+                "campaign_status_run_total",
+                "Campaigns set to run.",
+            )?,
+            campaign_status_stop_total: counter(
+                "campaign_status_stop_total",
+                "Campaigns stopped.",
+            )?,
+            campaign_execute_total: counter("campaign_execute_total", "Campaign ticks run.")?,
+            campaigncall_create_total: counter_vec(
+                "campaigncall_create_total",
+                "Campaigncalls created.",
+                &["reference_type"],
+            )?,
+            campaigncall_done_total: counter_vec(
+                "campaigncall_done_total",
+                "Campaigncalls finished.",
+                &["result"],
+            )?,
+            notify_process_time: hist(
+                "notify_process_time",
+                "Process time of event notifications in ms.",
+                &["type"],
+            )?,
+            notify_total: counter_vec("notify_total", "Events published.", &["type"])?,
+            tick_stop_total: counter_vec(
+                "tick_stop_total",
+                "Campaign chains ended by a tick, by reason.",
+                &["reason"],
+            )?,
+            tick_backoff_total: counter_vec(
+                "tick_backoff_total",
+                "Campaign ticks that backed off on a transient failure, by reason.",
+                &["reason"],
+            )?,
+            tick_process_time,
+            registry,
+        })
+    }
+
+    /// A fresh registry with the metrics registered (for tests and tools).
+    pub fn standalone() -> Metrics {
+        match Metrics::new(Registry::new()) {
+            Ok(m) => m,
+            // Registration only fails on duplicate names, impossible in a fresh registry.
+            Err(e) => unreachable!("fresh registry rejected metrics: {e}"),
+        }
+    }
+
+    /// The text exposition of every metric in the registry.
+    pub fn render(&self) -> String {
+        let families = self.registry.gather();
+        prometheus::TextEncoder::new()
+            .encode_to_string(&families)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,204 @@
+//! Typed clients of the platform services campaign-manager calls (CONTRACT.md §8): one trait
+//! per service, mocked with `mockall` in unit tests, implemented over the bus's RPC client by
+//! [`BusPeers`]. Errors say whether trying again later can help ([`PeerError::is_transient`]),
+//! which is how the tick tells "back off" from "stop the campaign".
+
+mod bus_peers;
+
+use async_trait::async_trait;
+use mockall::automock;
+use uuid::Uuid;
+
+use crate::model::{
+    Action, Activeflow, Address, Flow, Outdial, OutdialTarget, Queue, TargetStatus, VoipbinError,
+};
+
+pub use bus_peers::BusPeers;
+
+/// What a peer call can fail with.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PeerError {
+    /// No reply in time.
+    #[error("{target} did not answer in time")]
+    Timeout {
+        /// Request queue.
+        target: String,
+    },
+    /// The breaker for the target is open; nothing was sent.
+    #[error("circuit breaker is open for target: {target}")]
+    BreakerOpen {
+        /// Request queue.
+        target: String,
+    },
+    /// The broker could not carry the request.
+    #[error("transport failure to {target}: {reason}")]
+    Transport {
+        /// Request queue.
+        target: String,
+        /// Cause.
+        reason: String,
+    },
+    /// The peer answered with a status ≥ 300, possibly with its typed error.
+    #[error("{target} answered {status}{}", typed.as_ref().map(|t| format!(": {t}")).unwrap_or_default())]
+    Status {
+        /// Request queue.
+        target: String,
+        /// Status code.
+        status: u16,
+        /// The peer's typed error, forwarded unchanged to our caller.
+        typed: Option<Box<VoipbinError>>,
+    },
+    /// The reply body could not be read.
+    #[error("unreadable reply from {target}: {reason}")]
+    Decode {
+        /// Request queue.
+        target: String,
+        /// Cause.
+        reason: String,
+    },
+}
+
+impl PeerError {
+    /// Whether the same call may succeed later (timeouts, open breaker, transport, 5xx, 429).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PeerError::Timeout { .. }
+            | PeerError::BreakerOpen { .. }
+            | PeerError::Transport { .. } => true,
+            PeerError::Status { status, .. } => *status >= 500 || *status == 429,
+            PeerError::Decode { .. } => false,
+        }
+    }
+
+    /// Whether the peer said the resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, PeerError::Status { status: 404, .. })
+    }
+}
+
+/// Short alias.
+pub type PeerResult<T> = Result<T, PeerError>;
+
+/// outdial-manager: contact lists and their targets.
+#[automock]
+#[async_trait]
+pub trait OutdialManager: Send + Sync {
+    /// `GET /v1/outdials/<id>`.
+    async fn get_outdial(&self, outdial_id: Uuid) -> PeerResult<Outdial>;
+    /// `PUT /v1/outdials/<id>/campaign_id`.
+    async fn set_outdial_campaign(&self, outdial_id: Uuid, campaign_id: Uuid) -> PeerResult<()>;
+    /// `GET /v1/outdials/<id>/available?try_count_0..4=<max>&limit=<n>`.
+    async fn available_targets(
+        &self,
+        outdial_id: Uuid,
+        max_try_counts: [i32; 5],
+        limit: u32,
+    ) -> PeerResult<Vec<OutdialTarget>>;
+    /// `POST /v1/outdialtargets/<id>/progressing`.
+    async fn set_target_progressing(
+        &self,
+        target_id: Uuid,
+        destination_index: i32,
+    ) -> PeerResult<()>;
+    /// `PUT /v1/outdialtargets/<id>/status` (`idle` or `done`).
+    async fn set_target_status(&self, target_id: Uuid, status: TargetStatus) -> PeerResult<()>;
+}
+
+/// What call-manager needs to place a campaign call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRequest {
+    /// Call id chosen by us (the campaigncall's reference id).
+    pub call_id: Uuid,
+    /// Owner.
+    pub customer_id: Uuid,
+    /// Flow to run on answer.
+    pub flow_id: Uuid,
+    /// Activeflow id chosen by us.
+    pub activeflow_id: Uuid,
+    /// Caller id.
+    pub source: Address,
+    /// Who to call.
+    pub destination: Address,
+}
+
+/// call-manager.
+#[automock]
+#[async_trait]
+pub trait CallManager: Send + Sync {
+    /// `POST /v1/calls/<call_id>`.
+    async fn create_call(&self, call: &CallRequest) -> PeerResult<()>;
+}
+
+/// flow-manager: flows and activeflows.
+#[automock]
+#[async_trait]
+pub trait FlowManager: Send + Sync {
+    /// `POST /v1/flows` (type campaign, persisted).
+    async fn create_flow(&self, customer_id: Uuid, actions: &[Action]) -> PeerResult<Flow>;
+    /// `PUT /v1/flows/<id>/actions`.
+    async fn update_flow_actions(&self, flow_id: Uuid, actions: &[Action]) -> PeerResult<()>;
+    /// `DELETE /v1/flows/<id>`.
+    async fn delete_flow(&self, flow_id: Uuid) -> PeerResult<()>;
+    /// `POST /v1/activeflows` with reference type `campaign` and the campaigncall as reference.
+    async fn create_activeflow(
+        &self,
+        activeflow_id: Uuid,
+        customer_id: Uuid,
+        flow_id: Uuid,
+        campaigncall_id: Uuid,
+    ) -> PeerResult<Activeflow>;
+    /// `POST /v1/activeflows/<id>/execute`.
+    async fn execute_activeflow(&self, activeflow_id: Uuid) -> PeerResult<()>;
+}
+
+/// queue-manager.
+#[automock]
+#[async_trait]
+pub trait QueueManager: Send + Sync {
+    /// `GET /v1/queues/<id>`.
+    async fn get_queue(&self, queue_id: Uuid) -> PeerResult<Queue>;
+    /// Number of agents with status `available` (`GET /v1/queues/<id>/agents`).
+    async fn available_agents(&self, queue_id: Uuid) -> PeerResult<usize>;
+}
+
+/// webhook-manager.
+#[automock]
+#[async_trait]
+pub trait WebhookManager: Send + Sync {
+    /// `POST /v1/webhooks`: deliver `{type, data}` to the customer's webhook.
+    async fn send(
+        &self,
+        customer_id: Uuid,
+        event_type: &str,
+        data: serde_json::Value,
+    ) -> PeerResult<()>;
+}
+
+/// All peers, as the service layer holds them.
+#[derive(Clone)]
+pub struct Peers {
+    /// outdial-manager.
+    pub outdial: std::sync::Arc<dyn OutdialManager>,
+    /// call-manager.
+    pub call: std::sync::Arc<dyn CallManager>,
+    /// flow-manager.
+    pub flow: std::sync::Arc<dyn FlowManager>,
+    /// queue-manager.
+    pub queue: std::sync::Arc<dyn QueueManager>,
+    /// webhook-manager.
+    pub webhook: std::sync::Arc<dyn WebhookManager>,
+}
+
+impl Peers {
+    /// Every peer over one bus client.
+    pub fn over_bus(peers: BusPeers) -> Peers {
+        let p = std::sync::Arc::new(peers);
+        Peers {
+            outdial: p.clone(),
+            call: p.clone(),
+            flow: p.clone(),
+            queue: p.clone(),
+            webhook: p,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Campaigncalls: creating a dial attempt, marking it progressing, finishing it (with the
+//! outdial target status that follows), and the read/delete routes.
+//!
+//! Finishing is a compare-and-set on `status <> done`, so a repeated or late hangup or
+//! activeflow event changes nothing twice.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::model::{
+    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, Outplan,
+    ReferenceType, enum_str,
+};
+use crate::store::{Filters, Page};
+
+/// The result of a call by its `hangup_reason` (CONTRACT.md §7.1). Unknown reasons (the Go
+/// service crashed on them) count as `fail`, with a warning.
+pub fn hangup_result(reason: &str) -> CampaigncallResult {
+    match reason {
+        "normal" => CampaigncallResult::Success,
+        "failed" | "busy" | "cancel" | "timeout" | "noanswer" | "dialout" | "amd" => {
+            CampaigncallResult::Fail
+        }
+        other => {
+            tracing::warn!(
+                hangup_reason = other,
+                "unknown hangup reason; counted as fail"
+            );
+            CampaigncallResult::Fail
+        }
+    }
+}
+
+/// What a new dial attempt is made of.
+pub(super) struct NewCampaigncall<'a> {
+    pub campaign: &'a Campaign,
+    pub outplan: &'a Outplan,
+    pub target_id: Uuid,
+    pub destination: Address,
+    pub destination_index: i32,
+    pub try_count: i32,
+    pub reference_type: ReferenceType,
+    pub reference_id: Uuid,
+    pub activeflow_id: Uuid,
+}
+
+impl Service {
+    async fn publish_campaigncall(&self, event_type: &str, c: &Campaigncall) {
+        let payload = serde_json::to_value(c).unwrap_or(Value::Null);
+        self.notifier
+            .notify(event_type, c.customer_id, payload.clone(), payload)
+            .await;
+    }
+
+    /// Creates a `dialing` campaigncall and marks its target progressing. If the target
+    /// cannot be marked, the campaigncall is finished as `fail` and the error returned.
+    pub(super) async fn create_campaigncall(
+        &self,
+        n: NewCampaigncall<'_>,
+    ) -> ServiceResult<Campaigncall> {
+        let cc = Campaigncall {
+            id: Uuid::new_v4(),
+            customer_id: n.campaign.customer_id,
+            campaign_id: n.campaign.id,
+            outplan_id: n.outplan.id,
+            outdial_id: n.campaign.outdial_id,
+            outdial_target_id: n.target_id,
+            queue_id: n.campaign.queue_id,
+            activeflow_id: n.activeflow_id,
+            flow_id: n.campaign.flow_id,
+            reference_type: n.reference_type,
+            reference_id: n.reference_id,
+            status: CampaigncallStatus::Dialing,
+            result: CampaigncallResult::None,
+            source: n.outplan.source.clone(),
+            destination: Some(n.destination),
+            destination_index: n.destination_index,
+            try_count: n.try_count,
+            tm_create: None,
+            tm_update: None,
+            tm_delete: None,
+        };
+        let stored = self.store.campaigncalls.create(&cc).await?;
+        self.metrics
+            .campaigncall_create_total
+            .with_label_values(&[&enum_str(&stored.reference_type)])
+            .inc();
+        self.publish_campaigncall("campaigncall_created", &stored)
+            .await;
+        if let Err(e) = self
+            .peers
+            .outdial
+            .set_target_progressing(n.target_id, n.destination_index)
+            .await
+        {
+            // The target was not marked: finish without touching it (it is still idle).
+            self.finish_campaigncall_only(stored.id, CampaigncallResult::Fail)
+                .await?;
+            return Err(e.into());
+        }
+        Ok(stored)
+    }
+
+    /// `dialing` → `progressing` (flow campaigncalls once their activeflow runs).
+    pub(super) async fn campaigncall_progressing(&self, id: Uuid) -> ServiceResult<()> {
+        if let Some(u) = self.store.campaigncalls.set_progressing(id).await? {
+            self.publish_campaigncall("campaigncall_updated", &u).await;
+        }
+        Ok(())
+    }
+
+    async fn finish_campaigncall_only(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+    ) -> ServiceResult<Option<Campaigncall>> {
+        let Some(done) = self.store.campaigncalls.finish(id, result).await? else {
+            return Ok(None);
+        };
+        self.publish_campaigncall("campaigncall_updated", &done)
+            .await;
+        self.metrics
+            .campaigncall_done_total
+            .with_label_values(&[&enum_str(&result)])
+            .inc();
+        Ok(Some(done))
+    }
+
+    /// Finishes a campaigncall once: `done` with `result`, then the target goes `done`
+    /// (success) or back to `idle`. Returns the campaigncall if this call finished it.
+    pub async fn finish_campaigncall(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+    ) -> ServiceResult<Option<Campaigncall>> {
+        let Some(done) = self.finish_campaigncall_only(id, result).await? else {
+            return Ok(None);
+        };
+        self.peers
+            .outdial
+            .set_target_status(done.outdial_target_id, result.target_status())
+            .await?;
+        Ok(Some(done))
+    }
+
+    /// `GET /v1/campaigncalls/<id>`.
+    pub async fn campaigncall(&self, id: Uuid) -> ServiceResult<Campaigncall> {
+        match self.store.campaigncalls.get(id).await? {
+            Some(c) if c.tm_delete.is_none() => Ok(c),
+            _ => Err(ServiceError::NotFound("campaigncall")),
+        }
+    }
+
+    /// `GET /v1/campaigncalls?...`.
+    pub async fn campaigncalls(
+        &self,
+        filters: &serde_json::Map<String, Value>,
+        page: Page,
+    ) -> ServiceResult<Vec<Campaigncall>> {
+        let f: Filters = self.store.campaigncalls.filters(filters)?;
+        Ok(self.store.campaigncalls.list(&f, page).await?)
+    }
+
+    /// `DELETE /v1/campaigncalls/<id>`: only a finished one (409 otherwise).
+    pub async fn delete_campaigncall(&self, id: Uuid) -> ServiceResult<Campaigncall> {
+        let c = self.campaigncall(id).await?;
+        if c.status != CampaigncallStatus::Done {
+            return Err(ServiceError::Precondition(format!(
+                "campaigncall is {}; only a done campaigncall can be deleted",
+                enum_str(&c.status)
+            )));
+        }
+        let d = self
+            .store
+            .campaigncalls
+            .delete(id)
+            .await?
+            .ok_or(ServiceError::NotFound("campaigncall"))?;
+        self.publish_campaigncall("campaigncall_deleted", &d).await;
+        Ok(d)
+    }
+}

@@ -1,0 +1,536 @@
+//! Campaigns: create, read, update, delete, and the status machine (CONTRACT.md §10.2-10.6).
+//!
+//! Fixed against the Go service: a given id that exists is refused before anything is
+//! created; the flow and the outdial claim are undone when a later step fails (no orphan
+//! flow, no half-created campaign); partial updates keep omitted fields; an outdial is
+//! released when the campaign moves off it or is deleted; deleting a running campaign is a
+//! 409; `run` on a running campaign makes sure its chain is alive instead of doing nothing.
+
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::resources::Resources;
+use super::{Service, ServiceError, ServiceResult};
+use crate::model::json::uuid_or_nil;
+use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute};
+use crate::store::{BasicInfo, Filters, Page, ResourceInfo};
+
+/// Body of `POST /v1/campaigns`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CampaignCreate {
+    /// Id to use (nil: generated).
+    #[serde(default, deserialize_with = "uuid_or_nil")]
+    pub id: Uuid,
+    /// Owner.
+    #[serde(default, deserialize_with = "uuid_or_nil")]
+    pub customer_id: Uuid,
+    /// `call` or `flow` (required).
+    #[serde(rename = "type", default)]
+    pub kind: Option<CampaignType>,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Detail.
+    #[serde(default)]
+    pub detail: String,
+    /// Flow actions.
+    #[serde(default)]
+    pub actions: Option<Vec<Action>>,
+    /// Service level in percent (default 0).
+    #[serde(default)]
+    pub service_level: i32,
+    /// `stop` (default) or `continue`.
+    #[serde(default)]
+    pub end_handle: Option<EndHandle>,
+    /// Outplan.
+    #[serde(default, deserialize_with = "uuid_or_nil")]
+    pub outplan_id: Uuid,
+    /// Outdial.
+    #[serde(default, deserialize_with = "uuid_or_nil")]
+    pub outdial_id: Uuid,
+    /// Queue.
+    #[serde(default, deserialize_with = "uuid_or_nil")]
+    pub queue_id: Uuid,
+    /// Next campaign.
+    #[serde(default, deserialize_with = "uuid_or_nil")]
+    pub next_campaign_id: Uuid,
+}
+
+/// Body of `PUT /v1/campaigns/<id>`: omitted fields keep their value.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CampaignUpdate {
+    /// Name.
+    pub name: Option<String>,
+    /// Detail.
+    pub detail: Option<String>,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: Option<CampaignType>,
+    /// Service level.
+    pub service_level: Option<i32>,
+    /// End handle.
+    pub end_handle: Option<EndHandle>,
+}
+
+fn check_service_level(level: i32) -> ServiceResult<()> {
+    if level < 0 {
+        return Err(ServiceError::Invalid(format!(
+            "service_level must not be negative, got {level}"
+        )));
+    }
+    Ok(())
+}
+
+/// The actions sent to flow-manager: the user's, plus `queue_join` when there is a queue.
+fn flow_actions(actions: &Option<Vec<Action>>, queue_id: Uuid) -> Vec<Action> {
+    let mut all = actions.clone().unwrap_or_default();
+    if !queue_id.is_nil() {
+        all.push(Action::queue_join(queue_id));
+    }
+    all
+}
+
+fn payloads(c: &Campaign) -> (Value, Value) {
+    (
+        serde_json::to_value(c).unwrap_or(Value::Null),
+        serde_json::to_value(c.webhook()).unwrap_or(Value::Null),
+    )
+}
+
+impl Service {
+    pub(super) async fn publish_campaign(&self, event_type: &str, c: &Campaign) {
+        let (payload, webhook) = payloads(c);
+        self.notifier
+            .notify(event_type, c.customer_id, payload, webhook)
+            .await;
+    }
+
+    /// `GET /v1/campaigns/<id>`: a campaign that exists and is not deleted.
+    pub async fn campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
+        match self.store.campaigns.get(id).await? {
+            Some(c) if c.tm_delete.is_none() => Ok(c),
+            _ => Err(ServiceError::NotFound("campaign")),
+        }
+    }
+
+    /// `GET /v1/campaigns?...`.
+    pub async fn campaigns(
+        &self,
+        filters: &serde_json::Map<String, Value>,
+        page: Page,
+    ) -> ServiceResult<Vec<Campaign>> {
+        let f: Filters = self.store.campaigns.filters(filters)?;
+        Ok(self.store.campaigns.list(&f, page).await?)
+    }
+
+    /// `POST /v1/campaigns`.
+    pub async fn create_campaign(&self, req: CampaignCreate) -> ServiceResult<Campaign> {
+        let kind = req
+            .kind
+            .ok_or_else(|| ServiceError::Invalid("type is required (call or flow)".into()))?;
+        check_service_level(req.service_level)?;
+        if req.customer_id.is_nil() {
+            return Err(ServiceError::Invalid("customer_id is required".into()));
+        }
+        let id = if req.id.is_nil() {
+            Uuid::new_v4()
+        } else {
+            req.id
+        };
+        if self.store.campaigns.get_fresh(id).await?.is_some() {
+            return Err(ServiceError::AlreadyExists(format!("campaign {id} exists")));
+        }
+        let resources = Resources {
+            outplan_id: req.outplan_id,
+            outdial_id: req.outdial_id,
+            queue_id: req.queue_id,
+            next_campaign_id: req.next_campaign_id,
+        };
+        self.validate_resources(id, req.customer_id, resources)
+            .await?;
+
+        let flow = self
+            .peers
+            .flow
+            .create_flow(req.customer_id, &flow_actions(&req.actions, req.queue_id))
+            .await?;
+        let undo_flow = || async {
+            if let Err(e) = self.peers.flow.delete_flow(flow.id).await {
+                tracing::warn!(flow_id = %flow.id, error = %e, "could not delete the flow of a failed campaign create");
+            }
+        };
+        if !req.outdial_id.is_nil()
+            && let Err(e) = self
+                .peers
+                .outdial
+                .set_outdial_campaign(req.outdial_id, id)
+                .await
+        {
+            undo_flow().await;
+            return Err(e.into());
+        }
+        let campaign = Campaign {
+            id,
+            customer_id: req.customer_id,
+            kind,
+            execute: Execute::Stop,
+            name: req.name,
+            detail: req.detail,
+            status: CampaignStatus::Stop,
+            service_level: req.service_level,
+            end_handle: req.end_handle.unwrap_or(EndHandle::Stop),
+            flow_id: flow.id,
+            actions: req.actions,
+            outplan_id: req.outplan_id,
+            outdial_id: req.outdial_id,
+            queue_id: req.queue_id,
+            next_campaign_id: req.next_campaign_id,
+            tm_create: None,
+            tm_update: None,
+            tm_delete: None,
+        };
+        let stored = match self.store.campaigns.create(&campaign).await {
+            Ok(c) => c,
+            Err(e) => {
+                undo_flow().await;
+                self.release_outdial(req.outdial_id, id).await;
+                return Err(e.into());
+            }
+        };
+        self.metrics.campaign_create_total.inc();
+        self.publish_campaign("campaign_created", &stored).await;
+        Ok(stored)
+    }
+
+    /// Clears the campaign id on an outdial this campaign owned (best effort, logged).
+    async fn release_outdial(&self, outdial_id: Uuid, campaign_id: Uuid) {
+        if outdial_id.is_nil() {
+            return;
+        }
+        if let Ok(o) = self.peers.outdial.get_outdial(outdial_id).await
+            && o.campaign_id != campaign_id
+        {
+            return;
+        }
+        if let Err(e) = self
+            .peers
+            .outdial
+            .set_outdial_campaign(outdial_id, Uuid::nil())
+            .await
+        {
+            tracing::warn!(%outdial_id, %campaign_id, error = %e, "could not release the outdial");
+        }
+    }
+
+    /// `PUT /v1/campaigns/<id>`.
+    pub async fn update_campaign(&self, id: Uuid, req: CampaignUpdate) -> ServiceResult<Campaign> {
+        let c = self.campaign(id).await?;
+        let info = BasicInfo {
+            name: req.name.unwrap_or(c.name),
+            detail: req.detail.unwrap_or(c.detail),
+            kind: req.kind.unwrap_or(c.kind),
+            service_level: req.service_level.unwrap_or(c.service_level),
+            end_handle: req.end_handle.unwrap_or(c.end_handle),
+        };
+        check_service_level(info.service_level)?;
+        let u = self
+            .store
+            .campaigns
+            .update_basic_info(id, &info)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        self.publish_campaign("campaign_updated", &u).await;
+        Ok(u)
+    }
+
+    /// `PUT /v1/campaigns/<id>/service_level`.
+    pub async fn update_service_level(&self, id: Uuid, level: i32) -> ServiceResult<Campaign> {
+        check_service_level(level)?;
+        self.campaign(id).await?;
+        let u = self
+            .store
+            .campaigns
+            .update_service_level(id, level)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        self.publish_campaign("campaign_updated", &u).await;
+        Ok(u)
+    }
+
+    /// `PUT /v1/campaigns/<id>/actions`: flow first, then the row; the flow is put back if
+    /// the row cannot be written.
+    pub async fn update_actions(
+        &self,
+        id: Uuid,
+        actions: Option<Vec<Action>>,
+    ) -> ServiceResult<Campaign> {
+        let c = self.campaign(id).await?;
+        self.peers
+            .flow
+            .update_flow_actions(c.flow_id, &flow_actions(&actions, c.queue_id))
+            .await?;
+        match self.store.campaigns.update_actions(id, &actions).await {
+            Ok(Some(u)) => {
+                self.publish_campaign("campaign_updated", &u).await;
+                Ok(u)
+            }
+            other => {
+                if let Err(e) = self
+                    .peers
+                    .flow
+                    .update_flow_actions(c.flow_id, &flow_actions(&c.actions, c.queue_id))
+                    .await
+                {
+                    tracing::error!(campaign_id = %id, error = %e, "flow actions out of sync with the campaign");
+                }
+                match other {
+                    Err(e) => Err(e.into()),
+                    _ => Err(ServiceError::NotFound("campaign")),
+                }
+            }
+        }
+    }
+
+    /// `PUT /v1/campaigns/<id>/resource_info`.
+    pub async fn update_resource_info(&self, id: Uuid, r: ResourceInfo) -> ServiceResult<Campaign> {
+        let c = self.campaign(id).await?;
+        let resources = Resources {
+            outplan_id: r.outplan_id,
+            outdial_id: r.outdial_id,
+            queue_id: r.queue_id,
+            next_campaign_id: r.next_campaign_id,
+        };
+        self.validate_resources(id, c.customer_id, resources)
+            .await?;
+        if r.queue_id != c.queue_id {
+            self.peers
+                .flow
+                .update_flow_actions(c.flow_id, &flow_actions(&c.actions, r.queue_id))
+                .await?;
+        }
+        if r.outdial_id != c.outdial_id && !r.outdial_id.is_nil() {
+            self.peers
+                .outdial
+                .set_outdial_campaign(r.outdial_id, id)
+                .await?;
+        }
+        let u = self
+            .store
+            .campaigns
+            .update_resource_info(id, r)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        if r.outdial_id != c.outdial_id {
+            self.release_outdial(c.outdial_id, id).await;
+        }
+        self.publish_campaign("campaign_updated", &u).await;
+        Ok(u)
+    }
+
+    /// `PUT /v1/campaigns/<id>/next_campaign_id` (validated, unlike the Go service).
+    pub async fn update_next_campaign_id(&self, id: Uuid, next: Uuid) -> ServiceResult<Campaign> {
+        let c = self.campaign(id).await?;
+        let resources = Resources {
+            outplan_id: Uuid::nil(),
+            outdial_id: Uuid::nil(),
+            queue_id: Uuid::nil(),
+            next_campaign_id: next,
+        };
+        self.validate_resources(id, c.customer_id, resources)
+            .await?;
+        let u = self
+            .store
+            .campaigns
+            .update_next_campaign_id(id, next)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        self.publish_campaign("campaign_updated", &u).await;
+        Ok(u)
+    }
+
+    /// `DELETE /v1/campaigns/<id>`: only a stopped campaign (409 otherwise).
+    pub async fn delete_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
+        let c = self.campaign(id).await?;
+        if c.status != CampaignStatus::Stop {
+            return Err(ServiceError::Precondition(format!(
+                "campaign is {}; stop it before deleting",
+                crate::model::enum_str(&c.status)
+            )));
+        }
+        let d = self
+            .store
+            .campaigns
+            .delete(id)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        self.publish_campaign("campaign_deleted", &d).await;
+        if let Err(e) = self.peers.flow.delete_flow(c.flow_id).await {
+            tracing::warn!(campaign_id = %id, flow_id = %c.flow_id, error = %e, "flow not deleted");
+        }
+        self.release_outdial(c.outdial_id, id).await;
+        Ok(d)
+    }
+
+    /// `PUT /v1/campaigns/<id>/status`.
+    pub async fn update_status(&self, id: Uuid, status: &str) -> ServiceResult<Campaign> {
+        match status {
+            "run" => self.run_campaign(id).await,
+            "stop" => {
+                self.campaign(id).await?;
+                self.stop_campaign(id).await
+            }
+            other => Err(ServiceError::Invalid(format!(
+                "unsupported status {other:?}: use run or stop"
+            ))),
+        }
+    }
+
+    async fn run_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
+        let c = self.campaign(id).await?;
+        if c.status == CampaignStatus::Run {
+            self.ensure_chain(&c).await;
+            return Ok(c);
+        }
+        if c.outplan_id.is_nil() || c.outdial_id.is_nil() {
+            return Err(ServiceError::Invalid(
+                "a campaign needs an outplan and an outdial to run".into(),
+            ));
+        }
+        let resources = Resources {
+            outplan_id: c.outplan_id,
+            outdial_id: c.outdial_id,
+            queue_id: c.queue_id,
+            next_campaign_id: c.next_campaign_id,
+        };
+        self.validate_resources(id, c.customer_id, resources)
+            .await?;
+        let changed = self
+            .store
+            .campaigns
+            .transition(
+                id,
+                &[CampaignStatus::Stop, CampaignStatus::Stopping],
+                CampaignStatus::Run,
+                Some(Execute::Run),
+            )
+            .await?;
+        let u = self.campaign(id).await?;
+        if changed {
+            self.metrics.campaign_status_run_total.inc();
+            self.publish_campaign("campaign_status_run", &u).await;
+        }
+        self.ensure_chain(&u).await;
+        Ok(u)
+    }
+
+    /// Makes sure a running campaign has a live chain (idempotent). A failure here is not
+    /// the caller's problem: `execute = run` is in MySQL, so the reconciler seeds the chain.
+    async fn ensure_chain(&self, c: &Campaign) {
+        if c.execute != Execute::Run {
+            return;
+        }
+        if let Err(e) = self.chains.start_chain(c.id, self.delays.first).await {
+            tracing::warn!(campaign_id = %c.id, error = %e, "chain not started now; the reconciler will seed it");
+        }
+    }
+
+    /// `POST /v1/campaigns/<id>/execute`: make sure a running campaign's chain is alive.
+    /// Never starts a second loop; a campaign that is not running is left alone.
+    pub async fn execute(&self, id: Uuid) -> ServiceResult<()> {
+        let Some(c) = self.store.campaigns.get_fresh(id).await? else {
+            return Ok(());
+        };
+        if c.tm_delete.is_some() || c.status != CampaignStatus::Run {
+            return Ok(());
+        }
+        if c.execute != Execute::Run {
+            self.store.campaigns.set_execute(id, Execute::Run).await?;
+        }
+        if let Err(e) = self.chains.start_chain(id, std::time::Duration::ZERO).await {
+            tracing::warn!(campaign_id = %id, error = %e, "chain not started now; the reconciler will seed it");
+        }
+        Ok(())
+    }
+
+    /// Whether the campaign can stop now: its chain is off and no call is in progress.
+    async fn is_stoppable(&self, c: &Campaign) -> ServiceResult<bool> {
+        Ok(c.execute == Execute::Stop && !self.store.campaigncalls.has_ongoing(c.id).await?)
+    }
+
+    /// `stop` request, end of a chain, or last call ended: stop now when stoppable, else
+    /// `stopping` (the chain's next tick or the last hangup finishes the job).
+    pub async fn stop_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
+        let c = self
+            .store
+            .campaigns
+            .get_fresh(id)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        if c.status == CampaignStatus::Stop {
+            return Ok(c);
+        }
+        if self.is_stoppable(&c).await? {
+            if self
+                .store
+                .campaigns
+                .transition(
+                    id,
+                    &[CampaignStatus::Run, CampaignStatus::Stopping],
+                    CampaignStatus::Stop,
+                    None,
+                )
+                .await?
+            {
+                let u = self
+                    .store
+                    .campaigns
+                    .get_fresh(id)
+                    .await?
+                    .ok_or(ServiceError::NotFound("campaign"))?;
+                self.metrics.campaign_status_stop_total.inc();
+                self.publish_campaign("campaign_status_stop", &u).await;
+                return Ok(u);
+            }
+        } else if self
+            .store
+            .campaigns
+            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
+            .await?
+        {
+            let u = self
+                .store
+                .campaigns
+                .get_fresh(id)
+                .await?
+                .ok_or(ServiceError::NotFound("campaign"))?;
+            self.publish_campaign("campaign_status_stopping", &u).await;
+            return Ok(u);
+        }
+        self.store
+            .campaigns
+            .get_fresh(id)
+            .await?
+            .ok_or(ServiceError::NotFound("campaign"))
+    }
+
+    /// Called when a chain ends: `execute = stop`, then stop or stopping.
+    pub async fn end_execution(&self, id: Uuid) -> ServiceResult<()> {
+        self.store.campaigns.set_execute(id, Execute::Stop).await?;
+        match self.stop_campaign(id).await {
+            Ok(_) | Err(ServiceError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// After a campaigncall ended: a `stopping` campaign stops once it is stoppable.
+    pub async fn campaigncall_ended(&self, campaign_id: Uuid) -> ServiceResult<()> {
+        let Some(c) = self.store.campaigns.get_fresh(campaign_id).await? else {
+            return Ok(());
+        };
+        if c.status == CampaignStatus::Stopping && self.is_stoppable(&c).await? {
+            self.stop_campaign(campaign_id).await?;
+        }
+        Ok(())
+    }
+}

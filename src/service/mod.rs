@@ -1,0 +1,97 @@
+//! The business rules (CONTRACT.md §10, with the Go service's bugs of §0 fixed): outplans,
+//! campaigns and their status machine, campaigncalls, and the campaign tick.
+//!
+//! The service talks to the outside only through traits: [`Peers`](crate::peers::Peers) for
+//! other managers, [`Notifier`] for events and webhooks, [`ChainControl`] for the tick
+//! scheduler. That keeps it free of AMQP and apalis and testable with mocks.
+
+mod campaigncalls;
+mod campaigns;
+mod error;
+mod notify;
+mod outplans;
+mod resources;
+pub mod tick;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::metrics::Metrics;
+use crate::peers::Peers;
+use crate::store::Store;
+
+pub use campaigncalls::hangup_result;
+pub use campaigns::{CampaignCreate, CampaignUpdate};
+pub use error::{ServiceError, ServiceResult};
+pub use notify::{BusNotifier, Notifier, RecordingNotifier};
+pub use outplans::{OutplanCreate, OutplanDials, OutplanUpdate};
+
+/// Starts and ends tick chains (implemented by the apalis-redis scheduler).
+#[async_trait]
+pub trait ChainControl: Send + Sync {
+    /// Makes sure a chain runs for the campaign, first tick after `delay`; does nothing if
+    /// one is live. Returns whether it started one.
+    async fn start_chain(&self, campaign_id: Uuid, delay: Duration) -> Result<bool, String>;
+}
+
+/// A [`ChainControl`] that only records the calls (for tests and for processes that run no
+/// scheduler: the reconciler of any worker process seeds chains from MySQL anyway).
+#[derive(Default)]
+pub struct RecordingChains {
+    /// Every `start_chain` call.
+    pub started: std::sync::Mutex<Vec<(Uuid, Duration)>>,
+}
+
+#[async_trait]
+impl ChainControl for RecordingChains {
+    async fn start_chain(&self, campaign_id: Uuid, delay: Duration) -> Result<bool, String> {
+        if let Ok(mut s) = self.started.lock() {
+            s.push((campaign_id, delay));
+        }
+        Ok(true)
+    }
+}
+
+/// Tick delays (CONTRACT.md §10.7; the platform's values are the defaults).
+#[derive(Debug, Clone, Copy)]
+pub struct Delays {
+    /// First tick after `run`.
+    pub first: Duration,
+    /// After a dial.
+    pub after_dial: Duration,
+    /// When waiting (no capacity, target in its retry interval, empty list with continue).
+    pub wait: Duration,
+    /// Longest back-off after repeated transient failures.
+    pub max_backoff: Duration,
+}
+
+impl Default for Delays {
+    fn default() -> Self {
+        Delays {
+            first: Duration::from_millis(1000),
+            after_dial: Duration::from_millis(500),
+            wait: Duration::from_millis(5000),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The service: every business operation hangs off this.
+#[derive(Clone)]
+pub struct Service {
+    /// Storage.
+    pub store: Store,
+    /// Other managers.
+    pub peers: Peers,
+    /// Events and webhooks.
+    pub notifier: Arc<dyn Notifier>,
+    /// Tick chains.
+    pub chains: Arc<dyn ChainControl>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Tick delays.
+    pub delays: Delays,
+}

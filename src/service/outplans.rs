@@ -1,0 +1,224 @@
+//! Outplans: dial settings CRUD. Unlike the Go service, outplan changes publish
+//! `outplan_created/updated/deleted`, and values that cannot work (negative intervals or
+//! try counts) are refused.
+
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::{Service, ServiceError, ServiceResult};
+use crate::model::json::uuid_or_nil;
+use crate::model::{Address, Outplan};
+use crate::store::{Dials, Filters, Page};
+
+/// Body of `POST /v1/outplans`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OutplanCreate {
+    /// Owner.
+    #[serde(default, deserialize_with = "uuid_or_nil")]
+    pub customer_id: Uuid,
+    /// Name.
+    #[serde(default)]
+    pub name: String,
+    /// Detail.
+    #[serde(default)]
+    pub detail: String,
+    /// Dial settings.
+    #[serde(flatten)]
+    pub dials: OutplanDials,
+}
+
+/// Body of `PUT /v1/outplans/<id>/dials` (all overwritten; missing source stores null).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OutplanDials {
+    /// Caller id.
+    #[serde(default)]
+    pub source: Option<Address>,
+    /// Ring timeout, ms.
+    #[serde(default)]
+    pub dial_timeout: i32,
+    /// Retry interval, ms.
+    #[serde(default)]
+    pub try_interval: i32,
+    /// Max tries, destination 0.
+    #[serde(default)]
+    pub max_try_count_0: i32,
+    /// Max tries, destination 1.
+    #[serde(default)]
+    pub max_try_count_1: i32,
+    /// Max tries, destination 2.
+    #[serde(default)]
+    pub max_try_count_2: i32,
+    /// Max tries, destination 3.
+    #[serde(default)]
+    pub max_try_count_3: i32,
+    /// Max tries, destination 4.
+    #[serde(default)]
+    pub max_try_count_4: i32,
+}
+
+/// Body of `PUT /v1/outplans/<id>`: omitted fields keep their value.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct OutplanUpdate {
+    /// Name.
+    pub name: Option<String>,
+    /// Detail.
+    pub detail: Option<String>,
+}
+
+impl OutplanDials {
+    fn into_dials(self) -> ServiceResult<Dials> {
+        let max = [
+            self.max_try_count_0,
+            self.max_try_count_1,
+            self.max_try_count_2,
+            self.max_try_count_3,
+            self.max_try_count_4,
+        ];
+        for (name, v) in [
+            ("dial_timeout", self.dial_timeout),
+            ("try_interval", self.try_interval),
+        ] {
+            if v < 0 {
+                return Err(ServiceError::Invalid(format!(
+                    "{name} must not be negative, got {v}"
+                )));
+            }
+        }
+        if let Some((i, v)) = max.iter().enumerate().find(|(_, v)| **v < 0) {
+            return Err(ServiceError::Invalid(format!(
+                "max_try_count_{i} must not be negative, got {v}"
+            )));
+        }
+        Ok(Dials {
+            source: self.source,
+            dial_timeout: self.dial_timeout,
+            try_interval: self.try_interval,
+            max_try_counts: max,
+        })
+    }
+}
+
+impl Service {
+    async fn publish_outplan(&self, event_type: &str, o: &Outplan) {
+        let payload = serde_json::to_value(o).unwrap_or(Value::Null);
+        self.notifier
+            .notify(event_type, o.customer_id, payload.clone(), payload)
+            .await;
+    }
+
+    /// `POST /v1/outplans` (the id is always generated).
+    pub async fn create_outplan(&self, req: OutplanCreate) -> ServiceResult<Outplan> {
+        if req.customer_id.is_nil() {
+            return Err(ServiceError::Invalid("customer_id is required".into()));
+        }
+        let d = req.dials.into_dials()?;
+        let [m0, m1, m2, m3, m4] = d.max_try_counts;
+        let o = Outplan {
+            id: Uuid::new_v4(),
+            customer_id: req.customer_id,
+            name: req.name,
+            detail: req.detail,
+            source: d.source,
+            dial_timeout: d.dial_timeout,
+            try_interval: d.try_interval,
+            max_try_count_0: m0,
+            max_try_count_1: m1,
+            max_try_count_2: m2,
+            max_try_count_3: m3,
+            max_try_count_4: m4,
+            tm_create: None,
+            tm_update: None,
+            tm_delete: None,
+        };
+        let stored = self.store.outplans.create(&o).await?;
+        self.publish_outplan("outplan_created", &stored).await;
+        Ok(stored)
+    }
+
+    /// `GET /v1/outplans/<id>`.
+    pub async fn outplan(&self, id: Uuid) -> ServiceResult<Outplan> {
+        match self.store.outplans.get(id).await? {
+            Some(o) if o.tm_delete.is_none() => Ok(o),
+            _ => Err(ServiceError::NotFound("outplan")),
+        }
+    }
+
+    /// `GET /v1/outplans?...`.
+    pub async fn outplans(
+        &self,
+        filters: &serde_json::Map<String, Value>,
+        page: Page,
+    ) -> ServiceResult<Vec<Outplan>> {
+        let f: Filters = self.store.outplans.filters(filters)?;
+        Ok(self.store.outplans.list(&f, page).await?)
+    }
+
+    /// `PUT /v1/outplans/<id>`.
+    pub async fn update_outplan(&self, id: Uuid, req: OutplanUpdate) -> ServiceResult<Outplan> {
+        let o = self.outplan(id).await?;
+        let name = req.name.unwrap_or(o.name);
+        let detail = req.detail.unwrap_or(o.detail);
+        let u = self
+            .store
+            .outplans
+            .update_basic_info(id, &name, &detail)
+            .await?
+            .ok_or(ServiceError::NotFound("outplan"))?;
+        self.publish_outplan("outplan_updated", &u).await;
+        Ok(u)
+    }
+
+    /// `PUT /v1/outplans/<id>/dials`.
+    pub async fn update_outplan_dials(
+        &self,
+        id: Uuid,
+        req: OutplanDials,
+    ) -> ServiceResult<Outplan> {
+        let d = req.into_dials()?;
+        self.outplan(id).await?;
+        let u = self
+            .store
+            .outplans
+            .update_dials(id, &d)
+            .await?
+            .ok_or(ServiceError::NotFound("outplan"))?;
+        self.publish_outplan("outplan_updated", &u).await;
+        Ok(u)
+    }
+
+    /// `DELETE /v1/outplans/<id>`: refused while a campaign that is not stopped uses it.
+    pub async fn delete_outplan(&self, id: Uuid) -> ServiceResult<Outplan> {
+        self.outplan(id).await?;
+        let users = self
+            .store
+            .campaigns
+            .list(
+                &Filters::none()
+                    .and_uuid("outplan_id", id)
+                    .and_deleted(false),
+                Page {
+                    token: None,
+                    size: 1000,
+                },
+            )
+            .await?;
+        if let Some(c) = users
+            .iter()
+            .find(|c| c.status != crate::model::CampaignStatus::Stop)
+        {
+            return Err(ServiceError::Precondition(format!(
+                "outplan is used by campaign {} which is not stopped",
+                c.id
+            )));
+        }
+        let d = self
+            .store
+            .outplans
+            .delete(id)
+            .await?
+            .ok_or(ServiceError::NotFound("outplan"))?;
+        self.publish_outplan("outplan_deleted", &d).await;
+        Ok(d)
+    }
+}
