@@ -6,10 +6,15 @@
 //! (call/flow events in). `config`, `telemetry` and `metrics` serve all of them.
 
 pub mod api;
+pub mod app;
+pub mod events;
+pub mod http;
+pub mod scheduler;
 pub mod bus;
 pub mod config;
 pub mod metrics;
 pub mod model;
+pub mod sim;
 pub mod peers;
 pub mod service;
 pub mod store;

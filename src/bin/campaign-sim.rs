@@ -1,0 +1,124 @@
+//! `campaign-sim`: the simulated outdial-, call-, flow-, queue- and webhook-manager as a process.
+//!
+//! Serves the peers' request queues on RabbitMQ (CONTRACT §8) with in-memory state and an HTTP
+//! admin API (see `campaign_manager::sim::admin`) until SIGTERM or ctrl-c. Flags mirror the
+//! service's naming (`--rabbitmq_address` / `RABBITMQ_ADDRESS`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use campaign_manager::bus::Names;
+use campaign_manager::sim::{MsRange, Scenario, Sim, admin};
+use clap::Parser;
+use tracing::info;
+use tracing_subscriber::EnvFilter;
+
+/// Simulated platform peers for campaign-manager.
+#[derive(Debug, Parser)]
+#[command(name = "campaign-sim", version)]
+struct Args {
+    /// RabbitMQ URL.
+    #[arg(
+        long = "rabbitmq_address",
+        env = "RABBITMQ_ADDRESS",
+        default_value = "amqp://guest:guest@localhost:5672"
+    )]
+    rabbitmq_address: String,
+    /// Prefix of every queue/exchange name (`<prefix>.bin-manager...`); empty = platform names.
+    #[arg(long = "prefix", env = "SIM_PREFIX", default_value = "")]
+    prefix: String,
+    /// Scenario JSON file (fields of `sim::Scenario`; missing ones take the defaults).
+    #[arg(long = "scenario", env = "SIM_SCENARIO")]
+    scenario: Option<PathBuf>,
+    /// RNG seed (overrides the scenario's).
+    #[arg(long = "seed", env = "SIM_SEED")]
+    seed: Option<u64>,
+    /// Calls and activeflows end immediately (ring, talk and flow durations 0).
+    #[arg(long = "instant", env = "SIM_INSTANT")]
+    instant: bool,
+    /// Address of the HTTP admin API.
+    #[arg(
+        long = "admin_listen_address",
+        env = "SIM_ADMIN_LISTEN_ADDRESS",
+        default_value = "127.0.0.1:2114"
+    )]
+    admin_listen_address: String,
+}
+
+fn scenario(args: &Args) -> anyhow::Result<Scenario> {
+    let mut s = match &args.scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading scenario {}", path.display()))?;
+            Scenario::from_json(&text)
+                .with_context(|| format!("parsing scenario {}", path.display()))?
+        }
+        None => Scenario::default(),
+    };
+    if let Some(seed) = args.seed {
+        s.seed = seed;
+    }
+    if args.instant {
+        s.ring_ms = MsRange::fixed(0);
+        s.talk_ms = MsRange::fixed(0);
+        s.flow_ms = MsRange::fixed(0);
+    }
+    Ok(s)
+}
+
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let scenario = scenario(&args)?;
+    let names = if args.prefix.is_empty() {
+        Names::default()
+    } else {
+        Names::prefixed(&args.prefix)
+    };
+    let listener = tokio::net::TcpListener::bind(&args.admin_listen_address)
+        .await
+        .with_context(|| format!("binding admin address {}", args.admin_listen_address))?;
+    let sim = Sim::start(names, &args.rabbitmq_address, scenario)
+        .await
+        .context("starting the simulator (is RabbitMQ running?)")?;
+    info!(admin = %args.admin_listen_address, outdial_queue = %sim.names().outdial_queue,
+          "campaign-sim ready");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(admin::serve(sim.clone(), listener, async move {
+        let _ = stop_rx.await;
+    }));
+    terminated().await;
+    info!("shutting down");
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    sim.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! `campaign-worker`: campaign tick workers only, for pods that add tick capacity. It serves
+//! no RPC routes and no event subscriptions; chains spread over every worker process.
+
+use clap::Parser;
+
+use campaign_manager::app::{App, Role, Settings, shutdown_signal};
+use campaign_manager::config::Infra;
+
+/// Runs campaign ticks from the shared Redis queue.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    infra: Infra,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    campaign_manager::telemetry::init();
+    let mut cli = Cli::parse();
+    if cli.settings.workers == 0 {
+        eprintln!("campaign-worker with --workers 0 would do nothing; give it at least 1");
+        return std::process::ExitCode::from(2);
+    }
+    // Migrations belong to the service; a worker only reads and writes rows.
+    cli.settings.migrate = false;
+    let app = match App::start(&cli.infra, &cli.settings, Role::Worker).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "campaign-worker could not start");
+            eprintln!("campaign-worker could not start: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    app.stop().await;
+    std::process::ExitCode::SUCCESS
+}

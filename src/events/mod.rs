@@ -1,0 +1,88 @@
+//! Events in (CONTRACT.md §7): `call_hangup` from call-manager and `activeflow_deleted` from
+//! flow-manager finish the matching campaigncall, then let a `stopping` campaign stop.
+//!
+//! Idempotent: finishing is a compare-and-set in the store, so a repeated or late event
+//! changes nothing twice. An unknown hangup reason is a `fail` with a warning, never a
+//! crash. A transient failure (database, outdial-manager) is returned as an error so the
+//! bus retries the event; an event about something we don't know is acknowledged and ignored.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use crate::bus::{BoxError, Event, EventHandler};
+use crate::model::{Activeflow, Call, CampaigncallResult, CampaigncallStatus, ReferenceType};
+use crate::service::{Service, hangup_result};
+
+/// Handles subscribed events.
+pub struct Subscriptions {
+    service: Service,
+}
+
+impl Subscriptions {
+    /// Handlers over the service.
+    pub fn new(service: Service) -> Arc<Subscriptions> {
+        Arc::new(Subscriptions { service })
+    }
+
+    /// `call_hangup`: finish the call's campaigncall with the result of its hangup reason.
+    pub async fn call_hangup(&self, call: Call) -> Result<(), BoxError> {
+        let s = &self.service;
+        let Some(cc) = s.store.campaigncalls.get_by_reference_id(call.id).await? else {
+            return Ok(());
+        };
+        if cc.status == CampaigncallStatus::Done {
+            return Ok(());
+        }
+        let result = hangup_result(&call.hangup_reason);
+        s.finish_campaigncall(cc.id, result).await?;
+        s.campaigncall_ended(cc.campaign_id).await?;
+        Ok(())
+    }
+
+    /// `activeflow_deleted`: a flow campaigncall is done (always `success`).
+    pub async fn activeflow_deleted(&self, af: Activeflow) -> Result<(), BoxError> {
+        let s = &self.service;
+        let Some(cc) = s.store.campaigncalls.get_by_activeflow_id(af.id).await? else {
+            return Ok(());
+        };
+        // Call campaigncalls end with their hangup, not with their flow.
+        if cc.status == CampaigncallStatus::Done || cc.reference_type == ReferenceType::Call {
+            return Ok(());
+        }
+        s.finish_campaigncall(cc.id, CampaigncallResult::Success).await?;
+        s.campaigncall_ended(cc.campaign_id).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventHandler for Subscriptions {
+    async fn handle(&self, ev: Event) -> Result<(), BoxError> {
+        let started = Instant::now();
+        let handled = match (ev.publisher.as_str(), ev.r#type.as_str()) {
+            ("call-manager", "call_hangup") => match ev.data_as::<Call>() {
+                Ok(call) => self.call_hangup(call).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable call_hangup; ignored");
+                    Ok(())
+                }
+            },
+            ("flow-manager", "activeflow_deleted") => match ev.data_as::<Activeflow>() {
+                Ok(af) => self.activeflow_deleted(af).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "unreadable activeflow_deleted; ignored");
+                    Ok(())
+                }
+            },
+            _ => return Ok(()),
+        };
+        self.service
+            .metrics
+            .receive_subscribe_event_process_time
+            .with_label_values(&[ev.publisher.as_str(), ev.r#type.as_str()])
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
+        handled
+    }
+}
