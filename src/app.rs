@@ -34,7 +34,11 @@ pub struct Settings {
     pub workers: usize,
 
     /// How many RPC requests are handled at once.
-    #[arg(long = "rpc_concurrency", env = "RPC_CONCURRENCY", default_value_t = 32)]
+    #[arg(
+        long = "rpc_concurrency",
+        env = "RPC_CONCURRENCY",
+        default_value_t = 32
+    )]
     pub rpc_concurrency: usize,
 
     /// Apply database migrations at start.
@@ -50,7 +54,11 @@ pub struct Settings {
     pub cache_prefix: String,
 
     /// Redis namespace of the tick scheduler.
-    #[arg(long = "tick_namespace", env = "TICK_NAMESPACE", default_value = "campaign-manager:ticks")]
+    #[arg(
+        long = "tick_namespace",
+        env = "TICK_NAMESPACE",
+        default_value = "campaign-manager:ticks"
+    )]
     pub tick_namespace: String,
 
     /// Delay of the first tick after `run`, ms.
@@ -83,7 +91,11 @@ impl Settings {
 
     /// Queue and exchange names.
     pub fn names(&self) -> Names {
-        if self.queue_prefix.is_empty() { Names::default() } else { Names::prefixed(&self.queue_prefix) }
+        if self.queue_prefix.is_empty() {
+            Names::default()
+        } else {
+            Names::prefixed(&self.queue_prefix)
+        }
     }
 }
 
@@ -158,26 +170,46 @@ impl App {
     /// dependency cannot be reached, instead of running half-connected.
     pub async fn start(infra: &Infra, settings: &Settings, role: Role) -> anyhow::Result<App> {
         let metrics = Metrics::new(Registry::new()).context("registering metrics")?;
-        let cache = Cache::new(&infra.redis_url(), &settings.cache_prefix).context("redis address")?;
+        let cache =
+            Cache::new(&infra.redis_url(), &settings.cache_prefix).context("redis address")?;
         let db_url = infra.database_url()?;
         let store = Store::connect(&db_url, cache.clone())
             .await
             .with_context(|| format!("connecting to MySQL ({})", redact(&db_url)))?;
         if settings.migrate {
-            store.migrate().await.context("applying database migrations")?;
+            store
+                .migrate()
+                .await
+                .context("applying database migrations")?;
         }
         let names = settings.names();
         let bus = Arc::new(
-            Bus::connect_with(&infra.rabbitmq_address, names.clone(), &metrics.registry, BusOptions::default())
-                .await
-                .with_context(|| format!("connecting to RabbitMQ ({})", redact(&infra.rabbitmq_address)))?,
+            Bus::connect_with(
+                &infra.rabbitmq_address,
+                names.clone(),
+                &metrics.registry,
+                BusOptions::default(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "connecting to RabbitMQ ({})",
+                    redact(&infra.rabbitmq_address)
+                )
+            })?,
         );
         let mut sched = SchedulerConfig::new(infra.redis_url(), settings.tick_namespace.clone());
         sched.concurrency = settings.workers.max(1);
-        let chains = Chains::connect(&sched).await.context("connecting the tick scheduler to Redis")?;
+        let chains = Chains::connect(&sched)
+            .await
+            .context("connecting the tick scheduler to Redis")?;
 
         let peers = Peers::over_bus(BusPeers::new(bus.rpc(), names));
-        let notifier = Arc::new(BusNotifier::new(bus.publisher(), peers.webhook.clone(), metrics.clone()));
+        let notifier = Arc::new(BusNotifier::new(
+            bus.publisher(),
+            peers.webhook.clone(),
+            metrics.clone(),
+        ));
         let service = Service {
             store: store.clone(),
             peers,
@@ -188,8 +220,12 @@ impl App {
         };
         let api = Api::new(service.clone());
         if role == Role::Service {
-            bus.serve_requests(api.clone(), settings.rpc_concurrency).await.context("serving the request queue")?;
-            bus.subscribe(Subscriptions::new(service.clone())).await.context("subscribing to call and flow events")?;
+            bus.serve_requests(api.clone(), settings.rpc_concurrency)
+                .await
+                .context("serving the request queue")?;
+            bus.subscribe(Subscriptions::new(service.clone()))
+                .await
+                .context("subscribing to call and flow events")?;
         }
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -200,25 +236,49 @@ impl App {
             let registry = metrics.registry.clone();
             let stop = wait_stop(stop_rx.clone());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = campaign_workers::run_workers(sched, runner, source, &registry, stop).await {
+                if let Err(e) =
+                    campaign_workers::run_workers(sched, runner, source, &registry, stop).await
+                {
                     tracing::error!(error = %e, "tick workers stopped with an error");
                 }
             }));
         }
         if settings.serve_http {
             let listen = infra.metrics_listen();
-            let listener_check = tokio::net::TcpListener::bind(&listen).await.with_context(|| format!("binding the metrics endpoint on {listen}"))?;
+            let listener_check = tokio::net::TcpListener::bind(&listen)
+                .await
+                .with_context(|| format!("binding the metrics endpoint on {listen}"))?;
             drop(listener_check);
-            let probes: Vec<Box<dyn Probe>> = vec![Box::new(StoreProbe(store)), Box::new(CacheProbe(cache)), Box::new(BrokerProbe(bus.clone()))];
-            let (path, m, stop) = (infra.prometheus_endpoint.clone(), metrics.clone(), wait_stop(stop_rx.clone()));
+            let probes: Vec<Box<dyn Probe>> = vec![
+                Box::new(StoreProbe(store)),
+                Box::new(CacheProbe(cache)),
+                Box::new(BrokerProbe(bus.clone())),
+            ];
+            let (path, m, stop) = (
+                infra.prometheus_endpoint.clone(),
+                metrics.clone(),
+                wait_stop(stop_rx.clone()),
+            );
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = crate::http::serve(&listen, &path, m, probes, stop).await {
                     tracing::error!(error = %e, "metrics endpoint stopped");
                 }
             }));
         }
-        tracing::info!(?role, workers = settings.workers, "campaign-manager started");
-        Ok(App { service, api, bus, chains, metrics, stop_tx, tasks })
+        tracing::info!(
+            ?role,
+            workers = settings.workers,
+            "campaign-manager started"
+        );
+        Ok(App {
+            service,
+            api,
+            bus,
+            chains,
+            metrics,
+            stop_tx,
+            tasks,
+        })
     }
 
     /// Graceful stop: stop taking requests and ticks, let running ones finish (bounded),
@@ -255,5 +315,19 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {},
         _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {},
+    }
+}
+
+#[derive(clap::Parser)]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Settings {
+    /// The defaults, overridden by the environment.
+    pub fn from_env() -> Settings {
+        use clap::Parser;
+        SettingsOnly::parse_from(["campaign-manager"]).settings
     }
 }

@@ -195,3 +195,18 @@ mod tests {
         assert_eq!(listen_addr("127.0.0.1:9"), "127.0.0.1:9");
     }
 }
+
+#[derive(clap::Parser)]
+struct InfraOnly {
+    #[command(flatten)]
+    infra: Infra,
+}
+
+impl Infra {
+    /// The defaults, overridden by the environment (for tools, tests and benchmarks that
+    /// build a configuration in code).
+    pub fn from_env() -> Infra {
+        use clap::Parser;
+        InfraOnly::parse_from(["campaign-manager"]).infra
+    }
+}

@@ -37,13 +37,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
-    let state = AppState { metrics, probes: Arc::new(probes) };
+    let state = AppState {
+        metrics,
+        probes: Arc::new(probes),
+    };
     let app = Router::new()
         .route(metrics_path, get(render_metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .with_state(state);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn render_metrics(State(s): State<AppState>) -> String {
@@ -56,7 +61,18 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, String) {
     for p in s.probes.iter() {
         let up = p.ready().await;
         ok &= up;
-        body.push_str(&format!("{} {}\n", p.name(), if up { "ok" } else { "down" }));
+        body.push_str(&format!(
+            "{} {}\n",
+            p.name(),
+            if up { "ok" } else { "down" }
+        ));
     }
-    (if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body)
+    (
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        body,
+    )
 }

@@ -7,15 +7,16 @@
 
 pub mod api;
 pub mod app;
-pub mod events;
-pub mod http;
-pub mod scheduler;
 pub mod bus;
 pub mod config;
+pub mod control;
+pub mod events;
+pub mod http;
 pub mod metrics;
 pub mod model;
-pub mod sim;
 pub mod peers;
+pub mod scheduler;
 pub mod service;
+pub mod sim;
 pub mod store;
 pub mod telemetry;

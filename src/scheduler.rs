@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, TickOutcome};
 use uuid::Uuid;
 
-use crate::service::tick::{Next, Ticker};
 use crate::service::ChainControl;
+use crate::service::tick::{Next, Ticker};
 use crate::store::Store;
 
 /// Starts chains through the scheduler's Redis state.
@@ -19,7 +19,10 @@ pub struct SchedulerChains(pub Chains);
 #[async_trait]
 impl ChainControl for SchedulerChains {
     async fn start_chain(&self, campaign_id: Uuid, delay: Duration) -> Result<bool, String> {
-        self.0.start(&campaign_id.to_string(), delay).await.map_err(|e| e.to_string())
+        self.0
+            .start(&campaign_id.to_string(), delay)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

@@ -67,25 +67,22 @@ fn scenario(args: &Args) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
-async fn terminated() {
+/// Resolves on SIGTERM or ctrl-c. The handlers are installed when this is called (not when the
+/// future is first polled), so call it before the slow startup steps.
+fn terminated() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let ctrl_c = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = ctrl_c => {}
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = ctrl_c.await;
     }
 }
 
@@ -98,6 +95,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let scenario = scenario(&args)?;
+    let stop_signal = terminated();
     let names = if args.prefix.is_empty() {
         Names::default()
     } else {
@@ -115,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
     let server = tokio::spawn(admin::serve(sim.clone(), listener, async move {
         let _ = stop_rx.await;
     }));
-    terminated().await;
+    stop_signal.await;
     info!("shutting down");
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;

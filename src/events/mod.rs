@@ -51,7 +51,8 @@ impl Subscriptions {
         if cc.status == CampaigncallStatus::Done || cc.reference_type == ReferenceType::Call {
             return Ok(());
         }
-        s.finish_campaigncall(cc.id, CampaigncallResult::Success).await?;
+        s.finish_campaigncall(cc.id, CampaigncallResult::Success)
+            .await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())
     }

@@ -1,0 +1,479 @@
+//! The command line of `campaign-control`: clap derive types only, no behaviour.
+//!
+//! Kept apart from the code that runs the commands so the whole command tree (and its `--help`
+//! texts) can be read in one place. The infrastructure flags come from [`Infra`] and are made
+//! global in [`command`], so they work before or after any subcommand (the Go CLI only accepted
+//! them on the root, CONTRACT §13).
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use uuid::Uuid;
+
+use crate::config::Infra;
+
+/// Operator CLI for campaign-manager: campaigns, outplans and campaign calls over the service's
+/// RPC API, and the tick queue in Redis.
+#[derive(Debug, Parser)]
+#[command(name = "campaign-control", version, propagate_version = true)]
+pub struct Cli {
+    /// How to reach RabbitMQ and Redis (same flags and env as the service).
+    #[command(flatten)]
+    pub infra: Infra,
+
+    /// Prefix of every queue and exchange name (empty: the platform's names).
+    #[arg(long = "queue_prefix", env = "QUEUE_PREFIX", default_value = "")]
+    pub queue_prefix: String,
+
+    /// Redis namespace of the tick scheduler.
+    #[arg(
+        long = "tick_namespace",
+        env = "TICK_NAMESPACE",
+        default_value = "campaign-manager:ticks"
+    )]
+    pub tick_namespace: String,
+
+    /// Print results as pretty JSON (for scripts) instead of tables.
+    #[arg(long)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Builds the clap command with every flag global (usable after subcommands too).
+/// Flags of [`Infra`] the CLI does not use (the service's metrics endpoint and database) are
+/// accepted, so one environment serves every binary, but hidden from `--help`.
+pub fn command() -> clap::Command {
+    Cli::command().mut_args(|a| {
+        let unused = matches!(
+            a.get_id().as_str(),
+            "prometheus_endpoint" | "prometheus_listen_address" | "database_dsn"
+        );
+        a.global(true).hide(unused).help_heading("Global options")
+    })
+}
+
+/// Parses the process arguments; prints help/usage and exits (0 for help, 2 for usage errors).
+pub fn parse() -> Cli {
+    let matches = command().get_matches();
+    match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    }
+}
+
+/// Parses the given arguments (the first one is the program name).
+pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = command().try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// Top-level subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage campaigns (via the service's RPC API).
+    #[command(subcommand)]
+    Campaign(CampaignCmd),
+    /// Inspect campaign calls (via the service's RPC API).
+    #[command(subcommand)]
+    Campaigncall(CampaigncallCmd),
+    /// Manage outplans (via the service's RPC API).
+    #[command(subcommand)]
+    Outplan(OutplanCmd),
+    /// Inspect and steer the tick queue (Redis).
+    #[command(subcommand)]
+    Queue(QueueCmd),
+}
+
+/// Campaign type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CampaignType {
+    /// Dial calls.
+    Call,
+    /// Start flows.
+    Flow,
+}
+
+impl CampaignType {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Call => "call",
+            Self::Flow => "flow",
+        }
+    }
+}
+
+/// What a campaign does when its outdial list is exhausted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EndHandle {
+    /// Stop the campaign.
+    Stop,
+    /// Keep waiting for new targets.
+    Continue,
+}
+
+impl EndHandle {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Continue => "continue",
+        }
+    }
+}
+
+/// Pagination of list commands.
+#[derive(Debug, Clone, Args)]
+pub struct Page {
+    /// Rows per page (the service applies its default and maximum).
+    #[arg(long = "page-size")]
+    pub page_size: Option<u32>,
+    /// Page token: the `tm_create` of the last row of the previous page (default: now).
+    #[arg(long = "page-token")]
+    pub page_token: Option<String>,
+}
+
+/// The id of the record to act on.
+#[derive(Debug, Clone, Args)]
+pub struct IdArg {
+    /// Record id (UUID).
+    #[arg(long)]
+    pub id: Uuid,
+}
+
+/// `campaign ...`
+#[derive(Debug, Subcommand)]
+pub enum CampaignCmd {
+    /// List a customer's campaigns, newest first.
+    List {
+        /// Owner (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
+        /// Include deleted campaigns.
+        #[arg(long = "with-deleted")]
+        with_deleted: bool,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Show one campaign.
+    Get(IdArg),
+    /// Create a campaign (stopped; `run` starts it).
+    Create(CampaignCreate),
+    /// Update name, detail, type, service level and end handle (unset flags keep their value).
+    Update(CampaignUpdate),
+    /// Set the service level (percent of available agents to dial for).
+    UpdateServiceLevel {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// Service level in percent.
+        #[arg(long = "service-level")]
+        service_level: i32,
+    },
+    /// Replace the flow actions.
+    UpdateActions {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// Actions as a JSON array, e.g. '[{"type":"answer"}]'.
+        #[arg(long = "actions-json")]
+        actions_json: String,
+    },
+    /// Set outplan, outdial, queue and next campaign (unset flags keep their value; pass the
+    /// nil UUID to clear one).
+    UpdateResourceInfo {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// Outplan id.
+        #[arg(long = "outplan-id")]
+        outplan_id: Option<Uuid>,
+        /// Outdial id.
+        #[arg(long = "outdial-id")]
+        outdial_id: Option<Uuid>,
+        /// Queue id.
+        #[arg(long = "queue-id")]
+        queue_id: Option<Uuid>,
+        /// Next campaign id.
+        #[arg(long = "next-campaign-id")]
+        next_campaign_id: Option<Uuid>,
+    },
+    /// Set the next campaign.
+    UpdateNextCampaign {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// Next campaign id (the nil UUID clears it).
+        #[arg(long = "next-campaign-id")]
+        next_campaign_id: Uuid,
+    },
+    /// Start dialing (status run).
+    Run(IdArg),
+    /// Stop dialing (status stop, or stopping while calls are in progress).
+    Stop(IdArg),
+    /// Delete a stopped campaign.
+    Delete(IdArg),
+}
+
+/// `campaign create` flags.
+#[derive(Debug, Clone, Args)]
+pub struct CampaignCreate {
+    /// Owner (UUID).
+    #[arg(long = "customer-id")]
+    pub customer_id: Uuid,
+    /// Name.
+    #[arg(long)]
+    pub name: String,
+    /// Campaign type.
+    #[arg(long = "type", value_enum, default_value = "call")]
+    pub kind: CampaignType,
+    /// Free text.
+    #[arg(long, default_value = "")]
+    pub detail: String,
+    /// Service level in percent.
+    #[arg(long = "service-level", default_value_t = 100)]
+    pub service_level: i32,
+    /// What to do when the outdial list is exhausted.
+    #[arg(long = "end-handle", value_enum, default_value = "stop")]
+    pub end_handle: EndHandle,
+    /// Outplan id.
+    #[arg(long = "outplan-id")]
+    pub outplan_id: Option<Uuid>,
+    /// Outdial id.
+    #[arg(long = "outdial-id")]
+    pub outdial_id: Option<Uuid>,
+    /// Queue id.
+    #[arg(long = "queue-id")]
+    pub queue_id: Option<Uuid>,
+    /// Next campaign id.
+    #[arg(long = "next-campaign-id")]
+    pub next_campaign_id: Option<Uuid>,
+    /// Flow actions as a JSON array (default: none).
+    #[arg(long = "actions-json")]
+    pub actions_json: Option<String>,
+}
+
+/// `campaign update` flags.
+#[derive(Debug, Clone, Args)]
+pub struct CampaignUpdate {
+    /// Campaign id.
+    #[arg(long)]
+    pub id: Uuid,
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New detail.
+    #[arg(long)]
+    pub detail: Option<String>,
+    /// New type.
+    #[arg(long = "type", value_enum)]
+    pub kind: Option<CampaignType>,
+    /// New service level in percent.
+    #[arg(long = "service-level")]
+    pub service_level: Option<i32>,
+    /// New end handle.
+    #[arg(long = "end-handle", value_enum)]
+    pub end_handle: Option<EndHandle>,
+}
+
+/// `campaigncall ...`
+#[derive(Debug, Subcommand)]
+pub enum CampaigncallCmd {
+    /// List campaign calls, newest first (filters are combined).
+    List {
+        /// Only calls of this campaign.
+        #[arg(long = "campaign-id")]
+        campaign_id: Option<Uuid>,
+        /// Only calls in this status (dialing, progressing, done).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only calls of this customer.
+        #[arg(long = "customer-id")]
+        customer_id: Option<Uuid>,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Show one campaign call.
+    Get(IdArg),
+}
+
+/// `outplan ...`
+#[derive(Debug, Subcommand)]
+pub enum OutplanCmd {
+    /// List a customer's outplans, newest first.
+    List {
+        /// Owner (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
+        /// Include deleted outplans.
+        #[arg(long = "with-deleted")]
+        with_deleted: bool,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Show one outplan.
+    Get(IdArg),
+    /// Create an outplan.
+    Create(OutplanCreate),
+    /// Update an outplan (unset flags keep their value).
+    Update(OutplanUpdate),
+    /// Delete an outplan.
+    Delete(IdArg),
+}
+
+/// Dial settings of an outplan.
+#[derive(Debug, Clone, Args)]
+pub struct Dials {
+    /// Caller id type (e.g. tel, sip).
+    #[arg(long = "source-type")]
+    pub source_type: Option<String>,
+    /// Caller id (e.g. +821100000001).
+    #[arg(long = "source-target")]
+    pub source_target: Option<String>,
+    /// Ring timeout, ms.
+    #[arg(long = "dial-timeout")]
+    pub dial_timeout: Option<i32>,
+    /// Minimum time between two attempts on one target, ms.
+    #[arg(long = "try-interval")]
+    pub try_interval: Option<i32>,
+    /// Maximum attempts per destination: one value for all five, or five comma-separated.
+    #[arg(long = "max-try-count", value_delimiter = ',', num_args = 1..=5)]
+    pub max_try_count: Option<Vec<i32>>,
+}
+
+/// `outplan create` flags.
+#[derive(Debug, Clone, Args)]
+pub struct OutplanCreate {
+    /// Owner (UUID).
+    #[arg(long = "customer-id")]
+    pub customer_id: Uuid,
+    /// Name.
+    #[arg(long)]
+    pub name: String,
+    /// Free text.
+    #[arg(long, default_value = "")]
+    pub detail: String,
+    #[command(flatten)]
+    pub dials: Dials,
+}
+
+/// `outplan update` flags.
+#[derive(Debug, Clone, Args)]
+pub struct OutplanUpdate {
+    /// Outplan id.
+    #[arg(long)]
+    pub id: Uuid,
+    /// New name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// New detail.
+    #[arg(long)]
+    pub detail: Option<String>,
+    #[command(flatten)]
+    pub dials: Dials,
+}
+
+/// `queue ...`
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    /// Chains, ticks due / scheduled / running / failed / dead, lateness, workers, throughput.
+    Stats,
+    /// Upcoming ticks, soonest first.
+    List {
+        /// Only this campaign's chain.
+        #[arg(long)]
+        campaign: Option<Uuid>,
+        /// Most rows.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Pause ticks cluster-wide and wait until running ticks have finished; chains stay owned.
+    Drain {
+        /// Give up after this long (e.g. 60s, 500ms, 2m); exit 1 if ticks are still running.
+        #[arg(long, default_value = "60s", value_parser = parse_duration)]
+        timeout: std::time::Duration,
+        /// Also drop the pending ticks; the reconciler re-seeds the chains of running campaigns.
+        #[arg(long)]
+        purge: bool,
+    },
+    /// Resume ticks after `drain`; overdue ticks start at once.
+    Resume,
+    /// End one campaign's chain now.
+    Purge {
+        /// Campaign id.
+        #[arg(long)]
+        campaign: Uuid,
+    },
+    /// Requeue tick jobs apalis gave up on (its dead and failed sets).
+    RetryDead,
+    /// Remove finished tick jobs from Redis now.
+    Vacuum,
+}
+
+/// Parses `60s`, `500ms`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 60s, 500ms, 2m"))?;
+    let secs = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?}: use ms, s, m or h"
+            ));
+        }
+    };
+    if !secs.is_finite() || !(0.0..=86_400.0 * 7.0).contains(&secs) {
+        return Err(format!("duration {s:?} out of range"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn command_tree_is_valid_and_flags_are_global() {
+        command().debug_assert();
+        let cli = try_parse_from([
+            "campaign-control",
+            "queue",
+            "stats",
+            "--redis_address",
+            "h:1",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(cli.infra.redis_address, "h:1");
+        assert!(cli.json);
+        let err =
+            try_parse_from(["campaign-control", "campaign", "get", "--id", "nope"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

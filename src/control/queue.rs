@@ -1,0 +1,595 @@
+//! The `queue` commands: inspect and steer the tick chains of one scheduler namespace in Redis.
+//!
+//! Most of it goes through [`Chains`], the handle `campaign-workers` offers any process (stats,
+//! upcoming ticks, pause/resume, stop one chain, vacuum). Two operations that handle does not
+//! have are done here with one small Lua script each, on the key layout of
+//! `workers/src/keys.rs` (mirrored in [`Keys`]; the integration tests exercise both against real
+//! workers):
+//!
+//! * dropping pending ticks (`drain --purge`): each pending chain's `seq` is bumped so any job
+//!   already handed to apalis turns stale (a claim compares `seq`), the tick leaves the pending
+//!   sets, and its lease is set to 0 (expired) — so the reconciler re-seeds every chain whose
+//!   campaign still runs, and clears the others. No chain is lost and none can fork.
+//! * requeueing apalis' dead/failed jobs (`retry-dead`): back onto apalis' active list with a
+//!   fresh attempt count. A tick claims before it acts, so a requeued job that is out of date is
+//!   simply dropped as stale.
+
+use std::time::{Duration, Instant};
+
+use campaign_workers::{Chains, SchedulerConfig, SchedulerError, Stats};
+use chrono::{DateTime, SecondsFormat, Utc};
+use indicatif::{ProgressBar, ProgressStyle};
+use redis::Script;
+use redis::aio::MultiplexedConnection;
+use serde_json::{Value, json};
+
+use super::cli::{Cli, QueueCmd};
+use super::output::{Output, Table};
+use super::{Failure, PROBE_TIMEOUT, probe_tcp};
+
+/// Redis keys of one namespace that this module touches itself (same names as
+/// `campaign_workers`' key module).
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// hash id → seq of the chain's next tick.
+    pub seq: String,
+    /// zset id → due ms of the pending tick.
+    pub next: String,
+    /// zset id → due ms of pending ticks not yet handed to apalis.
+    pub feed: String,
+    /// zset id → lease expiry ms.
+    pub lease: String,
+    /// apalis dead job ids.
+    pub dead: String,
+    /// apalis failed job ids.
+    pub failed: String,
+    /// apalis job payloads.
+    pub data: String,
+    /// apalis job metadata prefix (`{meta}:{id}`).
+    pub meta: String,
+    /// apalis ready list.
+    pub active: String,
+    /// apalis wake-up list.
+    pub signal: String,
+}
+
+impl Keys {
+    /// Key names for `namespace`.
+    pub fn new(namespace: &str) -> Keys {
+        let ns = namespace;
+        Keys {
+            seq: format!("{ns}:chain:seq"),
+            next: format!("{ns}:chain:next"),
+            feed: format!("{ns}:chain:feed"),
+            lease: format!("{ns}:chain:lease"),
+            dead: format!("{ns}:dead"),
+            failed: format!("{ns}:failed"),
+            data: format!("{ns}:data"),
+            meta: format!("{ns}:meta"),
+            active: format!("{ns}:active"),
+            signal: format!("{ns}:signal"),
+        }
+    }
+}
+
+/// Drop up to ARGV[1] pending ticks. KEYS: seq, next, feed, lease.
+/// Returns {ids looked at, chains whose tick was dropped}.
+const PURGE_PENDING: &str = r#"
+local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
+local purged = 0
+for _, id in ipairs(ids) do
+  local cur = redis.call('HGET', KEYS[1], id)
+  if cur then
+    redis.call('HSET', KEYS[1], id, string.format('%.0f', tonumber(cur) + 1))
+    redis.call('ZADD', KEYS[4], 0, id)
+    purged = purged + 1
+  end
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+end
+return {#ids, purged}
+"#;
+
+/// Requeue up to ARGV[1] jobs from each of apalis' dead and failed sets.
+/// KEYS: dead, failed, data, meta prefix, active, signal. Returns {requeued, dropped (no payload)}.
+const RETRY_DEAD: &str = r#"
+local requeued, dropped = 0, 0
+for k = 1, 2 do
+  local ids = redis.call('SRANDMEMBER', KEYS[k], tonumber(ARGV[1]))
+  for _, id in ipairs(ids) do
+    redis.call('SREM', KEYS[k], id)
+    if redis.call('HEXISTS', KEYS[3], id) == 1 then
+      redis.call('HSET', KEYS[4] .. ':' .. id, 'attempts', 0, 'status', 'Pending')
+      redis.call('RPUSH', KEYS[5], id)
+      requeued = requeued + 1
+    else
+      dropped = dropped + 1
+    end
+  end
+end
+if requeued > 0 then
+  redis.call('DEL', KEYS[6])
+  redis.call('LPUSH', KEYS[6], 1)
+end
+return {requeued, dropped}
+"#;
+
+/// Ids handled per script call.
+const SLICE: usize = 1000;
+
+/// A connected `queue` command runner.
+pub struct Queue {
+    chains: Chains,
+    conn: MultiplexedConnection,
+    keys: Keys,
+    addr: String,
+}
+
+fn ms_to_rfc3339(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| ms.to_string())
+}
+
+/// `1.234s`, `250ms`, `3m05s` — short human durations.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        format!("{:.3}s", d.as_secs_f64())
+    } else {
+        let s = d.as_secs();
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// The JSON form of a [`Stats`] snapshot, with ticks/s added.
+pub fn stats_json(s: &Stats) -> Value {
+    json!({
+        "now": ms_to_rfc3339(s.now_ms),
+        "paused": s.paused,
+        "live_chains": s.live_chains,
+        "ticks_due_now": s.due_now,
+        "ticks_scheduled": s.scheduled,
+        "ticks_running": s.running,
+        "ticks_in_feed": s.in_feed,
+        "jobs_queued_in_apalis": s.queued_in_apalis,
+        "jobs_finished_unvacuumed": s.finished_jobs,
+        "jobs_failed": s.failed_jobs,
+        "jobs_dead": s.dead_jobs,
+        "oldest_overdue": s.oldest_overdue.as_ref().map(|(id, late)| json!({
+            "campaign": id,
+            "late_ms": u64::try_from(late.as_millis()).unwrap_or(u64::MAX),
+        })),
+        "workers": s.workers.iter().map(|w| json!({
+            "name": w.name,
+            "alive": w.alive,
+            "last_heartbeat": ms_to_rfc3339(w.last_heartbeat_s.saturating_mul(1000)),
+            "heartbeat_age_s": (s.now_ms / 1000).saturating_sub(w.last_heartbeat_s),
+        })).collect::<Vec<_>>(),
+        "workers_alive": s.workers.iter().filter(|w| w.alive).count(),
+        "ticks_last_minute": s.ticks_last_minute,
+        "ticks_per_second": (s.ticks_last_minute as f64 / 60.0 * 100.0).round() / 100.0,
+    })
+}
+
+/// The table form of a [`Stats`] snapshot.
+pub fn stats_human(s: &Stats) -> String {
+    let alive = s.workers.iter().filter(|w| w.alive).count();
+    let mut t = Table::new(["METRIC", "VALUE"]);
+    t.row(["paused", if s.paused { "yes" } else { "no" }]);
+    t.row(["live chains".into(), s.live_chains.to_string()]);
+    t.row(["ticks due now".into(), s.due_now.to_string()]);
+    t.row(["ticks scheduled".into(), s.scheduled.to_string()]);
+    t.row(["ticks running".into(), s.running.to_string()]);
+    t.row(["  not yet handed to apalis".into(), s.in_feed.to_string()]);
+    t.row(["  queued in apalis".into(), s.queued_in_apalis.to_string()]);
+    t.row(["jobs failed".into(), s.failed_jobs.to_string()]);
+    t.row(["jobs dead".into(), s.dead_jobs.to_string()]);
+    t.row([
+        "finished jobs (to vacuum)".into(),
+        s.finished_jobs.to_string(),
+    ]);
+    t.row([
+        "oldest overdue tick".into(),
+        match &s.oldest_overdue {
+            Some((id, late)) => format!("{id} (late {})", human_duration(*late)),
+            None => "none".into(),
+        },
+    ]);
+    t.row([
+        "ticks last minute".into(),
+        format!(
+            "{} ({:.2}/s)",
+            s.ticks_last_minute,
+            s.ticks_last_minute as f64 / 60.0
+        ),
+    ]);
+    t.row([
+        "workers alive".into(),
+        format!("{alive} of {} registered", s.workers.len()),
+    ]);
+    let mut out = t.render();
+    if !s.workers.is_empty() {
+        out.push('\n');
+        let mut w = Table::new(["WORKER", "ALIVE", "LAST HEARTBEAT", "AGO"]);
+        for b in &s.workers {
+            w.row([
+                b.name.clone(),
+                if b.alive { "yes" } else { "no" }.into(),
+                ms_to_rfc3339(b.last_heartbeat_s.saturating_mul(1000)),
+                format!("{}s", (s.now_ms / 1000).saturating_sub(b.last_heartbeat_s)),
+            ]);
+        }
+        out.push_str(&w.render());
+    }
+    out
+}
+
+impl Queue {
+    /// Connects to the Redis named by the command line for its tick namespace.
+    pub async fn connect(cli: &Cli) -> Result<Queue, Failure> {
+        let addr = cli.infra.redis_address.clone();
+        if cli.tick_namespace.is_empty() {
+            return Err(Failure::usage(
+                "--tick_namespace (TICK_NAMESPACE) must not be empty",
+            ));
+        }
+        probe_tcp(
+            &addr,
+            "Redis",
+            "is redis-server running? (--redis_address / REDIS_ADDRESS)",
+        )
+        .await?;
+        let url = cli.infra.redis_url();
+        let check = "check --redis_password / REDIS_PASSWORD and --redis_database / REDIS_DATABASE";
+        let cfg = SchedulerConfig::new(url.clone(), cli.tick_namespace.clone());
+        let connect = async {
+            let client = redis::Client::open(url.as_str())?;
+            client.get_multiplexed_async_connection().await
+        };
+        let conn = match tokio::time::timeout(PROBE_TIMEOUT * 2, connect).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Err(Failure::new(format!(
+                    "cannot connect to Redis at {addr}: {e} — {check}"
+                )));
+            }
+            Err(_) => {
+                return Err(Failure::new(format!(
+                    "cannot connect to Redis at {addr}: no answer — {check}"
+                )));
+            }
+        };
+        let chains = match tokio::time::timeout(PROBE_TIMEOUT * 2, Chains::connect(&cfg)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                return Err(Failure::new(format!(
+                    "cannot open the tick scheduler on Redis at {addr}: {e} — {check}"
+                )));
+            }
+            Err(_) => {
+                return Err(Failure::new(format!(
+                    "cannot open the tick scheduler on Redis at {addr}: no answer — {check}"
+                )));
+            }
+        };
+        Ok(Queue {
+            chains,
+            conn,
+            keys: Keys::new(&cli.tick_namespace),
+            addr,
+        })
+    }
+
+    fn redis_failed(&self, what: &str, e: impl std::fmt::Display) -> Failure {
+        Failure::new(format!(
+            "{what} failed on Redis at {}: {e} — is redis-server healthy? (REDIS_ADDRESS)",
+            self.addr
+        ))
+    }
+
+    fn sched(&self, what: &'static str) -> impl Fn(SchedulerError) -> Failure + '_ {
+        move |e| self.redis_failed(what, e)
+    }
+
+    /// Runs a `queue` subcommand. `json` suppresses the progress bar of `drain`.
+    pub async fn run(self, cmd: &QueueCmd, json: bool) -> Result<Output, Failure> {
+        match cmd {
+            QueueCmd::Stats => {
+                let s = self
+                    .chains
+                    .stats()
+                    .await
+                    .map_err(self.sched("reading stats"))?;
+                Ok(Output {
+                    json: stats_json(&s),
+                    human: stats_human(&s),
+                })
+            }
+            QueueCmd::List { campaign, limit } => self.list(campaign.as_ref(), *limit).await,
+            QueueCmd::Drain { timeout, purge } => self.drain(*timeout, *purge, json).await,
+            QueueCmd::Resume => {
+                self.chains.resume().await.map_err(self.sched("resuming"))?;
+                let s = self
+                    .chains
+                    .stats()
+                    .await
+                    .map_err(self.sched("reading stats"))?;
+                let human = format!(
+                    "resumed: {} live chains, {} ticks pending ({} due now), {} running\n",
+                    s.live_chains, s.scheduled, s.due_now, s.running
+                );
+                Ok(Output {
+                    json: json!({
+                        "paused": false,
+                        "live_chains": s.live_chains,
+                        "ticks_scheduled": s.scheduled,
+                        "ticks_due_now": s.due_now,
+                        "ticks_running": s.running,
+                    }),
+                    human,
+                })
+            }
+            QueueCmd::Purge { campaign } => {
+                let id = campaign.to_string();
+                let existed = self
+                    .chains
+                    .stop(&id)
+                    .await
+                    .map_err(self.sched("ending the chain"))?;
+                if !existed {
+                    return Err(Failure::new(format!(
+                        "no live chain for campaign {id} in namespace {} (check the id and \
+                         --tick_namespace / TICK_NAMESPACE; `queue list` shows live chains)",
+                        self.chains.namespace()
+                    )));
+                }
+                Ok(Output {
+                    json: json!({ "campaign": id, "chain_ended": true }),
+                    human: format!(
+                        "ended the chain of campaign {id}. If the campaign still has execute=run, \
+                         the reconciler starts a new chain within seconds; use `campaign stop` to \
+                         stop the campaign itself.\n"
+                    ),
+                })
+            }
+            QueueCmd::RetryDead => {
+                let (requeued, dropped) = self.retry_dead().await?;
+                Ok(Output {
+                    json: json!({ "requeued": requeued, "dropped_without_payload": dropped }),
+                    human: format!(
+                        "requeued {requeued} dead/failed tick jobs; dropped {dropped} without payload\n"
+                    ),
+                })
+            }
+            QueueCmd::Vacuum => {
+                let n = self
+                    .chains
+                    .vacuum()
+                    .await
+                    .map_err(self.sched("vacuuming"))?;
+                Ok(Output {
+                    json: json!({ "removed_finished_jobs": n }),
+                    human: format!("removed {n} finished tick jobs\n"),
+                })
+            }
+        }
+    }
+
+    async fn now_ms(&self) -> Result<u64, Failure> {
+        let mut conn = self.conn.clone();
+        let (s, us): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| self.redis_failed("reading the clock", e))?;
+        Ok(s * 1000 + us / 1000)
+    }
+
+    async fn list(&self, campaign: Option<&uuid::Uuid>, limit: usize) -> Result<Output, Failure> {
+        let id = campaign.map(ToString::to_string);
+        let ticks = self
+            .chains
+            .upcoming(limit, id.as_deref())
+            .await
+            .map_err(self.sched("listing upcoming ticks"))?;
+        let now = self.now_ms().await?;
+        let mut t = Table::new(["CAMPAIGN", "DUE", "IN", "SEQ"]);
+        let mut rows = Vec::new();
+        for (id, due, seq) in &ticks {
+            let rel = if *due >= now {
+                format!("in {}", human_duration(Duration::from_millis(due - now)))
+            } else {
+                format!("late {}", human_duration(Duration::from_millis(now - due)))
+            };
+            t.row([id.clone(), ms_to_rfc3339(*due), rel, seq.to_string()]);
+            rows.push(json!({
+                "campaign": id,
+                "due": ms_to_rfc3339(*due),
+                "due_ms": due,
+                "due_in_ms": i128::from(*due) - i128::from(now),
+                "seq": seq,
+            }));
+        }
+        let mut human = t.render();
+        human.push_str(&format!("({} ticks)\n", t.len()));
+        Ok(Output {
+            json: Value::Array(rows),
+            human,
+        })
+    }
+
+    async fn drain(&self, timeout: Duration, purge: bool, json: bool) -> Result<Output, Failure> {
+        self.chains.pause().await.map_err(self.sched("pausing"))?;
+        let started = Instant::now();
+        let first = self
+            .chains
+            .running_ticks()
+            .await
+            .map_err(self.sched("counting running ticks"))?;
+        let bar = if json {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(first)
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} draining [{bar:30}] {pos}/{len} finished, {msg} ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        let mut most = first;
+        loop {
+            let running = self
+                .chains
+                .running_ticks()
+                .await
+                .map_err(self.sched("counting running ticks"))?;
+            most = most.max(running);
+            bar.set_length(most);
+            bar.set_position(most - running);
+            bar.set_message(format!("{running} running"));
+            if running == 0 {
+                break;
+            }
+            if started.elapsed() >= timeout {
+                bar.abandon();
+                return Err(Failure::new(format!(
+                    "drain timed out after {}: {running} ticks still running. The cluster stays \
+                     paused (no new tick starts); run `queue drain` again to keep waiting or \
+                     `queue resume` to undo",
+                    human_duration(timeout)
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bar.finish_and_clear();
+        let purged = if purge {
+            Some(self.purge_pending().await?)
+        } else {
+            None
+        };
+        let s = self
+            .chains
+            .stats()
+            .await
+            .map_err(self.sched("reading stats"))?;
+        let waited = started.elapsed();
+        let mut human = format!(
+            "drained in {}: 0 ticks running, {} live chains kept, cluster paused (run `queue resume` to continue)\n",
+            human_duration(waited),
+            s.live_chains
+        );
+        if let Some(n) = purged {
+            human.push_str(&format!(
+                "purged {n} pending ticks; the reconciler re-seeds the chains of running campaigns\n"
+            ));
+        }
+        Ok(Output {
+            json: json!({
+                "paused": true,
+                "ticks_running": 0,
+                "waited_ms": u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                "live_chains": s.live_chains,
+                "purged_pending_ticks": purged,
+            }),
+            human,
+        })
+    }
+
+    /// Drops every pending tick (see the module doc). Returns how many chains lost their tick.
+    pub async fn purge_pending(&self) -> Result<u64, Failure> {
+        let script = Script::new(PURGE_PENDING);
+        let mut conn = self.conn.clone();
+        let mut purged = 0;
+        loop {
+            let (seen, n): (u64, u64) = script
+                .key(&self.keys.seq)
+                .key(&self.keys.next)
+                .key(&self.keys.feed)
+                .key(&self.keys.lease)
+                .arg(SLICE)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_failed("purging pending ticks", e))?;
+            purged += n;
+            if seen < SLICE as u64 {
+                return Ok(purged);
+            }
+        }
+    }
+
+    /// Requeues apalis' dead and failed jobs. Returns (requeued, dropped without payload).
+    pub async fn retry_dead(&self) -> Result<(u64, u64), Failure> {
+        let script = Script::new(RETRY_DEAD);
+        let mut conn = self.conn.clone();
+        let (mut requeued, mut dropped) = (0, 0);
+        loop {
+            let (r, d): (u64, u64) = script
+                .key(&self.keys.dead)
+                .key(&self.keys.failed)
+                .key(&self.keys.data)
+                .key(&self.keys.meta)
+                .key(&self.keys.active)
+                .key(&self.keys.signal)
+                .arg(SLICE)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_failed("requeueing dead jobs", e))?;
+            requeued += r;
+            dropped += d;
+            if r + d == 0 {
+                return Ok((requeued, dropped));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use campaign_workers::WorkerBeat;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(Duration::from_millis(250)), "250ms");
+        assert_eq!(human_duration(Duration::from_millis(1234)), "1.234s");
+        assert_eq!(human_duration(Duration::from_secs(185)), "3m05s");
+    }
+
+    #[test]
+    fn stats_render() {
+        let s = Stats {
+            now_ms: 1_764_072_000_000,
+            paused: true,
+            live_chains: 3,
+            scheduled: 2,
+            due_now: 1,
+            running: 1,
+            in_feed: 1,
+            queued_in_apalis: 1,
+            finished_jobs: 7,
+            failed_jobs: 0,
+            dead_jobs: 0,
+            oldest_overdue: Some(("c1".into(), Duration::from_millis(1500))),
+            workers: vec![WorkerBeat {
+                name: "w1".into(),
+                last_heartbeat_s: 1_764_071_998,
+                alive: true,
+            }],
+            ticks_last_minute: 120,
+        };
+        let j = stats_json(&s);
+        assert_eq!(j["ticks_per_second"], json!(2.0));
+        assert_eq!(j["oldest_overdue"]["late_ms"], json!(1500));
+        assert_eq!(j["workers"][0]["heartbeat_age_s"], json!(2));
+        let h = stats_human(&s);
+        assert!(h.contains("c1 (late 1.500s)"), "{h}");
+        assert!(h.contains("120 (2.00/s)"), "{h}");
+        assert!(h.contains("w1"), "{h}");
+        assert_eq!(Keys::new("n").dead, "n:dead");
+    }
+}

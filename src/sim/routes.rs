@@ -1,0 +1,892 @@
+//! Request routing of the five simulated services (CONTRACT §8, the peers' side).
+//!
+//! `SimState::handle` is the whole RPC surface as a pure function: request and `now` in, response
+//! plus timed effects out. Each service only answers its own routes, like the real managers on
+//! their own queues. Errors follow the platform: unknown route or id → bare 404, undecodable body or
+//! query → bare 400, duplicate/wrong state → bare 409. Nothing here can panic on input.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::calls::{CallCreate, CallError, CallRecord};
+use super::faults::FaultKind;
+use super::flows::{ActiveflowCreate, FlowCreate, FlowError};
+use super::outdials::{OutdialError, TargetState};
+use super::state::{Effect, SimState};
+use crate::bus::{Request, Response};
+use crate::model::Action;
+use crate::model::json::uuid_or_nil;
+
+/// One of the simulated platform services (one request queue each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Service {
+    /// outdial-manager.
+    Outdial,
+    /// call-manager.
+    Call,
+    /// flow-manager.
+    Flow,
+    /// queue-manager.
+    Queue,
+    /// webhook-manager.
+    Webhook,
+}
+
+impl Service {
+    /// All services.
+    pub const ALL: [Service; 5] = [
+        Service::Outdial,
+        Service::Call,
+        Service::Flow,
+        Service::Queue,
+        Service::Webhook,
+    ];
+}
+
+/// Result of handling one request.
+#[derive(Debug)]
+pub struct Handled {
+    /// The reply.
+    pub response: Response,
+    /// Timers to start.
+    pub effects: Vec<Effect>,
+    /// Hold the reply back this long (simulated timeout).
+    pub delay: Option<Duration>,
+}
+
+impl From<Response> for Handled {
+    fn from(response: Response) -> Self {
+        Handled {
+            response,
+            effects: Vec::new(),
+            delay: None,
+        }
+    }
+}
+
+fn not_found() -> Response {
+    Response::status(404)
+}
+
+fn bad_request() -> Response {
+    Response::status(400)
+}
+
+fn ok<T: Serialize + ?Sized>(body: &T) -> Response {
+    Response::json(200, body)
+}
+
+/// Split `/v1/a/b?x=1` into (["v1","a","b"], "x=1").
+fn split_uri(uri: &str) -> (Vec<&str>, &str) {
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let segs = path.strip_prefix('/').unwrap_or(path).split('/').collect();
+    (segs, query)
+}
+
+/// A path id: canonical lowercase UUID only (the platform's route regexes).
+fn path_id(s: &str) -> Option<Uuid> {
+    let canonical = s.len() == 36
+        && s.bytes()
+            .all(|b| b == b'-' || b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !canonical {
+        return None;
+    }
+    Uuid::try_parse(s).ok()
+}
+
+fn body<T: for<'de> Deserialize<'de>>(req: &Request) -> Result<T, Response> {
+    req.data_as::<T>().map_err(|_| bad_request())
+}
+
+#[derive(Deserialize)]
+struct CampaignIdBody {
+    #[serde(deserialize_with = "uuid_or_nil")]
+    campaign_id: Uuid,
+}
+
+#[derive(Deserialize)]
+struct ProgressingBody {
+    destination_index: i64,
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: TargetState,
+}
+
+#[derive(Deserialize)]
+struct ActionsBody {
+    actions: Vec<Action>,
+}
+
+/// `try_count_0..4` and `limit` of the available query; all required, non-negative integers.
+fn available_query(query: &str) -> Option<([i32; 5], usize)> {
+    let mut max: [Option<i32>; 5] = [None; 5];
+    let mut limit = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let k = k.as_ref();
+        if k == "limit" {
+            limit = Some(v.parse::<usize>().ok()?);
+        } else if let Some(i) = k.strip_prefix("try_count_") {
+            let i: usize = i.parse().ok()?;
+            let n: i32 = v.parse().ok()?;
+            if n < 0 {
+                return None;
+            }
+            *max.get_mut(i)? = Some(n);
+        }
+    }
+    let [a, b, c, d, e] = max;
+    Some(([a?, b?, c?, d?, e?], limit?))
+}
+
+fn outdial_error(e: OutdialError) -> Response {
+    match e {
+        OutdialError::NotFound => not_found(),
+        OutdialError::Invalid(_) => bad_request(),
+    }
+}
+
+fn flow_error(e: FlowError) -> Response {
+    match e {
+        FlowError::NotFound => not_found(),
+        FlowError::Conflict(_) => Response::status(409),
+    }
+}
+
+impl SimState {
+    /// Handle one request addressed to `service` at time `now`.
+    pub fn handle(&mut self, service: Service, req: &Request, now: DateTime<Utc>) -> Handled {
+        *self.requests.entry(service).or_insert(0) += 1;
+        match self.faults.take(service, &req.method, &req.uri) {
+            Some(FaultKind::Status(code)) => return Response::status(code).into(),
+            Some(FaultKind::NoReplyMs(ms)) => {
+                return Handled {
+                    response: Response::status(500),
+                    effects: Vec::new(),
+                    delay: Some(Duration::from_millis(ms)),
+                };
+            }
+            None => {}
+        }
+        let (segs, query) = split_uri(&req.uri);
+        if segs.first() != Some(&"v1") {
+            return not_found().into();
+        }
+        let method = req.method.to_ascii_uppercase();
+        let rest = &segs[1..];
+        let result = match service {
+            Service::Outdial => self.outdial_routes(&method, rest, query, req, now),
+            Service::Call => return self.call_routes(&method, rest, req, now),
+            Service::Flow => return self.flow_routes(&method, rest, req, now),
+            Service::Queue => self.queue_routes(&method, rest),
+            Service::Webhook => self.webhook_routes(&method, rest, req),
+        };
+        result.unwrap_or_else(|r| r).into()
+    }
+
+    fn outdial_routes(
+        &mut self,
+        method: &str,
+        segs: &[&str],
+        query: &str,
+        req: &Request,
+        now: DateTime<Utc>,
+    ) -> Result<Response, Response> {
+        match (method, segs) {
+            ("GET", ["outdials", id]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let o = self.outdials.get(id).ok_or_else(not_found)?;
+                Ok(ok(&o.json()))
+            }
+            ("PUT", ["outdials", id, "campaign_id"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let b: CampaignIdBody = body(req)?;
+                let o = self
+                    .outdials
+                    .set_campaign(id, b.campaign_id, now)
+                    .map_err(outdial_error)?;
+                Ok(ok(&o.json()))
+            }
+            ("GET", ["outdials", id, "available"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let (max, limit) = available_query(query).ok_or_else(bad_request)?;
+                let found = self
+                    .outdials
+                    .available(id, &max, limit)
+                    .map_err(outdial_error)?;
+                let json: Vec<_> = found.iter().map(|t| t.json()).collect();
+                Ok(ok(&json))
+            }
+            ("GET", ["outdials", id, "targets"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let ts = self.outdials.targets_of(id).ok_or_else(not_found)?;
+                let json: Vec<_> = ts.iter().map(|t| t.json()).collect();
+                Ok(ok(&json))
+            }
+            ("GET", ["outdialtargets", id]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let t = self.outdials.target(id).ok_or_else(not_found)?;
+                Ok(ok(&t.json()))
+            }
+            ("POST", ["outdialtargets", id, "progressing"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let b: ProgressingBody = body(req)?;
+                let index = usize::try_from(b.destination_index)
+                    .ok()
+                    .filter(|i| *i < 5)
+                    .ok_or_else(bad_request)?;
+                let t = self
+                    .outdials
+                    .progressing(id, index, now)
+                    .map_err(outdial_error)?;
+                Ok(ok(&t.json()))
+            }
+            ("PUT", ["outdialtargets", id, "status"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let b: StatusBody = body(req)?;
+                let t = self
+                    .outdials
+                    .set_status(id, b.status, now)
+                    .map_err(outdial_error)?;
+                Ok(ok(&t.json()))
+            }
+            _ => Err(not_found()),
+        }
+    }
+
+    fn call_routes(
+        &mut self,
+        method: &str,
+        segs: &[&str],
+        req: &Request,
+        now: DateTime<Utc>,
+    ) -> Handled {
+        match (method, segs) {
+            ("POST", ["calls", id]) => {
+                let Some(id) = path_id(id) else {
+                    return not_found().into();
+                };
+                match self.create_call(id, req, now) {
+                    Ok(h) => h,
+                    Err(r) => r.into(),
+                }
+            }
+            ("GET", ["calls", id]) => match path_id(id).and_then(|id| self.calls.get(id)) {
+                Some(c) => ok(&c.json()).into(),
+                None => not_found().into(),
+            },
+            _ => not_found().into(),
+        }
+    }
+
+    fn create_call(
+        &mut self,
+        id: Uuid,
+        req: &Request,
+        now: DateTime<Utc>,
+    ) -> Result<Handled, Response> {
+        let b: CallCreate = body(req)?;
+        let destination = b.destination.ok_or_else(bad_request)?;
+        if self.calls.get(id).is_some() {
+            return Err(Response::status(409));
+        }
+        let located = self.outdials.locate(&destination);
+        let index = located.map(|(_, i)| i);
+        let (outcome, duration) =
+            self.scenario
+                .plan_call(&mut self.rng, index, destination.target.as_str());
+        let record = CallRecord {
+            id,
+            customer_id: b.customer_id,
+            flow_id: b.flow_id,
+            activeflow_id: b.activeflow_id,
+            source: b.source,
+            destination,
+            target_id: located.map(|(t, _)| t),
+            destination_index: index,
+            outcome,
+            duration,
+            tm_create: Some(now),
+            tm_hangup: None,
+        };
+        let call = self
+            .calls
+            .insert(record)
+            .map_err(|CallError::Duplicate| Response::status(409))?;
+        let response = ok(&call.json());
+        let effects = if call.outcome == super::scenario::Outcome::Silent {
+            Vec::new()
+        } else {
+            vec![Effect::HangUp {
+                call_id: id,
+                after: duration,
+            }]
+        };
+        Ok(Handled {
+            response,
+            effects,
+            delay: None,
+        })
+    }
+
+    fn flow_routes(
+        &mut self,
+        method: &str,
+        segs: &[&str],
+        req: &Request,
+        now: DateTime<Utc>,
+    ) -> Handled {
+        let r: Result<Handled, Response> = (|| match (method, segs) {
+            ("POST", ["flows"]) => {
+                let b: FlowCreate = body(req)?;
+                Ok(ok(self.flows.create(b, now)).into())
+            }
+            ("GET", ["flows", id]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                Ok(ok(self.flows.get(id).ok_or_else(not_found)?).into())
+            }
+            ("PUT", ["flows", id, "actions"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let b: ActionsBody = body(req)?;
+                let f = self
+                    .flows
+                    .update_actions(id, b.actions, now)
+                    .map_err(flow_error)?;
+                Ok(ok(f).into())
+            }
+            ("DELETE", ["flows", id]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                Ok(ok(self.flows.delete(id, now).map_err(flow_error)?).into())
+            }
+            ("POST", ["activeflows"]) => {
+                let b: ActiveflowCreate = body(req)?;
+                let af = self.flows.create_activeflow(b, now).map_err(flow_error)?;
+                Ok(ok(&af.json()).into())
+            }
+            ("GET", ["activeflows", id]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let af = self.flows.activeflow(id).ok_or_else(not_found)?;
+                Ok(ok(&af.json()).into())
+            }
+            ("POST", ["activeflows", id, "execute"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let after = self.scenario.plan_flow(&mut self.rng);
+                let af = self.flows.execute(id).map_err(flow_error)?;
+                Ok(Handled {
+                    response: ok(&af.json()),
+                    effects: vec![Effect::EndActiveflow { id, after }],
+                    delay: None,
+                })
+            }
+            _ => Err(not_found()),
+        })();
+        r.unwrap_or_else(Handled::from)
+    }
+
+    fn queue_routes(&mut self, method: &str, segs: &[&str]) -> Result<Response, Response> {
+        match (method, segs) {
+            ("GET", ["queues", id]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                Ok(ok(&self.queues.get(id).ok_or_else(not_found)?.json()))
+            }
+            ("GET", ["queues", id, "agents"]) => {
+                let id = path_id(id).ok_or_else(not_found)?;
+                let q = self.queues.get(id).ok_or_else(not_found)?;
+                Ok(ok(&q.agents_json()))
+            }
+            _ => Err(not_found()),
+        }
+    }
+
+    fn webhook_routes(
+        &mut self,
+        method: &str,
+        segs: &[&str],
+        req: &Request,
+    ) -> Result<Response, Response> {
+        match (method, segs) {
+            ("POST", ["webhooks"]) => {
+                let b: Value = body(req)?;
+                if b.is_null() {
+                    return Err(bad_request());
+                }
+                self.webhooks.accept(b);
+                Ok(Response::new(
+                    200,
+                    crate::bus::envelope::DATA_TYPE_JSON,
+                    None,
+                ))
+            }
+            _ => Err(not_found()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Address;
+    use crate::sim::outdials::TargetSpec;
+    use crate::sim::scenario::{Outcome, Scenario};
+    use serde_json::json;
+
+    fn req(method: &str, uri: &str, data: Option<Value>) -> Request {
+        let r = Request::new(method, uri);
+        match data {
+            Some(d) => r.with_json(&d).unwrap(),
+            None => r,
+        }
+    }
+
+    fn st() -> SimState {
+        SimState::new(Scenario::instant(Outcome::Answered).with_index_override(0, Outcome::Busy))
+    }
+
+    fn data(h: &Handled) -> Value {
+        h.response.data_as::<Value>().unwrap()
+    }
+
+    #[test]
+    fn outdial_routes_end_to_end() {
+        let mut s = st();
+        let now = Utc::now();
+        let od = s.outdials.create(None, Uuid::new_v4(), "l", now);
+        let spec = TargetSpec {
+            destinations: vec![Some(Address::tel("+100")), Some(Address::tel("+101"))],
+            ..TargetSpec::default()
+        };
+        let t = s.outdials.add_target(od, spec, now).unwrap();
+        let q = "try_count_0=1&try_count_1=1&try_count_2=1&try_count_3=1&try_count_4=1&limit=1";
+        let h = s.handle(
+            Service::Outdial,
+            &req("GET", &format!("/v1/outdials/{od}/available?{q}"), None),
+            now,
+        );
+        assert_eq!(h.response.status_code, 200);
+        assert_eq!(data(&h)[0]["id"], t.to_string());
+        let h = s.handle(
+            Service::Outdial,
+            &req(
+                "POST",
+                &format!("/v1/outdialtargets/{t}/progressing"),
+                Some(json!({"destination_index":1})),
+            ),
+            now,
+        );
+        assert_eq!(data(&h)["try_count_1"], 1);
+        assert_eq!(data(&h)["status"], "progressing");
+        let h = s.handle(
+            Service::Outdial,
+            &req("GET", &format!("/v1/outdials/{od}/available?{q}"), None),
+            now,
+        );
+        assert_eq!(data(&h), json!([]));
+        let h = s.handle(
+            Service::Outdial,
+            &req(
+                "PUT",
+                &format!("/v1/outdialtargets/{t}/status"),
+                Some(json!({"status":"idle"})),
+            ),
+            now,
+        );
+        assert_eq!(data(&h)["status"], "idle");
+        let camp = Uuid::new_v4();
+        let h = s.handle(
+            Service::Outdial,
+            &req(
+                "PUT",
+                &format!("/v1/outdials/{od}/campaign_id"),
+                Some(json!({"campaign_id":camp})),
+            ),
+            now,
+        );
+        assert_eq!(data(&h)["campaign_id"], camp.to_string());
+    }
+
+    #[test]
+    fn errors_never_panic() {
+        let mut s = st();
+        let now = Utc::now();
+        let od = s.outdials.create(None, Uuid::nil(), "l", now);
+        let unknown = Uuid::new_v4();
+        let cases: Vec<(Service, Request, u16)> = vec![
+            (
+                Service::Outdial,
+                req("GET", &format!("/v1/outdials/{unknown}"), None),
+                404,
+            ),
+            (
+                Service::Outdial,
+                req("GET", "/v1/outdials/NOT-A-UUID", None),
+                404,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "GET",
+                    &format!("/v1/outdials/{}", od.to_string().to_uppercase()),
+                    None,
+                ),
+                404,
+            ),
+            (
+                Service::Outdial,
+                req("DELETE", &format!("/v1/outdials/{od}"), None),
+                404,
+            ),
+            (
+                Service::Outdial,
+                req("GET", &format!("/v1/outdials/{od}/available?limit=1"), None),
+                400,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "GET",
+                    &format!(
+                        "/v1/outdials/{od}/available?try_count_0=x&try_count_1=1&try_count_2=1&try_count_3=1&try_count_4=1&limit=1"
+                    ),
+                    None,
+                ),
+                400,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "GET",
+                    &format!(
+                        "/v1/outdials/{od}/available?try_count_0=1&try_count_1=1&try_count_2=1&try_count_3=1&try_count_4=1&limit=-1"
+                    ),
+                    None,
+                ),
+                400,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "GET",
+                    &format!("/v1/outdials/{od}/available?try_count_9=1&limit=1"),
+                    None,
+                ),
+                400,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "POST",
+                    &format!("/v1/outdialtargets/{unknown}/progressing"),
+                    Some(json!({"destination_index":0})),
+                ),
+                404,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "POST",
+                    &format!("/v1/outdialtargets/{unknown}/progressing"),
+                    Some(json!({"destination_index":7})),
+                ),
+                400,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "POST",
+                    &format!("/v1/outdialtargets/{unknown}/progressing"),
+                    None,
+                ),
+                400,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "PUT",
+                    &format!("/v1/outdialtargets/{unknown}/status"),
+                    Some(json!({"status":"weird"})),
+                ),
+                400,
+            ),
+            (
+                Service::Outdial,
+                req(
+                    "PUT",
+                    &format!("/v1/outdials/{od}/campaign_id"),
+                    Some(json!({"campaign_id":""})),
+                ),
+                400,
+            ),
+            (
+                Service::Call,
+                req(
+                    "POST",
+                    &format!("/v1/calls/{unknown}"),
+                    Some(json!({"flow_id":"x"})),
+                ),
+                400,
+            ),
+            (
+                Service::Call,
+                req("POST", &format!("/v1/calls/{unknown}"), Some(json!({}))),
+                400,
+            ),
+            (
+                Service::Call,
+                req("GET", &format!("/v1/calls/{unknown}"), None),
+                404,
+            ),
+            (
+                Service::Flow,
+                req(
+                    "PUT",
+                    &format!("/v1/flows/{unknown}/actions"),
+                    Some(json!({"actions":[]})),
+                ),
+                404,
+            ),
+            (
+                Service::Flow,
+                req(
+                    "PUT",
+                    &format!("/v1/flows/{unknown}/actions"),
+                    Some(json!({"actions":7})),
+                ),
+                400,
+            ),
+            (
+                Service::Flow,
+                req("DELETE", &format!("/v1/flows/{unknown}"), None),
+                404,
+            ),
+            (
+                Service::Flow,
+                req("POST", "/v1/activeflows", Some(json!({"flow_id":unknown}))),
+                404,
+            ),
+            (
+                Service::Flow,
+                req("POST", &format!("/v1/activeflows/{unknown}/execute"), None),
+                404,
+            ),
+            (
+                Service::Flow,
+                req("POST", "/v1/flows", Some(json!([1, 2]))),
+                400,
+            ),
+            (
+                Service::Queue,
+                req("GET", &format!("/v1/queues/{unknown}"), None),
+                404,
+            ),
+            (
+                Service::Queue,
+                req(
+                    "GET",
+                    &format!("/v1/queues/{unknown}/agents"),
+                    Some(json!({"status":"available"})),
+                ),
+                404,
+            ),
+            (Service::Webhook, req("POST", "/v1/webhooks", None), 400),
+            (Service::Webhook, req("GET", "/v1/webhooks", None), 404),
+            // A route of another service is not served here.
+            (
+                Service::Queue,
+                req("GET", &format!("/v1/outdials/{od}"), None),
+                404,
+            ),
+            (Service::Call, req("GET", "", None), 404),
+            (Service::Call, req("GET", "?", None), 404),
+            (Service::Call, req("GET", "//v1///", None), 404),
+        ];
+        for (service, r, code) in cases {
+            let h = s.handle(service, &r, now);
+            assert_eq!(
+                h.response.status_code, code,
+                "{service:?} {} {}",
+                r.method, r.uri
+            );
+            assert!(h.effects.is_empty());
+        }
+        // An undecodable raw body is a 400 as well.
+        let raw: Request = serde_json::from_str(&format!(
+            r#"{{"uri":"/v1/outdials/{od}/campaign_id","method":"PUT","data":"zzz"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            s.handle(Service::Outdial, &raw, now).response.status_code,
+            400
+        );
+    }
+
+    #[test]
+    fn calls_plan_and_hang_up_with_overrides() {
+        let mut s = st();
+        let now = Utc::now();
+        let od = s.outdials.create(None, Uuid::nil(), "l", now);
+        let spec = TargetSpec {
+            destinations: vec![Some(Address::tel("+200")), Some(Address::tel("+201"))],
+            ..TargetSpec::default()
+        };
+        let t = s.outdials.add_target(od, spec, now).unwrap();
+        let mut make = |dest: &str| {
+            let id = Uuid::new_v4();
+            let h = s.handle(
+                Service::Call,
+                &req(
+                    "POST",
+                    &format!("/v1/calls/{id}"),
+                    Some(json!({"activeflow_id":Uuid::new_v4(),"destination":{"type":"tel","target":dest}})),
+                ),
+                now,
+            );
+            assert_eq!(h.response.status_code, 200);
+            assert_eq!(h.effects.len(), 1);
+            id
+        };
+        let busy = make("+200");
+        let answered = make("+201");
+        let stranger = make("+999");
+        let p = s.hang_up(busy, now);
+        assert_eq!(p.len(), 1);
+        let call: crate::model::Call = p[0].event.data_as().unwrap();
+        assert_eq!((call.id, call.hangup_reason.as_str()), (busy, "busy"));
+        assert_eq!(p[0].event.publisher, "call-manager");
+        assert_eq!(p[0].event.r#type, "call_hangup");
+        let p = s.hang_up(answered, now);
+        let call: crate::model::Call = p[0].event.data_as().unwrap();
+        assert_eq!(call.hangup_reason, "normal");
+        assert!(s.hang_up(answered, now).is_empty());
+        let rec = s.calls.get(busy).unwrap();
+        assert_eq!((rec.target_id, rec.destination_index), (Some(t), Some(0)));
+        assert_eq!(s.calls.get(stranger).unwrap().destination_index, None);
+        let dup = s.handle(
+            Service::Call,
+            &req(
+                "POST",
+                &format!("/v1/calls/{busy}"),
+                Some(json!({"destination":{"target":"+1"}})),
+            ),
+            now,
+        );
+        assert_eq!(dup.response.status_code, 409);
+        s.scenario.call_activeflow_events = true;
+        assert_eq!(s.hang_up(stranger, now).len(), 2);
+        assert_eq!(s.stats().calls_live, 0);
+    }
+
+    #[test]
+    fn flows_and_activeflows() {
+        let mut s = st();
+        let now = Utc::now();
+        let h = s.handle(
+            Service::Flow,
+            &req("POST", "/v1/flows", Some(json!({"customer_id":Uuid::nil(),"type":"campaign","name":"","detail":"","actions":[{"type":"answer"}],"on_complete_flow_id":Uuid::nil(),"persist":true}))),
+            now,
+        );
+        let flow = data(&h)["id"].as_str().unwrap().to_string();
+        let h = s.handle(
+            Service::Flow,
+            &req(
+                "PUT",
+                &format!("/v1/flows/{flow}/actions"),
+                Some(json!({"actions":[]})),
+            ),
+            now,
+        );
+        assert_eq!(h.response.status_code, 200);
+        let af = Uuid::new_v4();
+        let h = s.handle(
+            Service::Flow,
+            &req("POST", "/v1/activeflows", Some(json!({"id":af,"customer_id":Uuid::nil(),"flow_id":flow,"reference_type":"campaign","reference_id":Uuid::new_v4(),"reference_activeflow_id":Uuid::nil()}))),
+            now,
+        );
+        assert_eq!(data(&h)["id"], af.to_string());
+        let exec = req("POST", &format!("/v1/activeflows/{af}/execute"), None).with_data_type("");
+        let h = s.handle(Service::Flow, &exec, now);
+        assert_eq!(
+            h.effects,
+            vec![Effect::EndActiveflow {
+                id: af,
+                after: Duration::ZERO
+            }]
+        );
+        assert_eq!(
+            s.handle(Service::Flow, &exec, now).response.status_code,
+            409
+        );
+        let p = s.end_activeflow(af, now);
+        assert_eq!(p[0].event.r#type, "activeflow_deleted");
+        assert_eq!(p[0].event.publisher, "flow-manager");
+        let a: crate::model::Activeflow = p[0].event.data_as().unwrap();
+        assert_eq!(a.id, af);
+        let h = s.handle(
+            Service::Flow,
+            &req("DELETE", &format!("/v1/flows/{flow}"), None),
+            now,
+        );
+        assert_eq!(h.response.status_code, 200);
+    }
+
+    #[test]
+    fn queues_webhooks_and_faults() {
+        let mut s = st();
+        let now = Utc::now();
+        let q = s.queues.create(None, Uuid::nil(), 4, now);
+        let agents = req(
+            "GET",
+            &format!("/v1/queues/{q}/agents"),
+            Some(json!({"status":"available"})),
+        );
+        assert_eq!(
+            data(&s.handle(Service::Queue, &agents, now))
+                .as_array()
+                .unwrap()
+                .len(),
+            4
+        );
+        s.queues.set_agents(q, 0);
+        assert_eq!(data(&s.handle(Service::Queue, &agents, now)), json!([]));
+        let wh = req(
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"type":"campaign_created"})),
+        );
+        let h = s.handle(Service::Webhook, &wh, now);
+        assert_eq!(
+            (h.response.status_code, h.response.data_type.as_str()),
+            (200, "application/json")
+        );
+        assert_eq!(s.webhooks.count(), 1);
+        s.faults.add(super::super::faults::Fault::status(
+            Service::Webhook,
+            500,
+            1,
+        ));
+        assert_eq!(
+            s.handle(Service::Webhook, &wh, now).response.status_code,
+            500
+        );
+        assert_eq!(s.webhooks.count(), 1, "faulted request has no effect");
+        s.faults.add(super::super::faults::Fault::no_reply(
+            Service::Queue,
+            Duration::from_secs(5),
+            1,
+        ));
+        assert_eq!(
+            s.handle(Service::Queue, &agents, now).delay,
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            s.handle(Service::Webhook, &wh, now).response.status_code,
+            200
+        );
+        assert_eq!(s.stats().requests[&Service::Webhook], 3);
+    }
+}

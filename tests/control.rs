@@ -1,0 +1,957 @@
+//! `campaign-control` as a process against the real services on localhost: RabbitMQ with the
+//! service (and, for campaigns, the peer simulator) running in-process under a private queue
+//! prefix, MariaDB with a fresh database, Redis with a private tick namespace. Every subcommand's
+//! happy path and main failure, usage errors (exit 2), unreachable dependencies (exit 1), and
+//! `queue drain`/`resume` against in-process tick workers with a fake runner.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::bus::Names;
+use campaign_manager::config::Infra;
+use campaign_manager::sim::{Outcome, Scenario, Sim};
+use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, SchedulerConfig, TickOutcome};
+use serde_json::Value;
+use support::{TestDb, TestPrefix, unique};
+use uuid::Uuid;
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672";
+
+/// Where the CLI and the in-process services meet.
+struct Ctx {
+    queue_prefix: String,
+    namespace: String,
+}
+
+impl Ctx {
+    fn new(prefix: &TestPrefix) -> Ctx {
+        Ctx {
+            queue_prefix: unique("cc"),
+            namespace: format!("{}ticks", prefix.0),
+        }
+    }
+
+    /// Runs the binary with this context's infra flags plus `args`.
+    async fn run(&self, args: &[&str]) -> Run {
+        let mut all: Vec<String> = vec![
+            "--rabbitmq_address".into(),
+            AMQP.into(),
+            "--redis_address".into(),
+            "127.0.0.1:6379".into(),
+            "--redis_database".into(),
+            "0".into(),
+            "--queue_prefix".into(),
+            self.queue_prefix.clone(),
+            "--tick_namespace".into(),
+            self.namespace.clone(),
+        ];
+        all.extend(args.iter().map(|s| s.to_string()));
+        cli(&all).await
+    }
+}
+
+/// Exit code and output of one run.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    fn fails(self, code: i32, needle: &str) -> Run {
+        assert_eq!(
+            self.code, code,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}: {}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs the binary with exactly `args` and no infra env vars.
+async fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
+    for var in [
+        "RABBITMQ_ADDRESS",
+        "REDIS_ADDRESS",
+        "REDIS_PASSWORD",
+        "REDIS_DATABASE",
+        "QUEUE_PREFIX",
+        "TICK_NAMESPACE",
+    ] {
+        cmd.env_remove(var);
+    }
+    let out: Output = cmd
+        .args(args)
+        .output()
+        .await
+        .expect("spawn campaign-control");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The service on a fresh database under the context's names (no tick workers, no HTTP).
+async fn service(ctx: &Ctx, db: &TestDb, prefix: &TestPrefix) -> App {
+    let infra = Infra {
+        rabbitmq_address: AMQP.into(),
+        prometheus_endpoint: "/metrics".into(),
+        prometheus_listen_address: "127.0.0.1:0".into(),
+        database_dsn: db.url.clone(),
+        redis_address: "127.0.0.1:6379".into(),
+        redis_password: String::new(),
+        redis_database: 0,
+    };
+    let settings = Settings {
+        workers: 0,
+        rpc_concurrency: 8,
+        migrate: false,
+        queue_prefix: ctx.queue_prefix.clone(),
+        cache_prefix: prefix.0.clone(),
+        tick_namespace: ctx.namespace.clone(),
+        first_tick_ms: 1000,
+        dial_tick_ms: 500,
+        wait_tick_ms: 5000,
+        serve_http: false,
+    };
+    App::start(&infra, &settings, Role::Service)
+        .await
+        .expect("start campaign-manager")
+}
+
+#[tokio::test]
+async fn help_on_every_level_and_usage_errors_exit_2() {
+    let paths: &[&[&str]] = &[
+        &[],
+        &["campaign"],
+        &["campaign", "list"],
+        &["campaign", "get"],
+        &["campaign", "create"],
+        &["campaign", "update"],
+        &["campaign", "update-service-level"],
+        &["campaign", "update-actions"],
+        &["campaign", "update-resource-info"],
+        &["campaign", "update-next-campaign"],
+        &["campaign", "run"],
+        &["campaign", "stop"],
+        &["campaign", "delete"],
+        &["campaigncall"],
+        &["campaigncall", "list"],
+        &["campaigncall", "get"],
+        &["outplan"],
+        &["outplan", "list"],
+        &["outplan", "get"],
+        &["outplan", "create"],
+        &["outplan", "update"],
+        &["outplan", "delete"],
+        &["queue"],
+        &["queue", "stats"],
+        &["queue", "list"],
+        &["queue", "drain"],
+        &["queue", "resume"],
+        &["queue", "purge"],
+        &["queue", "retry-dead"],
+        &["queue", "vacuum"],
+    ];
+    for p in paths {
+        let mut args: Vec<&str> = p.to_vec();
+        args.push("--help");
+        let r = cli(&args).await;
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stdout.contains("Usage: campaign-control"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    // Unknown flag, missing subcommand, missing required flag, malformed UUID / enum / duration.
+    for args in [
+        &["queue", "stats", "--bogus"][..],
+        &["campaign"][..],
+        &["campaign", "get"][..],
+        &["campaign", "get", "--id", "not-a-uuid"][..],
+        &[
+            "campaign",
+            "create",
+            "--customer-id",
+            "00000000-0000-0000-0000-000000000001",
+            "--name",
+            "n",
+            "--type",
+            "sms",
+        ][..],
+        &["queue", "drain", "--timeout", "soon"][..],
+        &["queue", "purge"][..],
+    ] {
+        let r = cli(args).await;
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("Usage:") || r.stderr.contains("--help"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_dependencies_and_silent_service_exit_1() {
+    let id = Uuid::new_v4().to_string();
+    for sub in [
+        &["queue", "stats"][..],
+        &["queue", "list"][..],
+        &["queue", "drain", "--timeout", "1s"][..],
+        &["queue", "resume"][..],
+        &["queue", "purge", "--campaign", &id][..],
+        &["queue", "retry-dead"][..],
+        &["queue", "vacuum"][..],
+    ] {
+        let mut args = sub.to_vec();
+        args.extend(["--redis_address", "127.0.0.1:1"]);
+        cli(&args)
+            .await
+            .fails(1, "cannot reach Redis at 127.0.0.1:1")
+            .fails(1, "REDIS_ADDRESS");
+    }
+    for sub in [
+        &["campaign", "get", "--id", &id][..],
+        &["campaigncall", "get", "--id", &id][..],
+        &["outplan", "get", "--id", &id][..],
+    ] {
+        let mut args = sub.to_vec();
+        args.extend(["--rabbitmq_address", "amqp://guest:guest@127.0.0.1:1"]);
+        cli(&args)
+            .await
+            .fails(1, "cannot reach RabbitMQ at 127.0.0.1:1")
+            .fails(1, "RABBITMQ_ADDRESS");
+    }
+    // A broker but nobody serving the request queue.
+    let prefix = unique("nobody");
+    let queue = format!("{prefix}.bin-manager.campaign-manager.request");
+    let r = cli(&[
+        "--rabbitmq_address",
+        AMQP,
+        "--queue_prefix",
+        &prefix,
+        "campaign",
+        "get",
+        "--id",
+        &id,
+    ])
+    .await;
+    r.fails(
+        1,
+        &format!("campaign-manager did not answer on queue {queue} within 3 s: is it running?"),
+    );
+}
+
+#[tokio::test]
+async fn outplan_crud_and_not_found_records() {
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let app = service(&ctx, &db, &prefix).await;
+    let customer = Uuid::new_v4().to_string();
+
+    // create → get → list → update (name + dials) → delete
+    let created = ctx
+        .run(&[
+            "--json",
+            "outplan",
+            "create",
+            "--customer-id",
+            &customer,
+            "--name",
+            "plan a",
+            "--detail",
+            "d",
+            "--source-type",
+            "tel",
+            "--source-target",
+            "+821100000001",
+            "--try-interval",
+            "60000",
+            "--max-try-count",
+            "3",
+        ])
+        .await
+        .ok()
+        .json();
+    let id = created["id"].as_str().expect("outplan id").to_owned();
+    assert_eq!(created["name"], "plan a");
+    assert_eq!(created["max_try_count_4"], 3);
+    assert_eq!(created["dial_timeout"], 30000);
+    assert_eq!(created["source"]["target"], "+821100000001");
+
+    let human = ctx.run(&["outplan", "get", "--id", &id]).await.ok();
+    assert!(human.stdout.starts_with("FIELD"), "{}", human.stdout);
+    assert!(human.stdout.contains("plan a"), "{}", human.stdout);
+
+    let list = ctx
+        .run(&["--json", "outplan", "list", "--customer-id", &customer])
+        .await
+        .ok()
+        .json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    let table = ctx
+        .run(&[
+            "outplan",
+            "list",
+            "--customer-id",
+            &customer,
+            "--page-size",
+            "10",
+        ])
+        .await
+        .ok();
+    assert!(
+        table.stdout.contains(&id) && table.stdout.contains("(1 rows)"),
+        "{}",
+        table.stdout
+    );
+
+    let updated = ctx
+        .run(&[
+            "--json",
+            "outplan",
+            "update",
+            "--id",
+            &id,
+            "--name",
+            "plan b",
+            "--dial-timeout",
+            "20000",
+            "--max-try-count",
+            "1,2,3,4,5",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(updated["name"], "plan b");
+    assert_eq!(updated["detail"], "d", "unset flags keep their value");
+    assert_eq!(updated["dial_timeout"], 20000);
+    assert_eq!(updated["try_interval"], 60000);
+    assert_eq!(updated["max_try_count_0"], 1);
+    assert_eq!(updated["max_try_count_4"], 5);
+    assert_eq!(updated["source"]["target"], "+821100000001");
+    ctx.run(&["outplan", "update", "--id", &id])
+        .await
+        .fails(2, "nothing to change");
+
+    let deleted = ctx
+        .run(&["--json", "outplan", "delete", "--id", &id])
+        .await
+        .ok()
+        .json();
+    assert!(deleted["tm_delete"].is_string(), "{deleted}");
+    let after = ctx
+        .run(&["--json", "outplan", "list", "--customer-id", &customer])
+        .await
+        .ok()
+        .json();
+    assert_eq!(after, serde_json::json!([]));
+    let with_deleted = ctx
+        .run(&[
+            "--json",
+            "outplan",
+            "list",
+            "--customer-id",
+            &customer,
+            "--with-deleted",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(with_deleted.as_array().map(Vec::len), Some(1));
+
+    // Unknown ids: typed errors show message and reason, bare 404s say "not found"; exit 1.
+    let unknown = Uuid::new_v4().to_string();
+    ctx.run(&["outplan", "get", "--id", &unknown])
+        .await
+        .fails(1, "OUTPLAN_NOT_FOUND");
+    ctx.run(&["outplan", "update", "--id", &unknown, "--name", "x"])
+        .await
+        .fails(1, "not found");
+    ctx.run(&["outplan", "delete", "--id", &unknown])
+        .await
+        .fails(1, "not found");
+    ctx.run(&["campaign", "get", "--id", &unknown])
+        .await
+        .fails(1, "The campaign was not found.")
+        .fails(1, "CAMPAIGN_NOT_FOUND");
+    ctx.run(&["campaign", "run", "--id", &unknown])
+        .await
+        .fails(1, "CAMPAIGN_NOT_FOUND");
+    ctx.run(&["campaign", "delete", "--id", &unknown])
+        .await
+        .fails(1, "not found");
+    ctx.run(&["campaigncall", "get", "--id", &unknown])
+        .await
+        .fails(1, "CAMPAIGNCALL_NOT_FOUND");
+    let calls = ctx
+        .run(&[
+            "--json",
+            "campaigncall",
+            "list",
+            "--campaign-id",
+            &unknown,
+            "--status",
+            "done",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(calls, serde_json::json!([]));
+    let campaigns = ctx
+        .run(&["campaign", "list", "--customer-id", &customer])
+        .await
+        .ok();
+    assert!(
+        campaigns.stdout.contains("(0 rows)"),
+        "{}",
+        campaigns.stdout
+    );
+
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn campaign_lifecycle_against_the_simulator() {
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let sim = Sim::start(
+        Names::prefixed(&ctx.queue_prefix),
+        AMQP,
+        Scenario::instant(Outcome::Answered),
+    )
+    .await
+    .expect("start simulator");
+    let app = service(&ctx, &db, &prefix).await;
+    let customer = Uuid::new_v4();
+    let outdial = sim.create_outdial(customer, 3, 1).to_string();
+    let queue = sim.create_queue(customer, 2).to_string();
+    let customer = customer.to_string();
+
+    let outplan = ctx
+        .run(&[
+            "--json",
+            "outplan",
+            "create",
+            "--customer-id",
+            &customer,
+            "--name",
+            "p",
+            "--source-type",
+            "tel",
+            "--source-target",
+            "+1",
+        ])
+        .await
+        .ok()
+        .json()["id"]
+        .as_str()
+        .expect("outplan id")
+        .to_owned();
+    let created = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "create",
+            "--customer-id",
+            &customer,
+            "--name",
+            "c1",
+            "--type",
+            "call",
+            "--detail",
+            "first",
+            "--service-level",
+            "80",
+            "--end-handle",
+            "continue",
+            "--outplan-id",
+            &outplan,
+            "--outdial-id",
+            &outdial,
+            "--queue-id",
+            &queue,
+            "--actions-json",
+            r#"[{"type":"answer"}]"#,
+        ])
+        .await
+        .ok()
+        .json();
+    let id = created["id"].as_str().expect("campaign id").to_owned();
+    assert_eq!(created["status"], "stop");
+    assert_eq!(created["service_level"], 80);
+    assert_eq!(created["end_handle"], "continue");
+    assert_eq!(created["actions"][0]["type"], "answer");
+
+    // A reference the peers do not know is rejected (exit 1, with what to check).
+    ctx.run(&[
+        "campaign",
+        "create",
+        "--customer-id",
+        &customer,
+        "--name",
+        "bad",
+        "--outdial-id",
+        &Uuid::new_v4().to_string(),
+    ])
+    .await
+    .fails(1, "create campaign");
+    ctx.run(&[
+        "campaign",
+        "create",
+        "--customer-id",
+        &customer,
+        "--name",
+        "bad",
+        "--actions-json",
+        "{",
+    ])
+    .await
+    .fails(2, "--actions-json");
+
+    let got = ctx
+        .run(&["--json", "campaign", "get", "--id", &id])
+        .await
+        .ok()
+        .json();
+    assert_eq!(got["name"], "c1");
+    let list = ctx
+        .run(&["campaign", "list", "--customer-id", &customer])
+        .await
+        .ok();
+    assert!(
+        list.stdout.contains(&id) && list.stdout.contains("(1 rows)"),
+        "{}",
+        list.stdout
+    );
+
+    let upd = ctx
+        .run(&[
+            "--json", "campaign", "update", "--id", &id, "--name", "c2", "--type", "flow",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        (upd["name"].as_str(), upd["type"].as_str()),
+        (Some("c2"), Some("flow"))
+    );
+    assert_eq!(upd["detail"], "first", "unset flags keep their value");
+    assert_eq!(upd["service_level"], 80);
+    let upd = ctx
+        .run(&[
+            "--json", "campaign", "update", "--id", &id, "--type", "call",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(upd["type"], "call");
+    let upd = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "update-service-level",
+            "--id",
+            &id,
+            "--service-level",
+            "100",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(upd["service_level"], 100);
+    let upd = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "update-actions",
+            "--id",
+            &id,
+            "--actions-json",
+            r#"[{"type":"answer"},{"type":"hangup"}]"#,
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(upd["actions"].as_array().map(Vec::len), Some(2));
+    let next = Uuid::nil().to_string();
+    let upd = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "update-resource-info",
+            "--id",
+            &id,
+            "--next-campaign-id",
+            &next,
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(upd["outdial_id"].as_str(), Some(outdial.as_str()), "kept");
+    assert_eq!(upd["queue_id"].as_str(), Some(queue.as_str()), "kept");
+    let upd = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "update-next-campaign",
+            "--id",
+            &id,
+            "--next-campaign-id",
+            &next,
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(upd["next_campaign_id"].as_str(), Some(next.as_str()));
+
+    // run: the service starts the chain; the queue commands see it.
+    let run = ctx
+        .run(&["--json", "campaign", "run", "--id", &id])
+        .await
+        .ok()
+        .json();
+    assert_eq!(run["status"], "run");
+    let ticks = ctx
+        .run(&["--json", "queue", "list", "--campaign", &id])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ticks[0]["campaign"].as_str(), Some(id.as_str()), "{ticks}");
+    // A running campaign cannot be deleted: exit 1 with what to do.
+    ctx.run(&["campaign", "delete", "--id", &id])
+        .await
+        .fails(1, "stop it before deleting");
+
+    let stopped = ctx
+        .run(&["--json", "campaign", "stop", "--id", &id])
+        .await
+        .ok()
+        .json();
+    assert!(
+        matches!(stopped["status"].as_str(), Some("stop" | "stopping")),
+        "{stopped}"
+    );
+    let calls = ctx
+        .run(&[
+            "--json",
+            "campaigncall",
+            "list",
+            "--campaign-id",
+            &id,
+            "--customer-id",
+            &customer,
+        ])
+        .await
+        .ok()
+        .json();
+    assert!(calls.is_array(), "{calls}");
+    if stopped["status"] == "stop" {
+        let deleted = ctx
+            .run(&["--json", "campaign", "delete", "--id", &id])
+            .await
+            .ok()
+            .json();
+        assert!(deleted["tm_delete"].is_string(), "{deleted}");
+    }
+
+    app.stop().await;
+    sim.shutdown_and_delete().await;
+}
+
+/// Counts ticks per chain; each tick takes `busy`.
+struct Runner {
+    ticks: Mutex<HashMap<String, u64>>,
+    busy: Duration,
+}
+
+#[async_trait]
+impl ChainRunner for Runner {
+    async fn tick(&self, id: &str) -> TickOutcome {
+        tokio::time::sleep(self.busy).await;
+        *self
+            .ticks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_owned())
+            .or_default() += 1;
+        TickOutcome::Continue(Duration::from_millis(50))
+    }
+}
+
+impl Runner {
+    fn counts(&self) -> HashMap<String, u64> {
+        self.ticks.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// The chains that must exist.
+struct Wanted(Mutex<Vec<String>>);
+
+#[async_trait]
+impl ChainSource for Wanted {
+    async fn wanted(&self) -> Result<Vec<String>, BoxError> {
+        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+/// Tick workers in-process on the context's namespace, with `ids` started.
+struct Workers {
+    chains: Chains,
+    runner: Arc<Runner>,
+    wanted: Arc<Wanted>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn workers(ctx: &Ctx, ids: &[String], busy: Duration) -> Workers {
+    let mut cfg = SchedulerConfig::new(support::redis_url(), ctx.namespace.clone());
+    cfg.concurrency = 32;
+    cfg.reconcile_interval = Duration::from_millis(500);
+    cfg.shutdown_timeout = Duration::from_secs(2);
+    let chains = Chains::connect(&cfg).await.expect("chains");
+    let runner = Arc::new(Runner {
+        ticks: Mutex::new(HashMap::new()),
+        busy,
+    });
+    let wanted = Arc::new(Wanted(Mutex::new(ids.to_vec())));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (r, w) = (runner.clone(), wanted.clone());
+    let task = tokio::spawn(async move {
+        let registry = prometheus::Registry::new();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        if let Err(e) = campaign_workers::run_workers(cfg, r, w, &registry, shutdown).await {
+            panic!("workers failed: {e}");
+        }
+    });
+    for id in ids {
+        chains.start(id, Duration::ZERO).await.expect("start chain");
+    }
+    Workers {
+        chains,
+        runner,
+        wanted,
+        stop,
+        task,
+    }
+}
+
+impl Workers {
+    /// Waits until every id ticked more often than in `before`.
+    async fn wait_all_ticked(
+        &self,
+        ids: &[String],
+        before: &HashMap<String, u64>,
+        within: Duration,
+    ) {
+        let deadline = Instant::now() + within;
+        loop {
+            let now = self.runner.counts();
+            let behind: Vec<&String> = ids
+                .iter()
+                .filter(|id| {
+                    now.get(*id).copied().unwrap_or(0) <= before.get(*id).copied().unwrap_or(0)
+                })
+                .collect();
+            if behind.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "chains never ticked: {behind:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn shutdown(self) {
+        let _ = self.chains.resume().await;
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+    }
+}
+
+#[tokio::test]
+async fn drain_waits_for_running_ticks_and_resume_brings_every_chain_back() {
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let ids: Vec<String> = (0..6).map(|_| Uuid::new_v4().to_string()).collect();
+    let w = workers(&ctx, &ids, Duration::from_millis(200)).await;
+    w.wait_all_ticked(&ids, &HashMap::new(), Duration::from_secs(15))
+        .await;
+
+    let stats = ctx.run(&["--json", "queue", "stats"]).await.ok().json();
+    assert_eq!(stats["live_chains"], 6, "{stats}");
+    assert!(stats["workers_alive"].as_u64() >= Some(1), "{stats}");
+    assert_eq!(stats["paused"], false);
+    let table = ctx.run(&["queue", "stats"]).await.ok();
+    assert!(
+        table.stdout.contains("live chains") && table.stdout.contains("WORKER"),
+        "{}",
+        table.stdout
+    );
+    let list = ctx
+        .run(&["--json", "queue", "list", "--limit", "3"])
+        .await
+        .ok()
+        .json();
+    assert!(list.as_array().map(Vec::len) <= Some(3), "{list}");
+    let list = ctx.run(&["queue", "list"]).await.ok();
+    assert!(list.stdout.starts_with("CAMPAIGN"), "{}", list.stdout);
+
+    // drain: 0 running at the end, every chain still owned, nothing starts while paused.
+    let drained = ctx
+        .run(&["--json", "queue", "drain", "--timeout", "20s"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(drained["ticks_running"], 0);
+    assert_eq!(drained["live_chains"], 6, "{drained}");
+    assert_eq!(w.chains.running_ticks().await.expect("running"), 0);
+    assert!(w.chains.is_paused().await.expect("paused"));
+    let frozen = w.runner.counts();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(w.runner.counts(), frozen, "no tick may start while drained");
+    for id in &ids {
+        assert!(
+            w.chains.is_live(id).await.expect("is_live"),
+            "chain {id} lost by drain"
+        );
+    }
+    let paused = ctx.run(&["--json", "queue", "stats"]).await.ok().json();
+    assert_eq!(paused["paused"], true);
+
+    let resumed = ctx.run(&["--json", "queue", "resume"]).await.ok().json();
+    assert_eq!(resumed["live_chains"], 6, "{resumed}");
+    w.wait_all_ticked(&ids, &frozen, Duration::from_secs(15))
+        .await;
+
+    // drain --purge drops the pending ticks; after resume the reconciler brings every chain back.
+    let purged = ctx
+        .run(&["--json", "queue", "drain", "--purge", "--timeout", "20s"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(purged["ticks_running"], 0);
+    assert!(
+        purged["purged_pending_ticks"].as_u64() >= Some(1),
+        "{purged}"
+    );
+    let frozen = w.runner.counts();
+    ctx.run(&["queue", "resume"]).await.ok();
+    w.wait_all_ticked(&ids, &frozen, Duration::from_secs(15))
+        .await;
+    for id in &ids {
+        assert!(
+            w.chains.is_live(id).await.expect("is_live"),
+            "chain {id} lost by purge"
+        );
+    }
+
+    // purge one chain (no longer wanted, so the reconciler leaves it ended); twice → exit 1.
+    w.wanted
+        .0
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|i| i != &ids[0]);
+    let ended = ctx
+        .run(&["--json", "queue", "purge", "--campaign", &ids[0]])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ended["chain_ended"], true);
+    assert!(!w.chains.is_live(&ids[0]).await.expect("is_live"));
+    ctx.run(&["queue", "purge", "--campaign", &ids[0]])
+        .await
+        .fails(1, "no live chain");
+    let none = ctx
+        .run(&["--json", "queue", "list", "--campaign", &ids[0]])
+        .await
+        .ok()
+        .json();
+    assert_eq!(none, serde_json::json!([]));
+
+    // vacuum removes finished jobs; retry-dead requeues dead jobs (one without payload here).
+    let vac = ctx.run(&["--json", "queue", "vacuum"]).await.ok().json();
+    assert!(vac["removed_finished_jobs"].is_u64(), "{vac}");
+    let mut conn = redis::Client::open(support::redis_url())
+        .expect("redis")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis conn");
+    let _: i64 = redis::cmd("SADD")
+        .arg(format!("{}:dead", ctx.namespace))
+        .arg("ghost-job")
+        .query_async(&mut conn)
+        .await
+        .expect("sadd");
+    let retried = ctx
+        .run(&["--json", "queue", "retry-dead"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(retried["dropped_without_payload"], 1, "{retried}");
+    let retried = ctx.run(&["queue", "retry-dead"]).await.ok();
+    assert!(retried.stdout.contains("requeued 0"), "{}", retried.stdout);
+
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn drain_times_out_while_ticks_still_run() {
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let ids: Vec<String> = (0..2).map(|_| Uuid::new_v4().to_string()).collect();
+    let w = workers(&ctx, &ids, Duration::from_secs(4)).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while w.chains.running_ticks().await.expect("running") == 0 {
+        assert!(Instant::now() < deadline, "no tick started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ctx.run(&["queue", "drain", "--timeout", "300ms"])
+        .await
+        .fails(1, "still running")
+        .fails(1, "queue resume");
+    assert!(
+        w.chains.is_paused().await.expect("paused"),
+        "a timed-out drain stays paused"
+    );
+    ctx.run(&["queue", "resume"]).await.ok();
+    w.shutdown().await;
+}

@@ -1,0 +1,438 @@
+//! The benchmark of `chain-bench-worker bench`. Three parts, each on its own fresh namespace,
+//! deleted afterwards:
+//! 1. chains × cadence: N chains with random phases, a no-op runner recording only timing, the
+//!    workers in this process; achieved ticks/s against the ideal N / cadence, lateness
+//!    percentiles (local start − due), early starts, RSS;
+//! 2. the raw apalis-redis ceiling: no-op jobs through one apalis worker with the same settings,
+//!    fed in the same bounded slices (pushing everything at once kills apalis beyond ~8,000);
+//! 3. recovery: two `run` child processes share N chains; one is SIGKILLed; how long until every
+//!    chain ticked again, and whether any tick ran twice.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use apalis::prelude::{
+    BackendExt, BoxDynError, Data, TaskBuilder, WorkerBuilder, WorkerBuilderExt,
+};
+use apalis_redis::{ConnectionManager, RedisStorage, RedisTask};
+use campaign_workers::{Chains, SchedulerConfig, run_workers};
+use redis::AsyncCommands;
+
+use crate::runners::{NumberedChains, RecordingInMemory, chain_id, log_key, now_us};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Chain counts to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    chains: Vec<usize>,
+    /// Delay between two ticks of a chain.
+    #[arg(long, default_value_t = 500)]
+    cadence_ms: u64,
+    /// Seconds before measuring.
+    #[arg(long, default_value_t = 3)]
+    warmup_s: u64,
+    /// Seconds measured per chain count.
+    #[arg(long, default_value_t = 10)]
+    measure_s: u64,
+    /// Ticks running at once in the worker process.
+    #[arg(long, default_value_t = 1000)]
+    concurrency: usize,
+    /// Ticks held waiting for their due time in the worker process.
+    #[arg(long, default_value_t = 3000)]
+    max_waiting: usize,
+    /// No-op jobs for the raw apalis-redis ceiling (0 skips it).
+    #[arg(long, default_value_t = 20000)]
+    raw_jobs: usize,
+    /// Chains for the SIGKILL recovery measurement (0 skips it).
+    #[arg(long, default_value_t = 1000)]
+    recovery_chains: usize,
+}
+
+pub async fn run(redis_url: String, args: BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "chain-bench: cadence {} ms, warm-up {} s, measured {} s per run, concurrency {} + {} waiting",
+        args.cadence_ms, args.warmup_s, args.measure_s, args.concurrency, args.max_waiting
+    );
+    let cadence = Duration::from_millis(args.cadence_ms);
+    for &n in &args.chains {
+        let r = chains_run(&redis_url, n, cadence, &args).await?;
+        r.print();
+    }
+    if args.raw_jobs > 0 {
+        let rate = raw_ceiling(
+            &redis_url,
+            args.raw_jobs,
+            args.concurrency + args.max_waiting,
+        )
+        .await?;
+        println!(
+            "raw apalis-redis ceiling: {} no-op jobs, {:.0} jobs/s (same settings, fed in slices of 500, backlog <= 2000)",
+            args.raw_jobs, rate
+        );
+    }
+    if args.recovery_chains > 0 {
+        recovery(&redis_url, args.recovery_chains, args.cadence_ms).await?;
+    }
+    Ok(())
+}
+
+struct ChainsResult {
+    chains: usize,
+    ideal: f64,
+    achieved: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    early: usize,
+    ticks: usize,
+    rss_kb: u64,
+}
+
+impl ChainsResult {
+    fn print(&self) {
+        println!(
+            "{:>5} chains: {:>7.1} ticks/s of ideal {:>7.1} ({:>5.1} %), lateness p50 {:.1} ms p99 {:.1} ms max {:.1} ms, early starts {} of {}, RSS {:.1} MB",
+            self.chains,
+            self.achieved,
+            self.ideal,
+            100.0 * self.achieved / self.ideal,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms,
+            self.early,
+            self.ticks,
+            self.rss_kb as f64 / 1024.0
+        );
+    }
+}
+
+fn percentile(sorted: &[i64], p: usize) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = (sorted.len() * p / 100).min(sorted.len() - 1);
+    sorted[i] as f64 / 1000.0
+}
+
+/// Resident set size of a process in KiB (`/proc/{pid}/status`).
+fn rss_kb(pid: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn namespace(kind: &str) -> String {
+    format!("chain-bench-{kind}-{:08x}", rand::random::<u32>())
+}
+
+/// Delete every key of `namespace` (and its entry in apalis' global queue list).
+async fn cleanup(redis_url: &str, namespace: &str) -> anyhow::Result<()> {
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let keys: Vec<String> = {
+        let mut iter = conn
+            .scan_match::<_, String>(format!("{namespace}:*"))
+            .await?;
+        let mut keys = Vec::new();
+        while let Some(k) = futures::StreamExt::next(&mut iter).await {
+            keys.push(k?);
+        }
+        keys
+    };
+    for chunk in keys.chunks(500) {
+        let _: () = conn.del(chunk).await?;
+    }
+    let _: () = conn
+        .zrem("core:apalis:queues:list", format!("{namespace}:workers"))
+        .await?;
+    Ok(())
+}
+
+async fn chains_run(
+    redis_url: &str,
+    n: usize,
+    cadence: Duration,
+    args: &BenchArgs,
+) -> anyhow::Result<ChainsResult> {
+    let ns = namespace(&format!("{n}"));
+    let cfg = SchedulerConfig {
+        concurrency: args.concurrency,
+        max_waiting: args.max_waiting,
+        ..SchedulerConfig::new(redis_url, ns.clone())
+    };
+    let chains = Chains::connect(&cfg).await?;
+    let cadence_ms = u64::try_from(cadence.as_millis()).unwrap_or(500).max(1);
+    for i in 0..n {
+        chains
+            .start(
+                &chain_id(i),
+                Duration::from_millis(rand::random_range(0..cadence_ms)),
+            )
+            .await?;
+    }
+    let runner = Arc::new(RecordingInMemory {
+        cadence,
+        samples: Mutex::new(Vec::with_capacity(n * 60)),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let runner = runner.clone();
+        let source = Arc::new(NumberedChains { count: n });
+        tokio::spawn(async move {
+            let registry = prometheus::Registry::new();
+            run_workers(cfg, runner, source, &registry, async {
+                let _ = stop_rx.await;
+            })
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
+    let from = now_us();
+    tokio::time::sleep(Duration::from_secs(args.measure_s)).await;
+    let to = now_us();
+    let rss = rss_kb("self");
+    let _ = stop_tx.send(());
+    worker.await?.context("run_workers")?;
+    cleanup(redis_url, &ns).await?;
+
+    let samples = runner
+        .samples
+        .lock()
+        .map_err(|_| anyhow::anyhow!("samples lock poisoned"))?
+        .clone();
+    let mut lateness: Vec<i64> = samples
+        .iter()
+        .filter(|s| s.start_us >= from && s.start_us < to)
+        .map(|s| s.lateness_us)
+        .collect();
+    lateness.sort_unstable();
+    let seconds = (to - from) as f64 / 1e6;
+    Ok(ChainsResult {
+        chains: n,
+        ideal: n as f64 * 1000.0 / cadence_ms as f64,
+        achieved: lateness.len() as f64 / seconds,
+        p50_ms: percentile(&lateness, 50),
+        p99_ms: percentile(&lateness, 99),
+        max_ms: lateness.last().copied().unwrap_or(0) as f64 / 1000.0,
+        early: lateness.iter().filter(|l| **l < 0).count(),
+        ticks: lateness.len(),
+        rss_kb: rss,
+    })
+}
+
+#[derive(Default)]
+struct RawCounter {
+    done: AtomicUsize,
+}
+
+async fn raw_job(_job: u64, counter: Data<Arc<RawCounter>>) -> Result<(), BoxDynError> {
+    counter.done.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+/// No-op jobs through one apalis worker with the scheduler's settings; returns jobs/s.
+async fn raw_ceiling(redis_url: &str, jobs: usize, concurrency: usize) -> anyhow::Result<f64> {
+    let ns = namespace("raw");
+    let conn: ConnectionManager = apalis_redis::connect(redis_url).await?;
+    let config = apalis_redis::Config::default()
+        .queue(&ns)
+        .batch_size(concurrency.div_ceil(2).clamp(16, 2000))
+        .heartbeat_interval(Duration::from_secs(1))
+        .missed_heartbeats(3)
+        .lock_tasks(false)
+        .emit_events(false);
+    let counter = Arc::new(RawCounter::default());
+    let storage = RedisStorage::<u64, ConnectionManager>::new(conn.clone())
+        .with_config(config.clone())
+        .poll_with_interval(Duration::from_millis(5));
+    let worker = WorkerBuilder::new(format!("{ns}-worker"))
+        .backend(storage)
+        .data(counter.clone())
+        .concurrency(concurrency)
+        .build(raw_job);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(worker.run_until(async move {
+        let _ = stop_rx.await;
+        Ok::<(), std::io::Error>(())
+    }));
+
+    let started = Instant::now();
+    let mut pushed = 0usize;
+    let mut feed_conn = conn.clone();
+    while counter.done.load(Ordering::Relaxed) < jobs {
+        let queued: (u64, u64) = redis::pipe()
+            .zcard(format!("{ns}:scheduled"))
+            .llen(format!("{ns}:active"))
+            .query_async(&mut feed_conn)
+            .await?;
+        if pushed < jobs && queued.0 + queued.1 < 2000 {
+            let batch = (jobs - pushed).min(500);
+            let tasks: Vec<RedisTask> = (0..batch)
+                .map(|i| TaskBuilder::new(format!("{}", pushed + i).into_bytes()).build())
+                .collect();
+            apalis_redis::queries::push_tasks(&mut feed_conn, &config, &tasks).await?;
+            pushed += batch;
+        } else {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            anyhow::bail!("raw ceiling run did not finish in 120 s");
+        }
+    }
+    let rate = jobs as f64 / started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(());
+    let _ = worker.await;
+    cleanup(redis_url, &ns).await?;
+    Ok(rate)
+}
+
+fn spawn_worker(
+    redis_url: &str,
+    ns: &str,
+    chains: usize,
+    cadence_ms: u64,
+) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("locating chain-bench-worker")?;
+    Command::new(exe)
+        .args([
+            "--redis-url",
+            redis_url,
+            "run",
+            "--namespace",
+            ns,
+            "--record",
+        ])
+        .args([
+            "--chains",
+            &chains.to_string(),
+            "--cadence-ms",
+            &cadence_ms.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .context("spawning a worker process")
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+/// Reads the recording runner's log incrementally.
+struct LogReader {
+    key: String,
+    offset: isize,
+}
+
+impl LogReader {
+    async fn read_new(
+        &mut self,
+        conn: &mut redis::aio::MultiplexedConnection,
+    ) -> anyhow::Result<Vec<(String, u64, u64)>> {
+        let lines: Vec<String> = conn.lrange(&self.key, self.offset, -1).await?;
+        self.offset += isize::try_from(lines.len()).unwrap_or(0);
+        Ok(lines
+            .iter()
+            .filter_map(|l| {
+                let mut f = l.split(' ');
+                let id = f.next()?.to_owned();
+                let seq = f.next()?.parse().ok()?;
+                let start_us = f.nth(2)?.parse().ok()?;
+                Some((id, seq, start_us))
+            })
+            .collect())
+    }
+}
+
+/// SIGKILL one of two worker processes and time how long until every chain ticked again.
+async fn recovery(redis_url: &str, n: usize, cadence_ms: u64) -> anyhow::Result<()> {
+    let ns = namespace("recovery");
+    let mut conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut log = LogReader {
+        key: log_key(&ns),
+        offset: 0,
+    };
+    let mut a = spawn_worker(redis_url, &ns, n, cadence_ms)?;
+    let mut b = spawn_worker(redis_url, &ns, n, cadence_ms)?;
+    let mut seen: HashSet<(String, u64)> = HashSet::new();
+    let mut duplicates = 0usize;
+    let mut record = |entries: &[(String, u64, u64)], seen: &mut HashSet<(String, u64)>| {
+        for (id, seq, _) in entries {
+            if !seen.insert((id.clone(), *seq)) {
+                duplicates += 1;
+            }
+        }
+    };
+    // Steady state: every chain ticking, then a few more seconds.
+    let mut ticking: HashSet<String> = HashSet::new();
+    let warm = Instant::now();
+    while ticking.len() < n || warm.elapsed() < Duration::from_secs(5) {
+        let entries = log.read_new(&mut conn).await?;
+        record(&entries, &mut seen);
+        ticking.extend(entries.into_iter().map(|e| e.0));
+        if warm.elapsed() > Duration::from_secs(30) {
+            terminate(&mut a);
+            terminate(&mut b);
+            anyhow::bail!("only {} of {n} chains ticking after 30 s", ticking.len());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss_a = rss_kb(&a.id().to_string());
+    let rss_b = rss_kb(&b.id().to_string());
+
+    let kill_us = now_us();
+    a.kill().context("SIGKILL")?;
+    let _ = a.wait();
+    let mut first_after: HashMap<String, u64> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while first_after.len() < n && Instant::now() < deadline {
+        let entries = log.read_new(&mut conn).await?;
+        record(&entries, &mut seen);
+        for (id, _, start_us) in entries {
+            if start_us > kill_us {
+                first_after.entry(id).or_insert(start_us);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let entries = log.read_new(&mut conn).await?;
+    record(&entries, &mut seen);
+    terminate(&mut b);
+    cleanup(redis_url, &ns).await?;
+
+    let mut gaps: Vec<u64> = first_after.values().map(|s| s - kill_us).collect();
+    gaps.sort_unstable();
+    let ms = |us: u64| us as f64 / 1000.0;
+    println!(
+        "recovery after SIGKILL of 1 of 2 workers ({n} chains at {cadence_ms} ms): first tick after {:.0} ms, every chain ticking again after {:.0} ms ({} of {n} chains), chains that waited > 1 s: {}, ticks run twice: {duplicates} of {}",
+        ms(gaps.first().copied().unwrap_or(0)),
+        ms(gaps.last().copied().unwrap_or(0)),
+        gaps.len(),
+        gaps.iter().filter(|g| **g > 1_000_000).count(),
+        seen.len()
+    );
+    println!(
+        "worker process RSS with {n} chains shared by two processes: {:.1} MB and {:.1} MB",
+        rss_a as f64 / 1024.0,
+        rss_b as f64 / 1024.0
+    );
+    Ok(())
+}

@@ -1,0 +1,489 @@
+//! Per-chain state in Redis and the only code that changes it: small Lua scripts, each one atomic.
+//!
+//! State of chain `id` (key names in [`Keys`]):
+//! * `seq[id]`: the sequence number of the chain's next tick. The chain is live iff it is set.
+//! * `next[id]` / `feed[id]`: due time (ms) of the pending tick; `feed` only while it has not yet
+//!   been handed to apalis (the [`feeder`](crate::feeder) moves it).
+//! * `lease[id]`: while the tick is inside apalis or running, the time until which it is trusted
+//!   to be alive. Past it, the chain counts as lost and may be re-seeded.
+//! * `running[id]`: claim time of the running tick.
+//!
+//! A job carries `(id, seq, due)`. [`ChainState::claim`] moves `seq → seq + 1` only if the chain
+//! is still at `seq`, the cluster is not paused and the Redis clock has reached `due`, so a tick
+//! runs at most once however often apalis delivers it, and never early. After the tick,
+//! [`ChainState::finish`] schedules `seq + 1` (or clears the chain) only if nobody moved the chain
+//! meanwhile. Seeding picks a fresh `seq` from the Redis clock in microseconds (and above any
+//! current one): a chain advances by one per tick, far slower than the clock, so a re-seeded chain
+//! never reuses a `seq` of an earlier incarnation, even after a flush. All times come from the
+//! Redis `TIME` so that processes on different hosts share one clock.
+
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use redis::{Script, aio::ConnectionManager};
+
+use crate::SchedulerError;
+use crate::keys::Keys;
+
+/// Computes `now_us` and `now` (ms) from the Redis clock; prepended to scripts that need time.
+macro_rules! lua_with_clock {
+    ($body:literal) => {
+        concat!(
+            "local t = redis.call('TIME')\n",
+            "local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])\n",
+            "local now = math.floor(now_us / 1000)\n",
+            $body
+        )
+    };
+}
+
+/// Seed chains that are missing or whose lease expired.
+/// KEYS: seq, born, next, feed, lease, running. ARGV: (id, delay_ms)... Returns 1/0 per id.
+static SEED: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(lua_with_clock!(
+        r#"
+local out = {}
+for i = 1, #ARGV, 2 do
+  local id = ARGV[i]
+  local cur = redis.call('HGET', KEYS[1], id)
+  local seed = true
+  if cur then
+    local lease = redis.call('ZSCORE', KEYS[5], id)
+    if (not lease) or tonumber(lease) >= now then seed = false end
+  end
+  if seed then
+    local seq = now_us
+    if cur and tonumber(cur) >= seq then seq = tonumber(cur) + 1 end
+    local due = now + tonumber(ARGV[i + 1])
+    redis.call('HSET', KEYS[1], id, string.format('%.0f', seq))
+    redis.call('HSETNX', KEYS[2], id, now)
+    redis.call('ZADD', KEYS[3], due, id)
+    redis.call('ZADD', KEYS[4], due, id)
+    redis.call('ZREM', KEYS[5], id)
+    redis.call('ZREM', KEYS[6], id)
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"#
+    ))
+});
+
+/// Claim tick (id, seq). KEYS: seq, next, feed, lease, running, paused.
+/// ARGV: id, seq, due_ms, lease_ms. Returns {1, now} claimed, {-1, 0} stale, {-2, 0} paused,
+/// {-3, wait_ms} not due yet.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(lua_with_clock!(
+        r#"
+local id = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], id)
+if (not cur) or tonumber(cur) ~= tonumber(ARGV[2]) then return {-1, 0} end
+if redis.call('EXISTS', KEYS[6]) == 1 then return {-2, 0} end
+local due = tonumber(ARGV[3])
+if now < due then return {-3, due - now} end
+redis.call('HSET', KEYS[1], id, string.format('%.0f', tonumber(ARGV[2]) + 1))
+redis.call('ZREM', KEYS[2], id)
+redis.call('ZREM', KEYS[3], id)
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), id)
+redis.call('ZADD', KEYS[5], now, id)
+return {1, now}
+"#
+    ))
+});
+
+/// After a tick: schedule the next one or end the chain, unless the chain moved meanwhile.
+/// KEYS: seq, born, next, feed, lease, running, ticks counter. ARGV: id, claimed seq (the seq of
+/// the next tick), delay_ms or -1 to stop. Returns {1, due} scheduled, {2, 0} stopped, {-1, 0} stale.
+static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(lua_with_clock!(
+        r#"
+local id = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], id)
+if (not cur) or tonumber(cur) ~= tonumber(ARGV[2]) then return {-1, 0} end
+redis.call('INCR', KEYS[7])
+redis.call('EXPIRE', KEYS[7], 120)
+local delay = tonumber(ARGV[3])
+if delay < 0 then
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('HDEL', KEYS[2], id)
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('ZREM', KEYS[6], id)
+  return {2, 0}
+end
+local due = now + delay
+redis.call('ZADD', KEYS[3], due, id)
+redis.call('ZADD', KEYS[4], due, id)
+redis.call('ZREM', KEYS[5], id)
+redis.call('ZREM', KEYS[6], id)
+return {1, due}
+"#
+    ))
+});
+
+/// Hand an unclaimed tick back to the feed (shutdown, pause). KEYS: seq, next, feed, lease.
+/// ARGV: id, seq, due_ms. Returns 1 if handed back, 0 if the tick was stale.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local id = ARGV[1]
+local cur = redis.call('HGET', KEYS[1], id)
+if (not cur) or tonumber(cur) ~= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[2], ARGV[3], id)
+redis.call('ZADD', KEYS[3], ARGV[3], id)
+redis.call('ZREM', KEYS[4], id)
+return 1
+"#,
+    )
+});
+
+/// Take up to `limit` ticks due within `lead_ms` out of the feed, leasing them, unless paused or
+/// apalis already holds `max_queued` jobs not yet fetched.
+/// KEYS: feed, seq, lease, paused, apalis scheduled, apalis active.
+/// ARGV: lead_ms, limit, lease_ms, max_queued. Returns flat {id, seq, due}...
+static TAKE_DUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(lua_with_clock!(
+        r#"
+if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
+local queued = redis.call('ZCARD', KEYS[5]) + redis.call('LLEN', KEYS[6])
+local room = tonumber(ARGV[4]) - queued
+if room <= 0 then return {} end
+local limit = math.min(tonumber(ARGV[2]), room)
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + tonumber(ARGV[1]),
+  'WITHSCORES', 'LIMIT', 0, limit)
+local out = {}
+local lease_ms = tonumber(ARGV[3])
+for i = 1, #items, 2 do
+  local id = items[i]
+  local due = tonumber(items[i + 1])
+  redis.call('ZREM', KEYS[1], id)
+  local seq = redis.call('HGET', KEYS[2], id)
+  if seq then
+    redis.call('ZADD', KEYS[3], math.max(due, now) + lease_ms, id)
+    out[#out + 1] = id
+    out[#out + 1] = seq
+    out[#out + 1] = string.format('%.0f', due)
+  end
+end
+return out
+"#
+    ))
+});
+
+/// Extend the leases of running ticks. KEYS: seq, lease. ARGV: lease_ms, (id, claimed seq)...
+static RENEW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(lua_with_clock!(
+        r#"
+local until_ms = now + tonumber(ARGV[1])
+local renewed = 0
+for i = 2, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if cur and tonumber(cur) == tonumber(ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[2], until_ms, ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"#
+    ))
+});
+
+/// Clear chains, optionally only those seeded before `born_before` ms (-1: any).
+/// KEYS: seq, born, next, feed, lease, running. ARGV: born_before, ids... Returns how many.
+static CLEAR: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local before = tonumber(ARGV[1])
+local cleared = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local born = redis.call('HGET', KEYS[2], id)
+  if before < 0 or (not born) or tonumber(born) < before then
+    if redis.call('HDEL', KEYS[1], id) == 1 then cleared = cleared + 1 end
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    redis.call('ZREM', KEYS[4], id)
+    redis.call('ZREM', KEYS[5], id)
+    redis.call('ZREM', KEYS[6], id)
+  end
+end
+return cleared
+"#,
+    )
+});
+
+/// Result of [`ChainState::claim`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Claim {
+    /// The tick is ours; the Redis clock read `now_ms` at the claim.
+    Claimed { now_ms: u64 },
+    /// The chain is not at this seq any more (duplicate delivery, stopped or re-seeded chain).
+    Stale,
+    /// The cluster is paused; hand the tick back.
+    Paused,
+    /// Not due yet by the Redis clock; try again after this long.
+    Early(Duration),
+}
+
+/// Result of [`ChainState::finish`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// The next tick is due at this time (ms).
+    Scheduled { due_ms: u64 },
+    /// The chain was cleared.
+    Stopped,
+    /// The chain moved while the tick ran (stopped, re-seeded); nothing was written.
+    Stale,
+}
+
+/// A tick handed over by the feeder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DueTick {
+    pub(crate) id: String,
+    pub(crate) seq: u64,
+    pub(crate) due_ms: u64,
+}
+
+/// Handle on the chain state of one namespace.
+#[derive(Clone)]
+pub(crate) struct ChainState {
+    pub(crate) conn: ConnectionManager,
+    pub(crate) keys: Arc<Keys>,
+}
+
+fn protocol(script: &'static str, detail: impl Into<String>) -> SchedulerError {
+    SchedulerError::Protocol {
+        script,
+        detail: detail.into(),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl ChainState {
+    pub(crate) fn new(conn: ConnectionManager, keys: Arc<Keys>) -> Self {
+        Self { conn, keys }
+    }
+
+    /// Seed each `(id, delay)` whose chain is missing or whose lease expired.
+    /// Returns, per id, whether a chain was seeded.
+    pub(crate) async fn seed(
+        &self,
+        chains: &[(String, Duration)],
+    ) -> Result<Vec<bool>, SchedulerError> {
+        if chains.is_empty() {
+            return Ok(Vec::new());
+        }
+        let k = &self.keys;
+        let mut inv = SEED.prepare_invoke();
+        inv.key(&k.seq)
+            .key(&k.born)
+            .key(&k.next)
+            .key(&k.feed)
+            .key(&k.lease)
+            .key(&k.running);
+        for (id, delay) in chains {
+            inv.arg(id).arg(ms(*delay));
+        }
+        let flags: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
+        if flags.len() != chains.len() {
+            return Err(protocol(
+                "seed",
+                format!("{} flags for {}", flags.len(), chains.len()),
+            ));
+        }
+        Ok(flags.into_iter().map(|f| f == 1).collect())
+    }
+
+    /// Try to claim tick `(id, seq)` due at `due_ms`, leasing it for `lease`.
+    pub(crate) async fn claim(
+        &self,
+        id: &str,
+        seq: u64,
+        due_ms: u64,
+        lease: Duration,
+    ) -> Result<Claim, SchedulerError> {
+        let k = &self.keys;
+        let (code, value): (i64, i64) = CLAIM
+            .key(&k.seq)
+            .key(&k.next)
+            .key(&k.feed)
+            .key(&k.lease)
+            .key(&k.running)
+            .key(&k.paused)
+            .arg(id)
+            .arg(seq)
+            .arg(due_ms)
+            .arg(ms(lease))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        let value = u64::try_from(value).unwrap_or(0);
+        match code {
+            1 => Ok(Claim::Claimed { now_ms: value }),
+            -1 => Ok(Claim::Stale),
+            -2 => Ok(Claim::Paused),
+            -3 => Ok(Claim::Early(Duration::from_millis(value.max(1)))),
+            other => Err(protocol("claim", format!("code {other}"))),
+        }
+    }
+
+    /// After the tick that claimed `id` (the chain now at `claimed_seq`): schedule the next tick
+    /// after `delay`, or end the chain when `delay` is `None`.
+    pub(crate) async fn finish(
+        &self,
+        id: &str,
+        claimed_seq: u64,
+        delay: Option<Duration>,
+        unix_second: u64,
+    ) -> Result<Finish, SchedulerError> {
+        let k = &self.keys;
+        let delay_arg: i64 = match delay {
+            Some(d) => i64::try_from(ms(d)).unwrap_or(i64::MAX),
+            None => -1,
+        };
+        let (code, value): (i64, i64) = FINISH
+            .key(&k.seq)
+            .key(&k.born)
+            .key(&k.next)
+            .key(&k.feed)
+            .key(&k.lease)
+            .key(&k.running)
+            .key(k.ticks_at(unix_second))
+            .arg(id)
+            .arg(claimed_seq)
+            .arg(delay_arg)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        match code {
+            1 => Ok(Finish::Scheduled {
+                due_ms: u64::try_from(value).unwrap_or(0),
+            }),
+            2 => Ok(Finish::Stopped),
+            -1 => Ok(Finish::Stale),
+            other => Err(protocol("finish", format!("code {other}"))),
+        }
+    }
+
+    /// Hand the unclaimed tick `(id, seq)` back to the feed. Returns false if it was stale.
+    pub(crate) async fn release(
+        &self,
+        id: &str,
+        seq: u64,
+        due_ms: u64,
+    ) -> Result<bool, SchedulerError> {
+        let k = &self.keys;
+        let released: i64 = RELEASE
+            .key(&k.seq)
+            .key(&k.next)
+            .key(&k.feed)
+            .key(&k.lease)
+            .arg(id)
+            .arg(seq)
+            .arg(due_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(released == 1)
+    }
+
+    /// Take up to `limit` ticks due within `lead` out of the feed (see [`TAKE_DUE`]).
+    pub(crate) async fn take_due(
+        &self,
+        lead: Duration,
+        limit: usize,
+        lease: Duration,
+        max_queued: usize,
+    ) -> Result<Vec<DueTick>, SchedulerError> {
+        let k = &self.keys;
+        let flat: Vec<String> = TAKE_DUE
+            .key(&k.feed)
+            .key(&k.seq)
+            .key(&k.lease)
+            .key(&k.paused)
+            .key(&k.apalis_scheduled)
+            .key(&k.apalis_active)
+            .arg(ms(lead))
+            .arg(limit)
+            .arg(ms(lease))
+            .arg(max_queued)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if !flat.len().is_multiple_of(3) {
+            return Err(protocol("take_due", format!("{} fields", flat.len())));
+        }
+        flat.chunks_exact(3)
+            .map(|c| {
+                let seq = c[1]
+                    .parse()
+                    .map_err(|_| protocol("take_due", format!("seq {:?}", c[1])))?;
+                let due_ms = c[2]
+                    .parse()
+                    .map_err(|_| protocol("take_due", format!("due {:?}", c[2])))?;
+                Ok(DueTick {
+                    id: c[0].clone(),
+                    seq,
+                    due_ms,
+                })
+            })
+            .collect()
+    }
+
+    /// Extend the leases of running ticks `(id, claimed seq)`. Returns how many were renewed.
+    pub(crate) async fn renew(
+        &self,
+        running: &[(String, u64)],
+        lease: Duration,
+    ) -> Result<usize, SchedulerError> {
+        if running.is_empty() {
+            return Ok(0);
+        }
+        let k = &self.keys;
+        let mut inv = RENEW.prepare_invoke();
+        inv.key(&k.seq).key(&k.lease).arg(ms(lease));
+        for (id, seq) in running {
+            inv.arg(id).arg(*seq);
+        }
+        let renewed: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
+        Ok(usize::try_from(renewed).unwrap_or(0))
+    }
+
+    /// Clear chains; with `born_before_ms`, only those seeded before it. Returns how many existed.
+    pub(crate) async fn clear(
+        &self,
+        ids: &[String],
+        born_before_ms: Option<u64>,
+    ) -> Result<usize, SchedulerError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let k = &self.keys;
+        let mut inv = CLEAR.prepare_invoke();
+        inv.key(&k.seq)
+            .key(&k.born)
+            .key(&k.next)
+            .key(&k.feed)
+            .key(&k.lease)
+            .key(&k.running);
+        match born_before_ms {
+            Some(before) => inv.arg(before),
+            None => inv.arg(-1),
+        };
+        for id in ids {
+            inv.arg(id);
+        }
+        let cleared: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
+        Ok(usize::try_from(cleared).unwrap_or(0))
+    }
+
+    /// Redis clock, in ms since the Unix epoch.
+    pub(crate) async fn redis_now_ms(&self) -> Result<u64, SchedulerError> {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+}

@@ -1,0 +1,148 @@
+//! Scheduler settings. One struct with production defaults; tests override a few fields
+//! (namespace above all, so parallel tests never share keys).
+
+use std::time::Duration;
+
+/// Settings for [`Chains`](crate::Chains) and [`run_workers`](crate::run_workers).
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Redis URL, e.g. `redis://127.0.0.1:6379`.
+    pub redis_url: String,
+    /// Key prefix for the chain state and the apalis queue name. Everything this crate (and the
+    /// apalis queue it uses) stores lives under `"{namespace}:"`.
+    pub namespace: String,
+    /// Ticks one process runs at once (claimed and inside the runner).
+    pub concurrency: usize,
+    /// Ticks one process holds while they wait for their due time (they are handed over up to
+    /// `lead` early), on top of the running ones. Should cover `tick rate × lead`; a process at
+    /// the limit stops fetching, leaving ticks to other processes.
+    pub max_waiting: usize,
+    /// How often an idle apalis worker polls Redis for jobs (DESIGN: 5-10 ms works, 0-2 ms stalls).
+    pub poll_interval: Duration,
+    /// How often the feeder looks for ticks that are about to be due.
+    pub feed_interval: Duration,
+    /// How long before its due time a tick is handed to apalis. The worker then waits in the
+    /// handler until the tick is due, which keeps lateness small despite apalis' whole-second
+    /// schedule and its polling.
+    pub lead: Duration,
+    /// Most ticks handed to apalis in one feeder step.
+    pub feed_batch: usize,
+    /// Most jobs allowed inside the apalis queue (scheduled + active, not yet fetched). apalis-redis
+    /// fails with more than ~8,000 jobs due at once, so this must stay well below that.
+    pub max_queued: usize,
+    /// How long a chain's tick may sit in apalis past its due time, or run without its lease
+    /// being renewed, before the chain counts as lost and the reconciler re-seeds it. Must exceed
+    /// the shortest tick cadence. Running ticks are renewed every `lease / 3`.
+    pub lease: Duration,
+    /// How often the reconciler compares chains with [`ChainSource::wanted`](crate::ChainSource).
+    pub reconcile_interval: Duration,
+    /// Re-seeded chains get their first tick spread over this window, so a flushed Redis does not
+    /// make every chain due in the same millisecond.
+    pub reseed_spread: Duration,
+    /// How often finished apalis jobs are removed from Redis.
+    pub vacuum_interval: Duration,
+    /// How long [`run_workers`](crate::run_workers) waits for running ticks after shutdown.
+    pub shutdown_timeout: Duration,
+    /// apalis worker heartbeat; a worker missing `missed_heartbeats` of them counts as dead and
+    /// its jobs are re-queued by the others.
+    pub heartbeat_interval: Duration,
+    /// See `heartbeat_interval`.
+    pub missed_heartbeats: usize,
+    /// Unique name of this process' apalis worker; default `host-pid-random`.
+    pub worker_name: Option<String>,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: "redis://127.0.0.1:6379".to_owned(),
+            namespace: "campaign-manager:ticks".to_owned(),
+            concurrency: 500,
+            max_waiting: 2000,
+            poll_interval: Duration::from_millis(5),
+            feed_interval: Duration::from_millis(10),
+            lead: Duration::from_millis(150),
+            feed_batch: 500,
+            max_queued: 2000,
+            lease: Duration::from_secs(3),
+            reconcile_interval: Duration::from_secs(2),
+            reseed_spread: Duration::from_millis(500),
+            vacuum_interval: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(1),
+            missed_heartbeats: 3,
+            worker_name: None,
+        }
+    }
+}
+
+impl SchedulerConfig {
+    /// A default configuration for `namespace` on `redis_url`.
+    pub fn new(redis_url: impl Into<String>, namespace: impl Into<String>) -> Self {
+        Self {
+            redis_url: redis_url.into(),
+            namespace: namespace.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Rejects settings that cannot work.
+    pub(crate) fn validate(&self) -> Result<(), crate::SchedulerError> {
+        let fail = |m: &str| Err(crate::SchedulerError::Config(m.to_owned()));
+        if self.namespace.is_empty() {
+            return fail("namespace must not be empty");
+        }
+        if self.concurrency == 0 {
+            return fail("concurrency must be at least 1");
+        }
+        if self.concurrency + self.max_waiting > 7000 {
+            // apalis re-queues a dead worker's in-flight jobs with one `unpack` (~8,000 max).
+            return fail("concurrency + max_waiting must stay below 7000");
+        }
+        if self.feed_batch == 0 || self.max_queued == 0 {
+            return fail("feed_batch and max_queued must be at least 1");
+        }
+        if self.max_queued > 7000 {
+            return fail("max_queued above 7000 risks apalis-redis' unpack limit (~8000)");
+        }
+        if self.lease < Duration::from_millis(100) {
+            return fail("lease must be at least 100 ms");
+        }
+        if self.poll_interval.is_zero() || self.feed_interval.is_zero() {
+            return fail("poll_interval and feed_interval must be non-zero");
+        }
+        if self.heartbeat_interval < Duration::from_secs(1) {
+            // apalis-redis stores heartbeats in whole seconds.
+            return fail("heartbeat_interval must be at least 1 s");
+        }
+        Ok(())
+    }
+
+    /// Jobs one apalis worker holds at once: the running ticks plus the waiting ones.
+    pub(crate) fn jobs_in_flight(&self) -> usize {
+        self.concurrency + self.max_waiting
+    }
+
+    /// The apalis fetch batch. apalis' event channel holds `4 × batch` completions; a graceful
+    /// stop only drains it after every in-flight job finished, so it must hold all of them or the
+    /// stop deadlocks (DESIGN §3: "a graceful stop ... hung").
+    pub(crate) fn fetch_batch(&self) -> usize {
+        self.jobs_in_flight().div_ceil(2).clamp(16, 2000)
+    }
+
+    /// The `worker_name` or a fresh `host-pid-random` name.
+    pub(crate) fn base_worker_name(&self) -> String {
+        if let Some(name) = &self.worker_name {
+            return name.clone();
+        }
+        let host = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "host".to_owned());
+        format!(
+            "{host}-{}-{:06x}",
+            std::process::id(),
+            rand::random::<u32>() & 0xff_ffff
+        )
+    }
+}

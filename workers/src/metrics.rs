@@ -1,0 +1,100 @@
+//! Prometheus metrics of the scheduler, registered into the registry the service passes in
+//! (names prefixed `campaign_manager_chain_`). Counters and the lateness histogram are per
+//! process; the gauges are cluster-wide values read from Redis by the gauge loop.
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::SchedulerError;
+
+/// The scheduler's metrics handles.
+#[derive(Clone)]
+pub(crate) struct Metrics {
+    ticks: IntCounterVec,
+    pub(crate) lateness_ms: Histogram,
+    pub(crate) live_chains: IntGauge,
+    pub(crate) reseeds: IntCounter,
+    pub(crate) queue_depth: IntGauge,
+    pub(crate) running_ticks: IntGauge,
+}
+
+/// How a delivered tick ended, the `outcome` label of the ticks counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Outcome {
+    Continue,
+    Stop,
+    Stale,
+}
+
+impl Outcome {
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Continue => "continue",
+            Outcome::Stop => "stop",
+            Outcome::Stale => "stale",
+        }
+    }
+}
+
+impl Metrics {
+    /// Create the metrics and register them into `registry`.
+    pub(crate) fn register(registry: &Registry) -> Result<Self, SchedulerError> {
+        let m = Self::unregistered()?;
+        registry.register(Box::new(m.ticks.clone()))?;
+        registry.register(Box::new(m.lateness_ms.clone()))?;
+        registry.register(Box::new(m.live_chains.clone()))?;
+        registry.register(Box::new(m.reseeds.clone()))?;
+        registry.register(Box::new(m.queue_depth.clone()))?;
+        registry.register(Box::new(m.running_ticks.clone()))?;
+        Ok(m)
+    }
+
+    fn unregistered() -> Result<Self, SchedulerError> {
+        let ticks = IntCounterVec::new(
+            Opts::new(
+                "campaign_manager_chain_ticks_total",
+                "Tick deliveries by outcome: continue / stop (tick ran) or stale (dropped)",
+            ),
+            &["outcome"],
+        )?;
+        for o in [Outcome::Continue, Outcome::Stop, Outcome::Stale] {
+            ticks.with_label_values(&[o.label()]);
+        }
+        let lateness_ms = Histogram::with_opts(
+            HistogramOpts::new(
+                "campaign_manager_chain_tick_lateness_ms",
+                "Milliseconds between a tick's due time and its start",
+            )
+            .buckets(vec![
+                1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
+            ]),
+        )?;
+        let live_chains = IntGauge::new(
+            "campaign_manager_chain_live_chains",
+            "Live tick chains in the namespace",
+        )?;
+        let reseeds = IntCounter::new(
+            "campaign_manager_chain_reseeds_total",
+            "Chains seeded by the reconciler because they were missing or their lease expired",
+        )?;
+        let queue_depth = IntGauge::new(
+            "campaign_manager_chain_queue_depth",
+            "Pending ticks due now or overdue, plus jobs queued in apalis and not yet fetched",
+        )?;
+        let running_ticks = IntGauge::new(
+            "campaign_manager_chain_running_ticks",
+            "Ticks running in this process",
+        )?;
+        Ok(Self {
+            ticks,
+            lateness_ms,
+            live_chains,
+            reseeds,
+            queue_depth,
+            running_ticks,
+        })
+    }
+
+    pub(crate) fn tick(&self, outcome: Outcome) {
+        self.ticks.with_label_values(&[outcome.label()]).inc();
+    }
+}

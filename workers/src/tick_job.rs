@@ -1,0 +1,260 @@
+//! The apalis job of the scheduler and what a worker does with it.
+//!
+//! A [`TickJob`] is `(id, seq, due_at_ms)`. The feeder hands it to apalis up to `lead` before it is
+//! due; the worker then:
+//! 1. waits until due (local clock corrected by the measured Redis offset); on shutdown it hands
+//!    the unclaimed tick back to the feed instead, so another process runs it on time;
+//!    Then it waits for one of `concurrency` running-tick permits (handing the tick back on
+//!    shutdown), so ticks waiting for their due time never hold a running slot;
+//! 2. claims it (compare-and-set in Redis; stale or duplicate deliveries stop here, an early claim
+//!    is refused by the Redis clock and retried after the reported wait, a paused cluster gets the
+//!    tick handed back);
+//! 3. runs the [`ChainRunner`] (a panic counts as `Continue(panic_backoff)`, so a buggy tick cannot
+//!    kill the chain or the worker) while the lease keeper renews its lease;
+//! 4. schedules the next tick or ends the chain, unless the chain moved meanwhile.
+//!
+//! The apalis handler spawns this on the runtime and awaits it: tick bodies run on every core, and a
+//! tick keeps going even if the apalis worker around it fails (e.g. after a flushed Redis). The
+//! handler never returns an error, so apalis' own retries (25 attempts whatever `max_attempts`
+//! says) never kick in; at-least-once delivery is made at-most-once by the claim.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apalis::prelude::{BoxDynError, Data};
+use futures::FutureExt;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, watch};
+
+use crate::chain_state::{ChainState, Claim, Finish};
+use crate::lease_keeper::RunningTicks;
+use crate::metrics::{Metrics, Outcome};
+use crate::{ChainRunner, Tick, TickOutcome};
+
+/// The payload of one apalis job: one tick of one chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TickJob {
+    /// Chain id.
+    pub(crate) id: String,
+    /// The chain's seq this tick must find to run.
+    pub(crate) seq: u64,
+    /// Due time, ms since the Unix epoch (Redis clock).
+    pub(crate) due_at_ms: u64,
+}
+
+/// Everything a worker needs to run tick jobs; shared by all jobs of a process.
+pub(crate) struct TickContext {
+    pub(crate) state: ChainState,
+    pub(crate) runner: Arc<dyn ChainRunner>,
+    pub(crate) metrics: Metrics,
+    pub(crate) running: RunningTicks,
+    /// One permit per tick allowed to run at once (`concurrency`).
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) stopping: watch::Receiver<bool>,
+    pub(crate) lease: Duration,
+    /// Redis clock minus local clock, ms.
+    pub(crate) clock_offset_ms: i64,
+    /// Delay before the next tick when the runner panicked.
+    pub(crate) panic_backoff: Duration,
+}
+
+/// Local wall clock, ms since the Unix epoch.
+pub(crate) fn local_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Local wall clock, µs since the Unix epoch.
+fn local_now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// How often a Redis failure in claim/finish is retried before the tick is left to its lease.
+const REDIS_ATTEMPTS: u32 = 3;
+const REDIS_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// The apalis handler: run the tick on its own task and wait for it.
+pub(crate) async fn deliver(job: TickJob, ctx: Data<Arc<TickContext>>) -> Result<(), BoxDynError> {
+    let ctx: Arc<TickContext> = (*ctx).clone();
+    if let Err(e) = tokio::spawn(ctx.handle(job)).await {
+        tracing::error!(error = %e, "tick task failed");
+    }
+    Ok(())
+}
+
+impl TickContext {
+    /// Time left until `due_ms` by the Redis clock as estimated locally (microsecond precision,
+    /// so the wake-up is not up to a millisecond late from truncation).
+    fn until_due(&self, due_ms: u64) -> Duration {
+        let redis_now_us = i128::from(local_now_us()) + i128::from(self.clock_offset_ms) * 1000;
+        let left_us = i128::from(due_ms) * 1000 - redis_now_us;
+        Duration::from_micros(u64::try_from(left_us.max(0)).unwrap_or(0))
+    }
+
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Wait for `d` unless the process starts stopping first; true if it is stopping.
+    async fn sleep_unless_stopping(&self, d: Duration) -> bool {
+        let mut stopping = self.stopping.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.is_stopping(),
+            _ = stopping.wait_for(|s| *s) => true,
+        }
+    }
+
+    /// Hand an unclaimed tick back to the feed.
+    async fn hand_back(&self, job: &TickJob) {
+        match self.state.release(&job.id, job.seq, job.due_at_ms).await {
+            Ok(true) => tracing::debug!(id = %job.id, seq = job.seq, "tick handed back"),
+            Ok(false) => self.metrics.tick(Outcome::Stale),
+            Err(e) => {
+                // The lease set by the feeder expires and the reconciler re-seeds the chain.
+                tracing::warn!(id = %job.id, error = %e, "could not hand a tick back");
+            }
+        }
+    }
+
+    /// Steps 1-4 of the module doc for one delivered job.
+    pub(crate) async fn handle(self: Arc<Self>, job: TickJob) {
+        // 1. Wait until due.
+        loop {
+            if self.is_stopping() {
+                return self.hand_back(&job).await;
+            }
+            let left = self.until_due(job.due_at_ms);
+            if left.is_zero() {
+                break;
+            }
+            if self.sleep_unless_stopping(left).await {
+                return self.hand_back(&job).await;
+            }
+        }
+        let permit = {
+            let mut stopping = self.stopping.clone();
+            tokio::select! {
+                permit = self.permits.clone().acquire_owned() => permit.ok(),
+                _ = stopping.wait_for(|s| *s) => None,
+            }
+        };
+        let Some(_permit) = permit else {
+            return self.hand_back(&job).await;
+        };
+        // 2. Claim.
+        let mut failures = 0;
+        let claimed_at_ms = loop {
+            match self
+                .state
+                .claim(&job.id, job.seq, job.due_at_ms, self.lease)
+                .await
+            {
+                Ok(Claim::Claimed { now_ms }) => break now_ms,
+                Ok(Claim::Stale) => {
+                    tracing::debug!(id = %job.id, seq = job.seq, "stale tick dropped");
+                    self.metrics.tick(Outcome::Stale);
+                    return;
+                }
+                Ok(Claim::Paused) => return self.hand_back(&job).await,
+                Ok(Claim::Early(wait)) => {
+                    if self.sleep_unless_stopping(wait).await {
+                        return self.hand_back(&job).await;
+                    }
+                }
+                Err(e) => {
+                    failures += 1;
+                    tracing::warn!(id = %job.id, error = %e, "claim failed");
+                    if failures >= REDIS_ATTEMPTS {
+                        // Not claimed: the feeder's lease expires and the chain is re-seeded.
+                        return;
+                    }
+                    tokio::time::sleep(REDIS_RETRY_PAUSE).await;
+                }
+            }
+        };
+        let lateness = claimed_at_ms.saturating_sub(job.due_at_ms);
+        // Histogram of milliseconds; the cast cannot lose anything that matters.
+        self.metrics.lateness_ms.observe(lateness as f64);
+
+        // 3. Run.
+        let next_seq = job.seq + 1;
+        let tick = Tick {
+            id: job.id.clone(),
+            seq: job.seq,
+            due_at_ms: job.due_at_ms,
+            claimed_at_ms,
+        };
+        self.running.insert(&job.id, next_seq);
+        self.metrics.running_ticks.inc();
+        let outcome = match AssertUnwindSafe(self.runner.run_tick(&tick))
+            .catch_unwind()
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::error!(id = %job.id, seq = job.seq, "tick panicked; backing off");
+                TickOutcome::Continue(self.panic_backoff)
+            }
+        };
+        self.running.remove(&job.id, next_seq);
+        self.metrics.running_ticks.dec();
+
+        // 4. Schedule the next tick or end the chain.
+        let delay = match outcome {
+            TickOutcome::Continue(d) => Some(d),
+            TickOutcome::Stop => None,
+        };
+        self.metrics.tick(match outcome {
+            TickOutcome::Continue(_) => Outcome::Continue,
+            TickOutcome::Stop => Outcome::Stop,
+        });
+        for attempt in 1..=REDIS_ATTEMPTS {
+            let second = local_now_ms() / 1000;
+            match self.state.finish(&job.id, next_seq, delay, second).await {
+                Ok(Finish::Scheduled { due_ms }) => {
+                    tracing::trace!(id = %job.id, seq = next_seq, due_ms, "next tick scheduled");
+                    return;
+                }
+                Ok(Finish::Stopped) => {
+                    tracing::debug!(id = %job.id, "chain ended by its tick");
+                    return;
+                }
+                Ok(Finish::Stale) => {
+                    tracing::debug!(id = %job.id, "chain moved while its tick ran");
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %job.id, attempt, error = %e, "finishing a tick failed");
+                    tokio::time::sleep(REDIS_RETRY_PAUSE).await;
+                }
+            }
+        }
+        // The claim's lease expires and the reconciler re-seeds the chain.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_payload_round_trips_as_json() {
+        let job = TickJob {
+            id: "c-1".into(),
+            seq: 1_764_000_000_000_123,
+            due_at_ms: 1_764_000_000_500,
+        };
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":"c-1","seq":1764000000000123,"due_at_ms":1764000000500}"#
+        );
+        assert_eq!(serde_json::from_str::<TickJob>(&text).unwrap(), job);
+    }
+}

@@ -1,0 +1,300 @@
+//! [`run_workers`]: everything one process contributes to the cluster, until shutdown.
+//!
+//! * one apalis-redis worker (unique name, fast heartbeat, fetch polling every few ms, at most
+//!   `concurrency + max_waiting` jobs in flight) running [`tick_job::deliver`]; restarted under a fresh name if it dies
+//!   (apalis workers die on Redis errors, e.g. a flushed Redis unregisters them);
+//! * the feeder, the reconciler, the vacuum, the lease keeper and a gauge refresher.
+//!
+//! apalis-redis settings that matter, and why (checked against its 1.0 source):
+//! * `lock_tasks(false)`: its lock step is an `LREM` over the whole backlog per job (the measured
+//!   throughput limit) and only marks a status; `fetch_next` already moves jobs into the worker's
+//!   in-flight set, which is what orphan recovery uses.
+//! * `batch_size ≥ jobs in flight / 2`: completions go through a channel of `4 × batch_size` that a
+//!   stopping worker drains only after all in-flight jobs finished; smaller, a graceful stop under
+//!   load deadlocks.
+//! * `emit_events(false)`: nobody listens to its pub/sub; it costs a `PUBLISH` per job.
+//!
+//! Shutdown: tell every task to stop; ticks waiting for their due time hand themselves back to the
+//! feed (another process runs them on time); running ticks finish and schedule their successors
+//! while their leases are still renewed; after `shutdown_timeout` whatever still runs is left to
+//! its lease and the reconciler.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BackendExt, WorkerBuilder, WorkerBuilderExt};
+use apalis_redis::{ConnectionManager, RedisStorage};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::chain_state::ChainState;
+use crate::chains::connect_redis;
+use crate::feeder::Feeder;
+use crate::keys::Keys;
+use crate::lease_keeper::{RunningTicks, keep_leases};
+use crate::metrics::Metrics;
+use crate::reconciler::Reconciler;
+use crate::stats::read_gauges;
+use crate::tick_job::{self, TickContext, TickJob, local_now_ms};
+use crate::vacuum::run_vacuum;
+use crate::{ChainRunner, ChainSource, SchedulerConfig, SchedulerError};
+
+/// Pause before restarting an apalis worker that failed.
+const RESTART_PAUSE: Duration = Duration::from_millis(500);
+/// How often the cluster-wide gauges are refreshed.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(1);
+/// Delay before the next tick of a chain whose runner panicked.
+const PANIC_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Run worker tasks until `shutdown` resolves: apalis worker(s) + reconciler + vacuum.
+/// Graceful: stop taking ticks, let running ones finish within `cfg.shutdown_timeout`, return Ok.
+///
+/// Errors only at start-up (invalid config, Redis unreachable, metrics already registered);
+/// once running, Redis trouble is logged and retried.
+pub async fn run_workers(
+    cfg: SchedulerConfig,
+    runner: Arc<dyn ChainRunner>,
+    source: Arc<dyn ChainSource>,
+    registry: &prometheus::Registry,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SchedulerError> {
+    cfg.validate()?;
+    let metrics = Metrics::register(registry)?;
+    let keys = Arc::new(Keys::new(&cfg.namespace));
+    let state = ChainState::new(connect_redis(&cfg.redis_url).await?, keys.clone());
+    let apalis_conn = connect_redis(&cfg.redis_url).await?;
+    let clock_offset_ms = measure_clock_offset(&state).await?;
+    let base_name = cfg.base_worker_name();
+    tracing::info!(worker = %base_name, namespace = %cfg.namespace, clock_offset_ms, "starting chain workers");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = RunningTicks::default();
+    let ctx = Arc::new(TickContext {
+        state: state.clone(),
+        runner,
+        metrics: metrics.clone(),
+        running: running.clone(),
+        permits: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
+        stopping: stop_rx.clone(),
+        lease: cfg.lease,
+        clock_offset_ms,
+        panic_backoff: PANIC_BACKOFF,
+    });
+    let apalis_config = apalis_config(&cfg);
+
+    let mut background = JoinSet::new();
+    background.spawn(
+        Feeder {
+            state: state.clone(),
+            apalis_conn: apalis_conn.clone(),
+            apalis_config: apalis_config.clone(),
+            lead: cfg.lead,
+            feed_batch: cfg.feed_batch,
+            max_queued: cfg.max_queued,
+            lease: cfg.lease,
+            feed_interval: cfg.feed_interval,
+        }
+        .run(stop_rx.clone()),
+    );
+    background.spawn(
+        Reconciler {
+            state: state.clone(),
+            source,
+            metrics: metrics.clone(),
+            interval: cfg.reconcile_interval,
+            reseed_spread: cfg.reseed_spread,
+            lock_owner: base_name.clone(),
+        }
+        .run(stop_rx.clone()),
+    );
+    background.spawn(run_vacuum(
+        state.conn.clone(),
+        keys.clone(),
+        cfg.vacuum_interval,
+        stop_rx.clone(),
+    ));
+    background.spawn(refresh_gauges(
+        state.conn.clone(),
+        keys.clone(),
+        metrics.clone(),
+        stop_rx.clone(),
+    ));
+    // The lease keeper outlives the stop signal: it renews until the last tick finished.
+    let (ticks_done_tx, ticks_done_rx) = watch::channel(false);
+    let keeper = tokio::spawn(keep_leases(
+        state.clone(),
+        running.clone(),
+        cfg.lease,
+        ticks_done_rx,
+    ));
+    let mut supervisor = tokio::spawn(supervise(
+        ctx,
+        base_name,
+        apalis_conn,
+        apalis_config,
+        cfg.poll_interval,
+        cfg.jobs_in_flight(),
+        stop_rx,
+    ));
+
+    shutdown.await;
+    tracing::info!("stopping chain workers");
+    stop_tx.send_replace(true);
+    let deadline = Instant::now() + cfg.shutdown_timeout;
+    if tokio::time::timeout_at(deadline, &mut supervisor)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            running = running.len(),
+            "ticks still running after the shutdown timeout; leaving them to their leases"
+        );
+        supervisor.abort();
+    }
+    // Ticks detached from a failed apalis worker may still be finishing.
+    while running.len() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ticks_done_tx.send_replace(true);
+    let _ = keeper.await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while background.join_next().await.is_some() {}
+    })
+    .await;
+    background.abort_all();
+    tracing::info!("chain workers stopped");
+    Ok(())
+}
+
+/// The apalis-redis settings for the tick queue (see the module doc).
+fn apalis_config(cfg: &SchedulerConfig) -> apalis_redis::Config {
+    apalis_redis::Config::default()
+        .queue(&cfg.namespace)
+        .batch_size(cfg.fetch_batch())
+        .heartbeat_interval(cfg.heartbeat_interval)
+        .missed_heartbeats(cfg.missed_heartbeats)
+        .lock_tasks(false)
+        .persist_results(true)
+        .emit_events(false)
+}
+
+/// Run the apalis worker until `stopping`; restart it under a fresh name when it fails.
+async fn supervise(
+    ctx: Arc<TickContext>,
+    base_name: String,
+    conn: ConnectionManager,
+    config: apalis_redis::Config,
+    poll_interval: Duration,
+    jobs_in_flight: usize,
+    stopping: watch::Receiver<bool>,
+) {
+    let mut restarts = 0u32;
+    loop {
+        if *stopping.borrow() {
+            return;
+        }
+        let name = if restarts == 0 {
+            base_name.clone()
+        } else {
+            format!("{base_name}-{restarts}")
+        };
+        let storage = RedisStorage::<TickJob, ConnectionManager>::new(conn.clone())
+            .with_config(config.clone())
+            .poll_with_interval(poll_interval);
+        let worker = WorkerBuilder::new(name.clone())
+            .backend(storage)
+            .data(ctx.clone())
+            .concurrency(jobs_in_flight)
+            .build(tick_job::deliver);
+        let mut stop = stopping.clone();
+        let signal = async move {
+            let _ = stop.wait_for(|s| *s).await;
+            Ok::<(), std::io::Error>(())
+        };
+        let result = worker.run_until(signal).await;
+        if *stopping.borrow() {
+            match result {
+                Ok(()) => unregister(&conn, &config, &name).await,
+                Err(e) => {
+                    tracing::warn!(worker = %name, error = %e, "apalis worker stopped with an error");
+                }
+            }
+            return;
+        }
+        match result {
+            Ok(()) => tracing::warn!(worker = %name, "apalis worker exited; restarting"),
+            Err(e) => {
+                tracing::warn!(worker = %name, error = %e, "apalis worker failed; restarting")
+            }
+        }
+        restarts += 1;
+        let mut stop = stopping.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(RESTART_PAUSE) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Remove a worker that stopped cleanly from the queue's worker set. apalis-redis 1.0 means to
+/// do this on close but removes the in-flight key name instead of the worker name, so a stopped
+/// worker would look alive to `stats()` until another worker's orphan check drops it.
+async fn unregister(conn: &ConnectionManager, config: &apalis_redis::Config, name: &str) {
+    let mut conn = conn.clone();
+    let result: Result<(), redis::RedisError> = redis::pipe()
+        .zrem(config.workers_set(), name)
+        .del(format!("{}:metadata:{name}", config.workers_set()))
+        .query_async(&mut conn)
+        .await;
+    match result {
+        Ok(()) => tracing::debug!(worker = %name, "apalis worker unregistered"),
+        Err(e) => {
+            tracing::warn!(worker = %name, error = %e, "unregistering the apalis worker failed")
+        }
+    }
+}
+
+/// Redis clock minus local clock, in ms, from the sample with the shortest round trip.
+async fn measure_clock_offset(state: &ChainState) -> Result<i64, SchedulerError> {
+    let mut best: Option<(u64, i64)> = None;
+    for _ in 0..5 {
+        let before = local_now_ms();
+        let started = Instant::now();
+        let redis_ms = state.redis_now_ms().await?;
+        let rtt = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let local_mid = i128::from(before) + i128::from(rtt / 2000);
+        let offset = i64::try_from(i128::from(redis_ms) - local_mid).unwrap_or(0);
+        if best.is_none_or(|(r, _)| rtt < r) {
+            best = Some((rtt, offset));
+        }
+    }
+    Ok(best.map(|(_, o)| o).unwrap_or(0))
+}
+
+/// Refresh the cluster-wide gauges until `stopping`.
+async fn refresh_gauges(
+    conn: ConnectionManager,
+    keys: Arc<Keys>,
+    metrics: Metrics,
+    mut stopping: watch::Receiver<bool>,
+) {
+    loop {
+        match read_gauges(&conn, &keys).await {
+            Ok((live, depth)) => {
+                metrics
+                    .live_chains
+                    .set(i64::try_from(live).unwrap_or(i64::MAX));
+                metrics
+                    .queue_depth
+                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
+            }
+            Err(e) => tracing::debug!(error = %e, "reading gauges failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
+            _ = stopping.wait_for(|s| *s) => return,
+        }
+    }
+}
