@@ -129,19 +129,37 @@ impl Service {
 
     /// Finishes a campaigncall once: `done` with `result`, then the target goes `done`
     /// (success) or back to `idle`. Returns the campaigncall if this call finished it.
+    ///
+    /// The target is updated first: if outdial-manager fails, the campaigncall stays open
+    /// and a redelivered event finishes both (setting a target status twice is harmless).
     pub async fn finish_campaigncall(
         &self,
         id: Uuid,
         result: CampaigncallResult,
     ) -> ServiceResult<Option<Campaigncall>> {
-        let Some(done) = self.finish_campaigncall_only(id, result).await? else {
+        let Some(cc) = self.store.campaigncalls.get_fresh(id).await? else {
             return Ok(None);
         };
+        if cc.status == CampaigncallStatus::Done {
+            return Ok(None);
+        }
         self.peers
             .outdial
-            .set_target_status(done.outdial_target_id, result.target_status())
+            .set_target_status(cc.outdial_target_id, result.target_status())
             .await?;
-        Ok(Some(done))
+        self.finish_campaigncall_only(id, result).await
+    }
+
+    /// A dial that failed: finish the campaigncall as `fail` and free its target. If the
+    /// target cannot be freed now, the campaigncall is still finished (never left `dialing`
+    /// without a call behind it) and the target stays `progressing`; that is logged.
+    pub(super) async fn abandon_campaigncall(&self, id: Uuid) -> ServiceResult<()> {
+        if let Err(e) = self.finish_campaigncall(id, CampaigncallResult::Fail).await {
+            tracing::error!(campaigncall_id = %id, error = %e, "could not free the target of a failed dial");
+            self.finish_campaigncall_only(id, CampaigncallResult::Fail)
+                .await?;
+        }
+        Ok(())
     }
 
     /// `GET /v1/campaigncalls/<id>`.

@@ -20,8 +20,8 @@ use uuid::Uuid;
 use super::campaigncalls::NewCampaigncall;
 use super::{Service, ServiceError};
 use crate::model::{
-    Address, Campaign, CampaignStatus, CampaignType, CampaigncallResult, CampaigncallStatus,
-    EndHandle, Execute, OutdialTarget, Outplan, ReferenceType,
+    Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, EndHandle, Execute,
+    OutdialTarget, Outplan, ReferenceType,
 };
 use crate::peers::{CallRequest, PeerError};
 
@@ -320,8 +320,7 @@ impl Ticker {
         };
         if let Err(e) = s.peers.call.create_call(&call).await {
             tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial failed");
-            s.finish_campaigncall(cc.id, CampaigncallResult::Fail)
-                .await?;
+            s.abandon_campaigncall(cc.id).await?;
             return Err(e.into());
         }
         Ok(())
@@ -363,8 +362,7 @@ impl Ticker {
         .await;
         if let Err(e) = started {
             tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "flow start failed");
-            s.finish_campaigncall(cc.id, CampaigncallResult::Fail)
-                .await?;
+            s.abandon_campaigncall(cc.id).await?;
             return Err(e.into());
         }
         Ok(())

@@ -164,6 +164,11 @@ impl Campaigncalls {
         table::get(&self.pool, &self.cache, id).await
     }
 
+    /// Get straight from MySQL (for decisions that must not act on a stale copy).
+    pub async fn get_fresh(&self, id: Uuid) -> StoreResult<Option<Campaigncall>> {
+        table::fetch(&self.pool, id).await
+    }
+
     /// The campaigncall of a call (`reference_id`), straight from MySQL.
     pub async fn get_by_reference_id(
         &self,

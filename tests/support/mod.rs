@@ -152,3 +152,198 @@ impl TestStore {
         TestStore { store, db, prefix }
     }
 }
+
+/// AMQP URL of the local broker.
+pub fn amqp_url() -> String {
+    std::env::var("TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// Unique queue/exchange names for one test; every queue and exchange they name (ours, the
+/// retry queues, the peers') is deleted with the fixture, also when the test panics.
+pub struct TestNames {
+    /// The prefix.
+    pub prefix: String,
+    /// The names.
+    pub names: campaign_manager::bus::Names,
+}
+
+impl TestNames {
+    /// New unique names.
+    pub fn new() -> TestNames {
+        let prefix = unique("cmt");
+        TestNames {
+            names: campaign_manager::bus::Names::prefixed(&prefix),
+            prefix,
+        }
+    }
+}
+
+impl Drop for TestNames {
+    fn drop(&mut self) {
+        let n = self.names.clone();
+        let mut queues = n.owned_queues(3);
+        queues.extend([
+            n.outdial_queue.clone(),
+            n.call_queue.clone(),
+            n.flow_queue.clone(),
+            n.queue_queue.clone(),
+            n.webhook_queue.clone(),
+        ]);
+        let mut exchanges = n.owned_exchanges();
+        exchanges.extend([n.call_event_exchange.clone(), n.flow_event_exchange.clone()]);
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                let Ok(conn) =
+                    lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+                        .await
+                else {
+                    return;
+                };
+                if let Ok(ch) = conn.create_channel().await {
+                    for q in &queues {
+                        let _ = ch
+                            .queue_delete(
+                                q.as_str().into(),
+                                lapin::options::QueueDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                    for e in &exchanges {
+                        let _ = ch
+                            .exchange_delete(
+                                e.as_str().into(),
+                                lapin::options::ExchangeDeleteOptions::default(),
+                            )
+                            .await;
+                    }
+                }
+                let _ = conn.close(0, "test cleanup".into()).await;
+            });
+        })
+        .join();
+    }
+}
+
+/// The whole system for black-box and end-to-end tests: campaign-manager (in-process, with
+/// its own database, cache prefix, tick namespace and queue names), the peer simulator on
+/// the same names, and an RPC client that talks to the service only over RabbitMQ.
+pub struct TestSystem {
+    /// The service (None after `stop`).
+    pub app: Option<campaign_manager::app::App>,
+    /// Simulated peers.
+    pub sim: campaign_manager::sim::Sim,
+    /// A separate bus connection acting as the platform's caller.
+    pub client: campaign_manager::bus::Bus,
+    /// Settings the service was started with.
+    pub settings: campaign_manager::app::Settings,
+    /// Infra the service was started with.
+    pub infra: campaign_manager::config::Infra,
+    // Drop order: names last so queues outlive the connections using them.
+    /// Database.
+    pub db: TestDb,
+    /// Cache and tick keys.
+    pub prefix: TestPrefix,
+    /// Queue names.
+    pub names: TestNames,
+}
+
+impl TestSystem {
+    /// Starts sim + service. `tweak` adjusts the settings (workers, delays...).
+    pub async fn start(
+        scenario: campaign_manager::sim::Scenario,
+        tweak: impl FnOnce(&mut campaign_manager::app::Settings),
+    ) -> TestSystem {
+        let names = TestNames::new();
+        let db = TestDb::empty().await;
+        let prefix = TestPrefix::new();
+        let sim = campaign_manager::sim::Sim::start(names.names.clone(), &amqp_url(), scenario)
+            .await
+            .expect("start the simulator");
+        let mut infra = campaign_manager::config::Infra::from_env();
+        infra.database_dsn = db.url.clone();
+        infra.rabbitmq_address = amqp_url();
+        infra.redis_database = 0;
+        let mut settings = campaign_manager::app::Settings::from_env();
+        settings.queue_prefix = names.prefix.clone();
+        settings.cache_prefix = prefix.0.clone();
+        settings.tick_namespace = format!("{}ticks", prefix.0);
+        settings.serve_http = false;
+        settings.workers = 0;
+        tweak(&mut settings);
+        let app = campaign_manager::app::App::start(
+            &infra,
+            &settings,
+            campaign_manager::app::Role::Service,
+        )
+        .await
+        .expect("start campaign-manager");
+        let client = campaign_manager::bus::Bus::connect(
+            &amqp_url(),
+            names.names.clone(),
+            &prometheus::Registry::new(),
+        )
+        .await
+        .expect("client bus");
+        TestSystem {
+            app: Some(app),
+            sim,
+            client,
+            settings,
+            infra,
+            db,
+            prefix,
+            names,
+        }
+    }
+
+    /// Sends a request to the service's queue and returns the reply (status, data_type, data).
+    pub async fn rpc(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, String, serde_json::Value) {
+        let mut req = campaign_manager::bus::Request::new(method, uri);
+        if let Some(b) = body {
+            req = req.with_json(&b).expect("encode body");
+        }
+        let res = self
+            .client
+            .rpc()
+            .call(&self.names.names.request_queue, &req)
+            .await
+            .expect("rpc reply");
+        let data = res
+            .data_as::<serde_json::Value>()
+            .unwrap_or(serde_json::Value::Null);
+        (res.status_code, res.data_type.clone(), data)
+    }
+
+    /// Like `rpc`, expecting 200, returning the data.
+    pub async fn ok(
+        &self,
+        method: &str,
+        uri: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
+        let (status, data_type, data) = self.rpc(method, uri, body).await;
+        assert_eq!(status, 200, "{method} {uri} → {status} {data_type} {data}");
+        data
+    }
+
+    /// Stops everything (the service first, so nothing publishes into deleted queues).
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        self.client.shutdown().await;
+        self.sim.shutdown_and_delete().await;
+    }
+}

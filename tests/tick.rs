@@ -1,0 +1,1238 @@
+//! The campaign tick (CONTRACT.md §10.7, as fixed in src/service/tick.rs) against a real
+//! MariaDB/Redis test store, with mockall mocks for the peer managers: one test per branch.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use campaign_manager::metrics::Metrics;
+use campaign_manager::model::*;
+use campaign_manager::peers::{
+    CallRequest, MockCallManager, MockFlowManager, MockOutdialManager, MockQueueManager,
+    MockWebhookManager, PeerError, Peers,
+};
+use campaign_manager::service::tick::{Next, Outcome, Ticker, pick_destination, target_ready};
+use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
+use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
+use support::TestStore;
+use uuid::Uuid;
+
+const WAIT: Next = Next::Continue(Duration::from_millis(5000));
+const AFTER_DIAL: Next = Next::Continue(Duration::from_millis(500));
+
+/// The peer mocks, configured by each test before the service is built.
+struct Mocks {
+    outdial: MockOutdialManager,
+    call: MockCallManager,
+    flow: MockFlowManager,
+    queue: MockQueueManager,
+    webhook: MockWebhookManager,
+}
+
+impl Mocks {
+    fn new() -> Mocks {
+        Mocks {
+            outdial: MockOutdialManager::new(),
+            call: MockCallManager::new(),
+            flow: MockFlowManager::new(),
+            queue: MockQueueManager::new(),
+            webhook: MockWebhookManager::new(),
+        }
+    }
+}
+
+/// A service over a fresh test store and the given mocks.
+struct Env {
+    ts: TestStore,
+    ticker: Ticker,
+    notifier: Arc<RecordingNotifier>,
+    metrics: Metrics,
+}
+
+impl Env {
+    async fn new(m: Mocks) -> Env {
+        let ts = TestStore::new().await;
+        let notifier = Arc::new(RecordingNotifier::default());
+        let metrics = Metrics::standalone();
+        let service = Service {
+            store: ts.store.clone(),
+            peers: Peers {
+                outdial: Arc::new(m.outdial),
+                call: Arc::new(m.call),
+                flow: Arc::new(m.flow),
+                queue: Arc::new(m.queue),
+                webhook: Arc::new(m.webhook),
+            },
+            notifier: notifier.clone(),
+            chains: Arc::new(RecordingChains::default()),
+            metrics: metrics.clone(),
+            delays: Delays::default(),
+        };
+        Env {
+            ts,
+            ticker: Ticker::new(service),
+            notifier,
+            metrics,
+        }
+    }
+
+    async fn tick(&self, id: Uuid) -> (Next, Outcome) {
+        self.ticker.tick(id).await
+    }
+
+    async fn campaign(&self, id: Uuid) -> Campaign {
+        self.ts
+            .store
+            .campaigns
+            .get_fresh(id)
+            .await
+            .expect("read campaign")
+            .expect("campaign exists")
+    }
+
+    async fn insert_outplan(&self, o: &Outplan) -> Outplan {
+        self.ts.store.outplans.create(o).await.expect("outplan")
+    }
+
+    async fn insert_campaign(&self, c: &Campaign) -> Campaign {
+        self.ts.store.campaigns.create(c).await.expect("campaign")
+    }
+
+    async fn insert_call(&self, c: &Campaign, status: CampaigncallStatus) -> Campaigncall {
+        let cc = Campaigncall {
+            id: Uuid::new_v4(),
+            customer_id: c.customer_id,
+            campaign_id: c.id,
+            outplan_id: c.outplan_id,
+            outdial_id: c.outdial_id,
+            outdial_target_id: Uuid::new_v4(),
+            queue_id: c.queue_id,
+            activeflow_id: Uuid::new_v4(),
+            flow_id: c.flow_id,
+            reference_type: ReferenceType::Call,
+            reference_id: Uuid::new_v4(),
+            status,
+            result: CampaigncallResult::None,
+            source: Some(Address::tel("+15550000000")),
+            destination: Some(Address::tel("+15550000001")),
+            destination_index: 0,
+            try_count: 1,
+            tm_create: None,
+            tm_update: None,
+            tm_delete: None,
+        };
+        self.ts
+            .store
+            .campaigncalls
+            .create(&cc)
+            .await
+            .expect("campaigncall")
+    }
+
+    /// Every campaigncall of the campaign, newest first.
+    async fn calls_of(&self, campaign_id: Uuid) -> Vec<Campaigncall> {
+        let mut filters = serde_json::Map::new();
+        filters.insert(
+            "campaign_id".into(),
+            serde_json::Value::String(campaign_id.to_string()),
+        );
+        let f = self
+            .ts
+            .store
+            .campaigncalls
+            .filters(&filters)
+            .expect("filters");
+        self.ts
+            .store
+            .campaigncalls
+            .list(
+                &f,
+                campaign_manager::store::Page {
+                    token: None,
+                    size: 100,
+                },
+            )
+            .await
+            .expect("list campaigncalls")
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.notifier.types()
+    }
+
+    fn stop_metric(&self, reason: &str) -> u64 {
+        self.metrics
+            .tick_stop_total
+            .with_label_values(&[reason])
+            .get()
+    }
+}
+
+fn outplan(customer: Uuid) -> Outplan {
+    Outplan {
+        id: Uuid::new_v4(),
+        customer_id: customer,
+        name: "plan".into(),
+        detail: String::new(),
+        source: Some(Address::tel("+15551230000")),
+        dial_timeout: 30000,
+        try_interval: 600_000,
+        max_try_count_0: 3,
+        max_try_count_1: 3,
+        max_try_count_2: 3,
+        max_try_count_3: 3,
+        max_try_count_4: 3,
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+    }
+}
+
+fn campaign(customer: Uuid, outplan_id: Uuid, kind: CampaignType) -> Campaign {
+    Campaign {
+        id: Uuid::new_v4(),
+        customer_id: customer,
+        kind,
+        execute: Execute::Run,
+        name: "campaign".into(),
+        detail: String::new(),
+        status: CampaignStatus::Run,
+        service_level: 100,
+        end_handle: EndHandle::Stop,
+        flow_id: Uuid::new_v4(),
+        actions: None,
+        outplan_id,
+        outdial_id: Uuid::new_v4(),
+        queue_id: Uuid::nil(),
+        next_campaign_id: Uuid::nil(),
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+    }
+}
+
+/// A never-tried target (as outdial-manager creates them: tm_update == tm_create).
+fn target() -> OutdialTarget {
+    let now = Utc::now().trunc_subsecs(6);
+    OutdialTarget {
+        id: Uuid::new_v4(),
+        destination_0: Some(Address::tel("+15550001000")),
+        tm_create: Some(now),
+        tm_update: Some(now),
+        ..OutdialTarget::default()
+    }
+}
+
+fn status_err(status: u16) -> PeerError {
+    PeerError::Status {
+        target: "peer".into(),
+        status,
+        typed: None,
+    }
+}
+
+fn timeout() -> PeerError {
+    PeerError::Timeout {
+        target: "peer".into(),
+    }
+}
+
+/// Outdial offers `t` on every call (expected `times`).
+fn offer(m: &mut Mocks, outdial_id: Uuid, t: OutdialTarget, times: usize) {
+    m.outdial
+        .expect_available_targets()
+        .withf(move |id, _, limit| *id == outdial_id && *limit == 1)
+        .times(times)
+        .returning(move |_, _, _| Ok(vec![t.clone()]));
+}
+
+/// A stored outplan + running campaign, and mocks with ids known up front.
+struct Setup {
+    outplan: Outplan,
+    campaign: Campaign,
+}
+
+fn setup(kind: CampaignType) -> Setup {
+    let customer = Uuid::new_v4();
+    let o = outplan(customer);
+    let c = campaign(customer, o.id, kind);
+    Setup {
+        outplan: o,
+        campaign: c,
+    }
+}
+
+async fn env_with(s: &Setup, m: Mocks) -> Env {
+    let env = Env::new(m).await;
+    env.insert_outplan(&s.outplan).await;
+    env.insert_campaign(&s.campaign).await;
+    env
+}
+
+/// Expects one successful call dial; records the request sent to call-manager.
+fn expect_call_dial(m: &mut Mocks, sent: Arc<Mutex<Vec<CallRequest>>>) {
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call
+        .expect_create_call()
+        .withf(move |req: &CallRequest| {
+            sent.lock().expect("lock").push(req.clone());
+            true
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+}
+
+// ---------------------------------------------------------------- campaign state
+
+#[tokio::test]
+async fn missing_campaign_stops_the_chain() {
+    let env = Env::new(Mocks::new()).await;
+    let (next, outcome) = env.tick(Uuid::new_v4()).await;
+    assert_eq!(next, Next::Stop);
+    assert_eq!(outcome, Outcome::Ended("campaign_gone"));
+    assert_eq!(env.stop_metric("campaign_gone"), 1);
+    assert!(env.events().is_empty());
+}
+
+#[tokio::test]
+async fn stopping_campaign_without_ongoing_calls_ends_stopped() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.status = CampaignStatus::Stopping;
+    let env = env_with(&s, Mocks::new()).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, Next::Stop);
+    assert_eq!(outcome, Outcome::Ended("not_running"));
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(c.execute, Execute::Stop);
+    assert_eq!(env.events(), vec!["campaign_status_stop"]);
+}
+
+#[tokio::test]
+async fn stopping_campaign_with_a_dialing_call_stays_stopping() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.status = CampaignStatus::Stopping;
+    let env = env_with(&s, Mocks::new()).await;
+    env.insert_call(&s.campaign, CampaigncallStatus::Dialing)
+        .await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, Next::Stop);
+    assert_eq!(outcome, Outcome::Ended("not_running"));
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stopping);
+    assert_eq!(c.execute, Execute::Stop);
+    assert!(!env.events().contains(&"campaign_status_stop".to_string()));
+}
+
+#[tokio::test]
+async fn stopped_campaign_with_a_live_chain_ends_the_chain() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.status = CampaignStatus::Stop;
+    let env = env_with(&s, Mocks::new()).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!((next, outcome), (Next::Stop, Outcome::Ended("not_running")));
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(c.execute, Execute::Stop);
+    // Already stopped: no second stop event.
+    assert!(env.events().is_empty());
+}
+
+#[tokio::test]
+async fn deleted_campaign_ends_the_chain() {
+    let s = setup(CampaignType::Call);
+    let env = env_with(&s, Mocks::new()).await;
+    env.ts
+        .store
+        .campaigns
+        .delete(s.campaign.id)
+        .await
+        .expect("delete");
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(
+        (next, outcome),
+        (Next::Stop, Outcome::Ended("campaign_deleted"))
+    );
+    assert_eq!(env.campaign(s.campaign.id).await.execute, Execute::Stop);
+    assert_eq!(env.stop_metric("campaign_deleted"), 1);
+}
+
+// ---------------------------------------------------------------- outplan / outdial
+
+#[tokio::test]
+async fn deleted_outplan_stops_the_campaign_for_good() {
+    let s = setup(CampaignType::Call);
+    let env = env_with(&s, Mocks::new()).await;
+    env.ts
+        .store
+        .outplans
+        .delete(s.outplan.id)
+        .await
+        .expect("delete outplan");
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, Next::Stop);
+    assert_eq!(outcome, Outcome::Ended("outplan_gone"));
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(c.execute, Execute::Stop);
+    assert_eq!(env.stop_metric("outplan_gone"), 1);
+    assert_eq!(env.events(), vec!["campaign_status_stop"]);
+}
+
+#[tokio::test]
+async fn unknown_outplan_stops_the_campaign_for_good() {
+    let mut s = setup(CampaignType::Flow);
+    s.campaign.outplan_id = Uuid::nil();
+    let env = env_with(&s, Mocks::new()).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(
+        (next, outcome),
+        (Next::Stop, Outcome::Ended("outplan_gone"))
+    );
+    assert_eq!(
+        env.campaign(s.campaign.id).await.status,
+        CampaignStatus::Stop
+    );
+}
+
+#[tokio::test]
+async fn call_campaign_whose_outplan_has_no_source_stops_without_dialing() {
+    let mut s = setup(CampaignType::Call);
+    s.outplan.source = None;
+    // No outdial/call expectations: any dial attempt fails the test.
+    let env = env_with(&s, Mocks::new()).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, Next::Stop);
+    assert_eq!(outcome, Outcome::Ended("outplan_without_source"));
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(c.execute, Execute::Stop);
+    assert_eq!(env.stop_metric("outplan_without_source"), 1);
+    assert!(env.calls_of(s.campaign.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn outdial_not_found_stops_the_campaign_for_good() {
+    let s = setup(CampaignType::Call);
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(|_, _, _| Err(status_err(404)));
+    let env = env_with(&s, m).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(
+        (next, outcome),
+        (Next::Stop, Outcome::Ended("outdial_gone"))
+    );
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(c.execute, Execute::Stop);
+    assert_eq!(env.stop_metric("outdial_gone"), 1);
+}
+
+#[tokio::test]
+async fn transient_outdial_errors_back_off_and_keep_the_campaign_running() {
+    let s = setup(CampaignType::Call);
+    let mut m = Mocks::new();
+    let mut seq = mockall::Sequence::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Err(timeout()));
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| {
+            Err(PeerError::BreakerOpen {
+                target: "bin-manager.outdial-manager.request".into(),
+            })
+        });
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Err(status_err(503)));
+    let env = env_with(&s, m).await;
+
+    for _ in 0..3 {
+        let (next, outcome) = env.tick(s.campaign.id).await;
+        assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+        match next {
+            Next::Continue(d) => assert!(d >= Duration::from_secs(5), "{d:?}"),
+            Next::Stop => panic!("a transient error must not end the chain"),
+        }
+        let c = env.campaign(s.campaign.id).await;
+        assert_eq!(c.status, CampaignStatus::Run);
+        assert_eq!(c.execute, Execute::Run);
+    }
+    assert_eq!(
+        env.metrics
+            .tick_backoff_total
+            .with_label_values(&["transient"])
+            .get(),
+        3
+    );
+    assert!(env.events().is_empty());
+}
+
+#[tokio::test]
+async fn available_targets_is_asked_with_the_outplan_max_tries() {
+    let mut s = setup(CampaignType::Call);
+    s.outplan.max_try_count_0 = 1;
+    s.outplan.max_try_count_1 = 2;
+    s.outplan.max_try_count_2 = 0;
+    s.outplan.max_try_count_3 = 4;
+    s.outplan.max_try_count_4 = 5;
+    s.campaign.end_handle = EndHandle::Continue;
+    let outdial_id = s.campaign.outdial_id;
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .withf(move |id, max, limit| *id == outdial_id && *max == [1, 2, 0, 4, 5] && *limit == 1)
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    let env = env_with(&s, m).await;
+    assert_eq!(
+        env.tick(s.campaign.id).await,
+        (WAIT, Outcome::Waiting("list_empty"))
+    );
+}
+
+// ---------------------------------------------------------------- empty list
+
+#[tokio::test]
+async fn empty_list_with_end_handle_stop_stops_the_campaign() {
+    let s = setup(CampaignType::Call);
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    let env = env_with(&s, m).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(
+        (next, outcome),
+        (Next::Stop, Outcome::Ended("list_exhausted"))
+    );
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(c.execute, Execute::Stop);
+    assert_eq!(env.events(), vec!["campaign_status_stop"]);
+    assert_eq!(env.stop_metric("list_exhausted"), 1);
+}
+
+#[tokio::test]
+async fn empty_list_with_end_handle_stop_and_a_call_in_progress_goes_stopping() {
+    let s = setup(CampaignType::Call);
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    let env = env_with(&s, m).await;
+    env.insert_call(&s.campaign, CampaigncallStatus::Progressing)
+        .await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(
+        (next, outcome),
+        (Next::Stop, Outcome::Ended("list_exhausted"))
+    );
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Stopping);
+    assert_eq!(c.execute, Execute::Stop);
+    assert_eq!(env.events(), vec!["campaign_status_stopping"]);
+}
+
+#[tokio::test]
+async fn empty_list_with_end_handle_continue_waits() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.end_handle = EndHandle::Continue;
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    let env = env_with(&s, m).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, WAIT);
+    assert_eq!(outcome, Outcome::Waiting("list_empty"));
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!(c.status, CampaignStatus::Run);
+    assert_eq!(c.execute, Execute::Run);
+    assert!(env.events().is_empty());
+}
+
+// ---------------------------------------------------------------- queue capacity
+
+#[tokio::test]
+async fn no_queue_capacity_waits_without_dialing() {
+    // 3 agents × 50 % = 1 (integer division); 1 call already dialing.
+    let mut s = setup(CampaignType::Call);
+    s.campaign.queue_id = Uuid::new_v4();
+    s.campaign.service_level = 50;
+    let queue_id = s.campaign.queue_id;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.queue
+        .expect_available_agents()
+        .withf(move |q| *q == queue_id)
+        .times(1)
+        .returning(|_| Ok(3));
+    m.call.expect_create_call().times(0);
+    m.outdial.expect_set_target_progressing().times(0);
+    let env = env_with(&s, m).await;
+    env.insert_call(&s.campaign, CampaigncallStatus::Dialing)
+        .await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, WAIT);
+    assert_eq!(outcome, Outcome::Waiting("no_capacity"));
+    assert_eq!(env.calls_of(s.campaign.id).await.len(), 1);
+    assert_eq!(
+        env.campaign(s.campaign.id).await.status,
+        CampaignStatus::Run
+    );
+}
+
+#[tokio::test]
+async fn no_available_agents_waits() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.queue_id = Uuid::new_v4();
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.queue
+        .expect_available_agents()
+        .times(1)
+        .returning(|_| Ok(0));
+    let env = env_with(&s, m).await;
+
+    assert_eq!(
+        env.tick(s.campaign.id).await,
+        (WAIT, Outcome::Waiting("no_capacity"))
+    );
+    assert!(env.calls_of(s.campaign.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn queue_capacity_left_dials() {
+    // 3 agents × 100 % = 3 > 2 dialing (progressing calls do not count).
+    let mut s = setup(CampaignType::Call);
+    s.campaign.queue_id = Uuid::new_v4();
+    s.campaign.service_level = 100;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.queue
+        .expect_available_agents()
+        .times(1)
+        .returning(|_| Ok(3));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    expect_call_dial(&mut m, sent.clone());
+    let env = env_with(&s, m).await;
+    env.insert_call(&s.campaign, CampaigncallStatus::Dialing)
+        .await;
+    env.insert_call(&s.campaign, CampaigncallStatus::Dialing)
+        .await;
+    env.insert_call(&s.campaign, CampaigncallStatus::Progressing)
+        .await;
+
+    assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
+    assert_eq!(sent.lock().expect("lock").len(), 1);
+    assert_eq!(env.calls_of(s.campaign.id).await.len(), 4);
+}
+
+#[tokio::test]
+async fn queue_agent_lookup_failure_backs_off() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.queue_id = Uuid::new_v4();
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.queue
+        .expect_available_agents()
+        .times(1)
+        .returning(|_| Err(timeout()));
+    let env = env_with(&s, m).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+    assert_eq!(next, WAIT);
+    assert_eq!(
+        env.campaign(s.campaign.id).await.status,
+        CampaignStatus::Run
+    );
+}
+
+// ---------------------------------------------------------------- retry interval
+
+#[tokio::test]
+async fn target_inside_its_retry_interval_waits() {
+    let s = setup(CampaignType::Call); // try_interval 10 min
+    let mut t = target();
+    let now = Utc::now().trunc_subsecs(6);
+    t.tm_create = Some(now - ChronoDuration::hours(1));
+    t.tm_update = Some(now - ChronoDuration::minutes(1));
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    m.call.expect_create_call().times(0);
+    let env = env_with(&s, m).await;
+
+    assert_eq!(
+        env.tick(s.campaign.id).await,
+        (WAIT, Outcome::Waiting("retry_interval"))
+    );
+    assert!(env.calls_of(s.campaign.id).await.is_empty());
+}
+
+#[tokio::test]
+async fn target_past_its_retry_interval_dials() {
+    let s = setup(CampaignType::Call);
+    let mut t = target();
+    let now = Utc::now().trunc_subsecs(6);
+    t.tm_create = Some(now - ChronoDuration::hours(1));
+    t.tm_update = Some(now - ChronoDuration::minutes(11));
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    expect_call_dial(&mut m, Arc::new(Mutex::new(Vec::new())));
+    let env = env_with(&s, m).await;
+
+    assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
+}
+
+#[tokio::test]
+async fn never_tried_target_with_null_tm_update_dials() {
+    let s = setup(CampaignType::Call);
+    let mut t = target();
+    t.tm_update = None;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    expect_call_dial(&mut m, Arc::new(Mutex::new(Vec::new())));
+    let env = env_with(&s, m).await;
+
+    assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
+    assert_eq!(env.calls_of(s.campaign.id).await.len(), 1);
+}
+
+#[tokio::test]
+async fn never_tried_target_with_tm_update_equal_to_tm_create_dials() {
+    // Created just now (well inside try_interval), but never tried.
+    let s = setup(CampaignType::Call);
+    let t = target();
+    assert_eq!(t.tm_create, t.tm_update);
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    expect_call_dial(&mut m, Arc::new(Mutex::new(Vec::new())));
+    let env = env_with(&s, m).await;
+
+    assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
+}
+
+#[test]
+fn target_ready_rules() {
+    let now = Utc::now();
+    let mut t = OutdialTarget::default();
+    assert!(target_ready(&t, 600_000, now), "both null: never tried");
+    t.tm_create = Some(now);
+    assert!(
+        target_ready(&t, 600_000, now),
+        "tm_update null: never tried"
+    );
+    t.tm_update = Some(now);
+    assert!(target_ready(&t, 600_000, now), "equal: never tried");
+    t.tm_create = Some(now - ChronoDuration::hours(1));
+    t.tm_update = Some(now - ChronoDuration::seconds(599));
+    assert!(!target_ready(&t, 600_000, now), "inside the interval");
+    t.tm_update = Some(now - ChronoDuration::seconds(600));
+    assert!(target_ready(&t, 600_000, now), "exactly at the interval");
+    t.tm_update = Some(now);
+    assert!(target_ready(&t, 0, now), "no interval");
+    assert!(
+        target_ready(&t, -5, now),
+        "negative interval counts as none"
+    );
+}
+
+// ---------------------------------------------------------------- destination choice
+
+#[test]
+fn pick_destination_skips_null_and_exhausted_destinations() {
+    let o = outplan(Uuid::new_v4()); // max 3 everywhere
+    let d = |n: &str| Some(Address::tel(n));
+    let mut t = OutdialTarget {
+        destination_0: None,
+        destination_1: d("+1"),
+        try_count_1: 3,
+        destination_2: d("+2"),
+        try_count_2: 1,
+        destination_3: d("+3"),
+        destination_4: d("+4"),
+        ..OutdialTarget::default()
+    };
+    assert_eq!(pick_destination(&t, &o), Some((Address::tel("+2"), 2, 2)));
+    t.try_count_2 = 3;
+    assert_eq!(pick_destination(&t, &o), Some((Address::tel("+3"), 3, 1)));
+    t.try_count_3 = 7; // more than max also counts as exhausted
+    assert_eq!(pick_destination(&t, &o), Some((Address::tel("+4"), 4, 1)));
+    t.try_count_4 = 3;
+    assert_eq!(pick_destination(&t, &o), None);
+
+    // max_try_count 0 disables a destination.
+    let mut o0 = o.clone();
+    o0.max_try_count_0 = 0;
+    let t0 = OutdialTarget {
+        destination_0: d("+0"),
+        destination_1: d("+1"),
+        ..OutdialTarget::default()
+    };
+    assert_eq!(pick_destination(&t0, &o0), Some((Address::tel("+1"), 1, 1)));
+    assert_eq!(
+        pick_destination(&OutdialTarget::default(), &o),
+        None,
+        "no destinations at all"
+    );
+}
+
+#[tokio::test]
+async fn dial_goes_to_the_first_destination_with_tries_left() {
+    let s = setup(CampaignType::Call); // max 3 everywhere
+    let mut t = target();
+    t.destination_0 = None;
+    t.destination_1 = Some(Address::tel("+15550000011"));
+    t.try_count_1 = 3; // exhausted
+    t.destination_2 = Some(Address::tel("+15550000022"));
+    t.try_count_2 = 2;
+    t.destination_3 = Some(Address::tel("+15550000033"));
+    t.destination_4 = Some(Address::tel("+15550000044"));
+    let target_id = t.id;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .withf(move |id, index| *id == target_id && *index == 2)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sent_in = sent.clone();
+    m.call
+        .expect_create_call()
+        .withf(move |req: &CallRequest| {
+            sent_in.lock().expect("lock").push(req.clone());
+            true
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    let env = env_with(&s, m).await;
+
+    assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
+    let calls = env.calls_of(s.campaign.id).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].destination_index, 2);
+    assert_eq!(calls[0].try_count, 3);
+    assert_eq!(calls[0].destination, Some(Address::tel("+15550000022")));
+    assert_eq!(
+        sent.lock().expect("lock")[0].destination,
+        Address::tel("+15550000022")
+    );
+}
+
+#[tokio::test]
+async fn target_without_destination_tries_left_waits() {
+    let s = setup(CampaignType::Call);
+    let mut t = target();
+    t.try_count_0 = 3; // the only destination is exhausted
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    m.outdial.expect_set_target_progressing().times(0);
+    m.call.expect_create_call().times(0);
+    let env = env_with(&s, m).await;
+
+    assert_eq!(
+        env.tick(s.campaign.id).await,
+        (WAIT, Outcome::Waiting("no_destination"))
+    );
+    assert_eq!(
+        env.campaign(s.campaign.id).await.status,
+        CampaignStatus::Run
+    );
+    assert!(env.calls_of(s.campaign.id).await.is_empty());
+}
+
+// ---------------------------------------------------------------- dialing
+
+#[tokio::test]
+async fn call_campaign_dials_through_call_manager() {
+    let s = setup(CampaignType::Call);
+    let mut t = target();
+    t.destination_0 = None;
+    t.destination_1 = Some(Address::tel("+15550009999"));
+    t.try_count_1 = 1;
+    let target_id = t.id;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .withf(move |id, index| *id == target_id && *index == 1)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sent_in = sent.clone();
+    m.call
+        .expect_create_call()
+        .withf(move |req: &CallRequest| {
+            sent_in.lock().expect("lock").push(req.clone());
+            true
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    m.outdial.expect_set_target_status().times(0);
+    let env = env_with(&s, m).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, AFTER_DIAL);
+    assert_eq!(outcome, Outcome::Dialed);
+
+    let req = sent.lock().expect("lock")[0].clone();
+    let calls = env.calls_of(s.campaign.id).await;
+    assert_eq!(calls.len(), 1);
+    let cc = &calls[0];
+    assert_eq!(cc.status, CampaigncallStatus::Dialing);
+    assert_eq!(cc.result, CampaigncallResult::None);
+    assert_eq!(cc.reference_type, ReferenceType::Call);
+    assert_eq!(cc.reference_id, req.call_id);
+    assert!(!req.call_id.is_nil());
+    assert_eq!(cc.activeflow_id, req.activeflow_id);
+    assert_eq!(cc.outdial_target_id, target_id);
+    assert_eq!(cc.outplan_id, s.outplan.id);
+    assert_eq!(cc.outdial_id, s.campaign.outdial_id);
+    assert_eq!(cc.flow_id, s.campaign.flow_id);
+    assert_eq!(cc.customer_id, s.campaign.customer_id);
+    assert_eq!(cc.destination_index, 1);
+    assert_eq!(cc.try_count, 2);
+    assert_eq!(cc.source, s.outplan.source);
+    assert_eq!(cc.destination, Some(Address::tel("+15550009999")));
+
+    assert_eq!(req.customer_id, s.campaign.customer_id);
+    assert_eq!(req.flow_id, s.campaign.flow_id);
+    assert_eq!(Some(req.source), s.outplan.source);
+    assert_eq!(req.destination, Address::tel("+15550009999"));
+
+    assert_eq!(env.events(), vec!["campaigncall_created"]);
+    let payload = env.notifier.events.lock().expect("lock")[0].1.clone();
+    assert_eq!(payload["id"], serde_json::json!(cc.id.to_string()));
+    assert_eq!(
+        env.metrics
+            .campaigncall_create_total
+            .with_label_values(&["call"])
+            .get(),
+        1
+    );
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!((c.status, c.execute), (CampaignStatus::Run, Execute::Run));
+}
+
+#[tokio::test]
+async fn flow_campaign_starts_an_activeflow() {
+    let s = setup(CampaignType::Flow);
+    let t = target();
+    let target_id = t.id;
+    let customer = s.campaign.customer_id;
+    let flow_id = s.campaign.flow_id;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .withf(move |id, index| *id == target_id && *index == 0)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let created = Arc::new(Mutex::new(Vec::<(Uuid, Uuid)>::new()));
+    let created_in = created.clone();
+    m.flow
+        .expect_create_activeflow()
+        .withf(move |af, cust, flow, cc| {
+            created_in.lock().expect("lock").push((*af, *cc));
+            *cust == customer && *flow == flow_id
+        })
+        .times(1)
+        .returning(|af, _, _, _| Ok(Activeflow { id: af }));
+    let executed = Arc::new(Mutex::new(Vec::<Uuid>::new()));
+    let executed_in = executed.clone();
+    m.flow
+        .expect_execute_activeflow()
+        .withf(move |af| {
+            executed_in.lock().expect("lock").push(*af);
+            true
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    m.call.expect_create_call().times(0);
+    let env = env_with(&s, m).await;
+
+    assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
+
+    let calls = env.calls_of(s.campaign.id).await;
+    assert_eq!(calls.len(), 1);
+    let cc = &calls[0];
+    assert_eq!(cc.status, CampaigncallStatus::Progressing);
+    assert_eq!(cc.reference_type, ReferenceType::Flow);
+    assert!(cc.reference_id.is_nil());
+    assert_eq!(cc.destination_index, 0);
+    assert_eq!(cc.try_count, 1);
+    let (af, reference) = created.lock().expect("lock")[0];
+    assert_eq!(af, cc.activeflow_id);
+    assert_eq!(reference, cc.id);
+    assert_eq!(executed.lock().expect("lock").as_slice(), &[af]);
+    assert_eq!(
+        env.events(),
+        vec!["campaigncall_created", "campaigncall_updated"]
+    );
+}
+
+#[tokio::test]
+async fn flow_campaign_without_source_still_dials() {
+    // Only call campaigns need a caller id.
+    let mut s = setup(CampaignType::Flow);
+    s.outplan.source = None;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.flow
+        .expect_create_activeflow()
+        .times(1)
+        .returning(|af, _, _, _| Ok(Activeflow { id: af }));
+    m.flow
+        .expect_execute_activeflow()
+        .times(1)
+        .returning(|_| Ok(()));
+    let env = env_with(&s, m).await;
+
+    assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
+}
+
+// ---------------------------------------------------------------- dial failures
+
+/// Mocks for `n` call dials that call-manager refuses with `err`.
+fn failing_call_dials(s: &Setup, n: usize, err: PeerError) -> Mocks {
+    let mut m = Mocks::new();
+    let t = target();
+    let target_id = t.id;
+    offer(&mut m, s.campaign.outdial_id, t, n);
+    m.outdial
+        .expect_set_target_progressing()
+        .times(n)
+        .returning(|_, _| Ok(()));
+    m.call
+        .expect_create_call()
+        .times(n)
+        .returning(move |_| Err(err.clone()));
+    m.outdial
+        .expect_set_target_status()
+        .withf(move |id, st| *id == target_id && *st == TargetStatus::Idle)
+        .times(n)
+        .returning(|_, _| Ok(()));
+    m
+}
+
+async fn assert_failed_dial(env: &Env, s: &Setup, (next, outcome): (Next, Outcome)) {
+    assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+    match next {
+        Next::Continue(d) => assert!(d >= Duration::from_secs(5), "{d:?}"),
+        Next::Stop => panic!("a failed dial must not end the chain"),
+    }
+    let calls = env.calls_of(s.campaign.id).await;
+    assert!(!calls.is_empty());
+    for cc in &calls {
+        assert_eq!(cc.status, CampaigncallStatus::Done);
+        assert_eq!(cc.result, CampaigncallResult::Fail);
+    }
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!((c.status, c.execute), (CampaignStatus::Run, Execute::Run));
+}
+
+#[tokio::test]
+async fn call_manager_500_fails_the_campaigncall_and_backs_off() {
+    let s = setup(CampaignType::Call);
+    let env = env_with(&s, failing_call_dials(&s, 1, status_err(500))).await;
+
+    let r = env.tick(s.campaign.id).await;
+    assert_eq!(r.0, WAIT);
+    assert_failed_dial(&env, &s, r).await;
+    assert_eq!(
+        env.events(),
+        vec!["campaigncall_created", "campaigncall_updated"]
+    );
+    assert_eq!(
+        env.metrics
+            .campaigncall_done_total
+            .with_label_values(&["fail"])
+            .get(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn call_manager_timeout_fails_the_campaigncall_and_backs_off() {
+    let s = setup(CampaignType::Call);
+    let env = env_with(&s, failing_call_dials(&s, 1, timeout())).await;
+
+    let r = env.tick(s.campaign.id).await;
+    assert_eq!(r.0, WAIT);
+    assert_failed_dial(&env, &s, r).await;
+}
+
+#[tokio::test]
+async fn call_manager_refusal_fails_the_campaigncall_and_backs_off() {
+    // A 4xx refusal of one call is not a reason to stop the whole campaign.
+    let s = setup(CampaignType::Call);
+    let env = env_with(&s, failing_call_dials(&s, 1, status_err(400))).await;
+
+    let r = env.tick(s.campaign.id).await;
+    assert_failed_dial(&env, &s, r).await;
+}
+
+#[tokio::test]
+async fn repeated_dial_failures_grow_the_delay_up_to_the_cap() {
+    let s = setup(CampaignType::Call);
+    let n = 8;
+    let env = env_with(&s, failing_call_dials(&s, n, status_err(500))).await;
+
+    let mut delays = Vec::new();
+    for _ in 0..n {
+        let (next, outcome) = env.tick(s.campaign.id).await;
+        assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+        match next {
+            Next::Continue(d) => delays.push(d),
+            Next::Stop => panic!("a failed dial must not end the chain"),
+        }
+    }
+    let cap = Delays::default().max_backoff;
+    assert_eq!(delays[0], Duration::from_secs(5));
+    assert!(delays[1] > delays[0], "{delays:?}");
+    assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+    assert!(delays.iter().all(|d| *d <= cap), "{delays:?}");
+    assert_eq!(*delays.last().expect("delays"), cap, "{delays:?}");
+    assert_eq!(env.calls_of(s.campaign.id).await.len(), n);
+    assert_failed_dial(
+        &env,
+        &s,
+        (Next::Continue(cap), Outcome::Backoff(String::new())),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_successful_tick_resets_the_back_off() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.end_handle = EndHandle::Continue;
+    let mut m = Mocks::new();
+    let mut seq = mockall::Sequence::new();
+    for result in [Err(timeout()), Err(timeout()), Ok(vec![]), Err(timeout())] {
+        m.outdial
+            .expect_available_targets()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |_, _, _| result.clone());
+    }
+    let env = env_with(&s, m).await;
+
+    let id = s.campaign.id;
+    assert_eq!(env.tick(id).await.0, Next::Continue(Duration::from_secs(5)));
+    assert_eq!(
+        env.tick(id).await.0,
+        Next::Continue(Duration::from_secs(10))
+    );
+    assert_eq!(env.tick(id).await, (WAIT, Outcome::Waiting("list_empty")));
+    assert_eq!(env.tick(id).await.0, Next::Continue(Duration::from_secs(5)));
+}
+
+#[tokio::test]
+async fn activeflow_failure_fails_the_campaigncall_and_backs_off() {
+    let s = setup(CampaignType::Flow);
+    let t = target();
+    let target_id = t.id;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, t, 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.flow
+        .expect_create_activeflow()
+        .times(1)
+        .returning(|_, _, _, _| Err(status_err(500)));
+    m.flow.expect_execute_activeflow().times(0);
+    m.outdial
+        .expect_set_target_status()
+        .withf(move |id, st| *id == target_id && *st == TargetStatus::Idle)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let env = env_with(&s, m).await;
+
+    let r = env.tick(s.campaign.id).await;
+    assert_failed_dial(&env, &s, r).await;
+}
+
+#[tokio::test]
+async fn target_progressing_failure_fails_the_campaigncall_without_touching_the_target() {
+    let s = setup(CampaignType::Call);
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Err(timeout()));
+    m.call.expect_create_call().times(0);
+    m.outdial.expect_set_target_status().times(0);
+    let env = env_with(&s, m).await;
+
+    let r = env.tick(s.campaign.id).await;
+    assert_failed_dial(&env, &s, r).await;
+}
+
+#[tokio::test]
+async fn separate_campaigns_back_off_independently() {
+    let a = setup(CampaignType::Call);
+    let mut b = setup(CampaignType::Call);
+    b.campaign.end_handle = EndHandle::Continue;
+    let (a_outdial, b_outdial) = (a.campaign.outdial_id, b.campaign.outdial_id);
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .withf(move |id, _, _| *id == a_outdial)
+        .times(3)
+        .returning(|_, _, _| Err(timeout()));
+    m.outdial
+        .expect_available_targets()
+        .withf(move |id, _, _| *id == b_outdial)
+        .times(1)
+        .returning(|_, _, _| Err(timeout()));
+    let env = env_with(&a, m).await;
+    env.insert_outplan(&b.outplan).await;
+    env.insert_campaign(&b.campaign).await;
+
+    for _ in 0..3 {
+        env.tick(a.campaign.id).await;
+    }
+    assert_eq!(
+        env.tick(b.campaign.id).await.0,
+        Next::Continue(Duration::from_secs(5))
+    );
+}
