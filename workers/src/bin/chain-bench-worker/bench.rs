@@ -64,16 +64,19 @@ pub async fn run(redis_url: String, args: BenchArgs) -> anyhow::Result<()> {
         r.print();
     }
     if args.raw_jobs > 0 {
-        let rate = raw_ceiling(
-            &redis_url,
-            args.raw_jobs,
-            args.concurrency + args.max_waiting,
-        )
-        .await?;
+        let in_flight = args.concurrency + args.max_waiting;
+        let batch = in_flight.div_ceil(2).clamp(16, 2000);
+        let rate = raw_ceiling(&redis_url, args.raw_jobs, in_flight, batch, false).await?;
         println!(
-            "raw apalis-redis ceiling: {} no-op jobs, {:.0} jobs/s (same settings, fed in slices of 500, backlog <= 2000)",
-            args.raw_jobs, rate
+            "raw apalis-redis ceiling, scheduler settings (lock_tasks off, batch {batch}): {} no-op jobs, {rate:.0} jobs/s",
+            args.raw_jobs
         );
+        let jobs = args.raw_jobs.min(5000);
+        let rate = raw_ceiling(&redis_url, jobs, in_flight, 10, true).await?;
+        println!(
+            "raw apalis-redis ceiling, apalis defaults (lock_tasks on, batch 10): {jobs} no-op jobs, {rate:.0} jobs/s"
+        );
+        println!("  (both fed in slices of 500 with at most 2000 queued, as the feeder does)");
     }
     if args.recovery_chains > 0 {
         recovery(&redis_url, args.recovery_chains, args.cadence_ms).await?;
@@ -243,16 +246,22 @@ async fn raw_job(_job: u64, counter: Data<Arc<RawCounter>>) -> Result<(), BoxDyn
 }
 
 /// No-op jobs through one apalis worker with the scheduler's settings; returns jobs/s.
-async fn raw_ceiling(redis_url: &str, jobs: usize, concurrency: usize) -> anyhow::Result<f64> {
+async fn raw_ceiling(
+    redis_url: &str,
+    jobs: usize,
+    concurrency: usize,
+    batch: usize,
+    lock_tasks: bool,
+) -> anyhow::Result<f64> {
     let ns = namespace("raw");
     let conn: ConnectionManager = apalis_redis::connect(redis_url).await?;
     let config = apalis_redis::Config::default()
         .queue(&ns)
-        .batch_size(concurrency.div_ceil(2).clamp(16, 2000))
+        .batch_size(batch)
         .heartbeat_interval(Duration::from_secs(1))
         .missed_heartbeats(3)
-        .lock_tasks(false)
-        .emit_events(false);
+        .lock_tasks(lock_tasks)
+        .emit_events(lock_tasks);
     let counter = Arc::new(RawCounter::default());
     let storage = RedisStorage::<u64, ConnectionManager>::new(conn.clone())
         .with_config(config.clone())
