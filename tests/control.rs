@@ -18,7 +18,7 @@ use campaign_manager::config::Infra;
 use campaign_manager::sim::{Outcome, Scenario, Sim};
 use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, SchedulerConfig, TickOutcome};
 use serde_json::Value;
-use support::{TestDb, TestPrefix, unique};
+use support::{TestDb, TestNames, TestPrefix, unique};
 use uuid::Uuid;
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672";
@@ -27,13 +27,17 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672";
 struct Ctx {
     queue_prefix: String,
     namespace: String,
+    /// Deletes every queue and exchange under `queue_prefix` when the test ends.
+    _names: TestNames,
 }
 
 impl Ctx {
     fn new(prefix: &TestPrefix) -> Ctx {
+        let names = TestNames::new();
         Ctx {
-            queue_prefix: unique("cc"),
+            queue_prefix: names.prefix.clone(),
             namespace: format!("{}ticks", prefix.0),
+            _names: names,
         }
     }
 

@@ -129,6 +129,20 @@ impl Drop for TestPrefix {
             if !keys.is_empty() {
                 let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
             }
+            // apalis registers each queue in a global sorted set; drop ours from it.
+            let queues: Vec<String> = redis::cmd("ZRANGE")
+                .arg("core:apalis:queues:list")
+                .arg(0)
+                .arg(-1)
+                .query(&mut conn)
+                .unwrap_or_default();
+            let ours: Vec<&String> = queues.iter().filter(|q| q.starts_with(&self.0)).collect();
+            if !ours.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("ZREM")
+                    .arg("core:apalis:queues:list")
+                    .arg(ours)
+                    .query(&mut conn);
+            }
         }
     }
 }
