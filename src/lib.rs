@@ -10,6 +10,7 @@ pub mod app;
 pub mod bus;
 pub mod config;
 pub mod control;
+pub mod demo;
 pub mod events;
 pub mod http;
 pub mod metrics;

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::resources::Resources;
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::json::uuid_or_nil;
 use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute};
@@ -141,7 +140,7 @@ impl Service {
         if self.store.campaigns.get_fresh(id).await?.is_some() {
             return Err(ServiceError::AlreadyExists(format!("campaign {id} exists")));
         }
-        let resources = Resources {
+        let resources = ResourceInfo {
             outplan_id: req.outplan_id,
             outdial_id: req.outdial_id,
             queue_id: req.queue_id,
@@ -295,14 +294,7 @@ impl Service {
     /// `PUT /v1/campaigns/<id>/resource_info`.
     pub async fn update_resource_info(&self, id: Uuid, r: ResourceInfo) -> ServiceResult<Campaign> {
         let c = self.campaign(id).await?;
-        let resources = Resources {
-            outplan_id: r.outplan_id,
-            outdial_id: r.outdial_id,
-            queue_id: r.queue_id,
-            next_campaign_id: r.next_campaign_id,
-        };
-        self.validate_resources(id, c.customer_id, resources)
-            .await?;
+        self.validate_resources(id, c.customer_id, r).await?;
         if r.queue_id != c.queue_id {
             self.peers
                 .flow
@@ -331,11 +323,9 @@ impl Service {
     /// `PUT /v1/campaigns/<id>/next_campaign_id` (validated, unlike the Go service).
     pub async fn update_next_campaign_id(&self, id: Uuid, next: Uuid) -> ServiceResult<Campaign> {
         let c = self.campaign(id).await?;
-        let resources = Resources {
-            outplan_id: Uuid::nil(),
-            outdial_id: Uuid::nil(),
-            queue_id: Uuid::nil(),
+        let resources = ResourceInfo {
             next_campaign_id: next,
+            ..ResourceInfo::default()
         };
         self.validate_resources(id, c.customer_id, resources)
             .await?;
@@ -397,12 +387,7 @@ impl Service {
                 "a campaign needs an outplan and an outdial to run".into(),
             ));
         }
-        let resources = Resources {
-            outplan_id: c.outplan_id,
-            outdial_id: c.outdial_id,
-            queue_id: c.queue_id,
-            next_campaign_id: c.next_campaign_id,
-        };
+        let resources = ResourceInfo::of(&c);
         self.validate_resources(id, c.customer_id, resources)
             .await?;
         let changed = self

@@ -5,19 +5,7 @@
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-
-/// The resource ids of a campaign.
-#[derive(Debug, Clone, Copy)]
-pub struct Resources {
-    /// Outplan.
-    pub outplan_id: Uuid,
-    /// Outdial.
-    pub outdial_id: Uuid,
-    /// Queue.
-    pub queue_id: Uuid,
-    /// Next campaign.
-    pub next_campaign_id: Uuid,
-}
+use crate::store::ResourceInfo;
 
 impl Service {
     /// Validates `r` for campaign `campaign_id` of `customer_id`.
@@ -25,7 +13,7 @@ impl Service {
         &self,
         campaign_id: Uuid,
         customer_id: Uuid,
-        r: Resources,
+        r: ResourceInfo,
     ) -> ServiceResult<()> {
         let invalid = |what: &str, why: &str| Err(ServiceError::Invalid(format!("{what} {why}")));
         if !r.outplan_id.is_nil() {

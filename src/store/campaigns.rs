@@ -122,7 +122,7 @@ pub struct BasicInfo {
 }
 
 /// The four resource ids `PUT /v1/campaigns/<id>/resource_info` sets.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ResourceInfo {
     /// Outplan.
     pub outplan_id: Uuid,
@@ -132,6 +132,18 @@ pub struct ResourceInfo {
     pub queue_id: Uuid,
     /// Next campaign.
     pub next_campaign_id: Uuid,
+}
+
+impl ResourceInfo {
+    /// The resource ids of a campaign.
+    pub fn of(c: &Campaign) -> ResourceInfo {
+        ResourceInfo {
+            outplan_id: c.outplan_id,
+            outdial_id: c.outdial_id,
+            queue_id: c.queue_id,
+            next_campaign_id: c.next_campaign_id,
+        }
+    }
 }
 
 impl Campaigns {
