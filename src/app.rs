@@ -331,3 +331,25 @@ impl Settings {
         SettingsOnly::parse_from(["campaign-manager"]).settings
     }
 }
+
+/// The body of the service binaries: start, wait for a signal, stop gracefully. A start
+/// failure is printed with its cause and exits 1.
+pub async fn run_until_signal(
+    name: &str,
+    infra: &Infra,
+    settings: &Settings,
+    role: Role,
+) -> std::process::ExitCode {
+    let app = match App::start(infra, settings, role).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "{name} could not start");
+            eprintln!("{name} could not start: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    app.stop().await;
+    std::process::ExitCode::SUCCESS
+}

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 
-use campaign_manager::app::{App, Role, Settings, shutdown_signal};
+use campaign_manager::app::{Role, Settings, run_until_signal};
 use campaign_manager::config::Infra;
 
 /// Outbound calling campaigns for the VoIP platform.
@@ -20,16 +20,5 @@ struct Cli {
 async fn main() -> std::process::ExitCode {
     campaign_manager::telemetry::init();
     let cli = Cli::parse();
-    let app = match App::start(&cli.infra, &cli.settings, Role::Service).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "campaign-manager could not start");
-            eprintln!("campaign-manager could not start: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    app.stop().await;
-    std::process::ExitCode::SUCCESS
+    run_until_signal("campaign-manager", &cli.infra, &cli.settings, Role::Service).await
 }

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 
-use campaign_manager::app::{App, Role, Settings, shutdown_signal};
+use campaign_manager::app::{Role, Settings, run_until_signal};
 use campaign_manager::config::Infra;
 
 /// Runs campaign ticks from the shared Redis queue.
@@ -26,16 +26,5 @@ async fn main() -> std::process::ExitCode {
     }
     // Migrations belong to the service; a worker only reads and writes rows.
     cli.settings.migrate = false;
-    let app = match App::start(&cli.infra, &cli.settings, Role::Worker).await {
-        Ok(app) => app,
-        Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "campaign-worker could not start");
-            eprintln!("campaign-worker could not start: {e:#}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    app.stop().await;
-    std::process::ExitCode::SUCCESS
+    run_until_signal("campaign-worker", &cli.infra, &cli.settings, Role::Worker).await
 }
