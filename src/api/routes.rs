@@ -140,7 +140,16 @@ fn body<T: DeserializeOwned>(req: &Request) -> ServiceResult<T> {
     let Some(raw) = req.data.as_deref() else {
         return Err(ServiceError::Invalid("request body is required".into()));
     };
-    serde_json::from_str(raw.get())
+    // Only a JSON object is a body: serde's derived structs would also take an array, which
+    // Go's decoder (and so the platform) never accepts.
+    let value: Value = serde_json::from_str(raw.get())
+        .map_err(|e| ServiceError::Invalid(format!("invalid request body: {e}")))?;
+    if !value.is_object() {
+        return Err(ServiceError::Invalid(
+            "request body must be a JSON object".into(),
+        ));
+    }
+    serde_json::from_value(value)
         .map_err(|e| ServiceError::Invalid(format!("invalid request body: {e}")))
 }
 

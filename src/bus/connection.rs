@@ -39,7 +39,12 @@ pub struct ConnectionOptions {
 impl Default for ConnectionOptions {
     fn default() -> Self {
         Self {
-            connection_name: format!("campaign-manager-{}", std::process::id()),
+            // Unique per connection, so an operator (or a test) can tell them apart.
+            connection_name: format!(
+                "campaign-manager-{}-{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(5),

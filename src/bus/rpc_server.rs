@@ -69,7 +69,14 @@ impl DeliveryProcessor for RpcProcessor {
             .reply_to()
             .clone()
             .filter(|r| !r.as_str().is_empty());
-        let response = match serde_json::from_slice::<Request>(&delivery.data) {
+        // An envelope is a JSON object; serde would also read the array form of a struct.
+        let is_object = delivery.data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let parsed = if is_object {
+            serde_json::from_slice::<Request>(&delivery.data)
+        } else {
+            Err(serde::de::Error::custom("envelope is not a JSON object"))
+        };
+        let response = match parsed {
             Ok(req) => {
                 let fut = self.handler.handle(req);
                 match AssertUnwindSafe(fut).catch_unwind().await {

@@ -129,6 +129,7 @@ impl Service {
             .kind
             .ok_or_else(|| ServiceError::Invalid("type is required (call or flow)".into()))?;
         check_service_level(req.service_level)?;
+        super::check_text(&req.name, &req.detail)?;
         if req.customer_id.is_nil() {
             return Err(ServiceError::Invalid("customer_id is required".into()));
         }
@@ -233,6 +234,7 @@ impl Service {
             end_handle: req.end_handle.unwrap_or(c.end_handle),
         };
         check_service_level(info.service_level)?;
+        super::check_text(&info.name, &info.detail)?;
         let u = self
             .store
             .campaigns

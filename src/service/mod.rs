@@ -29,6 +29,22 @@ pub use error::{ServiceError, ServiceResult};
 pub use notify::{BusNotifier, Notifier, RecordingNotifier};
 pub use outplans::{OutplanCreate, OutplanDials, OutplanUpdate};
 
+/// Refuses text that does not fit its column: `name` is `VARCHAR(255)` (characters),
+/// `detail` is `TEXT` (65,535 bytes).
+pub(crate) fn check_text(name: &str, detail: &str) -> ServiceResult<()> {
+    if name.chars().count() > 255 {
+        return Err(ServiceError::Invalid(
+            "name is longer than 255 characters".into(),
+        ));
+    }
+    if detail.len() > 65_535 {
+        return Err(ServiceError::Invalid(
+            "detail is longer than 65,535 bytes".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Starts and ends tick chains (implemented by the apalis-redis scheduler).
 #[async_trait]
 pub trait ChainControl: Send + Sync {

@@ -112,6 +112,7 @@ impl Service {
         if req.customer_id.is_nil() {
             return Err(ServiceError::Invalid("customer_id is required".into()));
         }
+        super::check_text(&req.name, &req.detail)?;
         let d = req.dials.into_dials()?;
         let [m0, m1, m2, m3, m4] = d.max_try_counts;
         let o = Outplan {
@@ -159,6 +160,7 @@ impl Service {
         let o = self.outplan(id).await?;
         let name = req.name.unwrap_or(o.name);
         let detail = req.detail.unwrap_or(o.detail);
+        super::check_text(&name, &detail)?;
         let u = self
             .store
             .outplans

@@ -1,0 +1,958 @@
+//! Black-box event tests: a test queue bound to the service's event exchange sees every event
+//! with its envelope and full payload; call/flow events published on the peers' exchanges
+//! finish campaigncalls, update outdial targets and stop `stopping` campaigns; customers get
+//! webhooks.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use campaign_manager::sim::{MsRange, Outcome, Override, Scenario, TargetState};
+use futures::StreamExt;
+use lapin::options::{
+    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use serde_json::{Value, json};
+use support::{TestSystem, amqp_url};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const CAMPAIGN_KEYS: &[&str] = &[
+    "id",
+    "customer_id",
+    "type",
+    "execute",
+    "name",
+    "detail",
+    "status",
+    "service_level",
+    "end_handle",
+    "flow_id",
+    "actions",
+    "outplan_id",
+    "outdial_id",
+    "queue_id",
+    "next_campaign_id",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+];
+
+const CAMPAIGN_WEBHOOK_KEYS: &[&str] = &[
+    "id",
+    "customer_id",
+    "type",
+    "name",
+    "detail",
+    "status",
+    "service_level",
+    "end_handle",
+    "actions",
+    "outplan_id",
+    "outdial_id",
+    "queue_id",
+    "next_campaign_id",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+];
+
+const CAMPAIGNCALL_KEYS: &[&str] = &[
+    "id",
+    "customer_id",
+    "campaign_id",
+    "outplan_id",
+    "outdial_id",
+    "outdial_target_id",
+    "queue_id",
+    "activeflow_id",
+    "flow_id",
+    "reference_type",
+    "reference_id",
+    "status",
+    "result",
+    "source",
+    "destination",
+    "destination_index",
+    "try_count",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+];
+
+const OUTPLAN_KEYS: &[&str] = &[
+    "id",
+    "customer_id",
+    "name",
+    "detail",
+    "source",
+    "dial_timeout",
+    "try_interval",
+    "max_try_count_0",
+    "max_try_count_1",
+    "max_try_count_2",
+    "max_try_count_3",
+    "max_try_count_4",
+    "tm_create",
+    "tm_update",
+    "tm_delete",
+];
+
+fn canonical(v: &Value, keys: &[&str]) -> String {
+    let obj = v.as_object().expect("an object");
+    assert_eq!(obj.len(), keys.len(), "unexpected key set: {v}");
+    let parts: Vec<String> = keys
+        .iter()
+        .map(|k| {
+            let val = obj.get(*k).unwrap_or_else(|| panic!("missing {k} in {v}"));
+            format!("\"{k}\":{}", serde_json::to_string(val).unwrap())
+        })
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+async fn wait_until<F, Fut>(what: &str, wait: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + wait;
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A raw AMQP connection for publishing peer events.
+struct Raw {
+    _conn: lapin::Connection,
+    ch: lapin::Channel,
+}
+
+impl Raw {
+    async fn new() -> Raw {
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("raw connect");
+        let ch = conn.create_channel().await.expect("channel");
+        Raw { _conn: conn, ch }
+    }
+
+    async fn publish_event(&self, exchange: &str, publisher: &str, kind: &str, data: Value) {
+        let ev = json!({"type": kind, "publisher": publisher, "data_type": "application/json", "data": data});
+        self.ch
+            .basic_publish(
+                exchange.into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                ev.to_string().as_bytes(),
+                BasicProperties::default().with_content_type("text/plain".into()),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("confirm");
+    }
+}
+
+/// A test queue bound to the service's event exchange, collecting raw event bodies.
+struct EventTap {
+    _conn: lapin::Connection,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl EventTap {
+    async fn bind(sys: &TestSystem) -> EventTap {
+        let exchange = sys.names.names.event_exchange.clone();
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("tap connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.exchange_declare(
+            exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("event exchange");
+        let q = ch
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("tap queue");
+        let qn = q.name().to_string();
+        ch.queue_bind(
+            qn.as_str().into(),
+            exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+        let mut consumer = ch
+            .basic_consume(
+                qn.as_str().into(),
+                format!("tap-{qn}").as_str().into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("consume");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(d)) = consumer.next().await {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&d.data).into_owned());
+            }
+        });
+        EventTap { _conn: conn, seen }
+    }
+
+    fn all(&self) -> Vec<(String, Value)> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|raw| {
+                let v: Value = serde_json::from_str(raw).expect("event JSON");
+                (raw.clone(), v)
+            })
+            .collect()
+    }
+
+    fn count(&self, kind: &str, id: &str) -> usize {
+        self.all()
+            .iter()
+            .filter(|(_, v)| v["type"] == kind && v["data"]["id"] == id)
+            .count()
+    }
+
+    /// Waits for the `n`-th (1-based) event of `kind` about resource `id`, checks its envelope
+    /// byte for byte (order of the envelope and of the payload keys), returns its data.
+    async fn nth(&self, kind: &str, id: &str, n: usize, keys: &[&str]) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let hits: Vec<(String, Value)> = self
+                .all()
+                .into_iter()
+                .filter(|(_, v)| v["type"] == kind && v["data"]["id"] == id)
+                .collect();
+            if let Some((raw, v)) = hits.get(n - 1) {
+                let data = v["data"].clone();
+                let expected = format!(
+                    r#"{{"type":"{kind}","publisher":"campaign-manager","data_type":"application/json","data":{}}}"#,
+                    canonical(&data, keys)
+                );
+                assert_eq!(raw, &expected);
+                return data;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {kind} #{n} for {id}; seen: {:?}",
+                self.all()
+                    .iter()
+                    .map(|(_, v)| v["type"].clone())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    async fn one(&self, kind: &str, id: &str, keys: &[&str]) -> Value {
+        self.nth(kind, id, 1, keys).await
+    }
+}
+
+fn outplan_body(customer: Uuid) -> Value {
+    json!({
+        "customer_id": customer, "name": "plan", "detail": "pd",
+        "source": {"type": "tel", "target": "+821100000001"},
+        "dial_timeout": 30000, "try_interval": 0,
+        "max_try_count_0": 1, "max_try_count_1": 1, "max_try_count_2": 1,
+        "max_try_count_3": 1, "max_try_count_4": 1
+    })
+}
+
+/// Calls never hang up by themselves; activeflows never end by themselves.
+fn silent() -> Scenario {
+    Scenario {
+        overrides: vec![Override {
+            destination_index: Some(0),
+            target: None,
+            outcome: Outcome::Silent,
+        }],
+        flow_ms: MsRange::fixed(3_600_000),
+        ..Scenario::instant(Outcome::Answered)
+    }
+}
+
+fn fast_ticks(s: &mut campaign_manager::app::Settings) {
+    s.workers = 2;
+    s.first_tick_ms = 100;
+    s.dial_tick_ms = 100;
+    s.wait_tick_ms = 300;
+}
+
+/// The webhooks the sim received for `customer` with event type `kind`.
+fn webhooks(sys: &TestSystem, customer: Uuid, kind: &str) -> Vec<Value> {
+    sys.sim
+        .webhooks()
+        .into_iter()
+        .filter(|w| w["customer_id"] == customer.to_string() && w["data"]["type"] == kind)
+        .collect()
+}
+
+async fn wait_webhook(sys: &TestSystem, customer: Uuid, kind: &str, id: &str) -> Value {
+    let mut found = None;
+    wait_until(&format!("webhook {kind}"), Duration::from_secs(10), || {
+        let hit = webhooks(sys, customer, kind)
+            .into_iter()
+            .find(|w| w["data"]["data"]["id"] == id);
+        let ok = hit.is_some();
+        if ok {
+            found = hit;
+        }
+        async move { ok }
+    })
+    .await;
+    let w = found.unwrap();
+    assert_eq!(w["data_type"], "application/json");
+    w["data"]["data"].clone()
+}
+
+async fn campaigncalls(sys: &TestSystem, campaign: &str) -> Vec<Value> {
+    sys.ok(
+        "GET",
+        "/v1/campaigncalls?page_size=100",
+        Some(json!({"campaign_id": campaign})),
+    )
+    .await
+    .as_array()
+    .unwrap()
+    .clone()
+}
+
+async fn campaign(sys: &TestSystem, id: &str) -> Value {
+    sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outplan events
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn outplan_events_and_webhooks() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;
+    let tap = EventTap::bind(&sys).await;
+    let customer = Uuid::new_v4();
+    let o = sys
+        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
+        .await;
+    let id = o["id"].as_str().unwrap().to_owned();
+    assert_eq!(tap.one("outplan_created", &id, OUTPLAN_KEYS).await, o);
+
+    let u1 = sys
+        .ok(
+            "PUT",
+            &format!("/v1/outplans/{id}"),
+            Some(json!({"name": "n1"})),
+        )
+        .await;
+    assert_eq!(tap.nth("outplan_updated", &id, 1, OUTPLAN_KEYS).await, u1);
+    let u2 = sys
+        .ok(
+            "PUT",
+            &format!("/v1/outplans/{id}/dials"),
+            Some(json!({"dial_timeout": 10, "try_interval": 20})),
+        )
+        .await;
+    assert_eq!(tap.nth("outplan_updated", &id, 2, OUTPLAN_KEYS).await, u2);
+    let d = sys.ok("DELETE", &format!("/v1/outplans/{id}"), None).await;
+    let ev = tap.one("outplan_deleted", &id, OUTPLAN_KEYS).await;
+    assert_eq!(ev, d);
+    assert!(ev["tm_delete"].is_string());
+
+    // Refused requests publish nothing.
+    sys.rpc(
+        "PUT",
+        &format!("/v1/outplans/{id}"),
+        Some(json!({"name": "x"})),
+    )
+    .await;
+    sys.rpc("POST", "/v1/outplans", Some(json!({"name": "no customer"})))
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tap.count("outplan_updated", &id), 2);
+    assert_eq!(tap.all().len(), 4, "exactly the four events");
+
+    // The customer got the same payloads as webhooks (outplan webhook = full record).
+    assert_eq!(
+        wait_webhook(&sys, customer, "outplan_created", &id).await,
+        o
+    );
+    assert_eq!(
+        wait_webhook(&sys, customer, "outplan_deleted", &id).await,
+        d
+    );
+    wait_until("4 webhooks", Duration::from_secs(10), || async {
+        sys.sim.webhook_count() >= 4
+    })
+    .await;
+    assert_eq!(webhooks(&sys, customer, "outplan_updated").len(), 2);
+    sys.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Campaign events
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn campaign_events_and_webhooks() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), fast_ticks).await;
+    let tap = EventTap::bind(&sys).await;
+    let customer = Uuid::new_v4();
+    let outplan = sys
+        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
+        .await;
+    // No targets: after `run`, the first tick finds the list exhausted and stops the campaign.
+    let outdial = sys.sim.create_outdial(customer, 0, 1);
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"customer_id": customer, "type": "call", "name": "c", "detail": "d",
+                "actions": [{"type": "answer"}], "service_level": 10,
+                "outplan_id": outplan["id"], "outdial_id": outdial}),
+            ),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    let created = tap.one("campaign_created", &id, CAMPAIGN_KEYS).await;
+    assert_eq!(created, c);
+    assert_eq!(created["execute"], "stop");
+    assert!(
+        created["flow_id"]
+            .as_str()
+            .is_some_and(|f| f != Uuid::nil().to_string())
+    );
+
+    // Every update publishes campaign_updated with the updated record.
+    let next = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"customer_id": customer, "type": "flow"})),
+        )
+        .await;
+    let updates = [
+        (format!("/v1/campaigns/{id}"), json!({"name": "renamed"})),
+        (
+            format!("/v1/campaigns/{id}/service_level"),
+            json!({"service_level": 80}),
+        ),
+        (
+            format!("/v1/campaigns/{id}/actions"),
+            json!({"actions": [{"type": "hangup"}]}),
+        ),
+        (
+            format!("/v1/campaigns/{id}/resource_info"),
+            json!({"outplan_id": outplan["id"], "outdial_id": outdial}),
+        ),
+        (
+            format!("/v1/campaigns/{id}/next_campaign_id"),
+            json!({"next_campaign_id": next["id"]}),
+        ),
+    ];
+    for (n, (uri, body)) in updates.into_iter().enumerate() {
+        let u = sys.ok("PUT", &uri, Some(body)).await;
+        let ev = tap.nth("campaign_updated", &id, n + 1, CAMPAIGN_KEYS).await;
+        assert_eq!(ev, u, "{uri}");
+    }
+    let last = campaign(&sys, &id).await;
+    assert_eq!(last["name"], "renamed");
+    assert_eq!(last["service_level"], 80);
+    assert_eq!(last["next_campaign_id"], next["id"]);
+
+    // A refused update publishes nothing.
+    sys.rpc(
+        "PUT",
+        &format!("/v1/campaigns/{id}/service_level"),
+        Some(json!({"service_level": -5})),
+    )
+    .await;
+
+    // run → campaign_status_run; the chain ends (no targets) → campaign_status_stop.
+    let r = sys
+        .ok(
+            "PUT",
+            &format!("/v1/campaigns/{id}/status"),
+            Some(json!({"status": "run"})),
+        )
+        .await;
+    let ev = tap.one("campaign_status_run", &id, CAMPAIGN_KEYS).await;
+    assert_eq!(ev, r);
+    assert_eq!(
+        (ev["status"].as_str(), ev["execute"].as_str()),
+        (Some("run"), Some("run"))
+    );
+    let ev = tap.one("campaign_status_stop", &id, CAMPAIGN_KEYS).await;
+    assert_eq!(
+        (ev["status"].as_str(), ev["execute"].as_str()),
+        (Some("stop"), Some("stop"))
+    );
+    assert_eq!(ev, campaign(&sys, &id).await);
+    assert_eq!(tap.count("campaign_status_stopping", &id), 0);
+
+    // delete → campaign_deleted with tm_delete.
+    let d = sys.ok("DELETE", &format!("/v1/campaigns/{id}"), None).await;
+    let ev = tap.one("campaign_deleted", &id, CAMPAIGN_KEYS).await;
+    assert_eq!(ev, d);
+    assert!(ev["tm_delete"].is_string());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(tap.count("campaign_updated", &id), 5);
+    assert_eq!(tap.count("campaign_status_run", &id), 1);
+
+    // Webhooks: the customer-facing shape (no execute, no flow_id), same values.
+    for kind in [
+        "campaign_created",
+        "campaign_updated",
+        "campaign_status_run",
+        "campaign_status_stop",
+        "campaign_deleted",
+    ] {
+        let w = wait_webhook(&sys, customer, kind, &id).await;
+        let raw = serde_json::to_string(&w).unwrap();
+        assert_eq!(raw, canonical(&w, CAMPAIGN_WEBHOOK_KEYS), "{kind}");
+    }
+    let w = wait_webhook(&sys, customer, "campaign_deleted", &id).await;
+    for k in CAMPAIGN_WEBHOOK_KEYS {
+        assert_eq!(w[*k], d[*k], "{k}");
+    }
+    assert_eq!(webhooks(&sys, customer, "campaign_updated").len(), 5);
+    assert!(sys.sim.webhook_count() >= 10);
+    // A campaign without customer (nil) would get no webhook; ours all went to `customer`.
+    assert!(
+        sys.sim
+            .webhooks()
+            .iter()
+            .all(|w| w["customer_id"] == customer.to_string())
+    );
+    sys.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Campaigncall events and call_hangup / activeflow_deleted handling
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn call_hangups_finish_campaigncalls_and_stop_the_campaign() {
+    let sys = TestSystem::start(silent(), fast_ticks).await;
+    let tap = EventTap::bind(&sys).await;
+    let raw = Raw::new().await;
+    let calls_x = sys.names.names.call_event_exchange.clone();
+    let flows_x = sys.names.names.flow_event_exchange.clone();
+    let customer = Uuid::new_v4();
+    let outplan = sys
+        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
+        .await;
+    let outdial = sys.sim.create_outdial(customer, 4, 1);
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({"customer_id": customer, "type": "call", "name": "c",
+                "outplan_id": outplan["id"], "outdial_id": outdial})),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({"status": "run"})),
+    )
+    .await;
+    // All four targets get dialed; then the list is exhausted → stopping (calls still up).
+    wait_until(
+        "4 dialing campaigncalls",
+        Duration::from_secs(20),
+        || async { campaigncalls(&sys, &id).await.len() == 4 },
+    )
+    .await;
+    let ev = tap
+        .one("campaign_status_stopping", &id, CAMPAIGN_KEYS)
+        .await;
+    assert_eq!(
+        (ev["status"].as_str(), ev["execute"].as_str()),
+        (Some("stopping"), Some("stop"))
+    );
+    let ccs = campaigncalls(&sys, &id).await;
+    for cc in &ccs {
+        let ccid = cc["id"].as_str().unwrap();
+        let created = tap
+            .one("campaigncall_created", ccid, CAMPAIGNCALL_KEYS)
+            .await;
+        assert_eq!(created["status"], "dialing");
+        assert_eq!(created["result"], "");
+        assert_eq!(created["reference_type"], "call");
+        assert_eq!(created["campaign_id"], id);
+        assert_eq!(created["customer_id"], customer.to_string());
+        assert_eq!(created, *cc);
+        let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            sys.sim.target(target).unwrap().status,
+            TargetState::Progressing
+        );
+        assert!(
+            sys.sim
+                .calls()
+                .iter()
+                .any(|k| k.id.to_string() == cc["reference_id"].as_str().unwrap())
+        );
+    }
+    assert_eq!(campaign(&sys, &id).await["status"], "stopping");
+
+    let reasons = ["busy", "", "weird_reason", "normal"];
+    for (i, (cc, reason)) in ccs.iter().zip(reasons).enumerate() {
+        let ccid = cc["id"].as_str().unwrap().to_owned();
+        let call_id = cc["reference_id"].as_str().unwrap().to_owned();
+        let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
+        // activeflow_deleted for a call campaigncall is ignored (the hangup decides).
+        raw.publish_event(
+            &flows_x,
+            "flow-manager",
+            "activeflow_deleted",
+            json!({"id": cc["activeflow_id"], "reference_type": "call"}),
+        )
+        .await;
+        // Events from the wrong publisher are ignored.
+        raw.publish_event(
+            &calls_x,
+            "someone-else",
+            "call_hangup",
+            json!({"id": call_id, "hangup_reason": "normal"}),
+        )
+        .await;
+        let data = if reason.is_empty() {
+            json!({"id": call_id})
+        } else {
+            json!({"id": call_id, "hangup_reason": reason})
+        };
+        raw.publish_event(&calls_x, "call-manager", "call_hangup", data.clone())
+            .await;
+        let ev = tap
+            .one("campaigncall_updated", &ccid, CAMPAIGNCALL_KEYS)
+            .await;
+        let want = if reason == "normal" {
+            "success"
+        } else {
+            "fail"
+        };
+        assert_eq!(ev["status"], "done", "{reason}");
+        assert_eq!(ev["result"], want, "{reason}");
+        assert!(ev["tm_update"].is_string());
+        let want_target = if reason == "normal" {
+            TargetState::Done
+        } else {
+            TargetState::Idle
+        };
+        wait_until("the target status", Duration::from_secs(10), || {
+            let st = sys.sim.target(target).map(|t| t.status);
+            async move { st == Some(want_target) }
+        })
+        .await;
+        let stored = sys
+            .ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
+            .await;
+        assert_eq!(stored, ev);
+
+        // A repeated hangup (even with another reason) changes nothing.
+        raw.publish_event(
+            &calls_x,
+            "call-manager",
+            "call_hangup",
+            json!({"id": call_id, "hangup_reason": "normal"}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            sys.ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
+                .await,
+            stored
+        );
+        assert_eq!(tap.count("campaigncall_updated", &ccid), 1);
+
+        // stopping until the last call ends, then stop.
+        let status = campaign(&sys, &id).await["status"].clone();
+        if i < 3 {
+            assert_eq!(status, "stopping", "after hangup {i}");
+            assert_eq!(tap.count("campaign_status_stop", &id), 0);
+        }
+    }
+    let ev = tap.one("campaign_status_stop", &id, CAMPAIGN_KEYS).await;
+    assert_eq!(
+        (ev["status"].as_str(), ev["execute"].as_str()),
+        (Some("stop"), Some("stop"))
+    );
+    assert_eq!(ev, campaign(&sys, &id).await);
+
+    // A hangup for an unknown call and unreadable events are ignored; the service still answers.
+    raw.publish_event(
+        &calls_x,
+        "call-manager",
+        "call_hangup",
+        json!({"id": Uuid::new_v4(), "hangup_reason": "normal"}),
+    )
+    .await;
+    raw.publish_event(&calls_x, "call-manager", "call_hangup", json!("garbage"))
+        .await;
+    raw.publish_event(
+        &flows_x,
+        "flow-manager",
+        "activeflow_deleted",
+        json!({"id": 5}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(campaign(&sys, &id).await["status"], "stop");
+    let done: Vec<Value> = campaigncalls(&sys, &id).await;
+    assert!(done.iter().all(|cc| cc["status"] == "done"));
+    assert_eq!(done.iter().filter(|cc| cc["result"] == "fail").count(), 3);
+
+    // Customer webhooks for campaigncalls: identical payloads.
+    let first = ccs[0]["id"].as_str().unwrap();
+    let w = wait_webhook(&sys, customer, "campaigncall_updated", first).await;
+    assert_eq!(
+        w,
+        tap.one("campaigncall_updated", first, CAMPAIGNCALL_KEYS)
+            .await
+    );
+    let w = wait_webhook(&sys, customer, "campaigncall_created", first).await;
+    assert_eq!(w, ccs[0]);
+    let w = wait_webhook(&sys, customer, "campaign_status_stopping", &id).await;
+    assert_eq!(w["status"], "stopping");
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn activeflow_deleted_finishes_a_flow_campaigncall() {
+    let sys = TestSystem::start(silent(), fast_ticks).await;
+    let tap = EventTap::bind(&sys).await;
+    let raw = Raw::new().await;
+    let customer = Uuid::new_v4();
+    let outplan = sys
+        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
+        .await;
+    let outdial = sys.sim.create_outdial(customer, 1, 1);
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"customer_id": customer, "type": "flow", "actions": [{"type": "talk"}],
+                "outplan_id": outplan["id"], "outdial_id": outdial}),
+            ),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({"status": "run"})),
+    )
+    .await;
+    wait_until("a campaigncall", Duration::from_secs(20), || async {
+        campaigncalls(&sys, &id).await.len() == 1
+    })
+    .await;
+    let cc = campaigncalls(&sys, &id).await[0].clone();
+    let ccid = cc["id"].as_str().unwrap().to_owned();
+    let created = tap
+        .one("campaigncall_created", &ccid, CAMPAIGNCALL_KEYS)
+        .await;
+    assert_eq!(created["status"], "dialing");
+    assert_eq!(created["reference_type"], "flow");
+    assert_eq!(created["reference_id"], Uuid::nil().to_string());
+    // Flow campaigncalls go progressing at once.
+    let progressing = tap
+        .nth("campaigncall_updated", &ccid, 1, CAMPAIGNCALL_KEYS)
+        .await;
+    assert_eq!(progressing["status"], "progressing");
+    assert_eq!(progressing["result"], "");
+    // The chain ended (list exhausted) while the flow runs → stopping; by then the
+    // activeflow was created and executed in the sim for this campaigncall.
+    tap.one("campaign_status_stopping", &id, CAMPAIGN_KEYS)
+        .await;
+    let af = sys
+        .sim
+        .activeflows()
+        .into_iter()
+        .find(|a| a.reference_id.to_string() == ccid)
+        .expect("activeflow");
+    assert_eq!(af.id.to_string(), cc["activeflow_id"].as_str().unwrap());
+    assert_eq!(af.flow_id.to_string(), c["flow_id"].as_str().unwrap());
+    let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sys.sim.target(target).unwrap().status,
+        TargetState::Progressing
+    );
+
+    // A call_hangup does not finish a flow campaigncall (reference id is nil, no call).
+    raw.publish_event(
+        &sys.names.names.call_event_exchange,
+        "call-manager",
+        "call_hangup",
+        json!({"id": Uuid::new_v4(), "hangup_reason": "busy"}),
+    )
+    .await;
+    // activeflow_deleted → done/success, target done, campaign stop.
+    for _ in 0..2 {
+        raw.publish_event(
+            &sys.names.names.flow_event_exchange,
+            "flow-manager",
+            "activeflow_deleted",
+            json!({"id": af.id, "status": "ended"}),
+        )
+        .await;
+    }
+    let done = tap
+        .nth("campaigncall_updated", &ccid, 2, CAMPAIGNCALL_KEYS)
+        .await;
+    assert_eq!(
+        (done["status"].as_str(), done["result"].as_str()),
+        (Some("done"), Some("success"))
+    );
+    wait_until("target done", Duration::from_secs(10), || {
+        let st = sys.sim.target(target).map(|t| t.status);
+        async move { st == Some(TargetState::Done) }
+    })
+    .await;
+    let stop = tap.one("campaign_status_stop", &id, CAMPAIGN_KEYS).await;
+    assert_eq!(stop["status"], "stop");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        tap.count("campaigncall_updated", &ccid),
+        2,
+        "duplicate event ignored"
+    );
+    assert_eq!(
+        sys.ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
+            .await,
+        done
+    );
+    // campaigncall_deleted.
+    let d = sys
+        .ok("DELETE", &format!("/v1/campaigncalls/{ccid}"), None)
+        .await;
+    let ev = tap
+        .one("campaigncall_deleted", &ccid, CAMPAIGNCALL_KEYS)
+        .await;
+    assert_eq!(ev, d);
+    assert!(ev["tm_delete"].is_string());
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn stop_request_while_calls_are_up_goes_stopping_then_stop() {
+    // end_handle continue keeps the chain alive, so the stop comes from the request.
+    let sys = TestSystem::start(silent(), fast_ticks).await;
+    let tap = EventTap::bind(&sys).await;
+    let raw = Raw::new().await;
+    let customer = Uuid::new_v4();
+    let outplan = sys
+        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
+        .await;
+    let outdial = sys.sim.create_outdial(customer, 1, 1);
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"customer_id": customer, "type": "call", "end_handle": "continue",
+                "outplan_id": outplan["id"], "outdial_id": outdial}),
+            ),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({"status": "run"})),
+    )
+    .await;
+    wait_until("a campaigncall", Duration::from_secs(20), || async {
+        campaigncalls(&sys, &id).await.len() == 1
+    })
+    .await;
+    assert_eq!(campaign(&sys, &id).await["status"], "run");
+    let s = sys
+        .ok(
+            "PUT",
+            &format!("/v1/campaigns/{id}/status"),
+            Some(json!({"status": "stop"})),
+        )
+        .await;
+    assert_eq!(s["status"], "stopping");
+    let ev = tap
+        .one("campaign_status_stopping", &id, CAMPAIGN_KEYS)
+        .await;
+    assert_eq!(ev["status"], "stopping");
+    // The chain notices and ends (execute → stop), the call is still up: stays stopping.
+    wait_until("execute stop", Duration::from_secs(10), || async {
+        campaign(&sys, &id).await["execute"] == "stop"
+    })
+    .await;
+    assert_eq!(campaign(&sys, &id).await["status"], "stopping");
+    let cc = campaigncalls(&sys, &id).await[0].clone();
+    raw.publish_event(
+        &sys.names.names.call_event_exchange,
+        "call-manager",
+        "call_hangup",
+        json!({"id": cc["reference_id"], "hangup_reason": "noanswer"}),
+    )
+    .await;
+    let ev = tap.one("campaign_status_stop", &id, CAMPAIGN_KEYS).await;
+    assert_eq!(
+        (ev["status"].as_str(), ev["execute"].as_str()),
+        (Some("stop"), Some("stop"))
+    );
+    let cc = sys
+        .ok(
+            "GET",
+            &format!("/v1/campaigncalls/{}", cc["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (cc["status"].as_str(), cc["result"].as_str()),
+        (Some("done"), Some("fail"))
+    );
+    sys.stop().await;
+}
