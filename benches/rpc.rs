@@ -175,13 +175,30 @@ async fn main() -> anyhow::Result<()> {
     client.shutdown().await;
     app.stop().await;
     // Remove the benchmark's queues and exchanges.
-    let conn = lapin::Connection::connect(&infra.rabbitmq_address, lapin::ConnectionProperties::default()).await?;
+    let conn = lapin::Connection::connect(
+        &infra.rabbitmq_address,
+        lapin::ConnectionProperties::default(),
+    )
+    .await?;
     let ch = conn.create_channel().await?;
     for q in names.owned_queues(3) {
-        let _ = ch.queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete(
+                q.as_str().into(),
+                lapin::options::QueueDeleteOptions::default(),
+            )
+            .await;
     }
-    for e in names.owned_exchanges().into_iter().chain([names.call_event_exchange.clone(), names.flow_event_exchange.clone()]) {
-        let _ = ch.exchange_delete(e.as_str().into(), lapin::options::ExchangeDeleteOptions::default()).await;
+    for e in names.owned_exchanges().into_iter().chain([
+        names.call_event_exchange.clone(),
+        names.flow_event_exchange.clone(),
+    ]) {
+        let _ = ch
+            .exchange_delete(
+                e.as_str().into(),
+                lapin::options::ExchangeDeleteOptions::default(),
+            )
+            .await;
     }
     let _ = conn.close(0, "bench done".into()).await;
     sqlx::query(AssertSqlSafe(format!("DROP DATABASE {db}")))
