@@ -41,6 +41,14 @@ pub struct Settings {
     )]
     pub rpc_concurrency: usize,
 
+    /// How many subscribed events (hangups, flow ends) are handled at once.
+    #[arg(
+        long = "event_concurrency",
+        env = "EVENT_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub event_concurrency: usize,
+
     /// Apply database migrations at start.
     #[arg(long = "migrate", env = "MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
@@ -184,12 +192,11 @@ impl App {
         }
         let names = settings.names();
         let bus = Arc::new(
-            Bus::connect_with(
-                &infra.rabbitmq_address,
-                names.clone(),
-                &metrics.registry,
-                BusOptions::default(),
-            )
+            Bus::connect_with(&infra.rabbitmq_address, names.clone(), &metrics.registry, {
+                let mut o = BusOptions::default();
+                o.subscriber.concurrency = settings.event_concurrency.max(1);
+                o
+            })
             .await
             .with_context(|| {
                 format!(

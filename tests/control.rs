@@ -142,6 +142,7 @@ async fn service(ctx: &Ctx, db: &TestDb, prefix: &TestPrefix) -> App {
     let settings = Settings {
         workers: 0,
         rpc_concurrency: 8,
+        event_concurrency: 8,
         migrate: false,
         queue_prefix: ctx.queue_prefix.clone(),
         cache_prefix: prefix.0.clone(),

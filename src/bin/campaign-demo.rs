@@ -25,7 +25,7 @@ use campaign_manager::sim::{MsRange, Outcome, Scenario, TargetState, Weights};
 
 /// Runs a demo campaign against simulated platform peers.
 #[derive(Parser, Debug)]
-#[command(version, about)]
+#[command(version, rename_all = "snake_case")]
 struct Cli {
     /// MySQL/MariaDB DSN (`mysql://...` or the platform's `user:pass@tcp(host:port)/db`).
     #[arg(

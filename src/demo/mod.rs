@@ -37,7 +37,7 @@ pub struct Unreachable {
     /// What went wrong.
     pub error: String,
     /// The command that starts it here.
-    pub start: &'static str,
+    pub start: String,
 }
 
 impl std::fmt::Display for Unreachable {
@@ -57,6 +57,16 @@ async fn within<T, E: std::fmt::Display>(
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 3 s".to_owned()),
+    }
+}
+
+/// The Redis start command for `host:port` ([`START_REDIS`] for the default address).
+pub fn redis_start(address: &str) -> String {
+    match address.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+            format!("redis-server --daemonize yes --bind {host} --port {port}")
+        }
+        _ => START_REDIS.to_owned(),
     }
 }
 
@@ -80,7 +90,7 @@ pub async fn check_services(infra: &Infra) -> Vec<Unreachable> {
             service: "MariaDB",
             address: crate::app::redact(db_url.as_deref().unwrap_or(&infra.database_dsn)),
             error,
-            start: START_MARIADB,
+            start: START_MARIADB.to_owned(),
         });
     }
     let redis_url = infra.redis_url();
@@ -96,7 +106,7 @@ pub async fn check_services(infra: &Infra) -> Vec<Unreachable> {
             service: "Redis",
             address: infra.redis_address.clone(),
             error,
-            start: START_REDIS,
+            start: redis_start(&infra.redis_address),
         });
     }
     let amqp = within(async {
@@ -114,7 +124,7 @@ pub async fn check_services(infra: &Infra) -> Vec<Unreachable> {
             service: "RabbitMQ",
             address: crate::app::redact(&infra.rabbitmq_address),
             error,
-            start: START_RABBITMQ,
+            start: START_RABBITMQ.to_owned(),
         });
     }
     down
@@ -520,10 +530,15 @@ mod tests {
             service: "Redis",
             address: "127.0.0.1:6379".into(),
             error: "refused".into(),
-            start: START_REDIS,
+            start: redis_start("127.0.0.1:6379"),
         };
         let text = u.to_string();
         assert!(text.contains("redis-server --daemonize yes"));
         assert!(text.contains("127.0.0.1:6379"));
+        assert_eq!(redis_start("127.0.0.1:6379"), START_REDIS);
+        assert_eq!(
+            redis_start("10.0.0.2:6390"),
+            "redis-server --daemonize yes --bind 10.0.0.2 --port 6390"
+        );
     }
 }

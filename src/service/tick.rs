@@ -2,6 +2,9 @@
 //!
 //! Order: campaign (must be `run`) → outplan → next available target → capacity → target
 //! retry interval → destination → campaigncall (`dialing`) + target progressing → dial.
+//! An empty list ends an `end_handle = stop` campaign only once none of its calls is still
+//! up (their targets may come back with tries left; the Go service ended early and never
+//! made those retries).
 //!
 //! Fixed against the Go service: a transient failure (peer timeout, open breaker, database
 //! error) backs off (5 s doubling to a cap) and keeps the campaign running; only what can
@@ -222,11 +225,16 @@ impl Ticker {
             Err(e) => return Err(e.into()),
         };
         let Some(target) = targets.into_iter().next() else {
-            if campaign.end_handle == EndHandle::Stop {
-                s.end_execution(id).await?;
-                return Ok(Outcome::Ended("list_exhausted"));
+            if campaign.end_handle == EndHandle::Continue {
+                return Ok(Outcome::Waiting("list_empty"));
             }
-            return Ok(Outcome::Waiting("list_empty"));
+            // Targets of calls still up are hidden from "available" but may come back idle
+            // with tries left: the list is only exhausted once no call is in progress.
+            if s.store.campaigncalls.has_ongoing(id).await? {
+                return Ok(Outcome::Waiting("calls_in_flight"));
+            }
+            s.end_execution(id).await?;
+            return Ok(Outcome::Ended("list_exhausted"));
         };
         if !self.has_capacity(&campaign).await? {
             return Ok(Outcome::Waiting("no_capacity"));

@@ -1,0 +1,655 @@
+//! End-to-end campaigns: campaign-manager (RPC routes, event subscriptions, tick workers) and
+//! the peer simulator `campaign-sim`, on the real MariaDB, Redis and RabbitMQ of this machine,
+//! with unique names per test (see `support::TestSystem`).
+//!
+//! Everything the platform would do goes through the RPC API: outplan create, campaign create,
+//! status changes, campaign and campaigncall reads. The simulator plays outdial-, call-, flow-
+//! and queue-manager and is inspected directly (its calls, activeflows, dial attempts and
+//! targets are the ground truth the service's records are checked against).
+//!
+//! Delays are short (first tick 100 ms, 50 ms after a dial, 300 ms when waiting) and lists
+//! small, so the whole file runs in well under two minutes.
+
+mod support;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use campaign_manager::app::Settings;
+use campaign_manager::sim::{MsRange, Outcome, Scenario, SimTarget, TargetState, Weights};
+use serde_json::{Value, json};
+use support::TestSystem;
+use uuid::Uuid;
+
+/// Short delays and a few tick workers in the service process.
+fn fast(s: &mut Settings) {
+    s.workers = 8;
+    s.first_tick_ms = 100;
+    s.dial_tick_ms = 50;
+    s.wait_tick_ms = 300;
+}
+
+/// What a test campaign is made of.
+struct Plan {
+    kind: &'static str,
+    end_handle: &'static str,
+    try_interval_ms: i64,
+    max_tries: [i32; 5],
+    queue: Option<(Uuid, i32)>,
+}
+
+impl Plan {
+    fn call() -> Plan {
+        Plan {
+            kind: "call",
+            end_handle: "stop",
+            try_interval_ms: 0,
+            max_tries: [1, 1, 1, 1, 1],
+            queue: None,
+        }
+    }
+}
+
+/// An outplan and a campaign (status `stop`) over `outdial`, created through the RPC API.
+async fn create_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, plan: &Plan) -> Uuid {
+    let m = plan.max_tries;
+    let outplan = sys
+        .ok(
+            "POST",
+            "/v1/outplans",
+            Some(json!({
+                "customer_id": customer, "name": "e2e", "detail": "e2e outplan",
+                "source": {"type": "tel", "target": "+15550001000"},
+                "dial_timeout": 30000, "try_interval": plan.try_interval_ms,
+                "max_try_count_0": m[0], "max_try_count_1": m[1], "max_try_count_2": m[2],
+                "max_try_count_3": m[3], "max_try_count_4": m[4],
+            })),
+        )
+        .await;
+    let (queue_id, service_level) = plan.queue.unwrap_or((Uuid::nil(), 100));
+    let campaign = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({
+                "customer_id": customer, "type": plan.kind, "name": "e2e", "detail": "",
+                "actions": [{"type": "answer"}], "service_level": service_level,
+                "end_handle": plan.end_handle, "outplan_id": outplan["id"],
+                "outdial_id": outdial, "queue_id": queue_id,
+            })),
+        )
+        .await;
+    assert_eq!(campaign["status"], "stop");
+    uuid(&campaign["id"])
+}
+
+fn uuid(v: &Value) -> Uuid {
+    Uuid::parse_str(v.as_str().unwrap_or_default()).expect("uuid field")
+}
+
+async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({ "status": status })),
+    )
+    .await
+}
+
+async fn campaign(sys: &TestSystem, id: Uuid) -> Value {
+    sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await
+}
+
+/// Polls the campaign until `status` (and `execute`, when given) hold; panics after `timeout`.
+async fn wait_campaign(
+    sys: &TestSystem,
+    id: Uuid,
+    status: &str,
+    execute: Option<&str>,
+    timeout: Duration,
+) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let c = campaign(sys, id).await;
+        if c["status"] == status && execute.is_none_or(|e| c["execute"] == e) {
+            return c;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "campaign never reached status {status} / execute {execute:?}: {c}\nsim stats: {:?}",
+            sys.sim.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Polls `pred` every 20 ms; panics with `what` after `timeout`.
+async fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every campaigncall of a campaign through K1 (all pages), with optional extra filters.
+async fn campaigncalls(sys: &TestSystem, campaign_id: Uuid, extra: Value) -> Vec<Value> {
+    let mut filters = json!({ "campaign_id": campaign_id });
+    if let (Some(f), Some(x)) = (filters.as_object_mut(), extra.as_object()) {
+        f.extend(x.clone());
+    }
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let uri = format!("/v1/campaigncalls?page_size=1000&page_token={token}");
+        let page = sys.ok("GET", &uri, Some(filters.clone())).await;
+        let rows = page.as_array().cloned().unwrap_or_default();
+        if rows.is_empty() {
+            return all;
+        }
+        token = rows
+            .last()
+            .and_then(|r| r["tm_create"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        all.extend(rows);
+    }
+}
+
+fn tries_left(t: &SimTarget, max: &[i32; 5]) -> bool {
+    t.has_tries_left(max)
+}
+
+/// Every target is `done`, or `idle` with no destination tries left.
+fn assert_targets_finished(sys: &TestSystem, outdial: Uuid, max: &[i32; 5]) {
+    for t in sys.sim.targets(outdial) {
+        let finished = t.status == TargetState::Done
+            || (t.status == TargetState::Idle && !tries_left(&t, max));
+        assert!(finished, "target not finished: {:?}", t);
+    }
+}
+
+/// Campaigncalls of a call campaign and the simulator's calls match 1:1 (reference id = call
+/// id), all done, with the result of the call's outcome and the call's target/destination.
+fn assert_calls_match(sys: &TestSystem, ccs: &[Value]) {
+    let calls: HashMap<Uuid, _> = sys.sim.calls().into_iter().map(|c| (c.id, c)).collect();
+    assert_eq!(ccs.len(), calls.len(), "campaigncalls vs sim calls");
+    let mut seen = HashSet::new();
+    for cc in ccs {
+        assert_eq!(cc["reference_type"], "call");
+        let call_id = uuid(&cc["reference_id"]);
+        assert!(seen.insert(call_id), "two campaigncalls for call {call_id}");
+        let call = calls
+            .get(&call_id)
+            .unwrap_or_else(|| panic!("campaigncall without sim call: {cc}"));
+        assert_eq!(cc["status"], "done", "{cc}");
+        let want = if call.outcome == Outcome::Answered {
+            "success"
+        } else {
+            "fail"
+        };
+        assert_eq!(cc["result"], want, "{cc} vs {:?}", call.outcome);
+        assert_eq!(call.target_id, Some(uuid(&cc["outdial_target_id"])));
+        assert_eq!(
+            call.destination_index.map(|i| i as i64),
+            cc["destination_index"].as_i64()
+        );
+        assert_eq!(uuid(&cc["activeflow_id"]), call.activeflow_id);
+    }
+}
+
+/// (target, destination index, try count) of every campaigncall is unique and matches the
+/// simulator's dial attempts exactly.
+fn assert_attempts_match(sys: &TestSystem, ccs: &[Value]) {
+    let mut from_cc: Vec<(Uuid, i64, i64)> = ccs
+        .iter()
+        .map(|c| {
+            (
+                uuid(&c["outdial_target_id"]),
+                c["destination_index"].as_i64().unwrap_or(-1),
+                c["try_count"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    let mut from_sim: Vec<(Uuid, i64, i64)> = sys
+        .sim
+        .attempts()
+        .iter()
+        .map(|a| {
+            (
+                a.target_id,
+                a.destination_index as i64,
+                i64::from(a.try_count),
+            )
+        })
+        .collect();
+    from_cc.sort();
+    from_sim.sort();
+    let unique: HashSet<_> = from_cc.iter().collect();
+    assert_eq!(unique.len(), from_cc.len(), "a try was dialed twice");
+    assert_eq!(from_cc, from_sim, "campaigncalls vs sim attempts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_campaign_runs_until_its_list_is_exhausted() {
+    let scenario = Scenario {
+        weights: Weights {
+            answered: 0.5,
+            busy: 0.2,
+            noanswer: 0.2,
+            failed: 0.1,
+        },
+        seed: 7,
+        ..Scenario::instant(Outcome::Answered)
+    };
+    let sys = TestSystem::start(scenario, fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 30, 2);
+    let plan = Plan {
+        max_tries: [2, 1, 0, 0, 0],
+        ..Plan::call()
+    };
+    let id = create_campaign(&sys, customer, outdial, &plan).await;
+    let run = set_status(&sys, id, "run").await;
+    assert_eq!(run["status"], "run");
+    assert_eq!(run["execute"], "run");
+
+    let end = wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(60)).await;
+    assert_eq!(end["status"], "stop");
+    assert_targets_finished(&sys, outdial, &plan.max_tries);
+    let ccs = campaigncalls(&sys, id, json!({})).await;
+    assert!(ccs.len() >= 30, "only {} campaigncalls", ccs.len());
+    assert_calls_match(&sys, &ccs);
+    assert_attempts_match(&sys, &ccs);
+    assert_eq!(sys.sim.live_calls(), 0);
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_campaign_runs_until_its_list_is_exhausted() {
+    let scenario = Scenario {
+        flow_ms: MsRange::new(0, 40),
+        ..Scenario::instant(Outcome::Answered)
+    };
+    let sys = TestSystem::start(scenario, fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 25, 1);
+    let plan = Plan {
+        kind: "flow",
+        ..Plan::call()
+    };
+    let id = create_campaign(&sys, customer, outdial, &plan).await;
+    set_status(&sys, id, "run").await;
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(60)).await;
+
+    assert_targets_finished(&sys, outdial, &plan.max_tries);
+    assert!(
+        sys.sim
+            .targets(outdial)
+            .iter()
+            .all(|t| t.status == TargetState::Done),
+        "flows always succeed, so every target is done"
+    );
+    let ccs = campaigncalls(&sys, id, json!({})).await;
+    let afs: HashMap<Uuid, _> = sys
+        .sim
+        .activeflows()
+        .into_iter()
+        .map(|a| (a.id, a))
+        .collect();
+    assert_eq!(ccs.len(), 25);
+    assert_eq!(afs.len(), ccs.len(), "campaigncalls vs sim activeflows");
+    for cc in &ccs {
+        assert_eq!(cc["reference_type"], "flow");
+        assert_eq!(cc["status"], "done");
+        assert_eq!(cc["result"], "success");
+        assert!(
+            afs.contains_key(&uuid(&cc["activeflow_id"])),
+            "campaigncall without activeflow: {cc}"
+        );
+    }
+    assert_attempts_match(&sys, &ccs);
+    sys.stop().await;
+}
+
+/// Samples the number of `dialing` campaigncalls for `for_how_long`; returns the maximum
+/// seen and how many calls the simulator received meanwhile.
+async fn sample_dialing(sys: &TestSystem, id: Uuid, for_how_long: Duration) -> (usize, usize) {
+    let calls_before = sys.sim.calls().len();
+    let end = Instant::now() + for_how_long;
+    let mut max = 0;
+    while Instant::now() < end {
+        let n = campaigncalls(sys, id, json!({"status": "dialing"}))
+            .await
+            .len();
+        max = max.max(n);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    (max, sys.sim.calls().len() - calls_before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_capacity_caps_dialing_calls_and_follows_the_agents() {
+    // Calls last 0.7-1.1 s, so with a 50 ms dial delay they overlap and capacity binds.
+    let scenario = Scenario {
+        ring_ms: MsRange::new(200, 300),
+        talk_ms: MsRange::new(500, 800),
+        ..Scenario::instant(Outcome::Answered)
+    };
+    let sys = TestSystem::start(scenario, fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 50, 1);
+    let queue = sys.sim.create_queue(customer, 4);
+    // 4 agents × 50 % = 2 at once.
+    let plan = Plan {
+        queue: Some((queue, 50)),
+        ..Plan::call()
+    };
+    let id = create_campaign(&sys, customer, outdial, &plan).await;
+    set_status(&sys, id, "run").await;
+
+    let (max_low, calls_low) = sample_dialing(&sys, id, Duration::from_secs(3)).await;
+    assert!(max_low <= 2, "{max_low} dialing with capacity 2");
+    assert_eq!(max_low, 2, "capacity 2 was never used");
+
+    // 10 agents × 50 % = 5 at once.
+    sys.sim.set_queue_agents(queue, 10).expect("queue exists");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (max_high, calls_high) = sample_dialing(&sys, id, Duration::from_secs(3)).await;
+    assert!(max_high <= 5, "{max_high} dialing with capacity 5");
+    assert!(
+        max_high >= 3,
+        "more agents did not raise concurrency: {max_high}"
+    );
+    assert!(
+        calls_high > calls_low,
+        "more agents did not raise the dial rate: {calls_low} then {calls_high} calls in 3 s"
+    );
+
+    // Back to 0 agents: nothing new is dialed.
+    sys.sim.set_queue_agents(queue, 0).expect("queue exists");
+    wait_until("calls to end", Duration::from_secs(5), || {
+        sys.sim.live_calls() == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let before = sys.sim.calls().len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(sys.sim.calls().len(), before, "dialed with no agents");
+    set_status(&sys, id, "stop").await;
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(10)).await;
+    eprintln!(
+        "capacity 2: max {max_low} dialing, {calls_low} calls/3 s; capacity 5: max {max_high}, {calls_high} calls/3 s"
+    );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_destination_is_retried_after_the_interval_then_the_next_one_is_used() {
+    let scenario = Scenario::instant(Outcome::Answered).with_index_override(0, Outcome::Busy);
+    let sys = TestSystem::start(scenario, fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 5, 2);
+    let interval = 700;
+    let plan = Plan {
+        try_interval_ms: interval,
+        max_tries: [3, 2, 0, 0, 0],
+        ..Plan::call()
+    };
+    let id = create_campaign(&sys, customer, outdial, &plan).await;
+    set_status(&sys, id, "run").await;
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(60)).await;
+
+    let mut by_target: BTreeMap<Uuid, Vec<_>> = BTreeMap::new();
+    for a in sys.sim.attempts() {
+        by_target.entry(a.target_id).or_default().push(a);
+    }
+    assert_eq!(by_target.len(), 5);
+    for (target, attempts) in &by_target {
+        let tries: Vec<(usize, i32)> = attempts
+            .iter()
+            .map(|a| (a.destination_index, a.try_count))
+            .collect();
+        assert_eq!(
+            tries,
+            vec![(0, 1), (0, 2), (0, 3), (1, 1)],
+            "target {target}: busy destination 0 three times, then destination 1 once"
+        );
+        for w in attempts.windows(2) {
+            let (Some(a), Some(b)) = (w[0].at, w[1].at) else {
+                panic!("attempt without time");
+            };
+            let gap = (b - a).num_milliseconds();
+            assert!(
+                gap >= interval,
+                "target {target} retried after {gap} ms < {interval} ms"
+            );
+        }
+    }
+    for t in sys.sim.targets(outdial) {
+        assert_eq!(t.status, TargetState::Done);
+    }
+    let ccs = campaigncalls(&sys, id, json!({})).await;
+    assert_eq!(ccs.len(), 20);
+    assert_calls_match(&sys, &ccs);
+    assert_attempts_match(&sys, &ccs);
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_while_calls_are_up_goes_stopping_then_stop_and_run_resumes() {
+    let scenario = Scenario {
+        ring_ms: MsRange::new(100, 200),
+        talk_ms: MsRange::new(1200, 1500),
+        ..Scenario::instant(Outcome::Answered)
+    };
+    let sys = TestSystem::start(scenario, fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 20, 1);
+    let id = create_campaign(&sys, customer, outdial, &Plan::call()).await;
+    set_status(&sys, id, "run").await;
+    wait_until("three calls up", Duration::from_secs(10), || {
+        sys.sim.live_calls() >= 3
+    })
+    .await;
+
+    let stopping = set_status(&sys, id, "stop").await;
+    assert_eq!(stopping["status"], "stopping", "{stopping}");
+    let dialed_at_stop = sys.sim.calls().len();
+    let stopped = wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(10)).await;
+    assert_eq!(stopped["status"], "stop");
+    assert_eq!(sys.sim.live_calls(), 0, "stopped while calls were up");
+    assert!(
+        campaigncalls(&sys, id, json!({"status": "dialing"}))
+            .await
+            .is_empty()
+    );
+    // At most a tick already under way when `stop` arrived may still dial.
+    let dialed_stopped = sys.sim.calls().len();
+    assert!(dialed_stopped <= dialed_at_stop + 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        sys.sim.calls().len(),
+        dialed_stopped,
+        "dialed while stopped"
+    );
+    assert!(dialed_stopped < 20, "the whole list was dialed before stop");
+
+    // Run again: the rest of the list is dialed and the campaign ends by itself.
+    let again = set_status(&sys, id, "run").await;
+    assert_eq!(again["status"], "run");
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(30)).await;
+    assert_targets_finished(&sys, outdial, &Plan::call().max_tries);
+    let ccs = campaigncalls(&sys, id, json!({})).await;
+    assert_eq!(ccs.len(), 20);
+    assert_calls_match(&sys, &ccs);
+    assert_attempts_match(&sys, &ccs);
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_campaign_waits_on_an_empty_list_and_dials_added_targets() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 3, 1);
+    let plan = Plan {
+        end_handle: "continue",
+        ..Plan::call()
+    };
+    let id = create_campaign(&sys, customer, outdial, &plan).await;
+    set_status(&sys, id, "run").await;
+    wait_until("3 calls", Duration::from_secs(10), || {
+        sys.sim.calls().len() >= 3
+    })
+    .await;
+    let requests = || {
+        sys.sim
+            .stats()
+            .requests
+            .get(&campaign_manager::sim::Service::Outdial)
+            .copied()
+            .unwrap_or(0)
+    };
+    let before = requests();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let c = campaign(&sys, id).await;
+    assert_eq!(c["status"], "run", "{c}");
+    assert_eq!(c["execute"], "run", "{c}");
+    // Still ticking: it keeps asking outdial-manager for targets (~every 300 ms).
+    assert!(
+        requests() >= before + 3,
+        "no ticks on an empty list: {before} → {}",
+        requests()
+    );
+
+    sys.sim.add_targets(outdial, 4, 1).expect("outdial exists");
+    wait_until("7 calls", Duration::from_secs(10), || {
+        sys.sim.calls().len() >= 7
+    })
+    .await;
+    wait_until("every target done", Duration::from_secs(5), || {
+        sys.sim
+            .targets(outdial)
+            .iter()
+            .all(|t| t.status == TargetState::Done)
+    })
+    .await;
+    assert_eq!(campaign(&sys, id).await["status"], "run");
+
+    set_status(&sys, id, "stop").await;
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(10)).await;
+    let ccs = campaigncalls(&sys, id, json!({})).await;
+    assert_eq!(ccs.len(), 7);
+    assert_calls_match(&sys, &ccs);
+    assert_attempts_match(&sys, &ccs);
+    sys.stop().await;
+}
+
+/// A `campaign-worker` child process on the test system's database, Redis namespace and queues.
+fn spawn_worker(sys: &TestSystem) -> tokio::process::Child {
+    let s = &sys.settings;
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-worker"))
+        .args(["--database_dsn", &sys.infra.database_dsn])
+        .args(["--rabbitmq_address", &sys.infra.rabbitmq_address])
+        .args(["--redis_address", &sys.infra.redis_address])
+        .args(["--redis_database", "0"])
+        .args(["--queue_prefix", &s.queue_prefix])
+        .args(["--cache_prefix", &s.cache_prefix])
+        .args(["--tick_namespace", &s.tick_namespace])
+        .args(["--serve_http", "false"])
+        .args(["--workers", "8"])
+        .args(["--first_tick_ms", "100", "--dial_tick_ms", "100"])
+        .args(["--wait_tick_ms", "300"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn campaign-worker")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_worker_process_is_replaced_and_no_try_is_dialed_twice() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |s| {
+        fast(s);
+        s.workers = 0;
+    })
+    .await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 40, 1);
+    let id = create_campaign(&sys, customer, outdial, &Plan::call()).await;
+
+    let mut first = spawn_worker(&sys);
+    set_status(&sys, id, "run").await;
+    wait_until(
+        "12 calls by the first worker",
+        Duration::from_secs(20),
+        || sys.sim.calls().len() >= 12,
+    )
+    .await;
+    first.start_kill().expect("SIGKILL the worker");
+    let status = first.wait().await.expect("reap the worker");
+    assert!(!status.success(), "the worker was killed: {status:?}");
+    let at_kill = sys.sim.calls().len();
+    assert!(at_kill < 40, "the list was done before the kill");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        campaign(&sys, id).await["status"],
+        "run",
+        "the campaign stays run without workers"
+    );
+
+    let mut second = spawn_worker(&sys);
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(40)).await;
+    let _ = second.start_kill();
+    let _ = second.wait().await;
+
+    let mut per_target: HashMap<Uuid, usize> = HashMap::new();
+    for a in sys.sim.attempts() {
+        *per_target.entry(a.target_id).or_default() += 1;
+    }
+    assert_eq!(per_target.len(), 40, "every target dialed");
+    assert!(
+        per_target.values().all(|n| *n == 1),
+        "a target was dialed twice: {:?}",
+        per_target.values().filter(|n| **n > 1).count()
+    );
+    for t in sys.sim.targets(outdial) {
+        assert_eq!(t.status, TargetState::Done);
+    }
+    let ccs = campaigncalls(&sys, id, json!({})).await;
+    assert_calls_match(&sys, &ccs);
+    assert_attempts_match(&sys, &ccs);
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_is_not_exhausted_while_a_retryable_call_is_up() {
+    // One target, two tries on its only destination, no retry interval; the first call is
+    // busy after 600 ms. While it is up the available query returns nothing (the target is
+    // progressing), but the list is not exhausted: the target comes back with a try left.
+    let scenario = Scenario {
+        ring_ms: MsRange::fixed(600),
+        ..Scenario::instant(Outcome::Busy)
+    };
+    let sys = TestSystem::start(scenario, fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 1, 1);
+    let plan = Plan {
+        max_tries: [2, 0, 0, 0, 0],
+        ..Plan::call()
+    };
+    let id = create_campaign(&sys, customer, outdial, &plan).await;
+    set_status(&sys, id, "run").await;
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(20)).await;
+    assert_eq!(
+        sys.sim.attempts().len(),
+        2,
+        "the second try of the target was never made: {:?}",
+        sys.sim.targets(outdial)
+    );
+    assert_targets_finished(&sys, outdial, &plan.max_tries);
+    sys.stop().await;
+}
