@@ -114,28 +114,7 @@ impl Env {
     }
 
     async fn insert_call(&self, c: &Campaign, status: CampaigncallStatus) -> Campaigncall {
-        let cc = Campaigncall {
-            id: Uuid::new_v4(),
-            customer_id: c.customer_id,
-            campaign_id: c.id,
-            outplan_id: c.outplan_id,
-            outdial_id: c.outdial_id,
-            outdial_target_id: Uuid::new_v4(),
-            queue_id: c.queue_id,
-            activeflow_id: Uuid::new_v4(),
-            flow_id: c.flow_id,
-            reference_type: ReferenceType::Call,
-            reference_id: Uuid::new_v4(),
-            status,
-            result: CampaigncallResult::None,
-            source: Some(Address::tel("+15550000000")),
-            destination: Some(Address::tel("+15550000001")),
-            destination_index: 0,
-            try_count: 1,
-            tm_create: None,
-            tm_update: None,
-            tm_delete: None,
-        };
+        let cc = support::records::campaigncall_of(c, status);
         self.ts
             .store
             .campaigncalls

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod contract;
+pub mod records;
+
 use campaign_manager::store::{Cache, Store};
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::{AssertSqlSafe, MySqlPool};

@@ -1,0 +1,34 @@
+//! Records for tests that write rows directly.
+
+#![allow(dead_code)]
+
+use campaign_manager::model::{
+    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType,
+};
+use uuid::Uuid;
+
+/// A call campaigncall of campaign `c` in `status`, for a new target.
+pub fn campaigncall_of(c: &Campaign, status: CampaigncallStatus) -> Campaigncall {
+    Campaigncall {
+        id: Uuid::new_v4(),
+        customer_id: c.customer_id,
+        campaign_id: c.id,
+        outplan_id: c.outplan_id,
+        outdial_id: c.outdial_id,
+        outdial_target_id: Uuid::new_v4(),
+        queue_id: c.queue_id,
+        activeflow_id: Uuid::new_v4(),
+        flow_id: c.flow_id,
+        reference_type: ReferenceType::Call,
+        reference_id: Uuid::new_v4(),
+        status,
+        result: CampaigncallResult::None,
+        source: Some(Address::tel("+15550000000")),
+        destination: Some(Address::tel("+15550000001")),
+        destination_index: 0,
+        try_count: 1,
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+    }
+}
