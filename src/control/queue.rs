@@ -1,25 +1,14 @@
 //! The `queue` commands: inspect and steer the tick chains of one scheduler namespace in Redis.
 //!
-//! Most of it goes through [`Chains`], the handle `campaign-workers` offers any process (stats,
-//! upcoming ticks, pause/resume, stop one chain, vacuum). Two operations that handle does not
-//! have are done here with one small Lua script each, on the key layout of
-//! `workers/src/keys.rs` (mirrored in [`Keys`]; the integration tests exercise both against real
-//! workers):
-//!
-//! * dropping pending ticks (`drain --purge`): each pending chain's `seq` is bumped so any job
-//!   already handed to apalis turns stale (a claim compares `seq`), the tick leaves the pending
-//!   sets, and its lease is set to 0 (expired) — so the reconciler re-seeds every chain whose
-//!   campaign still runs, and clears the others. No chain is lost and none can fork.
-//! * requeueing apalis' dead/failed jobs (`retry-dead`): back onto apalis' active list with a
-//!   fresh attempt count. A tick claims before it acts, so a requeued job that is out of date is
-//!   simply dropped as stale.
+//! Everything goes through [`Chains`], the handle `campaign-workers` offers any process (stats,
+//! upcoming ticks, pause/resume, stop one chain, purge pending ticks, retry dead jobs,
+//! vacuum), so the scheduler's key layout stays private to that crate.
 
 use std::time::{Duration, Instant};
 
 use campaign_workers::{Chains, SchedulerConfig, SchedulerError, Stats};
 use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use redis::Script;
 use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 
@@ -27,101 +16,10 @@ use super::cli::{Cli, QueueCmd};
 use super::output::{Output, Table};
 use super::{Failure, PROBE_TIMEOUT, probe_tcp};
 
-/// Redis keys of one namespace that this module touches itself (same names as
-/// `campaign_workers`' key module).
-#[derive(Debug, Clone)]
-pub struct Keys {
-    /// hash id → seq of the chain's next tick.
-    pub seq: String,
-    /// zset id → due ms of the pending tick.
-    pub next: String,
-    /// zset id → due ms of pending ticks not yet handed to apalis.
-    pub feed: String,
-    /// zset id → lease expiry ms.
-    pub lease: String,
-    /// apalis dead job ids.
-    pub dead: String,
-    /// apalis failed job ids.
-    pub failed: String,
-    /// apalis job payloads.
-    pub data: String,
-    /// apalis job metadata prefix (`{meta}:{id}`).
-    pub meta: String,
-    /// apalis ready list.
-    pub active: String,
-    /// apalis wake-up list.
-    pub signal: String,
-}
-
-impl Keys {
-    /// Key names for `namespace`.
-    pub fn new(namespace: &str) -> Keys {
-        let ns = namespace;
-        Keys {
-            seq: format!("{ns}:chain:seq"),
-            next: format!("{ns}:chain:next"),
-            feed: format!("{ns}:chain:feed"),
-            lease: format!("{ns}:chain:lease"),
-            dead: format!("{ns}:dead"),
-            failed: format!("{ns}:failed"),
-            data: format!("{ns}:data"),
-            meta: format!("{ns}:meta"),
-            active: format!("{ns}:active"),
-            signal: format!("{ns}:signal"),
-        }
-    }
-}
-
-/// Drop up to ARGV[1] pending ticks. KEYS: seq, next, feed, lease.
-/// Returns {ids looked at, chains whose tick was dropped}.
-const PURGE_PENDING: &str = r#"
-local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[1]) - 1)
-local purged = 0
-for _, id in ipairs(ids) do
-  local cur = redis.call('HGET', KEYS[1], id)
-  if cur then
-    redis.call('HSET', KEYS[1], id, string.format('%.0f', tonumber(cur) + 1))
-    redis.call('ZADD', KEYS[4], 0, id)
-    purged = purged + 1
-  end
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-end
-return {#ids, purged}
-"#;
-
-/// Requeue up to ARGV[1] jobs from each of apalis' dead and failed sets.
-/// KEYS: dead, failed, data, meta prefix, active, signal. Returns {requeued, dropped (no payload)}.
-const RETRY_DEAD: &str = r#"
-local requeued, dropped = 0, 0
-for k = 1, 2 do
-  local ids = redis.call('SRANDMEMBER', KEYS[k], tonumber(ARGV[1]))
-  for _, id in ipairs(ids) do
-    redis.call('SREM', KEYS[k], id)
-    if redis.call('HEXISTS', KEYS[3], id) == 1 then
-      redis.call('HSET', KEYS[4] .. ':' .. id, 'attempts', 0, 'status', 'Pending')
-      redis.call('RPUSH', KEYS[5], id)
-      requeued = requeued + 1
-    else
-      dropped = dropped + 1
-    end
-  end
-end
-if requeued > 0 then
-  redis.call('DEL', KEYS[6])
-  redis.call('LPUSH', KEYS[6], 1)
-end
-return {requeued, dropped}
-"#;
-
-/// Ids handled per script call.
-const SLICE: usize = 1000;
-
 /// A connected `queue` command runner.
 pub struct Queue {
     chains: Chains,
     conn: MultiplexedConnection,
-    keys: Keys,
     addr: String,
 }
 
@@ -277,12 +175,7 @@ impl Queue {
                 )));
             }
         };
-        Ok(Queue {
-            chains,
-            conn,
-            keys: Keys::new(&cli.tick_namespace),
-            addr,
-        })
+        Ok(Queue { chains, conn, addr })
     }
 
     fn redis_failed(&self, what: &str, e: impl std::fmt::Display) -> Failure {
@@ -358,7 +251,11 @@ impl Queue {
                 })
             }
             QueueCmd::RetryDead => {
-                let (requeued, dropped) = self.retry_dead().await?;
+                let (requeued, dropped) = self
+                    .chains
+                    .retry_dead()
+                    .await
+                    .map_err(|e| self.redis_failed("requeueing dead jobs", e))?;
                 Ok(Output {
                     json: json!({ "requeued": requeued, "dropped_without_payload": dropped }),
                     human: format!(
@@ -468,7 +365,12 @@ impl Queue {
         }
         bar.finish_and_clear();
         let purged = if purge {
-            Some(self.purge_pending().await?)
+            Some(
+                self.chains
+                    .purge_pending()
+                    .await
+                    .map_err(|e| self.redis_failed("purging pending ticks", e))?,
+            )
         } else {
             None
         };
@@ -498,53 +400,6 @@ impl Queue {
             }),
             human,
         })
-    }
-
-    /// Drops every pending tick (see the module doc). Returns how many chains lost their tick.
-    pub async fn purge_pending(&self) -> Result<u64, Failure> {
-        let script = Script::new(PURGE_PENDING);
-        let mut conn = self.conn.clone();
-        let mut purged = 0;
-        loop {
-            let (seen, n): (u64, u64) = script
-                .key(&self.keys.seq)
-                .key(&self.keys.next)
-                .key(&self.keys.feed)
-                .key(&self.keys.lease)
-                .arg(SLICE)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| self.redis_failed("purging pending ticks", e))?;
-            purged += n;
-            if seen < SLICE as u64 {
-                return Ok(purged);
-            }
-        }
-    }
-
-    /// Requeues apalis' dead and failed jobs. Returns (requeued, dropped without payload).
-    pub async fn retry_dead(&self) -> Result<(u64, u64), Failure> {
-        let script = Script::new(RETRY_DEAD);
-        let mut conn = self.conn.clone();
-        let (mut requeued, mut dropped) = (0, 0);
-        loop {
-            let (r, d): (u64, u64) = script
-                .key(&self.keys.dead)
-                .key(&self.keys.failed)
-                .key(&self.keys.data)
-                .key(&self.keys.meta)
-                .key(&self.keys.active)
-                .key(&self.keys.signal)
-                .arg(SLICE)
-                .invoke_async(&mut conn)
-                .await
-                .map_err(|e| self.redis_failed("requeueing dead jobs", e))?;
-            requeued += r;
-            dropped += d;
-            if r + d == 0 {
-                return Ok((requeued, dropped));
-            }
-        }
     }
 }
 
@@ -590,6 +445,5 @@ mod tests {
         assert!(h.contains("c1 (late 1.500s)"), "{h}");
         assert!(h.contains("120 (2.00/s)"), "{h}");
         assert!(h.contains("w1"), "{h}");
-        assert_eq!(Keys::new("n").dead, "n:dead");
     }
 }

@@ -41,6 +41,8 @@ pub(crate) struct Keys {
     pub(crate) apalis_meta: String,
     /// apalis: workers (zset name → last heartbeat, whole seconds).
     pub(crate) apalis_workers: String,
+    /// apalis: wake-up list of idle workers.
+    pub(crate) apalis_signal: String,
 }
 
 impl Keys {
@@ -65,6 +67,7 @@ impl Keys {
             apalis_data: format!("{ns}:data"),
             apalis_meta: format!("{ns}:meta"),
             apalis_workers: format!("{ns}:workers"),
+            apalis_signal: format!("{ns}:signal"),
         }
     }
 

@@ -22,6 +22,7 @@ mod error;
 mod feeder;
 mod keys;
 mod lease_keeper;
+mod maintenance;
 mod metrics;
 mod reconciler;
 mod runner;
