@@ -30,7 +30,7 @@ use crate::store::{Cache, Store};
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
     /// How many campaign ticks this process runs at once (0: run no tick workers).
-    #[arg(long = "workers", env = "WORKERS", default_value_t = 200)]
+    #[arg(long = "workers", env = "WORKERS", default_value_t = 500)]
     pub workers: usize,
 
     /// How many RPC requests are handled at once.
