@@ -8,10 +8,7 @@ use std::time::Duration;
 
 use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
-use campaign_manager::peers::{
-    MockCallManager, MockFlowManager, MockOutdialManager, MockQueueManager, MockWebhookManager,
-    PeerError, Peers,
-};
+use campaign_manager::peers::PeerError;
 use campaign_manager::service::{
     CampaignCreate, CampaignUpdate, Delays, OutplanCreate, OutplanDials, OutplanUpdate,
     RecordingChains, RecordingNotifier, Service, ServiceError, hangup_result,
@@ -19,28 +16,8 @@ use campaign_manager::service::{
 use campaign_manager::store::ResourceInfo;
 use serde_json::json;
 use support::TestStore;
+use support::mocks::Mocks;
 use uuid::Uuid;
-
-/// The peer mocks, configured by each test before the service is built.
-struct Mocks {
-    outdial: MockOutdialManager,
-    call: MockCallManager,
-    flow: MockFlowManager,
-    queue: MockQueueManager,
-    webhook: MockWebhookManager,
-}
-
-impl Mocks {
-    fn new() -> Mocks {
-        Mocks {
-            outdial: MockOutdialManager::new(),
-            call: MockCallManager::new(),
-            flow: MockFlowManager::new(),
-            queue: MockQueueManager::new(),
-            webhook: MockWebhookManager::new(),
-        }
-    }
-}
 
 struct Env {
     ts: TestStore,
@@ -58,13 +35,7 @@ impl Env {
         let metrics = Metrics::standalone();
         let service = Service {
             store: ts.store.clone(),
-            peers: Peers {
-                outdial: Arc::new(m.outdial),
-                call: Arc::new(m.call),
-                flow: Arc::new(m.flow),
-                queue: Arc::new(m.queue),
-                webhook: Arc::new(m.webhook),
-            },
+            peers: m.into_peers(),
             notifier: notifier.clone(),
             chains: chains.clone(),
             metrics: metrics.clone(),

@@ -8,39 +8,16 @@ use std::time::Duration;
 
 use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
-use campaign_manager::peers::{
-    CallRequest, MockCallManager, MockFlowManager, MockOutdialManager, MockQueueManager,
-    MockWebhookManager, PeerError, Peers,
-};
+use campaign_manager::peers::{CallRequest, PeerError};
 use campaign_manager::service::tick::{Next, Outcome, Ticker, pick_destination, target_ready};
 use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use support::TestStore;
+use support::mocks::Mocks;
 use uuid::Uuid;
 
 const WAIT: Next = Next::Continue(Duration::from_millis(5000));
 const AFTER_DIAL: Next = Next::Continue(Duration::from_millis(500));
-
-/// The peer mocks, configured by each test before the service is built.
-struct Mocks {
-    outdial: MockOutdialManager,
-    call: MockCallManager,
-    flow: MockFlowManager,
-    queue: MockQueueManager,
-    webhook: MockWebhookManager,
-}
-
-impl Mocks {
-    fn new() -> Mocks {
-        Mocks {
-            outdial: MockOutdialManager::new(),
-            call: MockCallManager::new(),
-            flow: MockFlowManager::new(),
-            queue: MockQueueManager::new(),
-            webhook: MockWebhookManager::new(),
-        }
-    }
-}
 
 /// A service over a fresh test store and the given mocks.
 struct Env {
@@ -57,13 +34,7 @@ impl Env {
         let metrics = Metrics::standalone();
         let service = Service {
             store: ts.store.clone(),
-            peers: Peers {
-                outdial: Arc::new(m.outdial),
-                call: Arc::new(m.call),
-                flow: Arc::new(m.flow),
-                queue: Arc::new(m.queue),
-                webhook: Arc::new(m.webhook),
-            },
+            peers: m.into_peers(),
             notifier: notifier.clone(),
             chains: Arc::new(RecordingChains::default()),
             metrics: metrics.clone(),

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod contract;
+pub mod mocks;
 pub mod records;
 
 use campaign_manager::store::{Cache, Store};
