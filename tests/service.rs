@@ -407,6 +407,15 @@ async fn create_rejects_bad_bodies_before_any_flow() {
             ..create_req(customer)
         },
         create_req(Uuid::nil()),
+        // "" exists only in legacy rows; requests must give a real value.
+        CampaignCreate {
+            kind: Some(CampaignType::Unset),
+            ..create_req(customer)
+        },
+        CampaignCreate {
+            end_handle: Some(EndHandle::Unset),
+            ..create_req(customer)
+        },
     ] {
         let err = env.service.create_campaign(req).await.expect_err("invalid");
         assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");

@@ -511,6 +511,22 @@ async fn json_columns_read_null_and_json_null_alike() {
             .queue_id
             .is_nil()
     );
+    // Legacy rows of the Go service may hold "" in type and end_handle: they read as Unset.
+    sqlx::query("UPDATE campaign_campaigns SET type = '', end_handle = '' WHERE id = ?")
+        .bind(c.id.as_bytes().to_vec())
+        .execute(&t.db.pool)
+        .await
+        .unwrap();
+    let legacy = t.store.campaigns.get_fresh(c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (legacy.kind, legacy.end_handle),
+        (CampaignType::Unset, EndHandle::Unset)
+    );
+    assert!(
+        serde_json::to_string(&legacy)
+            .unwrap()
+            .contains(r#""type":"","#)
+    );
     // A corrupt enum is an error naming the column, not a panic.
     sqlx::query("UPDATE campaign_campaigns SET status = 'flying' WHERE id = ?")
         .bind(c.id.as_bytes().to_vec())

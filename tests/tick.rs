@@ -339,6 +339,42 @@ async fn deleted_outplan_stops_the_campaign_for_good() {
 }
 
 #[tokio::test]
+async fn legacy_campaign_without_type_stops_for_good() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.kind = CampaignType::Unset;
+    let env = env_with(&s, Mocks::new()).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(
+        (next, outcome),
+        (Next::Stop, Outcome::Ended("invalid_type"))
+    );
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!((c.status, c.execute), (CampaignStatus::Stop, Execute::Stop));
+    assert_eq!(env.stop_metric("invalid_type"), 1);
+}
+
+#[tokio::test]
+async fn legacy_empty_end_handle_continues_like_the_platform() {
+    let mut s = setup(CampaignType::Call);
+    s.campaign.end_handle = EndHandle::Unset;
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+    let env = env_with(&s, m).await;
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, WAIT);
+    assert_eq!(outcome, Outcome::Waiting("list_empty"));
+    assert_eq!(
+        env.campaign(s.campaign.id).await.status,
+        CampaignStatus::Run
+    );
+}
+
+#[tokio::test]
 async fn unknown_outplan_stops_the_campaign_for_good() {
     let mut s = setup(CampaignType::Flow);
     s.campaign.outplan_id = Uuid::nil();

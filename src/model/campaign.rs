@@ -16,6 +16,10 @@ pub enum CampaignType {
     Call,
     /// Ask flow-manager to run the campaign's flow directly.
     Flow,
+    /// `""`: only found in rows the Go service wrote (it never validated `type`). Readable so
+    /// such campaigns can be listed, fixed and deleted; refused on input; a tick stops it.
+    #[serde(rename = "")]
+    Unset,
 }
 
 /// User-visible lifecycle of a campaign.
@@ -48,6 +52,10 @@ pub enum EndHandle {
     Stop,
     /// Keep waiting for new targets.
     Continue,
+    /// `""`: only found in rows the Go service wrote; it behaves as `continue` there (anything
+    /// but `stop` continued), and so it does here. Refused on input.
+    #[serde(rename = "")]
+    Unset,
 }
 
 /// A campaign, as stored, cached, returned by RPC and published in events (CONTRACT.md §3.1).

@@ -72,6 +72,20 @@ pub struct CampaignUpdate {
     pub end_handle: Option<EndHandle>,
 }
 
+/// `type` and `end_handle` given in a request must be real values (`""` exists only in
+/// legacy rows).
+fn check_enums(kind: Option<CampaignType>, end_handle: Option<EndHandle>) -> ServiceResult<()> {
+    if kind == Some(CampaignType::Unset) {
+        return Err(ServiceError::Invalid("type must be call or flow".into()));
+    }
+    if end_handle == Some(EndHandle::Unset) {
+        return Err(ServiceError::Invalid(
+            "end_handle must be stop or continue".into(),
+        ));
+    }
+    Ok(())
+}
+
 fn check_service_level(level: i32) -> ServiceResult<()> {
     if level < 0 {
         return Err(ServiceError::Invalid(format!(
@@ -128,6 +142,7 @@ impl Service {
         let kind = req
             .kind
             .ok_or_else(|| ServiceError::Invalid("type is required (call or flow)".into()))?;
+        check_enums(Some(kind), req.end_handle)?;
         check_service_level(req.service_level)?;
         super::check_text(&req.name, &req.detail)?;
         if req.customer_id.is_nil() {
@@ -225,6 +240,7 @@ impl Service {
 
     /// `PUT /v1/campaigns/<id>`.
     pub async fn update_campaign(&self, id: Uuid, req: CampaignUpdate) -> ServiceResult<Campaign> {
+        check_enums(req.kind, req.end_handle)?;
         let c = self.campaign(id).await?;
         let info = BasicInfo {
             name: req.name.unwrap_or(c.name),

@@ -207,6 +207,9 @@ impl Ticker {
             s.end_execution(id).await?;
             return Ok(Outcome::Ended("not_running"));
         }
+        if campaign.kind == CampaignType::Unset {
+            return Err(Fail::Permanent("invalid_type"));
+        }
         let outplan = match s.store.outplans.get(campaign.outplan_id).await? {
             Some(o) if o.tm_delete.is_none() => o,
             _ => return Err(Fail::Permanent("outplan_gone")),
@@ -225,7 +228,8 @@ impl Ticker {
             Err(e) => return Err(e.into()),
         };
         let Some(target) = targets.into_iter().next() else {
-            if campaign.end_handle == EndHandle::Continue {
+            // Legacy "" behaves as continue, as on the platform (only `stop` stops).
+            if campaign.end_handle != EndHandle::Stop {
                 return Ok(Outcome::Waiting("list_empty"));
             }
             // Targets of calls still up are hidden from "available" but may come back idle
@@ -269,6 +273,7 @@ impl Ticker {
                 )
                 .await?
             }
+            CampaignType::Unset => return Err(Fail::Permanent("invalid_type")),
         }
         Ok(Outcome::Dialed)
     }

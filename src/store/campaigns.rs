@@ -26,7 +26,7 @@ impl Record for Campaign {
         },
         Column {
             name: "type",
-            kind: Kind::Enum(&["call", "flow"]),
+            kind: Kind::Enum(&["call", "flow", ""]),
         },
         Column {
             name: "execute",
@@ -50,7 +50,7 @@ impl Record for Campaign {
         },
         Column {
             name: "end_handle",
-            kind: Kind::Enum(&["stop", "continue"]),
+            kind: Kind::Enum(&["stop", "continue", ""]),
         },
         Column {
             name: "flow_id",
