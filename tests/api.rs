@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use campaign_manager::bus::{CallOptions, Request, Response};
-use campaign_manager::sim::{MsRange, Outcome, Override, Scenario, TargetState};
+use campaign_manager::sim::{Outcome, Scenario, TargetState};
 use futures::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
@@ -14,6 +14,7 @@ use lapin::types::FieldTable;
 use rand::RngExt;
 use serde_json::{Value, json};
 use support::contract::*;
+use support::scenarios::{fast_ticks, silent};
 use support::{TestSystem, amqp_url};
 use uuid::Uuid;
 
@@ -125,26 +126,6 @@ async fn new_campaign(sys: &TestSystem, customer: Uuid, targets: usize) -> (Valu
         )
         .await;
     (c, outplan, outdial)
-}
-
-/// A scenario whose calls never hang up and whose activeflows never end by themselves.
-fn silent() -> Scenario {
-    Scenario {
-        overrides: vec![Override {
-            destination_index: Some(0),
-            target: None,
-            outcome: Outcome::Silent,
-        }],
-        flow_ms: MsRange::fixed(3_600_000),
-        ..Scenario::instant(Outcome::Answered)
-    }
-}
-
-fn fast_ticks(s: &mut campaign_manager::app::Settings) {
-    s.workers = 2;
-    s.first_tick_ms = 100;
-    s.dial_tick_ms = 100;
-    s.wait_tick_ms = 300;
 }
 
 /// A raw AMQP client: publishes arbitrary bytes to a queue and reads replies.

@@ -8,7 +8,7 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use campaign_manager::sim::{MsRange, Outcome, Override, Scenario, TargetState};
+use campaign_manager::sim::{Outcome, Scenario, TargetState};
 use futures::StreamExt;
 use lapin::options::{
     BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
@@ -18,6 +18,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
 use serde_json::{Value, json};
 use support::contract::*;
+use support::scenarios::{fast_ticks, silent};
 use support::{TestSystem, amqp_url};
 use uuid::Uuid;
 
@@ -205,26 +206,6 @@ fn outplan_body(customer: Uuid) -> Value {
         "max_try_count_0": 1, "max_try_count_1": 1, "max_try_count_2": 1,
         "max_try_count_3": 1, "max_try_count_4": 1
     })
-}
-
-/// Calls never hang up by themselves; activeflows never end by themselves.
-fn silent() -> Scenario {
-    Scenario {
-        overrides: vec![Override {
-            destination_index: Some(0),
-            target: None,
-            outcome: Outcome::Silent,
-        }],
-        flow_ms: MsRange::fixed(3_600_000),
-        ..Scenario::instant(Outcome::Answered)
-    }
-}
-
-fn fast_ticks(s: &mut campaign_manager::app::Settings) {
-    s.workers = 2;
-    s.first_tick_ms = 100;
-    s.dial_tick_ms = 100;
-    s.wait_tick_ms = 300;
 }
 
 /// The webhooks the sim received for `customer` with event type `kind`.

@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod mocks;
 pub mod records;
+pub mod scenarios;
 
 use campaign_manager::store::{Cache, Store};
 use sqlx::mysql::MySqlPoolOptions;
