@@ -238,18 +238,41 @@ async fn supervise(
     }
 }
 
-/// Remove a worker that stopped cleanly from the queue's worker set. apalis-redis 1.0 means to
-/// do this on close but removes the in-flight key name instead of the worker name, so a stopped
-/// worker would look alive to `stats()` until another worker's orphan check drops it.
+/// Remove a worker that stopped cleanly from the queue's worker set, and retire what apalis
+/// still lists as its in-flight jobs. apalis-redis 1.0 means to unregister on close but
+/// removes the in-flight key name instead of the worker name, so a stopped worker would look
+/// alive to `stats()` until another worker's orphan check dropped it. And completions it had
+/// not flushed yet stay in the worker's in-flight set, from where an orphan check would
+/// re-deliver them (harmlessly: the claim drops them as stale) and their payloads would never
+/// be vacuumed. By now every handler has returned — each of those jobs ran or handed its tick
+/// back to the feed — so they move to the finished set, which the vacuum empties.
+static RETIRE_WORKER: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local ids = redis.call('SMEMBERS', KEYS[3])
+for _, id in ipairs(ids) do
+  redis.call('SADD', KEYS[4], id)
+end
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('DEL', KEYS[2])
+return #ids
+"#,
+    )
+});
+
 async fn unregister(conn: &ConnectionManager, config: &apalis_redis::Config, name: &str) {
     let mut conn = conn.clone();
-    let result: Result<(), redis::RedisError> = redis::pipe()
-        .zrem(config.workers_set(), name)
-        .del(format!("{}:metadata:{name}", config.workers_set()))
-        .query_async(&mut conn)
+    let result: Result<usize, redis::RedisError> = RETIRE_WORKER
+        .key(config.workers_set())
+        .key(format!("{}:metadata:{name}", config.workers_set()))
+        .key(format!("{}:{name}", config.inflight_jobs_set()))
+        .key(config.done_jobs_set())
+        .arg(name)
+        .invoke_async(&mut conn)
         .await;
     match result {
-        Ok(()) => tracing::debug!(worker = %name, "apalis worker unregistered"),
+        Ok(retired) => tracing::debug!(worker = %name, retired, "apalis worker unregistered"),
         Err(e) => {
             tracing::warn!(worker = %name, error = %e, "unregistering the apalis worker failed")
         }

@@ -336,7 +336,15 @@ async fn graceful_shutdown_with_many_ticks_in_flight_returns_within_the_bound() 
         })
         .await
     );
+    // Settle into steady state, then stop at a moment with at least 100 ticks running (on a
+    // starved machine the count dips, so wait for such a moment rather than sleep a fixed time).
     tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            recorder.in_flight.load(Ordering::SeqCst) >= 100
+        })
+        .await
+    );
     let in_flight = recorder.in_flight.load(Ordering::SeqCst);
     let started = Instant::now();
     running.shutdown().await.unwrap();
