@@ -1319,6 +1319,7 @@ async fn redelivered_hangup_completes_a_finish_whose_target_update_failed() {
     let subs = campaign_manager::events::Subscriptions::new(env.service.clone());
     let hangup = Call {
         id: cc.reference_id,
+        status: "hangup".into(),
         hangup_reason: "busy".into(),
     };
     assert!(

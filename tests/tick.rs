@@ -954,7 +954,12 @@ async fn flow_campaign_starts_an_activeflow() {
             *cust == customer && *flow == flow_id
         })
         .times(1)
-        .returning(|af, _, _, _| Ok(Activeflow { id: af }));
+        .returning(|af, _, _, _| {
+            Ok(Activeflow {
+                id: af,
+                ..Default::default()
+            })
+        });
     let executed = Arc::new(Mutex::new(Vec::<Uuid>::new()));
     let executed_in = executed.clone();
     m.flow
@@ -1002,7 +1007,12 @@ async fn flow_campaign_without_source_still_dials() {
     m.flow
         .expect_create_activeflow()
         .times(1)
-        .returning(|af, _, _, _| Ok(Activeflow { id: af }));
+        .returning(|af, _, _, _| {
+            Ok(Activeflow {
+                id: af,
+                ..Default::default()
+            })
+        });
     m.flow
         .expect_execute_activeflow()
         .times(1)

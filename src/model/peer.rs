@@ -94,16 +94,28 @@ pub struct Queue {
     pub tm_delete: Option<DateTime<Utc>>,
 }
 
-/// A call of call-manager (only what `call_hangup` handling reads).
+/// A call of call-manager (only what `call_hangup` handling and the campaigncall reconciler
+/// read; `GET /v1/calls/<id>` answers the same shape).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Call {
     /// Call id.
     #[serde(deserialize_with = "uuid_or_nil")]
     pub id: Uuid,
+    /// `dialing`, `ringing`, `progressing` (answered), `terminating`, `canceling` or `hangup`
+    /// (ended; `hangup_reason` is then set). Empty in events that do not carry it.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
     /// Why the call ended: `normal`, `busy`, `noanswer`, ...
     #[serde(skip_serializing_if = "String::is_empty")]
     pub hangup_reason: String,
+}
+
+impl Call {
+    /// Whether call-manager reports the call as ended.
+    pub fn is_hungup(&self) -> bool {
+        self.status == "hangup"
+    }
 }
 
 /// A flow of flow-manager.
@@ -122,4 +134,17 @@ pub struct Activeflow {
     /// Activeflow id.
     #[serde(deserialize_with = "uuid_or_nil")]
     pub id: Uuid,
+    /// `running` or `ended` (empty when not reported).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub status: String,
+    /// Set once flow-manager deleted the activeflow.
+    #[serde(with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub tm_delete: Option<DateTime<Utc>>,
+}
+
+impl Activeflow {
+    /// Whether flow-manager reports the activeflow as finished (ended or deleted).
+    pub fn is_finished(&self) -> bool {
+        self.status == "ended" || self.tm_delete.is_some()
+    }
 }

@@ -13,7 +13,8 @@ use super::{
 };
 use crate::bus::{Names, Request, Response, RpcClient, RpcError};
 use crate::model::{
-    Action, Activeflow, Flow, Outdial, OutdialTarget, Queue, TargetStatus, VoipbinError, enum_str,
+    Action, Activeflow, Call, Flow, Outdial, OutdialTarget, Queue, TargetStatus, VoipbinError,
+    enum_str,
 };
 
 /// All peer clients over one RPC client.
@@ -91,6 +92,15 @@ impl BusPeers {
 }
 
 const NO_BODY: Option<&()> = None;
+
+/// A read whose 404 means "there is none" rather than an error.
+fn found<T>(r: PeerResult<T>) -> PeerResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
 
 #[async_trait]
 impl OutdialManager for BusPeers {
@@ -182,6 +192,18 @@ impl CallManager for BusPeers {
         .await?;
         Ok(())
     }
+
+    async fn get_call(&self, call_id: Uuid) -> PeerResult<Option<Call>> {
+        found(
+            self.call(
+                &self.names.call_queue,
+                "GET",
+                format!("/v1/calls/{call_id}"),
+                NO_BODY,
+            )
+            .await,
+        )
+    }
 }
 
 #[async_trait]
@@ -257,6 +279,18 @@ impl FlowManager for BusPeers {
             .with_data_type("");
         self.send(&self.names.flow_queue, req).await?;
         Ok(())
+    }
+
+    async fn get_activeflow(&self, activeflow_id: Uuid) -> PeerResult<Option<Activeflow>> {
+        found(
+            self.call(
+                &self.names.flow_queue,
+                "GET",
+                format!("/v1/activeflows/{activeflow_id}"),
+                NO_BODY,
+            )
+            .await,
+        )
     }
 }
 

@@ -10,7 +10,8 @@ use mockall::automock;
 use uuid::Uuid;
 
 use crate::model::{
-    Action, Activeflow, Address, Flow, Outdial, OutdialTarget, Queue, TargetStatus, VoipbinError,
+    Action, Activeflow, Address, Call, Flow, Outdial, OutdialTarget, Queue, TargetStatus,
+    VoipbinError,
 };
 
 pub use bus_peers::BusPeers;
@@ -125,8 +126,11 @@ pub struct CallRequest {
 #[automock]
 #[async_trait]
 pub trait CallManager: Send + Sync {
-    /// `POST /v1/calls/<call_id>`.
+    /// `POST /v1/calls/<call_id>`. Not idempotent at call-manager: never repeat it to learn
+    /// whether a call exists; read it with [`CallManager::get_call`].
     async fn create_call(&self, call: &CallRequest) -> PeerResult<()>;
+    /// `GET /v1/calls/<call_id>`: the call, or `None` when call-manager answers 404.
+    async fn get_call(&self, call_id: Uuid) -> PeerResult<Option<Call>>;
 }
 
 /// flow-manager: flows and activeflows.
@@ -149,6 +153,8 @@ pub trait FlowManager: Send + Sync {
     ) -> PeerResult<Activeflow>;
     /// `POST /v1/activeflows/<id>/execute`.
     async fn execute_activeflow(&self, activeflow_id: Uuid) -> PeerResult<()>;
+    /// `GET /v1/activeflows/<id>`: the activeflow, or `None` when flow-manager answers 404.
+    async fn get_activeflow(&self, activeflow_id: Uuid) -> PeerResult<Option<Activeflow>>;
 }
 
 /// queue-manager.
