@@ -23,8 +23,8 @@ use crate::metrics::Metrics;
 use crate::peers::{BusPeers, Peers};
 use crate::scheduler::{CampaignRunner, ExecutingCampaigns, SchedulerChains};
 use crate::service::tick::Ticker;
-use crate::service::{BusNotifier, Delays, Service};
-use crate::store::{Cache, Store};
+use crate::service::{BusNotifier, Delays, RepairSettings, Service, run_repair};
+use crate::store::{Cache, OverdueRule, Store};
 
 /// Settings of the service beyond the platform's infrastructure flags.
 #[derive(Debug, Clone, Args)]
@@ -81,6 +81,40 @@ pub struct Settings {
     #[arg(long = "wait_tick_ms", env = "WAIT_TICK_MS", default_value_t = 5000)]
     pub wait_tick_ms: u64,
 
+    /// Longest a tick may run, ms. Past it the tick's lease is not renewed (its chain is
+    /// re-seeded) and it may record no dial and ask no peer.
+    #[arg(long = "max_tick_ms", env = "MAX_TICK_MS", default_value_t = 30_000)]
+    pub max_tick_ms: u64,
+
+    /// How many available targets a tick asks the outdial for; the first one ready is dialed.
+    #[arg(long = "target_batch", env = "TARGET_BATCH", default_value_t = 20)]
+    pub target_batch: u32,
+
+    /// How often the campaigncall repair runs, ms (in processes with tick workers).
+    #[arg(
+        long = "repair_interval_ms",
+        env = "REPAIR_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub repair_interval_ms: u64,
+
+    /// A campaigncall still dialing this long after the outplan's dial_timeout is looked up at
+    /// its peer, ms. Must exceed max_tick_ms plus the RPC timeout (3 s).
+    #[arg(
+        long = "repair_margin_ms",
+        env = "REPAIR_MARGIN_MS",
+        default_value_t = 60_000
+    )]
+    pub repair_margin_ms: u64,
+
+    /// A progressing campaigncall is looked up at its peer after this many seconds.
+    #[arg(
+        long = "max_call_duration_s",
+        env = "MAX_CALL_DURATION_S",
+        default_value_t = 3_600
+    )]
+    pub max_call_duration_s: u64,
+
     /// Serve the metrics/health endpoint.
     #[arg(long = "serve_http", env = "SERVE_HTTP", default_value_t = true, action = clap::ArgAction::Set)]
     pub serve_http: bool,
@@ -95,6 +129,27 @@ impl Settings {
             wait: Duration::from_millis(self.wait_tick_ms),
             ..Delays::default()
         }
+    }
+
+    /// Repair settings, refused when the margin could let a late dial request arrive after the
+    /// repair concluded it was never made.
+    pub fn repair(&self) -> anyhow::Result<RepairSettings> {
+        let rpc_timeout_ms = 3_000;
+        if self.repair_margin_ms <= self.max_tick_ms + rpc_timeout_ms {
+            anyhow::bail!(
+                "repair_margin_ms ({}) must exceed max_tick_ms ({}) + the RPC timeout ({rpc_timeout_ms})",
+                self.repair_margin_ms,
+                self.max_tick_ms
+            );
+        }
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Ok(RepairSettings {
+            rule: OverdueRule {
+                margin_ms: ms(self.repair_margin_ms),
+                max_call_ms: ms(self.max_call_duration_s.saturating_mul(1000)),
+            },
+            ..RepairSettings::default()
+        })
     }
 
     /// Queue and exchange names.
@@ -177,6 +232,7 @@ impl App {
     /// Connects everything and starts serving. Fails (and the binary exits non-zero) when a
     /// dependency cannot be reached, instead of running half-connected.
     pub async fn start(infra: &Infra, settings: &Settings, role: Role) -> anyhow::Result<App> {
+        let repair = settings.repair()?;
         let metrics = Metrics::new(Registry::new()).context("registering metrics")?;
         let cache =
             Cache::new(&infra.redis_url(), &settings.cache_prefix).context("redis address")?;
@@ -207,6 +263,7 @@ impl App {
         );
         let mut sched = SchedulerConfig::new(infra.redis_url(), settings.tick_namespace.clone());
         sched.concurrency = settings.workers.max(1);
+        sched.max_tick = Duration::from_millis(settings.max_tick_ms);
         let chains = Chains::connect(&sched)
             .await
             .context("connecting the tick scheduler to Redis")?;
@@ -238,7 +295,8 @@ impl App {
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         if settings.workers > 0 {
-            let runner = Arc::new(CampaignRunner(Arc::new(Ticker::new(service.clone()))));
+            let ticker = Ticker::new(service.clone()).with_target_batch(settings.target_batch);
+            let runner = Arc::new(CampaignRunner(Arc::new(ticker)));
             let source = Arc::new(ExecutingCampaigns(store.clone()));
             let registry = metrics.registry.clone();
             let stop = wait_stop(stop_rx.clone());
@@ -249,6 +307,14 @@ impl App {
                     tracing::error!(error = %e, "tick workers stopped with an error");
                 }
             }));
+        }
+        if settings.workers > 0 {
+            tasks.push(tokio::spawn(run_repair(
+                service.clone(),
+                repair,
+                Duration::from_millis(settings.repair_interval_ms.max(100)),
+                wait_stop(stop_rx.clone()),
+            )));
         }
         if settings.serve_http {
             let listen = infra.metrics_listen();

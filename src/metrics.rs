@@ -40,6 +40,17 @@ pub struct Metrics {
     pub tick_backoff_total: IntCounterVec,
     /// Time of one campaign tick, ms.
     pub tick_process_time: Histogram,
+    /// Dials whose peer request timed out or was lost (the campaigncall stays open).
+    pub dial_unknown_total: IntCounter,
+    /// Dials a tick did not record, by reason (`stale_tick`, `late_tick`, `try_taken`,
+    /// `not_running`).
+    pub dial_refused_total: IntCounterVec,
+    /// Open campaigncalls the repair looked at, by what it found (`never_created`,
+    /// `hangup_lost`, `flow_ended`, `still_up`, `peer_error`, `no_reference`).
+    pub campaigncall_repair_total: IntCounterVec,
+    /// Campaigns whose state the repair completed, by repair (`stopping_stopped`,
+    /// `run_without_execution`).
+    pub campaign_repair_total: IntCounterVec,
 }
 
 impl Metrics {
@@ -121,6 +132,25 @@ impl Metrics {
                 &["reason"],
             )?,
             tick_process_time,
+            dial_unknown_total: counter(
+                "dial_unknown_total",
+                "Dials whose peer request timed out or was lost; their campaigncalls stay open.",
+            )?,
+            dial_refused_total: counter_vec(
+                "dial_refused_total",
+                "Dials a tick did not record (stale or late tick, try taken, campaign stopped).",
+                &["reason"],
+            )?,
+            campaigncall_repair_total: counter_vec(
+                "campaigncall_repair_total",
+                "Open campaigncalls the repair looked at, by what it found.",
+                &["found"],
+            )?,
+            campaign_repair_total: counter_vec(
+                "campaign_repair_total",
+                "Campaigns whose interrupted state change the repair completed.",
+                &["repair"],
+            )?,
             registry,
         })
     }

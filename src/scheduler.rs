@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, TickOutcome};
+use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, Tick, TickOutcome};
 use uuid::Uuid;
 
 use crate::service::ChainControl;
-use crate::service::tick::{Next, Ticker};
+use crate::service::tick::{Fence, Next, Ticker};
 use crate::store::Store;
 
 /// Starts chains through the scheduler's Redis state.
@@ -26,17 +26,30 @@ impl ChainControl for SchedulerChains {
     }
 }
 
-/// Runs campaign ticks for the scheduler.
+/// Runs campaign ticks for the scheduler. The chain's sequence number and deadline become the
+/// tick's [`Fence`], which MySQL checks before it records a dial.
 pub struct CampaignRunner(pub Arc<Ticker>);
 
 #[async_trait]
 impl ChainRunner for CampaignRunner {
     async fn tick(&self, id: &str) -> TickOutcome {
-        let Ok(campaign_id) = Uuid::parse_str(id) else {
-            tracing::warn!(chain = id, "chain id is not a campaign id; ending it");
+        // The scheduler always calls `run_tick`; a tick without its identity cannot be fenced.
+        tracing::error!(chain = id, "unfenced tick refused");
+        TickOutcome::Continue(self.0.service().delays.wait)
+    }
+
+    async fn run_tick(&self, tick: &Tick) -> TickOutcome {
+        let Ok(campaign_id) = Uuid::parse_str(&tick.id) else {
+            tracing::warn!(chain = %tick.id, "chain id is not a campaign id; ending it");
             return TickOutcome::Stop;
         };
-        match self.0.tick(campaign_id).await.0 {
+        let deadline_ms = i64::try_from(tick.deadline_ms).unwrap_or(i64::MAX);
+        let fence = Fence {
+            seq: tick.seq,
+            deadline: chrono::DateTime::from_timestamp_millis(deadline_ms).unwrap_or_default(),
+            local_deadline: tick.deadline,
+        };
+        match self.0.tick(campaign_id, &fence).await.0 {
             Next::Continue(d) => TickOutcome::Continue(d),
             Next::Stop => TickOutcome::Stop,
         }

@@ -9,12 +9,26 @@ use std::time::Duration;
 use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
 use campaign_manager::peers::{CallRequest, PeerError};
-use campaign_manager::service::tick::{Next, Outcome, Ticker, pick_destination, target_ready};
+use campaign_manager::service::tick::{
+    DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker, pick_destination, target_ready,
+};
 use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
+use campaign_manager::store::DialStep;
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use support::TestStore;
 use support::mocks::Mocks;
 use uuid::Uuid;
+
+/// A fence newer than any issued before in this process (sequence numbers from the clock in
+/// microseconds, as the scheduler's).
+fn fresh_fence() -> Fence {
+    let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
+    Fence {
+        seq,
+        deadline: Utc::now() + ChronoDuration::seconds(30),
+        local_deadline: std::time::Instant::now() + Duration::from_secs(30),
+    }
+}
 
 const WAIT: Next = Next::Continue(Duration::from_millis(5000));
 const AFTER_DIAL: Next = Next::Continue(Duration::from_millis(500));
@@ -48,8 +62,9 @@ impl Env {
         }
     }
 
+    /// One tick with a fresh fence (a higher sequence number than any before, 30 s to run).
     async fn tick(&self, id: Uuid) -> (Next, Outcome) {
-        self.ticker.tick(id).await
+        self.ticker.tick(id, &fresh_fence()).await
     }
 
     async fn campaign(&self, id: Uuid) -> Campaign {
@@ -192,7 +207,7 @@ fn timeout() -> PeerError {
 fn offer(m: &mut Mocks, outdial_id: Uuid, t: OutdialTarget, times: usize) {
     m.outdial
         .expect_available_targets()
-        .withf(move |id, _, limit| *id == outdial_id && *limit == 1)
+        .withf(move |id, _, limit| *id == outdial_id && *limit == DEFAULT_TARGET_BATCH)
         .times(times)
         .returning(move |_, _, _| Ok(vec![t.clone()]));
 }
@@ -489,7 +504,9 @@ async fn available_targets_is_asked_with_the_outplan_max_tries() {
     let mut m = Mocks::new();
     m.outdial
         .expect_available_targets()
-        .withf(move |id, max, limit| *id == outdial_id && *max == [1, 2, 0, 4, 5] && *limit == 1)
+        .withf(move |id, max, limit| {
+            *id == outdial_id && *max == [1, 2, 0, 4, 5] && *limit == DEFAULT_TARGET_BATCH
+        })
         .times(1)
         .returning(|_, _, _| Ok(vec![]));
     let env = env_with(&s, m).await;
@@ -1084,13 +1101,40 @@ async fn call_manager_500_fails_the_campaigncall_and_backs_off() {
 }
 
 #[tokio::test]
-async fn call_manager_timeout_fails_the_campaigncall_and_backs_off() {
+async fn call_manager_timeout_leaves_the_campaigncall_open_and_backs_off() {
+    // A timeout is an unknown outcome: the call may exist and ring. The campaigncall stays
+    // open with its call id (its hangup or the repair finishes it) and the target stays
+    // claimed, so the person is not dialed again meanwhile.
     let s = setup(CampaignType::Call);
-    let env = env_with(&s, failing_call_dials(&s, 1, timeout())).await;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call
+        .expect_create_call()
+        .times(1)
+        .returning(|_| Err(timeout()));
+    m.outdial.expect_set_target_status().times(0);
+    let env = env_with(&s, m).await;
 
-    let r = env.tick(s.campaign.id).await;
-    assert_eq!(r.0, WAIT);
-    assert_failed_dial(&env, &s, r).await;
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, WAIT);
+    assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+    let calls = env.calls_of(s.campaign.id).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].status, CampaigncallStatus::Dialing);
+    assert_eq!(calls[0].result, CampaigncallResult::None);
+    assert!(!calls[0].reference_id.is_nil());
+    assert_eq!(
+        env.ts.store.dials.step(calls[0].id).await.expect("step"),
+        Some(DialStep::Unknown)
+    );
+    assert_eq!(env.metrics.dial_unknown_total.get(), 1);
+    assert_eq!(env.events(), vec!["campaigncall_created"]);
+    let c = env.campaign(s.campaign.id).await;
+    assert_eq!((c.status, c.execute), (CampaignStatus::Run, Execute::Run));
 }
 
 #[tokio::test]
@@ -1186,20 +1230,34 @@ async fn activeflow_failure_fails_the_campaigncall_and_backs_off() {
 }
 
 #[tokio::test]
-async fn target_progressing_failure_fails_the_campaigncall_without_touching_the_target() {
+async fn target_claim_failure_abandons_the_dial_and_frees_the_target_and_try() {
+    // The claim may or may not have happened (timeout), but no call was requested: the
+    // target goes back to idle (harmless if it never left it) and the try is free again.
     let s = setup(CampaignType::Call);
     let mut m = Mocks::new();
-    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    let t = target();
+    let target_id = t.id;
+    offer(&mut m, s.campaign.outdial_id, t, 1);
     m.outdial
         .expect_set_target_progressing()
         .times(1)
         .returning(|_, _| Err(timeout()));
     m.call.expect_create_call().times(0);
-    m.outdial.expect_set_target_status().times(0);
+    m.outdial
+        .expect_set_target_status()
+        .withf(move |id, st| *id == target_id && *st == TargetStatus::Idle)
+        .times(1)
+        .returning(|_, _| Ok(()));
     let env = env_with(&s, m).await;
 
     let r = env.tick(s.campaign.id).await;
     assert_failed_dial(&env, &s, r).await;
+    let calls = env.calls_of(s.campaign.id).await;
+    assert_eq!(
+        env.ts.store.dials.step(calls[0].id).await.expect("step"),
+        None,
+        "the try is released"
+    );
 }
 
 #[tokio::test]

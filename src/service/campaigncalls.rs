@@ -12,7 +12,7 @@ use crate::model::{
     Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, Outplan,
     ReferenceType, enum_str,
 };
-use crate::store::{Filters, Page};
+use crate::store::{DialFence, DialStep, Filters, Page, Recorded};
 
 /// The result of a call by its `hangup_reason` (CONTRACT.md §7.1). Unknown reasons (the Go
 /// service crashed on them) count as `fail`, with a warning.
@@ -53,12 +53,14 @@ impl Service {
             .await;
     }
 
-    /// Creates a `dialing` campaigncall and marks its target progressing. If the target
-    /// cannot be marked, the campaigncall is finished as `fail` and the error returned.
-    pub(super) async fn create_campaigncall(
+    /// Records a `dialing` campaigncall behind the tick's fence (see `store::dials`): nothing
+    /// is written when the tick is stale or late, the campaign stopped, or the try is already
+    /// recorded; the reason is returned instead. The target is not touched here.
+    pub(super) async fn record_dial(
         &self,
         n: NewCampaigncall<'_>,
-    ) -> ServiceResult<Campaigncall> {
+        fence: DialFence,
+    ) -> ServiceResult<Result<Campaigncall, &'static str>> {
         let cc = Campaigncall {
             id: Uuid::new_v4(),
             customer_id: n.campaign.customer_id,
@@ -81,25 +83,39 @@ impl Service {
             tm_update: None,
             tm_delete: None,
         };
-        let stored = self.store.campaigncalls.create(&cc).await?;
+        let stored = match self.store.dials.record(&cc, fence).await? {
+            Recorded::Dial(stored) => *stored,
+            Recorded::Stale => return Ok(Err("stale_tick")),
+            Recorded::Late => return Ok(Err("late_tick")),
+            Recorded::TryTaken => return Ok(Err("try_taken")),
+            Recorded::NotRunning => return Ok(Err("not_running")),
+        };
         self.metrics
             .campaigncall_create_total
             .with_label_values(&[&enum_str(&stored.reference_type)])
             .inc();
         self.publish_campaigncall("campaigncall_created", &stored)
             .await;
-        if let Err(e) = self
-            .peers
-            .outdial
-            .set_target_progressing(n.target_id, n.destination_index)
-            .await
-        {
-            // The target was not marked: finish without touching it (it is still idle).
-            self.finish_campaigncall_only(stored.id, CampaigncallResult::Fail)
-                .await?;
-            return Err(e.into());
+        Ok(Ok(stored))
+    }
+
+    /// Notes how far a dial got. A failure is only logged: the step is a hint for the repair,
+    /// which asks the peer whatever the step says.
+    pub(super) async fn set_dial_step(&self, campaigncall_id: Uuid, step: DialStep) {
+        if let Err(e) = self.store.dials.set_step(campaigncall_id, step).await {
+            tracing::warn!(%campaigncall_id, ?step, error = %e, "could not record the dial step");
         }
-        Ok(stored)
+    }
+
+    /// A dial that placed no call (refused, or never sent): the target back to `idle`, the
+    /// campaigncall `done`/`fail`, and its try free again. If the target cannot be freed now,
+    /// the campaigncall stays open and the repair finishes both later (it asks the peer, which
+    /// knows no such call).
+    pub(super) async fn abandon_dial(&self, id: Uuid) -> ServiceResult<()> {
+        self.finish_campaigncall(id, CampaigncallResult::Fail)
+            .await?;
+        self.store.dials.release_try(id).await?;
+        Ok(())
     }
 
     /// `dialing` → `progressing` (flow campaigncalls once their activeflow runs).
@@ -148,18 +164,6 @@ impl Service {
             .set_target_status(cc.outdial_target_id, result.target_status())
             .await?;
         self.finish_campaigncall_only(id, result).await
-    }
-
-    /// A dial that failed: finish the campaigncall as `fail` and free its target. If the
-    /// target cannot be freed now, the campaigncall is still finished (never left `dialing`
-    /// without a call behind it) and the target stays `progressing`; that is logged.
-    pub(super) async fn abandon_campaigncall(&self, id: Uuid) -> ServiceResult<()> {
-        if let Err(e) = self.finish_campaigncall(id, CampaigncallResult::Fail).await {
-            tracing::error!(campaigncall_id = %id, error = %e, "could not free the target of a failed dial");
-            self.finish_campaigncall_only(id, CampaigncallResult::Fail)
-                .await?;
-        }
-        Ok(())
     }
 
     /// `GET /v1/campaigncalls/<id>`.

@@ -526,6 +526,38 @@ impl Service {
         }
     }
 
+    /// Like [`Service::end_execution`], but only if the campaign is still in the state the
+    /// caller (a tick) read: a `run` that landed after the read wins. Returns whether the
+    /// execution was ended.
+    pub async fn end_execution_seen(
+        &self,
+        id: Uuid,
+        seen_status: CampaignStatus,
+        seen_execute: Execute,
+    ) -> ServiceResult<bool> {
+        if seen_execute == Execute::Run
+            && !self
+                .store
+                .campaigns
+                .stop_execute_if(id, seen_status, seen_execute)
+                .await?
+        {
+            return Ok(false);
+        }
+        if seen_execute == Execute::Stop {
+            // Already stopped executing: only the status may still need to follow, and
+            // `stop_campaign` moves it only from `run`/`stopping` while execute is stop.
+            let fresh = self.store.campaigns.get_fresh(id).await?;
+            if fresh.is_none_or(|c| c.execute != Execute::Stop || c.status != seen_status) {
+                return Ok(false);
+            }
+        }
+        match self.stop_campaign(id).await {
+            Ok(_) | Err(ServiceError::NotFound(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
     /// After a campaigncall ended: a `stopping` campaign stops once it is stoppable.
     pub async fn campaigncall_ended(&self, campaign_id: Uuid) -> ServiceResult<()> {
         let Some(c) = self.store.campaigns.get_fresh(campaign_id).await? else {

@@ -10,6 +10,7 @@ mod campaigns;
 mod error;
 mod notify;
 mod outplans;
+mod repair;
 mod resources;
 pub mod tick;
 
@@ -28,6 +29,7 @@ pub use campaigns::{CampaignCreate, CampaignUpdate};
 pub use error::{ServiceError, ServiceResult};
 pub use notify::{BusNotifier, Notifier, RecordingNotifier};
 pub use outplans::{OutplanCreate, OutplanDials, OutplanUpdate};
+pub use repair::{RepairReport, RepairSettings, run_repair};
 
 /// Refuses text that does not fit its column: `name` is `VARCHAR(255)` (characters),
 /// `detail` is `TEXT` (65,535 bytes).

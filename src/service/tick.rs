@@ -9,9 +9,27 @@
 //! Fixed against the Go service: a transient failure (peer timeout, open breaker, database
 //! error) backs off (5 s doubling to a cap) and keeps the campaign running; only what can
 //! never work stops it (campaign or outplan gone, outdial gone, call campaign whose outplan
-//! has no source), with the reason logged and counted in `tick_stop_total{reason}`. A failed
-//! dial finishes its campaigncall as `fail` and puts the target back to `idle`: no
-//! campaigncall is left `dialing` without a call behind it.
+//! has no source), with the reason logged and counted in `tick_stop_total{reason}`. The
+//! outdial is asked for a batch of available targets and the first one ready is dialed, so a
+//! target inside its retry interval does not hold back never-tried ones (CONTRACT §0 item 12).
+//!
+//! The dial (README "Reliability"): each step may be the last one a dying process makes, and
+//! each intermediate state has a repair.
+//! 1. Record: campaigncall `dialing` + dial row, in one transaction behind the tick's fence
+//!    ([`Fence`]: chain sequence number and deadline, checked by MySQL). A stale or late tick,
+//!    a stopped campaign or an already recorded (target, destination, try) records nothing.
+//!    Crash after it: the repair asks the peer about the pre-chosen call/activeflow id, gets a
+//!    404, and finishes the campaigncall `fail` with the target back to `idle`.
+//! 2. Claim the target (`progressing` at outdial-manager). Any failure here means no call was
+//!    placed: the dial is abandoned (target `idle`, campaigncall `fail`, try free again).
+//! 3. Ask call-manager / flow-manager, unless the tick's deadline passed. A definite refusal
+//!    abandons the dial as in 2. A timeout or transport error is an unknown outcome: the call
+//!    may exist and ring, so the campaigncall stays open with its reference id, to be finished
+//!    by its hangup event or, if that never comes, by the repair (which reads the call).
+//!    The tick then backs off, as for any transient failure.
+//!
+//! A state the tick read is only acted on conditionally: ending the execution is refused if a
+//! `run` landed after the read (`end_execution_seen`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,6 +45,47 @@ use crate::model::{
     OutdialTarget, Outplan, ReferenceType,
 };
 use crate::peers::{CallRequest, PeerError};
+use crate::store::{DialFence, DialStep};
+
+/// The tick's identity in its chain, which fences its dials: the chain sequence number (a
+/// fencing token that only grows, also across re-seeds) and the tick's deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    /// The tick's sequence number.
+    pub seq: u64,
+    /// Past this instant (database clock) the tick records no dial.
+    pub deadline: chrono::DateTime<Utc>,
+    /// The same deadline on this process' monotonic clock: past it the tick asks no peer.
+    pub local_deadline: Instant,
+}
+
+impl Fence {
+    fn expired(&self) -> bool {
+        Instant::now() >= self.local_deadline
+    }
+
+    fn dial(&self) -> DialFence {
+        DialFence {
+            seq: self.seq,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// What became of one dial attempt.
+enum Dial {
+    /// The peer took the request.
+    Placed,
+    /// Nothing was dialed, for this reason.
+    Refused(&'static str),
+}
+
+/// Whether a peer failure says for sure that nothing was created: the peer answered (with an
+/// error status) or the request was never sent (open breaker). Timeouts, transport errors and
+/// unreadable replies leave the outcome unknown.
+fn is_definite(e: &PeerError) -> bool {
+    matches!(e, PeerError::Status { .. } | PeerError::BreakerOpen { .. })
+}
 
 /// What the chain does after a tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +113,11 @@ pub enum Outcome {
 pub struct Ticker {
     service: Service,
     failures: Mutex<HashMap<Uuid, u32>>,
+    target_batch: u32,
 }
+
+/// How many available targets a tick asks the outdial for by default.
+pub const DEFAULT_TARGET_BATCH: u32 = 20;
 
 enum Fail {
     Transient(String),
@@ -122,7 +185,14 @@ impl Ticker {
         Ticker {
             service,
             failures: Mutex::new(HashMap::new()),
+            target_batch: DEFAULT_TARGET_BATCH,
         }
+    }
+
+    /// Asks the outdial for up to `n` available targets per tick (at least 1).
+    pub fn with_target_batch(mut self, n: u32) -> Ticker {
+        self.target_batch = n.max(1);
+        self
     }
 
     /// The service it runs on.
@@ -130,12 +200,13 @@ impl Ticker {
         &self.service
     }
 
-    /// Runs one tick of campaign `id`.
-    pub async fn tick(&self, id: Uuid) -> (Next, Outcome) {
+    /// Runs one tick of campaign `id`, fenced by `fence`.
+    pub async fn tick(&self, id: Uuid, fence: &Fence) -> (Next, Outcome) {
         let started = Instant::now();
         let m = &self.service.metrics;
         m.campaign_execute_total.inc();
-        let result = self.run(id).await;
+        let mut seen = None;
+        let result = self.run(id, fence, &mut seen).await;
         let delays = self.service.delays;
         let out = match result {
             Ok(outcome) => {
@@ -165,8 +236,18 @@ impl Ticker {
                 self.reset_failures(id);
                 m.tick_stop_total.with_label_values(&[reason]).inc();
                 tracing::warn!(campaign_id = %id, reason, "campaign cannot run; stopping it");
-                match self.service.end_execution(id).await {
-                    Ok(()) => (Next::Stop, Outcome::Ended(reason)),
+                let ended = match seen {
+                    Some((status, execute)) => {
+                        self.service.end_execution_seen(id, status, execute).await
+                    }
+                    None => Ok(true),
+                };
+                match ended {
+                    Ok(true) => (Next::Stop, Outcome::Ended(reason)),
+                    Ok(false) => (
+                        Next::Continue(delays.after_dial),
+                        Outcome::Waiting("state_changed"),
+                    ),
                     Err(e) => {
                         // Could not record the stop: keep the chain and try again later.
                         tracing::warn!(campaign_id = %id, error = %e, "could not stop the campaign");
@@ -195,17 +276,22 @@ impl Ticker {
         }
     }
 
-    async fn run(&self, id: Uuid) -> Result<Outcome, Fail> {
+    async fn run(
+        &self,
+        id: Uuid,
+        fence: &Fence,
+        seen: &mut Option<(CampaignStatus, Execute)>,
+    ) -> Result<Outcome, Fail> {
         let s = &self.service;
         let Some(campaign) = s.store.campaigns.get_fresh(id).await? else {
             return Ok(Outcome::Ended("campaign_gone"));
         };
+        *seen = Some((campaign.status, campaign.execute));
         if campaign.tm_delete.is_some() {
             return Err(Fail::Permanent("campaign_deleted"));
         }
         if campaign.status != CampaignStatus::Run || campaign.execute != Execute::Run {
-            s.end_execution(id).await?;
-            return Ok(Outcome::Ended("not_running"));
+            return Ok(self.end(&campaign, "not_running").await?);
         }
         if campaign.kind == CampaignType::Unset {
             return Err(Fail::Permanent("invalid_type"));
@@ -220,14 +306,18 @@ impl Ticker {
         let targets = match s
             .peers
             .outdial
-            .available_targets(campaign.outdial_id, outplan.max_try_counts(), 1)
+            .available_targets(
+                campaign.outdial_id,
+                outplan.max_try_counts(),
+                self.target_batch,
+            )
             .await
         {
             Ok(t) => t,
             Err(e) if e.is_not_found() => return Err(Fail::Permanent("outdial_gone")),
             Err(e) => return Err(e.into()),
         };
-        let Some(target) = targets.into_iter().next() else {
+        if targets.is_empty() {
             // Legacy "" behaves as continue, as on the platform (only `stop` stops).
             if campaign.end_handle != EndHandle::Stop {
                 return Ok(Outcome::Waiting("list_empty"));
@@ -237,45 +327,56 @@ impl Ticker {
             if s.store.campaigncalls.has_ongoing(id).await? {
                 return Ok(Outcome::Waiting("calls_in_flight"));
             }
-            s.end_execution(id).await?;
-            return Ok(Outcome::Ended("list_exhausted"));
-        };
+            return Ok(self.end(&campaign, "list_exhausted").await?);
+        }
         if !self.has_capacity(&campaign).await? {
             return Ok(Outcome::Waiting("no_capacity"));
         }
-        if !target_ready(&target, outplan.try_interval, Utc::now()) {
-            return Ok(Outcome::Waiting("retry_interval"));
-        }
-        let Some((destination, index, try_count)) = pick_destination(&target, &outplan) else {
-            tracing::warn!(campaign_id = %id, target_id = %target.id, "outdial offered a target without destination tries left");
-            return Ok(Outcome::Waiting("no_destination"));
-        };
-        match campaign.kind {
-            CampaignType::Call => {
-                self.dial_call(
+        let now = Utc::now();
+        let mut waiting = "retry_interval";
+        for target in &targets {
+            if !target_ready(target, outplan.try_interval, now) {
+                continue;
+            }
+            let Some((destination, index, try_count)) = pick_destination(target, &outplan) else {
+                tracing::warn!(campaign_id = %id, target_id = %target.id, "outdial offered a target without destination tries left");
+                waiting = "no_destination";
+                continue;
+            };
+            match self
+                .dial(
                     &campaign,
                     &outplan,
                     target.id,
                     destination,
                     index,
                     try_count,
+                    fence,
                 )
                 .await?
+            {
+                Dial::Placed => return Ok(Outcome::Dialed),
+                // Another tick recorded this try (it may still be claiming the target): look
+                // at the next target.
+                Dial::Refused("try_taken") => waiting = "try_taken",
+                Dial::Refused(reason) => return Ok(Outcome::Waiting(reason)),
             }
-            CampaignType::Flow => {
-                self.dial_flow(
-                    &campaign,
-                    &outplan,
-                    target.id,
-                    destination,
-                    index,
-                    try_count,
-                )
-                .await?
-            }
-            CampaignType::Unset => return Err(Fail::Permanent("invalid_type")),
         }
-        Ok(Outcome::Dialed)
+        Ok(Outcome::Waiting(waiting))
+    }
+
+    /// Ends the campaign's execution if it is still as read; otherwise the next tick looks
+    /// again.
+    async fn end(&self, c: &Campaign, reason: &'static str) -> Result<Outcome, ServiceError> {
+        if self
+            .service
+            .end_execution_seen(c.id, c.status, c.execute)
+            .await?
+        {
+            Ok(Outcome::Ended(reason))
+        } else {
+            Ok(Outcome::Waiting("state_changed"))
+        }
     }
 
     /// Queue capacity: `agents × service_level / 100` must exceed the campaign's dialing calls.
@@ -294,7 +395,9 @@ impl Ticker {
         Ok(capacity > dialing)
     }
 
-    async fn dial_call(
+    /// One dial, step by step (module doc).
+    #[allow(clippy::too_many_arguments)]
+    async fn dial(
         &self,
         c: &Campaign,
         o: &Outplan,
@@ -302,82 +405,125 @@ impl Ticker {
         destination: Address,
         index: i32,
         try_count: i32,
-    ) -> Result<(), Fail> {
+        fence: &Fence,
+    ) -> Result<Dial, Fail> {
         let s = &self.service;
-        let source = o
-            .source
-            .clone()
-            .ok_or(Fail::Permanent("outplan_without_source"))?;
-        let call_id = Uuid::new_v4();
-        let activeflow_id = Uuid::new_v4();
-        let cc = s
-            .create_campaigncall(NewCampaigncall {
-                campaign: c,
-                outplan: o,
-                target_id,
-                destination: destination.clone(),
-                destination_index: index,
-                try_count,
-                reference_type: ReferenceType::Call,
-                reference_id: call_id,
-                activeflow_id,
-            })
-            .await?;
-        let call = CallRequest {
-            call_id,
-            customer_id: c.customer_id,
-            flow_id: c.flow_id,
-            activeflow_id,
-            source,
-            destination,
+        let (reference_type, reference_id, source) = match c.kind {
+            CampaignType::Call => (
+                ReferenceType::Call,
+                Uuid::new_v4(),
+                Some(
+                    o.source
+                        .clone()
+                        .ok_or(Fail::Permanent("outplan_without_source"))?,
+                ),
+            ),
+            CampaignType::Flow => (ReferenceType::Flow, Uuid::nil(), None),
+            CampaignType::Unset => return Err(Fail::Permanent("invalid_type")),
         };
-        if let Err(e) = s.peers.call.create_call(&call).await {
-            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial failed");
-            s.abandon_campaigncall(cc.id).await?;
+        let activeflow_id = Uuid::new_v4();
+        // 1. Record.
+        let cc = match s
+            .record_dial(
+                NewCampaigncall {
+                    campaign: c,
+                    outplan: o,
+                    target_id,
+                    destination: destination.clone(),
+                    destination_index: index,
+                    try_count,
+                    reference_type,
+                    reference_id,
+                    activeflow_id,
+                },
+                fence.dial(),
+            )
+            .await?
+        {
+            Ok(cc) => cc,
+            Err(reason) => {
+                tracing::info!(campaign_id = %c.id, target_id = %target_id, seq = fence.seq, reason, "dial not recorded");
+                s.metrics
+                    .dial_refused_total
+                    .with_label_values(&[reason])
+                    .inc();
+                return Ok(Dial::Refused(reason));
+            }
+        };
+        // 2. Claim the target.
+        if fence.expired() {
+            self.give_up(cc.id).await;
+            return Ok(Dial::Refused("late_tick"));
+        }
+        if let Err(e) = s
+            .peers
+            .outdial
+            .set_target_progressing(target_id, index)
+            .await
+        {
+            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "target claim failed; dial abandoned");
+            self.give_up(cc.id).await;
             return Err(e.into());
         }
-        Ok(())
+        s.set_dial_step(cc.id, DialStep::TargetClaimed).await;
+        if fence.expired() {
+            self.give_up(cc.id).await;
+            return Ok(Dial::Refused("late_tick"));
+        }
+        // 3. Ask the peer.
+        let asked = match source {
+            Some(source) => {
+                let call = CallRequest {
+                    call_id: reference_id,
+                    customer_id: c.customer_id,
+                    flow_id: c.flow_id,
+                    activeflow_id,
+                    source,
+                    destination,
+                };
+                s.peers.call.create_call(&call).await
+            }
+            None => {
+                if let Err(e) = s.campaigncall_progressing(cc.id).await {
+                    self.give_up(cc.id).await;
+                    return Err(e.into());
+                }
+                match s
+                    .peers
+                    .flow
+                    .create_activeflow(activeflow_id, c.customer_id, c.flow_id, cc.id)
+                    .await
+                {
+                    Ok(_) => s.peers.flow.execute_activeflow(activeflow_id).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match asked {
+            Ok(()) => {
+                s.set_dial_step(cc.id, DialStep::Requested).await;
+                Ok(Dial::Placed)
+            }
+            Err(e) if is_definite(&e) => {
+                tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial refused");
+                self.give_up(cc.id).await;
+                Err(e.into())
+            }
+            Err(e) => {
+                // The call may exist: never dial again to find out. Its hangup event or the
+                // repair finishes the campaigncall.
+                tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial outcome unknown; campaigncall left open");
+                s.set_dial_step(cc.id, DialStep::Unknown).await;
+                s.metrics.dial_unknown_total.inc();
+                Err(e.into())
+            }
+        }
     }
 
-    async fn dial_flow(
-        &self,
-        c: &Campaign,
-        o: &Outplan,
-        target_id: Uuid,
-        destination: Address,
-        index: i32,
-        try_count: i32,
-    ) -> Result<(), Fail> {
-        let s = &self.service;
-        let activeflow_id = Uuid::new_v4();
-        let cc = s
-            .create_campaigncall(NewCampaigncall {
-                campaign: c,
-                outplan: o,
-                target_id,
-                destination,
-                destination_index: index,
-                try_count,
-                reference_type: ReferenceType::Flow,
-                reference_id: Uuid::nil(),
-                activeflow_id,
-            })
-            .await?;
-        let started = async {
-            s.campaigncall_progressing(cc.id).await?;
-            s.peers
-                .flow
-                .create_activeflow(activeflow_id, c.customer_id, c.flow_id, cc.id)
-                .await?;
-            s.peers.flow.execute_activeflow(activeflow_id).await?;
-            Ok::<(), ServiceError>(())
+    /// Abandons a dial that placed no call; if that fails now, the repair does it later.
+    async fn give_up(&self, campaigncall_id: Uuid) {
+        if let Err(e) = self.service.abandon_dial(campaigncall_id).await {
+            tracing::warn!(%campaigncall_id, error = %e, "could not abandon the dial now; left to the repair");
         }
-        .await;
-        if let Err(e) = started {
-            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "flow start failed");
-            s.abandon_campaigncall(cc.id).await?;
-            return Err(e.into());
-        }
-        Ok(())
     }
 }

@@ -1,7 +1,9 @@
 //! `campaign_campaigncalls`: dial attempts, their progress and result, and the capacity
 //! queries the tick needs (how many are dialing, whether any is still going).
 
-use sqlx::{AssertSqlSafe, MySqlPool};
+use sqlx::mysql::MySqlArguments;
+use sqlx::query::Query;
+use sqlx::{AssertSqlSafe, MySql, MySqlPool};
 use uuid::Uuid;
 
 use super::filter::{Column, Kind, Unfilterable};
@@ -113,6 +115,35 @@ impl Record for Campaigncall {
     }
 }
 
+/// The INSERT of a new campaigncall (`tm_create` now), for the pool or a transaction.
+pub(super) fn insert(c: &Campaigncall) -> Query<'static, MySql, MySqlArguments> {
+    sqlx::query(
+        "INSERT INTO campaign_campaigncalls (id, customer_id, campaign_id, outplan_id, \
+         outdial_id, outdial_target_id, queue_id, activeflow_id, flow_id, reference_type, \
+         reference_id, status, result, source, destination, destination_index, try_count, \
+         tm_create, tm_update, tm_delete) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+    )
+    .bind(uuid_bytes(c.id))
+    .bind(uuid_bytes(c.customer_id))
+    .bind(uuid_bytes(c.campaign_id))
+    .bind(uuid_bytes(c.outplan_id))
+    .bind(uuid_bytes(c.outdial_id))
+    .bind(uuid_bytes(c.outdial_target_id))
+    .bind(uuid_bytes(c.queue_id))
+    .bind(uuid_bytes(c.activeflow_id))
+    .bind(uuid_bytes(c.flow_id))
+    .bind(enum_str(&c.reference_type))
+    .bind(uuid_bytes(c.reference_id))
+    .bind(enum_str(&c.status))
+    .bind(enum_str(&c.result))
+    .bind(json_text(&c.source))
+    .bind(json_text(&c.destination))
+    .bind(c.destination_index)
+    .bind(c.try_count)
+    .bind(db_time(now()))
+}
+
 /// The campaigncall repository.
 #[derive(Clone)]
 pub struct Campaigncalls {
@@ -127,34 +158,13 @@ impl Campaigncalls {
 
     /// Inserts a campaigncall (`tm_create` now); returns the stored row.
     pub async fn create(&self, c: &Campaigncall) -> StoreResult<Campaigncall> {
-        sqlx::query(
-            "INSERT INTO campaign_campaigncalls (id, customer_id, campaign_id, outplan_id, \
-             outdial_id, outdial_target_id, queue_id, activeflow_id, flow_id, reference_type, \
-             reference_id, status, result, source, destination, destination_index, try_count, \
-             tm_create, tm_update, tm_delete) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-        )
-        .bind(uuid_bytes(c.id))
-        .bind(uuid_bytes(c.customer_id))
-        .bind(uuid_bytes(c.campaign_id))
-        .bind(uuid_bytes(c.outplan_id))
-        .bind(uuid_bytes(c.outdial_id))
-        .bind(uuid_bytes(c.outdial_target_id))
-        .bind(uuid_bytes(c.queue_id))
-        .bind(uuid_bytes(c.activeflow_id))
-        .bind(uuid_bytes(c.flow_id))
-        .bind(enum_str(&c.reference_type))
-        .bind(uuid_bytes(c.reference_id))
-        .bind(enum_str(&c.status))
-        .bind(enum_str(&c.result))
-        .bind(json_text(&c.source))
-        .bind(json_text(&c.destination))
-        .bind(c.destination_index)
-        .bind(c.try_count)
-        .bind(db_time(now()))
-        .execute(&self.pool)
-        .await?;
-        table::refresh::<Campaigncall>(&self.pool, &self.cache, c.id)
+        insert(c).execute(&self.pool).await?;
+        self.refresh(c.id).await
+    }
+
+    /// Re-reads a row just written and refreshes its cache entry.
+    pub(super) async fn refresh(&self, id: Uuid) -> StoreResult<Campaigncall> {
+        table::refresh::<Campaigncall>(&self.pool, &self.cache, id)
             .await?
             .ok_or(super::StoreError::Database(sqlx::Error::RowNotFound))
     }

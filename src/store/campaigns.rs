@@ -363,6 +363,77 @@ impl Campaigns {
         Ok(changed == 1)
     }
 
+    /// Campaigns left `stopping` with their execution ended and no campaigncall up, last
+    /// changed before `before` (the repair stops them).
+    pub async fn ids_stopping_idle(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        self.ids_where(
+            "status = 'stopping' AND execute = 'stop' AND NOT EXISTS (SELECT 1 FROM \
+             campaign_campaigncalls cc WHERE cc.campaign_id = campaign_campaigns.id \
+             AND cc.status IN ('dialing', 'progressing') AND cc.tm_delete IS NULL)",
+            before,
+        )
+        .await
+    }
+
+    /// Campaigns left `run` with `execute = stop` (an `end_execution` cut short), last changed
+    /// before `before`.
+    pub async fn ids_run_not_executing(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        self.ids_where("status = 'run' AND execute = 'stop'", before)
+            .await
+    }
+
+    async fn ids_where(
+        &self,
+        condition: &'static str,
+        before: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Vec<Uuid>> {
+        let sql = format!(
+            "SELECT id FROM campaign_campaigns WHERE {condition} AND tm_delete IS NULL \
+             AND (tm_update IS NULL OR tm_update < ?) LIMIT 1000"
+        );
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(db_time(before))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(b,)| Uuid::from_slice(&b).ok())
+            .collect())
+    }
+
+    /// Sets `execute = stop` only if the campaign still has the status and execute the caller
+    /// saw, so a tick that read `stopping` cannot undo a `run` that landed meanwhile. Returns
+    /// whether it changed.
+    pub async fn stop_execute_if(
+        &self,
+        id: Uuid,
+        seen_status: CampaignStatus,
+        seen_execute: Execute,
+    ) -> StoreResult<bool> {
+        let changed = table::update_where::<Campaign>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("execute = 'stop'");
+            },
+            |q| {
+                q.push(" AND status = ")
+                    .push_bind(enum_str(&seen_status))
+                    .push(" AND execute = ")
+                    .push_bind(enum_str(&seen_execute));
+            },
+        )
+        .await?;
+        table::refresh::<Campaign>(&self.pool, &self.cache, id).await?;
+        Ok(changed == 1)
+    }
+
     /// Soft-deletes; returns the deleted row (None if unknown). Deleting twice does not
     /// re-stamp `tm_delete`.
     pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Campaign>> {

@@ -8,6 +8,7 @@
 mod cache;
 mod campaigncalls;
 mod campaigns;
+mod dials;
 pub mod filter;
 mod outplans;
 pub mod page;
@@ -22,9 +23,41 @@ use sqlx::{ConnectOptions, MySqlPool};
 pub use cache::Cache;
 pub use campaigncalls::Campaigncalls;
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
+pub use dials::{DialFence, DialRecords, DialStep, Overdue, OverdueRule, Recorded};
 pub use filter::Filters;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
+
+/// A held MySQL named lock (see [`Store::try_lock`]). Release it with [`NamedLock::release`];
+/// dropped without that, its connection is closed rather than returned to the pool, which
+/// frees the lock too.
+pub struct NamedLock {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::MySql>>,
+    name: String,
+}
+
+impl NamedLock {
+    /// Releases the lock and returns the connection to the pool.
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let released = sqlx::query("SELECT RELEASE_LOCK(?)")
+                .bind(&self.name)
+                .execute(&mut *conn)
+                .await;
+            if released.is_err() {
+                conn.close_on_drop();
+            }
+        }
+    }
+}
+
+impl Drop for NamedLock {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -70,6 +103,8 @@ pub struct Store {
     pub campaigncalls: Campaigncalls,
     /// Outplans.
     pub outplans: Outplans,
+    /// The service's own dial records and fences.
+    pub dials: DialRecords,
 }
 
 impl Store {
@@ -91,6 +126,10 @@ impl Store {
         Store {
             campaigns: Campaigns::new(pool.clone(), cache.clone()),
             campaigncalls: Campaigncalls::new(pool.clone(), cache.clone()),
+            dials: DialRecords::new(
+                pool.clone(),
+                Campaigncalls::new(pool.clone(), cache.clone()),
+            ),
             outplans: Outplans::new(pool.clone(), cache),
             pool,
         }
@@ -100,6 +139,30 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
         Ok(())
+    }
+
+    /// Takes the MySQL named lock `name` (scoped to this database) without waiting; `None`
+    /// when another session holds it. The lock dies with its connection, so a process that dies
+    /// while holding it frees it at once.
+    pub async fn try_lock(&self, name: &str) -> StoreResult<Option<NamedLock>> {
+        let mut conn = self.pool.acquire().await?;
+        let (db,): (Option<String>,) = sqlx::query_as("SELECT DATABASE()")
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut full = format!("{}.{name}", db.unwrap_or_default());
+        // MariaDB caps lock names at 64 characters.
+        full.truncate(64);
+        let (got,): (Option<i64>,) = sqlx::query_as("SELECT GET_LOCK(?, 0)")
+            .bind(&full)
+            .fetch_one(&mut *conn)
+            .await?;
+        if got != Some(1) {
+            return Ok(None);
+        }
+        Ok(Some(NamedLock {
+            conn: Some(conn),
+            name: full,
+        }))
     }
 
     /// Whether the database answers.

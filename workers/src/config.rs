@@ -34,6 +34,10 @@ pub struct SchedulerConfig {
     /// being renewed, before the chain counts as lost and the reconciler re-seeds it. Must exceed
     /// the shortest tick cadence. Running ticks are renewed every `lease / 3`.
     pub lease: Duration,
+    /// Longest a tick may run. Past it its lease is no longer renewed (so a hung tick's chain is
+    /// re-seeded within one more `lease`), and [`Tick::deadline_ms`](crate::Tick) tells the runner
+    /// that its remaining writes must be refused.
+    pub max_tick: Duration,
     /// How often the reconciler compares chains with [`ChainSource::wanted`](crate::ChainSource).
     pub reconcile_interval: Duration,
     /// Re-seeded chains get their first tick spread over this window, so a flushed Redis does not
@@ -65,6 +69,7 @@ impl Default for SchedulerConfig {
             feed_batch: 500,
             max_queued: 2000,
             lease: Duration::from_secs(3),
+            max_tick: Duration::from_secs(30),
             reconcile_interval: Duration::from_secs(2),
             reseed_spread: Duration::from_millis(500),
             vacuum_interval: Duration::from_secs(5),
@@ -107,6 +112,9 @@ impl SchedulerConfig {
         }
         if self.lease < Duration::from_millis(100) {
             return fail("lease must be at least 100 ms");
+        }
+        if self.max_tick < self.lease {
+            return fail("max_tick must be at least one lease");
         }
         if self.poll_interval.is_zero() || self.feed_interval.is_zero() {
             return fail("poll_interval and feed_interval must be non-zero");

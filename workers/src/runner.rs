@@ -30,6 +30,21 @@ pub struct Tick {
     /// When the tick was claimed, in milliseconds since the Unix epoch (Redis clock);
     /// always `>= due_at_ms`.
     pub claimed_at_ms: u64,
+    /// The tick's deadline, ms since the Unix epoch (Redis clock): `claimed_at_ms + max_tick`.
+    /// Its lease is not renewed past it, so the chain may then be re-seeded and run by another
+    /// tick: a runner must not commit side effects after it (the campaign tick hands it to
+    /// MySQL, which refuses the dial of a late tick, together with [`Tick::seq`] as a fencing
+    /// token).
+    pub deadline_ms: u64,
+    /// The same deadline on this process' monotonic clock, for checks made without a server.
+    pub deadline: std::time::Instant,
+}
+
+impl Tick {
+    /// Whether the deadline has passed by this process' monotonic clock.
+    pub fn expired(&self) -> bool {
+        std::time::Instant::now() >= self.deadline
+    }
 }
 
 /// Runs one tick of a chain. Implemented by the domain (the campaign tick).

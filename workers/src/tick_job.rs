@@ -53,6 +53,8 @@ pub(crate) struct TickContext {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) stopping: watch::Receiver<bool>,
     pub(crate) lease: Duration,
+    /// Longest a tick may run (its lease is not renewed past it).
+    pub(crate) max_tick: Duration,
     /// Redis clock minus local clock, ms.
     pub(crate) clock_offset_ms: i64,
     /// Delay before the next tick when the runner panicked.
@@ -147,8 +149,10 @@ impl TickContext {
         let Some(_permit) = permit else {
             return self.hand_back(&job).await;
         };
-        // 2. Claim.
+        // 2. Claim. The local deadline is taken before the claim is sent, so it never lies
+        // later than the one derived from the Redis clock.
         let mut failures = 0;
+        let mut deadline = std::time::Instant::now() + self.max_tick;
         let claimed_at_ms = loop {
             match self
                 .state
@@ -166,6 +170,7 @@ impl TickContext {
                     if self.sleep_unless_stopping(wait).await {
                         return self.hand_back(&job).await;
                     }
+                    deadline = std::time::Instant::now() + self.max_tick;
                 }
                 Err(e) => {
                     failures += 1;
@@ -189,8 +194,11 @@ impl TickContext {
             seq: job.seq,
             due_at_ms: job.due_at_ms,
             claimed_at_ms,
+            deadline_ms: claimed_at_ms
+                .saturating_add(u64::try_from(self.max_tick.as_millis()).unwrap_or(u64::MAX)),
+            deadline,
         };
-        self.running.insert(&job.id, next_seq);
+        self.running.insert(&job.id, next_seq, deadline);
         self.metrics.running_ticks.inc();
         let outcome = match AssertUnwindSafe(self.runner.run_tick(&tick))
             .catch_unwind()

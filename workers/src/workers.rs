@@ -79,6 +79,7 @@ pub async fn run_workers(
         permits: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
         stopping: stop_rx.clone(),
         lease: cfg.lease,
+        max_tick: cfg.max_tick,
         clock_offset_ms,
         panic_backoff: PANIC_BACKOFF,
     });

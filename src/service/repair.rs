@@ -1,0 +1,243 @@
+//! The campaigncall repair: finds what a crash, a stall, a lost reply or a lost event left
+//! open, and resolves it by asking the peer that knows, never by dialing again.
+//!
+//! A pass (run every few seconds by every process with tick workers, one process at a time
+//! under a MySQL named lock, at most `batch` campaigncalls per pass):
+//! * an open campaigncall past its rule ([`OverdueRule`]: `dialing` or unconfirmed longer than
+//!   the outplan's `dial_timeout` + margin, `progressing` longer than the longest call) is
+//!   looked up at its peer by the id chosen before the peer was asked:
+//!   - call-manager `GET /v1/calls/<id>`: 404 → the call was never created: `done/fail`,
+//!     target `idle`, try free again; `status: hangup` → finished with its `hangup_reason`
+//!     (the hangup event was lost); any other status → still up, looked at again later
+//!     (30 s doubling to 10 min);
+//!   - flow-manager `GET /v1/activeflows/<id>`: 404 → never created (`fail`, as above);
+//!     `ended` or deleted → `done/success` (the `activeflow_deleted` event was lost);
+//!     running → later;
+//!   - a peer error leaves it for the next pass.
+//! * then campaigns whose state change was cut short are completed: `stopping` with nothing up
+//!   becomes `stop`; `run` with `execute = stop` (a crash inside `end_execution`) is stopped as
+//!   the tick had decided.
+//!
+//! Why the margin makes "404" mean "never": a tick asks a peer only before its deadline
+//! (`max_tick`), and the request expires in the broker after the RPC timeout; the margin is
+//! configured larger than both, so by the time the repair asks, no request for that id can
+//! still arrive.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::{Service, ServiceResult, hangup_result};
+use crate::model::{Campaigncall, CampaigncallResult, ReferenceType};
+use crate::store::{Overdue, OverdueRule};
+
+/// Settings of the repair.
+#[derive(Debug, Clone, Copy)]
+pub struct RepairSettings {
+    /// When open campaigncalls are looked at.
+    pub rule: OverdueRule,
+    /// Most campaigncalls looked at per pass.
+    pub batch: u32,
+    /// Campaigns whose last change is younger than this are left alone (their change may
+    /// still be in progress in another process).
+    pub settle: Duration,
+}
+
+impl Default for RepairSettings {
+    fn default() -> Self {
+        RepairSettings {
+            rule: OverdueRule {
+                margin_ms: 60_000,
+                max_call_ms: 3_600_000,
+            },
+            batch: 100,
+            settle: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Campaigncalls looked at.
+    pub checked: usize,
+    /// Campaigncalls finished.
+    pub finished: usize,
+    /// Campaigns whose state was completed.
+    pub campaigns: usize,
+    /// False when another process held the repair lock.
+    pub ran: bool,
+}
+
+/// What the peer said about an open campaigncall.
+enum Found {
+    NeverCreated,
+    Ended(CampaigncallResult, &'static str),
+    StillUp,
+}
+
+/// Runs a repair pass every `interval` until `stop` resolves.
+pub async fn run_repair(
+    service: Service,
+    settings: RepairSettings,
+    interval: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = &mut stop => return,
+        }
+        match service.repair_pass(&settings).await {
+            Ok(r) if r.finished > 0 || r.campaigns > 0 => {
+                tracing::info!(
+                    checked = r.checked,
+                    finished = r.finished,
+                    campaigns = r.campaigns,
+                    "repair pass"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "repair pass failed"),
+        }
+    }
+}
+
+impl Service {
+    /// One repair pass (module doc), if no other process is running one.
+    pub async fn repair_pass(&self, settings: &RepairSettings) -> ServiceResult<RepairReport> {
+        let Some(lock) = self.store.try_lock("campaigncall-repair").await? else {
+            return Ok(RepairReport::default());
+        };
+        let result = self.repair_unlocked(settings).await;
+        lock.release().await;
+        result
+    }
+
+    async fn repair_unlocked(&self, settings: &RepairSettings) -> ServiceResult<RepairReport> {
+        let mut report = RepairReport {
+            ran: true,
+            ..RepairReport::default()
+        };
+        let overdue = self
+            .store
+            .dials
+            .overdue(settings.rule, settings.batch)
+            .await?;
+        for o in overdue {
+            report.checked += 1;
+            match self.repair_campaigncall(&o).await {
+                Ok(true) => report.finished += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(campaigncall_id = %o.campaigncall.id, error = %e, "repair failed; next pass");
+                }
+            }
+        }
+        let settled = Utc::now()
+            - chrono::Duration::from_std(settings.settle).unwrap_or(chrono::Duration::zero());
+        for id in self.store.campaigns.ids_stopping_idle(settled).await? {
+            if self.repair_campaign(id, "stopping_stopped").await {
+                report.campaigns += 1;
+            }
+        }
+        for id in self.store.campaigns.ids_run_not_executing(settled).await? {
+            if self.repair_campaign(id, "run_without_execution").await {
+                report.campaigns += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn repair_campaign(&self, id: Uuid, repair: &'static str) -> bool {
+        match self.stop_campaign(id).await {
+            Ok(c) => {
+                tracing::info!(campaign_id = %id, repair, status = ?c.status, "campaign state completed");
+                self.metrics
+                    .campaign_repair_total
+                    .with_label_values(&[repair])
+                    .inc();
+                true
+            }
+            Err(e) => {
+                tracing::warn!(campaign_id = %id, error = %e, "campaign repair failed");
+                false
+            }
+        }
+    }
+
+    /// Resolves one open campaigncall; true if it finished it.
+    async fn repair_campaigncall(&self, o: &Overdue) -> ServiceResult<bool> {
+        let cc = &o.campaigncall;
+        let found = match self.ask_peer(cc).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.count_repair("peer_error");
+                return Err(e);
+            }
+        };
+        match found {
+            Found::NeverCreated => {
+                self.count_repair("never_created");
+                tracing::info!(campaigncall_id = %cc.id, step = ?o.step, "peer never created the call; campaigncall failed");
+                let done = self
+                    .finish_campaigncall(cc.id, CampaigncallResult::Fail)
+                    .await?
+                    .is_some();
+                self.store.dials.release_try(cc.id).await?;
+                self.campaigncall_ended(cc.campaign_id).await?;
+                Ok(done)
+            }
+            Found::Ended(result, found) => {
+                self.count_repair(found);
+                tracing::info!(campaigncall_id = %cc.id, ?result, "peer reports the call ended; campaigncall finished");
+                let done = self.finish_campaigncall(cc.id, result).await?.is_some();
+                self.campaigncall_ended(cc.campaign_id).await?;
+                Ok(done)
+            }
+            Found::StillUp => {
+                self.count_repair("still_up");
+                let wait = 30_i64.saturating_mul(1 << o.checks.clamp(0, 5)).min(600);
+                self.store
+                    .dials
+                    .check_later(cc.id, Utc::now() + chrono::Duration::seconds(wait))
+                    .await?;
+                Ok(false)
+            }
+        }
+    }
+
+    async fn ask_peer(&self, cc: &Campaigncall) -> ServiceResult<Found> {
+        Ok(match cc.reference_type {
+            ReferenceType::Call if !cc.reference_id.is_nil() => {
+                match self.peers.call.get_call(cc.reference_id).await? {
+                    None => Found::NeverCreated,
+                    Some(call) if call.is_hungup() => {
+                        Found::Ended(hangup_result(&call.hangup_reason), "hangup_lost")
+                    }
+                    Some(_) => Found::StillUp,
+                }
+            }
+            ReferenceType::Flow if !cc.activeflow_id.is_nil() => {
+                match self.peers.flow.get_activeflow(cc.activeflow_id).await? {
+                    None => Found::NeverCreated,
+                    Some(af) if af.is_finished() => {
+                        Found::Ended(CampaigncallResult::Success, "flow_ended")
+                    }
+                    Some(_) => Found::StillUp,
+                }
+            }
+            // Nothing to ask about (a legacy row without a reference): nobody can end it.
+            _ => Found::Ended(CampaigncallResult::Fail, "no_reference"),
+        })
+    }
+
+    fn count_repair(&self, found: &'static str) {
+        self.metrics
+            .campaigncall_repair_total
+            .with_label_values(&[found])
+            .inc();
+    }
+}

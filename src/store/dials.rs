@@ -1,0 +1,307 @@
+//! `campaign_dials` and `campaign_dial_fences`: the service's own record of each dial attempt,
+//! which makes a dial at-most-once per (target, destination, try) whatever the interleaving of
+//! stale and fresh ticks, and lets the campaigncall repair find what a crash left behind.
+//!
+//! A dial is recorded in one transaction ([`DialRecords::record`]):
+//! 1. the campaign's fence row is locked; if it holds a higher tick sequence number than the
+//!    tick's own, the tick is stale (its chain was re-seeded) and nothing is written;
+//! 2. MySQL's clock must not have passed the tick's deadline (a tick that stalled past it may
+//!    already have a successor, so it writes nothing);
+//! 3. the campaign must still be `run` with `execute = run` (a stop that landed meanwhile wins);
+//! 4. the dial row is inserted: its unique key refuses a second record of one try;
+//! 5. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
+//!
+//! Either all of it is committed or nothing. Afterwards the tick advances the row's `step` as the
+//! dial progresses (target claimed, peer asked); the step tells the repair what may have
+//! happened, and the ids tell it whom to ask.
+//!
+//! The fence compares with `<=`, not `<`: a tick may record several dials (one per target it
+//! picks), while any tick older than one that already dialed is refused.
+
+use chrono::{DateTime, Utc};
+use sqlx::{AssertSqlSafe, MySqlPool, Row};
+use uuid::Uuid;
+
+use super::campaigncalls::{Campaigncalls, insert};
+use super::row::{RowReader, db_time, now, uuid_bytes};
+use super::table::Record;
+use super::{StoreError, StoreResult};
+use crate::model::Campaigncall;
+
+/// The tick's fencing token and deadline, checked by MySQL when a dial is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DialFence {
+    /// The tick's sequence number in its chain (grows with every tick and every re-seed).
+    pub seq: u64,
+    /// After this instant (by the database's clock) the tick may record nothing.
+    pub deadline: DateTime<Utc>,
+}
+
+/// How far a dial is known to have got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialStep {
+    /// The campaigncall is written; the outdial target may or may not be claimed.
+    Recorded,
+    /// The target is claimed (`progressing` at outdial-manager); the peer is not asked yet, or
+    /// its request may be in flight.
+    TargetClaimed,
+    /// The peer confirmed the call or the executed activeflow.
+    Requested,
+    /// The peer was asked and its reply was lost (timeout, transport): the call may exist.
+    Unknown,
+}
+
+impl DialStep {
+    fn as_str(self) -> &'static str {
+        match self {
+            DialStep::Recorded => "recorded",
+            DialStep::TargetClaimed => "target_claimed",
+            DialStep::Requested => "requested",
+            DialStep::Unknown => "unknown",
+        }
+    }
+
+    fn parse(s: &str) -> Option<DialStep> {
+        Some(match s {
+            "recorded" => DialStep::Recorded,
+            "target_claimed" => DialStep::TargetClaimed,
+            "requested" => DialStep::Requested,
+            "unknown" => DialStep::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// What [`DialRecords::record`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// The dial is recorded; here is the campaigncall as stored.
+    Dial(Box<Campaigncall>),
+    /// A newer tick of the campaign already recorded a dial: this tick is stale.
+    Stale,
+    /// The tick's deadline has passed.
+    Late,
+    /// This (target, destination, try) is already recorded.
+    TryTaken,
+    /// The campaign is no longer `run` (or is gone).
+    NotRunning,
+}
+
+/// An open campaigncall the repair should look at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overdue {
+    /// The campaigncall.
+    pub campaigncall: Campaigncall,
+    /// Its dial step (`None` for campaigncalls this service did not record, e.g. the Go
+    /// service's).
+    pub step: Option<DialStep>,
+    /// How often the repair already found it still up.
+    pub checks: i32,
+}
+
+/// When the repair looks at open campaigncalls.
+#[derive(Debug, Clone, Copy)]
+pub struct OverdueRule {
+    /// Added to the outplan's `dial_timeout`: a campaigncall still `dialing` (or whose peer
+    /// request is unconfirmed) that long after its creation is checked.
+    pub margin_ms: i64,
+    /// A `progressing` campaigncall whose peer confirmed it is checked after this long.
+    pub max_call_ms: i64,
+}
+
+/// The dial repository.
+#[derive(Clone)]
+pub struct DialRecords {
+    pool: MySqlPool,
+    campaigncalls: Campaigncalls,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl DialRecords {
+    pub(super) fn new(pool: MySqlPool, campaigncalls: Campaigncalls) -> DialRecords {
+        DialRecords {
+            pool,
+            campaigncalls,
+        }
+    }
+
+    /// Records a dial attempt if the fence, the deadline, the campaign's state and the try all
+    /// allow it (module doc). The campaigncall's cache entry is refreshed afterwards.
+    pub async fn record(&self, cc: &Campaigncall, fence: DialFence) -> StoreResult<Recorded> {
+        let campaign = uuid_bytes(cc.campaign_id);
+        let t = db_time(now());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO campaign_dial_fences (campaign_id, seq, tm_update) VALUES (?, 0, ?) \
+             ON DUPLICATE KEY UPDATE campaign_id = campaign_id",
+        )
+        .bind(&campaign)
+        .bind(t)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query(
+            "SELECT seq, UTC_TIMESTAMP(6) < ? AS in_time FROM campaign_dial_fences \
+             WHERE campaign_id = ? FOR UPDATE",
+        )
+        .bind(db_time(fence.deadline))
+        .bind(&campaign)
+        .fetch_one(&mut *tx)
+        .await?;
+        let current: u64 = row.try_get("seq")?;
+        let in_time: i64 = row.try_get("in_time")?;
+        if current > fence.seq {
+            return Ok(Recorded::Stale);
+        }
+        if in_time != 1 {
+            return Ok(Recorded::Late);
+        }
+        let running: Option<(i64,)> = sqlx::query_as(
+            "SELECT 1 FROM campaign_campaigns WHERE id = ? AND status = 'run' \
+             AND execute = 'run' AND tm_delete IS NULL LOCK IN SHARE MODE",
+        )
+        .bind(&campaign)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if running.is_none() {
+            return Ok(Recorded::NotRunning);
+        }
+        sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
+            .bind(fence.seq)
+            .bind(t)
+            .bind(&campaign)
+            .execute(&mut *tx)
+            .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO campaign_dials (campaigncall_id, campaign_id, outdial_target_id, \
+             destination_index, try_count, seq, step, checks, tm_create, tm_step, tm_next_check) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL)",
+        )
+        .bind(uuid_bytes(cc.id))
+        .bind(&campaign)
+        .bind(uuid_bytes(cc.outdial_target_id))
+        .bind(cc.destination_index)
+        .bind(cc.try_count)
+        .bind(fence.seq)
+        .bind(DialStep::Recorded.as_str())
+        .bind(t)
+        .bind(t)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(Recorded::TryTaken),
+            Err(e) => return Err(e.into()),
+        }
+        insert(cc).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Recorded::Dial(Box::new(
+            self.campaigncalls.refresh(cc.id).await?,
+        )))
+    }
+
+    /// Records that the dial of `campaigncall_id` reached `step`.
+    pub async fn set_step(&self, campaigncall_id: Uuid, step: DialStep) -> StoreResult<()> {
+        sqlx::query("UPDATE campaign_dials SET step = ?, tm_step = ? WHERE campaigncall_id = ?")
+            .bind(step.as_str())
+            .bind(db_time(now()))
+            .bind(uuid_bytes(campaigncall_id))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The dial step of a campaigncall (`None`: not recorded by this service).
+    pub async fn step(&self, campaigncall_id: Uuid) -> StoreResult<Option<DialStep>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT step FROM campaign_dials WHERE campaigncall_id = ?")
+                .bind(uuid_bytes(campaigncall_id))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|(s,)| DialStep::parse(&s)))
+    }
+
+    /// Frees the try of a dial that placed no call (refused, or never sent), so the same
+    /// (target, destination, try) can be dialed again. Only for a campaigncall that is done.
+    pub async fn release_try(&self, campaigncall_id: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM campaign_dials WHERE campaigncall_id = ?")
+            .bind(uuid_bytes(campaigncall_id))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Postpones the next look of the repair at a campaigncall that is still up.
+    pub async fn check_later(&self, campaigncall_id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE campaign_dials SET checks = checks + 1, tm_next_check = ? \
+             WHERE campaigncall_id = ?",
+        )
+        .bind(db_time(at))
+        .bind(uuid_bytes(campaigncall_id))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` open campaigncalls past their rule (oldest first), whose next check is due.
+    pub async fn overdue(&self, rule: OverdueRule, limit: u32) -> StoreResult<Vec<Overdue>> {
+        let columns: Vec<String> = Campaigncall::COLUMNS
+            .split(',')
+            .map(|c| format!("c.{}", c.trim()))
+            .collect();
+        let smallest = rule.margin_ms.min(rule.max_call_ms).max(0);
+        let sql = format!(
+            "SELECT {}, d.step AS dial_step, COALESCE(d.checks, 0) AS dial_checks \
+             FROM campaign_campaigncalls c \
+             LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
+             LEFT JOIN campaign_outplans o ON o.id = c.outplan_id \
+             WHERE c.status IN ('dialing', 'progressing') AND c.tm_delete IS NULL \
+               AND c.tm_create < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND \
+               AND (d.tm_next_check IS NULL OR d.tm_next_check <= UTC_TIMESTAMP(6)) \
+               AND ( \
+                 ((c.status = 'dialing' OR (d.step IS NOT NULL AND d.step <> 'requested')) \
+                   AND c.tm_create < UTC_TIMESTAMP(6) \
+                     - INTERVAL (GREATEST(COALESCE(o.dial_timeout, 0), 0) + ?) * 1000 MICROSECOND) \
+                 OR (c.status = 'progressing' \
+                   AND COALESCE(c.tm_update, c.tm_create) < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND) \
+               ) \
+             ORDER BY c.tm_create LIMIT ?",
+            columns.join(", ")
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(smallest * 1000)
+            .bind(rule.margin_ms)
+            .bind(rule.max_call_ms.max(0) * 1000)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let campaigncall = Campaigncall::from_row(&RowReader {
+                    row,
+                    table: Campaigncall::TABLE,
+                })?;
+                let step: Option<String> = row.try_get("dial_step")?;
+                let checks: i64 = row.try_get("dial_checks")?;
+                Ok(Overdue {
+                    campaigncall,
+                    step: step.as_deref().and_then(DialStep::parse),
+                    checks: i32::try_from(checks).unwrap_or(i32::MAX),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()
+    }
+
+    /// The highest tick number that recorded a dial of the campaign (0 when none).
+    pub async fn fence(&self, campaign_id: Uuid) -> StoreResult<u64> {
+        let row: Option<(u64,)> =
+            sqlx::query_as("SELECT seq FROM campaign_dial_fences WHERE campaign_id = ?")
+                .bind(uuid_bytes(campaign_id))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(s,)| s).unwrap_or(0))
+    }
+}
