@@ -147,10 +147,8 @@ async fn service(ctx: &Ctx, db: &TestDb, prefix: &TestPrefix) -> App {
         queue_prefix: ctx.queue_prefix.clone(),
         cache_prefix: prefix.0.clone(),
         tick_namespace: ctx.namespace.clone(),
-        first_tick_ms: 1000,
-        dial_tick_ms: 500,
-        wait_tick_ms: 5000,
         serve_http: false,
+        ..Settings::from_env()
     };
     App::start(&infra, &settings, Role::Service)
         .await

@@ -109,6 +109,99 @@ pub struct OverdueRule {
     pub max_call_ms: i64,
 }
 
+/// The statements of [`DialRecords::record`] inside its transaction; `Some` is a refusal.
+async fn record_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    cc: &Campaigncall,
+    fence: DialFence,
+) -> StoreResult<Option<Recorded>> {
+    let campaign = uuid_bytes(cc.campaign_id);
+    let t = db_time(now());
+    sqlx::query(
+        "INSERT INTO campaign_dial_fences (campaign_id, seq, tm_update) VALUES (?, 0, ?) \
+         ON DUPLICATE KEY UPDATE campaign_id = campaign_id",
+    )
+    .bind(&campaign)
+    .bind(t)
+    .execute(&mut **tx)
+    .await?;
+    let row = sqlx::query(
+        "SELECT seq, UTC_TIMESTAMP(6) < ? AS in_time FROM campaign_dial_fences \
+         WHERE campaign_id = ? FOR UPDATE",
+    )
+    .bind(db_time(fence.deadline))
+    .bind(&campaign)
+    .fetch_one(&mut **tx)
+    .await?;
+    let current: u64 = row.try_get("seq")?;
+    let in_time: i64 = row.try_get("in_time")?;
+    if current > fence.seq {
+        return Ok(Some(Recorded::Stale));
+    }
+    if in_time != 1 {
+        return Ok(Some(Recorded::Late));
+    }
+    let running: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM campaign_campaigns WHERE id = ? AND status = 'run' \
+         AND execute = 'run' AND tm_delete IS NULL LOCK IN SHARE MODE",
+    )
+    .bind(&campaign)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if running.is_none() {
+        return Ok(Some(Recorded::NotRunning));
+    }
+    sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
+        .bind(fence.seq)
+        .bind(t)
+        .bind(&campaign)
+        .execute(&mut **tx)
+        .await?;
+    let insert_dial = || {
+        sqlx::query(
+            "INSERT INTO campaign_dials (campaigncall_id, campaign_id, outdial_target_id, \
+             destination_index, try_count, seq, step, checks, tm_create, tm_step, tm_next_check) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL)",
+        )
+        .bind(uuid_bytes(cc.id))
+        .bind(campaign.clone())
+        .bind(uuid_bytes(cc.outdial_target_id))
+        .bind(cc.destination_index)
+        .bind(cc.try_count)
+        .bind(fence.seq)
+        .bind(DialStep::Recorded.as_str())
+        .bind(t)
+        .bind(t)
+    };
+    match insert_dial().execute(&mut **tx).await {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            // The try is taken. If its campaigncall is done and never got past the target
+            // claim, no call was placed for it (a crash or refusal the repair or the tick
+            // already resolved): the try is free again.
+            let freed = sqlx::query(
+                "DELETE d FROM campaign_dials d JOIN campaign_campaigncalls c \
+                 ON c.id = d.campaigncall_id WHERE d.outdial_target_id = ? \
+                 AND d.destination_index = ? AND d.try_count = ? AND c.status = 'done' \
+                 AND d.step IN ('recorded', 'target_claimed')",
+            )
+            .bind(uuid_bytes(cc.outdial_target_id))
+            .bind(cc.destination_index)
+            .bind(cc.try_count)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+            if freed == 0 {
+                return Ok(Some(Recorded::TryTaken));
+            }
+            insert_dial().execute(&mut **tx).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    insert(cc).execute(&mut **tx).await?;
+    Ok(None)
+}
+
 /// The dial repository.
 #[derive(Clone)]
 pub struct DialRecords {
@@ -131,72 +224,21 @@ impl DialRecords {
     /// Records a dial attempt if the fence, the deadline, the campaign's state and the try all
     /// allow it (module doc). The campaigncall's cache entry is refreshed afterwards.
     pub async fn record(&self, cc: &Campaigncall, fence: DialFence) -> StoreResult<Recorded> {
-        let campaign = uuid_bytes(cc.campaign_id);
-        let t = db_time(now());
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO campaign_dial_fences (campaign_id, seq, tm_update) VALUES (?, 0, ?) \
-             ON DUPLICATE KEY UPDATE campaign_id = campaign_id",
-        )
-        .bind(&campaign)
-        .bind(t)
-        .execute(&mut *tx)
-        .await?;
-        let row = sqlx::query(
-            "SELECT seq, UTC_TIMESTAMP(6) < ? AS in_time FROM campaign_dial_fences \
-             WHERE campaign_id = ? FOR UPDATE",
-        )
-        .bind(db_time(fence.deadline))
-        .bind(&campaign)
-        .fetch_one(&mut *tx)
-        .await?;
-        let current: u64 = row.try_get("seq")?;
-        let in_time: i64 = row.try_get("in_time")?;
-        if current > fence.seq {
-            return Ok(Recorded::Stale);
+        let refused = record_in(&mut tx, cc, fence).await;
+        match refused {
+            Ok(None) => tx.commit().await?,
+            // Roll back right away: a transaction left for the pool to roll back later would
+            // hold the fence row's lock until the connection is used again.
+            Ok(Some(refusal)) => {
+                tx.rollback().await?;
+                return Ok(refusal);
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
         }
-        if in_time != 1 {
-            return Ok(Recorded::Late);
-        }
-        let running: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM campaign_campaigns WHERE id = ? AND status = 'run' \
-             AND execute = 'run' AND tm_delete IS NULL LOCK IN SHARE MODE",
-        )
-        .bind(&campaign)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if running.is_none() {
-            return Ok(Recorded::NotRunning);
-        }
-        sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
-            .bind(fence.seq)
-            .bind(t)
-            .bind(&campaign)
-            .execute(&mut *tx)
-            .await?;
-        let inserted = sqlx::query(
-            "INSERT INTO campaign_dials (campaigncall_id, campaign_id, outdial_target_id, \
-             destination_index, try_count, seq, step, checks, tm_create, tm_step, tm_next_check) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL)",
-        )
-        .bind(uuid_bytes(cc.id))
-        .bind(&campaign)
-        .bind(uuid_bytes(cc.outdial_target_id))
-        .bind(cc.destination_index)
-        .bind(cc.try_count)
-        .bind(fence.seq)
-        .bind(DialStep::Recorded.as_str())
-        .bind(t)
-        .bind(t)
-        .execute(&mut *tx)
-        .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Ok(Recorded::TryTaken),
-            Err(e) => return Err(e.into()),
-        }
-        insert(cc).execute(&mut *tx).await?;
-        tx.commit().await?;
         Ok(Recorded::Dial(Box::new(
             self.campaigncalls.refresh(cc.id).await?,
         )))
