@@ -817,14 +817,20 @@ mod tests {
             (data(&h)["id"].clone(), data(&h)["status"].clone()),
             (json!(id), json!("ringing"))
         );
-        assert_eq!(data(&s.handle(Service::Call, &get, at(11)))["status"], "terminating");
+        assert_eq!(
+            data(&s.handle(Service::Call, &get, at(11)))["status"],
+            "terminating"
+        );
         assert_eq!(s.hang_up(id, at(12)).len(), 1);
         let h = s.handle(Service::Call, &get, at(13));
         assert_eq!(data(&h)["status"], "hangup");
         assert_eq!(data(&h)["hangup_reason"], "busy");
         assert!(data(&h)["tm_hangup"].is_string());
         let unknown = req("GET", &format!("/v1/calls/{}", Uuid::new_v4()), None);
-        assert_eq!(s.handle(Service::Call, &unknown, now).response.status_code, 404);
+        assert_eq!(
+            s.handle(Service::Call, &unknown, now).response.status_code,
+            404
+        );
     }
 
     #[test]
@@ -898,7 +904,10 @@ mod tests {
         assert_eq!(data(&h)["status"], "running");
         assert!(data(&h)["tm_delete"].is_null());
         let unknown = req("GET", &format!("/v1/activeflows/{}", Uuid::new_v4()), None);
-        assert_eq!(s.handle(Service::Flow, &unknown, now).response.status_code, 404);
+        assert_eq!(
+            s.handle(Service::Flow, &unknown, now).response.status_code,
+            404
+        );
         let exec = req("POST", &format!("/v1/activeflows/{af}/execute"), None).with_data_type("");
         let h = s.handle(Service::Flow, &exec, now);
         assert_eq!(

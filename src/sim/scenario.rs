@@ -315,7 +315,10 @@ mod tests {
             .with_index_override(9, Outcome::Failed);
         let mut rng = s.rng();
         assert_eq!(s.plan_call(&mut rng, Some(0), "a").outcome, Outcome::Busy);
-        assert_eq!(s.plan_call(&mut rng, Some(1), "a").outcome, Outcome::Answered);
+        assert_eq!(
+            s.plan_call(&mut rng, Some(1), "a").outcome,
+            Outcome::Answered
+        );
         assert_eq!(s.plan_call(&mut rng, None, "a").outcome, Outcome::Answered);
         let by_target = Scenario {
             overrides: vec![Override {
