@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use campaign_manager::bus::{Bus, BusOptions, Event, Names, Request, Response};
-use campaign_manager::model::{Address, Call, OutdialTarget};
+use campaign_manager::model::{Action, Address, Call, OutdialTarget};
+use campaign_manager::peers::{BusPeers, CallManager, CallRequest, FlowManager, PeerError};
 use campaign_manager::sim::{
-    Fault, Outcome, Scenario, Service, Sim, TargetSpec, TargetState, admin,
+    Fault, MsRange, Outcome, Override, Scenario, Service, Sim, TargetSpec, TargetState, admin,
 };
 use futures::StreamExt;
 use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
@@ -79,12 +80,18 @@ impl Drop for Env {
 
 impl Env {
     async fn start(scenario: Scenario) -> Env {
+        Env::start_with_timeout(scenario, BusOptions::default().rpc.default_timeout).await
+    }
+
+    /// A simulator and a client whose calls time out after `rpc_timeout`.
+    async fn start_with_timeout(scenario: Scenario, rpc_timeout: Duration) -> Env {
         let names = Names::prefixed(&uniq());
         let sim = Sim::start(names.clone(), URL, scenario)
             .await
             .expect("sim start");
         let mut o = BusOptions::default();
         o.connection.connection_name = "sim-test-client".into();
+        o.rpc.default_timeout = rpc_timeout;
         let client = Bus::connect_with(URL, names.clone(), &prometheus::Registry::new(), o)
             .await
             .expect("client connect");
@@ -94,6 +101,11 @@ impl Env {
             names,
             finished: false,
         }
+    }
+
+    /// The typed peer clients campaign-manager uses, over the test's client bus.
+    fn peers(&self) -> BusPeers {
+        BusPeers::new(self.client.rpc(), self.names.clone())
     }
 
     async fn call(&self, service: Service, req: Request) -> Response {
@@ -162,6 +174,52 @@ async fn next_event(consumer: &mut lapin::Consumer, within: Duration) -> Option<
         .ok()??
         .ok()?;
     serde_json::from_slice(&d.data).ok()
+}
+
+/// The next `call_hangup` of `call_id` (other events are skipped), within `within`.
+async fn hangup_of(
+    consumer: &mut lapin::Consumer,
+    call_id: Uuid,
+    within: Duration,
+) -> Option<Call> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let ev = next_event(consumer, left).await?;
+        if ev.r#type != "call_hangup" {
+            continue;
+        }
+        let call: Call = ev.data_as().ok()?;
+        if call.id == call_id {
+            return Some(call);
+        }
+    }
+}
+
+/// The next `activeflow_deleted` of `id` (other events are skipped), within `within`.
+async fn activeflow_end_of(consumer: &mut lapin::Consumer, id: Uuid, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let Some(ev) = next_event(consumer, left).await else {
+            return false;
+        };
+        let data: Value = ev.data_as().unwrap_or(Value::Null);
+        if ev.r#type == "activeflow_deleted" && data["id"] == id.to_string() {
+            return true;
+        }
+    }
+}
+
+fn call_request(destination: &str) -> CallRequest {
+    CallRequest {
+        call_id: Uuid::new_v4(),
+        customer_id: Uuid::new_v4(),
+        flow_id: Uuid::new_v4(),
+        activeflow_id: Uuid::new_v4(),
+        source: Address::tel("+1"),
+        destination: Address::tel(destination),
+    }
 }
 
 fn body(r: &Response) -> Value {
@@ -647,6 +705,11 @@ async fn http_admin_api() {
             .status_code,
         503
     );
+    let late = r#"{"service":"call","method":"POST","kind":{"late_reply_ms":2500},"count":2}"#;
+    assert_eq!(http(addr, "POST", "/faults", late).await.0, 200);
+    let (_, pending) = http(addr, "GET", "/faults", "").await;
+    assert_eq!(pending[0]["kind"], json!({"late_reply_ms": 2500}));
+    assert_eq!(http(addr, "DELETE", "/faults", "").await.0, 200);
     assert_eq!(
         http(
             addr,
@@ -668,5 +731,221 @@ async fn http_admin_api() {
     assert_eq!(v, json!([]));
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn get_call_answers_each_state_of_the_call_and_none_for_unknown_ids() {
+    // Calls ring for a minute (so they are reliably seen ringing), except later ones.
+    let silent = Override {
+        destination_index: None,
+        target: Some("+9001".into()),
+        outcome: Outcome::Silent,
+    };
+    let env = Env::start(Scenario {
+        ring_ms: MsRange::fixed(60_000),
+        overrides: vec![silent.clone()],
+        ..Scenario::instant(Outcome::Busy)
+    })
+    .await;
+    let (_ch, mut events) = env.listen(&env.names.call_event_exchange).await;
+    let peers = env.peers();
+
+    let ringing = call_request("+1000");
+    peers.create_call(&ringing).await.expect("create");
+    let call = peers
+        .get_call(ringing.call_id)
+        .await
+        .expect("get")
+        .expect("the call exists");
+    assert_eq!(call.id, ringing.call_id);
+    assert_eq!(
+        (call.status.as_str(), call.hangup_reason.as_str()),
+        ("ringing", "")
+    );
+    assert!(!call.is_hungup());
+    let raw = body(
+        &env.get(Service::Call, &format!("/v1/calls/{}", ringing.call_id))
+            .await,
+    );
+    assert!(raw["tm_hangup"].is_null(), "{raw}");
+
+    // From now on calls end at once (busy), except the silent destination, answered at once.
+    env.sim.set_scenario(Scenario {
+        overrides: vec![silent],
+        ..Scenario::instant(Outcome::Busy)
+    });
+    let busy = call_request("+1001");
+    peers.create_call(&busy).await.expect("create");
+    let event = hangup_of(&mut events, busy.call_id, Duration::from_secs(5))
+        .await
+        .expect("call_hangup of the busy call");
+    assert_eq!(event.hangup_reason, "busy");
+    let call = peers
+        .get_call(busy.call_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (call.status.as_str(), call.hangup_reason.as_str()),
+        ("hangup", "busy")
+    );
+    assert!(call.is_hungup());
+    let raw = body(
+        &env.get(Service::Call, &format!("/v1/calls/{}", busy.call_id))
+            .await,
+    );
+    assert!(raw["tm_hangup"].is_string(), "{raw}");
+
+    // A silent call is answered and never ends: no hangup event, `progressing` every time.
+    let lost = call_request("+9001");
+    peers.create_call(&lost).await.expect("create");
+    for _ in 0..3 {
+        let call = peers
+            .get_call(lost.call_id)
+            .await
+            .expect("get")
+            .expect("exists");
+        assert_eq!(
+            (call.status.as_str(), call.hangup_reason.as_str()),
+            ("progressing", "")
+        );
+        assert!(
+            hangup_of(&mut events, lost.call_id, Duration::from_millis(200))
+                .await
+                .is_none()
+        );
+    }
+    // The first call still rings; an unknown id is no call at all.
+    let call = peers
+        .get_call(ringing.call_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(call.status, "ringing");
+    assert_eq!(peers.get_call(Uuid::new_v4()).await.expect("get"), None);
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn get_activeflow_answers_running_then_ended_and_none_for_unknown_ids() {
+    let env = Env::start(Scenario::instant(Outcome::Answered)).await;
+    let (_ch, mut events) = env.listen(&env.names.flow_event_exchange).await;
+    let peers = env.peers();
+    let customer = Uuid::new_v4();
+    let flow = peers
+        .create_flow(customer, &[Action::queue_join(Uuid::nil())])
+        .await
+        .expect("flow");
+    let af = Uuid::new_v4();
+    peers
+        .create_activeflow(af, customer, flow.id, Uuid::new_v4())
+        .await
+        .expect("activeflow");
+    let got = peers
+        .get_activeflow(af)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (got.id, got.status.as_str(), got.tm_delete),
+        (af, "running", None)
+    );
+    assert!(!got.is_finished());
+
+    peers.execute_activeflow(af).await.expect("execute");
+    assert!(activeflow_end_of(&mut events, af, Duration::from_secs(5)).await);
+    let got = peers
+        .get_activeflow(af)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.status, "ended");
+    assert!(got.tm_delete.is_some());
+    assert!(got.is_finished());
+    assert_eq!(
+        peers.get_activeflow(Uuid::new_v4()).await.expect("get"),
+        None
+    );
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn late_reply_times_the_caller_out_but_the_request_takes_effect() {
+    let timeout = Duration::from_millis(1000);
+    let late = Duration::from_millis(3000);
+    let env = Env::start_with_timeout(
+        Scenario {
+            ring_ms: MsRange::fixed(1500),
+            ..Scenario::instant(Outcome::NoAnswer)
+        },
+        timeout,
+    )
+    .await;
+    let (_calls_ch, mut call_events) = env.listen(&env.names.call_event_exchange).await;
+    let (_flows_ch, mut flow_events) = env.listen(&env.names.flow_event_exchange).await;
+    let peers = env.peers();
+
+    // The dial: handled, reply held back past the caller's timeout.
+    env.sim
+        .inject(Fault::late_reply(Service::Call, late, 1).on_method("POST"));
+    let dial = call_request("+3000");
+    let res = peers.create_call(&dial).await;
+    assert!(matches!(res, Err(PeerError::Timeout { .. })), "{res:?}");
+    // The outcome is unknown to the caller, but call-manager has the call ...
+    let call = peers
+        .get_call(dial.call_id)
+        .await
+        .expect("get")
+        .expect("the late-answered call exists");
+    assert_eq!(call.id, dial.call_id);
+    assert!(
+        ["ringing", "terminating", "hangup"].contains(&call.status.as_str()),
+        "{call:?}"
+    );
+    // ... and it ends as planned, with its event.
+    let ended = hangup_of(&mut call_events, dial.call_id, Duration::from_secs(10))
+        .await
+        .expect("call_hangup of the late-answered call");
+    assert_eq!(ended.hangup_reason, "noanswer");
+    let call = peers
+        .get_call(dial.call_id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(
+        (call.status.as_str(), call.hangup_reason.as_str()),
+        ("hangup", "noanswer")
+    );
+    assert_eq!(env.sim.calls().len(), 1, "dialed once");
+
+    // The same for an activeflow execution.
+    let customer = Uuid::new_v4();
+    let flow = peers.create_flow(customer, &[]).await.expect("flow");
+    let af = Uuid::new_v4();
+    peers
+        .create_activeflow(af, customer, flow.id, Uuid::new_v4())
+        .await
+        .expect("activeflow");
+    env.sim.inject(
+        Fault::late_reply(Service::Flow, late, 1).on_uri(&format!("/v1/activeflows/{af}/execute")),
+    );
+    let res = peers.execute_activeflow(af).await;
+    assert!(matches!(res, Err(PeerError::Timeout { .. })), "{res:?}");
+    assert!(activeflow_end_of(&mut flow_events, af, Duration::from_secs(10)).await);
+    let got = peers
+        .get_activeflow(af)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(got.is_finished(), "{got:?}");
+
+    // A `no_reply_ms` request, by contrast, never happened.
+    env.sim
+        .inject(Fault::no_reply(Service::Call, late, 1).on_method("POST"));
+    let lost = call_request("+3001");
+    let res = peers.create_call(&lost).await;
+    assert!(matches!(res, Err(PeerError::Timeout { .. })), "{res:?}");
+    assert_eq!(peers.get_call(lost.call_id).await.expect("get"), None);
     env.finish().await;
 }

@@ -19,6 +19,10 @@
 //! | `GET /calls`, `/activeflows`, `/flows`, `/attempts` | – | arrays of records |
 //! | `GET /webhooks` | – | `{"count":N,"recent":[...]}` |
 //! | `GET /faults`, `POST /faults` (`Fault`), `DELETE /faults` | | pending faults / `{}` |
+//!
+//! A `Fault` is `{"service"?, "method"?, "uri_contains"?, "kind", "count"}` with `kind` one of
+//! `{"status":N}` (bare status, request not handled), `{"no_reply_ms":N}` (bare 500 after N ms,
+//! request not handled) or `{"late_reply_ms":N}` (request handled as usual, reply sent after N ms).
 
 use axum::Router;
 use axum::body::Bytes;

@@ -1,8 +1,15 @@
 //! call-manager's state: every call campaign-manager created, and how and when it ended.
 //!
-//! Creation plans the call's whole life at once (outcome and hangup delay from the scenario); the
-//! transport later calls `hang_up` when the delay has passed, which returns the `call_hangup`
-//! payload. Records are never removed so tests can compare them 1:1 with campaigncalls.
+//! Creation plans the call's whole life at once (outcome, ring time and hangup delay from the
+//! scenario); the transport later calls `hang_up` when the delay has passed, which returns the
+//! `call_hangup` payload. Records are never removed so tests can compare them 1:1 with
+//! campaigncalls, and `GET /v1/calls/<id>` answers for every call ever created.
+//!
+//! The call-manager `status` is derived from that plan and the clock, not stored, so it can never
+//! disagree with the timers: the create reply says `dialing`; then `ringing` until the ring time
+//! has passed; then `progressing` for an answered call (and for a `Silent` one, forever) or
+//! `terminating` for a busy, unanswered or failed call whose hangup is due but has not fired yet;
+//! `hangup` once ended. The simulator has no cancel route, so it never reports `canceling`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -62,6 +69,9 @@ pub struct CallRecord {
     pub destination_index: Option<usize>,
     /// Planned outcome.
     pub outcome: Outcome,
+    /// Planned time from creation to answer (or to the end of ringing, for calls not answered).
+    #[serde(serialize_with = "ser_ms")]
+    pub ring: Duration,
     /// Planned time from creation to hangup.
     #[serde(serialize_with = "ser_ms")]
     pub duration: Duration,
@@ -88,12 +98,61 @@ impl CallRecord {
         self.tm_hangup.is_some()
     }
 
-    /// call-manager's Call JSON in its current state (what events and replies carry).
-    pub fn json(&self) -> Value {
+    /// call-manager's `status` of this call at `now` (see the module doc).
+    pub fn status_at(&self, now: DateTime<Utc>) -> &'static str {
+        if self.is_ended() {
+            return "hangup";
+        }
+        if !self.ring_over_at(now) {
+            return "ringing";
+        }
+        match self.outcome {
+            Outcome::Answered | Outcome::Silent => "progressing",
+            Outcome::Busy | Outcome::NoAnswer | Outcome::Failed => "terminating",
+        }
+    }
+
+    fn ring_over_at(&self, now: DateTime<Utc>) -> bool {
+        let Some(created) = self.tm_create else {
+            return true;
+        };
+        let ring = chrono::Duration::from_std(self.ring).unwrap_or(chrono::Duration::MAX);
+        created.checked_add_signed(ring).is_some_and(|t| now >= t)
+    }
+
+    fn is_answered_at(&self, now: DateTime<Utc>) -> bool {
+        matches!(self.outcome, Outcome::Answered | Outcome::Silent) && self.ring_over_at(now)
+    }
+
+    /// When the call was answered, if it was by `now`.
+    fn tm_progressing(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let answered = match self.tm_hangup {
+            // An ended call was answered iff its outcome says so (its ring time had passed).
+            Some(_) => matches!(self.outcome, Outcome::Answered),
+            None => self.is_answered_at(now),
+        };
+        if !answered {
+            return None;
+        }
+        let ring = chrono::Duration::from_std(self.ring).ok()?;
+        self.tm_create?.checked_add_signed(ring)
+    }
+
+    /// call-manager's Call JSON as of `now` (what `GET /v1/calls/<id>` and events carry).
+    pub fn json(&self, now: DateTime<Utc>) -> Value {
+        self.json_with_status(self.status_at(now), now)
+    }
+
+    /// The Call JSON of the create reply: the new call is `dialing`.
+    pub fn created_json(&self) -> Value {
+        let now = self.tm_create.unwrap_or_default();
+        self.json_with_status("dialing", now)
+    }
+
+    fn json_with_status(&self, status: &str, now: DateTime<Utc>) -> Value {
         let ts = |t: &Option<DateTime<Utc>>| t.as_ref().map(format_time);
-        let (status, reason, hangup_by) = if self.is_ended() {
+        let (reason, hangup_by) = if self.is_ended() {
             (
-                "hangup",
                 self.hangup_reason(),
                 if self.outcome == Outcome::Answered {
                     "remote"
@@ -102,7 +161,12 @@ impl CallRecord {
                 },
             )
         } else {
-            ("dialing", "", "")
+            ("", "")
+        };
+        let tm_progressing = if status == "dialing" {
+            None
+        } else {
+            self.tm_progressing(now)
         };
         json!({
             "id": self.id,
@@ -126,10 +190,11 @@ impl CallRecord {
             "mute_direction": "",
             "hangup_by": hangup_by,
             "hangup_reason": reason,
+            "tm_progressing": ts(&tm_progressing),
             "tm_ringing": ts(&self.tm_create),
             "tm_hangup": ts(&self.tm_hangup),
             "tm_create": ts(&self.tm_create),
-            "tm_update": ts(&self.tm_hangup.or(self.tm_create)),
+            "tm_update": ts(&self.tm_hangup.or(tm_progressing).or(self.tm_create)),
             "tm_delete": null,
         })
     }
@@ -213,6 +278,10 @@ mod tests {
     use super::*;
 
     fn record(outcome: Outcome) -> CallRecord {
+        record_ringing(outcome, Duration::from_millis(10))
+    }
+
+    fn record_ringing(outcome: Outcome, ring: Duration) -> CallRecord {
         CallRecord {
             id: Uuid::new_v4(),
             customer_id: Uuid::nil(),
@@ -223,7 +292,8 @@ mod tests {
             target_id: None,
             destination_index: None,
             outcome,
-            duration: Duration::from_millis(10),
+            ring,
+            duration: ring + Duration::from_millis(10),
             tm_create: Some(Utc::now()),
             tm_hangup: None,
         }
@@ -236,10 +306,10 @@ mod tests {
         let id = r.id;
         c.insert(r.clone()).unwrap();
         assert_eq!(c.insert(r).unwrap_err(), CallError::Duplicate);
-        assert_eq!(c.get(id).unwrap().json()["status"], "dialing");
+        assert_eq!(c.get(id).unwrap().created_json()["status"], "dialing");
         assert_eq!(c.live(), 1);
         let ended = c.hang_up(id, Utc::now()).unwrap();
-        let j = ended.json();
+        let j = ended.json(Utc::now());
         assert_eq!(j["hangup_reason"], "busy");
         assert_eq!(j["status"], "hangup");
         assert_eq!(j["id"], id.to_string());
@@ -252,6 +322,42 @@ mod tests {
         assert!(c.hang_up(sid, Utc::now()).is_none());
         assert_eq!(c.len(), 2);
         assert_eq!(c.all()[0].id, id);
+    }
+
+    #[test]
+    fn status_follows_the_planned_life() {
+        let ring = Duration::from_secs(10);
+        let at = |r: &CallRecord, secs: i64| r.tm_create.unwrap() + chrono::Duration::seconds(secs);
+        for (outcome, after_ring) in [
+            (Outcome::Answered, "progressing"),
+            (Outcome::Silent, "progressing"),
+            (Outcome::Busy, "terminating"),
+            (Outcome::NoAnswer, "terminating"),
+            (Outcome::Failed, "terminating"),
+        ] {
+            let mut r = record_ringing(outcome, ring);
+            assert_eq!(r.created_json()["status"], "dialing");
+            let ringing = r.json(at(&r, 1));
+            assert_eq!(ringing["status"], "ringing", "{outcome:?}");
+            assert_eq!(ringing["hangup_reason"], "");
+            assert!(ringing["tm_hangup"].is_null());
+            assert!(ringing["tm_progressing"].is_null());
+            let later = r.json(at(&r, 3600));
+            assert_eq!(later["status"], after_ring, "{outcome:?}");
+            assert_eq!(
+                later["tm_progressing"].is_null(),
+                after_ring == "terminating",
+                "{outcome:?}"
+            );
+            if outcome == Outcome::Silent {
+                continue;
+            }
+            r.tm_hangup = Some(at(&r, 20));
+            let ended = r.json(at(&r, 30));
+            assert_eq!(ended["status"], "hangup");
+            assert_eq!(ended["hangup_reason"], outcome.hangup_reason());
+            assert!(ended["tm_hangup"].is_string());
+        }
     }
 
     #[test]

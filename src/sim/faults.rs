@@ -1,7 +1,10 @@
-//! Failure injection: make the next K matching requests fail or go unanswered.
+//! Failure injection: make the next K matching requests fail, go unanswered or be answered late.
 //!
-//! Faults are checked before a request is routed, so a faulted request changes no state (as if the
-//! peer had crashed before handling it). They are consumed in insertion order, first match wins.
+//! Faults are consumed in insertion order, first match wins. `status` and `no_reply_ms` are
+//! checked before a request is routed, so such a request changes no state (as if the peer had
+//! crashed before handling it). `late_reply_ms` is the other half of an unknown outcome: the
+//! request is handled as usual (the call exists, its timers run, its events fire) and only the
+//! reply is held back, as when a peer is slow or its reply is lost after the work was done.
 
 use std::time::Duration;
 
@@ -18,6 +21,9 @@ pub enum FaultKind {
     /// Reply (with a bare 500) only after this many ms: a caller with a shorter timeout sees no
     /// reply at all. The RPC server always answers, so this is how a timeout is simulated.
     NoReplyMs(u64),
+    /// Handle the request as usual and send its reply only after this many ms: a caller with a
+    /// shorter timeout sees no reply although the request took effect.
+    LateReplyMs(u64),
 }
 
 /// A rule matching requests; all given selectors must match.
@@ -59,6 +65,24 @@ impl Fault {
             kind: FaultKind::NoReplyMs(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
             count,
         }
+    }
+
+    /// The next `count` requests to `service` are handled as usual and answered only after
+    /// `delay`.
+    pub fn late_reply(service: Service, delay: Duration, count: u32) -> Fault {
+        Fault {
+            service: Some(service),
+            method: None,
+            uri_contains: None,
+            kind: FaultKind::LateReplyMs(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
+            count,
+        }
+    }
+
+    /// Restrict to `method`, e.g. `POST`.
+    pub fn on_method(mut self, method: &str) -> Fault {
+        self.method = Some(method.to_string());
+        self
     }
 
     /// Restrict to URIs containing `text`.
@@ -146,5 +170,14 @@ mod tests {
             serde_json::from_str(r#"{"service":"call","kind":{"no_reply_ms":10},"count":1}"#)
                 .unwrap();
         assert_eq!(json.kind, FaultKind::NoReplyMs(10));
+        let json: Fault = serde_json::from_str(
+            r#"{"service":"call","method":"POST","kind":{"late_reply_ms":2500},"count":1}"#,
+        )
+        .unwrap();
+        assert_eq!(json.kind, FaultKind::LateReplyMs(2500));
+        assert_eq!(
+            json,
+            Fault::late_reply(Service::Call, Duration::from_millis(2500), 1).on_method("POST")
+        );
     }
 }

@@ -57,7 +57,7 @@ pub use faults::{Fault, FaultKind};
 pub use flows::{SimActiveflow, SimFlow};
 pub use outdials::{Attempt, SimOutdial, SimTarget, TargetSpec, TargetState};
 pub use routes::Service;
-pub use scenario::{MsRange, Outcome, Override, Scenario, Weights};
+pub use scenario::{CallPlan, MsRange, Outcome, Override, Scenario, Weights};
 pub use state::{Effect, Exchange, Publish, SimState, Stats};
 
 /// Requests handled concurrently per service queue.

@@ -161,9 +161,12 @@ fn flow_error(e: FlowError) -> Response {
 
 impl SimState {
     /// Handle one request addressed to `service` at time `now`.
+    ///
+    /// A `status` or `no_reply_ms` fault answers before routing (nothing changes); a
+    /// `late_reply_ms` fault lets the request be handled as usual and only holds its reply back.
     pub fn handle(&mut self, service: Service, req: &Request, now: DateTime<Utc>) -> Handled {
         *self.requests.entry(service).or_insert(0) += 1;
-        match self.faults.take(service, &req.method, &req.uri) {
+        let late = match self.faults.take(service, &req.method, &req.uri) {
             Some(FaultKind::Status(code)) => return Response::status(code).into(),
             Some(FaultKind::NoReplyMs(ms)) => {
                 return Handled {
@@ -172,8 +175,17 @@ impl SimState {
                     delay: Some(Duration::from_millis(ms)),
                 };
             }
-            None => {}
+            Some(FaultKind::LateReplyMs(ms)) => Some(Duration::from_millis(ms)),
+            None => None,
+        };
+        let mut handled = self.route(service, req, now);
+        if late.is_some() {
+            handled.delay = late;
         }
+        handled
+    }
+
+    fn route(&mut self, service: Service, req: &Request, now: DateTime<Utc>) -> Handled {
         let (segs, query) = split_uri(&req.uri);
         if segs.first() != Some(&"v1") {
             return not_found().into();
@@ -278,7 +290,7 @@ impl SimState {
                 }
             }
             ("GET", ["calls", id]) => match path_id(id).and_then(|id| self.calls.get(id)) {
-                Some(c) => ok(&c.json()).into(),
+                Some(c) => ok(&c.json(now)).into(),
                 None => not_found().into(),
             },
             _ => not_found().into(),
@@ -298,9 +310,9 @@ impl SimState {
         }
         let located = self.outdials.locate(&destination);
         let index = located.map(|(_, i)| i);
-        let (outcome, duration) =
-            self.scenario
-                .plan_call(&mut self.rng, index, destination.target.as_str());
+        let plan = self
+            .scenario
+            .plan_call(&mut self.rng, index, destination.target.as_str());
         let record = CallRecord {
             id,
             customer_id: b.customer_id,
@@ -310,8 +322,9 @@ impl SimState {
             destination,
             target_id: located.map(|(t, _)| t),
             destination_index: index,
-            outcome,
-            duration,
+            outcome: plan.outcome,
+            ring: plan.ring,
+            duration: plan.duration,
             tm_create: Some(now),
             tm_hangup: None,
         };
@@ -319,13 +332,13 @@ impl SimState {
             .calls
             .insert(record)
             .map_err(|CallError::Duplicate| Response::status(409))?;
-        let response = ok(&call.json());
+        let response = ok(&call.created_json());
         let effects = if call.outcome == super::scenario::Outcome::Silent {
             Vec::new()
         } else {
             vec![Effect::HangUp {
                 call_id: id,
-                after: duration,
+                after: plan.duration,
             }]
         };
         Ok(Handled {
@@ -782,6 +795,84 @@ mod tests {
     }
 
     #[test]
+    fn get_call_follows_its_life_and_404s_unknown_ids() {
+        let mut s = SimState::new(Scenario {
+            ring_ms: crate::sim::MsRange::fixed(10_000),
+            ..Scenario::instant(Outcome::Busy)
+        });
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let create = req(
+            "POST",
+            &format!("/v1/calls/{id}"),
+            Some(json!({"destination":{"type":"tel","target":"+1"}})),
+        );
+        let h = s.handle(Service::Call, &create, now);
+        assert_eq!(data(&h)["status"], "dialing");
+        let get = req("GET", &format!("/v1/calls/{id}"), None);
+        let at = |secs: i64| now + chrono::Duration::seconds(secs);
+        let h = s.handle(Service::Call, &get, at(1));
+        assert_eq!(h.response.status_code, 200);
+        assert_eq!(
+            (data(&h)["id"].clone(), data(&h)["status"].clone()),
+            (json!(id), json!("ringing"))
+        );
+        assert_eq!(
+            data(&s.handle(Service::Call, &get, at(11)))["status"],
+            "terminating"
+        );
+        assert_eq!(s.hang_up(id, at(12)).len(), 1);
+        let h = s.handle(Service::Call, &get, at(13));
+        assert_eq!(data(&h)["status"], "hangup");
+        assert_eq!(data(&h)["hangup_reason"], "busy");
+        assert!(data(&h)["tm_hangup"].is_string());
+        let unknown = req("GET", &format!("/v1/calls/{}", Uuid::new_v4()), None);
+        assert_eq!(
+            s.handle(Service::Call, &unknown, now).response.status_code,
+            404
+        );
+    }
+
+    #[test]
+    fn late_reply_handles_the_request_and_no_reply_does_not() {
+        let mut s = st();
+        let now = Utc::now();
+        let create = |id: Uuid| {
+            req(
+                "POST",
+                &format!("/v1/calls/{id}"),
+                Some(json!({"destination":{"type":"tel","target":"+1"}})),
+            )
+        };
+        let lost = Uuid::new_v4();
+        s.faults.add(super::super::faults::Fault::no_reply(
+            Service::Call,
+            Duration::from_secs(3),
+            1,
+        ));
+        let h = s.handle(Service::Call, &create(lost), now);
+        assert_eq!(h.delay, Some(Duration::from_secs(3)));
+        assert!(h.effects.is_empty());
+        assert!(s.calls.get(lost).is_none(), "no_reply changes nothing");
+
+        let late = Uuid::new_v4();
+        s.faults.add(
+            super::super::faults::Fault::late_reply(Service::Call, Duration::from_secs(2), 1)
+                .on_method("POST"),
+        );
+        // A GET does not match the POST-only rule.
+        let get = req("GET", &format!("/v1/calls/{late}"), None);
+        assert_eq!(s.handle(Service::Call, &get, now).response.status_code, 404);
+        let h = s.handle(Service::Call, &create(late), now);
+        assert_eq!(h.delay, Some(Duration::from_secs(2)));
+        assert_eq!(h.response.status_code, 200);
+        assert_eq!(h.effects.len(), 1, "the hangup timer starts at once");
+        assert!(s.calls.get(late).is_some());
+        assert_eq!(s.handle(Service::Call, &get, now).delay, None, "used up");
+        assert_eq!(s.hang_up(late, now)[0].event.r#type, "call_hangup");
+    }
+
+    #[test]
     fn flows_and_activeflows() {
         let mut s = st();
         let now = Utc::now();
@@ -808,6 +899,15 @@ mod tests {
             now,
         );
         assert_eq!(data(&h)["id"], af.to_string());
+        let get = req("GET", &format!("/v1/activeflows/{af}"), None);
+        let h = s.handle(Service::Flow, &get, now);
+        assert_eq!(data(&h)["status"], "running");
+        assert!(data(&h)["tm_delete"].is_null());
+        let unknown = req("GET", &format!("/v1/activeflows/{}", Uuid::new_v4()), None);
+        assert_eq!(
+            s.handle(Service::Flow, &unknown, now).response.status_code,
+            404
+        );
         let exec = req("POST", &format!("/v1/activeflows/{af}/execute"), None).with_data_type("");
         let h = s.handle(Service::Flow, &exec, now);
         assert_eq!(
@@ -826,6 +926,10 @@ mod tests {
         assert_eq!(p[0].event.publisher, "flow-manager");
         let a: crate::model::Activeflow = p[0].event.data_as().unwrap();
         assert_eq!(a.id, af);
+        let h = s.handle(Service::Flow, &get, now);
+        let a: crate::model::Activeflow = h.response.data_as().unwrap();
+        assert_eq!((a.status.as_str(), a.tm_delete), ("ended", Some(now)));
+        assert!(a.is_finished());
         let h = s.handle(
             Service::Flow,
             &req("DELETE", &format!("/v1/flows/{flow}"), None),

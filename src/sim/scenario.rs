@@ -158,6 +158,18 @@ impl Override {
     }
 }
 
+/// The planned life of one call, decided when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallPlan {
+    /// How it ends.
+    pub outcome: Outcome,
+    /// From creation until it is answered (`Answered`, `Silent`) or its ringing ends (the others).
+    pub ring: Duration,
+    /// From creation until the hangup (ring plus talk time for an answered call; `Silent` calls
+    /// never hang up).
+    pub duration: Duration,
+}
+
 /// Everything random or timed in the simulator.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -225,13 +237,13 @@ impl Scenario {
         StdRng::seed_from_u64(self.seed)
     }
 
-    /// Decide a call's outcome and when it hangs up (from creation).
+    /// Decide a call's outcome, how long it rings and when it hangs up (from creation).
     pub fn plan_call(
         &self,
         rng: &mut StdRng,
         destination_index: Option<usize>,
         target: &str,
-    ) -> (Outcome, Duration) {
+    ) -> CallPlan {
         let forced = self
             .overrides
             .iter()
@@ -239,11 +251,15 @@ impl Scenario {
             .map(|o| o.outcome);
         let outcome = forced.unwrap_or_else(|| self.weights.sample(rng));
         let ring = self.ring_ms.sample(rng);
-        let total = match outcome {
+        let duration = match outcome {
             Outcome::Answered => ring + self.talk_ms.sample(rng),
             _ => ring,
         };
-        (outcome, total)
+        CallPlan {
+            outcome,
+            ring,
+            duration,
+        }
     }
 
     /// How long an activeflow runs.
@@ -267,9 +283,10 @@ mod tests {
             .map(|_| s.plan_call(&mut b, Some(0), "+1"))
             .collect();
         assert_eq!(pa, pb);
-        for (o, d) in pa {
-            assert!(d <= Duration::from_millis(7000));
-            assert_ne!(o, Outcome::Silent);
+        for plan in pa {
+            assert!(plan.duration <= Duration::from_millis(7000));
+            assert!(plan.ring <= plan.duration);
+            assert_ne!(plan.outcome, Outcome::Silent);
         }
     }
 
@@ -286,7 +303,7 @@ mod tests {
         };
         let mut rng = s.rng();
         let answered = (0..4000)
-            .filter(|_| s.plan_call(&mut rng, None, "x").0 == Outcome::Answered)
+            .filter(|_| s.plan_call(&mut rng, None, "x").outcome == Outcome::Answered)
             .count();
         assert!((2700..3300).contains(&answered), "{answered}");
     }
@@ -297,9 +314,12 @@ mod tests {
             .with_index_override(0, Outcome::Busy)
             .with_index_override(9, Outcome::Failed);
         let mut rng = s.rng();
-        assert_eq!(s.plan_call(&mut rng, Some(0), "a").0, Outcome::Busy);
-        assert_eq!(s.plan_call(&mut rng, Some(1), "a").0, Outcome::Answered);
-        assert_eq!(s.plan_call(&mut rng, None, "a").0, Outcome::Answered);
+        assert_eq!(s.plan_call(&mut rng, Some(0), "a").outcome, Outcome::Busy);
+        assert_eq!(
+            s.plan_call(&mut rng, Some(1), "a").outcome,
+            Outcome::Answered
+        );
+        assert_eq!(s.plan_call(&mut rng, None, "a").outcome, Outcome::Answered);
         let by_target = Scenario {
             overrides: vec![Override {
                 destination_index: None,
@@ -309,7 +329,7 @@ mod tests {
             ..Scenario::instant(Outcome::Answered)
         };
         assert_eq!(
-            by_target.plan_call(&mut rng, None, "+9").0,
+            by_target.plan_call(&mut rng, None, "+9").outcome,
             Outcome::NoAnswer
         );
         let empty = Override {

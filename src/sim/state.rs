@@ -158,7 +158,7 @@ impl SimState {
             return Vec::new();
         };
         let mut out = Vec::new();
-        if let Some(ev) = event("call_hangup", CALL_MANAGER, &call.json()) {
+        if let Some(ev) = event("call_hangup", CALL_MANAGER, &call.json(now)) {
             out.push(Publish {
                 exchange: Exchange::Call,
                 event: ev,

@@ -8,6 +8,11 @@
 //!   to be alive. Past it, the chain counts as lost and may be re-seeded.
 //! * `running[id]`: claim time of the running tick.
 //!
+//! And one record for the whole namespace, `control` (field `paused`): no tick is claimed while it
+//! says `"1"`, and none is handed to apalis unless it exists and says `"0"`, so after a wipe (which
+//! also takes every chain's `seq`, making ticks already in flight stale) nothing runs until a
+//! worker has restored the pause state it last saw (see [`feeder`](crate::feeder)).
+//!
 //! A job carries `(id, seq, due)`. [`ChainState::claim`] moves `seq → seq + 1` only if the chain
 //! is still at `seq`, the cluster is not paused and the Redis clock has reached `due`, so a tick
 //! runs at most once however often apalis delivers it, and never early. After the tick,
@@ -71,7 +76,7 @@ return out
     ))
 });
 
-/// Claim tick (id, seq). KEYS: seq, next, feed, lease, running, paused.
+/// Claim tick (id, seq). KEYS: seq, next, feed, lease, running, control.
 /// ARGV: id, seq, due_ms, lease_ms. Returns {1, now} claimed, {-1, 0} stale, {-2, 0} paused,
 /// {-3, wait_ms} not due yet.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
@@ -80,7 +85,7 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 local id = ARGV[1]
 local cur = redis.call('HGET', KEYS[1], id)
 if (not cur) or tonumber(cur) ~= tonumber(ARGV[2]) then return {-1, 0} end
-if redis.call('EXISTS', KEYS[6]) == 1 then return {-2, 0} end
+if redis.call('HGET', KEYS[6], 'paused') == '1' then return {-2, 0} end
 local due = tonumber(ARGV[3])
 if now < due then return {-3, due - now} end
 redis.call('HSET', KEYS[1], id, string.format('%.0f', tonumber(ARGV[2]) + 1))
@@ -140,21 +145,24 @@ return 1
     )
 });
 
-/// Take up to `limit` ticks due within `lead_ms` out of the feed, leasing them, unless paused or
-/// apalis already holds `max_queued` jobs not yet fetched.
-/// KEYS: feed, seq, lease, paused, apalis scheduled, apalis active.
-/// ARGV: lead_ms, limit, lease_ms, max_queued. Returns flat {id, seq, due}...
+/// Take up to `limit` ticks due within `lead_ms` out of the feed, leasing them, unless paused,
+/// the control record is missing, or apalis already holds `max_queued` jobs not yet fetched.
+/// KEYS: feed, seq, lease, control, apalis scheduled, apalis active.
+/// ARGV: lead_ms, limit, lease_ms, max_queued.
+/// Returns {control, id, seq, due, id, seq, due...} with control 'absent', 'paused' or 'running'.
 static TAKE_DUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua_with_clock!(
         r#"
-if redis.call('EXISTS', KEYS[4]) == 1 then return {} end
+local paused = redis.call('HGET', KEYS[4], 'paused')
+if not paused then return {'absent'} end
+if paused ~= '0' then return {'paused'} end
 local queued = redis.call('ZCARD', KEYS[5]) + redis.call('LLEN', KEYS[6])
 local room = tonumber(ARGV[4]) - queued
-if room <= 0 then return {} end
+if room <= 0 then return {'running'} end
 local limit = math.min(tonumber(ARGV[2]), room)
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + tonumber(ARGV[1]),
   'WITHSCORES', 'LIMIT', 0, limit)
-local out = {}
+local out = {'running'}
 local lease_ms = tonumber(ARGV[3])
 for i = 1, #items, 2 do
   local id = items[i]
@@ -171,6 +179,18 @@ end
 return out
 "#
     ))
+});
+
+/// Write the control record unless it exists (a wiped namespace). KEYS: control.
+/// ARGV: paused ("1"/"0"). Returns 1 if written, 0 if the record was there.
+static RESTORE_CONTROL: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'paused', ARGV[1])
+return 1
+"#,
+    )
 });
 
 /// Extend the leases of running ticks. KEYS: seq, lease. ARGV: lease_ms, (id, claimed seq)...
@@ -237,6 +257,18 @@ pub(crate) enum Finish {
     Stopped,
     /// The chain moved while the tick ran (stopped, re-seeded); nothing was written.
     Stale,
+}
+
+/// The cluster's pause state as the control record gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Control {
+    /// Ticks run.
+    Running,
+    /// Paused by an operator.
+    Paused,
+    /// No control record: the namespace was wiped (or never run). Nothing runs until a worker
+    /// restores the record.
+    Absent,
 }
 
 /// A tick handed over by the feeder.
@@ -315,7 +347,7 @@ impl ChainState {
             .key(&k.feed)
             .key(&k.lease)
             .key(&k.running)
-            .key(&k.paused)
+            .key(&k.control)
             .arg(id)
             .arg(seq)
             .arg(due_ms)
@@ -390,20 +422,21 @@ impl ChainState {
         Ok(released == 1)
     }
 
-    /// Take up to `limit` ticks due within `lead` out of the feed (see [`TAKE_DUE`]).
+    /// Take up to `limit` ticks due within `lead` out of the feed (see [`TAKE_DUE`]), and read
+    /// the control record on the way.
     pub(crate) async fn take_due(
         &self,
         lead: Duration,
         limit: usize,
         lease: Duration,
         max_queued: usize,
-    ) -> Result<Vec<DueTick>, SchedulerError> {
+    ) -> Result<(Control, Vec<DueTick>), SchedulerError> {
         let k = &self.keys;
         let flat: Vec<String> = TAKE_DUE
             .key(&k.feed)
             .key(&k.seq)
             .key(&k.lease)
-            .key(&k.paused)
+            .key(&k.control)
             .key(&k.apalis_scheduled)
             .key(&k.apalis_active)
             .arg(ms(lead))
@@ -412,10 +445,20 @@ impl ChainState {
             .arg(max_queued)
             .invoke_async(&mut self.conn.clone())
             .await?;
+        let Some((control, flat)) = flat.split_first() else {
+            return Err(protocol("take_due", "empty reply"));
+        };
+        let control = match control.as_str() {
+            "running" => Control::Running,
+            "paused" => Control::Paused,
+            "absent" => Control::Absent,
+            other => return Err(protocol("take_due", format!("control {other:?}"))),
+        };
         if !flat.len().is_multiple_of(3) {
             return Err(protocol("take_due", format!("{} fields", flat.len())));
         }
-        flat.chunks_exact(3)
+        let ticks = flat
+            .chunks_exact(3)
             .map(|c| {
                 let seq = c[1]
                     .parse()
@@ -429,7 +472,18 @@ impl ChainState {
                     due_ms,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, SchedulerError>>()?;
+        Ok((control, ticks))
+    }
+
+    /// Write the control record with `paused` unless it exists. Returns whether it was written.
+    pub(crate) async fn restore_control(&self, paused: bool) -> Result<bool, SchedulerError> {
+        let written: i64 = RESTORE_CONTROL
+            .key(&self.keys.control)
+            .arg(if paused { "1" } else { "0" })
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(written == 1)
     }
 
     /// Extend the leases of running ticks `(id, claimed seq)`. Returns how many were renewed.

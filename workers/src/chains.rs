@@ -74,24 +74,38 @@ impl Chains {
     }
 
     /// Pause the whole cluster: no new tick starts; delivered ticks go back to the feed; running
-    /// ticks finish and schedule their successors; chains keep their state.
+    /// ticks finish and schedule their successors; chains keep their state. Every worker process
+    /// remembers the pause and re-asserts it if the namespace is wiped (`FLUSHDB`, a Redis restart
+    /// without persistence, deleted keys); see [`feeder`](crate::feeder) for the limits.
     pub async fn pause(&self) -> Result<(), SchedulerError> {
-        let mut conn = self.state.conn.clone();
-        let () = conn.set(&self.state.keys.paused, 1).await?;
-        Ok(())
+        self.set_paused(true).await
     }
 
     /// Resume after [`Chains::pause`]; overdue ticks start at once (in bounded slices).
     pub async fn resume(&self) -> Result<(), SchedulerError> {
+        self.set_paused(false).await
+    }
+
+    async fn set_paused(&self, paused: bool) -> Result<(), SchedulerError> {
         let mut conn = self.state.conn.clone();
-        let () = conn.del(&self.state.keys.paused).await?;
+        // Resume writes "0" rather than deleting: the record's presence tells workers that the
+        // namespace was not wiped.
+        let () = conn
+            .hset(
+                &self.state.keys.control,
+                "paused",
+                if paused { "1" } else { "0" },
+            )
+            .await?;
         Ok(())
     }
 
-    /// Whether the cluster is paused.
+    /// Whether the cluster is paused. A namespace without its control record (never run, or
+    /// just wiped) reads as not paused; a worker restores the record within a moment.
     pub async fn is_paused(&self) -> Result<bool, SchedulerError> {
         let mut conn = self.state.conn.clone();
-        Ok(conn.exists(&self.state.keys.paused).await?)
+        let paused: Option<String> = conn.hget(&self.state.keys.control, "paused").await?;
+        Ok(paused.as_deref() == Some("1"))
     }
 
     /// Ticks running now, cluster-wide.

@@ -52,6 +52,11 @@ pub struct SchedulerConfig {
     pub heartbeat_interval: Duration,
     /// See `heartbeat_interval`.
     pub missed_heartbeats: usize,
+    /// How long a worker process that has not read the namespace's pause state yet waits, when
+    /// it finds none (a brand-new namespace, or one wiped while no worker ran), for a process that
+    /// remembers it to restore it, before declaring the cluster not paused. No tick is handed to
+    /// apalis meanwhile. The module doc of `feeder` has the details.
+    pub unknown_pause_grace: Duration,
     /// Unique name of this process' apalis worker; default `host-pid-random`.
     pub worker_name: Option<String>,
 }
@@ -76,6 +81,7 @@ impl Default for SchedulerConfig {
             shutdown_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_secs(1),
             missed_heartbeats: 3,
+            unknown_pause_grace: Duration::from_millis(500),
             worker_name: None,
         }
     }

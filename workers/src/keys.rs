@@ -19,8 +19,11 @@ pub(crate) struct Keys {
     pub(crate) lease: String,
     /// zset id → ms the running tick was claimed.
     pub(crate) running: String,
-    /// Exists while the cluster is paused.
-    pub(crate) paused: String,
+    /// The namespace's control record (hash): field `paused` = `"1"` while the cluster is paused,
+    /// `"0"` otherwise. Written by `Chains::pause/resume` and by the feeder; its absence means the
+    /// namespace was wiped (or never run), and then no tick is handed to apalis or claimed until a
+    /// worker restores it (see [`feeder`](crate::feeder)).
+    pub(crate) control: String,
     /// Reconciler leadership lock.
     pub(crate) reconciler_lock: String,
     /// Prefix of per-second tick counters (`{prefix}{unix_second}`).
@@ -56,7 +59,7 @@ impl Keys {
             feed: format!("{ns}:chain:feed"),
             lease: format!("{ns}:chain:lease"),
             running: format!("{ns}:chain:running"),
-            paused: format!("{ns}:chain:paused"),
+            control: format!("{ns}:chain:control"),
             reconciler_lock: format!("{ns}:chain:reconciler"),
             ticks_prefix: format!("{ns}:chain:ticks:"),
             apalis_scheduled: format!("{ns}:scheduled"),

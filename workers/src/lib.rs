@@ -10,7 +10,9 @@
 //! * a lost chain (worker killed, Redis flushed, job lost) is re-seeded within a few seconds
 //!   (leases + [`reconciler`](crate::reconciler));
 //! * no more than a bounded number of jobs is ever due at once inside apalis-redis
-//!   (the [`feeder`](crate::feeder) hands ticks over in slices, shortly before they are due).
+//!   (the [`feeder`](crate::feeder) hands ticks over in slices, shortly before they are due);
+//! * a paused cluster stays paused when its namespace is wiped, as long as one worker process
+//!   lives through the wipe (the feeder restores the pause state it last read).
 //!
 //! Entry points: [`Chains`] (a cheap handle for the API side and the operator CLI) and
 //! [`run_workers`] (worker tasks until shutdown).

@@ -65,7 +65,7 @@ pub(crate) async fn read_stats(
     let tick_keys: Vec<String> = (0..60).map(|back| keys.ticks_at(secs - back)).collect();
     #[allow(clippy::type_complexity)]
     let (
-        paused,
+        control_paused,
         live_chains,
         scheduled,
         due_now,
@@ -76,8 +76,20 @@ pub(crate) async fn read_stats(
         finished_jobs,
         failed_jobs,
         dead_jobs,
-    ): (bool, u64, u64, u64, u64, u64, u64, u64, u64, u64, u64) = redis::pipe()
-        .exists(&keys.paused)
+    ): (
+        Option<String>,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+        u64,
+    ) = redis::pipe()
+        .hget(&keys.control, "paused")
         .hlen(&keys.seq)
         .zcard(&keys.next)
         .zcount(&keys.next, "-inf", now_ms)
@@ -118,7 +130,7 @@ pub(crate) async fn read_stats(
         .collect();
     Ok(Stats {
         now_ms,
-        paused,
+        paused: control_paused.as_deref() == Some("1"),
         live_chains,
         scheduled,
         due_now,

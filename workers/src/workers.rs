@@ -96,6 +96,7 @@ pub async fn run_workers(
             max_queued: cfg.max_queued,
             lease: cfg.lease,
             feed_interval: cfg.feed_interval,
+            unknown_pause_grace: cfg.unknown_pause_grace,
         }
         .run(stop_rx.clone()),
     );

@@ -312,6 +312,112 @@ async fn pause_stops_new_ticks_and_resume_continues_the_same_chains() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_survives_a_wiped_namespace() {
+    let ns = TestNs::new("pause-wipe");
+    let cfg = ns.config();
+    let chains = Chains::connect(&cfg).await.unwrap();
+    let all = ids("w", 10);
+    let recorder = Recorder::new(Duration::from_millis(100));
+    let running = Running::start(cfg, recorder.clone(), Wanted::new(all.clone()));
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            all.iter().all(|id| !recorder.records_of(id).is_empty())
+        })
+        .await
+    );
+
+    chains.pause().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            chains.running_ticks().await.unwrap() == 0
+        })
+        .await
+    );
+    // Let the worker's feeder read the record at least once after the pause (every 10 ms).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paused_at = now_ms();
+
+    // Like FLUSHDB for this namespace: chain state, control record and apalis queue are gone.
+    assert!(ns.delete_keys().await > 0);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            chains.is_paused().await.unwrap()
+        })
+        .await,
+        "the pause was not restored"
+    );
+    // The reconciler re-seeds the wanted chains meanwhile, yet none ticks.
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            chains.stats().await.map(|s| s.live_chains).unwrap_or(0) == all.len() as u64
+        })
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during: Vec<_> = recorder
+        .records()
+        .into_iter()
+        .filter(|r| r.tick.claimed_at_ms > paused_at)
+        .collect();
+    assert!(during.is_empty(), "ticks ran after the wipe: {during:?}");
+    assert!(chains.is_paused().await.unwrap());
+    assert!(running.metric("campaign_manager_chain_reseeds_total", None) >= all.len() as f64);
+
+    chains.resume().await.unwrap();
+    let resumed_at = now_us();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            all.iter().all(|id| {
+                recorder
+                    .records_of(id)
+                    .iter()
+                    .any(|r| r.start_us > resumed_at)
+            })
+        })
+        .await,
+        "chains did not come back after resume"
+    );
+    assert!(!running.handle.is_finished());
+    running.shutdown().await.unwrap();
+    ns.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_without_a_remembered_pause_waits_before_running_ticks() {
+    // A namespace without its control record (new, or wiped while no worker ran): the worker
+    // cannot know whether the cluster was paused, so it hands no tick over during its grace
+    // period, and adopts a pause written meanwhile.
+    let ns = TestNs::new("pause-grace");
+    let cfg = campaign_workers::SchedulerConfig {
+        unknown_pause_grace: Duration::from_secs(3),
+        ..ns.config()
+    };
+    let chains = Chains::connect(&cfg).await.unwrap();
+    let all = ids("g", 5);
+    for id in &all {
+        chains.start(id, Duration::ZERO).await.unwrap();
+    }
+    let recorder = Recorder::new(Duration::from_millis(100));
+    let running = Running::start(cfg, recorder.clone(), Wanted::new(all.clone()));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(recorder.count(), 0, "a tick ran inside the grace period");
+    chains.pause().await.unwrap();
+    // Past the grace period: the worker read the pause and keeps it.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    assert_eq!(recorder.count(), 0, "a tick ran although paused");
+    assert!(chains.is_paused().await.unwrap());
+    chains.resume().await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            all.iter().all(|id| !recorder.records_of(id).is_empty())
+        })
+        .await
+    );
+    running.shutdown().await.unwrap();
+    ns.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_with_many_ticks_in_flight_returns_within_the_bound() {
     let ns = TestNs::new("shutdown");
     let cfg = campaign_workers::SchedulerConfig {
@@ -507,9 +613,11 @@ async fn a_panicking_tick_backs_off_instead_of_killing_the_chain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticks_waiting_for_their_due_time_do_not_hold_running_slots() {
     let ns = TestNs::new("slots");
-    // One tick at a time; ticks are handed over up to 150 ms early and wait.
+    // One tick at a time; ticks are handed over up to 150 ms early and wait. The window below
+    // starts 500 ms after the workers: no wait for a remembered pause in this fresh namespace.
     let cfg = campaign_workers::SchedulerConfig {
         concurrency: 1,
+        unknown_pause_grace: Duration::ZERO,
         ..ns.config()
     };
     let chains = Chains::connect(&cfg).await.unwrap();
