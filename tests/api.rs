@@ -2236,7 +2236,9 @@ fn all_series(sys: &TestSystem) -> usize {
 }
 
 fn random_text(rng: &mut impl rand::Rng, max: usize) -> String {
-    let chars: Vec<char> = "abcXYZ/?=&-_.0123456789 %\u{e9}\u{1F600}\"\\".chars().collect();
+    let chars: Vec<char> = "abcXYZ/?=&-_.0123456789 %\u{e9}\u{1F600}\"\\"
+        .chars()
+        .collect();
     (0..rng.random_range(0..max))
         .map(|_| chars[rng.random_range(0..chars.len())])
         .collect()
@@ -2307,14 +2309,21 @@ async fn metric_labels_stay_bounded_under_hostile_envelopes() {
     }
     publish_hangup(&sys, &raw, &rand_id(), "normal").await;
     let hangups = || {
-        series(&sys, "campaign_manager_receive_subscribe_event_process_time")
-            .iter()
-            .any(|s| s.contains(&("type".to_owned(), "call_hangup".to_owned())))
+        series(
+            &sys,
+            "campaign_manager_receive_subscribe_event_process_time",
+        )
+        .iter()
+        .any(|s| s.contains(&("type".to_owned(), "call_hangup".to_owned())))
     };
-    wait_until("the sentinel hangup handled", Duration::from_secs(30), || {
-        let done = hangups();
-        async move { done }
-    })
+    wait_until(
+        "the sentinel hangup handled",
+        Duration::from_secs(30),
+        || {
+            let done = hangups();
+            async move { done }
+        },
+    )
     .await;
 
     let family = "campaign_manager_receive_request_process_time";
@@ -2328,12 +2337,21 @@ async fn metric_labels_stay_bounded_under_hostile_envelopes() {
     let routes_seen = label_values(&sys, family, "type");
     assert!(routes_seen.contains("notfound"), "{routes_seen:?}");
     assert!(
-        routes_seen.iter().all(|t| t == "notfound" || t.starts_with("/v1/")),
+        routes_seen
+            .iter()
+            .all(|t| t == "notfound" || t.starts_with("/v1/")),
         "{routes_seen:?}"
     );
     // 13 route labels + notfound, 5 methods.
-    assert!(series(&sys, family).len() <= 14 * 5, "{:?}", series(&sys, family));
-    let events_seen = series(&sys, "campaign_manager_receive_subscribe_event_process_time");
+    assert!(
+        series(&sys, family).len() <= 14 * 5,
+        "{:?}",
+        series(&sys, family)
+    );
+    let events_seen = series(
+        &sys,
+        "campaign_manager_receive_subscribe_event_process_time",
+    );
     assert_eq!(
         events_seen,
         vec![vec![

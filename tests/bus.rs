@@ -695,7 +695,13 @@ async fn subscriber_retries_then_dead_letters() {
     .await;
 
     let q = names.subscribe_queue.as_str();
-    let dead = || metric(&reg, "campaign_manager_event_dead_lettered_total", &[("queue", q)]);
+    let dead = || {
+        metric(
+            &reg,
+            "campaign_manager_event_dead_lettered_total",
+            &[("queue", q)],
+        )
+    };
     wait_until("2 dead letters", Duration::from_secs(15), || dead() >= 2.0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = rec.seen.lock().await.clone();
@@ -805,13 +811,21 @@ async fn event_stays_queued_while_the_dead_letter_queue_is_missing() {
     }
     let q = names.subscribe_queue.as_str();
     assert_eq!(
-        metric(&reg, "campaign_manager_event_dead_lettered_total", &[("queue", q)]),
+        metric(
+            &reg,
+            "campaign_manager_event_dead_lettered_total",
+            &[("queue", q)]
+        ),
         0.0
     );
     // The queue is back: the next attempt lands there.
     raw.declare_queue(&names.subscribe_dead_queue).await;
     wait_until("dead letter", Duration::from_secs(15), || {
-        metric(&reg, "campaign_manager_event_dead_lettered_total", &[("queue", q)]) >= 1.0
+        metric(
+            &reg,
+            "campaign_manager_event_dead_lettered_total",
+            &[("queue", q)],
+        ) >= 1.0
     })
     .await;
     bus.shutdown().await;

@@ -1008,7 +1008,10 @@ async fn publish_raw(ch: &lapin::Channel, exchange: &str, key: &str, kind: &str)
         r#"{{"type":"{kind}","publisher":"call-manager","data_type":"application/json","data":{{"id":"x"}}}}"#
     );
     let mut headers = lapin::types::FieldTable::default();
-    headers.insert("x-test-origin".into(), lapin::types::AMQPValue::LongString("kept".into()));
+    headers.insert(
+        "x-test-origin".into(),
+        lapin::types::AMQPValue::LongString("kept".into()),
+    );
     ch.basic_publish(
         exchange.into(),
         key.into(),
@@ -1056,7 +1059,9 @@ async fn events_dead_list_replay_and_purge() {
     .await
     .expect("bus");
     let flaky = Arc::new(Flaky::default());
-    flaky.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    flaky
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     bus.subscribe(flaky.clone()).await.expect("subscribe");
     let (_raw_conn, ch) = raw_channel().await;
     for kind in ["first", "second"] {
@@ -1070,7 +1075,11 @@ async fn events_dead_list_replay_and_purge() {
 
     // list: both, oldest first, with why and when; twice, because it does not consume.
     for _ in 0..2 {
-        let l = ctx.run(&["--json", "events", "dead", "list"]).await.ok().json();
+        let l = ctx
+            .run(&["--json", "events", "dead", "list"])
+            .await
+            .ok()
+            .json();
         assert_eq!(l["queue"], dead.as_str());
         assert_eq!(l["total"], 2, "{l}");
         let events = l["events"].as_array().expect("events");
@@ -1088,7 +1097,10 @@ async fn events_dead_list_replay_and_purge() {
                 chrono::DateTime::parse_from_rfc3339(t).expect("RFC 3339");
             }
             assert_eq!(e["headers"]["x-test-origin"], "kept", "{e}");
-            assert_eq!(e["headers"]["x-original-queue"], names.subscribe_queue.as_str());
+            assert_eq!(
+                e["headers"]["x-original-queue"],
+                names.subscribe_queue.as_str()
+            );
             assert_eq!(e["body"]["data"]["id"], "x");
         }
     }
@@ -1097,28 +1109,48 @@ async fn events_dead_list_replay_and_purge() {
         .await
         .ok()
         .json();
-    assert_eq!((l["total"].as_u64(), l["events"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    assert_eq!(
+        (l["total"].as_u64(), l["events"].as_array().map(Vec::len)),
+        (Some(2), Some(1))
+    );
     let human = ctx.run(&["events", "dead", "list"]).await.ok().stdout;
-    assert!(human.contains(&format!("queue {dead}: 2 event(s)")), "{human}");
+    assert!(
+        human.contains(&format!("queue {dead}: 2 event(s)")),
+        "{human}"
+    );
     assert!(human.contains("induced failure of"), "{human}");
 
     // Replay needs a selection and, without a terminal, --yes; neither changes anything.
-    ctx.run(&["events", "dead", "replay"]).await.fails(2, "Usage:");
+    ctx.run(&["events", "dead", "replay"])
+        .await
+        .fails(2, "Usage:");
     ctx.run(&["events", "dead", "replay", "--count", "1"])
         .await
         .fails(2, "pass --yes");
     assert_eq!(depth(&ch, &dead).await, 2);
 
     // The handler works again: replay one, then the rest; each reaches it once.
-    flaky.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    flaky
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
     let r = ctx
-        .run(&["--json", "events", "dead", "replay", "--count", "1", "--yes"])
+        .run(&[
+            "--json", "events", "dead", "replay", "--count", "1", "--yes",
+        ])
         .await
         .ok()
         .json();
-    assert_eq!((r["found"].as_u64(), r["replayed"].as_u64()), (Some(2), Some(1)), "{r}");
+    assert_eq!(
+        (r["found"].as_u64(), r["replayed"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
     assert_eq!(r["subscribe_queue"], names.subscribe_queue.as_str());
-    let l = ctx.run(&["--json", "events", "dead", "list"]).await.ok().json();
+    let l = ctx
+        .run(&["--json", "events", "dead", "list"])
+        .await
+        .ok()
+        .json();
     assert_eq!(l["total"], 1, "{l}");
     let r = ctx
         .run(&["events", "dead", "replay", "--all", "--yes"])
@@ -1127,13 +1159,20 @@ async fn events_dead_list_replay_and_purge() {
     assert!(r.stdout.contains("replayed 1 of 1"), "{}", r.stdout);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut got = flaky.handled.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut got = flaky
+            .handled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         got.sort_unstable();
         if got == ["first", "second"] {
             break;
         }
         assert!(got.len() < 2, "handled twice: {got:?}");
-        assert!(Instant::now() < deadline, "replayed events not handled: {got:?}");
+        assert!(
+            Instant::now() < deadline,
+            "replayed events not handled: {got:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(depth(&ch, &dead).await, 0);
@@ -1145,14 +1184,18 @@ async fn events_dead_list_replay_and_purge() {
     assert_eq!(r["replayed"], 0);
 
     // purge: asks (refused without a terminal), then deletes.
-    flaky.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    flaky
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     publish_raw(&ch, &names.call_event_exchange, "", "third").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while depth(&ch, &dead).await < 1 {
         assert!(Instant::now() < deadline, "third event never dead-lettered");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    ctx.run(&["events", "dead", "purge"]).await.fails(2, "pass --yes");
+    ctx.run(&["events", "dead", "purge"])
+        .await
+        .fails(2, "pass --yes");
     let p = ctx
         .run(&["--json", "events", "dead", "purge", "--yes"])
         .await
@@ -1193,7 +1236,10 @@ async fn events_dead_list_replay_and_purge() {
     ])
     .await
     .fails(1, "cannot reach RabbitMQ at 127.0.0.1:1");
-    for help in [&["events", "--help"][..], &["events", "dead", "replay", "--help"][..]] {
+    for help in [
+        &["events", "--help"][..],
+        &["events", "dead", "replay", "--help"][..],
+    ] {
         let r = cli(help).await.ok();
         assert!(r.stdout.contains("Usage: campaign-control"), "{}", r.stdout);
     }

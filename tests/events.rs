@@ -892,12 +892,16 @@ async fn call_hangup_without_call_id_leaves_flow_campaigncalls_open() {
         Some(json!({"status": "run"})),
     )
     .await;
-    wait_until("a progressing flow campaigncall", Duration::from_secs(20), || async {
-        campaigncalls(&sys, &id)
-            .await
-            .first()
-            .is_some_and(|cc| cc["status"] == "progressing")
-    })
+    wait_until(
+        "a progressing flow campaigncall",
+        Duration::from_secs(20),
+        || async {
+            campaigncalls(&sys, &id)
+                .await
+                .first()
+                .is_some_and(|cc| cc["status"] == "progressing")
+        },
+    )
     .await;
     let cc = campaigncalls(&sys, &id).await[0].clone();
     assert_eq!(cc["reference_type"], "flow");

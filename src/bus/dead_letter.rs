@@ -136,10 +136,7 @@ pub(crate) async fn publish_confirmed(
 }
 
 /// Declare the dead-letter queue (durable, no arguments; idempotent).
-pub(crate) async fn declare_dead_queue(
-    channel: &Channel,
-    names: &Names,
-) -> Result<u32, BusError> {
+pub(crate) async fn declare_dead_queue(channel: &Channel, names: &Names) -> Result<u32, BusError> {
     let q = channel
         .queue_declare(
             short(&names.subscribe_dead_queue)?,

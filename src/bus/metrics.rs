@@ -129,7 +129,15 @@ mod tests {
         for m in ["GET", "POST", "PUT", "DELETE"] {
             assert_eq!(method_label(m), m);
         }
-        for m in ["", "get", "HEAD", "PATCH", "GET ", "\u{1F600}", &"X".repeat(1000)] {
+        for m in [
+            "",
+            "get",
+            "HEAD",
+            "PATCH",
+            "GET ",
+            "\u{1F600}",
+            &"X".repeat(1000),
+        ] {
             assert_eq!(method_label(m), "other");
         }
     }
