@@ -942,3 +942,65 @@ async fn call_hangup_without_call_id_leaves_flow_campaigncalls_open() {
     );
     sys.stop().await;
 }
+
+#[tokio::test]
+async fn undecodable_event_ends_in_the_dead_letter_queue_after_configured_retries() {
+    let sys = TestSystem::start(silent(), |s| s.event_retry_ms = vec![50, 50, 50]).await;
+    let raw = Raw::new().await;
+    raw.ch
+        .basic_publish(
+            sys.names.names.call_event_exchange.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            b"not an event",
+            BasicProperties::default().with_content_type("text/plain".into()),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    let dead = sys.names.names.subscribe_dead_queue.clone();
+    let depth = || async {
+        raw.ch
+            .queue_declare(
+                dead.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("dead-letter queue declared by the service")
+            .message_count()
+    };
+    wait_until("the dead letter", Duration::from_secs(15), || async {
+        depth().await == 1
+    })
+    .await;
+    let registry = &sys.app.as_ref().expect("running").metrics.registry;
+    let dead_lettered: f64 = registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "campaign_manager_event_dead_lettered_total")
+        .flat_map(|f| f.get_metric().iter())
+        .map(|m| m.get_counter().get_value())
+        .sum();
+    assert_eq!(dead_lettered, 1.0);
+    let msg = raw
+        .ch
+        .basic_get(
+            dead.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .expect("get")
+        .expect("a dead letter");
+    assert_eq!(msg.delivery.data, b"not an event");
+    let headers = msg.delivery.properties.headers().clone().expect("headers");
+    assert_eq!(
+        headers.inner().get("x-retry-count"),
+        Some(&lapin::types::AMQPValue::LongLongInt(3))
+    );
+    sys.stop().await;
+}
