@@ -115,6 +115,16 @@ pub struct Settings {
     )]
     pub max_call_duration_s: u64,
 
+    /// Delays before retry 1, 2, 3 of a failed subscribed event, ms (comma-separated; the
+    /// count is the number of retries). After the last, the event goes to the dead-letter queue.
+    #[arg(
+        long = "event_retry_ms",
+        env = "EVENT_RETRY_MS",
+        value_delimiter = ',',
+        default_value = "5000,30000,120000"
+    )]
+    pub event_retry_ms: Vec<u64>,
+
     /// Serve the metrics/health endpoint.
     #[arg(long = "serve_http", env = "SERVE_HTTP", default_value_t = true, action = clap::ArgAction::Set)]
     pub serve_http: bool,
@@ -251,6 +261,11 @@ impl App {
             Bus::connect_with(&infra.rabbitmq_address, names.clone(), &metrics.registry, {
                 let mut o = BusOptions::default();
                 o.subscriber.concurrency = settings.event_concurrency.max(1);
+                o.subscriber.retry_delays = settings
+                    .event_retry_ms
+                    .iter()
+                    .map(|ms| Duration::from_millis(*ms))
+                    .collect();
                 o
             })
             .await

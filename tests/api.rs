@@ -2195,3 +2195,175 @@ async fn fuzz_random_and_truncated_envelopes() {
     assert_eq!(o["customer_id"], customer.to_string());
     sys.stop().await;
 }
+
+/// Every series of `family` in the service's registry, as its label pairs.
+fn series(sys: &TestSystem, family: &str) -> Vec<Vec<(String, String)>> {
+    let app = sys.app.as_ref().expect("service running");
+    app.metrics
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == family)
+        .flat_map(|f| f.get_metric().iter())
+        .map(|m| {
+            m.get_label()
+                .iter()
+                .map(|l| (l.name().to_owned(), l.value().to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+/// Distinct values of `label` over the series of `family`.
+fn label_values(sys: &TestSystem, family: &str, label: &str) -> std::collections::BTreeSet<String> {
+    series(sys, family)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| k == label)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+/// Number of series in the whole registry.
+fn all_series(sys: &TestSystem) -> usize {
+    let app = sys.app.as_ref().expect("service running");
+    app.metrics
+        .registry
+        .gather()
+        .iter()
+        .map(|f| f.get_metric().len())
+        .sum()
+}
+
+fn random_text(rng: &mut impl rand::Rng, max: usize) -> String {
+    let chars: Vec<char> = "abcXYZ/?=&-_.0123456789 %\u{e9}\u{1F600}\"\\"
+        .chars()
+        .collect();
+    (0..rng.random_range(0..max))
+        .map(|_| chars[rng.random_range(0..chars.len())])
+        .collect()
+}
+
+#[tokio::test]
+async fn metric_labels_stay_bounded_under_hostile_envelopes() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |s| {
+        // One event at a time, so a last sentinel event is handled after all the others.
+        s.event_concurrency = 1;
+    })
+    .await;
+    let mut raw = RawClient::new().await;
+    let q = sys.names.names.request_queue.clone();
+    // A few legitimate requests so every label the service uses exists before the flood.
+    let customer = Uuid::new_v4();
+    new_outplan(&sys, customer).await;
+    sys.rpc("GET", &format!("/v1/campaigns/{}", rand_id()), None)
+        .await;
+    let before = all_series(&sys);
+
+    let mut rng = rand::rng();
+    let methods = ["GET", "POST", "PUT", "DELETE", "get", "HEAD", "PATCH", ""];
+    let paths = [
+        "/v1/campaigns",
+        "/v1/campaigns?page_size=1",
+        "/v1/campaigncalls?",
+        "/v1/outplans?",
+    ];
+    let rounds = 600;
+    for i in 0..rounds {
+        let method = if i % 2 == 0 {
+            random_text(&mut rng, 40)
+        } else {
+            methods[rng.random_range(0..methods.len())].to_owned()
+        };
+        let uri = match i % 3 {
+            0 => random_text(&mut rng, 80),
+            1 => format!("/v1/campaigns/{}", rand_id()),
+            _ => paths[rng.random_range(0..paths.len())].to_owned(),
+        };
+        let reply = raw.send(&q, &envelope(&method, &uri, None)).await;
+        let r: Response = serde_json::from_str(&reply).expect("a Response");
+        assert!(r.status_code < 500, "{method:?} {uri:?} → {reply}");
+    }
+    // Events of random types and publishers (also the handled publishers with other types).
+    let publishers = ["call-manager", "flow-manager", "", "x"];
+    for i in 0..rounds {
+        let publisher = if i % 2 == 0 {
+            publishers[rng.random_range(0..publishers.len())].to_owned()
+        } else {
+            random_text(&mut rng, 30)
+        };
+        let ev = json!({"type": random_text(&mut rng, 30), "publisher": publisher,
+            "data_type": "application/json", "data": {"id": rand_id()}});
+        let exchange = if i % 2 == 0 {
+            &sys.names.names.call_event_exchange
+        } else {
+            &sys.names.names.flow_event_exchange
+        };
+        raw.publish(
+            exchange,
+            "",
+            ev.to_string().as_bytes(),
+            BasicProperties::default().with_content_type("text/plain".into()),
+        )
+        .await;
+    }
+    publish_hangup(&sys, &raw, &rand_id(), "normal").await;
+    let hangups = || {
+        series(
+            &sys,
+            "campaign_manager_receive_subscribe_event_process_time",
+        )
+        .iter()
+        .any(|s| s.contains(&("type".to_owned(), "call_hangup".to_owned())))
+    };
+    wait_until(
+        "the sentinel hangup handled",
+        Duration::from_secs(30),
+        || {
+            let done = hangups();
+            async move { done }
+        },
+    )
+    .await;
+
+    let family = "campaign_manager_receive_request_process_time";
+    let methods_seen = label_values(&sys, family, "method");
+    let allowed: std::collections::BTreeSet<String> = ["GET", "POST", "PUT", "DELETE", "other"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(methods_seen.is_subset(&allowed), "{methods_seen:?}");
+    assert!(methods_seen.contains("other"), "{methods_seen:?}");
+    let routes_seen = label_values(&sys, family, "type");
+    assert!(routes_seen.contains("notfound"), "{routes_seen:?}");
+    assert!(
+        routes_seen
+            .iter()
+            .all(|t| t == "notfound" || t.starts_with("/v1/")),
+        "{routes_seen:?}"
+    );
+    // 13 route labels + notfound, 5 methods.
+    assert!(
+        series(&sys, family).len() <= 14 * 5,
+        "{:?}",
+        series(&sys, family)
+    );
+    let events_seen = series(
+        &sys,
+        "campaign_manager_receive_subscribe_event_process_time",
+    );
+    assert_eq!(
+        events_seen,
+        vec![vec![
+            ("publisher".to_owned(), "call-manager".to_owned()),
+            ("type".to_owned(), "call_hangup".to_owned()),
+        ]]
+    );
+    // 1,200 hostile messages added at most the fixed sets above to the whole registry.
+    let after = all_series(&sys);
+    assert!(
+        after <= before + 14 * 5 + 2,
+        "series grew from {before} to {after}"
+    );
+    sys.stop().await;
+}

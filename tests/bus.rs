@@ -606,8 +606,38 @@ async fn wait_until<F: Fn() -> bool>(what: &str, wait: Duration, f: F) {
     }
 }
 
+/// Reads (and consumes) every message in `queue`.
+async fn drain_queue(raw: &Raw, queue: &str) -> Vec<lapin::message::Delivery> {
+    let mut out = Vec::new();
+    while let Some(m) = raw
+        .ch
+        .basic_get(
+            queue.into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+    {
+        out.push(m.delivery);
+    }
+    out
+}
+
+fn header<'a>(d: &'a lapin::message::Delivery, name: &str) -> Option<&'a lapin::types::AMQPValue> {
+    d.properties.headers().as_ref()?.inner().get(name)
+}
+
+fn header_text(d: &lapin::message::Delivery, name: &str) -> String {
+    match header(d, name) {
+        Some(lapin::types::AMQPValue::LongString(s)) => {
+            String::from_utf8_lossy(s.as_bytes()).into_owned()
+        }
+        other => panic!("header {name}: {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn subscriber_handles_retries_and_drops() {
+async fn subscriber_retries_then_dead_letters() {
     let p = uniq();
     let (bus, reg, names) = start(&p, options(&p)).await;
     let _cleanup = PanicCleanup::new(&names);
@@ -649,17 +679,30 @@ async fn subscriber_handles_retries_and_drops() {
         text_plain(),
     )
     .await;
+    let mut origin = FieldTable::default();
+    origin.insert(
+        "x-test-origin".into(),
+        lapin::types::AMQPValue::LongString("kept".into()),
+    );
     raw.publish(
         &names.call_event_exchange,
         "",
         event("fail").as_bytes(),
-        text_plain(),
+        text_plain()
+            .with_headers(origin)
+            .with_message_id("m-1".into()),
     )
     .await;
 
     let q = names.subscribe_queue.as_str();
-    let dropped = || metric(&reg, "rabbitmqhandler_event_dropped_total", &[("queue", q)]);
-    wait_until("2 drops", Duration::from_secs(15), || dropped() >= 2.0).await;
+    let dead = || {
+        metric(
+            &reg,
+            "campaign_manager_event_dead_lettered_total",
+            &[("queue", q)],
+        )
+    };
+    wait_until("2 dead letters", Duration::from_secs(15), || dead() >= 2.0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = rec.seen.lock().await.clone();
     for t in ["call_hangup", "activeflow_deleted", "after_poison"] {
@@ -667,7 +710,12 @@ async fn subscriber_handles_retries_and_drops() {
     }
     // One first attempt plus three retries.
     assert_eq!(seen.iter().filter(|s| *s == "fail").count(), 4, "{seen:?}");
-    assert_eq!(dropped(), 2.0);
+    assert_eq!(dead(), 2.0);
+    // Nothing is dropped any more.
+    assert_eq!(
+        metric(&reg, "rabbitmqhandler_event_dropped_total", &[("queue", q)]),
+        0.0
+    );
     for n in ["1", "2", "3"] {
         // The failing event and the poison body were each retried once per level.
         assert_eq!(
@@ -679,7 +727,114 @@ async fn subscriber_handles_retries_and_drops() {
             2.0
         );
     }
+    // Both wait in the durable dead-letter queue with their body, headers and why/when.
+    let declared = raw
+        .ch
+        .queue_declare(
+            names.subscribe_dead_queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(declared.message_count(), 2);
+    let letters = drain_queue(&raw, &names.subscribe_dead_queue).await;
+    assert_eq!(letters.len(), 2);
+    let by_body = |body: &[u8]| {
+        letters
+            .iter()
+            .find(|d| d.data == body)
+            .unwrap_or_else(|| panic!("no dead letter {}", String::from_utf8_lossy(body)))
+    };
+    let (failed, poison) = (by_body(event("fail").as_bytes()), by_body(b"{{{ not json"));
+    assert_eq!(header_text(failed, "x-test-origin"), "kept");
+    assert_eq!(
+        failed.properties.message_id().as_ref().map(|m| m.as_str()),
+        Some("m-1")
+    );
+    assert_eq!(failed.properties.delivery_mode(), &Some(2));
+    for d in [failed, poison] {
+        assert_eq!(
+            header(d, "x-retry-count"),
+            Some(&lapin::types::AMQPValue::LongLongInt(3))
+        );
+        let first = header_text(d, "x-first-failed-at");
+        let at = header_text(d, "x-dead-lettered-at");
+        let (first, at) = (
+            chrono::DateTime::parse_from_rfc3339(&first).expect("RFC 3339"),
+            chrono::DateTime::parse_from_rfc3339(&at).expect("RFC 3339"),
+        );
+        assert!(first <= at, "{first} > {at}");
+        assert_eq!(header_text(d, "x-original-queue"), q);
+    }
+    assert_eq!(header_text(failed, "x-death-reason"), "induced failure");
+    assert!(!header_text(poison, "x-death-reason").is_empty());
     bus.shutdown().await;
+    raw.cleanup(&names, &[]).await;
+}
+
+#[tokio::test]
+async fn event_stays_queued_while_the_dead_letter_queue_is_missing() {
+    let p = uniq();
+    let (bus, reg, names) = start(&p, options(&p)).await;
+    let _cleanup = PanicCleanup::new(&names);
+    let rec = Arc::new(Recorder::default());
+    bus.subscribe(rec.clone()).await.unwrap();
+    let raw = raw().await;
+    // An operator deleted the dead-letter queue: the publish to it is unroutable.
+    raw.ch
+        .queue_delete(
+            names.subscribe_dead_queue.as_str().into(),
+            QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    raw.publish(
+        &names.call_event_exchange,
+        "",
+        br#"{"type":"fail","publisher":"call-manager","data_type":"application/json"}"#,
+        text_plain(),
+    )
+    .await;
+    // Four attempts, then each failed dead-lettering puts it back and it is handled again.
+    let attempts = || {
+        let rec = rec.clone();
+        async move { rec.seen.lock().await.len() }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while attempts().await < 6 {
+        assert!(Instant::now() < deadline, "event not redelivered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let q = names.subscribe_queue.as_str();
+    assert_eq!(
+        metric(
+            &reg,
+            "campaign_manager_event_dead_lettered_total",
+            &[("queue", q)]
+        ),
+        0.0
+    );
+    // The queue is back: the next attempt lands there.
+    raw.declare_queue(&names.subscribe_dead_queue).await;
+    wait_until("dead letter", Duration::from_secs(15), || {
+        metric(
+            &reg,
+            "campaign_manager_event_dead_lettered_total",
+            &[("queue", q)],
+        ) >= 1.0
+    })
+    .await;
+    bus.shutdown().await;
+    let letters = drain_queue(&raw, &names.subscribe_dead_queue).await;
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        header(&letters[0], "x-retry-count"),
+        Some(&lapin::types::AMQPValue::LongLongInt(3))
+    );
     raw.cleanup(&names, &[]).await;
 }
 

@@ -841,3 +841,166 @@ async fn stop_request_while_calls_are_up_goes_stopping_then_stop() {
     );
     sys.stop().await;
 }
+
+/// Sample count of `campaign_manager_receive_subscribe_event_process_time` for one
+/// (publisher, type): how many such events the service has handled.
+fn handled_events(sys: &TestSystem, publisher: &str, kind: &str) -> u64 {
+    let app = sys.app.as_ref().expect("service running");
+    app.metrics
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "campaign_manager_receive_subscribe_event_process_time")
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| {
+            let label = |k: &str| {
+                m.get_label()
+                    .iter()
+                    .find(|l| l.name() == k)
+                    .map(|l| l.value().to_owned())
+            };
+            label("publisher").as_deref() == Some(publisher)
+                && label("type").as_deref() == Some(kind)
+        })
+        .map(|m| m.get_histogram().get_sample_count())
+        .sum()
+}
+
+#[tokio::test]
+async fn call_hangup_without_call_id_leaves_flow_campaigncalls_open() {
+    let sys = TestSystem::start(silent(), fast_ticks).await;
+    let raw = Raw::new().await;
+    let customer = Uuid::new_v4();
+    let outplan = sys
+        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
+        .await;
+    let outdial = sys.sim.create_outdial(customer, 1, 1);
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"customer_id": customer, "type": "flow", "actions": [{"type": "talk"}],
+                "outplan_id": outplan["id"], "outdial_id": outdial}),
+            ),
+        )
+        .await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({"status": "run"})),
+    )
+    .await;
+    wait_until(
+        "a progressing flow campaigncall",
+        Duration::from_secs(20),
+        || async {
+            campaigncalls(&sys, &id)
+                .await
+                .first()
+                .is_some_and(|cc| cc["status"] == "progressing")
+        },
+    )
+    .await;
+    let cc = campaigncalls(&sys, &id).await[0].clone();
+    assert_eq!(cc["reference_type"], "flow");
+    assert_eq!(cc["reference_id"], Uuid::nil().to_string());
+    let ccid = cc["id"].as_str().unwrap().to_owned();
+
+    // Hangups whose call id is missing, null or the nil UUID: the lookup by reference id
+    // would find the flow campaigncall (its reference id is nil).
+    let before = handled_events(&sys, "call-manager", "call_hangup");
+    let hostile = [
+        json!({"hangup_reason": "normal"}),
+        json!({"id": null, "hangup_reason": "busy"}),
+        json!({"id": Uuid::nil(), "hangup_reason": "normal", "status": "hangup"}),
+    ];
+    for data in &hostile {
+        raw.publish_event(
+            &sys.names.names.call_event_exchange,
+            "call-manager",
+            "call_hangup",
+            data.clone(),
+        )
+        .await;
+    }
+    wait_until("the hangups handled", Duration::from_secs(10), || async {
+        handled_events(&sys, "call-manager", "call_hangup") >= before + hostile.len() as u64
+    })
+    .await;
+    let after = sys
+        .ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
+        .await;
+    assert_eq!(after["status"], "progressing", "{after}");
+    assert_eq!(after["result"], "", "{after}");
+    assert_eq!(campaign(&sys, &id).await["status"], "run");
+    let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sys.sim.target(target).unwrap().status,
+        TargetState::Progressing
+    );
+    sys.stop().await;
+}
+
+#[tokio::test]
+async fn undecodable_event_ends_in_the_dead_letter_queue_after_configured_retries() {
+    let sys = TestSystem::start(silent(), |s| s.event_retry_ms = vec![50, 50, 50]).await;
+    let raw = Raw::new().await;
+    raw.ch
+        .basic_publish(
+            sys.names.names.call_event_exchange.as_str().into(),
+            "".into(),
+            BasicPublishOptions::default(),
+            b"not an event",
+            BasicProperties::default().with_content_type("text/plain".into()),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    let dead = sys.names.names.subscribe_dead_queue.clone();
+    let depth = || async {
+        raw.ch
+            .queue_declare(
+                dead.as_str().into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("dead-letter queue declared by the service")
+            .message_count()
+    };
+    wait_until("the dead letter", Duration::from_secs(15), || async {
+        depth().await == 1
+    })
+    .await;
+    let registry = &sys.app.as_ref().expect("running").metrics.registry;
+    let dead_lettered: f64 = registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "campaign_manager_event_dead_lettered_total")
+        .flat_map(|f| f.get_metric().iter())
+        .map(|m| m.get_counter().get_value())
+        .sum();
+    assert_eq!(dead_lettered, 1.0);
+    let msg = raw
+        .ch
+        .basic_get(
+            dead.as_str().into(),
+            lapin::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .expect("get")
+        .expect("a dead letter");
+    assert_eq!(msg.delivery.data, b"not an event");
+    let headers = msg.delivery.properties.headers().clone().expect("headers");
+    assert_eq!(
+        headers.inner().get("x-retry-count"),
+        Some(&lapin::types::AMQPValue::LongLongInt(3))
+    );
+    sys.stop().await;
+}

@@ -2,7 +2,9 @@
 //!
 //! Matching is equivalent to the Go service's regexes: whole paths, lowercase UUIDs only,
 //! list routes need a `?`. Errors become typed `voipbin_error` replies (§2.3) built from
-//! [`ServiceError`]; nothing internal (SQL, broker detail) is put in a reply.
+//! [`ServiceError`]; nothing internal (SQL, broker detail) is put in a reply. The request
+//! metric's labels are the route's fixed label (`notfound` for anything unmatched) and the
+//! method mapped to a fixed set, so hostile envelopes cannot add time series.
 
 mod routes;
 
@@ -11,6 +13,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
+use crate::bus::metrics::method_label;
 use crate::bus::{Request, RequestHandler, Response};
 use crate::service::{Service, ServiceError};
 
@@ -34,9 +37,9 @@ impl Api {
     pub async fn dispatch(&self, req: &Request) -> Response {
         let started = Instant::now();
         let (label, response) = match Route::parse(&req.method, &req.uri) {
-            None => ("notfound".to_owned(), Response::status(404)),
+            None => ("notfound", Response::status(404)),
             Some(route) => {
-                let label = route.label().to_owned();
+                let label = route.label();
                 let response = if req.data.as_ref().is_some_and(|d| d.get().len() > MAX_BODY) {
                     error_reply(&ServiceError::Invalid(format!(
                         "request body is larger than {MAX_BODY} bytes"
@@ -56,7 +59,7 @@ impl Api {
         self.service
             .metrics
             .receive_request_process_time
-            .with_label_values(&[label.as_str(), req.method.as_str()])
+            .with_label_values(&[label, method_label(&req.method)])
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         response
     }

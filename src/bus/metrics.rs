@@ -2,8 +2,25 @@
 //!
 //! Registered into a `Registry` handed in by the caller, never the global default registry,
 //! because tests start many services in one process and names would collide.
+//!
+//! Label values come from fixed sets, never straight from a message: every distinct value is a
+//! new time series kept for the life of the process, so a caller-controlled string (a request's
+//! `method`, an event's `type`) would let anyone on the bus grow `/metrics` without bound.
+//! [`method_label`] is the one mapping for request methods.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// The `method` label of a request: the four methods the platform's routes use, anything else
+/// `other` (so hostile or garbled envelopes cannot mint new series).
+pub fn method_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        _ => "other",
+    }
+}
 
 /// The transport's metric families.
 #[derive(Clone)]
@@ -18,8 +35,12 @@ pub struct BusMetrics {
     pub breaker_rejected: IntCounterVec,
     /// `rabbitmqhandler_event_retried_total{queue,retry_count}`.
     pub event_retried: IntCounterVec,
-    /// `rabbitmqhandler_event_dropped_total{queue}`.
+    /// `rabbitmqhandler_event_dropped_total{queue}`: kept for the platform's dashboards; stays 0
+    /// since exhausted events go to the dead-letter queue instead of being dropped.
     pub event_dropped: IntCounterVec,
+    /// `campaign_manager_event_dead_lettered_total{queue}`: events moved to the dead-letter queue
+    /// after their last retry (`queue` is the subscribe queue they came from).
+    pub event_dead_lettered: IntCounterVec,
 }
 
 impl BusMetrics {
@@ -72,12 +93,21 @@ impl BusMetrics {
             ),
             &["queue"],
         )?;
+        let event_dead_lettered = IntCounterVec::new(
+            Opts::new(
+                "event_dead_lettered_total",
+                "Consumed events moved to the dead-letter queue after the last retry",
+            )
+            .namespace("campaign_manager"),
+            &["queue"],
+        )?;
         registry.register(Box::new(request_process_time.clone()))?;
         registry.register(Box::new(breaker_transitions.clone()))?;
         registry.register(Box::new(breaker_state.clone()))?;
         registry.register(Box::new(breaker_rejected.clone()))?;
         registry.register(Box::new(event_retried.clone()))?;
         registry.register(Box::new(event_dropped.clone()))?;
+        registry.register(Box::new(event_dead_lettered.clone()))?;
         Ok(Self {
             request_process_time,
             breaker_transitions,
@@ -85,6 +115,30 @@ impl BusMetrics {
             breaker_rejected,
             event_retried,
             event_dropped,
+            event_dead_lettered,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::method_label;
+
+    #[test]
+    fn methods_map_to_a_fixed_set() {
+        for m in ["GET", "POST", "PUT", "DELETE"] {
+            assert_eq!(method_label(m), m);
+        }
+        for m in [
+            "",
+            "get",
+            "HEAD",
+            "PATCH",
+            "GET ",
+            "\u{1F600}",
+            &"X".repeat(1000),
+        ] {
+            assert_eq!(method_label(m), "other");
+        }
     }
 }

@@ -3,12 +3,14 @@
 //! Knows nothing about campaigns. `Bus` is the facade the service wires up: one supervised
 //! connection (`connection`), an RPC server for our request queue (`rpc_server`), an RPC client with
 //! per-target circuit breakers (`rpc_client`, `circuit_breaker`), an event publisher (`publisher`),
-//! an event subscriber with plugin-free bounded retries (`subscriber`), the wire envelopes
+//! an event subscriber with plugin-free bounded retries (`subscriber`) whose exhausted events wait
+//! in a dead-letter queue for an operator (`dead_letter`), the wire envelopes
 //! (`envelope`), the configurable names (`names`) and the transport metrics (`metrics`).
 
 pub mod circuit_breaker;
 pub mod connection;
 mod consumer;
+pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod metrics;
@@ -24,6 +26,7 @@ use std::time::Duration;
 pub use circuit_breaker::{BreakerConfig, BreakerState};
 pub use connection::{BusConnection, ConnectionOptions};
 pub use consumer::ConsumerHandle;
+pub use dead_letter::{DeadEvent, DeadLetters, ReplayReport};
 pub use envelope::{Event, Request, Response};
 pub use error::{BusError, RpcError};
 pub use metrics::BusMetrics;
@@ -177,6 +180,10 @@ impl Bus {
             concurrency: self.options.subscriber.concurrency,
             ready_timeout: self.options.ready_timeout,
         };
+        // Present (at 0) from the start, so an alert on it has a series to watch.
+        self.metrics
+            .event_dead_lettered
+            .with_label_values(&[self.names.subscribe_queue.as_str()]);
         let processor = Arc::new(subscriber::SubscribeProcessor {
             names: self.names.clone(),
             handler,

@@ -13,6 +13,9 @@ pub struct Names {
     pub event_exchange: String,
     /// Our subscribe queue (durable), bound to the peer event exchanges.
     pub subscribe_queue: String,
+    /// Durable dead-letter queue of the subscribe queue: events that failed every retry wait
+    /// here for an operator (`campaign-control events dead ...`). `<subscribe_queue>.dead`.
+    pub subscribe_dead_queue: String,
     /// call-manager's event exchange (fanout).
     pub call_event_exchange: String,
     /// flow-manager's event exchange (fanout).
@@ -35,6 +38,7 @@ impl Default for Names {
             request_queue: "bin-manager.campaign-manager.request".into(),
             event_exchange: "bin-manager.campaign-manager.event".into(),
             subscribe_queue: "bin-manager.campaign-manager.subscribe".into(),
+            subscribe_dead_queue: "bin-manager.campaign-manager.subscribe.dead".into(),
             call_event_exchange: "bin-manager.call-manager.event".into(),
             flow_event_exchange: "bin-manager.flow-manager.event".into(),
             outdial_queue: "bin-manager.outdial-manager.request".into(),
@@ -55,6 +59,7 @@ impl Names {
             request_queue: p(d.request_queue),
             event_exchange: p(d.event_exchange),
             subscribe_queue: p(d.subscribe_queue),
+            subscribe_dead_queue: p(d.subscribe_dead_queue),
             call_event_exchange: p(d.call_event_exchange),
             flow_event_exchange: p(d.flow_event_exchange),
             outdial_queue: p(d.outdial_queue),
@@ -72,7 +77,11 @@ impl Names {
 
     /// Every queue this service declares itself, given `retry_levels` subscriber retry levels.
     pub fn owned_queues(&self, retry_levels: usize) -> Vec<String> {
-        let mut v = vec![self.request_queue.clone(), self.subscribe_queue.clone()];
+        let mut v = vec![
+            self.request_queue.clone(),
+            self.subscribe_queue.clone(),
+            self.subscribe_dead_queue.clone(),
+        ];
         v.extend((1..=retry_levels).map(|l| self.subscribe_retry_queue(l)));
         v
     }

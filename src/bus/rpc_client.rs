@@ -25,7 +25,7 @@ use super::circuit_breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 use super::connection::BusConnection;
 use super::envelope::{Request, Response};
 use super::error::{BusError, RpcError};
-use super::metrics::BusMetrics;
+use super::metrics::{BusMetrics, method_label};
 
 /// The pseudo-queue of RabbitMQ's direct reply-to.
 pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
@@ -202,7 +202,7 @@ impl RpcClient {
         self.inner
             .metrics
             .request_process_time
-            .with_label_values(&[target, resource.as_str(), req.method.as_str()])
+            .with_label_values(&[target, resource.as_str(), method_label(&req.method)])
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         result
     }

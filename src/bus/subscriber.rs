@@ -6,10 +6,14 @@
 //! queue per retry level (`<subscribe>.retry.<n>`) whose dead-letter target is the subscribe queue
 //! via the default exchange. A failed event (handler error, panic or undecodable JSON) is
 //! republished to the retry queue of the next level with `x-retry-count = n` and a per-message
-//! `expiration` of that level's delay; when it expires RabbitMQ dead-letters it back. The original
-//! is acked only after the broker confirmed the republish, so nothing is lost silently. After the
-//! last level the event is logged with its body and dropped (counted). The queue is never blocked:
-//! a failing message leaves it immediately.
+//! `expiration` of that level's delay; when it expires RabbitMQ dead-letters it back. The first
+//! failure stamps `x-first-failed-at`. After the last level the event moves to the durable
+//! dead-letter queue (`<subscribe>.dead`, see [`super::dead_letter`]) with its body, its headers
+//! and why/when (`x-death-reason`, `x-retry-count`, `x-dead-lettered-at`), counted in
+//! `campaign_manager_event_dead_lettered_total`. Every republish (retry or dead letter) is
+//! persistent, mandatory and confirmed, and the original is acked only after the confirm; when
+//! it fails the original is nacked back to the queue, so nothing is ever dropped. The queue is
+//! never blocked: a failing message leaves it immediately.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -19,14 +23,19 @@ use async_trait::async_trait;
 use futures::FutureExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicPublishOptions, ConfirmSelectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicNackOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, ExchangeKind};
 use tracing::{error, warn};
 
 use super::consumer::{DeliveryProcessor, preview};
+use super::dead_letter::{
+    DEAD_LETTERED_HEADER, DEATH_REASON_HEADER, FIRST_FAILED_HEADER, MAX_REASON_CHARS,
+    ORIGINAL_QUEUE_HEADER, bounded, carried_properties, declare_dead_queue, now_rfc3339,
+    publish_confirmed,
+};
 use super::envelope::Event;
 use super::error::{BusError, short};
 use super::metrics::BusMetrics;
@@ -107,6 +116,18 @@ impl SubscribeProcessor {
         }
     }
 
+    /// The delivery's headers with `x-first-failed-at` stamped if this is its first failure.
+    fn failure_headers(delivery: &Delivery) -> FieldTable {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        if !headers.contains_key(FIRST_FAILED_HEADER) {
+            headers.insert(
+                FIRST_FAILED_HEADER.into(),
+                AMQPValue::LongString(LongString::from(now_rfc3339())),
+            );
+        }
+        headers
+    }
+
     /// Republish `delivery` to the retry queue of `level` and wait for the broker's confirm.
     async fn schedule_retry(
         &self,
@@ -115,35 +136,60 @@ impl SubscribeProcessor {
         level: usize,
         delay: Duration,
     ) -> Result<(), BusError> {
-        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        let mut headers = Self::failure_headers(delivery);
         headers.insert(RETRY_HEADER.into(), AMQPValue::LongLongInt(level as i64));
-        let content_type = delivery
-            .properties
-            .content_type()
-            .clone()
-            .unwrap_or_else(|| "text/plain".into());
-        let props = BasicProperties::default()
-            .with_content_type(content_type)
-            .with_headers(headers)
-            .with_delivery_mode(2)
+        let props = carried_properties(&delivery.properties, headers)
             .with_expiration(delay.as_millis().max(1).to_string().into());
         let queue = self.names.subscribe_retry_queue(level);
-        let confirm = channel
-            .basic_publish(
-                "".into(),
-                short(&queue)?,
-                BasicPublishOptions::default(),
-                &delivery.data,
-                props,
-            )
-            .await?;
-        let confirmation = tokio::time::timeout(Duration::from_secs(5), confirm)
-            .await
-            .map_err(|_| BusError::Timeout(Duration::from_secs(5), "retry publish confirm"))??;
-        if confirmation.is_nack() {
-            return Err(BusError::Unavailable("broker nacked retry publish".into()));
-        }
-        Ok(())
+        publish_confirmed(channel, &queue, &delivery.data, props).await
+    }
+
+    /// Move `delivery` to the dead-letter queue with why and when, and wait for the confirm.
+    async fn dead_letter(
+        &self,
+        channel: &lapin::Channel,
+        delivery: &Delivery,
+        retries: u64,
+        reason: &str,
+    ) -> Result<(), BusError> {
+        let mut headers = Self::failure_headers(delivery);
+        headers.insert(
+            RETRY_HEADER.into(),
+            AMQPValue::LongLongInt(i64::try_from(retries).unwrap_or(i64::MAX)),
+        );
+        headers.insert(
+            DEATH_REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(bounded(reason, MAX_REASON_CHARS))),
+        );
+        headers.insert(
+            DEAD_LETTERED_HEADER.into(),
+            AMQPValue::LongString(LongString::from(now_rfc3339())),
+        );
+        headers.insert(
+            ORIGINAL_QUEUE_HEADER.into(),
+            AMQPValue::LongString(LongString::from(self.names.subscribe_queue.as_str())),
+        );
+        let props = carried_properties(&delivery.properties, headers);
+        publish_confirmed(
+            channel,
+            &self.names.subscribe_dead_queue,
+            &delivery.data,
+            props,
+        )
+        .await
+    }
+
+    /// Give `delivery` back to the subscribe queue after a republish failed (after a pause, so
+    /// an unhappy broker does not get a hot redelivery loop).
+    async fn requeue(delivery: &Delivery) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let _ = delivery
+            .acker
+            .nack(BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            })
+            .await;
     }
 }
 
@@ -175,6 +221,7 @@ impl DeliveryProcessor for SubscribeProcessor {
         channel
             .queue_declare(queue.clone(), durable_q, FieldTable::default())
             .await?;
+        declare_dead_queue(channel, &self.names).await?;
         for level in 1..=self.retry_delays.len() {
             let mut args = FieldTable::default();
             args.insert(
@@ -239,23 +286,29 @@ impl DeliveryProcessor for SubscribeProcessor {
                 }
                 Err(error) => {
                     error!(queue, %error, handler_error = %err, "cannot schedule retry; requeueing");
-                    // Avoid a hot redelivery loop while the broker is unhappy.
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    let _ = delivery
-                        .acker
-                        .nack(BasicNackOptions {
-                            requeue: true,
-                            ..BasicNackOptions::default()
-                        })
-                        .await;
+                    Self::requeue(&delivery).await;
                 }
             }
         } else {
-            error!(queue, error = %err, retries = done, body = %preview(&delivery.data),
-                   "event dropped after the last retry");
-            self.metrics.event_dropped.with_label_values(&[queue]).inc();
-            if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
-                warn!(queue, %error, "ack of dropped event failed");
+            let reason = err.to_string();
+            match self.dead_letter(&channel, &delivery, done, &reason).await {
+                Ok(()) => {
+                    error!(queue, error = %err, retries = done, body = %preview(&delivery.data),
+                           dead_letter_queue = %self.names.subscribe_dead_queue,
+                           "event failed its last retry; moved to the dead-letter queue");
+                    self.metrics
+                        .event_dead_lettered
+                        .with_label_values(&[queue])
+                        .inc();
+                    if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
+                        warn!(queue, %error, "event ack failed after dead-lettering (may be dead-lettered twice)");
+                    }
+                }
+                Err(error) => {
+                    error!(queue, %error, handler_error = %err,
+                           "cannot move the event to the dead-letter queue; requeueing");
+                    Self::requeue(&delivery).await;
+                }
             }
         }
     }

@@ -87,6 +87,9 @@ pub enum Command {
     /// Inspect and steer the tick queue (Redis).
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Subscribed events (RabbitMQ): the dead-letter queue of events that failed every retry.
+    #[command(subcommand)]
+    Events(EventsCmd),
 }
 
 /// Campaign type.
@@ -413,6 +416,44 @@ pub enum QueueCmd {
     RetryDead,
     /// Remove finished tick jobs from Redis now.
     Vacuum,
+}
+
+/// `events ...`
+#[derive(Debug, Subcommand)]
+pub enum EventsCmd {
+    /// Events that failed every retry, kept in `<subscribe queue>.dead`.
+    #[command(subcommand)]
+    Dead(DeadCmd),
+}
+
+/// `events dead ...`
+#[derive(Debug, Subcommand)]
+pub enum DeadCmd {
+    /// Show dead-lettered events, oldest first, without removing them.
+    List {
+        /// Most events shown.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Move dead-lettered events back to the subscribe queue (retry count reset), oldest first.
+    #[command(group = clap::ArgGroup::new("how_many").required(true))]
+    Replay {
+        /// Every event present when the replay starts.
+        #[arg(long, group = "how_many")]
+        all: bool,
+        /// At most this many events.
+        #[arg(long, group = "how_many", value_parser = clap::value_parser!(u32).range(1..))]
+        count: Option<u32>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Delete every dead-lettered event.
+    Purge {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Parses `60s`, `500ms`, `2m`, `1h` or a bare number of seconds.

@@ -8,12 +8,15 @@
 //! * [`queue`]: the tick queue commands. They talk to Redis through
 //!   [`campaign_workers::Chains`], plus two small scripts of their own for what that handle does
 //!   not offer (dropping pending ticks, requeueing dead apalis jobs).
+//! * [`events`]: the dead-letter queue of subscribed events, straight on RabbitMQ (the service
+//!   owns no state about it, so there is no RPC route to go through).
 //! * [`output`]: tables and `--json`.
 //!
 //! Every failure is a [`Failure`]: a message that says what failed and what to check, and the
 //! exit code (1 failure, 2 usage).
 
 pub mod cli;
+pub mod events;
 pub mod output;
 pub mod queue;
 pub mod rpc;
@@ -93,6 +96,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
         Command::Campaigncall(c) => rpc::Rpc::connect(cli).await?.campaigncall(c).await,
         Command::Outplan(c) => rpc::Rpc::connect(cli).await?.outplan(c).await,
         Command::Queue(c) => queue::Queue::connect(cli).await?.run(c, cli.json).await,
+        Command::Events(c) => events::run(cli, c).await,
     }
 }
 

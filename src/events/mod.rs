@@ -2,7 +2,9 @@
 //! flow-manager finish the matching campaigncall, then let a `stopping` campaign stop.
 //!
 //! Idempotent: finishing is a compare-and-set in the store, so a repeated or late event
-//! changes nothing twice. An unknown hangup reason is a `fail` with a warning, never a
+//! changes nothing twice. A hangup only ever finishes a `call` campaigncall: flow campaigncalls
+//! carry the nil reference id, so a hangup without a call id (missing or nil) is ignored
+//! before the lookup, and the reference type is checked after it. An unknown hangup reason is a `fail` with a warning, never a
 //! crash. A transient failure (database, outdial-manager) is returned as an error so the
 //! bus retries the event; an event about something we don't know is acknowledged and ignored.
 
@@ -29,10 +31,16 @@ impl Subscriptions {
     /// `call_hangup`: finish the call's campaigncall with the result of its hangup reason.
     pub async fn call_hangup(&self, call: Call) -> Result<(), BoxError> {
         let s = &self.service;
+        // A missing id decodes as nil, the reference id of every flow campaigncall.
+        if call.id.is_nil() {
+            tracing::warn!("call_hangup without a call id; ignored");
+            return Ok(());
+        }
         let Some(cc) = s.store.campaigncalls.get_by_reference_id(call.id).await? else {
             return Ok(());
         };
-        if cc.status == CampaigncallStatus::Done {
+        // Flow campaigncalls end with their activeflow, never with a hangup.
+        if cc.status == CampaigncallStatus::Done || cc.reference_type != ReferenceType::Call {
             return Ok(());
         }
         let result = hangup_result(&call.hangup_reason);
@@ -62,27 +70,36 @@ impl Subscriptions {
 impl EventHandler for Subscriptions {
     async fn handle(&self, ev: Event) -> Result<(), BoxError> {
         let started = Instant::now();
-        let handled = match (ev.publisher.as_str(), ev.r#type.as_str()) {
-            ("call-manager", "call_hangup") => match ev.data_as::<Call>() {
-                Ok(call) => self.call_hangup(call).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable call_hangup; ignored");
-                    Ok(())
-                }
-            },
-            ("flow-manager", "activeflow_deleted") => match ev.data_as::<Activeflow>() {
-                Ok(af) => self.activeflow_deleted(af).await,
-                Err(e) => {
-                    tracing::warn!(error = %e, "unreadable activeflow_deleted; ignored");
-                    Ok(())
-                }
-            },
-            _ => return Ok(()),
-        };
+        // The metric's labels are the handled pair as constants, never the event's own strings:
+        // anyone on the bus can publish any `type`, and each new value would be a new series.
+        let (labels, handled): ([&'static str; 2], _) =
+            match (ev.publisher.as_str(), ev.r#type.as_str()) {
+                ("call-manager", "call_hangup") => (
+                    ["call-manager", "call_hangup"],
+                    match ev.data_as::<Call>() {
+                        Ok(call) => self.call_hangup(call).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "unreadable call_hangup; ignored");
+                            Ok(())
+                        }
+                    },
+                ),
+                ("flow-manager", "activeflow_deleted") => (
+                    ["flow-manager", "activeflow_deleted"],
+                    match ev.data_as::<Activeflow>() {
+                        Ok(af) => self.activeflow_deleted(af).await,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "unreadable activeflow_deleted; ignored");
+                            Ok(())
+                        }
+                    },
+                ),
+                _ => return Ok(()),
+            };
         self.service
             .metrics
             .receive_subscribe_event_process_time
-            .with_label_values(&[ev.publisher.as_str(), ev.r#type.as_str()])
+            .with_label_values(&labels)
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         handled
     }
