@@ -751,18 +751,19 @@ async fn campaign_updates() {
             .collect()
     };
 
-    // C5: partial body keeps omitted fields.
+    // C5: omitted keys are api-manager's omitempty: name/detail/service_level ""/""/0,
+    // end_handle and type kept (campaign_update_with_omitted_keys has the full story).
     let u = sys
         .ok(
             "PUT",
             &format!("/v1/campaigns/{id}"),
-            Some(json!({"name": "new name"})),
+            Some(json!({"name": "new name", "type": "call"})),
         )
         .await;
     assert_eq!(u["name"], "new name");
-    assert_eq!(u["detail"], "d");
+    assert_eq!(u["detail"], "");
     assert_eq!(u["type"], "call");
-    assert_eq!(u["service_level"], 100);
+    assert_eq!(u["service_level"], 0);
     assert_eq!(u["end_handle"], "stop");
     assert!(u["tm_update"].is_string());
     let u = sys
@@ -1006,6 +1007,66 @@ async fn campaign_updates() {
     let gv: Value = serde_json::from_str(raw_data(&g)).unwrap();
     assert_eq!(raw_data(&g), canonical(&gv, CAMPAIGN_KEYS));
     assert_eq!(gv, u);
+    sys.stop().await;
+}
+
+/// `PUT /v1/campaigns/<id>` as api-manager sends it: Go's `omitempty` drops `""` and `0`,
+/// so an omitted name/detail/service_level means ""/""/0, while an omitted end_handle (and
+/// type) keeps the current value; `""` for either is refused and changes nothing.
+#[tokio::test]
+async fn campaign_update_with_omitted_keys() {
+    let sys = TestSystem::start(silent(), |_| {}).await;
+    let customer = Uuid::new_v4();
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({
+                "customer_id": customer, "type": "flow", "name": "spring", "detail": "long text",
+                "service_level": 80, "end_handle": "continue"
+            })),
+        )
+        .await;
+    let id = id_of(&c);
+    let uri = format!("/v1/campaigns/{id}");
+
+    // api-manager clearing the detail and the service level of a renamed campaign.
+    let u = sys
+        .ok("PUT", &uri, Some(json!({"name": "summer", "type": "flow"})))
+        .await;
+    assert_eq!(u["name"], "summer");
+    assert_eq!(u["detail"], "", "omitted detail is the empty detail");
+    assert_eq!(u["service_level"], 0, "omitted service_level is 0");
+    assert_eq!(u["end_handle"], "continue", "omitted end_handle is kept");
+    assert_eq!(u["type"], "flow");
+    assert_eq!(sys.ok("GET", &uri, None).await, u, "stored as returned");
+
+    // Everything omitted but the type: the name is cleared too; no type keeps the type.
+    let u = sys.ok("PUT", &uri, Some(json!({"type": "call"}))).await;
+    assert_eq!((&u["name"], &u["type"]), (&json!(""), &json!("call")));
+    let u = sys
+        .ok("PUT", &uri, Some(json!({"name": "x", "service_level": 5})))
+        .await;
+    assert_eq!(
+        (&u["type"], &u["end_handle"], &u["service_level"]),
+        (&json!("call"), &json!("continue"), &json!(5))
+    );
+
+    for bad in [
+        json!({"name": "y", "type": "call", "end_handle": ""}),
+        json!({"name": "y", "type": ""}),
+    ] {
+        assert_typed(
+            sys.rpc("PUT", &uri, Some(bad)).await,
+            400,
+            "INVALID_ARGUMENT",
+        );
+    }
+    assert_eq!(
+        sys.ok("GET", &uri, None).await,
+        u,
+        "a refused update changes nothing"
+    );
     sys.stop().await;
 }
 

@@ -898,12 +898,15 @@ async fn delete_survives_a_flow_manager_failure() {
 // ================================================================ updates
 
 #[tokio::test]
-async fn update_with_a_partial_body_keeps_the_other_fields() {
+async fn update_reads_omitted_keys_as_the_platform_means_them() {
     let env = Env::new(Mocks::new()).await;
     let c = env
         .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
         .await;
+    assert!(!c.detail.is_empty() && c.service_level != 0);
 
+    // api-manager omits empty values: name/detail/service_level omitted are ""/""/0;
+    // end_handle and type omitted are kept.
     let body: CampaignUpdate =
         serde_json::from_value(json!({"name": "autumn sale"})).expect("body");
     let u = env
@@ -912,34 +915,44 @@ async fn update_with_a_partial_body_keeps_the_other_fields() {
         .await
         .expect("update");
     assert_eq!(u.name, "autumn sale");
-    assert_eq!(u.detail, c.detail);
+    assert_eq!(u.detail, "");
+    assert_eq!(u.service_level, 0);
     assert_eq!(u.kind, c.kind);
-    assert_eq!(u.service_level, c.service_level);
     assert_eq!(u.end_handle, c.end_handle);
     assert_eq!(u.actions, c.actions);
     assert_eq!(env.campaign(c.id).await, u);
     assert_eq!(env.events(), vec!["campaign_updated"]);
 
     let body: CampaignUpdate =
-        serde_json::from_value(json!({"service_level": 5, "end_handle": "stop"})).expect("body");
+        serde_json::from_value(json!({"service_level": 5, "end_handle": "continue"}))
+            .expect("body");
     let u = env
         .service
         .update_campaign(c.id, body)
         .await
         .expect("update");
-    assert_eq!(u.name, "autumn sale");
+    assert_eq!(u.name, "");
     assert_eq!(u.service_level, 5);
-    assert_eq!(u.end_handle, EndHandle::Stop);
-    assert_eq!(u.detail, c.detail);
+    assert_eq!(u.end_handle, EndHandle::Continue);
 
-    let body: CampaignUpdate = serde_json::from_value(json!({"service_level": -3})).expect("body");
-    let err = env
-        .service
-        .update_campaign(c.id, body)
-        .await
-        .expect_err("negative");
-    assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");
-    assert_eq!(env.campaign(c.id).await.service_level, 5);
+    for bad in [
+        json!({"service_level": -3}),
+        json!({"type": "", "service_level": 7}),
+        json!({"end_handle": "", "service_level": 7}),
+    ] {
+        let body: CampaignUpdate = serde_json::from_value(bad).expect("body");
+        let err = env
+            .service
+            .update_campaign(c.id, body)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");
+    }
+    let now = env.campaign(c.id).await;
+    assert_eq!(
+        (now.service_level, now.end_handle),
+        (5, EndHandle::Continue)
+    );
 }
 
 #[tokio::test]

@@ -104,14 +104,33 @@ async fn campaign_repository_operations() {
     let info = BasicInfo {
         name: "n2".into(),
         detail: "d2".into(),
-        kind: CampaignType::Flow,
+        kind: Some(CampaignType::Flow),
         service_level: 50,
-        end_handle: EndHandle::Continue,
+        end_handle: Some(EndHandle::Continue),
     };
     let u = repo.update_basic_info(c.id, &info).await.unwrap().unwrap();
     assert_eq!(
         (u.name.as_str(), u.kind, u.service_level, u.end_handle),
         ("n2", CampaignType::Flow, 50, EndHandle::Continue)
+    );
+    let keep = BasicInfo {
+        name: String::new(),
+        detail: String::new(),
+        kind: None,
+        service_level: 0,
+        end_handle: None,
+    };
+    let u = repo.update_basic_info(c.id, &keep).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            u.name.as_str(),
+            u.detail.as_str(),
+            u.kind,
+            u.service_level,
+            u.end_handle
+        ),
+        ("", "", CampaignType::Flow, 0, EndHandle::Continue),
+        "type and end handle not given are kept"
     );
     assert!(u.tm_update.is_some(), "every write sets tm_update");
 

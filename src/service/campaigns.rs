@@ -6,7 +6,7 @@
 //! released when the campaign moves off it or is deleted; deleting a running campaign is a
 //! 409; `run` on a running campaign makes sure its chain is alive instead of doing nothing.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -56,19 +56,30 @@ pub struct CampaignCreate {
     pub next_campaign_id: Uuid,
 }
 
-/// Body of `PUT /v1/campaigns/<id>`: omitted fields keep their value.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Body of `PUT /v1/campaigns/<id>` (CONTRACT.md §0.2 item 17). The platform's caller,
+/// api-manager, encodes this body with Go's `omitempty` on `name`, `detail`, `service_level`
+/// and `end_handle`, so it sends `""` and `0` by leaving the key out: an omitted `name` or
+/// `detail` is `""` and an omitted `service_level` is `0` (no dialing). An omitted
+/// `end_handle` keeps the current one (`""` is not a value it can mean), and so does an
+/// omitted `type` (the platform always sends it; keeping is the harmless reading for other
+/// callers). `campaign-control campaign update` serializes this same type and sends every
+/// field it keeps explicitly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CampaignUpdate {
-    /// Name.
-    pub name: Option<String>,
-    /// Detail.
-    pub detail: Option<String>,
-    /// Type.
-    #[serde(rename = "type")]
+    /// New name; omitted means `""`.
+    #[serde(default)]
+    pub name: String,
+    /// New detail; omitted means `""`.
+    #[serde(default)]
+    pub detail: String,
+    /// New type; omitted keeps the current one.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<CampaignType>,
-    /// Service level.
-    pub service_level: Option<i32>,
-    /// End handle.
+    /// New service level in percent; omitted means `0`.
+    #[serde(default)]
+    pub service_level: i32,
+    /// New end handle; omitted keeps the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_handle: Option<EndHandle>,
 }
 
@@ -241,13 +252,13 @@ impl Service {
     /// `PUT /v1/campaigns/<id>`.
     pub async fn update_campaign(&self, id: Uuid, req: CampaignUpdate) -> ServiceResult<Campaign> {
         check_enums(req.kind, req.end_handle)?;
-        let c = self.campaign(id).await?;
+        self.campaign(id).await?;
         let info = BasicInfo {
-            name: req.name.unwrap_or(c.name),
-            detail: req.detail.unwrap_or(c.detail),
-            kind: req.kind.unwrap_or(c.kind),
-            service_level: req.service_level.unwrap_or(c.service_level),
-            end_handle: req.end_handle.unwrap_or(c.end_handle),
+            name: req.name,
+            detail: req.detail,
+            kind: req.kind,
+            service_level: req.service_level,
+            end_handle: req.end_handle,
         };
         check_service_level(info.service_level)?;
         super::check_text(&info.name, &info.detail)?;

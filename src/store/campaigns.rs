@@ -106,19 +106,21 @@ pub struct Campaigns {
     cache: Cache,
 }
 
-/// The five fields `PUT /v1/campaigns/<id>` overwrites.
+/// What `PUT /v1/campaigns/<id>` writes: name, detail and service level always; type and
+/// end handle only when given (`None` keeps the stored value, decided in SQL so a concurrent
+/// write of them is not undone by a stale read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BasicInfo {
     /// Name.
     pub name: String,
     /// Detail.
     pub detail: String,
-    /// Type.
-    pub kind: CampaignType,
-    /// Service level.
+    /// Type (`None`: keep).
+    pub kind: Option<CampaignType>,
+    /// Service level in percent.
     pub service_level: i32,
-    /// End handle.
-    pub end_handle: EndHandle,
+    /// End handle (`None`: keep).
+    pub end_handle: Option<EndHandle>,
 }
 
 /// The four resource ids `PUT /v1/campaigns/<id>/resource_info` sets.
@@ -223,7 +225,7 @@ impl Campaigns {
             .collect())
     }
 
-    /// Overwrites name, detail, type, service level and end handle.
+    /// Writes name, detail and service level, and type and end handle when given.
     pub async fn update_basic_info(
         &self,
         id: Uuid,
@@ -232,10 +234,13 @@ impl Campaigns {
         table::update::<Campaign>(&self.pool, id, |q| {
             q.push("name = ").push_bind(info.name.clone());
             q.push(", detail = ").push_bind(info.detail.clone());
-            q.push(", type = ").push_bind(enum_str(&info.kind));
             q.push(", service_level = ").push_bind(info.service_level);
-            q.push(", end_handle = ")
-                .push_bind(enum_str(&info.end_handle));
+            if let Some(kind) = info.kind {
+                q.push(", type = ").push_bind(enum_str(&kind));
+            }
+            if let Some(end_handle) = info.end_handle {
+                q.push(", end_handle = ").push_bind(enum_str(&end_handle));
+            }
         })
         .await?;
         table::refresh(&self.pool, &self.cache, id).await
