@@ -1070,6 +1070,84 @@ async fn campaign_update_with_omitted_keys() {
     sys.stop().await;
 }
 
+/// Issue 9 item 6: the cached copy says `stop` but MySQL says `run` (a stale cache entry).
+/// DELETE must go by MySQL: 409, nothing deleted, no event. Same for a campaigncall that the
+/// cache shows `done` while it is still dialing.
+#[tokio::test]
+async fn delete_goes_by_the_row_not_a_stale_cached_copy() {
+    use campaign_manager::model::{Campaign, CampaigncallStatus};
+    let sys = TestSystem::start(silent(), |_| {}).await;
+    let customer = Uuid::new_v4();
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"customer_id": customer, "type": "call", "name": "c", "end_handle": "stop"}),
+            ),
+        )
+        .await;
+    let id = id_of(&c);
+    // Running in MySQL, behind the cache's back: the cached copy still says stop.
+    sqlx::query("UPDATE campaign_campaigns SET status = 'run' WHERE id = ?")
+        .bind(id.as_bytes().to_vec())
+        .execute(&sys.db.pool)
+        .await
+        .expect("update row");
+    let cached = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert_eq!(
+        cached["status"], "stop",
+        "the planted stale copy is what GET serves"
+    );
+
+    let (code, _, data) = sys
+        .rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
+        .await;
+    assert_eq!(code, 409, "{data}");
+    assert_eq!(data["status"], "FAILED_PRECONDITION", "{data}");
+    let row: (Option<chrono::NaiveDateTime>, String) =
+        sqlx::query_as("SELECT tm_delete, status FROM campaign_campaigns WHERE id = ?")
+            .bind(id.as_bytes().to_vec())
+            .fetch_one(&sys.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(row, (None, "run".to_owned()), "nothing deleted");
+    let flow_id = Uuid::parse_str(c["flow_id"].as_str().expect("flow id")).expect("uuid");
+    assert!(
+        sys.sim
+            .flows()
+            .iter()
+            .any(|f| f.id == flow_id && f.tm_delete.is_none()),
+        "the flow is not deleted"
+    );
+
+    // A campaigncall cached as done while MySQL says dialing.
+    let store = campaign_manager::store::Store::with_pool(sys.db.pool.clone(), sys.prefix.cache());
+    let campaign: Campaign = serde_json::from_value(cached).expect("campaign");
+    let mut cc = support::records::campaigncall_of(&campaign, CampaigncallStatus::Done);
+    cc = store.campaigncalls.create(&cc).await.expect("campaigncall");
+    sqlx::query("UPDATE campaign_campaigncalls SET status = 'dialing' WHERE id = ?")
+        .bind(cc.id.as_bytes().to_vec())
+        .execute(&sys.db.pool)
+        .await
+        .expect("update row");
+    let (code, _, data) = sys
+        .rpc("DELETE", &format!("/v1/campaigncalls/{}", cc.id), None)
+        .await;
+    assert_eq!(code, 409, "{data}");
+    assert!(
+        store
+            .campaigncalls
+            .get_fresh(cc.id)
+            .await
+            .expect("read")
+            .expect("row")
+            .tm_delete
+            .is_none()
+    );
+    sys.stop().await;
+}
+
 #[tokio::test]
 async fn campaign_status_execute_and_delete_without_ticks() {
     let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::json::uuid_or_nil;
 use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute};
-use crate::store::{BasicInfo, Filters, Page, ResourceInfo};
+use crate::store::{BasicInfo, Deletion, Filters, Page, ResourceInfo};
 
 /// Body of `POST /v1/campaigns`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -368,26 +368,24 @@ impl Service {
         Ok(u)
     }
 
-    /// `DELETE /v1/campaigns/<id>`: only a stopped campaign (409 otherwise).
+    /// `DELETE /v1/campaigns/<id>`: only a stopped campaign (409 otherwise). The status is
+    /// checked by the `UPDATE` itself, never on a cached copy.
     pub async fn delete_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
-        let c = self.campaign(id).await?;
-        if c.status != CampaignStatus::Stop {
-            return Err(ServiceError::Precondition(format!(
-                "campaign is {}; stop it before deleting",
-                crate::model::enum_str(&c.status)
-            )));
-        }
-        let d = self
-            .store
-            .campaigns
-            .delete(id)
-            .await?
-            .ok_or(ServiceError::NotFound("campaign"))?;
+        let d = match self.store.campaigns.delete_if_stopped(id).await? {
+            Deletion::Deleted(d) => d,
+            Deletion::Refused(c) => {
+                return Err(ServiceError::Precondition(format!(
+                    "campaign is {}; stop it before deleting",
+                    crate::model::enum_str(&c.status)
+                )));
+            }
+            Deletion::Missing => return Err(ServiceError::NotFound("campaign")),
+        };
         self.publish_campaign("campaign_deleted", &d).await;
-        if let Err(e) = self.peers.flow.delete_flow(c.flow_id).await {
-            tracing::warn!(campaign_id = %id, flow_id = %c.flow_id, error = %e, "flow not deleted");
+        if let Err(e) = self.peers.flow.delete_flow(d.flow_id).await {
+            tracing::warn!(campaign_id = %id, flow_id = %d.flow_id, error = %e, "flow not deleted");
         }
-        self.release_outdial(c.outdial_id, id).await;
+        self.release_outdial(d.outdial_id, id).await;
         Ok(d)
     }
 
@@ -458,8 +456,20 @@ impl Service {
         if c.tm_delete.is_some() || c.status != CampaignStatus::Run {
             return Ok(());
         }
-        if c.execute != Execute::Run {
-            self.store.campaigns.set_execute(id, Execute::Run).await?;
+        // `execute = run` only while the row still says `run` (the guard is in the UPDATE).
+        if c.execute != Execute::Run
+            && !self
+                .store
+                .campaigns
+                .transition(
+                    id,
+                    &[CampaignStatus::Run],
+                    CampaignStatus::Run,
+                    Some(Execute::Run),
+                )
+                .await?
+        {
+            return Ok(());
         }
         if let Err(e) = self.chains.start_chain(id, std::time::Duration::ZERO).await {
             tracing::warn!(campaign_id = %id, error = %e, "chain not started now; the reconciler will seed it");

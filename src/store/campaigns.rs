@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::filter::{Column, Kind, Unfilterable};
 use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
 use super::table::{self, Record};
-use super::{Cache, Filters, Page, StoreResult};
+use super::{Cache, Deletion, Filters, Page, StoreResult};
 use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, enum_str};
 
 impl Record for Campaign {
@@ -368,10 +368,27 @@ impl Campaigns {
         Ok(changed == 1)
     }
 
-    /// Soft-deletes; returns the deleted row (None if unknown). Deleting twice does not
-    /// re-stamp `tm_delete`.
+    /// Soft-deletes unconditionally; returns the deleted row (None if unknown). Deleting
+    /// twice does not re-stamp `tm_delete`. The service deletes with
+    /// [`Campaigns::delete_if_stopped`].
     pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
         table::soft_delete::<Campaign>(&self.pool, id).await?;
         table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Soft-deletes only a campaign whose status is `stop` in MySQL (the condition is in
+    /// the `UPDATE`, so a stale cached copy cannot let a running campaign be deleted).
+    pub async fn delete_if_stopped(&self, id: Uuid) -> StoreResult<Deletion<Campaign>> {
+        table::delete_if::<Campaign>(
+            &self.pool,
+            &self.cache,
+            id,
+            |q| {
+                q.push(" AND status = ")
+                    .push_bind(enum_str(&CampaignStatus::Stop));
+            },
+            |c| c.tm_delete.is_some(),
+        )
+        .await
     }
 }

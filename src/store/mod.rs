@@ -25,6 +25,7 @@ pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
 pub use filter::Filters;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
+pub use table::Deletion;
 
 /// The migrations in `migrations/`, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
