@@ -391,6 +391,63 @@ async fn create_whose_outdial_claim_fails_deletes_the_flow() {
     assert!(env.events().is_empty());
 }
 
+/// outdial-manager has no conditional claim: a campaign that claims an outdial reads it
+/// back, and when another campaign's claim landed right after its own it refuses, without
+/// clearing the other campaign's claim and without writing its row.
+#[tokio::test]
+async fn a_claim_taken_over_meanwhile_is_refused_and_left_alone() {
+    let customer = Uuid::new_v4();
+    let od = outdial(customer);
+    let other = Uuid::new_v4();
+    let mut m = Mocks::new();
+    let owner = Arc::new(Mutex::new(Uuid::nil()));
+    let sets = Arc::new(Mutex::new(Vec::new()));
+    let (get_owner, set_owner, set_log) = (owner.clone(), owner.clone(), sets.clone());
+    let od_ret = od.clone();
+    m.outdial.expect_get_outdial().returning(move |_| {
+        let mut o = od_ret.clone();
+        o.campaign_id = *get_owner.lock().expect("lock");
+        Ok(o)
+    });
+    m.outdial
+        .expect_set_outdial_campaign()
+        .returning(move |_, campaign| {
+            set_log.lock().expect("lock").push(campaign);
+            // Another campaign's claim arrives right after ours.
+            *set_owner.lock().expect("lock") = if campaign.is_nil() { campaign } else { other };
+            Ok(())
+        });
+    m.flow.expect_update_flow_actions().times(0);
+    let env = Env::new(m).await;
+    let c = env
+        .insert_campaign(&campaign(customer, Uuid::nil(), Uuid::nil()))
+        .await;
+
+    let err = env
+        .service
+        .update_resource_info(
+            c.id,
+            ResourceInfo {
+                outdial_id: od.id,
+                ..ResourceInfo::default()
+            },
+        )
+        .await
+        .expect_err("taken over");
+    assert!(
+        matches!(&err, ServiceError::Invalid(m) if m.contains("another campaign")),
+        "{err:?}"
+    );
+    assert_eq!(
+        sets.lock().expect("lock").as_slice(),
+        &[c.id],
+        "no release of the other's claim"
+    );
+    assert_eq!(*owner.lock().expect("lock"), other);
+    assert_eq!(env.campaign(c.id).await.outdial_id, Uuid::nil());
+    assert!(env.events().is_empty());
+}
+
 #[tokio::test]
 async fn create_rejects_bad_bodies_before_any_flow() {
     let customer = Uuid::new_v4();

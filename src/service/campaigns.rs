@@ -138,6 +138,14 @@ impl Service {
         }
     }
 
+    /// The campaign straight from MySQL, for decisions that must not act on a cached copy.
+    async fn campaign_fresh(&self, id: Uuid) -> ServiceResult<Campaign> {
+        match self.store.campaigns.get_fresh(id).await? {
+            Some(c) if c.tm_delete.is_none() => Ok(c),
+            _ => Err(ServiceError::NotFound("campaign")),
+        }
+    }
+
     /// `GET /v1/campaigns?...`.
     pub async fn campaigns(
         &self,
@@ -187,14 +195,10 @@ impl Service {
             }
         };
         if !req.outdial_id.is_nil()
-            && let Err(e) = self
-                .peers
-                .outdial
-                .set_outdial_campaign(req.outdial_id, id)
-                .await
+            && let Err(e) = self.claim_outdial(req.outdial_id, id).await
         {
             undo_flow().await;
-            return Err(e.into());
+            return Err(e);
         }
         let campaign = Campaign {
             id,
@@ -227,26 +231,6 @@ impl Service {
         self.metrics.campaign_create_total.inc();
         self.publish_campaign("campaign_created", &stored).await;
         Ok(stored)
-    }
-
-    /// Clears the campaign id on an outdial this campaign owned (best effort, logged).
-    async fn release_outdial(&self, outdial_id: Uuid, campaign_id: Uuid) {
-        if outdial_id.is_nil() {
-            return;
-        }
-        if let Ok(o) = self.peers.outdial.get_outdial(outdial_id).await
-            && o.campaign_id != campaign_id
-        {
-            return;
-        }
-        if let Err(e) = self
-            .peers
-            .outdial
-            .set_outdial_campaign(outdial_id, Uuid::nil())
-            .await
-        {
-            tracing::warn!(%outdial_id, %campaign_id, error = %e, "could not release the outdial");
-        }
     }
 
     /// `PUT /v1/campaigns/<id>`.
@@ -293,7 +277,7 @@ impl Service {
         id: Uuid,
         actions: Option<Vec<Action>>,
     ) -> ServiceResult<Campaign> {
-        let c = self.campaign(id).await?;
+        let c = self.campaign_fresh(id).await?;
         self.peers
             .flow
             .update_flow_actions(c.flow_id, &flow_actions(&actions, c.queue_id))
@@ -320,29 +304,61 @@ impl Service {
         }
     }
 
-    /// `PUT /v1/campaigns/<id>/resource_info`.
+    /// `PUT /v1/campaigns/<id>/resource_info`. Steps, each undone when a later one fails:
+    /// validate (reads only) → claim the new outdial (undo: release it, only if this request
+    /// claimed it) → flow actions with the new queue's `queue_join` (undo: the old actions)
+    /// → the row → release the old outdial (best effort, nothing to undo after the row).
     pub async fn update_resource_info(&self, id: Uuid, r: ResourceInfo) -> ServiceResult<Campaign> {
-        let c = self.campaign(id).await?;
-        self.validate_resources(id, c.customer_id, r).await?;
-        if r.queue_id != c.queue_id {
-            self.peers
+        let c = self.campaign_fresh(id).await?;
+        let outdial = self.validate_resources(id, c.customer_id, r).await?;
+
+        let outdial_moves = r.outdial_id != c.outdial_id;
+        let claims =
+            outdial_moves && !r.outdial_id.is_nil() && outdial.is_none_or(|o| o.campaign_id != id);
+        if claims {
+            self.claim_outdial(r.outdial_id, id).await?;
+        }
+        let undo_claim = || async {
+            if claims {
+                self.release_outdial(r.outdial_id, id).await;
+            }
+        };
+
+        let queue_moves = r.queue_id != c.queue_id;
+        if queue_moves
+            && let Err(e) = self
+                .peers
                 .flow
                 .update_flow_actions(c.flow_id, &flow_actions(&c.actions, r.queue_id))
-                .await?;
+                .await
+        {
+            undo_claim().await;
+            return Err(e.into());
         }
-        if r.outdial_id != c.outdial_id && !r.outdial_id.is_nil() {
-            self.peers
-                .outdial
-                .set_outdial_campaign(r.outdial_id, id)
-                .await?;
-        }
-        let u = self
-            .store
-            .campaigns
-            .update_resource_info(id, r)
-            .await?
-            .ok_or(ServiceError::NotFound("campaign"))?;
-        if r.outdial_id != c.outdial_id {
+        let undo_flow = || async {
+            if queue_moves
+                && let Err(e) = self
+                    .peers
+                    .flow
+                    .update_flow_actions(c.flow_id, &flow_actions(&c.actions, c.queue_id))
+                    .await
+            {
+                tracing::error!(campaign_id = %id, error = %e, "flow actions out of sync with the campaign");
+            }
+        };
+
+        let u = match self.store.campaigns.update_resource_info(id, r).await {
+            Ok(Some(u)) => u,
+            other => {
+                undo_flow().await;
+                undo_claim().await;
+                return Err(match other {
+                    Err(e) => e.into(),
+                    _ => ServiceError::NotFound("campaign"),
+                });
+            }
+        };
+        if outdial_moves {
             self.release_outdial(c.outdial_id, id).await;
         }
         self.publish_campaign("campaign_updated", &u).await;
