@@ -2,9 +2,12 @@
 //!
 //! Fixed against the Go service: a given id that exists is refused before anything is
 //! created; the flow and the outdial claim are undone when a later step fails (no orphan
-//! flow, no half-created campaign); partial updates keep omitted fields; an outdial is
-//! released when the campaign moves off it or is deleted; deleting a running campaign is a
-//! 409; `run` on a running campaign makes sure its chain is alive instead of doing nothing.
+//! flow, no half-created campaign); `resource_info` claims first and undoes the flow and its
+//! claim when a later step fails; `PUT /v1/campaigns/<id>` reads omitted keys as the
+//! platform's caller means them ([`CampaignUpdate`]); an outdial is released when the
+//! campaign moves off it or is deleted (only if it is still this campaign's); deleting a
+//! campaign that is not stopped is a 409, decided by the `UPDATE`'s own condition; `run` on
+//! a running campaign makes sure its chain is alive instead of doing nothing.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
