@@ -751,18 +751,19 @@ async fn campaign_updates() {
             .collect()
     };
 
-    // C5: partial body keeps omitted fields.
+    // C5: omitted keys are api-manager's omitempty: name/detail/service_level ""/""/0,
+    // end_handle and type kept (campaign_update_with_omitted_keys has the full story).
     let u = sys
         .ok(
             "PUT",
             &format!("/v1/campaigns/{id}"),
-            Some(json!({"name": "new name"})),
+            Some(json!({"name": "new name", "type": "call"})),
         )
         .await;
     assert_eq!(u["name"], "new name");
-    assert_eq!(u["detail"], "d");
+    assert_eq!(u["detail"], "");
     assert_eq!(u["type"], "call");
-    assert_eq!(u["service_level"], 100);
+    assert_eq!(u["service_level"], 0);
     assert_eq!(u["end_handle"], "stop");
     assert!(u["tm_update"].is_string());
     let u = sys
@@ -1006,6 +1007,144 @@ async fn campaign_updates() {
     let gv: Value = serde_json::from_str(raw_data(&g)).unwrap();
     assert_eq!(raw_data(&g), canonical(&gv, CAMPAIGN_KEYS));
     assert_eq!(gv, u);
+    sys.stop().await;
+}
+
+/// `PUT /v1/campaigns/<id>` as api-manager sends it: Go's `omitempty` drops `""` and `0`,
+/// so an omitted name/detail/service_level means ""/""/0, while an omitted end_handle (and
+/// type) keeps the current value; `""` for either is refused and changes nothing.
+#[tokio::test]
+async fn campaign_update_with_omitted_keys() {
+    let sys = TestSystem::start(silent(), |_| {}).await;
+    let customer = Uuid::new_v4();
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({
+                "customer_id": customer, "type": "flow", "name": "spring", "detail": "long text",
+                "service_level": 80, "end_handle": "continue"
+            })),
+        )
+        .await;
+    let id = id_of(&c);
+    let uri = format!("/v1/campaigns/{id}");
+
+    // api-manager clearing the detail and the service level of a renamed campaign.
+    let u = sys
+        .ok("PUT", &uri, Some(json!({"name": "summer", "type": "flow"})))
+        .await;
+    assert_eq!(u["name"], "summer");
+    assert_eq!(u["detail"], "", "omitted detail is the empty detail");
+    assert_eq!(u["service_level"], 0, "omitted service_level is 0");
+    assert_eq!(u["end_handle"], "continue", "omitted end_handle is kept");
+    assert_eq!(u["type"], "flow");
+    assert_eq!(sys.ok("GET", &uri, None).await, u, "stored as returned");
+
+    // Everything omitted but the type: the name is cleared too; no type keeps the type.
+    let u = sys.ok("PUT", &uri, Some(json!({"type": "call"}))).await;
+    assert_eq!((&u["name"], &u["type"]), (&json!(""), &json!("call")));
+    let u = sys
+        .ok("PUT", &uri, Some(json!({"name": "x", "service_level": 5})))
+        .await;
+    assert_eq!(
+        (&u["type"], &u["end_handle"], &u["service_level"]),
+        (&json!("call"), &json!("continue"), &json!(5))
+    );
+
+    for bad in [
+        json!({"name": "y", "type": "call", "end_handle": ""}),
+        json!({"name": "y", "type": ""}),
+    ] {
+        assert_typed(
+            sys.rpc("PUT", &uri, Some(bad)).await,
+            400,
+            "INVALID_ARGUMENT",
+        );
+    }
+    assert_eq!(
+        sys.ok("GET", &uri, None).await,
+        u,
+        "a refused update changes nothing"
+    );
+    sys.stop().await;
+}
+
+/// Issue 9 item 6: the cached copy says `stop` but MySQL says `run` (a stale cache entry).
+/// DELETE must go by MySQL: 409, nothing deleted, no event. Same for a campaigncall that the
+/// cache shows `done` while it is still dialing.
+#[tokio::test]
+async fn delete_goes_by_the_row_not_a_stale_cached_copy() {
+    use campaign_manager::model::{Campaign, CampaigncallStatus};
+    let sys = TestSystem::start(silent(), |_| {}).await;
+    let customer = Uuid::new_v4();
+    let c = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"customer_id": customer, "type": "call", "name": "c", "end_handle": "stop"}),
+            ),
+        )
+        .await;
+    let id = id_of(&c);
+    // Running in MySQL, behind the cache's back: the cached copy still says stop.
+    sqlx::query("UPDATE campaign_campaigns SET status = 'run' WHERE id = ?")
+        .bind(id.as_bytes().to_vec())
+        .execute(&sys.db.pool)
+        .await
+        .expect("update row");
+    let cached = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert_eq!(
+        cached["status"], "stop",
+        "the planted stale copy is what GET serves"
+    );
+
+    let (code, _, data) = sys
+        .rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
+        .await;
+    assert_eq!(code, 409, "{data}");
+    assert_eq!(data["status"], "FAILED_PRECONDITION", "{data}");
+    let row: (Option<chrono::NaiveDateTime>, String) =
+        sqlx::query_as("SELECT tm_delete, status FROM campaign_campaigns WHERE id = ?")
+            .bind(id.as_bytes().to_vec())
+            .fetch_one(&sys.db.pool)
+            .await
+            .expect("row");
+    assert_eq!(row, (None, "run".to_owned()), "nothing deleted");
+    let flow_id = Uuid::parse_str(c["flow_id"].as_str().expect("flow id")).expect("uuid");
+    assert!(
+        sys.sim
+            .flows()
+            .iter()
+            .any(|f| f.id == flow_id && f.tm_delete.is_none()),
+        "the flow is not deleted"
+    );
+
+    // A campaigncall cached as done while MySQL says dialing.
+    let store = campaign_manager::store::Store::with_pool(sys.db.pool.clone(), sys.prefix.cache());
+    let campaign: Campaign = serde_json::from_value(cached).expect("campaign");
+    let mut cc = support::records::campaigncall_of(&campaign, CampaigncallStatus::Done);
+    cc = store.campaigncalls.create(&cc).await.expect("campaigncall");
+    sqlx::query("UPDATE campaign_campaigncalls SET status = 'dialing' WHERE id = ?")
+        .bind(cc.id.as_bytes().to_vec())
+        .execute(&sys.db.pool)
+        .await
+        .expect("update row");
+    let (code, _, data) = sys
+        .rpc("DELETE", &format!("/v1/campaigncalls/{}", cc.id), None)
+        .await;
+    assert_eq!(code, 409, "{data}");
+    assert!(
+        store
+            .campaigncalls
+            .get_fresh(cc.id)
+            .await
+            .expect("read")
+            .expect("row")
+            .tm_delete
+            .is_none()
+    );
     sys.stop().await;
 }
 

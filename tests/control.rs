@@ -700,6 +700,120 @@ async fn campaign_lifecycle_against_the_simulator() {
     sim.shutdown_and_delete().await;
 }
 
+/// `campaign update` sends every field it keeps (the route reads an omitted name, detail or
+/// service level as empty/0), and keeps a legacy `""` type or end handle by leaving it out
+/// (sending `""` back is refused).
+#[tokio::test]
+async fn campaign_update_keeps_what_no_flag_changes() {
+    use campaign_manager::model::{CampaignType, EndHandle};
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let app = service(&ctx, &db, &prefix).await;
+    let store = campaign_manager::store::Store::with_pool(db.pool.clone(), prefix.cache());
+    let customer = Uuid::new_v4();
+
+    let mut c = support::records::campaign_row(customer);
+    c.kind = CampaignType::Flow;
+    c.end_handle = EndHandle::Continue;
+    c.detail = "first".into();
+    c.service_level = 80;
+    let c = store.campaigns.create(&c).await.expect("campaign");
+    let id = c.id.to_string();
+    let upd = ctx
+        .run(&["--json", "campaign", "update", "--id", &id, "--name", "c2"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        (
+            &upd["name"],
+            &upd["detail"],
+            &upd["type"],
+            &upd["service_level"],
+            &upd["end_handle"]
+        ),
+        (
+            &serde_json::json!("c2"),
+            &serde_json::json!("first"),
+            &serde_json::json!("flow"),
+            &serde_json::json!(80),
+            &serde_json::json!("continue")
+        ),
+        "{upd}"
+    );
+    let upd = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "update",
+            "--id",
+            &id,
+            "--detail",
+            "",
+            "--service-level",
+            "0",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        (&upd["name"], &upd["detail"]),
+        (&serde_json::json!("c2"), &serde_json::json!(""))
+    );
+    assert_eq!(upd["service_level"], 0);
+
+    // A row the Go service wrote without type and end handle.
+    let mut legacy = support::records::campaign_row(customer);
+    legacy.kind = CampaignType::Unset;
+    legacy.end_handle = EndHandle::Unset;
+    let legacy = store
+        .campaigns
+        .create(&legacy)
+        .await
+        .expect("legacy campaign");
+    let lid = legacy.id.to_string();
+    let upd = ctx
+        .run(&[
+            "--json", "campaign", "update", "--id", &lid, "--name", "fixed",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(upd["name"], "fixed");
+    assert_eq!(upd["detail"], legacy.detail);
+    assert_eq!(upd["service_level"], legacy.service_level);
+    assert_eq!(
+        (&upd["type"], &upd["end_handle"]),
+        (&serde_json::json!(""), &serde_json::json!(""))
+    );
+    let upd = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "update",
+            "--id",
+            &lid,
+            "--type",
+            "call",
+            "--end-handle",
+            "stop",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        (&upd["name"], &upd["type"], &upd["end_handle"]),
+        (
+            &serde_json::json!("fixed"),
+            &serde_json::json!("call"),
+            &serde_json::json!("stop")
+        )
+    );
+
+    app.stop().await;
+}
+
 /// Counts ticks per chain; each tick takes `busy`.
 struct Runner {
     ticks: Mutex<HashMap<String, u64>>,

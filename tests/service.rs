@@ -391,6 +391,63 @@ async fn create_whose_outdial_claim_fails_deletes_the_flow() {
     assert!(env.events().is_empty());
 }
 
+/// outdial-manager has no conditional claim: a campaign that claims an outdial reads it
+/// back, and when another campaign's claim landed right after its own it refuses, without
+/// clearing the other campaign's claim and without writing its row.
+#[tokio::test]
+async fn a_claim_taken_over_meanwhile_is_refused_and_left_alone() {
+    let customer = Uuid::new_v4();
+    let od = outdial(customer);
+    let other = Uuid::new_v4();
+    let mut m = Mocks::new();
+    let owner = Arc::new(Mutex::new(Uuid::nil()));
+    let sets = Arc::new(Mutex::new(Vec::new()));
+    let (get_owner, set_owner, set_log) = (owner.clone(), owner.clone(), sets.clone());
+    let od_ret = od.clone();
+    m.outdial.expect_get_outdial().returning(move |_| {
+        let mut o = od_ret.clone();
+        o.campaign_id = *get_owner.lock().expect("lock");
+        Ok(o)
+    });
+    m.outdial
+        .expect_set_outdial_campaign()
+        .returning(move |_, campaign| {
+            set_log.lock().expect("lock").push(campaign);
+            // Another campaign's claim arrives right after ours.
+            *set_owner.lock().expect("lock") = if campaign.is_nil() { campaign } else { other };
+            Ok(())
+        });
+    m.flow.expect_update_flow_actions().times(0);
+    let env = Env::new(m).await;
+    let c = env
+        .insert_campaign(&campaign(customer, Uuid::nil(), Uuid::nil()))
+        .await;
+
+    let err = env
+        .service
+        .update_resource_info(
+            c.id,
+            ResourceInfo {
+                outdial_id: od.id,
+                ..ResourceInfo::default()
+            },
+        )
+        .await
+        .expect_err("taken over");
+    assert!(
+        matches!(&err, ServiceError::Invalid(m) if m.contains("another campaign")),
+        "{err:?}"
+    );
+    assert_eq!(
+        sets.lock().expect("lock").as_slice(),
+        &[c.id],
+        "no release of the other's claim"
+    );
+    assert_eq!(*owner.lock().expect("lock"), other);
+    assert_eq!(env.campaign(c.id).await.outdial_id, Uuid::nil());
+    assert!(env.events().is_empty());
+}
+
 #[tokio::test]
 async fn create_rejects_bad_bodies_before_any_flow() {
     let customer = Uuid::new_v4();
@@ -898,12 +955,15 @@ async fn delete_survives_a_flow_manager_failure() {
 // ================================================================ updates
 
 #[tokio::test]
-async fn update_with_a_partial_body_keeps_the_other_fields() {
+async fn update_reads_omitted_keys_as_the_platform_means_them() {
     let env = Env::new(Mocks::new()).await;
     let c = env
         .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
         .await;
+    assert!(!c.detail.is_empty() && c.service_level != 0);
 
+    // api-manager omits empty values: name/detail/service_level omitted are ""/""/0;
+    // end_handle and type omitted are kept.
     let body: CampaignUpdate =
         serde_json::from_value(json!({"name": "autumn sale"})).expect("body");
     let u = env
@@ -912,34 +972,44 @@ async fn update_with_a_partial_body_keeps_the_other_fields() {
         .await
         .expect("update");
     assert_eq!(u.name, "autumn sale");
-    assert_eq!(u.detail, c.detail);
+    assert_eq!(u.detail, "");
+    assert_eq!(u.service_level, 0);
     assert_eq!(u.kind, c.kind);
-    assert_eq!(u.service_level, c.service_level);
     assert_eq!(u.end_handle, c.end_handle);
     assert_eq!(u.actions, c.actions);
     assert_eq!(env.campaign(c.id).await, u);
     assert_eq!(env.events(), vec!["campaign_updated"]);
 
     let body: CampaignUpdate =
-        serde_json::from_value(json!({"service_level": 5, "end_handle": "stop"})).expect("body");
+        serde_json::from_value(json!({"service_level": 5, "end_handle": "continue"}))
+            .expect("body");
     let u = env
         .service
         .update_campaign(c.id, body)
         .await
         .expect("update");
-    assert_eq!(u.name, "autumn sale");
+    assert_eq!(u.name, "");
     assert_eq!(u.service_level, 5);
-    assert_eq!(u.end_handle, EndHandle::Stop);
-    assert_eq!(u.detail, c.detail);
+    assert_eq!(u.end_handle, EndHandle::Continue);
 
-    let body: CampaignUpdate = serde_json::from_value(json!({"service_level": -3})).expect("body");
-    let err = env
-        .service
-        .update_campaign(c.id, body)
-        .await
-        .expect_err("negative");
-    assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");
-    assert_eq!(env.campaign(c.id).await.service_level, 5);
+    for bad in [
+        json!({"service_level": -3}),
+        json!({"type": "", "service_level": 7}),
+        json!({"end_handle": "", "service_level": 7}),
+    ] {
+        let body: CampaignUpdate = serde_json::from_value(bad).expect("body");
+        let err = env
+            .service
+            .update_campaign(c.id, body)
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, ServiceError::Invalid(_)), "{err:?}");
+    }
+    let now = env.campaign(c.id).await;
+    assert_eq!(
+        (now.service_level, now.end_handle),
+        (5, EndHandle::Continue)
+    );
 }
 
 #[tokio::test]

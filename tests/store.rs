@@ -5,7 +5,7 @@ mod support;
 
 use campaign_manager::model::*;
 use campaign_manager::store::{
-    BasicInfo, Cache, Dials, Filters, Page, ResourceInfo, Store, StoreError,
+    BasicInfo, Cache, Deletion, Dials, Filters, Page, ResourceInfo, Store, StoreError,
 };
 use serde_json::json;
 use sqlx::AssertSqlSafe;
@@ -104,14 +104,33 @@ async fn campaign_repository_operations() {
     let info = BasicInfo {
         name: "n2".into(),
         detail: "d2".into(),
-        kind: CampaignType::Flow,
+        kind: Some(CampaignType::Flow),
         service_level: 50,
-        end_handle: EndHandle::Continue,
+        end_handle: Some(EndHandle::Continue),
     };
     let u = repo.update_basic_info(c.id, &info).await.unwrap().unwrap();
     assert_eq!(
         (u.name.as_str(), u.kind, u.service_level, u.end_handle),
         ("n2", CampaignType::Flow, 50, EndHandle::Continue)
+    );
+    let keep = BasicInfo {
+        name: String::new(),
+        detail: String::new(),
+        kind: None,
+        service_level: 0,
+        end_handle: None,
+    };
+    let u = repo.update_basic_info(c.id, &keep).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            u.name.as_str(),
+            u.detail.as_str(),
+            u.kind,
+            u.service_level,
+            u.end_handle
+        ),
+        ("", "", CampaignType::Flow, 0, EndHandle::Continue),
+        "type and end handle not given are kept"
     );
     assert!(u.tm_update.is_some(), "every write sets tm_update");
 
@@ -683,6 +702,189 @@ async fn cache_is_read_through_and_refreshed_on_write() {
             .unwrap()
             .service_level,
         10
+    );
+}
+
+/// Issue 9 item 6: a read's cache fill that lost a race with a write must not put the old
+/// row back. Simulated deterministically: the reader's row is read, the write happens (and
+/// refreshes the cache), then the reader's fill arrives.
+#[tokio::test]
+async fn a_late_cache_fill_never_overwrites_a_newer_write() {
+    let t = TestStore::new().await;
+    let repo = &t.store.campaigns;
+    let cache = t.prefix.cache();
+    let c = repo.create(&campaign(Uuid::new_v4())).await.unwrap();
+
+    // Reader: cache miss, reads v0 from MySQL...
+    let _: () = redis::cmd("DEL")
+        .arg(cache.key("campaign", c.id))
+        .query_async(&mut redis_conn().await)
+        .await
+        .unwrap();
+    let read_by_the_reader = repo.get_fresh(c.id).await.unwrap().unwrap();
+    // ...writer: v1 in MySQL, refreshed into the cache...
+    let v1 = repo.update_service_level(c.id, 7).await.unwrap().unwrap();
+    // ...reader: fills the cache with what it read.
+    assert!(
+        !cache.set("campaign", c.id, &read_by_the_reader).await,
+        "the older row is refused"
+    );
+    assert_eq!(
+        cache.get::<Campaign>("campaign", c.id).await,
+        Some(v1.clone())
+    );
+    assert_eq!(repo.get(c.id).await.unwrap(), Some(v1.clone()));
+
+    // Same with an older row that was updated before (tm_update set on both sides).
+    let v2 = repo.update_service_level(c.id, 8).await.unwrap().unwrap();
+    assert!(!cache.set("campaign", c.id, &v1).await);
+    assert_eq!(repo.get(c.id).await.unwrap().unwrap().service_level, 8);
+    // The other order (fill first, then the write) ends with the write, and the same
+    // version stores again (a repeated refresh).
+    assert!(cache.set("campaign", c.id, &v2).await);
+    let v3 = repo.update_service_level(c.id, 9).await.unwrap().unwrap();
+    assert_eq!(
+        cache.get::<Campaign>("campaign", c.id).await,
+        Some(v3.clone())
+    );
+
+    // Writers on clocks that disagree: a row stamped in the future (another process's
+    // clock) still gets a later tm_update on the next write, so its refresh is stored.
+    let future = chrono::DateTime::parse_from_rfc3339("2100-01-01T00:00:00Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    sqlx::query("UPDATE campaign_campaigns SET tm_update = ? WHERE id = ?")
+        .bind(future.naive_utc())
+        .bind(c.id.as_bytes().to_vec())
+        .execute(&t.db.pool)
+        .await
+        .unwrap();
+    let ahead = t
+        .store
+        .campaigns
+        .update_actions(c.id, &None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(ahead.tm_update > Some(future), "{:?}", ahead.tm_update);
+    let v5 = repo.update_service_level(c.id, 11).await.unwrap().unwrap();
+    assert!(v5.tm_update > ahead.tm_update);
+    assert_eq!(cache.get::<Campaign>("campaign", c.id).await, Some(v5));
+
+    // Versions compare as times, not as the trimmed RFC 3339 text ("17Z" < "17.5Z").
+    let at = |text: &str| {
+        let mut r = v3.clone();
+        r.tm_update = Some(
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .with_timezone(&chrono::Utc),
+        );
+        r
+    };
+    let (whole, half, later) = (
+        at("2030-04-18T03:22:17Z"),
+        at("2030-04-18T03:22:17.5Z"),
+        at("2030-04-18T03:22:17.500001Z"),
+    );
+    let other = Uuid::new_v4();
+    assert!(cache.set("campaign", other, &half).await);
+    assert!(!cache.set("campaign", other, &whole).await);
+    assert!(cache.set("campaign", other, &later).await);
+    assert_eq!(cache.get::<Campaign>("campaign", other).await, Some(later));
+}
+
+async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(support::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Deletes check the status in the UPDATE: a stale read cannot let a running campaign or an
+/// unfinished campaigncall be deleted.
+#[tokio::test]
+async fn conditional_deletes_check_the_row_not_a_copy() {
+    let t = TestStore::new().await;
+    let c = t
+        .store
+        .campaigns
+        .create(&campaign(Uuid::new_v4()))
+        .await
+        .unwrap();
+    assert!(
+        t.store
+            .campaigns
+            .transition(c.id, &[CampaignStatus::Stop], CampaignStatus::Run, None)
+            .await
+            .unwrap()
+    );
+    match t.store.campaigns.delete_if_stopped(c.id).await.unwrap() {
+        Deletion::Refused(now) => assert_eq!(now.status, CampaignStatus::Run),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        t.store
+            .campaigns
+            .get_fresh(c.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tm_delete
+            .is_none()
+    );
+
+    let cc = support::records::campaigncall_of(&c, CampaigncallStatus::Dialing);
+    let cc = t.store.campaigncalls.create(&cc).await.unwrap();
+    assert!(matches!(
+        t.store.campaigncalls.delete_if_done(cc.id).await.unwrap(),
+        Deletion::Refused(_)
+    ));
+    t.store
+        .campaigncalls
+        .finish(cc.id, CampaigncallResult::Success)
+        .await
+        .unwrap();
+    assert!(matches!(
+        t.store.campaigncalls.delete_if_done(cc.id).await.unwrap(),
+        Deletion::Deleted(d) if d.tm_delete.is_some() && d.tm_delete == d.tm_update
+    ));
+    assert_eq!(
+        t.store.campaigncalls.delete_if_done(cc.id).await.unwrap(),
+        Deletion::Missing,
+        "deleted already"
+    );
+
+    // An outplan used by a campaign that is not stopped stays.
+    let mut o = outplan(c.customer_id);
+    o.id = c.outplan_id;
+    let o = t.store.outplans.create(&o).await.unwrap();
+    assert!(matches!(
+        t.store.outplans.delete_if_unused(o.id).await.unwrap(),
+        Deletion::Refused(_)
+    ));
+    assert!(
+        t.store
+            .campaigns
+            .transition(c.id, &[CampaignStatus::Run], CampaignStatus::Stop, None)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        t.store.outplans.delete_if_unused(o.id).await.unwrap(),
+        Deletion::Deleted(_)
+    ));
+    assert!(matches!(
+        t.store.campaigns.delete_if_stopped(c.id).await.unwrap(),
+        Deletion::Deleted(_)
+    ));
+    assert_eq!(
+        t.store
+            .campaigns
+            .delete_if_stopped(Uuid::new_v4())
+            .await
+            .unwrap(),
+        Deletion::Missing
     );
 }
 

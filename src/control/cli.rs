@@ -111,6 +111,15 @@ impl CampaignType {
     }
 }
 
+impl From<CampaignType> for crate::model::CampaignType {
+    fn from(t: CampaignType) -> Self {
+        match t {
+            CampaignType::Call => Self::Call,
+            CampaignType::Flow => Self::Flow,
+        }
+    }
+}
+
 /// What a campaign does when its outdial list is exhausted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum EndHandle {
@@ -126,6 +135,15 @@ impl EndHandle {
         match self {
             Self::Stop => "stop",
             Self::Continue => "continue",
+        }
+    }
+}
+
+impl From<EndHandle> for crate::model::EndHandle {
+    fn from(e: EndHandle) -> Self {
+        match e {
+            EndHandle::Stop => Self::Stop,
+            EndHandle::Continue => Self::Continue,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! it to the service's request queue and maps the reply — 2xx to output, a typed `voipbin_error`
 //! to its message and reason, a bare status to a sentence, no reply to "is it running?". Partial
 //! updates (`campaign update`, `update-resource-info`, `outplan update`) read the record first
-//! and send every field, because the service's PUT routes overwrite all of them.
+//! and send every field, because the service's PUT routes overwrite all of them (and
+//! `PUT /v1/campaigns/<id>` reads an omitted name, detail or service level as empty/0).
 
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ use super::{Failure, names, probe_tcp, shown};
 use crate::bus::{
     Bus, BusOptions, CallOptions, ConnectionOptions, Request, Response, RpcClient, RpcError,
 };
-use crate::model::VoipbinError;
+use crate::model::{self, Campaign, VoipbinError};
+use crate::service::CampaignUpdate as CampaignBasicInfo;
 
 /// How long the CLI waits for the service's reply (CONTRACT §8's default).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(3);
@@ -160,28 +162,27 @@ fn keep(body: &mut Map<String, Value>, current: &Value, key: &str) {
     );
 }
 
-/// The body of `PUT /v1/campaigns/<id>`: the flags given, the current values for the rest.
-pub fn campaign_update_body(current: &Value, u: &CampaignUpdate) -> Value {
-    let mut b = Map::new();
-    for k in ["name", "detail", "type", "service_level", "end_handle"] {
-        keep(&mut b, current, k);
+/// The body of `PUT /v1/campaigns/<id>`: the flags given, the current values for the rest,
+/// every field explicit. The route reads an omitted `name`/`detail`/`service_level` as
+/// `""`/`0` (the platform's caller omits empty values), so keeping a value means sending it.
+/// A type or end handle the campaign does not have (`""` in rows the Go service wrote) is
+/// left out, which the route reads as "keep", since `""` is refused on input.
+pub fn campaign_update_body(current: &Campaign, u: &CampaignUpdate) -> CampaignBasicInfo {
+    CampaignBasicInfo {
+        name: u.name.clone().unwrap_or_else(|| current.name.clone()),
+        detail: u.detail.clone().unwrap_or_else(|| current.detail.clone()),
+        kind: u
+            .kind
+            .map(model::CampaignType::from)
+            .or(Some(current.kind))
+            .filter(|k| *k != model::CampaignType::Unset),
+        service_level: u.service_level.unwrap_or(current.service_level),
+        end_handle: u
+            .end_handle
+            .map(model::EndHandle::from)
+            .or(Some(current.end_handle))
+            .filter(|e| *e != model::EndHandle::Unset),
     }
-    if let Some(v) = &u.name {
-        b.insert("name".into(), json!(v));
-    }
-    if let Some(v) = &u.detail {
-        b.insert("detail".into(), json!(v));
-    }
-    if let Some(v) = u.kind {
-        b.insert("type".into(), json!(v.as_str()));
-    }
-    if let Some(v) = u.service_level {
-        b.insert("service_level".into(), json!(v));
-    }
-    if let Some(v) = u.end_handle {
-        b.insert("end_handle".into(), json!(v.as_str()));
-    }
-    Value::Object(b)
 }
 
 /// The body of `PUT /v1/outplans/<id>/dials`: the flags given, the current values for the rest.
@@ -412,7 +413,13 @@ impl Rpc {
             CampaignCmd::Update(u) => {
                 let what = format!("update campaign {}", u.id);
                 let current = self.call(&what, "GET", &path(&u.id), None).await?;
-                let body = campaign_update_body(&current, u);
+                let current: Campaign = serde_json::from_value(current).map_err(|e| {
+                    Failure::new(format!(
+                        "{what}: campaign-manager sent a campaign this CLI cannot read: {e}"
+                    ))
+                })?;
+                let body = serde_json::to_value(campaign_update_body(&current, u))
+                    .map_err(|e| Failure::new(format!("{what}: cannot encode the request: {e}")))?;
                 Ok(record_output(
                     self.call(&what, "PUT", &path(&u.id), Some(&body)).await?,
                 ))
@@ -652,8 +659,17 @@ mod tests {
 
     #[test]
     fn bodies() {
-        let current = json!({"name": "a", "detail": "d", "type": "call", "service_level": 100,
-                             "end_handle": "stop", "status": "stop"});
+        let nil = Uuid::nil();
+        let stored = |kind: &str, end_handle: &str| -> Campaign {
+            serde_json::from_value(json!({
+                "id": nil, "customer_id": nil, "type": kind, "execute": "stop", "name": "a",
+                "detail": "d", "status": "stop", "service_level": 100, "end_handle": end_handle,
+                "flow_id": nil, "actions": null, "outplan_id": nil, "outdial_id": nil,
+                "queue_id": nil, "next_campaign_id": nil, "tm_create": null, "tm_update": null,
+                "tm_delete": null
+            }))
+            .expect("campaign json")
+        };
         let u = CampaignUpdate {
             id: Uuid::nil(),
             name: Some("b".into()),
@@ -663,9 +679,29 @@ mod tests {
             end_handle: Some(EndHandle::Continue),
         };
         assert_eq!(
-            campaign_update_body(&current, &u),
+            serde_json::to_value(campaign_update_body(&stored("call", "stop"), &u)).unwrap(),
             json!({"name": "b", "detail": "d", "type": "flow", "service_level": 100,
                    "end_handle": "continue"})
+        );
+        let only_name = CampaignUpdate {
+            id: Uuid::nil(),
+            name: Some("b".into()),
+            detail: None,
+            kind: None,
+            service_level: None,
+            end_handle: None,
+        };
+        assert_eq!(
+            serde_json::to_value(campaign_update_body(&stored("call", "stop"), &only_name))
+                .unwrap(),
+            json!({"name": "b", "detail": "d", "type": "call", "service_level": 100,
+                   "end_handle": "stop"}),
+            "every kept field is sent"
+        );
+        assert_eq!(
+            serde_json::to_value(campaign_update_body(&stored("", ""), &only_name)).unwrap(),
+            json!({"name": "b", "detail": "d", "service_level": 100}),
+            "a legacy empty type or end handle is kept by leaving it out"
         );
         let d = Dials {
             source_type: None,

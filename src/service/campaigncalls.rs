@@ -12,7 +12,7 @@ use crate::model::{
     Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, Outplan,
     ReferenceType, enum_str,
 };
-use crate::store::{DialFence, DialStep, Filters, Page, Recorded};
+use crate::store::{Deletion, DialFence, DialStep, Filters, Page, Recorded};
 
 /// The result of a call by its `hangup_reason` (CONTRACT.md §7.1). Unknown reasons (the Go
 /// service crashed on them) count as `fail`, with a warning.
@@ -184,21 +184,19 @@ impl Service {
         Ok(self.store.campaigncalls.list(&f, page).await?)
     }
 
-    /// `DELETE /v1/campaigncalls/<id>`: only a finished one (409 otherwise).
+    /// `DELETE /v1/campaigncalls/<id>`: only a finished one (409 otherwise), checked by the
+    /// `UPDATE` itself rather than on a cached copy.
     pub async fn delete_campaigncall(&self, id: Uuid) -> ServiceResult<Campaigncall> {
-        let c = self.campaigncall(id).await?;
-        if c.status != CampaigncallStatus::Done {
-            return Err(ServiceError::Precondition(format!(
-                "campaigncall is {}; only a done campaigncall can be deleted",
-                enum_str(&c.status)
-            )));
-        }
-        let d = self
-            .store
-            .campaigncalls
-            .delete(id)
-            .await?
-            .ok_or(ServiceError::NotFound("campaigncall"))?;
+        let d = match self.store.campaigncalls.delete_if_done(id).await? {
+            Deletion::Deleted(d) => d,
+            Deletion::Refused(c) => {
+                return Err(ServiceError::Precondition(format!(
+                    "campaigncall is {}; only a done campaigncall can be deleted",
+                    enum_str(&c.status)
+                )));
+            }
+            Deletion::Missing => return Err(ServiceError::NotFound("campaigncall")),
+        };
         self.publish_campaigncall("campaigncall_deleted", &d).await;
         Ok(d)
     }

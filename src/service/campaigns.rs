@@ -2,18 +2,21 @@
 //!
 //! Fixed against the Go service: a given id that exists is refused before anything is
 //! created; the flow and the outdial claim are undone when a later step fails (no orphan
-//! flow, no half-created campaign); partial updates keep omitted fields; an outdial is
-//! released when the campaign moves off it or is deleted; deleting a running campaign is a
-//! 409; `run` on a running campaign makes sure its chain is alive instead of doing nothing.
+//! flow, no half-created campaign); `resource_info` claims first and undoes the flow and its
+//! claim when a later step fails; `PUT /v1/campaigns/<id>` reads omitted keys as the
+//! platform's caller means them ([`CampaignUpdate`]); an outdial is released when the
+//! campaign moves off it or is deleted (only if it is still this campaign's); deleting a
+//! campaign that is not stopped is a 409, decided by the `UPDATE`'s own condition; `run` on
+//! a running campaign makes sure its chain is alive instead of doing nothing.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::json::uuid_or_nil;
 use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute};
-use crate::store::{BasicInfo, Filters, Page, ResourceInfo};
+use crate::store::{BasicInfo, Deletion, Filters, Page, ResourceInfo};
 
 /// Body of `POST /v1/campaigns`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -56,19 +59,30 @@ pub struct CampaignCreate {
     pub next_campaign_id: Uuid,
 }
 
-/// Body of `PUT /v1/campaigns/<id>`: omitted fields keep their value.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Body of `PUT /v1/campaigns/<id>` (CONTRACT.md §0.2 item 17). The platform's caller,
+/// api-manager, encodes this body with Go's `omitempty` on `name`, `detail`, `service_level`
+/// and `end_handle`, so it sends `""` and `0` by leaving the key out: an omitted `name` or
+/// `detail` is `""` and an omitted `service_level` is `0` (no dialing). An omitted
+/// `end_handle` keeps the current one (`""` is not a value it can mean), and so does an
+/// omitted `type` (the platform always sends it; keeping is the harmless reading for other
+/// callers). `campaign-control campaign update` serializes this same type and sends every
+/// field it keeps explicitly.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CampaignUpdate {
-    /// Name.
-    pub name: Option<String>,
-    /// Detail.
-    pub detail: Option<String>,
-    /// Type.
-    #[serde(rename = "type")]
+    /// New name; omitted means `""`.
+    #[serde(default)]
+    pub name: String,
+    /// New detail; omitted means `""`.
+    #[serde(default)]
+    pub detail: String,
+    /// New type; omitted keeps the current one.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<CampaignType>,
-    /// Service level.
-    pub service_level: Option<i32>,
-    /// End handle.
+    /// New service level in percent; omitted means `0`.
+    #[serde(default)]
+    pub service_level: i32,
+    /// New end handle; omitted keeps the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_handle: Option<EndHandle>,
 }
 
@@ -127,6 +141,14 @@ impl Service {
         }
     }
 
+    /// The campaign straight from MySQL, for decisions that must not act on a cached copy.
+    async fn campaign_fresh(&self, id: Uuid) -> ServiceResult<Campaign> {
+        match self.store.campaigns.get_fresh(id).await? {
+            Some(c) if c.tm_delete.is_none() => Ok(c),
+            _ => Err(ServiceError::NotFound("campaign")),
+        }
+    }
+
     /// `GET /v1/campaigns?...`.
     pub async fn campaigns(
         &self,
@@ -176,14 +198,10 @@ impl Service {
             }
         };
         if !req.outdial_id.is_nil()
-            && let Err(e) = self
-                .peers
-                .outdial
-                .set_outdial_campaign(req.outdial_id, id)
-                .await
+            && let Err(e) = self.claim_outdial(req.outdial_id, id).await
         {
             undo_flow().await;
-            return Err(e.into());
+            return Err(e);
         }
         let campaign = Campaign {
             id,
@@ -218,36 +236,16 @@ impl Service {
         Ok(stored)
     }
 
-    /// Clears the campaign id on an outdial this campaign owned (best effort, logged).
-    async fn release_outdial(&self, outdial_id: Uuid, campaign_id: Uuid) {
-        if outdial_id.is_nil() {
-            return;
-        }
-        if let Ok(o) = self.peers.outdial.get_outdial(outdial_id).await
-            && o.campaign_id != campaign_id
-        {
-            return;
-        }
-        if let Err(e) = self
-            .peers
-            .outdial
-            .set_outdial_campaign(outdial_id, Uuid::nil())
-            .await
-        {
-            tracing::warn!(%outdial_id, %campaign_id, error = %e, "could not release the outdial");
-        }
-    }
-
     /// `PUT /v1/campaigns/<id>`.
     pub async fn update_campaign(&self, id: Uuid, req: CampaignUpdate) -> ServiceResult<Campaign> {
         check_enums(req.kind, req.end_handle)?;
-        let c = self.campaign(id).await?;
+        self.campaign(id).await?;
         let info = BasicInfo {
-            name: req.name.unwrap_or(c.name),
-            detail: req.detail.unwrap_or(c.detail),
-            kind: req.kind.unwrap_or(c.kind),
-            service_level: req.service_level.unwrap_or(c.service_level),
-            end_handle: req.end_handle.unwrap_or(c.end_handle),
+            name: req.name,
+            detail: req.detail,
+            kind: req.kind,
+            service_level: req.service_level,
+            end_handle: req.end_handle,
         };
         check_service_level(info.service_level)?;
         super::check_text(&info.name, &info.detail)?;
@@ -282,7 +280,7 @@ impl Service {
         id: Uuid,
         actions: Option<Vec<Action>>,
     ) -> ServiceResult<Campaign> {
-        let c = self.campaign(id).await?;
+        let c = self.campaign_fresh(id).await?;
         self.peers
             .flow
             .update_flow_actions(c.flow_id, &flow_actions(&actions, c.queue_id))
@@ -309,29 +307,61 @@ impl Service {
         }
     }
 
-    /// `PUT /v1/campaigns/<id>/resource_info`.
+    /// `PUT /v1/campaigns/<id>/resource_info`. Steps, each undone when a later one fails:
+    /// validate (reads only) → claim the new outdial (undo: release it, only if this request
+    /// claimed it) → flow actions with the new queue's `queue_join` (undo: the old actions)
+    /// → the row → release the old outdial (best effort, nothing to undo after the row).
     pub async fn update_resource_info(&self, id: Uuid, r: ResourceInfo) -> ServiceResult<Campaign> {
-        let c = self.campaign(id).await?;
-        self.validate_resources(id, c.customer_id, r).await?;
-        if r.queue_id != c.queue_id {
-            self.peers
+        let c = self.campaign_fresh(id).await?;
+        let outdial = self.validate_resources(id, c.customer_id, r).await?;
+
+        let outdial_moves = r.outdial_id != c.outdial_id;
+        let claims =
+            outdial_moves && !r.outdial_id.is_nil() && outdial.is_none_or(|o| o.campaign_id != id);
+        if claims {
+            self.claim_outdial(r.outdial_id, id).await?;
+        }
+        let undo_claim = || async {
+            if claims {
+                self.release_outdial(r.outdial_id, id).await;
+            }
+        };
+
+        let queue_moves = r.queue_id != c.queue_id;
+        if queue_moves
+            && let Err(e) = self
+                .peers
                 .flow
                 .update_flow_actions(c.flow_id, &flow_actions(&c.actions, r.queue_id))
-                .await?;
+                .await
+        {
+            undo_claim().await;
+            return Err(e.into());
         }
-        if r.outdial_id != c.outdial_id && !r.outdial_id.is_nil() {
-            self.peers
-                .outdial
-                .set_outdial_campaign(r.outdial_id, id)
-                .await?;
-        }
-        let u = self
-            .store
-            .campaigns
-            .update_resource_info(id, r)
-            .await?
-            .ok_or(ServiceError::NotFound("campaign"))?;
-        if r.outdial_id != c.outdial_id {
+        let undo_flow = || async {
+            if queue_moves
+                && let Err(e) = self
+                    .peers
+                    .flow
+                    .update_flow_actions(c.flow_id, &flow_actions(&c.actions, c.queue_id))
+                    .await
+            {
+                tracing::error!(campaign_id = %id, error = %e, "flow actions out of sync with the campaign");
+            }
+        };
+
+        let u = match self.store.campaigns.update_resource_info(id, r).await {
+            Ok(Some(u)) => u,
+            other => {
+                undo_flow().await;
+                undo_claim().await;
+                return Err(match other {
+                    Err(e) => e.into(),
+                    _ => ServiceError::NotFound("campaign"),
+                });
+            }
+        };
+        if outdial_moves {
             self.release_outdial(c.outdial_id, id).await;
         }
         self.publish_campaign("campaign_updated", &u).await;
@@ -357,26 +387,24 @@ impl Service {
         Ok(u)
     }
 
-    /// `DELETE /v1/campaigns/<id>`: only a stopped campaign (409 otherwise).
+    /// `DELETE /v1/campaigns/<id>`: only a stopped campaign (409 otherwise). The status is
+    /// checked by the `UPDATE` itself, never on a cached copy.
     pub async fn delete_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
-        let c = self.campaign(id).await?;
-        if c.status != CampaignStatus::Stop {
-            return Err(ServiceError::Precondition(format!(
-                "campaign is {}; stop it before deleting",
-                crate::model::enum_str(&c.status)
-            )));
-        }
-        let d = self
-            .store
-            .campaigns
-            .delete(id)
-            .await?
-            .ok_or(ServiceError::NotFound("campaign"))?;
+        let d = match self.store.campaigns.delete_if_stopped(id).await? {
+            Deletion::Deleted(d) => d,
+            Deletion::Refused(c) => {
+                return Err(ServiceError::Precondition(format!(
+                    "campaign is {}; stop it before deleting",
+                    crate::model::enum_str(&c.status)
+                )));
+            }
+            Deletion::Missing => return Err(ServiceError::NotFound("campaign")),
+        };
         self.publish_campaign("campaign_deleted", &d).await;
-        if let Err(e) = self.peers.flow.delete_flow(c.flow_id).await {
-            tracing::warn!(campaign_id = %id, flow_id = %c.flow_id, error = %e, "flow not deleted");
+        if let Err(e) = self.peers.flow.delete_flow(d.flow_id).await {
+            tracing::warn!(campaign_id = %id, flow_id = %d.flow_id, error = %e, "flow not deleted");
         }
-        self.release_outdial(c.outdial_id, id).await;
+        self.release_outdial(d.outdial_id, id).await;
         Ok(d)
     }
 
@@ -447,8 +475,20 @@ impl Service {
         if c.tm_delete.is_some() || c.status != CampaignStatus::Run {
             return Ok(());
         }
-        if c.execute != Execute::Run {
-            self.store.campaigns.set_execute(id, Execute::Run).await?;
+        // `execute = run` only while the row still says `run` (the guard is in the UPDATE).
+        if c.execute != Execute::Run
+            && !self
+                .store
+                .campaigns
+                .transition(
+                    id,
+                    &[CampaignStatus::Run],
+                    CampaignStatus::Run,
+                    Some(Execute::Run),
+                )
+                .await?
+        {
+            return Ok(());
         }
         if let Err(e) = self.chains.start_chain(id, std::time::Duration::ZERO).await {
             tracing::warn!(campaign_id = %id, error = %e, "chain not started now; the reconciler will seed it");

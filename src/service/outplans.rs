@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::json::uuid_or_nil;
 use crate::model::{Address, Outplan};
-use crate::store::{Dials, Filters, Page};
+use crate::store::{Deletion, Dials, Filters, Page};
 
 /// Body of `POST /v1/outplans`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -214,12 +214,17 @@ impl Service {
                 c.id
             )));
         }
-        let d = self
-            .store
-            .outplans
-            .delete(id)
-            .await?
-            .ok_or(ServiceError::NotFound("outplan"))?;
+        // The same condition again in the UPDATE: a campaign started since the list above
+        // still blocks the delete.
+        let d = match self.store.outplans.delete_if_unused(id).await? {
+            Deletion::Deleted(d) => d,
+            Deletion::Refused(_) => {
+                return Err(ServiceError::Precondition(
+                    "outplan is used by a campaign which is not stopped".into(),
+                ));
+            }
+            Deletion::Missing => return Err(ServiceError::NotFound("outplan")),
+        };
         self.publish_outplan("outplan_deleted", &d).await;
         Ok(d)
     }

@@ -303,4 +303,19 @@ impl Campaigncalls {
         table::soft_delete::<Campaigncall>(&self.pool, id).await?;
         table::refresh(&self.pool, &self.cache, id).await
     }
+
+    /// Soft-deletes only a campaigncall whose status is `done` in MySQL (checked in the
+    /// `UPDATE`, not on a possibly stale copy).
+    pub async fn delete_if_done(&self, id: Uuid) -> StoreResult<super::Deletion<Campaigncall>> {
+        table::delete_if::<Campaigncall>(
+            &self.pool,
+            &self.cache,
+            id,
+            |q| {
+                q.push(" AND status = 'done'");
+            },
+            |c| c.tm_delete.is_some(),
+        )
+        .await
+    }
 }

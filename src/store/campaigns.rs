@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::filter::{Column, Kind, Unfilterable};
 use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
 use super::table::{self, Record};
-use super::{Cache, Filters, Page, StoreResult};
+use super::{Cache, Deletion, Filters, Page, StoreResult};
 use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, enum_str};
 
 impl Record for Campaign {
@@ -106,19 +106,21 @@ pub struct Campaigns {
     cache: Cache,
 }
 
-/// The five fields `PUT /v1/campaigns/<id>` overwrites.
+/// What `PUT /v1/campaigns/<id>` writes: name, detail and service level always; type and
+/// end handle only when given (`None` keeps the stored value, decided in SQL so a concurrent
+/// write of them is not undone by a stale read).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BasicInfo {
     /// Name.
     pub name: String,
     /// Detail.
     pub detail: String,
-    /// Type.
-    pub kind: CampaignType,
-    /// Service level.
+    /// Type (`None`: keep).
+    pub kind: Option<CampaignType>,
+    /// Service level in percent.
     pub service_level: i32,
-    /// End handle.
-    pub end_handle: EndHandle,
+    /// End handle (`None`: keep).
+    pub end_handle: Option<EndHandle>,
 }
 
 /// The four resource ids `PUT /v1/campaigns/<id>/resource_info` sets.
@@ -223,7 +225,7 @@ impl Campaigns {
             .collect())
     }
 
-    /// Overwrites name, detail, type, service level and end handle.
+    /// Writes name, detail and service level, and type and end handle when given.
     pub async fn update_basic_info(
         &self,
         id: Uuid,
@@ -232,10 +234,13 @@ impl Campaigns {
         table::update::<Campaign>(&self.pool, id, |q| {
             q.push("name = ").push_bind(info.name.clone());
             q.push(", detail = ").push_bind(info.detail.clone());
-            q.push(", type = ").push_bind(enum_str(&info.kind));
             q.push(", service_level = ").push_bind(info.service_level);
-            q.push(", end_handle = ")
-                .push_bind(enum_str(&info.end_handle));
+            if let Some(kind) = info.kind {
+                q.push(", type = ").push_bind(enum_str(&kind));
+            }
+            if let Some(end_handle) = info.end_handle {
+                q.push(", end_handle = ").push_bind(enum_str(&end_handle));
+            }
         })
         .await?;
         table::refresh(&self.pool, &self.cache, id).await
@@ -434,10 +439,27 @@ impl Campaigns {
         Ok(changed == 1)
     }
 
-    /// Soft-deletes; returns the deleted row (None if unknown). Deleting twice does not
-    /// re-stamp `tm_delete`.
+    /// Soft-deletes unconditionally; returns the deleted row (None if unknown). Deleting
+    /// twice does not re-stamp `tm_delete`. The service deletes with
+    /// [`Campaigns::delete_if_stopped`].
     pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Campaign>> {
         table::soft_delete::<Campaign>(&self.pool, id).await?;
         table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Soft-deletes only a campaign whose status is `stop` in MySQL (the condition is in
+    /// the `UPDATE`, so a stale cached copy cannot let a running campaign be deleted).
+    pub async fn delete_if_stopped(&self, id: Uuid) -> StoreResult<Deletion<Campaign>> {
+        table::delete_if::<Campaign>(
+            &self.pool,
+            &self.cache,
+            id,
+            |q| {
+                q.push(" AND status = ")
+                    .push_bind(enum_str(&CampaignStatus::Stop));
+            },
+            |c| c.tm_delete.is_some(),
+        )
+        .await
     }
 }

@@ -27,6 +27,7 @@ pub use dials::{DialFence, DialRecords, DialStep, Overdue, OverdueRule, Recorded
 pub use filter::Filters;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
+pub use table::Deletion;
 
 /// A held MySQL named lock (see [`Store::try_lock`]). Release it with [`NamedLock::release`];
 /// dropped without that, its connection is closed rather than returned to the pool, which

@@ -185,9 +185,27 @@ impl Outplans {
         table::refresh(&self.pool, &self.cache, id).await
     }
 
-    /// Soft-deletes; returns the row (None if unknown).
+    /// Soft-deletes unconditionally; returns the row (None if unknown). The service deletes
+    /// with [`Outplans::delete_if_unused`].
     pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Outplan>> {
         table::soft_delete::<Outplan>(&self.pool, id).await?;
         table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Soft-deletes only while no campaign that is not stopped (and not deleted) uses the
+    /// outplan, checked in the same `UPDATE`.
+    pub async fn delete_if_unused(&self, id: Uuid) -> StoreResult<super::Deletion<Outplan>> {
+        table::delete_if::<Outplan>(
+            &self.pool,
+            &self.cache,
+            id,
+            |q| {
+                q.push(" AND NOT EXISTS (SELECT 1 FROM campaign_campaigns WHERE outplan_id = ")
+                    .push_bind(uuid_bytes(id))
+                    .push(" AND status <> 'stop' AND tm_delete IS NULL)");
+            },
+            |o| o.tm_delete.is_some(),
+        )
+        .await
     }
 }

@@ -1,9 +1,17 @@
 //! What the three repositories share: reading a record by id (through the cache), the list
 //! query with filters and pagination, soft delete, and the write-then-refresh step.
 //!
+//! Every write sets `tm_update = GREATEST(now, previous tm_update + 1 µs)`: the row lock
+//! makes that strictly increasing in commit order even when two processes' clocks disagree,
+//! and the cache relies on it to never replace a newer record with an older one
+//! (`cache.rs`). Writes that depend on a record's state (delete only a stopped campaign, a
+//! done campaigncall) put the condition in the `WHERE` clause, so a stale read cannot let
+//! them through.
+//!
 //! SQL text here is assembled only from the `&'static str` table and column names of the
 //! `Record` impls and the filter whitelist (hence `AssertSqlSafe`); every value is bound.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sqlx::mysql::MySqlRow;
@@ -169,25 +177,78 @@ pub async fn update_where<T: Record>(
 ) -> StoreResult<u64> {
     let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {} SET ", T::TABLE));
     build(&mut q);
-    q.push(", tm_update = ").push_bind(db_time(now()));
+    q.push(", ");
+    push_tm_update(&mut q);
     q.push(" WHERE id = ").push_bind(uuid_bytes(id));
     condition(&mut q);
     Ok(q.build().execute(pool).await?.rows_affected())
 }
 
+/// Pushes `tm_update = <now, or 1 µs after the stored value if that is not earlier>`.
+fn push_tm_update(q: &mut QueryBuilder<MySql>) {
+    push_stamp(q, "tm_update", now());
+}
+
+/// Pushes `<column> = GREATEST(now, tm_update + 1 µs)`, reading the `tm_update` stored
+/// before this statement as long as it comes before the `tm_update` assignment.
+fn push_stamp(q: &mut QueryBuilder<MySql>, column: &'static str, at: DateTime<Utc>) {
+    let t = db_time(at);
+    q.push(column)
+        .push(" = GREATEST(")
+        .push_bind(t)
+        .push(", COALESCE(tm_update + INTERVAL 1 MICROSECOND, ")
+        .push_bind(t)
+        .push("))");
+}
+
 /// Soft delete: `tm_update = tm_delete = now`, only if not deleted yet (the Go service
 /// re-stamped `tm_delete` on every repeat). Returns whether a row changed.
 pub async fn soft_delete<T: Record>(pool: &MySqlPool, id: Uuid) -> StoreResult<bool> {
-    let t = db_time(now());
-    let sql = format!(
-        "UPDATE {} SET tm_update = ?, tm_delete = ? WHERE id = ? AND tm_delete IS NULL",
-        T::TABLE
-    );
-    let done = sqlx::query(AssertSqlSafe(sql))
-        .bind(t)
-        .bind(t)
-        .bind(uuid_bytes(id))
-        .execute(pool)
-        .await?;
-    Ok(done.rows_affected() == 1)
+    soft_delete_where::<T>(pool, id, |_| {}).await
+}
+
+/// Like [`soft_delete`], with extra ` AND ...` conditions pushed by `condition` (e.g. the
+/// status a record must have to be deleted). Returns whether a row changed.
+pub async fn soft_delete_where<T: Record>(
+    pool: &MySqlPool,
+    id: Uuid,
+    condition: impl FnOnce(&mut QueryBuilder<MySql>),
+) -> StoreResult<bool> {
+    // tm_delete first: both read the previous tm_update, so they are equal.
+    let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {} SET ", T::TABLE));
+    let at = now();
+    push_stamp(&mut q, "tm_delete", at);
+    q.push(", ");
+    push_stamp(&mut q, "tm_update", at);
+    q.push(" WHERE id = ").push_bind(uuid_bytes(id));
+    q.push(" AND tm_delete IS NULL");
+    condition(&mut q);
+    Ok(q.build().execute(pool).await?.rows_affected() == 1)
+}
+
+/// What a conditional delete did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Deletion<T> {
+    /// Deleted; the row as it is now.
+    Deleted(T),
+    /// Not deleted because the condition did not hold; the row as it is now.
+    Refused(T),
+    /// No such row, or it was deleted already.
+    Missing,
+}
+
+/// Soft-deletes when `condition` holds, then refreshes the cache and says what happened.
+pub async fn delete_if<T: Record>(
+    pool: &MySqlPool,
+    cache: &Cache,
+    id: Uuid,
+    condition: impl FnOnce(&mut QueryBuilder<MySql>),
+    is_deleted: impl Fn(&T) -> bool,
+) -> StoreResult<Deletion<T>> {
+    let deleted = soft_delete_where::<T>(pool, id, condition).await?;
+    Ok(match refresh::<T>(pool, cache, id).await? {
+        Some(row) if deleted => Deletion::Deleted(row),
+        Some(row) if !is_deleted(&row) => Deletion::Refused(row),
+        _ => Deletion::Missing,
+    })
 }

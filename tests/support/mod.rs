@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod mocks;
+pub mod recorder;
 pub mod records;
 pub mod scenarios;
 
@@ -279,10 +280,21 @@ impl TestSystem {
         scenario: campaign_manager::sim::Scenario,
         tweak: impl FnOnce(&mut campaign_manager::app::Settings),
     ) -> TestSystem {
+        TestSystem::start_with_sim_on(scenario, tweak, None).await
+    }
+
+    /// Like `start`, with the simulator serving `sim_names` instead of the service's peer
+    /// queues (so something else can stand between them, see `recorder.rs`).
+    pub async fn start_with_sim_on(
+        scenario: campaign_manager::sim::Scenario,
+        tweak: impl FnOnce(&mut campaign_manager::app::Settings),
+        sim_names: Option<&campaign_manager::bus::Names>,
+    ) -> TestSystem {
         let names = TestNames::new();
         let db = TestDb::empty().await;
         let prefix = TestPrefix::new();
-        let sim = campaign_manager::sim::Sim::start(names.names.clone(), &amqp_url(), scenario)
+        let sim_names = sim_names.cloned().unwrap_or_else(|| names.names.clone());
+        let sim = campaign_manager::sim::Sim::start(sim_names, &amqp_url(), scenario)
             .await
             .expect("start the simulator");
         let mut infra = campaign_manager::config::Infra::from_env();

@@ -32,3 +32,28 @@ pub fn campaigncall_of(c: &Campaign, status: CampaigncallStatus) -> Campaigncall
         tm_delete: None,
     }
 }
+
+/// A stopped call campaign of `customer` with no resources, detail and service level set.
+pub fn campaign_row(customer: Uuid) -> Campaign {
+    use campaign_manager::model::{CampaignStatus, CampaignType, EndHandle, Execute};
+    Campaign {
+        id: Uuid::new_v4(),
+        customer_id: customer,
+        kind: CampaignType::Call,
+        execute: Execute::Stop,
+        name: "spring sale".into(),
+        detail: "detail".into(),
+        status: CampaignStatus::Stop,
+        service_level: 100,
+        end_handle: EndHandle::Stop,
+        flow_id: Uuid::new_v4(),
+        actions: None,
+        outplan_id: Uuid::nil(),
+        outdial_id: Uuid::nil(),
+        queue_id: Uuid::nil(),
+        next_campaign_id: Uuid::nil(),
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+    }
+}
