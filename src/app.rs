@@ -107,11 +107,12 @@ pub struct Settings {
     )]
     pub repair_margin_ms: u64,
 
-    /// A progressing campaigncall is looked up at its peer after this many seconds.
+    /// The longest call, s: a progressing campaigncall is looked up at its peer after this
+    /// long, and one still reported up after it is given up as failed.
     #[arg(
         long = "max_call_duration_s",
         env = "MAX_CALL_DURATION_S",
-        default_value_t = 3_600
+        default_value_t = 7_200
     )]
     pub max_call_duration_s: u64,
 

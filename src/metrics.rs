@@ -46,7 +46,8 @@ pub struct Metrics {
     /// `not_running`).
     pub dial_refused_total: IntCounterVec,
     /// Open campaigncalls the repair looked at, by what it found (`never_created`,
-    /// `hangup_lost`, `flow_ended`, `still_up`, `peer_error`, `no_reference`).
+    /// `hangup_lost`, `flow_ended`, `still_up`, `over_max_duration`, `peer_error`,
+    /// `no_reference`).
     pub campaigncall_repair_total: IntCounterVec,
     /// Campaigns whose state the repair completed, by repair (`stopping_stopped`,
     /// `run_without_execution`).

@@ -13,7 +13,10 @@
 //!   - flow-manager `GET /v1/activeflows/<id>`: 404 → never created (`fail`, as above);
 //!     `ended` or deleted → `done/success` (the `activeflow_deleted` event was lost);
 //!     running → later;
-//!   - a peer error leaves it for the next pass.
+//!   - a peer error leaves it for the next pass;
+//!   - a campaigncall still reported up longer than the longest call (`max_call_duration`)
+//!     is given up: `done/fail`, target `idle` (a call-manager record stuck "up" must not keep
+//!     a campaign from ever ending; the bound is a setting, 2 h by default).
 //! * then campaigns whose state change was cut short are completed: `stopping` with nothing up
 //!   becomes `stop`; `run` with `execute = stop` (a crash inside `end_execution`) is stopped as
 //!   the tick had decided.
@@ -49,7 +52,7 @@ impl Default for RepairSettings {
         RepairSettings {
             rule: OverdueRule {
                 margin_ms: 60_000,
-                max_call_ms: 3_600_000,
+                max_call_ms: 7_200_000,
             },
             batch: 100,
             settle: Duration::from_secs(10),
@@ -68,6 +71,12 @@ pub struct RepairReport {
     pub campaigns: usize,
     /// False when another process held the repair lock.
     pub ran: bool,
+}
+
+/// Whether the campaigncall was created more than `ms` ago.
+fn over(cc: &Campaigncall, ms: i64) -> bool {
+    cc.tm_create
+        .is_some_and(|t| Utc::now() - t > chrono::Duration::milliseconds(ms))
 }
 
 /// What the peer said about an open campaigncall.
@@ -128,7 +137,7 @@ impl Service {
             .await?;
         for o in overdue {
             report.checked += 1;
-            match self.repair_campaigncall(&o).await {
+            match self.repair_campaigncall(&o, &settings.rule).await {
                 Ok(true) => report.finished += 1,
                 Ok(false) => {}
                 Err(e) => {
@@ -169,7 +178,7 @@ impl Service {
     }
 
     /// Resolves one open campaigncall; true if it finished it.
-    async fn repair_campaigncall(&self, o: &Overdue) -> ServiceResult<bool> {
+    async fn repair_campaigncall(&self, o: &Overdue, rule: &OverdueRule) -> ServiceResult<bool> {
         let cc = &o.campaigncall;
         let found = match self.ask_peer(cc).await {
             Ok(f) => f,
@@ -194,6 +203,16 @@ impl Service {
                 self.count_repair(found);
                 tracing::info!(campaigncall_id = %cc.id, ?result, "peer reports the call ended; campaigncall finished");
                 let done = self.finish_campaigncall(cc.id, result).await?.is_some();
+                self.campaigncall_ended(cc.campaign_id).await?;
+                Ok(done)
+            }
+            Found::StillUp if over(cc, rule.max_call_ms) => {
+                self.count_repair("over_max_duration");
+                tracing::warn!(campaigncall_id = %cc.id, "still up past the longest call; given up as failed");
+                let done = self
+                    .finish_campaigncall(cc.id, CampaigncallResult::Fail)
+                    .await?
+                    .is_some();
                 self.campaigncall_ended(cc.campaign_id).await?;
                 Ok(done)
             }
