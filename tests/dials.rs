@@ -1,0 +1,553 @@
+//! Exactly-once dials and self-healing campaigns, end to end: campaign-manager (in process),
+//! `campaign-worker` child processes and the simulator, on the real MariaDB, Redis and
+//! RabbitMQ, with faults injected where a dial is most fragile: a process killed at each step
+//! of a dial, a process stopped past its lease, a reply that comes after the timeout, a hangup
+//! that never comes, and all of that at once over a hundred campaigns.
+//!
+//! What must hold after each run (see README "Reliability"): every campaign ends by itself,
+//! no campaigncall is left open, no (target, destination, try) is recorded twice, and no
+//! target has two calls up at once.
+//!
+//! Only this test's own processes, keys and connections are disturbed.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use campaign_manager::app::Settings;
+use campaign_manager::sim::{Fault, MsRange, Outcome, Scenario, Service, Weights};
+use serde_json::{Value, json};
+use support::TestSystem;
+use uuid::Uuid;
+
+/// Repair and tick bounds short enough for a test: ticks may run 3 s, open campaigncalls are
+/// looked up 6.5 s after their dial timeout, calls "up" for 20 s are given up.
+const MAX_TICK_MS: u64 = 3_000;
+const REPAIR_MARGIN_MS: u64 = 6_500;
+const MAX_CALL_S: u64 = 20;
+/// The outplans' `dial_timeout`.
+const DIAL_TIMEOUT_MS: i64 = 500;
+
+fn fast_repair(s: &mut Settings) {
+    s.first_tick_ms = 100;
+    s.dial_tick_ms = 100;
+    s.wait_tick_ms = 300;
+    s.max_tick_ms = MAX_TICK_MS;
+    s.repair_margin_ms = REPAIR_MARGIN_MS;
+    s.repair_interval_ms = 300;
+    s.max_call_duration_s = MAX_CALL_S;
+}
+
+/// Calls ring 100 ms and talk `talk_ms`; `busy` of them are busy instead.
+fn calls(talk_ms: MsRange, busy: f64) -> Scenario {
+    Scenario {
+        ring_ms: MsRange::fixed(100),
+        talk_ms,
+        weights: Weights {
+            answered: 1.0 - busy,
+            busy,
+            noanswer: 0.0,
+            failed: 0.0,
+        },
+        ..Scenario::instant(Outcome::Answered)
+    }
+}
+
+/// A `campaign-worker` child on the test system's database, namespace and queues, with the
+/// short repair bounds.
+fn spawn_worker(sys: &TestSystem) -> tokio::process::Child {
+    let s = &sys.settings;
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-worker"))
+        .args(["--database_dsn", &sys.infra.database_dsn])
+        .args(["--rabbitmq_address", &sys.infra.rabbitmq_address])
+        .args(["--redis_address", &sys.infra.redis_address])
+        .args(["--redis_database", "0"])
+        .args(["--queue_prefix", &s.queue_prefix])
+        .args(["--cache_prefix", &s.cache_prefix])
+        .args(["--tick_namespace", &s.tick_namespace])
+        .args(["--serve_http", "false", "--migrate", "false"])
+        .args(["--workers", "16"])
+        .args(["--first_tick_ms", "100", "--dial_tick_ms", "100"])
+        .args(["--wait_tick_ms", "300"])
+        .args(["--max_tick_ms", &MAX_TICK_MS.to_string()])
+        .args(["--repair_margin_ms", &REPAIR_MARGIN_MS.to_string()])
+        .args(["--repair_interval_ms", "300"])
+        .args(["--max_call_duration_s", &MAX_CALL_S.to_string()])
+        .env("RUST_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn campaign-worker")
+}
+
+async fn kill(child: &mut tokio::process::Child) {
+    let _ = child.start_kill();
+    let _ = child.wait().await;
+}
+
+fn signal(child: &tokio::process::Child, sig: &str) {
+    let pid = child.id().expect("running child").to_string();
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid])
+        .status()
+        .expect("kill");
+    assert!(ok.success(), "kill {sig} {pid}");
+}
+
+/// An outplan (tries per destination `tries`) and a call campaign over `outdial`, set to run.
+async fn run_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, tries: i32) -> Uuid {
+    let outplan = sys
+        .ok(
+            "POST",
+            "/v1/outplans",
+            Some(json!({
+                "customer_id": customer, "name": "dials", "detail": "",
+                "source": {"type": "tel", "target": "+15550001000"},
+                "dial_timeout": DIAL_TIMEOUT_MS, "try_interval": 0,
+                "max_try_count_0": tries, "max_try_count_1": tries, "max_try_count_2": 0,
+                "max_try_count_3": 0, "max_try_count_4": 0,
+            })),
+        )
+        .await;
+    let campaign = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({
+                "customer_id": customer, "type": "call", "name": "dials", "detail": "",
+                "actions": [{"type": "answer"}], "service_level": 100,
+                "end_handle": "stop", "outplan_id": outplan["id"], "outdial_id": outdial,
+            })),
+        )
+        .await;
+    let id = Uuid::parse_str(campaign["id"].as_str().expect("id")).expect("uuid");
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({"status": "run"})),
+    )
+    .await;
+    id
+}
+
+/// Waits until every campaign is `stop`/`stop`; panics after `timeout` naming the stragglers.
+async fn wait_all_stopped(sys: &TestSystem, ids: &[Uuid], timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut left: Vec<Uuid> = ids.to_vec();
+    while !left.is_empty() {
+        let mut still = Vec::new();
+        for id in &left {
+            let c: Value = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+            if !(c["status"] == "stop" && c["execute"] == "stop") {
+                still.push(*id);
+            }
+        }
+        left = still;
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} campaigns never ended, e.g. {}; open campaigncalls: {}",
+            left.len(),
+            left[0],
+            open_campaigncalls(sys).await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+async fn open_campaigncalls(sys: &TestSystem) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM campaign_campaigncalls WHERE status IN ('dialing', 'progressing')",
+    )
+    .fetch_one(&sys.db.pool)
+    .await
+    .expect("count open");
+    n
+}
+
+async fn waits_for<F: std::future::Future<Output = bool>>(
+    what: &str,
+    timeout: Duration,
+    mut pred: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + timeout;
+    while !pred().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The dial invariants over everything this test's system recorded and the simulator saw.
+async fn assert_dial_invariants(sys: &TestSystem) {
+    assert_eq!(open_campaigncalls(sys).await, 0, "campaigncalls left open");
+    // A try may be recorded again only after an attempt that placed no call (abandoned before
+    // call-manager created anything): among campaigncalls with a call behind them, each try
+    // is unique.
+    let placed: HashSet<Uuid> = sys.sim.calls().iter().map(|c| c.id).collect();
+    let rows: Vec<(Vec<u8>, Vec<u8>, i32, i32)> = sqlx::query_as(
+        "SELECT reference_id, outdial_target_id, destination_index, try_count \
+         FROM campaign_campaigncalls",
+    )
+    .fetch_all(&sys.db.pool)
+    .await
+    .expect("campaigncalls");
+    let mut seen = HashSet::new();
+    for (reference, target, index, try_count) in rows {
+        let reference = Uuid::from_slice(&reference).expect("uuid");
+        if placed.contains(&reference) {
+            assert!(
+                seen.insert((target.clone(), index, try_count)),
+                "(target, destination, try) dialed twice: {:?}",
+                (Uuid::from_slice(&target), index, try_count)
+            );
+        }
+    }
+    assert_eq!(seen.len(), placed.len(), "every call has its campaigncall");
+    // Calls at the simulator: one per try, and never two up at once for one target.
+    let mut per_target: HashMap<Uuid, Vec<(i64, i64)>> = HashMap::new();
+    for c in sys.sim.calls() {
+        let Some(target) = c.target_id else { continue };
+        let start = c.tm_create.map(|t| t.timestamp_micros()).unwrap_or(0);
+        let end = c
+            .tm_hangup
+            .map(|t| t.timestamp_micros())
+            .unwrap_or(i64::MAX);
+        per_target.entry(target).or_default().push((start, end));
+    }
+    for (target, mut spans) in per_target {
+        spans.sort();
+        for w in spans.windows(2) {
+            assert!(
+                w[1].0 >= w[0].1,
+                "target {target} had two calls up at once: {spans:?}"
+            );
+        }
+    }
+    let mut tries = HashSet::new();
+    for a in sys.sim.attempts() {
+        assert!(
+            tries.insert((a.target_id, a.destination_index, a.try_count)),
+            "the simulator saw (target, destination, try) claimed twice: {a:?}"
+        );
+    }
+}
+
+fn metric(sys: &TestSystem, name: &str, label: &str) -> u64 {
+    let app = sys.app.as_ref().expect("running");
+    app.metrics
+        .registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().to_vec())
+        .filter(|m| label.is_empty() || m.get_label().iter().any(|l| l.value() == label))
+        .map(|m| m.get_counter().get_value() as u64)
+        .sum()
+}
+
+// ---------------------------------------------------------------- unknown outcomes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_reply_is_not_a_failure_and_the_person_is_not_dialed_again() {
+    // call-manager creates the first call but answers after the 3 s timeout. The dial stays
+    // open with its call id; its real hangup finishes it as a success; with two tries per
+    // destination the person is not called a second time while (or after) the first call is up.
+    let sys = TestSystem::start(calls(MsRange::fixed(5_000), 0.0), |s| {
+        fast_repair(s);
+        s.workers = 4;
+    })
+    .await;
+    sys.sim.inject(
+        Fault::late_reply(Service::Call, Duration::from_millis(4_000), 1).on_method("POST"),
+    );
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 3, 1);
+    let id = run_campaign(&sys, customer, outdial, 2).await;
+
+    wait_all_stopped(&sys, &[id], Duration::from_secs(60)).await;
+    assert_eq!(sys.sim.calls().len(), 3, "one call per person");
+    let ccs: Vec<(String, String)> =
+        sqlx::query_as("SELECT status, result FROM campaign_campaigncalls WHERE campaign_id = ?")
+            .bind(id.as_bytes().to_vec())
+            .fetch_all(&sys.db.pool)
+            .await
+            .expect("campaigncalls");
+    assert_eq!(ccs.len(), 3);
+    assert!(
+        ccs.iter().all(|(s, r)| s == "done" && r == "success"),
+        "each ends with its call's real result: {ccs:?}"
+    );
+    assert_eq!(metric(&sys, "campaign_manager_dial_unknown_total", ""), 1);
+    assert_dial_invariants(&sys).await;
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_never_hangs_up_is_resolved_by_the_repair_and_the_campaign_ends() {
+    // `silent` calls never end and send no hangup: the repair looks them up after the dial
+    // timeout + margin, finds them "up" past the longest call and gives them up.
+    let sys = TestSystem::start(support::scenarios::silent(), |s| {
+        fast_repair(s);
+        s.max_call_duration_s = 2;
+        s.workers = 4;
+    })
+    .await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 2, 1);
+    let id = run_campaign(&sys, customer, outdial, 1).await;
+
+    wait_all_stopped(&sys, &[id], Duration::from_secs(60)).await;
+    assert_eq!(open_campaigncalls(&sys).await, 0);
+    assert_eq!(
+        metric(
+            &sys,
+            "campaign_manager_campaigncall_repair_total",
+            "over_max_duration"
+        ),
+        2
+    );
+    sys.stop().await;
+}
+
+// ---------------------------------------------------------------- crash points
+
+/// Where the worker is killed.
+#[derive(Debug, Clone, Copy)]
+enum CrashPoint {
+    /// The campaigncall is recorded; the target claim never reaches outdial-manager.
+    AfterRecord,
+    /// The target is claimed; the call request never reaches call-manager.
+    AfterClaim,
+    /// call-manager created the call; its reply is still on the way.
+    AfterRequest,
+}
+
+async fn crash_at(point: CrashPoint) {
+    let sys = TestSystem::start(calls(MsRange::fixed(1_000), 0.0), |s| {
+        fast_repair(s);
+        s.workers = 0;
+    })
+    .await;
+    let fault = match point {
+        CrashPoint::AfterRecord => {
+            Fault::no_reply(Service::Outdial, Duration::from_secs(20), 1).on_uri("/progressing")
+        }
+        CrashPoint::AfterClaim => {
+            Fault::no_reply(Service::Call, Duration::from_secs(20), 1).on_method("POST")
+        }
+        CrashPoint::AfterRequest => {
+            Fault::late_reply(Service::Call, Duration::from_secs(20), 1).on_method("POST")
+        }
+    };
+    sys.sim.inject(fault);
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 3, 1);
+    let mut worker = spawn_worker(&sys);
+    let id = run_campaign(&sys, customer, outdial, 2).await;
+
+    // Wait until the dial reached the step, then SIGKILL the worker there.
+    let pool = sys.db.pool.clone();
+    waits_for("the first campaigncall", Duration::from_secs(20), || {
+        let pool = pool.clone();
+        async move { open_in(&pool).await > 0 }
+    })
+    .await;
+    match point {
+        CrashPoint::AfterRecord => tokio::time::sleep(Duration::from_millis(300)).await,
+        CrashPoint::AfterClaim => {
+            waits_for("the claim", Duration::from_secs(10), || async {
+                !sys.sim.attempts().is_empty()
+            })
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        CrashPoint::AfterRequest => {
+            waits_for("the call", Duration::from_secs(10), || async {
+                !sys.sim.calls().is_empty()
+            })
+            .await;
+        }
+    }
+    kill(&mut worker).await;
+    let calls_at_kill = sys.sim.calls().len();
+    assert!(calls_at_kill <= 1, "{point:?}: killed after the first dial");
+
+    let mut replacement = spawn_worker(&sys);
+    wait_all_stopped(&sys, &[id], Duration::from_secs(60)).await;
+    kill(&mut replacement).await;
+    assert_dial_invariants(&sys).await;
+    // Every person was reached once, the interrupted one included.
+    let calls = sys.sim.calls();
+    let targets: HashSet<Uuid> = calls.iter().filter_map(|c| c.target_id).collect();
+    assert_eq!(targets.len(), 3, "{point:?}: every target called");
+    assert_eq!(calls.len(), 3, "{point:?}: nobody called twice");
+    let results: Vec<(String,)> =
+        sqlx::query_as("SELECT result FROM campaign_campaigncalls WHERE status = 'done'")
+            .fetch_all(&sys.db.pool)
+            .await
+            .expect("results");
+    let successes = results.iter().filter(|(r,)| r == "success").count();
+    assert_eq!(
+        successes, 3,
+        "{point:?}: each call's real result: {results:?}"
+    );
+    sys.stop().await;
+}
+
+async fn open_in(pool: &sqlx::MySqlPool) -> i64 {
+    sqlx::query_as::<_, (i64,)>("SELECT COUNT(*) FROM campaign_campaigncalls")
+        .fetch_one(pool)
+        .await
+        .map(|(n,)| n)
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_recording_a_dial_leaves_nothing_open() {
+    crash_at(CrashPoint::AfterRecord).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_claiming_the_target_leaves_nothing_open() {
+    crash_at(CrashPoint::AfterClaim).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_after_asking_for_the_call_leaves_nothing_open() {
+    crash_at(CrashPoint::AfterRequest).await;
+}
+
+// ---------------------------------------------------------------- stall
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_stopped_past_its_lease_neither_dials_twice_nor_writes_late() {
+    // One of two workers is SIGSTOPped mid-run for longer than a tick may take: its chains
+    // are re-seeded on the other worker; when it resumes, its stale ticks record nothing.
+    let sys = TestSystem::start(calls(MsRange::new(300, 1_500), 0.3), |s| {
+        fast_repair(s);
+        s.workers = 0;
+    })
+    .await;
+    let mut a = spawn_worker(&sys);
+    let mut b = spawn_worker(&sys);
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let customer = Uuid::new_v4();
+        let outdial = sys.sim.create_outdial(customer, 6, 2);
+        ids.push(run_campaign(&sys, customer, outdial, 2).await);
+    }
+    waits_for("dials under way", Duration::from_secs(30), || async {
+        sys.sim.calls().len() >= 40
+    })
+    .await;
+    signal(&a, "-STOP");
+    tokio::time::sleep(Duration::from_millis(MAX_TICK_MS + 5_000)).await;
+    signal(&a, "-CONT");
+
+    wait_all_stopped(&sys, &ids, Duration::from_secs(120)).await;
+    kill(&mut a).await;
+    kill(&mut b).await;
+    assert_dial_invariants(&sys).await;
+    sys.stop().await;
+}
+
+// ---------------------------------------------------------------- everything at once
+
+/// Closes the broker connections of this test's processes (the in-process service and the
+/// worker children), as a broker restart would; the others' connections are left alone.
+async fn close_our_connections(sys: &TestSystem, pids: &[u32]) {
+    let app = sys.app.as_ref().expect("running");
+    let mut marks: Vec<String> = pids
+        .iter()
+        .map(|p| format!("campaign-manager-{p}-"))
+        .collect();
+    marks.push(app.bus.connection_name().to_owned());
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .await
+        .expect("rabbitmqctl");
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut closed = 0;
+    for line in listing.lines() {
+        if marks.iter().any(|m| line.contains(m.as_str())) {
+            let pid = line.split('\t').next().unwrap_or_default();
+            let _ = tokio::process::Command::new("rabbitmqctl")
+                .args(["close_connection", pid, "test: broker restart"])
+                .output()
+                .await;
+            closed += 1;
+        }
+    }
+    assert!(closed >= 2, "closed {closed} connections: {listing}");
+}
+
+/// Deletes this test's Redis keys (its tick namespace and cache prefix), as a flush would.
+fn flush_our_keys(sys: &TestSystem) {
+    let client = redis::Client::open(support::redis_url()).expect("redis");
+    let mut conn = client.get_connection().expect("redis connection");
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", sys.prefix.0))
+        .query(&mut conn)
+        .expect("keys");
+    assert!(!keys.is_empty(), "the test's keys exist");
+    let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).expect("del");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_campaigns_survive_kills_a_flush_and_a_broker_restart() {
+    let sys = TestSystem::start(calls(MsRange::new(200, 1_200), 0.3), |s| {
+        fast_repair(s);
+        s.workers = 16;
+    })
+    .await;
+    let mut workers = vec![spawn_worker(&sys), spawn_worker(&sys)];
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        let customer = Uuid::new_v4();
+        let outdial = sys.sim.create_outdial(customer, 4, 2);
+        ids.push(run_campaign(&sys, customer, outdial, 2).await);
+    }
+    let mut kills = 0;
+    let mut faults_done = (false, false);
+    let started = Instant::now();
+    while kills < 10 {
+        tokio::time::sleep(Duration::from_millis(rand::random_range(300..1_200))).await;
+        let which = rand::random_range(0..workers.len());
+        kill(&mut workers[which]).await;
+        workers[which] = spawn_worker(&sys);
+        kills += 1;
+        if kills == 4 && !faults_done.0 {
+            flush_our_keys(&sys);
+            faults_done.0 = true;
+        }
+        if kills == 7 && !faults_done.1 {
+            let pids: Vec<u32> = workers.iter().filter_map(|w| w.id()).collect();
+            close_our_connections(&sys, &pids).await;
+            faults_done.1 = true;
+        }
+    }
+    eprintln!(
+        "10 kills, a flush and a broker restart in {:?}; {} calls so far",
+        started.elapsed(),
+        sys.sim.calls().len()
+    );
+    wait_all_stopped(&sys, &ids, Duration::from_secs(180)).await;
+    for w in &mut workers {
+        kill(w).await;
+    }
+    assert_dial_invariants(&sys).await;
+    sys.stop().await;
+}
