@@ -512,16 +512,15 @@ async fn continue_campaign_waits_on_an_empty_list_and_dials_added_targets() {
             .unwrap_or(0)
     };
     let before = requests();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Still ticking: it keeps asking outdial-manager for targets (~every 300 ms; waited for
+    // rather than timed, as the machine may be busy).
+    wait_until("ticks on an empty list", Duration::from_secs(10), || {
+        requests() >= before + 3
+    })
+    .await;
     let c = campaign(&sys, id).await;
     assert_eq!(c["status"], "run", "{c}");
     assert_eq!(c["execute"], "run", "{c}");
-    // Still ticking: it keeps asking outdial-manager for targets (~every 300 ms).
-    assert!(
-        requests() >= before + 3,
-        "no ticks on an empty list: {before} → {}",
-        requests()
-    );
 
     sys.sim.add_targets(outdial, 4, 1).expect("outdial exists");
     wait_until("7 calls", Duration::from_secs(10), || {
@@ -651,5 +650,60 @@ async fn list_is_not_exhausted_while_a_retryable_call_is_up() {
         sys.sim.targets(outdial)
     );
     assert_targets_finished(&sys, outdial, &plan.max_tries);
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_inside_its_retry_interval_does_not_hold_back_a_never_tried_one() {
+    // CONTRACT §0 item 12, over the bus: outplan tries (1, 1, 0, 0, 0), try interval 10 min;
+    // target A was tried 5 s ago on destination 0 (destination 1 still open) and is older by
+    // `tm_update` than never-tried B, so outdial-manager lists A first. B is dialed at once; A
+    // waits for its interval.
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 0, 2);
+    let spec = |tries: Vec<i32>| campaign_manager::sim::TargetSpec {
+        id: None,
+        destinations: vec![
+            Some(campaign_manager::model::Address::tel("+15550003000")),
+            Some(campaign_manager::model::Address::tel("+15550003001")),
+        ],
+        try_counts: tries,
+        null_tm_update: false,
+    };
+    let hour_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let a = sys.sim.with_state(|st| {
+        let a = st
+            .outdials
+            .add_target(outdial, spec(vec![0, 0]), hour_ago)
+            .expect("target A");
+        let tried = chrono::Utc::now() - chrono::Duration::seconds(5);
+        st.outdials.progressing(a, 0, tried).expect("A tried");
+        st.outdials
+            .set_status(a, TargetState::Idle, tried)
+            .expect("A idle");
+        a
+    });
+    let b = sys.sim.add_target(outdial, spec(vec![])).expect("target B");
+    let plan = Plan {
+        end_handle: "continue",
+        try_interval_ms: 600_000,
+        max_tries: [1, 1, 0, 0, 0],
+        ..Plan::call()
+    };
+    let id = create_campaign(&sys, customer, outdial, &plan).await;
+    set_status(&sys, id, "run").await;
+    wait_until("B dialed", Duration::from_secs(10), || {
+        sys.sim.calls().iter().any(|c| c.target_id == Some(b))
+    })
+    .await;
+    // A was listed first every time, and is still not dialed again inside its interval.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(
+        sys.sim.calls().iter().all(|c| c.target_id != Some(a)),
+        "A dialed inside its retry interval"
+    );
+    set_status(&sys, id, "stop").await;
+    wait_campaign(&sys, id, "stop", Some("stop"), Duration::from_secs(10)).await;
     sys.stop().await;
 }

@@ -640,8 +640,80 @@ async fn ticks_waiting_for_their_due_time_do_not_hold_running_slots() {
         .iter()
         .filter(|r| r.start_us >= from && r.start_us < to)
         .count();
-    // Ideal: 20 chains / 200 ms × 2 s = 200 ticks.
-    assert!(in_window >= 160, "only {in_window} ticks in 2 s");
+    // Ideal: 20 chains / 200 ms × 2 s = 200 ticks. If a waiting tick held the single running
+    // slot, each tick would wait out the one before it: about 10 in the window. The bound sits
+    // far from both, so a busy machine does not fail it while the property still does.
+    assert!(in_window >= 50, "only {in_window} ticks in 2 s");
     assert_eq!(recorder.max_in_flight.load(Ordering::SeqCst), 1);
+    ns.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_tick_loses_its_lease_at_its_deadline_and_the_chain_runs_again() {
+    // The first tick never returns (say, a database socket that stopped answering). Past
+    // `max_tick` its lease is no longer renewed, the reconciler re-seeds the chain, and a new
+    // tick with a higher sequence number runs; every tick carries its deadline.
+    use async_trait::async_trait;
+    use campaign_workers::{ChainRunner, Tick, TickOutcome};
+    use std::sync::Mutex;
+    struct HangsOnce {
+        first: Mutex<Option<u64>>,
+        later: Mutex<Vec<Tick>>,
+    }
+    #[async_trait]
+    impl ChainRunner for HangsOnce {
+        async fn tick(&self, _id: &str) -> TickOutcome {
+            unreachable!("the scheduler calls run_tick")
+        }
+        async fn run_tick(&self, tick: &Tick) -> TickOutcome {
+            let hang = {
+                let mut first = self.first.lock().unwrap();
+                if first.is_none() {
+                    *first = Some(tick.seq);
+                    true
+                } else {
+                    false
+                }
+            };
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            self.later.lock().unwrap().push(tick.clone());
+            TickOutcome::Continue(Duration::from_millis(200))
+        }
+    }
+    let ns = TestNs::new("hung");
+    let cfg = campaign_workers::SchedulerConfig {
+        max_tick: Duration::from_secs(2),
+        shutdown_timeout: Duration::from_millis(500),
+        ..ns.config()
+    };
+    let chains = Chains::connect(&cfg).await.unwrap();
+    chains.start("stuck", Duration::ZERO).await.unwrap();
+    let runner = Arc::new(HangsOnce {
+        first: Mutex::new(None),
+        later: Mutex::new(Vec::new()),
+    });
+    let running = Running::start(
+        cfg.clone(),
+        runner.clone(),
+        Wanted::new(vec!["stuck".into()]),
+    );
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            !runner.later.lock().unwrap().is_empty()
+        })
+        .await,
+        "the chain never ran again after its tick hung"
+    );
+    let first = runner.first.lock().unwrap().expect("the first tick ran");
+    let next = runner.later.lock().unwrap()[0].clone();
+    assert!(
+        next.seq > first,
+        "re-seeded with a higher seq: {} vs {first}",
+        next.seq
+    );
+    assert_eq!(next.deadline_ms, next.claimed_at_ms + 2_000);
+    running.shutdown().await.unwrap();
     ns.cleanup().await;
 }
