@@ -317,15 +317,15 @@ async fn a_call_that_never_hangs_up_is_resolved_by_the_repair_and_the_campaign_e
 
 // ---------------------------------------------------------------- crash points
 
-/// Where the worker is killed.
+/// The last step of the dial before the worker is killed.
 #[derive(Debug, Clone, Copy)]
 enum CrashPoint {
     /// The campaigncall is recorded; the target claim never reaches outdial-manager.
-    AfterRecord,
+    Recorded,
     /// The target is claimed; the call request never reaches call-manager.
-    AfterClaim,
+    TargetClaimed,
     /// call-manager created the call; its reply is still on the way.
-    AfterRequest,
+    Requested,
 }
 
 async fn crash_at(point: CrashPoint) {
@@ -335,13 +335,13 @@ async fn crash_at(point: CrashPoint) {
     })
     .await;
     let fault = match point {
-        CrashPoint::AfterRecord => {
+        CrashPoint::Recorded => {
             Fault::no_reply(Service::Outdial, Duration::from_secs(20), 1).on_uri("/progressing")
         }
-        CrashPoint::AfterClaim => {
+        CrashPoint::TargetClaimed => {
             Fault::no_reply(Service::Call, Duration::from_secs(20), 1).on_method("POST")
         }
-        CrashPoint::AfterRequest => {
+        CrashPoint::Requested => {
             Fault::late_reply(Service::Call, Duration::from_secs(20), 1).on_method("POST")
         }
     };
@@ -359,15 +359,15 @@ async fn crash_at(point: CrashPoint) {
     })
     .await;
     match point {
-        CrashPoint::AfterRecord => tokio::time::sleep(Duration::from_millis(300)).await,
-        CrashPoint::AfterClaim => {
+        CrashPoint::Recorded => tokio::time::sleep(Duration::from_millis(300)).await,
+        CrashPoint::TargetClaimed => {
             waits_for("the claim", Duration::from_secs(10), || async {
                 !sys.sim.attempts().is_empty()
             })
             .await;
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        CrashPoint::AfterRequest => {
+        CrashPoint::Requested => {
             waits_for("the call", Duration::from_secs(10), || async {
                 !sys.sim.calls().is_empty()
             })
@@ -410,17 +410,17 @@ async fn open_in(pool: &sqlx::MySqlPool) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_after_recording_a_dial_leaves_nothing_open() {
-    crash_at(CrashPoint::AfterRecord).await;
+    crash_at(CrashPoint::Recorded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_after_claiming_the_target_leaves_nothing_open() {
-    crash_at(CrashPoint::AfterClaim).await;
+    crash_at(CrashPoint::TargetClaimed).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_after_asking_for_the_call_leaves_nothing_open() {
-    crash_at(CrashPoint::AfterRequest).await;
+    crash_at(CrashPoint::Requested).await;
 }
 
 // ---------------------------------------------------------------- stall
