@@ -13,7 +13,6 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use campaign_manager::app::Settings;
@@ -55,33 +54,36 @@ fn calls(talk_ms: MsRange, busy: f64) -> Scenario {
     }
 }
 
-/// A `campaign-worker` child on the test system's database, namespace and queues, with the
-/// short repair bounds.
+/// A `campaign-worker` child with the short delays and repair bounds.
 fn spawn_worker(sys: &TestSystem) -> tokio::process::Child {
-    let s = &sys.settings;
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-worker"))
-        .args(["--database_dsn", &sys.infra.database_dsn])
-        .args(["--rabbitmq_address", &sys.infra.rabbitmq_address])
-        .args(["--redis_address", &sys.infra.redis_address])
-        .args(["--redis_database", "0"])
-        .args(["--queue_prefix", &s.queue_prefix])
-        .args(["--cache_prefix", &s.cache_prefix])
-        .args(["--tick_namespace", &s.tick_namespace])
-        .args(["--serve_http", "false", "--migrate", "false"])
-        .args(["--workers", "16"])
-        .args(["--first_tick_ms", "100", "--dial_tick_ms", "100"])
-        .args(["--wait_tick_ms", "300"])
-        .args(["--max_tick_ms", &MAX_TICK_MS.to_string()])
-        .args(["--repair_margin_ms", &REPAIR_MARGIN_MS.to_string()])
-        .args(["--repair_interval_ms", "300"])
-        .args(["--max_call_duration_s", &MAX_CALL_S.to_string()])
-        .env("RUST_LOG", "error")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn campaign-worker")
+    let (max_tick, margin, max_call) = (
+        MAX_TICK_MS.to_string(),
+        REPAIR_MARGIN_MS.to_string(),
+        MAX_CALL_S.to_string(),
+    );
+    support::spawn_worker(
+        sys,
+        &[
+            "--migrate",
+            "false",
+            "--workers",
+            "16",
+            "--first_tick_ms",
+            "100",
+            "--dial_tick_ms",
+            "100",
+            "--wait_tick_ms",
+            "300",
+            "--max_tick_ms",
+            &max_tick,
+            "--repair_margin_ms",
+            &margin,
+            "--repair_interval_ms",
+            "300",
+            "--max_call_duration_s",
+            &max_call,
+        ],
+    )
 }
 
 async fn kill(child: &mut tokio::process::Child) {

@@ -13,7 +13,6 @@
 mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use campaign_manager::app::Settings;
@@ -545,28 +544,21 @@ async fn continue_campaign_waits_on_an_empty_list_and_dials_added_targets() {
     sys.stop().await;
 }
 
-/// A `campaign-worker` child process on the test system's database, Redis namespace and queues.
+/// A `campaign-worker` child with 8 tick workers and the short delays.
 fn spawn_worker(sys: &TestSystem) -> tokio::process::Child {
-    let s = &sys.settings;
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-worker"))
-        .args(["--database_dsn", &sys.infra.database_dsn])
-        .args(["--rabbitmq_address", &sys.infra.rabbitmq_address])
-        .args(["--redis_address", &sys.infra.redis_address])
-        .args(["--redis_database", "0"])
-        .args(["--queue_prefix", &s.queue_prefix])
-        .args(["--cache_prefix", &s.cache_prefix])
-        .args(["--tick_namespace", &s.tick_namespace])
-        .args(["--serve_http", "false"])
-        .args(["--workers", "8"])
-        .args(["--first_tick_ms", "100", "--dial_tick_ms", "100"])
-        .args(["--wait_tick_ms", "300"])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn campaign-worker")
+    support::spawn_worker(
+        sys,
+        &[
+            "--workers",
+            "8",
+            "--first_tick_ms",
+            "100",
+            "--dial_tick_ms",
+            "100",
+            "--wait_tick_ms",
+            "300",
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

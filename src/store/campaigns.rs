@@ -99,6 +99,13 @@ impl Record for Campaign {
     }
 }
 
+/// The ids of `SELECT id` rows (a row that is not a UUID is skipped).
+fn ids_of(rows: Vec<(Vec<u8>,)>) -> Vec<Uuid> {
+    rows.into_iter()
+        .filter_map(|(b,)| Uuid::from_slice(&b).ok())
+        .collect()
+}
+
 /// The campaign repository.
 #[derive(Clone)]
 pub struct Campaigns {
@@ -219,10 +226,7 @@ impl Campaigns {
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(b,)| Uuid::from_slice(&b).ok())
-            .collect())
+        Ok(ids_of(rows))
     }
 
     /// Writes name, detail and service level, and type and end handle when given.
@@ -406,10 +410,7 @@ impl Campaigns {
             .bind(db_time(before))
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(b,)| Uuid::from_slice(&b).ok())
-            .collect())
+        Ok(ids_of(rows))
     }
 
     /// Sets `execute = stop` only if the campaign still has the status and execute the caller

@@ -378,3 +378,26 @@ impl TestSystem {
         self.sim.shutdown_and_delete().await;
     }
 }
+
+/// A `campaign-worker` child process on the test system's database, tick namespace and queues
+/// (killed when dropped), with `extra` flags (workers, delays...) appended.
+pub fn spawn_worker(sys: &TestSystem, extra: &[&str]) -> tokio::process::Child {
+    let s = &sys.settings;
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-worker"))
+        .args(["--database_dsn", &sys.infra.database_dsn])
+        .args(["--rabbitmq_address", &sys.infra.rabbitmq_address])
+        .args(["--redis_address", &sys.infra.redis_address])
+        .args(["--redis_database", "0"])
+        .args(["--queue_prefix", &s.queue_prefix])
+        .args(["--cache_prefix", &s.cache_prefix])
+        .args(["--tick_namespace", &s.tick_namespace])
+        .args(["--serve_http", "false"])
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn campaign-worker")
+}
