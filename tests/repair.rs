@@ -1033,3 +1033,36 @@ async fn campaign_not_running_records_nothing() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn legacy_call_still_up_is_looked_at_later() {
+    let s = setup();
+    let mut m = Mocks::new();
+    let mut legacy = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    legacy.outplan_id = s.outplan.id;
+    // Asked once only, although the Go service recorded no dial row for it.
+    expect_get_call(&mut m, legacy.reference_id, 1, || {
+        Ok(Some(call_in("ringing", "")))
+    });
+    let env = env_with(&s, m).await;
+    env.ts
+        .store
+        .campaigncalls
+        .create(&legacy)
+        .await
+        .expect("campaigncall");
+    env.age(legacy.id, OVERDUE_SECS).await;
+    assert_eq!(env.step(legacy.id).await, None);
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 0));
+    assert_eq!(env.found("still_up"), 1);
+    assert_eq!(env.checks(legacy.id).await, (1, true));
+
+    let again = env.pass().await;
+    assert_eq!(again.checked, 0, "next check not due yet");
+    assert_eq!(
+        env.call(legacy.id).await.status,
+        CampaigncallStatus::Dialing
+    );
+}

@@ -221,7 +221,7 @@ impl Service {
                 let wait = 30_i64.saturating_mul(1 << o.checks.clamp(0, 5)).min(600);
                 self.store
                     .dials
-                    .check_later(cc.id, Utc::now() + chrono::Duration::seconds(wait))
+                    .check_later(cc, Utc::now() + chrono::Duration::seconds(wait))
                     .await?;
                 Ok(false)
             }
