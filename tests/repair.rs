@@ -1066,3 +1066,34 @@ async fn legacy_call_still_up_is_looked_at_later() {
         CampaigncallStatus::Dialing
     );
 }
+
+#[tokio::test]
+async fn call_found_at_the_peer_keeps_its_try_taken() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || {
+        Ok(Some(call_in("hangup", "busy")))
+    });
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    // The tick claimed the target and sent the call, then crashed before noting the request.
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::TargetClaimed)
+        .await
+        .expect("step");
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.found("hangup_lost"), 1);
+    // The peer knew the call: it was placed, so its try is not free again.
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Requested));
+    let again = same_try(&cc);
+    assert_eq!(record(&env, &again, fence()).await, Recorded::TryTaken);
+}

@@ -277,9 +277,9 @@ impl DialRecords {
 
     /// Postpones the next look of the repair at a campaigncall that is still up. A
     /// campaigncall this service did not record (the Go service's) gets a dial row here, at
-    /// step `unknown` (a call is up, so its try is never freed), so that it is postponed too
-    /// rather than asked about on every pass; if its try is already keyed to another row, it
-    /// stays without one.
+    /// step `requested` (the peer has the call, so its try is never freed), so that it is
+    /// postponed too rather than asked about on every pass; if its try is already keyed to
+    /// another row, it stays without one.
     pub async fn check_later(&self, cc: &Campaigncall, at: DateTime<Utc>) -> StoreResult<()> {
         let updated = sqlx::query(
             "UPDATE campaign_dials SET checks = checks + 1, tm_next_check = ? \
@@ -302,7 +302,7 @@ impl DialRecords {
             .bind(uuid_bytes(cc.outdial_target_id))
             .bind(cc.destination_index)
             .bind(cc.try_count)
-            .bind(DialStep::Unknown.as_str())
+            .bind(DialStep::Requested.as_str())
             .bind(t)
             .bind(t)
             .bind(db_time(at))
