@@ -13,6 +13,8 @@
 //!   - flow-manager `GET /v1/activeflows/<id>`: 404 → never created (`fail`, as above);
 //!     `ended` or deleted → `done/success` (the `activeflow_deleted` event was lost);
 //!     running → later;
+//!   - whenever the peer knows the call or activeflow, the dial's step becomes `requested`
+//!     first: it was placed, so its try must never look abandoned (free) once it is done;
 //!   - a peer error leaves it for the next pass;
 //!   - a campaigncall still reported up longer than the longest call (`max_call_duration`)
 //!     is given up: `done/fail`, target `idle` (a call-manager record stuck "up" must not keep
@@ -33,7 +35,7 @@ use uuid::Uuid;
 
 use super::{Service, ServiceResult, hangup_result};
 use crate::model::{Campaigncall, CampaigncallResult, ReferenceType};
-use crate::store::{Overdue, OverdueRule};
+use crate::store::{DialStep, Overdue, OverdueRule};
 
 /// Settings of the repair.
 #[derive(Debug, Clone, Copy)]
@@ -187,6 +189,15 @@ impl Service {
                 return Err(e);
             }
         };
+        let placed = !matches!(found, Found::NeverCreated | Found::Ended(_, "no_reference"));
+        if placed && o.step.is_some_and(|step| step != DialStep::Requested) {
+            // The peer knows the call: it was placed, whatever step the tick got to note. Noted
+            // before finishing, so a done campaigncall never looks like an abandoned try.
+            self.store
+                .dials
+                .set_step(cc.id, DialStep::Requested)
+                .await?;
+        }
         match found {
             Found::NeverCreated => {
                 self.count_repair("never_created");
@@ -221,7 +232,7 @@ impl Service {
                 let wait = 30_i64.saturating_mul(1 << o.checks.clamp(0, 5)).min(600);
                 self.store
                     .dials
-                    .check_later(cc.id, Utc::now() + chrono::Duration::seconds(wait))
+                    .check_later(cc, Utc::now() + chrono::Duration::seconds(wait))
                     .await?;
                 Ok(false)
             }

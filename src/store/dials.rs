@@ -275,16 +275,40 @@ impl DialRecords {
         Ok(())
     }
 
-    /// Postpones the next look of the repair at a campaigncall that is still up.
-    pub async fn check_later(&self, campaigncall_id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
-        sqlx::query(
+    /// Postpones the next look of the repair at a campaigncall that is still up. A
+    /// campaigncall this service did not record (the Go service's) gets a dial row here, at
+    /// step `requested` (the peer has the call, so its try is never freed), so that it is
+    /// postponed too rather than asked about on every pass; if its try is already keyed to
+    /// another row, it stays without one.
+    pub async fn check_later(&self, cc: &Campaigncall, at: DateTime<Utc>) -> StoreResult<()> {
+        let updated = sqlx::query(
             "UPDATE campaign_dials SET checks = checks + 1, tm_next_check = ? \
              WHERE campaigncall_id = ?",
         )
         .bind(db_time(at))
-        .bind(uuid_bytes(campaigncall_id))
+        .bind(uuid_bytes(cc.id))
         .execute(&self.pool)
-        .await?;
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            let t = db_time(now());
+            sqlx::query(
+                "INSERT IGNORE INTO campaign_dials (campaigncall_id, campaign_id, \
+                 outdial_target_id, destination_index, try_count, seq, step, checks, tm_create, \
+                 tm_step, tm_next_check) VALUES (?, ?, ?, ?, ?, 0, ?, 1, ?, ?, ?)",
+            )
+            .bind(uuid_bytes(cc.id))
+            .bind(uuid_bytes(cc.campaign_id))
+            .bind(uuid_bytes(cc.outdial_target_id))
+            .bind(cc.destination_index)
+            .bind(cc.try_count)
+            .bind(DialStep::Requested.as_str())
+            .bind(t)
+            .bind(t)
+            .bind(db_time(at))
+            .execute(&self.pool)
+            .await?;
+        }
         Ok(())
     }
 

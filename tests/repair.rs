@@ -1,0 +1,1099 @@
+//! The campaigncall repair (src/service/repair.rs) against a real MariaDB/Redis test store,
+//! with mockall mocks for the peers: one test per thing the peer can say, the overdue rule, the
+//! named lock and the campaign states it completes; then the dial record's refusals
+//! (src/store/dials.rs) the repair relies on to free a try.
+
+mod support;
+
+use std::sync::Arc;
+
+use campaign_manager::metrics::Metrics;
+use campaign_manager::model::*;
+use campaign_manager::peers::PeerError;
+use campaign_manager::service::{
+    Delays, RecordingChains, RecordingNotifier, RepairReport, RepairSettings, Service,
+};
+use campaign_manager::store::{DialFence, DialStep, OverdueRule, Recorded};
+use chrono::{Duration as ChronoDuration, Utc};
+use support::TestStore;
+use support::mocks::Mocks;
+use uuid::Uuid;
+
+/// The outplan's dial timeout: a `dialing` campaigncall is overdue after this + the margin.
+const DIAL_TIMEOUT_MS: i32 = 30_000;
+const MARGIN_MS: i64 = 60_000;
+/// The longest call the repair waits for (one hour in these tests).
+const MAX_CALL_MS: i64 = 3_600_000;
+/// Old enough to be overdue while dialing, young enough to be under the longest call.
+const OVERDUE_SECS: i64 = 600;
+/// Older than the longest call.
+const OVER_MAX_SECS: i64 = 7_200;
+
+fn settings() -> RepairSettings {
+    RepairSettings {
+        rule: OverdueRule {
+            margin_ms: MARGIN_MS,
+            max_call_ms: MAX_CALL_MS,
+        },
+        batch: 100,
+        settle: std::time::Duration::from_secs(10),
+    }
+}
+
+/// A fence newer than any issued before in this process, with 30 s to run.
+fn fence() -> DialFence {
+    DialFence {
+        seq: u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0),
+        deadline: Utc::now() + ChronoDuration::seconds(30),
+    }
+}
+
+fn timeout() -> PeerError {
+    PeerError::Timeout {
+        target: "bin-manager.call-manager.request".into(),
+    }
+}
+
+fn call_in(status: &str, hangup_reason: &str) -> Call {
+    Call {
+        id: Uuid::new_v4(),
+        status: status.into(),
+        hangup_reason: hangup_reason.into(),
+    }
+}
+
+fn activeflow_in(status: &str) -> Activeflow {
+    Activeflow {
+        id: Uuid::new_v4(),
+        status: status.into(),
+        tm_delete: None,
+    }
+}
+
+fn outplan(customer: Uuid) -> Outplan {
+    Outplan {
+        id: Uuid::new_v4(),
+        customer_id: customer,
+        name: "plan".into(),
+        detail: String::new(),
+        source: Some(Address::tel("+15551230000")),
+        dial_timeout: DIAL_TIMEOUT_MS,
+        try_interval: 600_000,
+        max_try_count_0: 3,
+        max_try_count_1: 3,
+        max_try_count_2: 3,
+        max_try_count_3: 3,
+        max_try_count_4: 3,
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+    }
+}
+
+/// A running call campaign over `outplan_id`.
+fn campaign(customer: Uuid, outplan_id: Uuid) -> Campaign {
+    Campaign {
+        id: Uuid::new_v4(),
+        customer_id: customer,
+        kind: CampaignType::Call,
+        execute: Execute::Run,
+        name: "campaign".into(),
+        detail: String::new(),
+        status: CampaignStatus::Run,
+        service_level: 100,
+        end_handle: EndHandle::Stop,
+        flow_id: Uuid::new_v4(),
+        actions: None,
+        outplan_id,
+        outdial_id: Uuid::new_v4(),
+        queue_id: Uuid::nil(),
+        next_campaign_id: Uuid::nil(),
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+    }
+}
+
+/// A stored outplan and campaign (the campaign as given, default `run`/`run`).
+struct Setup {
+    outplan: Outplan,
+    campaign: Campaign,
+}
+
+fn setup() -> Setup {
+    let customer = Uuid::new_v4();
+    let o = outplan(customer);
+    let c = campaign(customer, o.id);
+    Setup {
+        outplan: o,
+        campaign: c,
+    }
+}
+
+/// A service over a fresh test store and the given mocks.
+struct Env {
+    ts: TestStore,
+    service: Service,
+    notifier: Arc<RecordingNotifier>,
+    metrics: Metrics,
+}
+
+impl Env {
+    async fn new(m: Mocks) -> Env {
+        let ts = TestStore::new().await;
+        let notifier = Arc::new(RecordingNotifier::default());
+        let metrics = Metrics::standalone();
+        let service = Service {
+            store: ts.store.clone(),
+            peers: m.into_peers(),
+            notifier: notifier.clone(),
+            chains: Arc::new(RecordingChains::default()),
+            metrics: metrics.clone(),
+            delays: Delays::default(),
+        };
+        Env {
+            ts,
+            service,
+            notifier,
+            metrics,
+        }
+    }
+
+    async fn pass(&self) -> RepairReport {
+        self.service
+            .repair_pass(&settings())
+            .await
+            .expect("repair pass")
+    }
+
+    /// Records a `dialing` campaigncall of `c` through the dial store (as a tick does), for
+    /// a new target, and returns it as stored.
+    async fn dial(&self, c: &Campaign, kind: ReferenceType) -> Campaigncall {
+        let mut cc = support::records::campaigncall_of(c, CampaigncallStatus::Dialing);
+        cc.reference_type = kind;
+        if kind == ReferenceType::Flow {
+            cc.reference_id = cc.activeflow_id;
+        }
+        match self.ts.store.dials.record(&cc, fence()).await {
+            Ok(Recorded::Dial(stored)) => *stored,
+            other => panic!("dial not recorded: {other:?}"),
+        }
+    }
+
+    /// Moves the campaigncall's creation (and last update) `secs` into the past.
+    async fn age(&self, id: Uuid, secs: i64) {
+        sqlx::query(
+            "UPDATE campaign_campaigncalls SET tm_create = UTC_TIMESTAMP(6) - INTERVAL ? SECOND, \
+             tm_update = UTC_TIMESTAMP(6) - INTERVAL ? SECOND WHERE id = ?",
+        )
+        .bind(secs)
+        .bind(secs)
+        .bind(id.as_bytes().to_vec())
+        .execute(&self.ts.db.pool)
+        .await
+        .expect("age campaigncall");
+    }
+
+    /// Moves the campaign's last change `secs` into the past.
+    async fn age_campaign(&self, id: Uuid, secs: i64) {
+        sqlx::query(
+            "UPDATE campaign_campaigns SET tm_update = UTC_TIMESTAMP(6) - INTERVAL ? SECOND \
+             WHERE id = ?",
+        )
+        .bind(secs)
+        .bind(id.as_bytes().to_vec())
+        .execute(&self.ts.db.pool)
+        .await
+        .expect("age campaign");
+    }
+
+    /// The campaigncall as MySQL holds it.
+    async fn call(&self, id: Uuid) -> Campaigncall {
+        self.ts
+            .store
+            .campaigncalls
+            .get_fresh(id)
+            .await
+            .expect("read campaigncall")
+            .expect("campaigncall exists")
+    }
+
+    async fn campaign(&self, id: Uuid) -> Campaign {
+        self.ts
+            .store
+            .campaigns
+            .get_fresh(id)
+            .await
+            .expect("read campaign")
+            .expect("campaign exists")
+    }
+
+    async fn step(&self, id: Uuid) -> Option<DialStep> {
+        self.ts.store.dials.step(id).await.expect("read dial step")
+    }
+
+    /// `(checks, tm_next_check is set)` of the campaigncall's dial row.
+    async fn checks(&self, id: Uuid) -> (i32, bool) {
+        let (checks, next): (i32, Option<chrono::NaiveDateTime>) = sqlx::query_as(
+            "SELECT checks, tm_next_check FROM campaign_dials WHERE campaigncall_id = ?",
+        )
+        .bind(id.as_bytes().to_vec())
+        .fetch_one(&self.ts.db.pool)
+        .await
+        .expect("dial row");
+        (checks, next.is_some())
+    }
+
+    fn found(&self, found: &str) -> u64 {
+        self.metrics
+            .campaigncall_repair_total
+            .with_label_values(&[found])
+            .get()
+    }
+
+    fn repaired(&self, repair: &str) -> u64 {
+        self.metrics
+            .campaign_repair_total
+            .with_label_values(&[repair])
+            .get()
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.notifier.types()
+    }
+}
+
+async fn env_with(s: &Setup, m: Mocks) -> Env {
+    let env = Env::new(m).await;
+    env.ts
+        .store
+        .outplans
+        .create(&s.outplan)
+        .await
+        .expect("outplan");
+    env.ts
+        .store
+        .campaigns
+        .create(&s.campaign)
+        .await
+        .expect("campaign");
+    env
+}
+
+/// call-manager answers `reply` for `call_id`, `times` times.
+fn expect_get_call(
+    m: &mut Mocks,
+    call_id: Uuid,
+    times: usize,
+    reply: impl Fn() -> Result<Option<Call>, PeerError> + Send + 'static,
+) {
+    m.call
+        .expect_get_call()
+        .withf(move |id| *id == call_id)
+        .times(times)
+        .returning(move |_| reply());
+}
+
+/// flow-manager answers `reply` for `activeflow_id`, once.
+fn expect_get_activeflow(
+    m: &mut Mocks,
+    activeflow_id: Uuid,
+    reply: impl Fn() -> Result<Option<Activeflow>, PeerError> + Send + 'static,
+) {
+    m.flow
+        .expect_get_activeflow()
+        .withf(move |id| *id == activeflow_id)
+        .times(1)
+        .returning(move |_| reply());
+}
+
+/// outdial-manager is told once that `target_id` is `status`.
+fn expect_target(m: &mut Mocks, target_id: Uuid, status: TargetStatus) {
+    m.outdial
+        .expect_set_target_status()
+        .withf(move |id, s| *id == target_id && *s == status)
+        .times(1)
+        .returning(|_, _| Ok(()));
+}
+
+/// Ids of a campaigncall known before the env (and so the mocks) is built: the env is built
+/// once with mocks configured for a campaigncall recorded afterwards, so the test records it
+/// with these ids.
+struct Planned {
+    id: Uuid,
+    target: Uuid,
+    reference: Uuid,
+    activeflow: Uuid,
+}
+
+fn planned() -> Planned {
+    Planned {
+        id: Uuid::new_v4(),
+        target: Uuid::new_v4(),
+        reference: Uuid::new_v4(),
+        activeflow: Uuid::new_v4(),
+    }
+}
+
+impl Env {
+    /// Records the planned campaigncall of `c` (of `kind`) and ages it `secs`.
+    async fn dial_planned(
+        &self,
+        c: &Campaign,
+        p: &Planned,
+        kind: ReferenceType,
+        secs: i64,
+    ) -> Campaigncall {
+        let mut cc = support::records::campaigncall_of(c, CampaigncallStatus::Dialing);
+        cc.id = p.id;
+        cc.outdial_target_id = p.target;
+        cc.reference_type = kind;
+        cc.reference_id = if kind == ReferenceType::Flow {
+            p.activeflow
+        } else {
+            p.reference
+        };
+        cc.activeflow_id = p.activeflow;
+        let stored = match self.ts.store.dials.record(&cc, fence()).await {
+            Ok(Recorded::Dial(stored)) => *stored,
+            other => panic!("dial not recorded: {other:?}"),
+        };
+        self.age(stored.id, secs).await;
+        stored
+    }
+}
+
+// ---------------------------------------------------------------- call campaigncalls
+
+#[tokio::test]
+async fn call_never_created_fails_and_frees_the_try() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || Ok(None));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Recorded));
+
+    let r = env.pass().await;
+    assert_eq!(
+        r,
+        RepairReport {
+            checked: 1,
+            finished: 1,
+            campaigns: 0,
+            ran: true
+        }
+    );
+    let done = env.call(cc.id).await;
+    assert_eq!(done.status, CampaigncallStatus::Done);
+    assert_eq!(done.result, CampaigncallResult::Fail);
+    assert_eq!(env.step(cc.id).await, None, "the try is released");
+    assert_eq!(env.found("never_created"), 1);
+    assert!(env.events().contains(&"campaigncall_updated".to_string()));
+    // Done now: the next pass has nothing to ask.
+    assert_eq!(env.pass().await.checked, 0);
+}
+
+#[tokio::test]
+async fn call_hung_up_with_lost_event_finishes_with_its_reason() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || {
+        Ok(Some(call_in("hangup", "normal")))
+    });
+    expect_target(&mut m, p.target, TargetStatus::Done);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Requested)
+        .await
+        .expect("step");
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    let done = env.call(cc.id).await;
+    assert_eq!(done.status, CampaigncallStatus::Done);
+    assert_eq!(done.result, CampaigncallResult::Success);
+    // A placed call keeps its try taken.
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Requested));
+    assert_eq!(env.found("hangup_lost"), 1);
+    assert_eq!(env.found("never_created"), 0);
+}
+
+#[tokio::test]
+async fn call_still_up_is_looked_at_later() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    // Asked once only: the second pass right after finds the next check not due.
+    expect_get_call(&mut m, p.reference, 1, || {
+        Ok(Some(call_in("progressing", "")))
+    });
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Unknown)
+        .await
+        .expect("step");
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 0));
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.checks(cc.id).await, (1, true));
+    assert_eq!(env.found("still_up"), 1);
+
+    let again = env.pass().await;
+    assert_eq!((again.checked, again.finished, again.ran), (0, 0, true));
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.found("still_up"), 1);
+}
+
+#[tokio::test]
+async fn call_up_longer_than_the_longest_call_is_given_up() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || {
+        Ok(Some(call_in("progressing", "")))
+    });
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, 0)
+        .await;
+    // Answered and confirmed long ago, never heard of since.
+    env.ts
+        .store
+        .campaigncalls
+        .set_progressing(cc.id)
+        .await
+        .expect("progressing");
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Requested)
+        .await
+        .expect("step");
+    env.age(cc.id, OVER_MAX_SECS).await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    let done = env.call(cc.id).await;
+    assert_eq!(done.status, CampaigncallStatus::Done);
+    assert_eq!(done.result, CampaigncallResult::Fail);
+    assert_eq!(env.found("over_max_duration"), 1);
+    assert_eq!(env.found("still_up"), 0);
+}
+
+#[tokio::test]
+async fn confirmed_call_younger_than_the_longest_call_is_not_asked() {
+    let s = setup();
+    let p = planned();
+    // No expectation: asking any peer fails the test.
+    let env = env_with(&s, Mocks::new()).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, 0)
+        .await;
+    env.ts
+        .store
+        .campaigncalls
+        .set_progressing(cc.id)
+        .await
+        .expect("progressing");
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Requested)
+        .await
+        .expect("step");
+    env.age(cc.id, OVERDUE_SECS).await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished, r.ran), (0, 0, true));
+    assert_eq!(
+        env.call(cc.id).await.status,
+        CampaigncallStatus::Progressing
+    );
+}
+
+// ---------------------------------------------------------------- flow campaigncalls
+
+#[tokio::test]
+async fn flow_never_created_fails_and_frees_the_try() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_activeflow(&mut m, p.activeflow, || Ok(None));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
+        .await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    let done = env.call(cc.id).await;
+    assert_eq!(
+        (done.status, done.result),
+        (CampaigncallStatus::Done, CampaigncallResult::Fail)
+    );
+    assert_eq!(env.step(cc.id).await, None);
+    assert_eq!(env.found("never_created"), 1);
+}
+
+#[tokio::test]
+async fn flow_ended_with_lost_event_succeeds() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_activeflow(&mut m, p.activeflow, || Ok(Some(activeflow_in("ended"))));
+    expect_target(&mut m, p.target, TargetStatus::Done);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
+        .await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    let done = env.call(cc.id).await;
+    assert_eq!(
+        (done.status, done.result),
+        (CampaigncallStatus::Done, CampaigncallResult::Success)
+    );
+    assert_eq!(env.found("flow_ended"), 1);
+}
+
+#[tokio::test]
+async fn flow_deleted_counts_as_ended() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_activeflow(&mut m, p.activeflow, || {
+        Ok(Some(Activeflow {
+            tm_delete: Some(Utc::now()),
+            ..activeflow_in("running")
+        }))
+    });
+    expect_target(&mut m, p.target, TargetStatus::Done);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
+        .await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Success);
+    assert_eq!(env.found("flow_ended"), 1);
+}
+
+#[tokio::test]
+async fn flow_running_stays_open() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_activeflow(&mut m, p.activeflow, || Ok(Some(activeflow_in("running"))));
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
+        .await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 0));
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.checks(cc.id).await, (1, true));
+    assert_eq!(env.found("still_up"), 1);
+    assert_eq!(env.pass().await.checked, 0, "next check not due yet");
+}
+
+// ---------------------------------------------------------------- overdue rule and errors
+
+#[tokio::test]
+async fn recent_campaigncall_is_not_asked() {
+    let s = setup();
+    // No expectation: asking any peer fails the test.
+    let env = env_with(&s, Mocks::new()).await;
+    let cc = env.dial(&s.campaign, ReferenceType::Call).await;
+    // Past the margin but not past dial_timeout + margin.
+    env.age(cc.id, (MARGIN_MS / 1000) + 5).await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished, r.ran), (0, 0, true));
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Recorded));
+}
+
+#[tokio::test]
+async fn peer_error_leaves_it_for_the_next_pass() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 2, || Err(timeout()));
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished, r.ran), (1, 0, true));
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.checks(cc.id).await, (0, false), "not postponed");
+    assert_eq!(env.found("peer_error"), 1);
+
+    let again = env.pass().await;
+    assert_eq!((again.checked, again.finished), (1, 0));
+    assert_eq!(env.found("peer_error"), 2);
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Recorded));
+}
+
+// ---------------------------------------------------------------- campaigns
+
+#[tokio::test]
+async fn stopping_campaign_stops_when_its_last_call_is_repaired() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || Ok(None));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    let id = s.campaign.id;
+    assert!(
+        env.ts
+            .store
+            .campaigns
+            .set_execute(id, Execute::Stop)
+            .await
+            .expect("execute")
+    );
+    assert!(
+        env.ts
+            .store
+            .campaigns
+            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
+            .await
+            .expect("stopping")
+    );
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Done);
+    let c = env.campaign(id).await;
+    assert_eq!((c.status, c.execute), (CampaignStatus::Stop, Execute::Stop));
+    assert!(env.events().contains(&"campaign_status_stop".to_string()));
+}
+
+#[tokio::test]
+async fn stopping_campaign_with_nothing_up_is_stopped() {
+    let mut s = setup();
+    s.campaign.status = CampaignStatus::Stopping;
+    s.campaign.execute = Execute::Stop;
+    let env = env_with(&s, Mocks::new()).await;
+    let id = s.campaign.id;
+    env.age_campaign(id, 60).await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.campaigns), (0, 1));
+    assert_eq!(env.campaign(id).await.status, CampaignStatus::Stop);
+    assert_eq!(env.repaired("stopping_stopped"), 1);
+    assert_eq!(env.events(), vec!["campaign_status_stop"]);
+}
+
+#[tokio::test]
+async fn stopping_campaign_with_a_call_up_stays_stopping() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let id = s.campaign.id;
+    // A fresh dial, not overdue: nothing to ask, and it keeps the campaign stopping.
+    let cc = env.dial(&s.campaign, ReferenceType::Call).await;
+    env.ts
+        .store
+        .campaigns
+        .transition(
+            id,
+            &[CampaignStatus::Run],
+            CampaignStatus::Stopping,
+            Some(Execute::Stop),
+        )
+        .await
+        .expect("stopping");
+    env.age_campaign(id, 60).await;
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.campaigns), (0, 0));
+    assert_eq!(env.campaign(id).await.status, CampaignStatus::Stopping);
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.repaired("stopping_stopped"), 0);
+}
+
+#[tokio::test]
+async fn run_campaign_without_execution_is_stopped_once_settled() {
+    let mut s = setup();
+    s.campaign.execute = Execute::Stop;
+    let env = env_with(&s, Mocks::new()).await;
+    let id = s.campaign.id;
+    env.age_campaign(id, 60).await;
+
+    let r = env.pass().await;
+    assert_eq!(r.campaigns, 1);
+    let c = env.campaign(id).await;
+    assert_eq!((c.status, c.execute), (CampaignStatus::Stop, Execute::Stop));
+    assert_eq!(env.repaired("run_without_execution"), 1);
+    assert_eq!(env.events(), vec!["campaign_status_stop"]);
+}
+
+#[tokio::test]
+async fn run_campaign_just_changed_is_left_alone() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let id = s.campaign.id;
+    // `execute = stop` written just now: its `end_execution` may still be running.
+    assert!(
+        env.ts
+            .store
+            .campaigns
+            .set_execute(id, Execute::Stop)
+            .await
+            .expect("execute")
+    );
+
+    let r = env.pass().await;
+    assert_eq!((r.campaigns, r.ran), (0, true));
+    let c = env.campaign(id).await;
+    assert_eq!((c.status, c.execute), (CampaignStatus::Run, Execute::Stop));
+    assert_eq!(env.repaired("run_without_execution"), 0);
+    assert!(env.events().is_empty());
+}
+
+// ---------------------------------------------------------------- the named lock
+
+#[tokio::test]
+async fn pass_waits_for_the_lock_holder() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    // Asked only by the pass after the lock is released.
+    expect_get_call(&mut m, p.reference, 1, || Ok(Some(call_in("ringing", ""))));
+    let env = env_with(&s, m).await;
+    env.dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    let mut other = s.campaign.clone();
+    other.id = Uuid::new_v4();
+    other.execute = Execute::Stop;
+    env.ts
+        .store
+        .campaigns
+        .create(&other)
+        .await
+        .expect("campaign");
+    env.age_campaign(other.id, 60).await;
+
+    // Another process: its own pool on the same database.
+    let pool = sqlx::mysql::MySqlPoolOptions::new()
+        .max_connections(1)
+        .connect(&env.ts.db.url)
+        .await
+        .expect("second pool");
+    let second = campaign_manager::store::Store::with_pool(pool.clone(), env.ts.prefix.cache());
+    let lock = second
+        .try_lock("campaigncall-repair")
+        .await
+        .expect("try lock")
+        .expect("lock is free");
+
+    let r = env.pass().await;
+    assert_eq!(r, RepairReport::default(), "nothing done without the lock");
+    assert!(!r.ran);
+    assert_eq!(env.campaign(other.id).await.status, CampaignStatus::Run);
+    assert_eq!(env.found("still_up"), 0);
+
+    lock.release().await;
+    let r = env.pass().await;
+    assert!(r.ran);
+    assert_eq!((r.checked, r.campaigns), (1, 1));
+    assert_eq!(env.found("still_up"), 1);
+    assert_eq!(env.campaign(other.id).await.status, CampaignStatus::Stop);
+    pool.close().await;
+}
+
+// ---------------------------------------------------------------- dial records
+
+/// A running campaign's try, recorded under `fence`.
+async fn record(env: &Env, cc: &Campaigncall, fence: DialFence) -> Recorded {
+    env.ts
+        .store
+        .dials
+        .record(cc, fence)
+        .await
+        .expect("record dial")
+}
+
+/// The same (target, destination, try) as `cc`, as a new campaigncall.
+fn same_try(cc: &Campaigncall) -> Campaigncall {
+    Campaigncall {
+        id: Uuid::new_v4(),
+        reference_id: Uuid::new_v4(),
+        activeflow_id: Uuid::new_v4(),
+        status: CampaigncallStatus::Dialing,
+        result: CampaigncallResult::None,
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+        ..cc.clone()
+    }
+}
+
+#[tokio::test]
+async fn abandoned_try_can_be_recorded_again() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let f = fence();
+    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
+    // Finished without its try released (a crash between the two): step still `recorded`.
+    env.ts
+        .store
+        .campaigncalls
+        .finish(first.id, CampaigncallResult::Fail)
+        .await
+        .expect("finish")
+        .expect("was open");
+    assert_eq!(env.step(first.id).await, Some(DialStep::Recorded));
+
+    let again = same_try(&first);
+    match record(&env, &again, f).await {
+        Recorded::Dial(stored) => assert_eq!(stored.id, again.id),
+        other => panic!("abandoned try not freed: {other:?}"),
+    }
+    assert_eq!(env.step(first.id).await, None);
+    assert_eq!(env.step(again.id).await, Some(DialStep::Recorded));
+}
+
+#[tokio::test]
+async fn done_try_whose_call_was_placed_stays_taken() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let f = fence();
+    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
+    env.ts
+        .store
+        .dials
+        .set_step(first.id, DialStep::Requested)
+        .await
+        .expect("step");
+    env.ts
+        .store
+        .campaigncalls
+        .finish(first.id, CampaigncallResult::Success)
+        .await
+        .expect("finish")
+        .expect("was open");
+
+    let again = same_try(&first);
+    assert_eq!(record(&env, &again, f).await, Recorded::TryTaken);
+    assert_eq!(env.step(first.id).await, Some(DialStep::Requested));
+    assert!(
+        env.ts
+            .store
+            .campaigncalls
+            .get_fresh(again.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn open_try_is_taken() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let f = fence();
+    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
+
+    let again = same_try(&first);
+    assert_eq!(record(&env, &again, f).await, Recorded::TryTaken);
+    assert_eq!(env.step(again.id).await, None);
+    assert!(
+        env.ts
+            .store
+            .campaigncalls
+            .get_fresh(again.id)
+            .await
+            .expect("read")
+            .is_none(),
+        "nothing written for a taken try"
+    );
+    assert_eq!(env.call(first.id).await.status, CampaigncallStatus::Dialing);
+}
+
+#[tokio::test]
+async fn stale_fence_records_nothing() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let f = fence();
+    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
+    assert_eq!(
+        env.ts
+            .store
+            .dials
+            .fence(s.campaign.id)
+            .await
+            .expect("fence"),
+        f.seq
+    );
+
+    // Another target, by a tick older than the one that dialed.
+    let stale = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    let older = DialFence {
+        seq: f.seq - 1,
+        ..f
+    };
+    assert_eq!(record(&env, &stale, older).await, Recorded::Stale);
+    assert_eq!(env.step(stale.id).await, None);
+    // The same tick may dial several targets.
+    let sibling = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    assert!(matches!(record(&env, &sibling, f).await, Recorded::Dial(_)));
+    assert_eq!(
+        env.ts
+            .store
+            .dials
+            .fence(s.campaign.id)
+            .await
+            .expect("fence"),
+        f.seq
+    );
+}
+
+#[tokio::test]
+async fn late_tick_records_nothing() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let cc = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    let late = DialFence {
+        deadline: Utc::now() - ChronoDuration::seconds(1),
+        ..fence()
+    };
+    assert_eq!(record(&env, &cc, late).await, Recorded::Late);
+    assert_eq!(env.step(cc.id).await, None);
+    assert_eq!(
+        env.ts
+            .store
+            .dials
+            .fence(s.campaign.id)
+            .await
+            .expect("fence"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn campaign_not_running_records_nothing() {
+    let mut s = setup();
+    s.campaign.status = CampaignStatus::Stopping;
+    s.campaign.execute = Execute::Stop;
+    let env = env_with(&s, Mocks::new()).await;
+    let cc = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    assert_eq!(record(&env, &cc, fence()).await, Recorded::NotRunning);
+
+    // `run` but told to stop: refused too.
+    let id = s.campaign.id;
+    env.ts
+        .store
+        .campaigns
+        .transition(id, &[CampaignStatus::Stopping], CampaignStatus::Run, None)
+        .await
+        .expect("run");
+    assert_eq!(env.campaign(id).await.execute, Execute::Stop);
+    assert_eq!(record(&env, &cc, fence()).await, Recorded::NotRunning);
+    assert_eq!(env.step(cc.id).await, None);
+    assert!(
+        env.ts
+            .store
+            .campaigncalls
+            .get_fresh(cc.id)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn legacy_call_still_up_is_looked_at_later() {
+    let s = setup();
+    let mut m = Mocks::new();
+    let mut legacy = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
+    legacy.outplan_id = s.outplan.id;
+    // Asked once only, although the Go service recorded no dial row for it.
+    expect_get_call(&mut m, legacy.reference_id, 1, || {
+        Ok(Some(call_in("ringing", "")))
+    });
+    let env = env_with(&s, m).await;
+    env.ts
+        .store
+        .campaigncalls
+        .create(&legacy)
+        .await
+        .expect("campaigncall");
+    env.age(legacy.id, OVERDUE_SECS).await;
+    assert_eq!(env.step(legacy.id).await, None);
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 0));
+    assert_eq!(env.found("still_up"), 1);
+    assert_eq!(env.checks(legacy.id).await, (1, true));
+
+    let again = env.pass().await;
+    assert_eq!(again.checked, 0, "next check not due yet");
+    assert_eq!(
+        env.call(legacy.id).await.status,
+        CampaigncallStatus::Dialing
+    );
+}
+
+#[tokio::test]
+async fn call_found_at_the_peer_keeps_its_try_taken() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || {
+        Ok(Some(call_in("hangup", "busy")))
+    });
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    // The tick claimed the target and sent the call, then crashed before noting the request.
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::TargetClaimed)
+        .await
+        .expect("step");
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.found("hangup_lost"), 1);
+    // The peer knew the call: it was placed, so its try is not free again.
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Requested));
+    let again = same_try(&cc);
+    assert_eq!(record(&env, &again, fence()).await, Recorded::TryTaken);
+}
