@@ -122,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         tm_create: None,
         tm_update: None,
         tm_delete: None,
+        calling_hours: None,
     };
     app.service.store.campaigns.create(&c).await?;
 

@@ -24,6 +24,12 @@ impl ChainControl for SchedulerChains {
             .await
             .map_err(|e| e.to_string())
     }
+
+    async fn wake_chain(&self, campaign_id: Uuid, delay: Duration) -> Result<bool, String> {
+        let id = campaign_id.to_string();
+        self.0.stop(&id).await.map_err(|e| e.to_string())?;
+        self.0.start(&id, delay).await.map_err(|e| e.to_string())
+    }
 }
 
 /// Runs campaign ticks for the scheduler. The chain's sequence number and deadline become the

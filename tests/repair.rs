@@ -111,6 +111,7 @@ fn campaign(customer: Uuid, outplan_id: Uuid) -> Campaign {
         tm_create: None,
         tm_update: None,
         tm_delete: None,
+        calling_hours: None,
     }
 }
 

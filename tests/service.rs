@@ -136,6 +136,7 @@ fn campaign(customer: Uuid, outplan_id: Uuid, outdial_id: Uuid) -> Campaign {
         tm_create: None,
         tm_update: None,
         tm_delete: None,
+        calling_hours: None,
     }
 }
 

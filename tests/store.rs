@@ -35,6 +35,7 @@ fn campaign(customer: Uuid) -> Campaign {
         tm_create: None,
         tm_update: None,
         tm_delete: None,
+        calling_hours: None,
     }
 }
 

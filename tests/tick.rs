@@ -174,6 +174,7 @@ fn campaign(customer: Uuid, outplan_id: Uuid, kind: CampaignType) -> Campaign {
         tm_create: None,
         tm_update: None,
         tm_delete: None,
+        calling_hours: None,
     }
 }
 

@@ -6,8 +6,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::bus::{Request, Response};
-use crate::model::Action;
 use crate::model::json::uuid_or_nil;
+use crate::model::{Action, CallingHours};
 use crate::service::{self as svc, Service, ServiceError, ServiceResult};
 use crate::store::{Page, ResourceInfo};
 
@@ -36,6 +36,8 @@ pub enum Route {
     CampaignResourceInfo(Uuid),
     /// C11 `PUT /v1/campaigns/<id>/next_campaign_id`.
     CampaignNextCampaign(Uuid),
+    /// `PUT /v1/campaigns/<id>/calling_hours` (CONTRACT.md §15, not on the platform).
+    CampaignCallingHours(Uuid),
     /// K1 `GET /v1/campaigncalls?...`.
     CampaigncallList(String),
     /// K2 `GET /v1/campaigncalls/<id>`.
@@ -93,6 +95,7 @@ impl Route {
                 "actions" => CampaignActions(id?),
                 "resource_info" => CampaignResourceInfo(id?),
                 "next_campaign_id" => CampaignNextCampaign(id?),
+                "calling_hours" => CampaignCallingHours(id?),
                 _ => return None,
             },
             ("GET", "campaigncalls", 3, _) => CampaigncallList(query?),
@@ -127,6 +130,7 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaignActions(_) => "/v1/campaigns/<campaign-id>/actions",
         CampaignResourceInfo(_) => "/v1/campaigns/<campaign-id>/resource_info",
         CampaignNextCampaign(_) => "/v1/campaigns/<campaign-id>/next_campaign_id",
+        CampaignCallingHours(_) => "/v1/campaigns/<campaign-id>/calling_hours",
         CampaigncallList(_) => "/v1/campaigncalls",
         CampaigncallGet(_) | CampaigncallDelete(_) => "/v1/campaigncalls/<campaigncall-id>",
         OutplanCreate | OutplanList(_) => "/v1/outplans",
@@ -221,6 +225,16 @@ struct NextCampaignBody {
     next_campaign_id: Uuid,
 }
 
+/// The body of `PUT .../calling_hours`: the key is required, `null` clears.
+fn calling_hours_body(req: &Request) -> ServiceResult<Option<CallingHours>> {
+    let mut b = body::<serde_json::Map<String, Value>>(req)?;
+    let value = b.remove("calling_hours").ok_or_else(|| {
+        ServiceError::Invalid("calling_hours is required (null clears it)".into())
+    })?;
+    serde_json::from_value(value)
+        .map_err(|e| ServiceError::Invalid(format!("invalid calling_hours: {e}")))
+}
+
 /// Runs a matched route.
 pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<Response> {
     use Route::*;
@@ -258,6 +272,9 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
         CampaignNextCampaign(id) => ok(&s
             .update_next_campaign_id(id, body::<NextCampaignBody>(req)?.next_campaign_id)
             .await?),
+        CampaignCallingHours(id) => {
+            ok(&s.update_calling_hours(id, calling_hours_body(req)?).await?)
+        }
         CampaigncallList(q) => ok(&s.campaigncalls(&filters(req)?, page(&q)?).await?),
         CampaigncallGet(id) => ok(&s.campaigncall(id).await?),
         CampaigncallDelete(id) => ok(&s.delete_campaigncall(id).await?),

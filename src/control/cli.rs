@@ -233,6 +233,23 @@ pub enum CampaignCmd {
         #[arg(long = "next-campaign-id")]
         next_campaign_id: Uuid,
     },
+    /// Set calling hours from a JSON file, or clear them (README "Calling hours").
+    CallingHours {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// File with the `calling_hours` object, e.g.
+        /// `{"time_zone":"Asia/Seoul","windows":[{"days":["mon"],"start":"09:00","end":"20:00"}]}`.
+        #[arg(
+            long = "json-file",
+            required_unless_present = "clear",
+            conflicts_with = "clear"
+        )]
+        json_file: Option<std::path::PathBuf>,
+        /// Clear the calling hours (dial at any time).
+        #[arg(long)]
+        clear: bool,
+    },
     /// Start dialing (status run).
     Run(IdArg),
     /// Stop dialing (status stop, or stopping while calls are in progress).

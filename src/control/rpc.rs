@@ -113,6 +113,24 @@ pub fn parse_actions(text: &str) -> Result<Value, Failure> {
     }
 }
 
+/// The `calling_hours` object in `--json-file` (validated by the service, which names the bad
+/// field; here only that it is a JSON object).
+pub fn read_calling_hours(file: &std::path::Path) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(Failure::usage(format!(
+            "{} must hold a JSON object (the calling_hours value)",
+            file.display()
+        ))),
+        Err(e) => Err(Failure::usage(format!(
+            "{} is not valid JSON: {e}",
+            file.display()
+        ))),
+    }
+}
+
 /// The five `max_try_count_i` values from `--max-try-count` (one value for all, or five).
 pub fn max_try_counts(v: &[i32]) -> Result<[i32; 5], Failure> {
     match v {
@@ -476,6 +494,22 @@ impl Rpc {
                 let what = format!("update next campaign of campaign {id}");
                 let body = json!({ "next_campaign_id": next_campaign_id });
                 let uri = format!("{}/next_campaign_id", path(id));
+                Ok(record_output(
+                    self.call(&what, "PUT", &uri, Some(&body)).await?,
+                ))
+            }
+            CampaignCmd::CallingHours {
+                id,
+                json_file,
+                clear,
+            } => {
+                let hours = match (json_file, clear) {
+                    (Some(file), false) => read_calling_hours(file)?,
+                    _ => Value::Null,
+                };
+                let what = format!("update calling hours of campaign {id}");
+                let body = json!({ "calling_hours": hours });
+                let uri = format!("{}/calling_hours", path(id));
                 Ok(record_output(
                     self.call(&what, "PUT", &uri, Some(&body)).await?,
                 ))

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Action;
 use super::json::opt_time;
+use super::{Action, CallingHours};
 
 /// What a dial attempt of the campaign does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +101,10 @@ pub struct Campaign {
     /// Soft-deleted at.
     #[serde(with = "opt_time")]
     pub tm_delete: Option<DateTime<Utc>>,
+    /// When the campaign may dial (CONTRACT.md §15); omitted when unset, so a campaign
+    /// without it has the platform's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_hours: Option<CallingHours>,
 }
 
 /// The campaign as customers see it in webhooks: without `execute` and `flow_id`.
@@ -126,6 +130,8 @@ pub struct CampaignWebhook<'a> {
     tm_update: Option<DateTime<Utc>>,
     #[serde(with = "opt_time")]
     tm_delete: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    calling_hours: Option<&'a CallingHours>,
 }
 
 impl Campaign {
@@ -148,6 +154,7 @@ impl Campaign {
             tm_create: self.tm_create,
             tm_update: self.tm_update,
             tm_delete: self.tm_delete,
+            calling_hours: self.calling_hours.as_ref(),
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod action;
 mod address;
+mod calling_hours;
 mod campaign;
 mod campaigncall;
 pub mod json;
@@ -16,6 +17,7 @@ mod voipbin_error;
 
 pub use action::Action;
 pub use address::Address;
+pub use calling_hours::{CallingHours, CallingWindow, DAY_NAMES, Gate, Schedule};
 pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndHandle, Execute};
 pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,

@@ -15,7 +15,9 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::json::uuid_or_nil;
-use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute};
+use crate::model::{
+    Action, CallingHours, Campaign, CampaignStatus, CampaignType, EndHandle, Execute,
+};
 use crate::store::{BasicInfo, Deletion, Filters, Page, ResourceInfo};
 
 /// Body of `POST /v1/campaigns`.
@@ -57,6 +59,9 @@ pub struct CampaignCreate {
     /// Next campaign.
     #[serde(default, deserialize_with = "uuid_or_nil")]
     pub next_campaign_id: Uuid,
+    /// When it may dial (`None`: any time).
+    #[serde(default)]
+    pub calling_hours: Option<CallingHours>,
 }
 
 /// Body of `PUT /v1/campaigns/<id>` (CONTRACT.md §0.2 item 17). The platform's caller,
@@ -167,6 +172,7 @@ impl Service {
         check_enums(Some(kind), req.end_handle)?;
         check_service_level(req.service_level)?;
         super::check_text(&req.name, &req.detail)?;
+        super::calling_hours::check(&req.calling_hours)?;
         if req.customer_id.is_nil() {
             return Err(ServiceError::Invalid("customer_id is required".into()));
         }
@@ -222,6 +228,7 @@ impl Service {
             tm_create: None,
             tm_update: None,
             tm_delete: None,
+            calling_hours: req.calling_hours,
         };
         let stored = match self.store.campaigns.create(&campaign).await {
             Ok(c) => c,

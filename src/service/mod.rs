@@ -5,6 +5,7 @@
 //! other managers, [`Notifier`] for events and webhooks, [`ChainControl`] for the tick
 //! scheduler. That keeps it free of AMQP and apalis and testable with mocks.
 
+mod calling_hours;
 mod campaigncalls;
 mod campaigns;
 mod error;
@@ -53,6 +54,14 @@ pub trait ChainControl: Send + Sync {
     /// Makes sure a chain runs for the campaign, first tick after `delay`; does nothing if
     /// one is live. Returns whether it started one.
     async fn start_chain(&self, campaign_id: Uuid, delay: Duration) -> Result<bool, String>;
+
+    /// Makes the campaign's next tick come after `delay` even if its chain is live and
+    /// sleeping (outside calling hours, until a window opens): the live chain is replaced by
+    /// a new one (its pending tick becomes stale; dials stay fenced). By default the same as
+    /// [`start_chain`](ChainControl::start_chain).
+    async fn wake_chain(&self, campaign_id: Uuid, delay: Duration) -> Result<bool, String> {
+        self.start_chain(campaign_id, delay).await
+    }
 }
 
 /// A [`ChainControl`] that only records the calls (for tests and for processes that run no

@@ -1,6 +1,6 @@
 //! One campaign tick (CONTRACT.md §10.7), returning what the chain should do next.
 //!
-//! Order: campaign (must be `run`) → outplan → next available target → capacity → target
+//! Order: campaign (must be `run`) → calling hours → outplan → next available target → capacity → target
 //! retry interval → destination → campaigncall (`dialing`) + target progressing → dial.
 //! An empty list ends an `end_handle = stop` campaign only once none of its calls is still
 //! up (their targets may come back with tries left; the Go service ended early and never
@@ -27,6 +27,12 @@
 //!    may exist and ring, so the campaigncall stays open with its reference id, to be finished
 //!    by its hangup event or, if that never comes, by the repair (which reads the call).
 //!    The tick then backs off, as for any transient failure.
+//!
+//! Calling hours (CONTRACT.md §15): outside every window the tick dials nothing and asks no
+//! peer; it returns [`Outcome::Sleeping`] with the delay until the next window opens, capped
+//! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again, so an edited setting is picked up
+//! within that time), and the campaign stays `run`. The clock is injectable
+//! ([`Ticker::with_clock`]) so the sleep is tested at any instant.
 //!
 //! A state the tick read is only acted on conditionally: ending the execution is refused if a
 //! `run` landed after the read (`end_execution_seen`).
@@ -103,18 +109,30 @@ pub enum Outcome {
     Dialed,
     /// Nothing to do now; try again after the wait delay.
     Waiting(&'static str),
+    /// Nothing to do until a known time; try again after this delay.
+    Sleeping(&'static str, Duration),
     /// A transient failure; back off.
     Backoff(String),
     /// The chain ends (the campaign is no longer running, or can never run).
     Ended(&'static str),
 }
 
+/// The tick's wall clock (injectable for tests of the calling-hours sleep).
+pub type Clock = std::sync::Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>;
+
 /// Runs ticks; remembers consecutive transient failures per campaign for the back-off.
 pub struct Ticker {
     service: Service,
     failures: Mutex<HashMap<Uuid, u32>>,
     target_batch: u32,
+    clock: Clock,
 }
+
+/// Longest sleep of a campaign outside its calling hours before its chain looks again.
+pub const CALLING_HOURS_MAX_SLEEP: Duration = Duration::from_secs(3600);
+
+/// Shortest such sleep (a tick that fires a hair before the window opens does not spin).
+pub const CALLING_HOURS_MIN_SLEEP: Duration = Duration::from_millis(50);
 
 /// How many available targets a tick asks the outdial for by default.
 pub const DEFAULT_TARGET_BATCH: u32 = 20;
@@ -186,7 +204,14 @@ impl Ticker {
             service,
             failures: Mutex::new(HashMap::new()),
             target_batch: DEFAULT_TARGET_BATCH,
+            clock: std::sync::Arc::new(Utc::now),
         }
+    }
+
+    /// Reads the time of day for calling hours from `clock` instead of the system clock.
+    pub fn with_clock(mut self, clock: Clock) -> Ticker {
+        self.clock = clock;
+        self
     }
 
     /// Asks the outdial for up to `n` available targets per tick (at least 1).
@@ -214,6 +239,7 @@ impl Ticker {
                 let next = match &outcome {
                     Outcome::Dialed => Next::Continue(delays.after_dial),
                     Outcome::Waiting(_) => Next::Continue(delays.wait),
+                    Outcome::Sleeping(_, delay) => Next::Continue(*delay),
                     Outcome::Ended(_) | Outcome::Backoff(_) => Next::Stop,
                 };
                 if let Outcome::Ended(reason) = &outcome {
@@ -296,6 +322,9 @@ impl Ticker {
         if campaign.kind == CampaignType::Unset {
             return Err(Fail::Permanent("invalid_type"));
         }
+        if let Some(sleep) = self.outside_calling_hours(&campaign) {
+            return Ok(Outcome::Sleeping("outside_calling_hours", sleep));
+        }
         let outplan = match s.store.outplans.get(campaign.outplan_id).await? {
             Some(o) if o.tm_delete.is_none() => o,
             _ => return Err(Fail::Permanent("outplan_gone")),
@@ -363,6 +392,23 @@ impl Ticker {
             }
         }
         Ok(Outcome::Waiting(waiting))
+    }
+
+    /// How long to sleep if now is outside the campaign's calling hours (`None`: dial).
+    /// Stored hours that no longer validate (written by hand) dial nothing and are logged.
+    fn outside_calling_hours(&self, c: &Campaign) -> Option<Duration> {
+        let hours = c.calling_hours.as_ref()?;
+        match hours.schedule() {
+            Ok(s) => s.sleep(
+                (self.clock)(),
+                CALLING_HOURS_MIN_SLEEP,
+                CALLING_HOURS_MAX_SLEEP,
+            ),
+            Err(e) => {
+                tracing::warn!(campaign_id = %c.id, error = %e, "stored calling hours are invalid; not dialing");
+                Some(CALLING_HOURS_MAX_SLEEP)
+            }
+        }
     }
 
     /// Ends the campaign's execution if it is still as read; otherwise the next tick looks

@@ -7,14 +7,16 @@ use super::filter::{Column, Kind, Unfilterable};
 use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
 use super::table::{self, Record};
 use super::{Cache, Deletion, Filters, Page, StoreResult};
-use crate::model::{Action, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, enum_str};
+use crate::model::{
+    Action, CallingHours, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, enum_str,
+};
 
 impl Record for Campaign {
     const TABLE: &'static str = "campaign_campaigns";
     const CACHE_KIND: &'static str = "campaign";
     const COLUMNS: &'static str = "id, customer_id, type, execute, name, detail, status, \
         service_level, end_handle, flow_id, actions, outplan_id, outdial_id, queue_id, \
-        next_campaign_id, tm_create, tm_update, tm_delete";
+        next_campaign_id, tm_create, tm_update, tm_delete, calling_hours";
     const FILTERS: &'static [Column] = &[
         Column {
             name: "id",
@@ -73,7 +75,13 @@ impl Record for Campaign {
             kind: Kind::Uuid,
         },
     ];
-    const UNFILTERABLE: Unfilterable = &["actions", "tm_create", "tm_update", "tm_delete"];
+    const UNFILTERABLE: Unfilterable = &[
+        "actions",
+        "tm_create",
+        "tm_update",
+        "tm_delete",
+        "calling_hours",
+    ];
 
     fn from_row(r: &RowReader<'_>) -> StoreResult<Campaign> {
         Ok(Campaign {
@@ -95,6 +103,7 @@ impl Record for Campaign {
             tm_create: r.time("tm_create")?,
             tm_update: r.time("tm_update")?,
             tm_delete: r.time("tm_delete")?,
+            calling_hours: r.json("calling_hours")?,
         })
     }
 }
@@ -166,8 +175,8 @@ impl Campaigns {
         sqlx::query(
             "INSERT INTO campaign_campaigns (id, customer_id, type, execute, name, detail, \
              status, service_level, end_handle, flow_id, actions, outplan_id, outdial_id, \
-             queue_id, next_campaign_id, tm_create, tm_update, tm_delete) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+             queue_id, next_campaign_id, tm_create, tm_update, tm_delete, calling_hours) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
         )
         .bind(uuid_bytes(c.id))
         .bind(uuid_bytes(c.customer_id))
@@ -185,6 +194,7 @@ impl Campaigns {
         .bind(uuid_bytes(c.queue_id))
         .bind(uuid_bytes(c.next_campaign_id))
         .bind(db_time(now()))
+        .bind(json_text(&c.calling_hours))
         .execute(&self.pool)
         .await?;
         self.reread(c.id).await
@@ -290,6 +300,20 @@ impl Campaigns {
             q.push(", queue_id = ").push_bind(uuid_bytes(r.queue_id));
             q.push(", next_campaign_id = ")
                 .push_bind(uuid_bytes(r.next_campaign_id));
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets or clears (`None`) the calling hours.
+    pub async fn update_calling_hours(
+        &self,
+        id: Uuid,
+        hours: &Option<CallingHours>,
+    ) -> StoreResult<Option<Campaign>> {
+        let json = json_text(hours);
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("calling_hours = ").push_bind(json);
         })
         .await?;
         table::refresh(&self.pool, &self.cache, id).await

@@ -55,5 +55,6 @@ pub fn campaign_row(customer: Uuid) -> Campaign {
         tm_create: None,
         tm_update: None,
         tm_delete: None,
+        calling_hours: None,
     }
 }

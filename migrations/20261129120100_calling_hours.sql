@@ -1,0 +1,4 @@
+-- Calling hours of a campaign (CONTRACT.md §15): the JSON `calling_hours` field, NULL when
+-- unset. A nullable column: the platform's Go service selects explicit columns and never
+-- sees it.
+ALTER TABLE campaign_campaigns ADD COLUMN IF NOT EXISTS calling_hours JSON NULL;

@@ -1,0 +1,615 @@
+//! Calling hours (CONTRACT.md §15, README "Calling hours"): the tick against a real test
+//! store with mocked peers and an injected clock (the sleep until the next window is exact),
+//! and black-box over RabbitMQ with `campaign-sim`: the route, the campaign JSON, a campaign
+//! that does not dial outside its window and one that starts dialing when its window opens.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use campaign_manager::metrics::Metrics;
+use campaign_manager::model::*;
+use campaign_manager::service::tick::{
+    CALLING_HOURS_MAX_SLEEP, DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker,
+};
+use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
+use campaign_manager::sim::{Outcome as SimOutcome, Scenario};
+use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Timelike, Utc};
+use serde_json::{Value, json};
+use support::mocks::Mocks;
+use support::{TestStore, TestSystem};
+use uuid::Uuid;
+
+// ---------------------------------------------------------------- the tick, injected clock
+
+fn fresh_fence() -> Fence {
+    let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
+    Fence {
+        seq,
+        deadline: Utc::now() + ChronoDuration::seconds(30),
+        local_deadline: Instant::now() + Duration::from_secs(30),
+    }
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("rfc3339")
+        .with_timezone(&Utc)
+}
+
+/// Monday to Friday 09:00-20:00 in Seoul (UTC+9, no DST).
+fn seoul_office() -> CallingHours {
+    CallingHours {
+        time_zone: "Asia/Seoul".into(),
+        windows: vec![CallingWindow {
+            days: ["mon", "tue", "wed", "thu", "fri"]
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+            start: "09:00".into(),
+            end: "20:00".into(),
+        }],
+        destination_local: None,
+    }
+}
+
+/// A running call campaign with `hours`, its outplan, stored; a ticker whose clock reads `now`.
+struct TickEnv {
+    ts: TestStore,
+    ticker: Ticker,
+    campaign: Campaign,
+}
+
+impl TickEnv {
+    async fn new(m: Mocks, hours: Option<CallingHours>, now: DateTime<Utc>) -> TickEnv {
+        let ts = TestStore::new().await;
+        let customer = Uuid::new_v4();
+        let outplan = Outplan {
+            id: Uuid::new_v4(),
+            customer_id: customer,
+            name: "plan".into(),
+            detail: String::new(),
+            source: Some(Address::tel("+15551230000")),
+            dial_timeout: 30000,
+            try_interval: 600_000,
+            max_try_count_0: 3,
+            max_try_count_1: 3,
+            max_try_count_2: 3,
+            max_try_count_3: 3,
+            max_try_count_4: 3,
+            tm_create: None,
+            tm_update: None,
+            tm_delete: None,
+        };
+        let mut c = support::records::campaign_row(customer);
+        c.outplan_id = outplan.id;
+        c.kind = CampaignType::Call;
+        c.status = CampaignStatus::Run;
+        c.execute = Execute::Run;
+        c.queue_id = Uuid::nil();
+        c.calling_hours = hours;
+        ts.store.outplans.create(&outplan).await.expect("outplan");
+        let campaign = ts.store.campaigns.create(&c).await.expect("campaign");
+        let service = Service {
+            store: ts.store.clone(),
+            peers: m.into_peers(),
+            notifier: Arc::new(RecordingNotifier::default()),
+            chains: Arc::new(RecordingChains::default()),
+            metrics: Metrics::standalone(),
+            delays: Delays::default(),
+        };
+        let ticker = Ticker::new(service).with_clock(Arc::new(move || now));
+        TickEnv {
+            ts,
+            ticker,
+            campaign,
+        }
+    }
+
+    async fn tick(&self) -> (Next, Outcome) {
+        self.ticker.tick(self.campaign.id, &fresh_fence()).await
+    }
+
+    async fn stored(&self) -> Campaign {
+        self.ts
+            .store
+            .campaigns
+            .get_fresh(self.campaign.id)
+            .await
+            .expect("read")
+            .expect("exists")
+    }
+}
+
+#[tokio::test]
+async fn tick_outside_the_window_sleeps_exactly_until_it_opens_and_asks_no_peer() {
+    // Monday 08:59:58 in Seoul; the window opens 2 s later. Mocks without expectations: any
+    // peer call (available targets, dial) fails the test.
+    let now = at("2026-11-30T08:59:58+09:00");
+    let env = TickEnv::new(Mocks::new(), Some(seoul_office()), now).await;
+    let two = Duration::from_secs(2);
+    assert_eq!(
+        env.tick().await,
+        (
+            Next::Continue(two),
+            Outcome::Sleeping("outside_calling_hours", two)
+        )
+    );
+    let c = env.stored().await;
+    assert_eq!(c.status, CampaignStatus::Run);
+    assert_eq!(c.execute, Execute::Run);
+}
+
+#[tokio::test]
+async fn tick_long_before_the_window_sleeps_at_most_the_cap() {
+    // Friday 20:00 in Seoul: the next window is Monday 09:00, far beyond the cap.
+    let now = at("2026-12-04T20:00:00+09:00");
+    let env = TickEnv::new(Mocks::new(), Some(seoul_office()), now).await;
+    assert_eq!(
+        env.tick().await,
+        (
+            Next::Continue(CALLING_HOURS_MAX_SLEEP),
+            Outcome::Sleeping("outside_calling_hours", CALLING_HOURS_MAX_SLEEP)
+        )
+    );
+}
+
+#[tokio::test]
+async fn tick_inside_the_window_dials() {
+    let now = at("2026-11-30T09:00:00+09:00");
+    let mut m = Mocks::new();
+    let t = {
+        let created = Utc::now().trunc_subsecs(6);
+        OutdialTarget {
+            id: Uuid::new_v4(),
+            destination_0: Some(Address::tel("+15550001000")),
+            tm_create: Some(created),
+            tm_update: Some(created),
+            ..OutdialTarget::default()
+        }
+    };
+    m.outdial
+        .expect_available_targets()
+        .withf(|_, _, limit| *limit == DEFAULT_TARGET_BATCH)
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![t.clone()]));
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call.expect_create_call().times(1).returning(|_| Ok(()));
+    let env = TickEnv::new(m, Some(seoul_office()), now).await;
+    assert_eq!(
+        env.tick().await,
+        (
+            Next::Continue(Delays::default().after_dial),
+            Outcome::Dialed
+        )
+    );
+}
+
+#[tokio::test]
+async fn stored_hours_that_do_not_validate_dial_nothing() {
+    // Written past the API (by hand in MySQL): the tick does not dial and looks again later.
+    let mut bad = seoul_office();
+    bad.time_zone = "Nowhere/Atlantis".into();
+    let env = TickEnv::new(Mocks::new(), Some(bad), Utc::now()).await;
+    assert_eq!(
+        env.tick().await,
+        (
+            Next::Continue(CALLING_HOURS_MAX_SLEEP),
+            Outcome::Sleeping("outside_calling_hours", CALLING_HOURS_MAX_SLEEP)
+        )
+    );
+}
+
+// ---------------------------------------------------------------- black box over RabbitMQ
+
+/// An outplan and a stopped call campaign over `outdial` (with `extra` fields in the create
+/// body), created through the RPC API; returns the campaign JSON.
+async fn create_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, extra: Value) -> Value {
+    let outplan = sys
+        .ok(
+            "POST",
+            "/v1/outplans",
+            Some(json!({
+                "customer_id": customer, "name": "hours", "detail": "",
+                "source": {"type": "tel", "target": "+15550001000"},
+                "dial_timeout": 30000, "try_interval": 0,
+                "max_try_count_0": 1, "max_try_count_1": 1, "max_try_count_2": 1,
+                "max_try_count_3": 1, "max_try_count_4": 1,
+            })),
+        )
+        .await;
+    let mut body = json!({
+        "customer_id": customer, "type": "call", "name": "hours", "detail": "",
+        "actions": [{"type": "answer"}], "service_level": 100, "end_handle": "stop",
+        "outplan_id": outplan["id"], "outdial_id": outdial,
+    });
+    if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(x.clone());
+    }
+    sys.ok("POST", "/v1/campaigns", Some(body)).await
+}
+
+fn id_of(v: &Value) -> Uuid {
+    Uuid::parse_str(v["id"].as_str().unwrap_or_default()).expect("id")
+}
+
+const ALL_DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+
+/// Every day, one hour far from now (UTC): a window that excludes now for hours.
+fn window_excluding_now() -> Value {
+    let (start, end) = if Utc::now().hour() < 12 {
+        ("20:00", "21:00")
+    } else {
+        ("02:00", "03:00")
+    };
+    json!({"time_zone": "UTC", "windows": [{"days": ALL_DAYS, "start": start, "end": end}]})
+}
+
+/// The message of a `voipbin_error` reply, whatever its exact shape.
+fn error_text(data: &Value) -> String {
+    data.to_string()
+}
+
+async fn expect_400(sys: &TestSystem, method: &str, uri: &str, body: Value, field: &str) {
+    let (status, data_type, data) = sys.rpc(method, uri, Some(body.clone())).await;
+    assert_eq!(status, 400, "{body} → {status} {data_type} {data}");
+    assert!(
+        error_text(&data).contains(field),
+        "{body}: error does not name {field}: {data}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 1, 1);
+    let created = create_campaign(&sys, customer, outdial, json!({})).await;
+    let id = id_of(&created);
+    assert!(created.get("calling_hours").is_none(), "{created}");
+    let uri = format!("/v1/campaigns/{id}");
+    let got = sys.ok("GET", &uri, None).await;
+    assert!(
+        got.get("calling_hours").is_none(),
+        "unset is omitted: {got}"
+    );
+
+    let route = format!("/v1/campaigns/{id}/calling_hours");
+    let hours = json!({"time_zone": "Asia/Seoul", "windows": [
+        {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "09:00", "end": "20:00"},
+        {"days": ["sat"], "start": "10:00", "end": "24:00"}]});
+    let set = sys
+        .ok("PUT", &route, Some(json!({ "calling_hours": hours })))
+        .await;
+    assert_eq!(set["calling_hours"], hours);
+    let got = sys.ok("GET", &uri, None).await;
+    assert_eq!(got["calling_hours"], hours, "read back as given");
+    assert_eq!(got["status"], "stop");
+
+    // Bad fields: 400 naming the field; the stored value is untouched.
+    let bad = |tz: &str, day: &str, start: &str, end: &str| {
+        json!({"calling_hours": {"time_zone": tz,
+            "windows": [{"days": ["mon", day], "start": start, "end": end}]}})
+    };
+    let cases = [
+        (
+            bad("Mars/Olympus", "tue", "09:00", "10:00"),
+            "calling_hours.time_zone",
+        ),
+        (
+            bad("UTC", "someday", "09:00", "10:00"),
+            "calling_hours.windows[0].days[1]",
+        ),
+        (
+            bad("UTC", "tue", "9am", "10:00"),
+            "calling_hours.windows[0].start",
+        ),
+        (
+            bad("UTC", "tue", "09:00", "25:00"),
+            "calling_hours.windows[0].end",
+        ),
+        (
+            bad("UTC", "tue", "22:00", "06:00"),
+            "calling_hours.windows[0].end",
+        ),
+        (
+            json!({"calling_hours": {"time_zone": "UTC", "windows": []}}),
+            "calling_hours.windows",
+        ),
+        (
+            json!({"calling_hours": {"time_zone": "UTC", "destination_local": true,
+                "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]}}),
+            "calling_hours.destination_local",
+        ),
+        (json!({}), "calling_hours"),
+        (json!({"calling_hours": {"windows": []}}), "time_zone"),
+    ];
+    for (body, field) in cases {
+        expect_400(&sys, "PUT", &route, body, field).await;
+    }
+    let got = sys.ok("GET", &uri, None).await;
+    assert_eq!(got["calling_hours"], hours, "unchanged by refused PUTs");
+
+    // null clears: the field is gone again.
+    let cleared = sys
+        .ok("PUT", &route, Some(json!({ "calling_hours": null })))
+        .await;
+    assert!(cleared.get("calling_hours").is_none(), "{cleared}");
+    let got = sys.ok("GET", &uri, None).await;
+    assert!(got.get("calling_hours").is_none(), "{got}");
+
+    // Accepted at create; refused there too when bad (and nothing is created).
+    let with = create_campaign(
+        &sys,
+        customer,
+        Uuid::nil(),
+        json!({ "calling_hours": hours }),
+    )
+    .await;
+    assert_eq!(with["calling_hours"], hours);
+    let got = sys
+        .ok("GET", &format!("/v1/campaigns/{}", id_of(&with)), None)
+        .await;
+    assert_eq!(got["calling_hours"], hours);
+    let (status, _, data) = sys
+        .rpc(
+            "POST",
+            "/v1/campaigns",
+            Some(
+                json!({"customer_id": customer, "type": "call", "name": "bad",
+                "calling_hours": {"time_zone": "Europe/Nowhere",
+                    "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400, "{data}");
+    assert!(
+        error_text(&data).contains("calling_hours.time_zone"),
+        "{data}"
+    );
+
+    // Unknown campaign: 404.
+    let (status, _, _) = sys
+        .rpc(
+            "PUT",
+            &format!("/v1/campaigns/{}/calling_hours", Uuid::new_v4()),
+            Some(json!({ "calling_hours": null })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    sys.stop().await;
+}
+
+/// Short delays and a few tick workers.
+fn fast(s: &mut campaign_manager::app::Settings) {
+    s.workers = 2;
+    s.first_tick_ms = 100;
+    s.dial_tick_ms = 50;
+    s.wait_tick_ms = 300;
+}
+
+async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({ "status": status })),
+    )
+    .await
+}
+
+/// Polls `pred` every 50 ms; panics with `what` after `timeout`.
+async fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !pred() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are_cleared() {
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 3, 1);
+    let c = create_campaign(
+        &sys,
+        customer,
+        outdial,
+        json!({ "calling_hours": window_excluding_now() }),
+    )
+    .await;
+    let id = id_of(&c);
+    let run = set_status(&sys, id, "run").await;
+    assert_eq!(run["status"], "run");
+
+    // Three seconds: ten times the wait delay; nothing reaches the simulator.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        sys.sim.attempts().is_empty(),
+        "dialed outside calling hours"
+    );
+    assert!(sys.sim.calls().is_empty(), "a call outside calling hours");
+    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert_eq!(got["status"], "run");
+    assert_eq!(got["execute"], "run");
+
+    // Clearing the hours wakes the sleeping chain: the list is dialed and the campaign ends.
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/calling_hours"),
+        Some(json!({ "calling_hours": null })),
+    )
+    .await;
+    wait_until("the three targets dialed", Duration::from_secs(20), || {
+        sys.sim.attempts().len() == 3
+    })
+    .await;
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_starts_dialing_when_its_window_opens() {
+    // Windows have minute granularity: open at the next full minute (or the one after, if
+    // that is under 5 s away, so the campaign surely runs before it), every day, in UTC.
+    let now = Utc::now();
+    let next_minute = now.trunc_subsecs(0) - ChronoDuration::seconds(i64::from(now.second()))
+        + ChronoDuration::minutes(1);
+    let opens = if next_minute - now < ChronoDuration::seconds(5) {
+        next_minute + ChronoDuration::minutes(1)
+    } else {
+        next_minute
+    };
+    let start = opens.format("%H:%M").to_string();
+    let end = if opens.hour() == 23 && opens.minute() == 59 {
+        "24:00".to_string()
+    } else {
+        (opens + ChronoDuration::minutes(1))
+            .format("%H:%M")
+            .to_string()
+    };
+    let hours = json!({"time_zone": "UTC",
+        "windows": [{"days": ALL_DAYS, "start": start, "end": end}]});
+
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 2, 1);
+    let c = create_campaign(&sys, customer, outdial, json!({ "calling_hours": hours })).await;
+    let id = id_of(&c);
+    set_status(&sys, id, "run").await;
+
+    // Nothing before the window opens (checked until a second before it).
+    while Utc::now() < opens - ChronoDuration::seconds(1) {
+        assert!(
+            sys.sim.attempts().is_empty(),
+            "dialed before the window opened at {opens}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The chain sleeps until the opening, then dials both targets inside the minute.
+    wait_until("dials after the opening", Duration::from_secs(20), || {
+        sys.sim.attempts().len() == 2
+    })
+    .await;
+    for a in sys.sim.attempts() {
+        let when = a.at.expect("attempt time");
+        assert!(
+            when >= opens,
+            "dialed at {when}, before the opening at {opens}"
+        );
+    }
+    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert_eq!(got["calling_hours"]["windows"][0]["start"], start.as_str());
+    sys.stop().await;
+}
+
+/// Runs `campaign-control` against the test system's broker and queue names.
+async fn control(sys: &TestSystem, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
+    for var in ["RABBITMQ_ADDRESS", "QUEUE_PREFIX", "TICK_NAMESPACE"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args([
+            "--rabbitmq_address",
+            &support::amqp_url(),
+            "--queue_prefix",
+            &sys.names.prefix,
+            "--json",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("spawn campaign-control");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_sets_and_clears_calling_hours_from_a_file() {
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
+    let customer = Uuid::new_v4();
+    let c = create_campaign(&sys, customer, Uuid::nil(), json!({})).await;
+    let id = id_of(&c).to_string();
+    let hours = json!({"time_zone": "Europe/Paris",
+        "windows": [{"days": ["sat", "sun"], "start": "10:00", "end": "12:30"}]});
+    let dir = std::env::temp_dir().join(support::unique("hours"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("hours.json");
+    std::fs::write(&file, hours.to_string()).expect("write hours");
+    let path = file.to_string_lossy().into_owned();
+
+    let (code, out, err) = control(
+        &sys,
+        &[
+            "campaign",
+            "calling-hours",
+            "--id",
+            &id,
+            "--json-file",
+            &path,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    let set: Value = serde_json::from_str(&out).expect("JSON output");
+    assert_eq!(set["calling_hours"], hours);
+    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert_eq!(got["calling_hours"], hours);
+
+    // A bad file is refused by the service, naming the field; nothing changes.
+    std::fs::write(
+        &file,
+        json!({"time_zone": "Europe/Paris",
+            "windows": [{"days": ["caturday"], "start": "10:00", "end": "12:30"}]})
+        .to_string(),
+    )
+    .expect("write bad hours");
+    let (code, out, err) = control(
+        &sys,
+        &[
+            "campaign",
+            "calling-hours",
+            "--id",
+            &id,
+            "--json-file",
+            &path,
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "stdout {out}");
+    assert!(
+        format!("{out}{err}").contains("calling_hours.windows[0].days[0]"),
+        "stdout {out}\nstderr {err}"
+    );
+    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert_eq!(got["calling_hours"], hours);
+
+    // Neither flag, or both: usage error (exit 2).
+    let (code, _, _) = control(&sys, &["campaign", "calling-hours", "--id", &id]).await;
+    assert_eq!(code, 2);
+    let both = [
+        "campaign",
+        "calling-hours",
+        "--id",
+        &id,
+        "--json-file",
+        &path,
+        "--clear",
+    ];
+    assert_eq!(control(&sys, &both).await.0, 2);
+
+    let (code, out, err) =
+        control(&sys, &["campaign", "calling-hours", "--id", &id, "--clear"]).await;
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert!(got.get("calling_hours").is_none(), "{got}");
+    let _ = std::fs::remove_dir_all(&dir);
+    sys.stop().await;
+}
