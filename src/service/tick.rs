@@ -1,7 +1,8 @@
 //! One campaign tick (CONTRACT.md §10.7), returning what the chain should do next.
 //!
-//! Order: campaign (must be `run`) → calling hours → outplan → next available target → capacity → target
-//! retry interval → destination → campaigncall (`dialing`) + target progressing → dial.
+//! Order: campaign (must be `run`) → calling hours → outplan → next available target →
+//! capacity → target retry interval → destination → campaigncall (`dialing`) + target
+//! progressing → dial.
 //! An empty list ends an `end_handle = stop` campaign only once none of its calls is still
 //! up (their targets may come back with tries left; the Go service ended early and never
 //! made those retries).
@@ -30,8 +31,8 @@
 //!
 //! Calling hours (CONTRACT.md §15): outside every window the tick dials nothing and asks no
 //! peer; it returns [`Outcome::Sleeping`] with the delay until the next window opens, capped
-//! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again, so an edited setting is picked up
-//! within that time), and the campaign stays `run`. The clock is injectable
+//! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again), and the campaign stays `run`. A
+//! change of the hours wakes the chain (`ChainControl::wake_chain`). The clock is injectable
 //! ([`Ticker::with_clock`]) so the sleep is tested at any instant.
 //!
 //! A state the tick read is only acted on conditionally: ending the execution is refused if a
