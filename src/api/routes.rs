@@ -36,6 +36,8 @@ pub enum Route {
     CampaignResourceInfo(Uuid),
     /// C11 `PUT /v1/campaigns/<id>/next_campaign_id`.
     CampaignNextCampaign(Uuid),
+    /// C12 `GET /v1/campaigns/<id>/stats` (this product's addition, CONTRACT.md §15).
+    CampaignStats(Uuid),
     /// K1 `GET /v1/campaigncalls?...`.
     CampaigncallList(String),
     /// K2 `GET /v1/campaigncalls/<id>`.
@@ -87,6 +89,7 @@ impl Route {
             ("DELETE", "campaigns", 4, _) if query.is_none() => CampaignDelete(id?),
             ("PUT", "campaigns", 4, _) if query.is_none() => CampaignUpdate(id?),
             ("POST", "campaigns", 5, Some("execute")) if query.is_none() => CampaignExecute(id?),
+            ("GET", "campaigns", 5, Some("stats")) if query.is_none() => CampaignStats(id?),
             ("PUT", "campaigns", 5, Some(sub)) if query.is_none() => match sub {
                 "status" => CampaignStatus(id?),
                 "service_level" => CampaignServiceLevel(id?),
@@ -127,6 +130,7 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaignActions(_) => "/v1/campaigns/<campaign-id>/actions",
         CampaignResourceInfo(_) => "/v1/campaigns/<campaign-id>/resource_info",
         CampaignNextCampaign(_) => "/v1/campaigns/<campaign-id>/next_campaign_id",
+        CampaignStats(_) => "/v1/campaigns/<campaign-id>/stats",
         CampaigncallList(_) => "/v1/campaigncalls",
         CampaigncallGet(_) | CampaigncallDelete(_) => "/v1/campaigncalls/<campaigncall-id>",
         OutplanCreate | OutplanList(_) => "/v1/outplans",
@@ -258,6 +262,7 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
         CampaignNextCampaign(id) => ok(&s
             .update_next_campaign_id(id, body::<NextCampaignBody>(req)?.next_campaign_id)
             .await?),
+        CampaignStats(id) => ok(&s.campaign_stats(id).await?),
         CampaigncallList(q) => ok(&s.campaigncalls(&filters(req)?, page(&q)?).await?),
         CampaigncallGet(id) => ok(&s.campaigncall(id).await?),
         CampaigncallDelete(id) => ok(&s.delete_campaigncall(id).await?),
@@ -290,6 +295,14 @@ mod tests {
         assert_eq!(
             Route::parse("POST", &format!("/v1/campaigns/{ID}/execute")),
             Some(Route::CampaignExecute(id))
+        );
+        assert_eq!(
+            Route::parse("GET", &format!("/v1/campaigns/{ID}/stats")),
+            Some(Route::CampaignStats(id))
+        );
+        assert_eq!(
+            Route::parse("PUT", &format!("/v1/campaigns/{ID}/stats")),
+            None
         );
         assert_eq!(
             Route::parse("PUT", &format!("/v1/outplans/{ID}/dials")),

@@ -28,6 +28,10 @@
 //!    by its hangup event or, if that never comes, by the repair (which reads the call).
 //!    The tick then backs off, as for any transient failure.
 //!
+//! Each tick's decision is recorded for the live stats (one Redis write, `stats.rs`); an
+//! `end_handle = stop` campaign whose list is exhausted starts its next campaign
+//! (`sequence.rs`).
+//!
 //! A state the tick read is only acted on conditionally: ending the execution is refused if a
 //! `run` landed after the read (`end_execution_seen`).
 
@@ -256,6 +260,7 @@ impl Ticker {
                 }
             }
         };
+        self.service.record_tick(id, out.0, &out.1).await;
         m.tick_process_time
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         out
@@ -327,7 +332,11 @@ impl Ticker {
             if s.store.campaigncalls.has_ongoing(id).await? {
                 return Ok(Outcome::Waiting("calls_in_flight"));
             }
-            return Ok(self.end(&campaign, "list_exhausted").await?);
+            let outcome = self.end(&campaign, "list_exhausted").await?;
+            if outcome == Outcome::Ended("list_exhausted") {
+                s.start_next_campaign(&campaign).await;
+            }
+            return Ok(outcome);
         }
         if !self.has_capacity(&campaign).await? {
             return Ok(Outcome::Waiting("no_capacity"));
