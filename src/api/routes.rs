@@ -38,6 +38,8 @@ pub enum Route {
     CampaignNextCampaign(Uuid),
     /// `PUT /v1/campaigns/<id>/calling_hours` (CONTRACT.md §15, not on the platform).
     CampaignCallingHours(Uuid),
+    /// C12 `GET /v1/campaigns/<id>/stats` (this product's addition, CONTRACT.md §15).
+    CampaignStats(Uuid),
     /// K1 `GET /v1/campaigncalls?...`.
     CampaigncallList(String),
     /// K2 `GET /v1/campaigncalls/<id>`.
@@ -89,6 +91,7 @@ impl Route {
             ("DELETE", "campaigns", 4, _) if query.is_none() => CampaignDelete(id?),
             ("PUT", "campaigns", 4, _) if query.is_none() => CampaignUpdate(id?),
             ("POST", "campaigns", 5, Some("execute")) if query.is_none() => CampaignExecute(id?),
+            ("GET", "campaigns", 5, Some("stats")) if query.is_none() => CampaignStats(id?),
             ("PUT", "campaigns", 5, Some(sub)) if query.is_none() => match sub {
                 "status" => CampaignStatus(id?),
                 "service_level" => CampaignServiceLevel(id?),
@@ -131,6 +134,7 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaignResourceInfo(_) => "/v1/campaigns/<campaign-id>/resource_info",
         CampaignNextCampaign(_) => "/v1/campaigns/<campaign-id>/next_campaign_id",
         CampaignCallingHours(_) => "/v1/campaigns/<campaign-id>/calling_hours",
+        CampaignStats(_) => "/v1/campaigns/<campaign-id>/stats",
         CampaigncallList(_) => "/v1/campaigncalls",
         CampaigncallGet(_) | CampaigncallDelete(_) => "/v1/campaigncalls/<campaigncall-id>",
         OutplanCreate | OutplanList(_) => "/v1/outplans",
@@ -275,6 +279,7 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
         CampaignCallingHours(id) => {
             ok(&s.update_calling_hours(id, calling_hours_body(req)?).await?)
         }
+        CampaignStats(id) => ok(&s.campaign_stats(id).await?),
         CampaigncallList(q) => ok(&s.campaigncalls(&filters(req)?, page(&q)?).await?),
         CampaigncallGet(id) => ok(&s.campaigncall(id).await?),
         CampaigncallDelete(id) => ok(&s.delete_campaigncall(id).await?),
@@ -307,6 +312,14 @@ mod tests {
         assert_eq!(
             Route::parse("POST", &format!("/v1/campaigns/{ID}/execute")),
             Some(Route::CampaignExecute(id))
+        );
+        assert_eq!(
+            Route::parse("GET", &format!("/v1/campaigns/{ID}/stats")),
+            Some(Route::CampaignStats(id))
+        );
+        assert_eq!(
+            Route::parse("PUT", &format!("/v1/campaigns/{ID}/stats")),
+            None
         );
         assert_eq!(
             Route::parse("PUT", &format!("/v1/outplans/{ID}/dials")),

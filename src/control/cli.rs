@@ -183,6 +183,15 @@ pub enum CampaignCmd {
     },
     /// Show one campaign.
     Get(IdArg),
+    /// Live stats of one campaign (calls up, results, pacing, why it waits).
+    Stats {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// Refresh the table in place every second until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Create a campaign (stopped; `run` starts it).
     Create(CampaignCreate),
     /// Update name, detail, type, service level and end handle (unset flags keep their value).

@@ -10,6 +10,7 @@
 //!   not offer (dropping pending ticks, requeueing dead apalis jobs).
 //! * [`events`]: the dead-letter queue of subscribed events, straight on RabbitMQ (the service
 //!   owns no state about it, so there is no RPC route to go through).
+//! * [`stats`]: `campaign stats`, including the in-place `--watch` refresh.
 //! * [`output`]: tables and `--json`.
 //!
 //! Every failure is a [`Failure`]: a message that says what failed and what to check, and the
@@ -20,6 +21,7 @@ pub mod events;
 pub mod output;
 pub mod queue;
 pub mod rpc;
+pub mod stats;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -92,6 +94,9 @@ pub async fn probe_tcp(addr: &str, what: &str, hint: &str) -> Result<(), Failure
 /// Runs a parsed command line and returns the text to print.
 pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
     match &cli.command {
+        Command::Campaign(cli::CampaignCmd::Stats { id, watch: true }) => {
+            stats::watch(cli, *id).await
+        }
         Command::Campaign(c) => rpc::Rpc::connect(cli).await?.campaign(c).await,
         Command::Campaigncall(c) => rpc::Rpc::connect(cli).await?.campaigncall(c).await,
         Command::Outplan(c) => rpc::Rpc::connect(cli).await?.outplan(c).await,
@@ -105,7 +110,14 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
 pub async fn main(cli: Cli) -> ExitCode {
     match execute(&cli).await {
         Ok(out) => {
-            print!("{}", out.render(cli.json));
+            // `--watch` printed as it went.
+            let watched = matches!(
+                &cli.command,
+                Command::Campaign(cli::CampaignCmd::Stats { watch: true, .. })
+            );
+            if !watched {
+                print!("{}", out.render(cli.json));
+            }
             ExitCode::SUCCESS
         }
         Err(f) => {

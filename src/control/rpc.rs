@@ -382,7 +382,8 @@ impl Rpc {
         }
     }
 
-    async fn close(self) {
+    /// Closes the connection to the broker.
+    pub async fn close(self) {
         self.bus.shutdown().await;
     }
 
@@ -414,6 +415,13 @@ impl Rpc {
                     )
                     .await?;
                 Ok(list_output(data, CAMPAIGN_COLUMNS))
+            }
+            CampaignCmd::Stats { id, .. } => {
+                let what = format!("stats of campaign {id}");
+                let data = self
+                    .call(&what, "GET", &super::stats::stats_uri(*id), None)
+                    .await?;
+                Ok(super::stats::stats_output(data))
             }
             CampaignCmd::Get(a) => {
                 let what = format!("get campaign {}", a.id);

@@ -13,6 +13,7 @@ mod campaigncall;
 pub mod json;
 mod outplan;
 mod peer;
+mod stats;
 mod voipbin_error;
 
 pub use action::Action;
@@ -24,6 +25,7 @@ pub use campaigncall::{
 };
 pub use outplan::Outplan;
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};
+pub use stats::{CampaignStats, TickRecord};
 pub use voipbin_error::VoipbinError;
 
 /// Parses an enum from its platform string, naming the field and the allowed values on failure.

@@ -443,6 +443,10 @@ impl Service {
         let resources = ResourceInfo::of(&c);
         self.validate_resources(id, c.customer_id, resources)
             .await?;
+        // Before the transition, so no dial of this run predates it (sequences, sequence.rs).
+        if let Err(e) = self.store.stats.record_run(id).await {
+            tracing::warn!(campaign_id = %id, error = %e, "run start not recorded");
+        }
         let changed = self
             .store
             .campaigns

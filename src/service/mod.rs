@@ -13,6 +13,8 @@ mod notify;
 mod outplans;
 mod repair;
 mod resources;
+mod sequence;
+mod stats;
 pub mod tick;
 
 use std::sync::Arc;

@@ -34,6 +34,9 @@
 //! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again), and the campaign stays `run`. A
 //! change of the hours wakes the chain (`ChainControl::wake_chain`). The clock is injectable
 //! ([`Ticker::with_clock`]) so the sleep is tested at any instant.
+//! Each tick's decision is recorded for the live stats (one Redis write, `stats.rs`); an
+//! `end_handle = stop` campaign whose list is exhausted starts its next campaign
+//! (`sequence.rs`).
 //!
 //! A state the tick read is only acted on conditionally: ending the execution is refused if a
 //! `run` landed after the read (`end_execution_seen`).
@@ -283,6 +286,7 @@ impl Ticker {
                 }
             }
         };
+        self.service.record_tick(id, out.0, &out.1).await;
         m.tick_process_time
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         out
@@ -357,7 +361,11 @@ impl Ticker {
             if s.store.campaigncalls.has_ongoing(id).await? {
                 return Ok(Outcome::Waiting("calls_in_flight"));
             }
-            return Ok(self.end(&campaign, "list_exhausted").await?);
+            let outcome = self.end(&campaign, "list_exhausted").await?;
+            if outcome == Outcome::Ended("list_exhausted") {
+                s.start_next_campaign(&campaign).await;
+            }
+            return Ok(outcome);
         }
         if !self.has_capacity(&campaign).await? {
             return Ok(Outcome::Waiting("no_capacity"));

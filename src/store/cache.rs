@@ -159,6 +159,47 @@ impl Cache {
         }
     }
 
+    /// Replaces the fields of the hash `<prefix><kind>:<uuid>` and sets its TTL, in one
+    /// round trip (`DEL`, `HSET`, `EXPIRE` in a transaction); failures are logged and ignored.
+    pub async fn set_fields(&self, kind: &str, id: Uuid, fields: &[(&str, String)], ttl: Duration) {
+        let Some(mut conn) = self.conn.clone() else {
+            return;
+        };
+        let key = self.key(kind, id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .del(&key)
+            .ignore()
+            .hset_multiple(&key, fields)
+            .ignore()
+            .expire(&key, ttl.as_secs() as i64)
+            .ignore();
+        let res: redis::RedisResult<()> = pipe.query_async(&mut conn).await;
+        if let Err(e) = res {
+            tracing::debug!(key, error = %e, "cache hash write failed");
+        }
+    }
+
+    /// Reads the hash `<prefix><kind>:<uuid>`; a failure or a missing key is `None`.
+    pub async fn get_fields(
+        &self,
+        kind: &str,
+        id: Uuid,
+    ) -> Option<std::collections::HashMap<String, String>> {
+        let mut conn = self.conn.clone()?;
+        let key = self.key(kind, id);
+        let res: redis::RedisResult<std::collections::HashMap<String, String>> =
+            conn.hgetall(&key).await;
+        match res {
+            Ok(m) if !m.is_empty() => Some(m),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(key, error = %e, "cache hash read failed");
+                None
+            }
+        }
+    }
+
     /// Whether Redis answers a PING.
     pub async fn ping(&self) -> bool {
         let Some(mut conn) = self.conn.clone() else {

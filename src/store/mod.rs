@@ -13,6 +13,7 @@ pub mod filter;
 mod outplans;
 pub mod page;
 mod row;
+mod stats;
 mod table;
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use dials::{DialFence, DialRecords, DialStep, Overdue, OverdueRule, Recorded
 pub use filter::Filters;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
+pub use stats::{Stats, StatusCount, TICK_RECORD_TTL};
 pub use table::Deletion;
 
 /// A held MySQL named lock (see [`Store::try_lock`]). Release it with [`NamedLock::release`];
@@ -106,6 +108,8 @@ pub struct Store {
     pub outplans: Outplans,
     /// The service's own dial records and fences.
     pub dials: DialRecords,
+    /// Live stats queries, tick records and run starts.
+    pub stats: Stats,
 }
 
 impl Store {
@@ -131,6 +135,7 @@ impl Store {
                 pool.clone(),
                 Campaigncalls::new(pool.clone(), cache.clone()),
             ),
+            stats: Stats::new(pool.clone(), cache.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,
         }

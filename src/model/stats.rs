@@ -1,0 +1,64 @@
+//! The live figures of one campaign (`GET /v1/campaigns/<id>/stats`, CONTRACT.md §15): counts
+//! from its campaigncalls and what its last tick decided. A read model only: nothing stores it
+//! as a whole, the service assembles it per request from indexed queries and the tick record.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::json::opt_time;
+use super::{CampaignStatus, Execute};
+
+/// Live figures of one campaign. Counts exclude deleted campaigncalls, except
+/// `dials_last_minute` and `last_dial_at`, which count every dial made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignStats {
+    /// The campaign.
+    pub campaign_id: Uuid,
+    /// Its status (`stop`, `stopping`, `run`).
+    pub status: CampaignStatus,
+    /// Whether its tick chain is meant to run.
+    pub execute: Execute,
+    /// Campaigncalls made (one per dial attempt).
+    pub dials: i64,
+    /// Campaigncalls `dialing`.
+    pub dialing: i64,
+    /// Campaigncalls `progressing` (the call is up or the flow runs).
+    pub progressing: i64,
+    /// Campaigncalls `done` with result `success`.
+    pub done_success: i64,
+    /// Campaigncalls `done` with result `fail`.
+    pub done_fail: i64,
+    /// `done` campaigncalls by stored result (`success`, `fail`, and `unknown` for the empty
+    /// result of legacy rows); hangup reasons are not stored, so they are not broken down.
+    pub by_reason: BTreeMap<String, i64>,
+    /// `dialing` + `progressing`.
+    pub calls_up: i64,
+    /// Campaigncalls created in the last 60 s.
+    pub dials_last_minute: i64,
+    /// When the latest campaigncall was created.
+    #[serde(with = "opt_time")]
+    pub last_dial_at: Option<DateTime<Utc>>,
+    /// When the next tick is due, as the last tick scheduled it (`null`: none scheduled).
+    #[serde(with = "opt_time")]
+    pub next_tick_at: Option<DateTime<Utc>>,
+    /// Why the last tick did not dial (`no_capacity`, `retry_interval`, `list_empty`,
+    /// `backoff`, ...); `null` when it dialed, when the chain ended, or when no tick is known.
+    pub waiting_reason: Option<String>,
+}
+
+/// What the last tick of a campaign decided, as recorded for the stats (any process writes it,
+/// any process reads it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TickRecord {
+    /// `dialed`, `waiting`, `backoff` or `ended`.
+    pub outcome: String,
+    /// Why it did not dial, if it waits or backs off.
+    pub waiting_reason: Option<String>,
+    /// When the next tick is due (`None`: the chain ended).
+    pub next_tick_at: Option<DateTime<Utc>>,
+    /// When the tick ran.
+    pub at: DateTime<Utc>,
+}
