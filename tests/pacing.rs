@@ -519,3 +519,99 @@ async fn a_rate_limited_campaign_spaces_its_dials() {
     );
     sys.stop().await;
 }
+
+/// Runs `campaign-control` against the test system's broker and queue names.
+async fn control(sys: &TestSystem, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
+    for var in ["RABBITMQ_ADDRESS", "QUEUE_PREFIX", "TICK_NAMESPACE"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args([
+            "--rabbitmq_address",
+            &support::amqp_url(),
+            "--queue_prefix",
+            &sys.names.prefix,
+            "--json",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("spawn campaign-control");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn control_sets_and_clears_pacing() {
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
+    let c = create_campaign(&sys, Uuid::new_v4(), Uuid::nil(), json!({})).await;
+    let id = id_of(&c).to_string();
+    let uri = format!("/v1/campaigns/{id}");
+
+    let (code, out, err) = control(
+        &sys,
+        &[
+            "campaign",
+            "pacing",
+            "--id",
+            &id,
+            "--max-concurrent-calls",
+            "4",
+            "--dials-per-second",
+            "2.5",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    let set: Value = serde_json::from_str(&out).expect("JSON output");
+    let pacing = json!({"max_concurrent_calls": 4, "dials_per_second": 2.5});
+    assert_eq!(set["pacing"], pacing);
+    assert_eq!(sys.ok("GET", &uri, None).await["pacing"], pacing);
+
+    // Out of range: refused by the service, naming the field; nothing changes.
+    let (code, out, err) = control(
+        &sys,
+        &[
+            "campaign",
+            "pacing",
+            "--id",
+            &id,
+            "--dials-per-second",
+            "99",
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "stdout {out}");
+    assert!(
+        format!("{out}{err}").contains("pacing.dials_per_second"),
+        "stdout {out}\nstderr {err}"
+    );
+    assert_eq!(sys.ok("GET", &uri, None).await["pacing"], pacing);
+
+    // Neither a limit nor --clear, or a limit with --clear: usage error (exit 2).
+    let (code, _, _) = control(&sys, &["campaign", "pacing", "--id", &id]).await;
+    assert_eq!(code, 2);
+    let (code, _, _) = control(
+        &sys,
+        &[
+            "campaign",
+            "pacing",
+            "--id",
+            &id,
+            "--clear",
+            "--max-concurrent-calls",
+            "1",
+        ],
+    )
+    .await;
+    assert_eq!(code, 2);
+
+    let (code, out, err) = control(&sys, &["campaign", "pacing", "--id", &id, "--clear"]).await;
+    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
+    assert!(sys.ok("GET", &uri, None).await.get("pacing").is_none());
+    sys.stop().await;
+}
