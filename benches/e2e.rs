@@ -283,6 +283,7 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
                         outplan,
                         outdial,
                         queue: None,
+                        pacing: None,
                     })
                     .await
             }

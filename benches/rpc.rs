@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         tm_update: None,
         tm_delete: None,
         calling_hours: None,
+        pacing: None,
     };
     app.service.store.campaigns.create(&c).await?;
 

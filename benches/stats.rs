@@ -50,6 +50,7 @@ fn campaign(customer: Uuid) -> Campaign {
         queue_id: Uuid::nil(),
         next_campaign_id: Uuid::nil(),
         calling_hours: None,
+        pacing: None,
         tm_create: None,
         tm_update: None,
         tm_delete: None,

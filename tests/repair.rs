@@ -112,6 +112,7 @@ fn campaign(customer: Uuid, outplan_id: Uuid) -> Campaign {
         tm_update: None,
         tm_delete: None,
         calling_hours: None,
+        pacing: None,
     }
 }
 

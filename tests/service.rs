@@ -137,6 +137,7 @@ fn campaign(customer: Uuid, outplan_id: Uuid, outdial_id: Uuid) -> Campaign {
         tm_update: None,
         tm_delete: None,
         calling_hours: None,
+        pacing: None,
     }
 }
 

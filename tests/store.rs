@@ -36,6 +36,7 @@ fn campaign(customer: Uuid) -> Campaign {
         tm_update: None,
         tm_delete: None,
         calling_hours: None,
+        pacing: None,
     }
 }
 

@@ -175,6 +175,7 @@ fn campaign(customer: Uuid, outplan_id: Uuid, kind: CampaignType) -> Campaign {
         tm_update: None,
         tm_delete: None,
         calling_hours: None,
+        pacing: None,
     }
 }
 

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::bus::{Request, Response};
 use crate::model::json::uuid_or_nil;
-use crate::model::{Action, CallingHours};
+use crate::model::{Action, CallingHours, Pacing};
 use crate::service::{self as svc, Service, ServiceError, ServiceResult};
 use crate::store::{Page, ResourceInfo};
 
@@ -38,6 +38,8 @@ pub enum Route {
     CampaignNextCampaign(Uuid),
     /// `PUT /v1/campaigns/<id>/calling_hours` (CONTRACT.md §15, not on the platform).
     CampaignCallingHours(Uuid),
+    /// `PUT /v1/campaigns/<id>/pacing` (CONTRACT.md §15, not on the platform).
+    CampaignPacing(Uuid),
     /// C12 `GET /v1/campaigns/<id>/stats` (this product's addition, CONTRACT.md §15).
     CampaignStats(Uuid),
     /// K1 `GET /v1/campaigncalls?...`.
@@ -99,6 +101,7 @@ impl Route {
                 "resource_info" => CampaignResourceInfo(id?),
                 "next_campaign_id" => CampaignNextCampaign(id?),
                 "calling_hours" => CampaignCallingHours(id?),
+                "pacing" => CampaignPacing(id?),
                 _ => return None,
             },
             ("GET", "campaigncalls", 3, _) => CampaigncallList(query?),
@@ -134,6 +137,7 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaignResourceInfo(_) => "/v1/campaigns/<campaign-id>/resource_info",
         CampaignNextCampaign(_) => "/v1/campaigns/<campaign-id>/next_campaign_id",
         CampaignCallingHours(_) => "/v1/campaigns/<campaign-id>/calling_hours",
+        CampaignPacing(_) => "/v1/campaigns/<campaign-id>/pacing",
         CampaignStats(_) => "/v1/campaigns/<campaign-id>/stats",
         CampaigncallList(_) => "/v1/campaigncalls",
         CampaigncallGet(_) | CampaigncallDelete(_) => "/v1/campaigncalls/<campaigncall-id>",
@@ -239,6 +243,16 @@ fn calling_hours_body(req: &Request) -> ServiceResult<Option<CallingHours>> {
         .map_err(|e| ServiceError::Invalid(format!("invalid calling_hours: {e}")))
 }
 
+/// The body of `PUT .../pacing`: the key is required, `null` clears; the error names the
+/// field (`pacing.dials_per_second: ...`).
+fn pacing_body(req: &Request) -> ServiceResult<Option<Pacing>> {
+    let mut b = body::<serde_json::Map<String, Value>>(req)?;
+    let value = b
+        .remove("pacing")
+        .ok_or_else(|| ServiceError::Invalid("pacing is required (null clears it)".into()))?;
+    serde_json::from_value(value).map_err(|e| ServiceError::Invalid(e.to_string()))
+}
+
 /// Runs a matched route.
 pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<Response> {
     use Route::*;
@@ -279,6 +293,7 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
         CampaignCallingHours(id) => {
             ok(&s.update_calling_hours(id, calling_hours_body(req)?).await?)
         }
+        CampaignPacing(id) => ok(&s.update_pacing(id, pacing_body(req)?).await?),
         CampaignStats(id) => ok(&s.campaign_stats(id).await?),
         CampaigncallList(q) => ok(&s.campaigncalls(&filters(req)?, page(&q)?).await?),
         CampaigncallGet(id) => ok(&s.campaigncall(id).await?),

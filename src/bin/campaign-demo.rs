@@ -69,6 +69,13 @@ struct Cli {
     /// Service level, percent: at most agents × level / 100 calls dialing at once.
     #[arg(long, default_value_t = 100)]
     service_level: i32,
+    /// Pacing: most dials per second of the campaign (0.1-50; 0: no rate, the
+    /// `dial_tick_ms` delay applies).
+    #[arg(long, default_value_t = 8.0)]
+    dials_per_second: f64,
+    /// Pacing: most calls of the campaign up at once (unset: no cap).
+    #[arg(long)]
+    max_concurrent_calls: Option<i64>,
 
     /// Weight of answered calls.
     #[arg(long, default_value_t = 0.6)]
@@ -284,6 +291,18 @@ async fn main() -> ExitCode {
     code
 }
 
+/// The demo campaign's `pacing` object from the flags (`None`: neither limit set).
+fn demo_pacing(cli: &Cli) -> Option<serde_json::Value> {
+    let rate = (cli.dials_per_second > 0.0).then_some(cli.dials_per_second);
+    if rate.is_none() && cli.max_concurrent_calls.is_none() {
+        return None;
+    }
+    Some(serde_json::json!({
+        "max_concurrent_calls": cli.max_concurrent_calls,
+        "dials_per_second": rate,
+    }))
+}
+
 async fn run(stack: &Stack, cli: &Cli, campaign_id: &mut Option<Uuid>) -> anyhow::Result<()> {
     let customer = Uuid::new_v4();
     let outdial = stack
@@ -304,6 +323,7 @@ async fn run(stack: &Stack, cli: &Cli, campaign_id: &mut Option<Uuid>) -> anyhow
             outplan,
             outdial,
             queue,
+            pacing: demo_pacing(cli),
         })
         .await?;
     *campaign_id = Some(id);
@@ -320,6 +340,10 @@ async fn run(stack: &Stack, cli: &Cli, campaign_id: &mut Option<Uuid>) -> anyhow
             cli.agents as i64 * i64::from(cli.service_level) / 100
         ),
         None => println!("  queue    none (dial rate not capped)"),
+    }
+    match demo_pacing(cli) {
+        Some(p) => println!("  pacing   {p}"),
+        None => println!("  pacing   none"),
     }
     println!("  campaign {id} ({kind}, end_handle stop)");
     let cpu_before = proc_usage().cpu_secs;

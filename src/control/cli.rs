@@ -259,6 +259,31 @@ pub enum CampaignCmd {
         #[arg(long)]
         clear: bool,
     },
+    /// Set the pacing (README "Pacing"): a cap on calls up at once and/or a dial rate; a limit
+    /// not given is unset. Or clear it.
+    Pacing {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// Most calls of the campaign up at once (an integer >= 0; 0 dials nothing).
+        #[arg(
+            long = "max-concurrent-calls",
+            allow_negative_numbers = true,
+            required_unless_present_any = ["dials_per_second", "clear"],
+            conflicts_with = "clear"
+        )]
+        max_concurrent_calls: Option<i64>,
+        /// Most dials per second (0.1 to 50).
+        #[arg(
+            long = "dials-per-second",
+            allow_negative_numbers = true,
+            conflicts_with = "clear"
+        )]
+        dials_per_second: Option<f64>,
+        /// Clear the pacing (no cap, default dial rate).
+        #[arg(long)]
+        clear: bool,
+    },
     /// Start dialing (status run).
     Run(IdArg),
     /// Stop dialing (status stop, or stopping while calls are in progress).

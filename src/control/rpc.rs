@@ -522,6 +522,27 @@ impl Rpc {
                     self.call(&what, "PUT", &uri, Some(&body)).await?,
                 ))
             }
+            CampaignCmd::Pacing {
+                id,
+                max_concurrent_calls,
+                dials_per_second,
+                clear,
+            } => {
+                let pacing = if *clear {
+                    Value::Null
+                } else {
+                    json!({
+                        "max_concurrent_calls": max_concurrent_calls,
+                        "dials_per_second": dials_per_second,
+                    })
+                };
+                let what = format!("update pacing of campaign {id}");
+                let body = json!({ "pacing": pacing });
+                let uri = format!("{}/pacing", path(id));
+                Ok(record_output(
+                    self.call(&what, "PUT", &uri, Some(&body)).await?,
+                ))
+            }
             CampaignCmd::Run(a) | CampaignCmd::Stop(a) => {
                 let status = if matches!(cmd, CampaignCmd::Run(_)) {
                     "run"

@@ -249,18 +249,16 @@ impl Stack {
 
     /// Creates a campaign (status `stop`) and returns its id.
     pub async fn create_campaign(&self, c: &NewCampaign) -> anyhow::Result<Uuid> {
-        let v = self
-            .ok(
-                "POST",
-                "/v1/campaigns",
-                Some(json!({
-                    "customer_id": c.customer, "type": c.kind, "name": c.name, "detail": "",
-                    "actions": [{"type": "answer"}], "service_level": c.service_level,
-                    "end_handle": c.end_handle, "outplan_id": c.outplan, "outdial_id": c.outdial,
-                    "queue_id": c.queue.unwrap_or_else(Uuid::nil),
-                })),
-            )
-            .await?;
+        let mut body = json!({
+            "customer_id": c.customer, "type": c.kind, "name": c.name, "detail": "",
+            "actions": [{"type": "answer"}], "service_level": c.service_level,
+            "end_handle": c.end_handle, "outplan_id": c.outplan, "outdial_id": c.outdial,
+            "queue_id": c.queue.unwrap_or_else(Uuid::nil),
+        });
+        if let (Some(pacing), Some(b)) = (&c.pacing, body.as_object_mut()) {
+            b.insert("pacing".into(), pacing.clone());
+        }
+        let v = self.ok("POST", "/v1/campaigns", Some(body)).await?;
         id_of(&v)
     }
 
@@ -333,6 +331,8 @@ pub struct NewCampaign {
     pub outdial: Uuid,
     /// Queue (in the simulator), if the dial rate follows agents.
     pub queue: Option<Uuid>,
+    /// The campaign's `pacing` object (README "Pacing"), if any.
+    pub pacing: Option<Value>,
 }
 
 fn id_of(v: &Value) -> anyhow::Result<Uuid> {

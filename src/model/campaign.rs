@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::json::opt_time;
-use super::{Action, CallingHours};
+use super::{Action, CallingHours, Pacing};
 
 /// What a dial attempt of the campaign does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,6 +105,9 @@ pub struct Campaign {
     /// without it has the platform's bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calling_hours: Option<CallingHours>,
+    /// How hard it may dial (CONTRACT.md §15, `model::pacing`); omitted when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
 }
 
 /// The campaign as customers see it in webhooks: without `execute` and `flow_id`.
@@ -132,6 +135,8 @@ pub struct CampaignWebhook<'a> {
     tm_delete: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     calling_hours: Option<&'a CallingHours>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pacing: Option<&'a Pacing>,
 }
 
 impl Campaign {
@@ -155,6 +160,7 @@ impl Campaign {
             tm_update: self.tm_update,
             tm_delete: self.tm_delete,
             calling_hours: self.calling_hours.as_ref(),
+            pacing: self.pacing.as_ref(),
         }
     }
 }

@@ -12,6 +12,7 @@ mod campaign;
 mod campaigncall;
 pub mod json;
 mod outplan;
+mod pacing;
 mod peer;
 mod stats;
 mod voipbin_error;
@@ -24,6 +25,7 @@ pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
 };
 pub use outplan::Outplan;
+pub use pacing::{MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};
 pub use stats::{CampaignStats, TickRecord};
 pub use voipbin_error::VoipbinError;

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::json::uuid_or_nil;
 use crate::model::{
-    Action, CallingHours, Campaign, CampaignStatus, CampaignType, EndHandle, Execute,
+    Action, CallingHours, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, Pacing,
 };
 use crate::store::{BasicInfo, Deletion, Filters, Page, ResourceInfo};
 
@@ -62,6 +62,9 @@ pub struct CampaignCreate {
     /// When it may dial (`None`: any time).
     #[serde(default)]
     pub calling_hours: Option<CallingHours>,
+    /// How hard it may dial (`None`: no limits).
+    #[serde(default)]
+    pub pacing: Option<Pacing>,
 }
 
 /// Body of `PUT /v1/campaigns/<id>` (CONTRACT.md §0.2 item 17). The platform's caller,
@@ -173,6 +176,7 @@ impl Service {
         check_service_level(req.service_level)?;
         super::check_text(&req.name, &req.detail)?;
         super::calling_hours::check(&req.calling_hours)?;
+        super::pacing::check(&req.pacing)?;
         if req.customer_id.is_nil() {
             return Err(ServiceError::Invalid("customer_id is required".into()));
         }
@@ -229,6 +233,7 @@ impl Service {
             tm_update: None,
             tm_delete: None,
             calling_hours: req.calling_hours,
+            pacing: req.pacing,
         };
         let stored = match self.store.campaigns.create(&campaign).await {
             Ok(c) => c,

@@ -11,6 +11,7 @@ mod campaigns;
 mod error;
 mod notify;
 mod outplans;
+mod pacing;
 mod repair;
 mod resources;
 mod sequence;

@@ -38,6 +38,17 @@
 //! `end_handle = stop` campaign whose list is exhausted starts its next campaign
 //! (`sequence.rs`).
 //!
+//! Pacing (CONTRACT.md §15, `model::pacing`): `max_concurrent_calls` N holds the campaign's
+//! calls up (`dialing` or `progressing` campaigncalls) below N, with or without a queue (the
+//! queue's service-level capacity applies as well; the smaller wins); at the cap the tick
+//! returns `Waiting("pacing")`. `dials_per_second` R replaces the after-dial delay with
+//! `1000 / R` ms; a tick dials at most once. Why that bounds the rate: the scheduler never
+//! runs a tick before it is due and schedules the next one only after the previous one
+//! finished, so the next dial of the chain happens at least `1000 / R` ms after the end of the
+//! tick that dialed, hence after its dial. Any two dials are thus at least `1 / R` s apart and
+//! a half-open 1 s window holds at most R of them (⌈R⌉ for a fractional R). Waiting and
+//! back-off delays are not shortened, so they only space dials further. Unset: today's delays.
+//!
 //! A state the tick read is only acted on conditionally: ending the execution is refused if a
 //! `run` landed after the read (`end_execution_seen`).
 
@@ -52,7 +63,7 @@ use super::campaigncalls::NewCampaigncall;
 use super::{Service, ServiceError};
 use crate::model::{
     Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, EndHandle, Execute,
-    OutdialTarget, Outplan, ReferenceType,
+    OutdialTarget, Outplan, Pacing, ReferenceType,
 };
 use crate::peers::{CallRequest, PeerError};
 use crate::store::{DialFence, DialStep};
@@ -235,13 +246,18 @@ impl Ticker {
         let m = &self.service.metrics;
         m.campaign_execute_total.inc();
         let mut seen = None;
-        let result = self.run(id, fence, &mut seen).await;
+        let mut pacing = None;
+        let result = self.run(id, fence, &mut seen, &mut pacing).await;
         let delays = self.service.delays;
         let out = match result {
             Ok(outcome) => {
                 self.reset_failures(id);
                 let next = match &outcome {
-                    Outcome::Dialed => Next::Continue(delays.after_dial),
+                    Outcome::Dialed => Next::Continue(
+                        pacing
+                            .and_then(|p: Pacing| p.dial_delay())
+                            .unwrap_or(delays.after_dial),
+                    ),
                     Outcome::Waiting(_) => Next::Continue(delays.wait),
                     Outcome::Sleeping(_, delay) => Next::Continue(*delay),
                     Outcome::Ended(_) | Outcome::Backoff(_) => Next::Stop,
@@ -312,12 +328,14 @@ impl Ticker {
         id: Uuid,
         fence: &Fence,
         seen: &mut Option<(CampaignStatus, Execute)>,
+        pacing: &mut Option<Pacing>,
     ) -> Result<Outcome, Fail> {
         let s = &self.service;
         let Some(campaign) = s.store.campaigns.get_fresh(id).await? else {
             return Ok(Outcome::Ended("campaign_gone"));
         };
         *seen = Some((campaign.status, campaign.execute));
+        *pacing = campaign.pacing;
         if campaign.tm_delete.is_some() {
             return Err(Fail::Permanent("campaign_deleted"));
         }
@@ -366,6 +384,9 @@ impl Ticker {
                 s.start_next_campaign(&campaign).await;
             }
             return Ok(outcome);
+        }
+        if self.at_pacing_cap(&campaign).await? {
+            return Ok(Outcome::Waiting("pacing"));
         }
         if !self.has_capacity(&campaign).await? {
             return Ok(Outcome::Waiting("no_capacity"));
@@ -432,6 +453,18 @@ impl Ticker {
         } else {
             Ok(Outcome::Waiting("state_changed"))
         }
+    }
+
+    /// Whether the campaign already has `pacing.max_concurrent_calls` calls up.
+    async fn at_pacing_cap(&self, c: &Campaign) -> Result<bool, Fail> {
+        let Some(cap) = c.pacing.and_then(|p| p.max_concurrent_calls) else {
+            return Ok(false);
+        };
+        if cap <= 0 {
+            return Ok(true);
+        }
+        let up = self.service.store.campaigncalls.count_ongoing(c.id).await?;
+        Ok(up >= cap)
     }
 
     /// Queue capacity: `agents × service_level / 100` must exceed the campaign's dialing calls.

@@ -253,6 +253,19 @@ impl Campaigncalls {
         Ok(n)
     }
 
+    /// How many campaigncalls of a campaign are up (`dialing` or `progressing`): the count
+    /// the pacing cap `max_concurrent_calls` is held against.
+    pub async fn count_ongoing(&self, campaign_id: Uuid) -> StoreResult<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM campaign_campaigncalls WHERE campaign_id = ? \
+             AND status IN ('dialing', 'progressing') AND tm_delete IS NULL",
+        )
+        .bind(uuid_bytes(campaign_id))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
     /// Whether any campaigncall of the campaign is still dialing or progressing.
     pub async fn has_ongoing(&self, campaign_id: Uuid) -> StoreResult<bool> {
         Ok(!self.list_ongoing(campaign_id, 1).await?.is_empty())

@@ -8,7 +8,8 @@ use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
 use super::table::{self, Record};
 use super::{Cache, Deletion, Filters, Page, StoreResult};
 use crate::model::{
-    Action, CallingHours, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, enum_str,
+    Action, CallingHours, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, Pacing,
+    enum_str,
 };
 
 impl Record for Campaign {
@@ -16,7 +17,7 @@ impl Record for Campaign {
     const CACHE_KIND: &'static str = "campaign";
     const COLUMNS: &'static str = "id, customer_id, type, execute, name, detail, status, \
         service_level, end_handle, flow_id, actions, outplan_id, outdial_id, queue_id, \
-        next_campaign_id, tm_create, tm_update, tm_delete, calling_hours";
+        next_campaign_id, tm_create, tm_update, tm_delete, calling_hours, pacing";
     const FILTERS: &'static [Column] = &[
         Column {
             name: "id",
@@ -81,6 +82,7 @@ impl Record for Campaign {
         "tm_update",
         "tm_delete",
         "calling_hours",
+        "pacing",
     ];
 
     fn from_row(r: &RowReader<'_>) -> StoreResult<Campaign> {
@@ -104,6 +106,7 @@ impl Record for Campaign {
             tm_update: r.time("tm_update")?,
             tm_delete: r.time("tm_delete")?,
             calling_hours: r.json("calling_hours")?,
+            pacing: r.json("pacing")?,
         })
     }
 }
@@ -175,8 +178,8 @@ impl Campaigns {
         sqlx::query(
             "INSERT INTO campaign_campaigns (id, customer_id, type, execute, name, detail, \
              status, service_level, end_handle, flow_id, actions, outplan_id, outdial_id, \
-             queue_id, next_campaign_id, tm_create, tm_update, tm_delete, calling_hours) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)",
+             queue_id, next_campaign_id, tm_create, tm_update, tm_delete, calling_hours, \
+             pacing) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
         )
         .bind(uuid_bytes(c.id))
         .bind(uuid_bytes(c.customer_id))
@@ -195,6 +198,7 @@ impl Campaigns {
         .bind(uuid_bytes(c.next_campaign_id))
         .bind(db_time(now()))
         .bind(json_text(&c.calling_hours))
+        .bind(json_text(&c.pacing))
         .execute(&self.pool)
         .await?;
         self.reread(c.id).await
@@ -314,6 +318,20 @@ impl Campaigns {
         let json = json_text(hours);
         table::update::<Campaign>(&self.pool, id, |q| {
             q.push("calling_hours = ").push_bind(json);
+        })
+        .await?;
+        table::refresh(&self.pool, &self.cache, id).await
+    }
+
+    /// Sets or clears (`None`) the pacing.
+    pub async fn update_pacing(
+        &self,
+        id: Uuid,
+        pacing: &Option<Pacing>,
+    ) -> StoreResult<Option<Campaign>> {
+        let json = json_text(pacing);
+        table::update::<Campaign>(&self.pool, id, |q| {
+            q.push("pacing = ").push_bind(json);
         })
         .await?;
         table::refresh(&self.pool, &self.cache, id).await

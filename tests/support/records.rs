@@ -56,5 +56,6 @@ pub fn campaign_row(customer: Uuid) -> Campaign {
         tm_update: None,
         tm_delete: None,
         calling_hours: None,
+        pacing: None,
     }
 }
