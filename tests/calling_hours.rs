@@ -506,31 +506,6 @@ async fn a_campaign_starts_dialing_when_its_window_opens() {
     sys.stop().await;
 }
 
-/// Runs `campaign-control` against the test system's broker and queue names.
-async fn control(sys: &TestSystem, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
-    for var in ["RABBITMQ_ADDRESS", "QUEUE_PREFIX", "TICK_NAMESPACE"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd
-        .args([
-            "--rabbitmq_address",
-            &support::amqp_url(),
-            "--queue_prefix",
-            &sys.names.prefix,
-            "--json",
-        ])
-        .args(args)
-        .output()
-        .await
-        .expect("spawn campaign-control");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_sets_and_clears_calling_hours_from_a_file() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
@@ -545,7 +520,7 @@ async fn control_sets_and_clears_calling_hours_from_a_file() {
     std::fs::write(&file, hours.to_string()).expect("write hours");
     let path = file.to_string_lossy().into_owned();
 
-    let (code, out, err) = control(
+    let (code, out, err) = support::control_json(
         &sys,
         &[
             "campaign",
@@ -571,7 +546,7 @@ async fn control_sets_and_clears_calling_hours_from_a_file() {
         .to_string(),
     )
     .expect("write bad hours");
-    let (code, out, err) = control(
+    let (code, out, err) = support::control_json(
         &sys,
         &[
             "campaign",
@@ -592,7 +567,8 @@ async fn control_sets_and_clears_calling_hours_from_a_file() {
     assert_eq!(got["calling_hours"], hours);
 
     // Neither flag, or both: usage error (exit 2).
-    let (code, _, _) = control(&sys, &["campaign", "calling-hours", "--id", &id]).await;
+    let (code, _, _) =
+        support::control_json(&sys, &["campaign", "calling-hours", "--id", &id]).await;
     assert_eq!(code, 2);
     let both = [
         "campaign",
@@ -603,10 +579,10 @@ async fn control_sets_and_clears_calling_hours_from_a_file() {
         &path,
         "--clear",
     ];
-    assert_eq!(control(&sys, &both).await.0, 2);
+    assert_eq!(support::control_json(&sys, &both).await.0, 2);
 
     let (code, out, err) =
-        control(&sys, &["campaign", "calling-hours", "--id", &id, "--clear"]).await;
+        support::control_json(&sys, &["campaign", "calling-hours", "--id", &id, "--clear"]).await;
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
     let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
     assert!(got.get("calling_hours").is_none(), "{got}");

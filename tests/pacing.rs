@@ -520,31 +520,6 @@ async fn a_rate_limited_campaign_spaces_its_dials() {
     sys.stop().await;
 }
 
-/// Runs `campaign-control` against the test system's broker and queue names.
-async fn control(sys: &TestSystem, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
-    for var in ["RABBITMQ_ADDRESS", "QUEUE_PREFIX", "TICK_NAMESPACE"] {
-        cmd.env_remove(var);
-    }
-    let out = cmd
-        .args([
-            "--rabbitmq_address",
-            &support::amqp_url(),
-            "--queue_prefix",
-            &sys.names.prefix,
-            "--json",
-        ])
-        .args(args)
-        .output()
-        .await
-        .expect("spawn campaign-control");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_sets_and_clears_pacing() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
@@ -552,7 +527,7 @@ async fn control_sets_and_clears_pacing() {
     let id = id_of(&c).to_string();
     let uri = format!("/v1/campaigns/{id}");
 
-    let (code, out, err) = control(
+    let (code, out, err) = support::control_json(
         &sys,
         &[
             "campaign",
@@ -573,7 +548,7 @@ async fn control_sets_and_clears_pacing() {
     assert_eq!(sys.ok("GET", &uri, None).await["pacing"], pacing);
 
     // Out of range: refused by the service, naming the field; nothing changes.
-    let (code, out, err) = control(
+    let (code, out, err) = support::control_json(
         &sys,
         &[
             "campaign",
@@ -593,9 +568,9 @@ async fn control_sets_and_clears_pacing() {
     assert_eq!(sys.ok("GET", &uri, None).await["pacing"], pacing);
 
     // Neither a limit nor --clear, or a limit with --clear: usage error (exit 2).
-    let (code, _, _) = control(&sys, &["campaign", "pacing", "--id", &id]).await;
+    let (code, _, _) = support::control_json(&sys, &["campaign", "pacing", "--id", &id]).await;
     assert_eq!(code, 2);
-    let (code, _, _) = control(
+    let (code, _, _) = support::control_json(
         &sys,
         &[
             "campaign",
@@ -610,7 +585,8 @@ async fn control_sets_and_clears_pacing() {
     .await;
     assert_eq!(code, 2);
 
-    let (code, out, err) = control(&sys, &["campaign", "pacing", "--id", &id, "--clear"]).await;
+    let (code, out, err) =
+        support::control_json(&sys, &["campaign", "pacing", "--id", &id, "--clear"]).await;
     assert_eq!(code, 0, "stdout {out}\nstderr {err}");
     assert!(sys.ok("GET", &uri, None).await.get("pacing").is_none());
     sys.stop().await;

@@ -110,12 +110,14 @@ impl Service {
     /// A dial that placed no call (refused, or never sent): the target back to `idle`, the
     /// campaigncall `done`/`fail`, and its try free again. If the target cannot be freed now,
     /// the campaigncall stays open and the repair finishes both later (it asks the peer, which
-    /// knows no such call).
-    pub(super) async fn abandon_dial(&self, id: Uuid) -> ServiceResult<()> {
-        self.finish_campaigncall(id, CampaigncallResult::Fail)
-            .await?;
+    /// knows no such call). Returns whether this call finished the campaigncall.
+    pub(super) async fn abandon_dial(&self, id: Uuid) -> ServiceResult<bool> {
+        let finished = self
+            .finish_campaigncall(id, CampaigncallResult::Fail)
+            .await?
+            .is_some();
         self.store.dials.release_try(id).await?;
-        Ok(())
+        Ok(finished)
     }
 
     /// `dialing` → `progressing` (flow campaigncalls once their activeflow runs).

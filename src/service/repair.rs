@@ -202,11 +202,7 @@ impl Service {
             Found::NeverCreated => {
                 self.count_repair("never_created");
                 tracing::info!(campaigncall_id = %cc.id, step = ?o.step, "peer never created the call; campaigncall failed");
-                let done = self
-                    .finish_campaigncall(cc.id, CampaigncallResult::Fail)
-                    .await?
-                    .is_some();
-                self.store.dials.release_try(cc.id).await?;
+                let done = self.abandon_dial(cc.id).await?;
                 self.campaigncall_ended(cc.campaign_id).await?;
                 Ok(done)
             }

@@ -401,3 +401,29 @@ pub fn spawn_worker(sys: &TestSystem, extra: &[&str]) -> tokio::process::Child {
         .spawn()
         .expect("spawn campaign-worker")
 }
+
+/// Runs `campaign-control --json` against the test system's broker and queue names;
+/// returns (exit code, stdout, stderr).
+pub async fn control_json(sys: &TestSystem, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
+    for var in ["RABBITMQ_ADDRESS", "QUEUE_PREFIX", "TICK_NAMESPACE"] {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args([
+            "--rabbitmq_address",
+            &amqp_url(),
+            "--queue_prefix",
+            &sys.names.prefix,
+            "--json",
+        ])
+        .args(args)
+        .output()
+        .await
+        .expect("spawn campaign-control");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
