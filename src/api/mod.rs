@@ -17,7 +17,7 @@ use crate::bus::metrics::method_label;
 use crate::bus::{Request, RequestHandler, Response};
 use crate::service::{Service, ServiceError};
 
-pub use routes::{Route, route_label};
+pub use routes::{Route, RouteSpec, route_label, route_table};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 1024 * 1024;

@@ -72,50 +72,144 @@ fn lower_uuid(s: &str) -> Option<Uuid> {
     if ok { Uuid::parse_str(s).ok() } else { None }
 }
 
-impl Route {
-    /// Matches a method and URI; `None` is a 404.
-    pub fn parse(method: &str, uri: &str) -> Option<Route> {
-        let (path, query) = match uri.split_once('?') {
-            Some((p, q)) => (p, Some(q.to_owned())),
-            None => (uri, None),
+/// One row of the route table: the method, the URI pattern, and how a match becomes a
+/// [`Route`]. A pattern is a path whose `{name}` segments are lowercase UUIDs; a pattern
+/// ending in `?{query}` needs a query string (possibly empty), any other refuses one.
+pub struct RouteSpec {
+    /// `GET`, `POST`, `PUT` or `DELETE`.
+    pub method: &'static str,
+    /// The URI pattern, e.g. `/v1/campaigns/{campaign_id}/status`.
+    pub pattern: &'static str,
+    /// Builds the route from the path's id (nil when the pattern has none) and the query.
+    build: fn(Uuid, String) -> Route,
+}
+
+/// Every route served, in matching order. [`Route::parse`] reads nothing else, and the
+/// AsyncAPI document (`docs/asyncapi.yaml`) is checked against it (`tests/contract_docs.rs`).
+static ROUTES: &[RouteSpec] = {
+    use Route::*;
+    const fn spec(
+        method: &'static str,
+        pattern: &'static str,
+        build: fn(Uuid, String) -> Route,
+    ) -> RouteSpec {
+        RouteSpec {
+            method,
+            pattern,
+            build,
+        }
+    }
+    &[
+        spec("POST", "/v1/campaigns", |_, _| CampaignCreate),
+        spec("GET", "/v1/campaigns?{query}", |_, q| CampaignList(q)),
+        spec("GET", "/v1/campaigns/{campaign_id}", |id, _| {
+            CampaignGet(id)
+        }),
+        spec("DELETE", "/v1/campaigns/{campaign_id}", |id, _| {
+            CampaignDelete(id)
+        }),
+        spec("PUT", "/v1/campaigns/{campaign_id}", |id, _| {
+            CampaignUpdate(id)
+        }),
+        spec("POST", "/v1/campaigns/{campaign_id}/execute", |id, _| {
+            CampaignExecute(id)
+        }),
+        spec("GET", "/v1/campaigns/{campaign_id}/stats", |id, _| {
+            CampaignStats(id)
+        }),
+        spec("PUT", "/v1/campaigns/{campaign_id}/status", |id, _| {
+            CampaignStatus(id)
+        }),
+        spec(
+            "PUT",
+            "/v1/campaigns/{campaign_id}/service_level",
+            |id, _| CampaignServiceLevel(id),
+        ),
+        spec("PUT", "/v1/campaigns/{campaign_id}/actions", |id, _| {
+            CampaignActions(id)
+        }),
+        spec(
+            "PUT",
+            "/v1/campaigns/{campaign_id}/resource_info",
+            |id, _| CampaignResourceInfo(id),
+        ),
+        spec(
+            "PUT",
+            "/v1/campaigns/{campaign_id}/next_campaign_id",
+            |id, _| CampaignNextCampaign(id),
+        ),
+        spec(
+            "PUT",
+            "/v1/campaigns/{campaign_id}/calling_hours",
+            |id, _| CampaignCallingHours(id),
+        ),
+        spec("PUT", "/v1/campaigns/{campaign_id}/pacing", |id, _| {
+            CampaignPacing(id)
+        }),
+        spec("GET", "/v1/campaigncalls?{query}", |_, q| {
+            CampaigncallList(q)
+        }),
+        spec("GET", "/v1/campaigncalls/{campaigncall_id}", |id, _| {
+            CampaigncallGet(id)
+        }),
+        spec("DELETE", "/v1/campaigncalls/{campaigncall_id}", |id, _| {
+            CampaigncallDelete(id)
+        }),
+        spec("POST", "/v1/outplans", |_, _| OutplanCreate),
+        spec("GET", "/v1/outplans?{query}", |_, q| OutplanList(q)),
+        spec("GET", "/v1/outplans/{outplan_id}", |id, _| OutplanGet(id)),
+        spec("DELETE", "/v1/outplans/{outplan_id}", |id, _| {
+            OutplanDelete(id)
+        }),
+        spec("PUT", "/v1/outplans/{outplan_id}", |id, _| {
+            OutplanUpdate(id)
+        }),
+        spec("PUT", "/v1/outplans/{outplan_id}/dials", |id, _| {
+            OutplanDials(id)
+        }),
+    ]
+};
+
+/// The route table: what the service answers on its request queue.
+pub fn route_table() -> &'static [RouteSpec] {
+    ROUTES
+}
+
+impl RouteSpec {
+    /// The path id (nil if the pattern has none) when `path` and `query` fit the pattern.
+    fn fit(&self, path: &str, query: Option<&str>) -> Option<Uuid> {
+        let (pattern_path, wants_query) = match self.pattern.split_once('?') {
+            Some((p, _)) => (p, true),
+            None => (self.pattern, false),
         };
-        let segs: Vec<&str> = path.split('/').collect();
-        // "/v1/<res>[/<id>[/<sub>]]" splits into ["", "v1", res, id?, sub?].
-        if segs.len() < 3 || !segs[0].is_empty() || segs[1] != "v1" {
+        if wants_query != query.is_some() {
             return None;
         }
-        let id = segs.get(3).and_then(|s| lower_uuid(s));
-        use Route::*;
-        let route = match (method, segs[2], segs.len(), segs.get(4).copied()) {
-            ("POST", "campaigns", 3, _) if query.is_none() => CampaignCreate,
-            ("GET", "campaigns", 3, _) => CampaignList(query?),
-            ("GET", "campaigns", 4, _) if query.is_none() => CampaignGet(id?),
-            ("DELETE", "campaigns", 4, _) if query.is_none() => CampaignDelete(id?),
-            ("PUT", "campaigns", 4, _) if query.is_none() => CampaignUpdate(id?),
-            ("POST", "campaigns", 5, Some("execute")) if query.is_none() => CampaignExecute(id?),
-            ("GET", "campaigns", 5, Some("stats")) if query.is_none() => CampaignStats(id?),
-            ("PUT", "campaigns", 5, Some(sub)) if query.is_none() => match sub {
-                "status" => CampaignStatus(id?),
-                "service_level" => CampaignServiceLevel(id?),
-                "actions" => CampaignActions(id?),
-                "resource_info" => CampaignResourceInfo(id?),
-                "next_campaign_id" => CampaignNextCampaign(id?),
-                "calling_hours" => CampaignCallingHours(id?),
-                "pacing" => CampaignPacing(id?),
-                _ => return None,
-            },
-            ("GET", "campaigncalls", 3, _) => CampaigncallList(query?),
-            ("GET", "campaigncalls", 4, _) if query.is_none() => CampaigncallGet(id?),
-            ("DELETE", "campaigncalls", 4, _) if query.is_none() => CampaigncallDelete(id?),
-            ("POST", "outplans", 3, _) if query.is_none() => OutplanCreate,
-            ("GET", "outplans", 3, _) => OutplanList(query?),
-            ("GET", "outplans", 4, _) if query.is_none() => OutplanGet(id?),
-            ("DELETE", "outplans", 4, _) if query.is_none() => OutplanDelete(id?),
-            ("PUT", "outplans", 4, _) if query.is_none() => OutplanUpdate(id?),
-            ("PUT", "outplans", 5, Some("dials")) if query.is_none() => OutplanDials(id?),
-            _ => return None,
+        let mut id = Uuid::nil();
+        let mut segs = path.split('/');
+        for want in pattern_path.split('/') {
+            let seg = segs.next()?;
+            if want.starts_with('{') {
+                id = lower_uuid(seg)?;
+            } else if want != seg {
+                return None;
+            }
+        }
+        segs.next().is_none().then_some(id)
+    }
+}
+
+impl Route {
+    /// Matches a method and URI against the route table; `None` is a 404.
+    pub fn parse(method: &str, uri: &str) -> Option<Route> {
+        let (path, query) = match uri.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (uri, None),
         };
-        Some(route)
+        ROUTES.iter().filter(|r| r.method == method).find_map(|r| {
+            let id = r.fit(path, query)?;
+            Some((r.build)(id, query.unwrap_or_default().to_owned()))
+        })
     }
 
     /// The metric label of the route (the platform's names).
@@ -317,6 +411,16 @@ mod tests {
 
     const ID: &str = "3653adb2-c454-11ec-8c9f-7bcd6924ee69";
 
+    impl RouteSpec {
+        fn fit_uri(&self, uri: &str) -> bool {
+            let (path, query) = match uri.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (uri, None),
+            };
+            self.fit(path, query).is_some()
+        }
+    }
+
     #[test]
     fn matches_like_the_platform_regexes() {
         let id = Uuid::parse_str(ID).unwrap();
@@ -362,5 +466,48 @@ mod tests {
         );
         assert_eq!(Route::parse("GET", "/v2/campaigns?"), None);
         assert_eq!(Route::parse("GET", ""), None);
+        assert_eq!(
+            Route::parse("GET", &format!("/v1/campaigns/{ID}/")),
+            None,
+            "trailing slash"
+        );
+        assert_eq!(
+            Route::parse("GET", &format!("/v1/campaigns/{ID}?x=1")),
+            None,
+            "query on a get"
+        );
+        assert_eq!(
+            Route::parse("POST", "/v1/campaigns?"),
+            None,
+            "query on a create"
+        );
+    }
+
+    /// Each row of the table is reached by a URI made from its own pattern (no row hides
+    /// another), and each route gets its own metric label family.
+    #[test]
+    fn every_table_row_is_reachable() {
+        let mut seen = Vec::new();
+        for spec in route_table() {
+            let uri = spec
+                .pattern
+                .replace("{campaign_id}", ID)
+                .replace("{campaigncall_id}", ID)
+                .replace("{outplan_id}", ID)
+                .replace("{query}", "page_size=1");
+            let route = Route::parse(spec.method, &uri)
+                .unwrap_or_else(|| panic!("{} {uri} does not match", spec.method));
+            let hit = route_table()
+                .iter()
+                .position(|r| r.method == spec.method && r.fit_uri(&uri));
+            assert_eq!(
+                hit.map(|i| route_table()[i].pattern),
+                Some(spec.pattern),
+                "{} {uri} is taken by an earlier row",
+                spec.method
+            );
+            assert!(!seen.contains(&route), "{route:?} twice");
+            seen.push(route);
+        }
     }
 }

@@ -17,6 +17,14 @@ use crate::bus::{BoxError, Event, EventHandler};
 use crate::model::{Activeflow, Call, CampaigncallResult, CampaigncallStatus, ReferenceType};
 use crate::service::{Service, hangup_result};
 
+/// `call_hangup` from call-manager, as `(publisher, type)`.
+pub const CALL_HANGUP: (&str, &str) = ("call-manager", "call_hangup");
+/// `activeflow_deleted` from flow-manager, as `(publisher, type)`.
+pub const ACTIVEFLOW_DELETED: (&str, &str) = ("flow-manager", "activeflow_deleted");
+/// Every event this service consumes, as `(publisher, type)`; any other pair is acknowledged
+/// and ignored. `docs/asyncapi.yaml` lists the same (checked by `tests/contract_docs.rs`).
+pub const CONSUMED: [(&str, &str); 2] = [CALL_HANGUP, ACTIVEFLOW_DELETED];
+
 /// Handles subscribed events.
 pub struct Subscriptions {
     service: Service,
@@ -74,8 +82,8 @@ impl EventHandler for Subscriptions {
         // anyone on the bus can publish any `type`, and each new value would be a new series.
         let (labels, handled): ([&'static str; 2], _) =
             match (ev.publisher.as_str(), ev.r#type.as_str()) {
-                ("call-manager", "call_hangup") => (
-                    ["call-manager", "call_hangup"],
+                CALL_HANGUP => (
+                    [CALL_HANGUP.0, CALL_HANGUP.1],
                     match ev.data_as::<Call>() {
                         Ok(call) => self.call_hangup(call).await,
                         Err(e) => {
@@ -84,8 +92,8 @@ impl EventHandler for Subscriptions {
                         }
                     },
                 ),
-                ("flow-manager", "activeflow_deleted") => (
-                    ["flow-manager", "activeflow_deleted"],
+                ACTIVEFLOW_DELETED => (
+                    [ACTIVEFLOW_DELETED.0, ACTIVEFLOW_DELETED.1],
                     match ev.data_as::<Activeflow>() {
                         Ok(af) => self.activeflow_deleted(af).await,
                         Err(e) => {
