@@ -80,93 +80,57 @@ pub struct RouteSpec {
     pub method: &'static str,
     /// The URI pattern, e.g. `/v1/campaigns/{campaign_id}/status`.
     pub pattern: &'static str,
-    /// Builds the route from the path's id (nil when the pattern has none) and the query.
-    build: fn(Uuid, String) -> Route,
+    build: Build,
+}
+
+/// How a matched row becomes a [`Route`].
+enum Build {
+    /// A route without an id or query.
+    Fixed(Route),
+    /// A route of the path's id.
+    Id(fn(Uuid) -> Route),
+    /// A list route of the query string.
+    Query(fn(String) -> Route),
+}
+
+const fn row(method: &'static str, pattern: &'static str, build: Build) -> RouteSpec {
+    RouteSpec {
+        method,
+        pattern,
+        build,
+    }
 }
 
 /// Every route served, in matching order. [`Route::parse`] reads nothing else, and the
 /// AsyncAPI document (`docs/asyncapi.yaml`) is checked against it (`tests/contract_docs.rs`).
+#[rustfmt::skip]
 static ROUTES: &[RouteSpec] = {
+    use Build::*;
     use Route::*;
-    const fn spec(
-        method: &'static str,
-        pattern: &'static str,
-        build: fn(Uuid, String) -> Route,
-    ) -> RouteSpec {
-        RouteSpec {
-            method,
-            pattern,
-            build,
-        }
-    }
     &[
-        spec("POST", "/v1/campaigns", |_, _| CampaignCreate),
-        spec("GET", "/v1/campaigns?{query}", |_, q| CampaignList(q)),
-        spec("GET", "/v1/campaigns/{campaign_id}", |id, _| {
-            CampaignGet(id)
-        }),
-        spec("DELETE", "/v1/campaigns/{campaign_id}", |id, _| {
-            CampaignDelete(id)
-        }),
-        spec("PUT", "/v1/campaigns/{campaign_id}", |id, _| {
-            CampaignUpdate(id)
-        }),
-        spec("POST", "/v1/campaigns/{campaign_id}/execute", |id, _| {
-            CampaignExecute(id)
-        }),
-        spec("GET", "/v1/campaigns/{campaign_id}/stats", |id, _| {
-            CampaignStats(id)
-        }),
-        spec("PUT", "/v1/campaigns/{campaign_id}/status", |id, _| {
-            CampaignStatus(id)
-        }),
-        spec(
-            "PUT",
-            "/v1/campaigns/{campaign_id}/service_level",
-            |id, _| CampaignServiceLevel(id),
-        ),
-        spec("PUT", "/v1/campaigns/{campaign_id}/actions", |id, _| {
-            CampaignActions(id)
-        }),
-        spec(
-            "PUT",
-            "/v1/campaigns/{campaign_id}/resource_info",
-            |id, _| CampaignResourceInfo(id),
-        ),
-        spec(
-            "PUT",
-            "/v1/campaigns/{campaign_id}/next_campaign_id",
-            |id, _| CampaignNextCampaign(id),
-        ),
-        spec(
-            "PUT",
-            "/v1/campaigns/{campaign_id}/calling_hours",
-            |id, _| CampaignCallingHours(id),
-        ),
-        spec("PUT", "/v1/campaigns/{campaign_id}/pacing", |id, _| {
-            CampaignPacing(id)
-        }),
-        spec("GET", "/v1/campaigncalls?{query}", |_, q| {
-            CampaigncallList(q)
-        }),
-        spec("GET", "/v1/campaigncalls/{campaigncall_id}", |id, _| {
-            CampaigncallGet(id)
-        }),
-        spec("DELETE", "/v1/campaigncalls/{campaigncall_id}", |id, _| {
-            CampaigncallDelete(id)
-        }),
-        spec("POST", "/v1/outplans", |_, _| OutplanCreate),
-        spec("GET", "/v1/outplans?{query}", |_, q| OutplanList(q)),
-        spec("GET", "/v1/outplans/{outplan_id}", |id, _| OutplanGet(id)),
-        spec("DELETE", "/v1/outplans/{outplan_id}", |id, _| {
-            OutplanDelete(id)
-        }),
-        spec("PUT", "/v1/outplans/{outplan_id}", |id, _| {
-            OutplanUpdate(id)
-        }),
-        spec("PUT", "/v1/outplans/{outplan_id}/dials", |id, _| {
-            OutplanDials(id)
-        }),
+        row("POST",   "/v1/campaigns",                                Fixed(CampaignCreate)),
+        row("GET",    "/v1/campaigns?{query}",                        Query(CampaignList)),
+        row("GET",    "/v1/campaigns/{campaign_id}",                  Id(CampaignGet)),
+        row("DELETE", "/v1/campaigns/{campaign_id}",                  Id(CampaignDelete)),
+        row("PUT",    "/v1/campaigns/{campaign_id}",                  Id(CampaignUpdate)),
+        row("POST",   "/v1/campaigns/{campaign_id}/execute",          Id(CampaignExecute)),
+        row("GET",    "/v1/campaigns/{campaign_id}/stats",            Id(CampaignStats)),
+        row("PUT",    "/v1/campaigns/{campaign_id}/status",           Id(CampaignStatus)),
+        row("PUT",    "/v1/campaigns/{campaign_id}/service_level",    Id(CampaignServiceLevel)),
+        row("PUT",    "/v1/campaigns/{campaign_id}/actions",          Id(CampaignActions)),
+        row("PUT",    "/v1/campaigns/{campaign_id}/resource_info",    Id(CampaignResourceInfo)),
+        row("PUT",    "/v1/campaigns/{campaign_id}/next_campaign_id", Id(CampaignNextCampaign)),
+        row("PUT",    "/v1/campaigns/{campaign_id}/calling_hours",    Id(CampaignCallingHours)),
+        row("PUT",    "/v1/campaigns/{campaign_id}/pacing",           Id(CampaignPacing)),
+        row("GET",    "/v1/campaigncalls?{query}",                    Query(CampaigncallList)),
+        row("GET",    "/v1/campaigncalls/{campaigncall_id}",          Id(CampaigncallGet)),
+        row("DELETE", "/v1/campaigncalls/{campaigncall_id}",          Id(CampaigncallDelete)),
+        row("POST",   "/v1/outplans",                                 Fixed(OutplanCreate)),
+        row("GET",    "/v1/outplans?{query}",                         Query(OutplanList)),
+        row("GET",    "/v1/outplans/{outplan_id}",                    Id(OutplanGet)),
+        row("DELETE", "/v1/outplans/{outplan_id}",                    Id(OutplanDelete)),
+        row("PUT",    "/v1/outplans/{outplan_id}",                    Id(OutplanUpdate)),
+        row("PUT",    "/v1/outplans/{outplan_id}/dials",              Id(OutplanDials)),
     ]
 };
 
@@ -206,9 +170,14 @@ impl Route {
             Some((p, q)) => (p, Some(q)),
             None => (uri, None),
         };
-        ROUTES.iter().filter(|r| r.method == method).find_map(|r| {
-            let id = r.fit(path, query)?;
-            Some((r.build)(id, query.unwrap_or_default().to_owned()))
+        let (spec, id) = ROUTES
+            .iter()
+            .filter(|r| r.method == method)
+            .find_map(|r| Some((r, r.fit(path, query)?)))?;
+        Some(match &spec.build {
+            Build::Fixed(route) => route.clone(),
+            Build::Id(make) => make(id),
+            Build::Query(make) => make(query.unwrap_or_default().to_owned()),
         })
     }
 
