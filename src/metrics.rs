@@ -1,4 +1,4 @@
-//! The service's Prometheus metrics (CONTRACT.md §12 names), registered into a registry
+//! The service's Prometheus metrics (docs/metrics.md), registered into a registry
 //! owned by the process (never the global default one, so tests can start many services in
 //! one process). The bus and the scheduler register their own metrics into the same registry.
 

@@ -1,4 +1,4 @@
-//! Black-box tests of every RPC route (CONTRACT.md §4) over RabbitMQ: the service runs
+//! Black-box tests of every RPC route (docs/contract.md#routes) over RabbitMQ: the service runs
 //! in-process against the peer simulator; the tests talk to it only through its request queue.
 
 mod support;
@@ -1534,7 +1534,7 @@ async fn campaigncall_routes() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Lists: filters and pagination (§5)
+// Lists: filters and pagination (docs/contract.md#lists)
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]

@@ -647,7 +647,7 @@ async fn list_is_not_exhausted_while_a_retryable_call_is_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_target_inside_its_retry_interval_does_not_hold_back_a_never_tried_one() {
-    // CONTRACT §0 item 12, over the bus: outplan tries (1, 1, 0, 0, 0), try interval 10 min;
+    // docs/go-differences.md item 12, over the bus: outplan tries (1, 1, 0, 0, 0), try interval 10 min;
     // target A was tried 5 s ago on destination 0 (destination 1 still open) and is older by
     // `tm_update` than never-tried B, so outdial-manager lists A first. B is dialed at once; A
     // waits for its interval.

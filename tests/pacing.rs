@@ -1,4 +1,4 @@
-//! Pacing (CONTRACT.md §15, README "Pacing"): the tick against a real test store with mocked
+//! Pacing (docs/pacing.md, README "Pacing"): the tick against a real test store with mocked
 //! peers (the cap's `Waiting("pacing")`, the after-dial delay `1000 / R` ms), and black-box over
 //! RabbitMQ with `campaign-sim`: the route and the campaign JSON, a campaign that never has
 //! more calls up than its cap, one whose dials are spaced by its rate, and the operator CLI.

@@ -1,4 +1,4 @@
-//! Service rules (CONTRACT.md §10.2-10.6, §7 and the outplan rules) against a real
+//! Service rules (docs/contract.md#routes, #events-consumed, #campaign-lifecycle) against a real
 //! MariaDB/Redis test store, with mockall mocks for the peer managers.
 
 mod support;

@@ -1,4 +1,4 @@
-//! The campaign tick (CONTRACT.md §10.7, as fixed in src/service/tick.rs) against a real
+//! The campaign tick (docs/contract.md#campaign-lifecycle, src/service/tick.rs) against a real
 //! MariaDB/Redis test store, with mockall mocks for the peer managers: one test per branch.
 
 mod support;
@@ -1448,7 +1448,7 @@ async fn one_try_is_recorded_once_whatever_the_ticks() {
 
 #[tokio::test]
 async fn a_target_inside_its_retry_interval_does_not_hold_back_a_never_tried_one() {
-    // CONTRACT §0 item 12: the outdial orders by tm_update, so a recently tried target A comes
+    // docs/go-differences.md item 12: the outdial orders by tm_update, so a recently tried target A comes
     // before a never-tried B. The tick asks for a batch and dials B.
     let s = setup(CampaignType::Call);
     let mut a = target();

@@ -1,7 +1,7 @@
-//! The RPC route table (CONTRACT.md §4): URI + method → service call → Response.
+//! The RPC route table (docs/contract.md#routes): URI + method → service call → Response.
 //!
 //! Matching is equivalent to the Go service's regexes: whole paths, lowercase UUIDs only,
-//! list routes need a `?`. Errors become typed `voipbin_error` replies (§2.3) built from
+//! list routes need a `?`. Errors become typed replies (docs/contract.md#errors) built from
 //! [`ServiceError`]; nothing internal (SQL, broker detail) is put in a reply. The request
 //! metric's labels are the route's fixed label (`notfound` for anything unmatched) and the
 //! method mapped to a fixed set, so hostile envelopes cannot add time series.

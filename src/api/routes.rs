@@ -36,11 +36,11 @@ pub enum Route {
     CampaignResourceInfo(Uuid),
     /// C11 `PUT /v1/campaigns/<id>/next_campaign_id`.
     CampaignNextCampaign(Uuid),
-    /// `PUT /v1/campaigns/<id>/calling_hours` (CONTRACT.md §15, not on the platform).
+    /// `PUT /v1/campaigns/<id>/calling_hours` (docs/calling_hours.md, not on the platform).
     CampaignCallingHours(Uuid),
-    /// `PUT /v1/campaigns/<id>/pacing` (CONTRACT.md §15, not on the platform).
+    /// `PUT /v1/campaigns/<id>/pacing` (docs/pacing.md, not on the platform).
     CampaignPacing(Uuid),
-    /// C12 `GET /v1/campaigns/<id>/stats` (this product's addition, CONTRACT.md §15).
+    /// C12 `GET /v1/campaigns/<id>/stats` (this product's addition, docs/stats-and-sequences.md).
     CampaignStats(Uuid),
     /// K1 `GET /v1/campaigncalls?...`.
     CampaigncallList(String),

@@ -1,6 +1,6 @@
 //! `campaign-sim`: the simulated outdial-, call-, flow-, queue- and webhook-manager as a process.
 //!
-//! Serves the peers' request queues on RabbitMQ (CONTRACT §8) with in-memory state and an HTTP
+//! Serves the peers' queues (docs/contract.md#outbound-calls) with in-memory state and an HTTP
 //! admin API (see `campaign_manager::sim::admin`) until SIGTERM or ctrl-c. Flags mirror the
 //! service's naming (`--rabbitmq_address` / `RABBITMQ_ADDRESS`).
 

@@ -1,4 +1,4 @@
-//! Per-target circuit breaker for outbound RPCs (CONTRACT §1.10).
+//! Per-target circuit breaker for outbound RPCs (docs/contract.md#rabbitmq).
 //!
 //! Closed → open after `failure_threshold` consecutive transport failures (publish error or
 //! timeout; non-2xx replies are successes). Open rejects for `open_duration`, then the next call

@@ -1,4 +1,4 @@
-//! Wire envelopes of the platform bus (CONTRACT §2): `Request`, `Response` and `Event`.
+//! The bus's wire envelopes (docs/contract.md#envelopes): `Request`, `Response` and `Event`.
 //!
 //! These are the only types that cross the AMQP boundary, so their serde shape is the contract:
 //! field order is the Go struct order, `data` is an embedded raw JSON value (never base64) that is

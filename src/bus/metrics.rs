@@ -1,4 +1,4 @@
-//! Prometheus metrics owned by the transport (CONTRACT §12).
+//! Prometheus metrics owned by the transport (docs/metrics.md).
 //!
 //! Registered into a `Registry` handed in by the caller, never the global default registry,
 //! because tests start many services in one process and names would collide.

@@ -1,4 +1,4 @@
-//! Transport layer: RabbitMQ via lapin (CONTRACT §1, §2; DESIGN §6).
+//! Transport layer: RabbitMQ via lapin (docs/contract.md#rabbitmq, #envelopes).
 //!
 //! Knows nothing about campaigns. `Bus` is the facade the service wires up: one supervised
 //! connection (`connection`), an RPC server for our request queue (`rpc_server`), an RPC client with

@@ -1,4 +1,4 @@
-//! Queue and exchange names used on the bus (CONTRACT §1, §8).
+//! Queue and exchange names used on the bus (docs/contract.md#rabbitmq).
 //!
 //! Every name comes from this struct (itself filled from config), never from a literal at the call
 //! site, so that `Default` gives the platform's names while tests use `Names::prefixed` to get a

@@ -1,4 +1,4 @@
-//! Event publisher: `Event`s to our durable fanout exchange (CONTRACT §1.3, §1.8).
+//! Event publisher: `Event`s to our durable fanout exchange (docs/contract.md#rabbitmq).
 //!
 //! One cached channel per connection generation (the Go service opened a channel per publish); the
 //! exchange is (re)declared whenever a new channel is opened, so it exists again after a broker

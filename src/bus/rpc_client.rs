@@ -1,4 +1,4 @@
-//! RPC client: calls another service's request queue and waits for its reply (CONTRACT §1.6, §8).
+//! RPC client: calls a peer's request queue and waits for its reply (docs/contract.md#rabbitmq).
 //!
 //! Uses RabbitMQ direct reply-to (`amq.rabbitmq.reply-to`) on one channel per connection
 //! generation instead of a temporary queue per call: requests carry a fresh `correlation_id`, a
@@ -30,7 +30,7 @@ use super::metrics::{BusMetrics, method_label};
 /// The pseudo-queue of RabbitMQ's direct reply-to.
 pub const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
-/// Default per-call timeout (CONTRACT §8).
+/// Default per-call timeout (docs/contract.md#outbound-calls).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(3000);
 
 /// Client tunables.
@@ -208,7 +208,7 @@ impl RpcClient {
     }
 
     /// Publish `req` to `target` without `reply_to` and without waiting (fire-and-forget).
-    /// Not guarded by the breaker (CONTRACT §1.10 applies to direct RPCs only).
+    /// Not guarded by the breaker (the platform breaks direct RPCs only).
     pub async fn send_no_reply(&self, target: &str, req: &Request) -> Result<(), BusError> {
         let body = serde_json::to_vec(req)?;
         let (_, ch) = self.reply_channel().await?;

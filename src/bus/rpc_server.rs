@@ -1,4 +1,4 @@
-//! RPC server: consumes our request queue and answers on `reply_to` (CONTRACT §1.2, §1.7).
+//! RPC server: consumes our request queue and answers on `reply_to` (docs/contract.md#rabbitmq).
 //!
 //! The queue is durable, declared as the platform does but without the delayed-message exchange
 //! (the plugin is not installed). Concurrency is bounded (prefetch = concurrency). Unlike the Go

@@ -1,5 +1,5 @@
 //! Event subscriber: our subscribe queue bound to the call- and flow-manager event exchanges
-//! (CONTRACT §1.4, §1.5), with bounded retries that do not need the delayed-message plugin.
+//! (docs/contract.md#rabbitmq), with bounded retries that do not need the delayed-message plugin.
 //!
 //! Topology per (re)connect: the two peer fanout exchanges (declared if absent so we start on an
 //! empty broker), the durable subscribe queue bound to both with key "", and one durable retry

@@ -3,7 +3,7 @@
 //! Kept apart from the code that runs the commands so the whole command tree (and its `--help`
 //! texts) can be read in one place. The infrastructure flags come from [`Infra`] and are made
 //! global in [`command`], so they work before or after any subcommand (the Go CLI only accepted
-//! them on the root, CONTRACT §13).
+//! them on the root).
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use uuid::Uuid;

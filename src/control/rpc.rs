@@ -1,4 +1,4 @@
-//! Campaign, campaigncall and outplan commands over the service's RPC API (CONTRACT §4).
+//! Campaign, campaigncall and outplan commands over the RPC API (docs/contract.md#routes).
 //!
 //! The CLI is just another RPC caller (like api-manager): it builds the request envelope, sends
 //! it to the service's request queue and maps the reply — 2xx to output, a typed `voipbin_error`
@@ -25,7 +25,7 @@ use crate::bus::{
 use crate::model::{self, Campaign, VoipbinError};
 use crate::service::CampaignUpdate as CampaignBasicInfo;
 
-/// How long the CLI waits for the service's reply (CONTRACT §8's default).
+/// How long the CLI waits for the service's reply (the platform's RPC timeout).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Columns of `campaign list`.

@@ -1,4 +1,4 @@
-//! Events in (CONTRACT.md §7): `call_hangup` from call-manager and `activeflow_deleted` from
+//! Events in (docs/contract.md#events-consumed): `call_hangup` from call-manager and `activeflow_deleted` from
 //! flow-manager finish the matching campaigncall, then let a `stopping` campaign stop.
 //!
 //! Idempotent: finishing is a compare-and-set in the store, so a repeated or late event

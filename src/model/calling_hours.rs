@@ -1,4 +1,4 @@
-//! Calling hours (CONTRACT.md §15): the weekly windows, in one IANA time zone, inside which a
+//! Calling hours (docs/calling_hours.md): the weekly windows, in one IANA time zone, inside which a
 //! campaign may dial, and the pure arithmetic over them (is an instant inside, when does the
 //! next window open). No clock is read here: every question takes `now`, so the tick's sleep
 //! is tested with any instant, DST transitions included.

@@ -58,7 +58,7 @@ pub enum EndHandle {
     Unset,
 }
 
-/// A campaign, as stored, cached, returned by RPC and published in events (CONTRACT.md §3.1).
+/// A campaign, as stored, cached, returned by RPC and published in events (docs/contract.md#json-records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Campaign {
     /// Campaign id.
@@ -101,11 +101,11 @@ pub struct Campaign {
     /// Soft-deleted at.
     #[serde(with = "opt_time")]
     pub tm_delete: Option<DateTime<Utc>>,
-    /// When the campaign may dial (CONTRACT.md §15); omitted when unset, so a campaign
+    /// When the campaign may dial (docs/calling_hours.md); omitted when unset, so a campaign
     /// without it has the platform's bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calling_hours: Option<CallingHours>,
-    /// How hard it may dial (CONTRACT.md §15, `model::pacing`); omitted when unset.
+    /// How hard it may dial (docs/pacing.md, `model::pacing`); omitted when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacing: Option<Pacing>,
 }

@@ -57,7 +57,7 @@ pub enum TargetStatus {
 }
 
 impl CampaigncallResult {
-    /// The outdial target status a finished campaigncall leaves behind (CONTRACT.md §10.7 Done).
+    /// The outdial target status a finished campaigncall leaves behind (docs/contract.md#outbound-calls).
     pub fn target_status(self) -> TargetStatus {
         match self {
             CampaigncallResult::Success => TargetStatus::Done,
@@ -66,7 +66,7 @@ impl CampaigncallResult {
     }
 }
 
-/// A dial attempt (CONTRACT.md §3.2).
+/// A dial attempt (docs/contract.md#json-records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Campaigncall {
     /// Campaigncall id.

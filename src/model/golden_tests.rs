@@ -1,4 +1,4 @@
-//! Golden JSON: the contract's examples (CONTRACT.md §3), byte for byte, both ways.
+//! Golden JSON: the platform's record examples (docs/contract.md#json-records), byte for byte, both ways.
 
 use super::*;
 use serde_json::json;

@@ -1,5 +1,5 @@
 //! The campaign domain's data: what is stored, what travels on the bus, and the peer
-//! services' records we read. JSON is byte-compatible with the Go service (CONTRACT.md §3):
+//! services' records we read. JSON is byte-compatible with the Go service (docs/contract.md#json-records):
 //! serde derives keep the contract's field order, and the small serde helpers in
 //! `json` reproduce Go's encodings (nil UUIDs, trimmed RFC 3339 timestamps).
 //!

@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::Address;
 use super::json::opt_time;
 
-/// Dial settings shared by campaigns (CONTRACT.md §3.3).
+/// Dial settings shared by campaigns (docs/contract.md#json-records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outplan {
     /// Outplan id.

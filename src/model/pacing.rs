@@ -1,4 +1,4 @@
-//! Pacing (CONTRACT.md §15): how hard a campaign may dial. Two independent limits, each
+//! Pacing (docs/pacing.md): how hard a campaign may dial. Two independent limits, each
 //! optional (omitted or `null`: no limit of that kind):
 //! - `max_concurrent_calls`: an integer ≥ 0, the most calls of the campaign up at once
 //!   (campaigncalls `dialing` or `progressing`); `0` dials nothing.

@@ -1,5 +1,5 @@
 //! Records of the platform's other services, as far as campaign-manager reads them
-//! (CONTRACT.md §8). Unknown fields are ignored and missing ones default, because these
+//! (docs/contract.md#outbound-calls). Unknown fields are ignored and missing ones default, because these
 //! shapes belong to other services and grow without telling us.
 
 use chrono::{DateTime, Utc};

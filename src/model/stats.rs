@@ -1,4 +1,4 @@
-//! The live figures of one campaign (`GET /v1/campaigns/<id>/stats`, CONTRACT.md §15): counts
+//! The live figures of one campaign (`GET /v1/campaigns/<id>/stats`, docs/stats-and-sequences.md): counts
 //! from its campaigncalls and what its last tick decided. A read model only: nothing stores it
 //! as a whole, the service assembles it per request from indexed queries and the tick record.
 

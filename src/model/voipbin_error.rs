@@ -1,4 +1,4 @@
-//! The platform's typed error body (`data_type: voipbin_error`, CONTRACT.md §2.3). Services
+//! The platform's typed error body (`data_type: voipbin_error`, docs/contract.md#errors). Services
 //! raise it and forward it unchanged, so it is wire data like the records in this module.
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! The peer traits over RabbitMQ RPC: builds each request of CONTRACT.md §8 and reads the
+//! The peer traits over RabbitMQ RPC: builds each request of docs/contract.md#outbound-calls and reads the
 //! reply the way the platform's callers do (typed error first, then status, then data).
 
 use async_trait::async_trait;

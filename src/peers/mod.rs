@@ -1,4 +1,4 @@
-//! Typed clients of the platform services campaign-manager calls (CONTRACT.md §8): one trait
+//! Typed clients of the platform services campaign-manager calls (docs/contract.md#outbound-calls): one trait
 //! per service, mocked with `mockall` in unit tests, implemented over the bus's RPC client by
 //! [`BusPeers`]. Errors say whether trying again later can help ([`PeerError::is_transient`]),
 //! which is how the tick tells "back off" from "stop the campaign".

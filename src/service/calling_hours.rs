@@ -1,5 +1,5 @@
 //! `PUT /v1/campaigns/<id>/calling_hours` and the validation shared with `POST /v1/campaigns`
-//! (CONTRACT.md §15). The arithmetic lives in [`crate::model::Schedule`]; the tick asks it
+//! (docs/calling_hours.md). The arithmetic lives in [`crate::model::Schedule`]; the tick asks it
 //! on every run. A chain sleeping until a window opens would only see a change when it wakes
 //! (up to an hour later), so setting or clearing the hours of a running campaign wakes its
 //! chain for a tick now.

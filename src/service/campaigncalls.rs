@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::store::{Deletion, DialFence, DialStep, Filters, Page, Recorded};
 
-/// The result of a call by its `hangup_reason` (CONTRACT.md §7.1). Unknown reasons (the Go
+/// The result of a call by its `hangup_reason` (docs/contract.md#events-consumed). Unknown reasons (the Go
 /// service crashed on them) count as `fail`, with a warning.
 pub fn hangup_result(reason: &str) -> CampaigncallResult {
     match reason {

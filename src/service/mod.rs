@@ -1,4 +1,4 @@
-//! The business rules (CONTRACT.md §10, with the Go service's bugs of §0 fixed): outplans,
+//! The business rules (docs/contract.md#campaign-lifecycle; fixes: docs/go-differences.md): outplans,
 //! campaigns and their status machine, campaigncalls, and the campaign tick.
 //!
 //! The service talks to the outside only through traits: [`Peers`](crate::peers::Peers) for
@@ -85,7 +85,7 @@ impl ChainControl for RecordingChains {
     }
 }
 
-/// Tick delays (CONTRACT.md §10.7; the platform's values are the defaults).
+/// Tick delays (docs/contract.md#campaign-lifecycle; the platform's values are the defaults).
 #[derive(Debug, Clone, Copy)]
 pub struct Delays {
     /// First tick after `run`.

@@ -1,4 +1,4 @@
-//! `PUT /v1/campaigns/<id>/pacing` (CONTRACT.md §15). The field validates while it is parsed
+//! `PUT /v1/campaigns/<id>/pacing` (docs/pacing.md). The field validates while it is parsed
 //! ([`crate::model::Pacing`]), so this only stores it and tells subscribers. The tick reads it
 //! on every run: a lowered cap takes effect at the next tick, a new rate after the next dial.
 //! The chain is not woken: waking it early could run a dial sooner than the old rate allows.

@@ -1,5 +1,5 @@
 //! The resources a campaign points at: checks that they exist, belong to the same customer
-//! and are not deleted (CONTRACT.md §10.3; nil ids always pass, each failure says which
+//! and are not deleted (docs/contract.md#routes; nil ids always pass, each failure says which
 //! resource is wrong, a peer that does not answer is reported as such, not as "invalid"),
 //! and the outdial's ownership (`campaign_id` on the outdial).
 //!

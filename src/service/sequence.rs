@@ -1,4 +1,4 @@
-//! Campaign sequences (issue 10, CONTRACT.md §15): a campaign that ends by itself because its
+//! Campaign sequences (issue 10, docs/stats-and-sequences.md): a campaign that ends by itself because its
 //! list is exhausted (`end_handle` `stop`) puts its `next_campaign_id` campaign to `run`,
 //! through the ordinary status change (resources validated, `campaign_status_run` published),
 //! then publishes `campaign_updated` for both.

@@ -1,4 +1,4 @@
-//! Live stats of one campaign (`GET /v1/campaigns/<id>/stats`, CONTRACT.md §15) and the tick
+//! Live stats of one campaign (`GET /v1/campaigns/<id>/stats`, docs/stats-and-sequences.md) and the tick
 //! record they read.
 //!
 //! Cost per request, whatever the campaign's size: the campaign by id (cache), one `GROUP BY`

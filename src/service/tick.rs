@@ -1,4 +1,4 @@
-//! One campaign tick (CONTRACT.md §10.7), returning what the chain should do next.
+//! One campaign tick (docs/contract.md#campaign-lifecycle), returning what the chain should do next.
 //!
 //! Order: campaign (must be `run`) → calling hours → outplan → next available target →
 //! capacity → target retry interval → destination → campaigncall (`dialing`) + target
@@ -12,7 +12,7 @@
 //! never work stops it (campaign or outplan gone, outdial gone, call campaign whose outplan
 //! has no source), with the reason logged and counted in `tick_stop_total{reason}`. The
 //! outdial is asked for a batch of available targets and the first one ready is dialed, so a
-//! target inside its retry interval does not hold back never-tried ones (CONTRACT §0 item 12).
+//! target inside its retry interval does not hold back never-tried ones (docs/go-differences.md, item 12).
 //!
 //! The dial (README "Reliability"): each step may be the last one a dying process makes, and
 //! each intermediate state has a repair.
@@ -29,7 +29,7 @@
 //!    by its hangup event or, if that never comes, by the repair (which reads the call).
 //!    The tick then backs off, as for any transient failure.
 //!
-//! Calling hours (CONTRACT.md §15): outside every window the tick dials nothing and asks no
+//! Calling hours (docs/calling_hours.md): outside every window the tick dials nothing and asks no
 //! peer; it returns [`Outcome::Sleeping`] with the delay until the next window opens, capped
 //! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again), and the campaign stays `run`. A
 //! change of the hours wakes the chain (`ChainControl::wake_chain`). The clock is injectable
@@ -38,7 +38,7 @@
 //! `end_handle = stop` campaign whose list is exhausted starts its next campaign
 //! (`sequence.rs`).
 //!
-//! Pacing (CONTRACT.md §15, `model::pacing`): `max_concurrent_calls` N holds the campaign's
+//! Pacing (docs/pacing.md, `model::pacing`): `max_concurrent_calls` N holds the campaign's
 //! calls up (`dialing` or `progressing` campaigncalls) below N, with or without a queue (the
 //! queue's service-level capacity applies as well; the smaller wins); at the cap the tick
 //! returns `Waiting("pacing")`. `dials_per_second` R replaces the after-dial delay with

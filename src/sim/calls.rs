@@ -23,7 +23,7 @@ use super::scenario::Outcome;
 use crate::model::Address;
 use crate::model::json::{format_time, opt_time, uuid_or_nil};
 
-/// Body of `POST /v1/calls/<id>` (CONTRACT §8, CallV1CallCreateWithID).
+/// Body of `POST /v1/calls/<id>` (docs/contract.md#outbound-calls).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct CallCreate {

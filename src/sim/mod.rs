@@ -1,6 +1,6 @@
 //! `campaign-sim`: stand-ins for outdial-, call-, flow-, queue- and webhook-manager.
 //!
-//! The simulator speaks the peers' side of CONTRACT §8 on the bus with in-memory state. It is
+//! The simulator speaks the peers' side of docs/contract.md#outbound-calls with in-memory state. It is
 //! split so that almost everything is pure and unit-tested: per-concept state (`outdials`, `queues`,
 //! `calls`, `flows`, `webhooks`), the `scenario` that decides call outcomes, `faults` for failure
 //! injection, `routes` (request in, response + timers out) over the aggregate `state`. This module

@@ -1,4 +1,4 @@
-//! Request routing of the five simulated services (CONTRACT §8, the peers' side).
+//! Request routing of the five simulated services (docs/contract.md#outbound-calls, the peers' side).
 //!
 //! `SimState::handle` is the whole RPC surface as a pure function: request and `now` in, response
 //! plus timed effects out. Each service only answers its own routes, like the real managers on

@@ -1,4 +1,4 @@
-//! Redis read-through cache by id (CONTRACT.md §9.2): `campaign:<uuid>`, `campaigncall:<uuid>`,
+//! Redis read-through cache by id (docs/storage.md#redis): `campaign:<uuid>`, `campaigncall:<uuid>`,
 //! `outplan:<uuid>`, JSON values, 24 h TTL, refreshed after every write.
 //!
 //! The cache is an optimisation, never a dependency: every Redis error (down, slow, bad

@@ -1,5 +1,5 @@
 //! List filters: a JSON object of `column: value` pairs, checked against a whitelist per
-//! table and typed per column (CONTRACT.md §5, with its SQL-injection bug fixed). Keys
+//! table and typed per column (docs/contract.md#lists, with the Go service's SQL injection fixed). Keys
 //! never reach SQL text except as one of the whitelist's `&'static str` column names.
 
 use serde_json::Value;

@@ -1,7 +1,7 @@
 //! Storage: one repository per MySQL table, a Redis read-through cache by id, and the list
 //! machinery (whitelisted filters, timestamp pagination) they share.
 //!
-//! Shaped after the Go service's tables (CONTRACT.md §9) so the service adopts an existing
+//! Shaped after the Go service's tables (docs/storage.md) so the service adopts an existing
 //! platform database: UUIDs are `BINARY(16)` (nil stored as 16 zero bytes), times `DATETIME(6)`
 //! in UTC, JSON columns hold serde JSON. Reads treat SQL NULL and JSON `null` alike.
 

@@ -1,4 +1,4 @@
-//! The contract's JSON shapes as key lists (CONTRACT.md §3), for byte-exact reply checks.
+//! The contract's JSON shapes as key lists (docs/contract.md#json-records), for byte-exact reply checks.
 
 #![allow(dead_code)]
 
