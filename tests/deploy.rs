@@ -618,6 +618,9 @@ fn promql_names_are_extracted() {
     );
     let expected: BTreeSet<String> = ["a_bucket", "b_total", "c", "d"].map(String::from).into();
     assert_eq!(names, expected);
+    assert!(brackets_balance(r#"sum by (q) (rate(x{a="(]"}[5m]))"#));
+    assert!(!brackets_balance("sum(rate(x[5m])"));
+    assert!(!brackets_balance("max(x{a=\"b\")}"));
 }
 
 /// Metric names in a PromQL expression: identifiers that are not functions, keywords, label
@@ -705,6 +708,40 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
     names
 }
 
+/// Whether the brackets of a PromQL expression pair up (outside strings); promtool parses the
+/// rules fully (`promtool check rules`), this catches the usual slip where it is not at hand.
+fn brackets_balance(expr: &str) -> bool {
+    let mut open = Vec::new();
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in expr.chars() {
+        if in_string {
+            match (escaped, c) {
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => escaped = false,
+            }
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '(' | '[' | '{' => open.push(c),
+            ')' | ']' | '}' => {
+                let want = match c {
+                    ')' => '(',
+                    ']' => '[',
+                    _ => '{',
+                };
+                if open.pop() != Some(want) {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    open.is_empty() && !in_string
+}
+
 /// Every PromQL expression of the alert rules and the dashboard, with where it comes from.
 fn observability_queries() -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -753,6 +790,12 @@ fn observability_queries() -> Vec<(String, String)> {
     let before = out.len();
     panels(&dashboard, &mut out);
     assert!(out.len() - before >= 20, "the dashboard has few queries");
+    for (source, expr) in &out {
+        assert!(
+            brackets_balance(expr),
+            "{source}: unbalanced brackets in {expr}"
+        );
+    }
     out
 }
 
