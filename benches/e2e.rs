@@ -328,7 +328,7 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
 
     let dials = (calls1 - calls0) as f64 / wall;
     let lateness = "campaign_manager_chain_tick_lateness_ms";
-    let tick = "campaign_manager_tick_process_time";
+    let tick = "campaign_manager_tick_process_time_ms";
     let case = Case {
         campaigns: n,
         setup_secs,

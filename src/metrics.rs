@@ -1,6 +1,7 @@
 //! The service's Prometheus metrics (docs/metrics.md), registered into a registry
 //! owned by the process (never the global default one, so tests can start many services in
 //! one process). The bus and the scheduler register their own metrics into the same registry.
+//! Every family is listed, with type, labels and unit, in `docs/metrics.md`.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
@@ -38,7 +39,7 @@ pub struct Metrics {
     pub tick_stop_total: IntCounterVec,
     /// Ticks that backed off on a transient failure, by reason.
     pub tick_backoff_total: IntCounterVec,
-    /// Time of one campaign tick, ms.
+    /// Time of one campaign tick, ms (`campaign_manager_tick_process_time_ms`).
     pub tick_process_time: Histogram,
     /// Dials whose peer request timed out or was lost (the campaigncall stays open).
     pub dial_unknown_total: IntCounter,
@@ -54,8 +55,21 @@ pub struct Metrics {
     pub campaign_repair_total: IntCounterVec,
 }
 
+/// The `process_*` metrics the Go service exported through its default registry (CPU seconds,
+/// resident and virtual memory, open and maximum file descriptors, start time, threads).
+/// They come from `/proc`, so only on Linux; elsewhere there is nothing to register.
+fn register_process_collector(registry: &Registry) -> Result<(), prometheus::Error> {
+    #[cfg(target_os = "linux")]
+    registry.register(Box::new(
+        prometheus::process_collector::ProcessCollector::for_self(),
+    ))?;
+    #[cfg(not(target_os = "linux"))]
+    let _ = registry;
+    Ok(())
+}
+
 impl Metrics {
-    /// Creates and registers every metric in `registry`.
+    /// Creates and registers every metric in `registry`, with the `process_*` collector.
     pub fn new(registry: Registry) -> Result<Metrics, prometheus::Error> {
         let hist =
             |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
@@ -79,13 +93,15 @@ impl Metrics {
                 registry.register(Box::new(c.clone()))?;
                 Ok(c)
             };
+        // Ours, not the Go service's: the name says its unit (ms, like the Go histograms).
         let tick_process_time = Histogram::with_opts(
-            HistogramOpts::new("tick_process_time", "Time of one campaign tick in ms.")
+            HistogramOpts::new("tick_process_time_ms", "Time of one campaign tick in ms.")
                 .namespace(NAMESPACE)
                 .buckets(vec![1.0, 5.0, 10.0, 50.0, 100.0, 500.0, 1000.0, 3000.0]),
         )?;
         registry.register(Box::new(tick_process_time.clone()))?;
-        Ok(Metrics {
+        register_process_collector(&registry)?;
+        let metrics = Metrics {
             receive_request_process_time: hist(
                 "receive_request_process_time",
                 "Process time of received requests in ms.",
@@ -153,7 +169,33 @@ impl Metrics {
                 &["repair"],
             )?,
             registry,
-        })
+        };
+        metrics.start_at_zero();
+        Ok(metrics)
+    }
+
+    /// Creates the series of the label values the repair and the dial record use, at 0, so
+    /// an alert on their first increase (`increase(...) > 0`) sees it: a series that appears
+    /// with its first increment has no earlier sample to compare with. The values are the
+    /// fixed sets these counters are documented with (docs/metrics.md).
+    fn start_at_zero(&self) {
+        for found in [
+            "never_created",
+            "hangup_lost",
+            "flow_ended",
+            "still_up",
+            "over_max_duration",
+            "peer_error",
+            "no_reference",
+        ] {
+            self.campaigncall_repair_total.with_label_values(&[found]);
+        }
+        for repair in ["stopping_stopped", "run_without_execution"] {
+            self.campaign_repair_total.with_label_values(&[repair]);
+        }
+        for reason in ["stale_tick", "late_tick", "try_taken", "not_running"] {
+            self.dial_refused_total.with_label_values(&[reason]);
+        }
     }
 
     /// A fresh registry with the metrics registered (for tests and tools).

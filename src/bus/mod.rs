@@ -184,6 +184,9 @@ impl Bus {
         self.metrics
             .event_dead_lettered
             .with_label_values(&[self.names.subscribe_queue.as_str()]);
+        self.metrics
+            .event_dropped
+            .with_label_values(&[self.names.subscribe_queue.as_str()]);
         let processor = Arc::new(subscriber::SubscribeProcessor {
             names: self.names.clone(),
             handler,

@@ -15,6 +15,10 @@ pub(crate) struct Metrics {
     pub(crate) reseeds: IntCounter,
     pub(crate) queue_depth: IntGauge,
     pub(crate) running_ticks: IntGauge,
+    pub(crate) dead_jobs: IntGauge,
+    pub(crate) live_workers: IntGauge,
+    pub(crate) oldest_overdue_ms: IntGauge,
+    pub(crate) paused: IntGauge,
 }
 
 /// How a delivered tick ended, the `outcome` label of the ticks counter.
@@ -45,6 +49,10 @@ impl Metrics {
         registry.register(Box::new(m.reseeds.clone()))?;
         registry.register(Box::new(m.queue_depth.clone()))?;
         registry.register(Box::new(m.running_ticks.clone()))?;
+        registry.register(Box::new(m.dead_jobs.clone()))?;
+        registry.register(Box::new(m.live_workers.clone()))?;
+        registry.register(Box::new(m.oldest_overdue_ms.clone()))?;
+        registry.register(Box::new(m.paused.clone()))?;
         Ok(m)
     }
 
@@ -84,6 +92,23 @@ impl Metrics {
             "campaign_manager_chain_running_ticks",
             "Ticks running in this process",
         )?;
+        // Cluster-wide health, read from Redis by the gauge loop (what the alert rules watch).
+        let dead_jobs = IntGauge::new(
+            "campaign_manager_chain_dead_jobs",
+            "Jobs in apalis-redis' dead set of the namespace (expected 0)",
+        )?;
+        let live_workers = IntGauge::new(
+            "campaign_manager_chain_live_workers",
+            "apalis workers of the namespace whose heartbeat is recent (one per worker process)",
+        )?;
+        let oldest_overdue_ms = IntGauge::new(
+            "campaign_manager_chain_oldest_overdue_ms",
+            "Milliseconds the most overdue pending tick of the namespace is past its due time (0: none)",
+        )?;
+        let paused = IntGauge::new(
+            "campaign_manager_chain_paused",
+            "1 while the namespace is paused (`campaign-control queue drain`), else 0",
+        )?;
         Ok(Self {
             ticks,
             lateness_ms,
@@ -91,6 +116,10 @@ impl Metrics {
             reseeds,
             queue_depth,
             running_ticks,
+            dead_jobs,
+            live_workers,
+            oldest_overdue_ms,
+            paused,
         })
     }
 

@@ -36,7 +36,7 @@ use crate::keys::Keys;
 use crate::lease_keeper::{RunningTicks, keep_leases};
 use crate::metrics::Metrics;
 use crate::reconciler::Reconciler;
-use crate::stats::read_gauges;
+use crate::stats::{read_gauges, read_stats};
 use crate::tick_job::{self, TickContext, TickJob, local_now_ms};
 use crate::vacuum::run_vacuum;
 use crate::{ChainRunner, ChainSource, SchedulerConfig, SchedulerError};
@@ -121,6 +121,7 @@ pub async fn run_workers(
         state.conn.clone(),
         keys.clone(),
         metrics.clone(),
+        cfg.heartbeat_interval * u32::try_from(cfg.missed_heartbeats).unwrap_or(u32::MAX),
         stop_rx.clone(),
     ));
     // The lease keeper outlives the stop signal: it renews until the last tick finished.
@@ -298,11 +299,13 @@ async fn measure_clock_offset(state: &ChainState) -> Result<i64, SchedulerError>
     Ok(best.map(|(_, o)| o).unwrap_or(0))
 }
 
-/// Refresh the cluster-wide gauges until `stopping`.
+/// Refresh the cluster-wide gauges until `stopping`. `orphan_after` is how old a worker's
+/// heartbeat may be for it to count as live (apalis' heartbeat × missed heartbeats).
 async fn refresh_gauges(
     conn: ConnectionManager,
     keys: Arc<Keys>,
     metrics: Metrics,
+    orphan_after: Duration,
     mut stopping: watch::Receiver<bool>,
 ) {
     loop {
@@ -316,6 +319,20 @@ async fn refresh_gauges(
                     .set(i64::try_from(depth).unwrap_or(i64::MAX));
             }
             Err(e) => tracing::debug!(error = %e, "reading gauges failed"),
+        }
+        match read_stats(&conn, &keys, orphan_after).await {
+            Ok(stats) => {
+                let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+                metrics.dead_jobs.set(int(stats.dead_jobs));
+                let live = stats.workers.iter().filter(|w| w.alive).count();
+                metrics.live_workers.set(int(live as u64));
+                let overdue = stats.oldest_overdue.map_or(0, |(_, late)| late.as_millis());
+                metrics
+                    .oldest_overdue_ms
+                    .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+                metrics.paused.set(i64::from(stats.paused));
+            }
+            Err(e) => tracing::debug!(error = %e, "reading scheduler stats failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
