@@ -168,6 +168,45 @@ impl Service {
         self.finish_campaigncall_only(id, result).await
     }
 
+    /// `POST /v1/campaigncalls/<id>/finish` (docs/cli.md): an operator ends a campaigncall
+    /// whose call is known to be gone, as a hangup would: the target follows the result, the
+    /// event is published, and a `stopping` campaign stops once nothing is up. A campaigncall
+    /// already done is a 409 (its result stays).
+    pub async fn operator_finish_campaigncall(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+    ) -> ServiceResult<Campaigncall> {
+        if result == CampaigncallResult::None {
+            return Err(ServiceError::Invalid(
+                "result must be success or fail".into(),
+            ));
+        }
+        let cc = self
+            .store
+            .campaigncalls
+            .get_fresh(id)
+            .await?
+            .filter(|c| c.tm_delete.is_none())
+            .ok_or(ServiceError::NotFound("campaigncall"))?;
+        let already_done = || {
+            ServiceError::Precondition(format!(
+                "campaigncall is already done (result {})",
+                enum_str(&cc.result)
+            ))
+        };
+        if cc.status == CampaigncallStatus::Done {
+            return Err(already_done());
+        }
+        let Some(done) = self.finish_campaigncall(id, result).await? else {
+            // Finished by a hangup between the read and the update.
+            return Err(already_done());
+        };
+        tracing::info!(campaigncall_id = %id, ?result, "campaigncall finished by an operator");
+        self.campaigncall_ended(done.campaign_id).await?;
+        Ok(done)
+    }
+
     /// `GET /v1/campaigncalls/<id>`.
     pub async fn campaigncall(&self, id: Uuid) -> ServiceResult<Campaigncall> {
         match self.store.campaigncalls.get(id).await? {
