@@ -241,6 +241,7 @@ async fn help_on_every_level_and_usage_errors_exit_2() {
             "maybe",
         ][..],
         &["completions", "tcsh"][..],
+        &["campaign", "execute", "--all-running", "--page-size", "0"][..],
     ] {
         let r = cli(args).await;
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
@@ -2037,6 +2038,34 @@ async fn finish_and_force_stop_end_stuck_records() {
     assert!(err.contains("CAMPAIGNCALL_NOT_FOUND"), "{err}");
     let c = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
     assert_eq!(c["status"], "stopping", "two calls are still up: {c}");
+    // The routes refuse what cannot be meant, changing nothing.
+    let second = calls[1]["id"].as_str().expect("id").to_owned();
+    for bad in [
+        serde_json::json!({"result": ""}),
+        serde_json::json!({"result": "maybe"}),
+        serde_json::json!({}),
+    ] {
+        let (status, _, data) = sys
+            .rpc(
+                "POST",
+                &format!("/v1/campaigncalls/{second}/finish"),
+                Some(bad),
+            )
+            .await;
+        assert_eq!(status, 400, "{data}");
+    }
+    let (status, _, _) = sys
+        .rpc(
+            "POST",
+            &format!("/v1/campaigns/{}/force_stop", Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let cc = sys
+        .ok("GET", &format!("/v1/campaigncalls/{second}"), None)
+        .await;
+    assert_ne!(cc["status"], "done", "{cc}");
 
     // force: the other two are still up at call-manager; the operator's word ends them.
     let (code, out, err) = control(v(&["campaign", "stop", "--id", &id, "--force"])).await;

@@ -325,6 +325,22 @@ mod tests {
             None
         );
         assert_eq!(
+            Route::parse("POST", &format!("/v1/campaigns/{ID}/force_stop")),
+            Some(Route::CampaignForceStop(id))
+        );
+        assert_eq!(
+            Route::parse("PUT", &format!("/v1/campaigns/{ID}/force_stop")),
+            None
+        );
+        assert_eq!(
+            Route::parse("POST", &format!("/v1/campaigncalls/{ID}/finish")),
+            Some(Route::CampaigncallFinish(id))
+        );
+        assert_eq!(
+            Route::parse("POST", &format!("/v1/campaigncalls/{ID}/finish?x=1")),
+            None
+        );
+        assert_eq!(
             Route::parse("PUT", &format!("/v1/outplans/{ID}/dials")),
             Some(Route::OutplanDials(id))
         );

@@ -295,8 +295,9 @@ pub enum CampaignCmd {
         /// Every running campaign, all customers, one request each.
         #[arg(long = "all-running", group = "which")]
         all_running: bool,
-        /// Campaigns read per list request.
-        #[arg(long = "page-size", default_value_t = 100)]
+        /// Campaigns read per list request (1 to 1000).
+        #[arg(long = "page-size", default_value_t = 100,
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
         page_size: u32,
         /// Do not ask for confirmation (needed for --all-running without a terminal).
         #[arg(long)]

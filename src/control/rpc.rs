@@ -83,6 +83,22 @@ const OUTPLAN_COLUMNS: &[&str] = &[
     "tm_create",
 ];
 
+/// What `campaign execute` did, for `--json`.
+#[derive(Serialize)]
+struct ExecuteReport<'a> {
+    /// Campaigns whose `/execute` was answered with success.
+    executed: &'a [Uuid],
+    /// Campaigns whose request failed or got no reply.
+    failed: &'a [NotConfirmed],
+}
+
+/// One `/execute` that was not confirmed.
+#[derive(Serialize)]
+struct NotConfirmed {
+    id: Uuid,
+    error: String,
+}
+
 /// A connected RPC caller of campaign-manager.
 pub struct Rpc {
     bus: Bus,
@@ -515,26 +531,30 @@ impl Rpc {
         for c in ids {
             let what = format!("execute campaign {}", c.id);
             let uri = format!("/v1/campaigns/{}/execute", c.id);
-            match self.send(&what, "POST", &uri, None, EXECUTE_TIMEOUT).await {
-                Ok(resp) if resp.is_success() => sent.push(c.id),
-                Ok(resp) => failed.push((
-                    c.id,
-                    reply_data(&what, &resp)
-                        .err()
-                        .map(|f| f.message)
-                        .unwrap_or_default(),
-                )),
-                Err(f) => failed.push((c.id, f.message)),
-            }
+            let error = match self.send(&what, "POST", &uri, None, EXECUTE_TIMEOUT).await {
+                Ok(resp) if resp.is_success() => {
+                    sent.push(c.id);
+                    continue;
+                }
+                Ok(resp) => reply_data(&what, &resp)
+                    .err()
+                    .map(|f| f.message)
+                    .unwrap_or_default(),
+                Err(f) => f.message,
+            };
+            failed.push(NotConfirmed { id: c.id, error });
         }
         let mut human = format!("sent /execute to {} campaign(s)\n", sent.len());
-        for (id, why) in &failed {
-            human.push_str(&format!("not confirmed: {id}: {why}\n"));
+        for f in &failed {
+            human.push_str(&format!("not confirmed: {}: {}\n", f.id, f.error));
         }
-        let json = serde_json::json!({
-            "executed": sent,
-            "failed": failed.iter().map(|(id, why)| serde_json::json!({"id": id, "error": why})).collect::<Vec<_>>(),
-        });
+        let json = to_json(
+            "execute",
+            &ExecuteReport {
+                executed: &sent,
+                failed: &failed,
+            },
+        )?;
         if failed.is_empty() {
             Ok(Output { json, human })
         } else {
