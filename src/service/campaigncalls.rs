@@ -168,10 +168,22 @@ impl Service {
         self.finish_campaigncall_only(id, result).await
     }
 
+    /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so
+    /// once done its try never looks abandoned and is not dialed again. Nothing for a
+    /// campaigncall without a dial row (the Go service's).
+    pub(super) async fn mark_placed(&self, id: Uuid) -> ServiceResult<()> {
+        if let Some(step) = self.store.dials.step(id).await?
+            && step != DialStep::Requested
+        {
+            self.store.dials.set_step(id, DialStep::Requested).await?;
+        }
+        Ok(())
+    }
+
     /// `POST /v1/campaigncalls/<id>/finish` (docs/cli.md): an operator ends a campaigncall
     /// whose call is known to be gone, as a hangup would: the target follows the result, the
-    /// event is published, and a `stopping` campaign stops once nothing is up. A campaigncall
-    /// already done is a 409 (its result stays).
+    /// event is published, and a `stopping` campaign stops once nothing is up. The try counts
+    /// as placed (never dialed again). A campaigncall already done is a 409 (its result stays).
     pub async fn operator_finish_campaigncall(
         &self,
         id: Uuid,
@@ -198,6 +210,8 @@ impl Service {
         if cc.status == CampaigncallStatus::Done {
             return Err(already_done());
         }
+        // The operator says the call existed: its try stays used.
+        self.mark_placed(id).await?;
         let Some(done) = self.finish_campaigncall(id, result).await? else {
             // Finished by a hangup between the read and the update.
             return Err(already_done());

@@ -242,7 +242,8 @@ impl Service {
     /// told to end (`execute = stop`), then every open campaigncall is settled as a repair pass
     /// would, except that the operator's word decides what the peer cannot: a call the peer
     /// never created frees its try, one it reports ended gets its real result, and one it still
-    /// reports up, or that it cannot be asked about, is finished as `fail`. Then the campaign
+    /// reports up, or that it cannot be asked about, is finished as `fail` (their tries stay
+    /// used, as for any placed call, so none is dialed twice). Then the campaign
     /// stops. A stopped campaign is returned as it is; a running one is refused (stop it first,
     /// so no tick is dialing while its calls are settled).
     pub async fn force_stop_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
@@ -272,9 +273,12 @@ impl Service {
                     self.abandon_dial(cc.id).await?;
                 }
                 Ok(Found::Ended(result, _)) => {
+                    self.mark_placed(cc.id).await?;
                     self.finish_campaigncall(cc.id, result).await?;
                 }
                 Ok(Found::StillUp) | Err(_) => {
+                    // Placed, or perhaps placed: its try must not be dialed again.
+                    self.mark_placed(cc.id).await?;
                     tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
                     self.finish_campaigncall(cc.id, CampaigncallResult::Fail)
                         .await?;
