@@ -125,17 +125,23 @@ pub fn confirm(question: &str, yes: bool) -> Result<(), Failure> {
     }
 }
 
-/// Whether the command prints as it goes (`--watch`, generated texts) rather than returning
-/// its output.
+/// Whether the command printed as it went (`--watch`) rather than returning its output.
 fn prints_itself(command: &Command) -> bool {
     matches!(
         command,
         Command::Campaign(CampaignCmd::Stats { watch: true, .. })
             | Command::Campaign(CampaignCmd::List { watch: true, .. })
             | Command::Queue(QueueCmd::Stats { watch: true })
-            | Command::Completions { .. }
-            | Command::Man { dir: None }
     )
+}
+
+/// A generated text as output (printed as it is; a JSON string with `--json`).
+fn text_output(bytes: Vec<u8>) -> Output {
+    let human = String::from_utf8_lossy(&bytes).into_owned();
+    Output {
+        json: serde_json::Value::String(human.clone()),
+        human,
+    }
 }
 
 /// `completions` and `man`: generated from the command tree, no connection needed.
@@ -143,14 +149,16 @@ fn generated(command: &Command) -> Result<Output, Failure> {
     let mut cmd = cli::command();
     match command {
         Command::Completions { shell } => {
-            clap_complete::generate(*shell, &mut cmd, "campaign-control", &mut std::io::stdout());
-            Ok(Output::empty())
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "campaign-control", &mut script);
+            Ok(text_output(script))
         }
         Command::Man { dir: None } => {
+            let mut page = Vec::new();
             clap_mangen::Man::new(cmd)
-                .render(&mut std::io::stdout())
-                .map_err(|e| Failure::new(format!("cannot write the man page: {e}")))?;
-            Ok(Output::empty())
+                .render(&mut page)
+                .map_err(|e| Failure::new(format!("cannot render the man page: {e}")))?;
+            Ok(text_output(page))
         }
         Command::Man { dir: Some(dir) } => {
             std::fs::create_dir_all(dir)
