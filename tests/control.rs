@@ -172,9 +172,11 @@ async fn help_on_every_level_and_usage_errors_exit_2() {
         &["campaign", "run"],
         &["campaign", "stop"],
         &["campaign", "delete"],
+        &["campaign", "execute"],
         &["campaigncall"],
         &["campaigncall", "list"],
         &["campaigncall", "get"],
+        &["campaigncall", "finish"],
         &["outplan"],
         &["outplan", "list"],
         &["outplan", "get"],
@@ -189,6 +191,8 @@ async fn help_on_every_level_and_usage_errors_exit_2() {
         &["queue", "purge"],
         &["queue", "retry-dead"],
         &["queue", "vacuum"],
+        &["completions"],
+        &["man"],
     ];
     for p in paths {
         let mut args: Vec<&str> = p.to_vec();
@@ -219,6 +223,25 @@ async fn help_on_every_level_and_usage_errors_exit_2() {
         ][..],
         &["queue", "drain", "--timeout", "soon"][..],
         &["queue", "purge"][..],
+        &["campaign", "list"][..],
+        &["campaign", "execute"][..],
+        &[
+            "campaign",
+            "execute",
+            "--all-running",
+            "--id",
+            "00000000-0000-0000-0000-000000000001",
+        ][..],
+        &[
+            "campaigncall",
+            "finish",
+            "--id",
+            "00000000-0000-0000-0000-000000000001",
+            "--result",
+            "maybe",
+        ][..],
+        &["completions", "tcsh"][..],
+        &["campaign", "execute", "--all-running", "--page-size", "0"][..],
     ] {
         let r = cli(args).await;
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
@@ -374,8 +397,13 @@ async fn outplan_crud_and_not_found_records() {
         .await
         .fails(2, "nothing to change");
 
+    // Without a terminal, delete needs --yes: refused with exit 2, the outplan stays.
+    ctx.run(&["outplan", "delete", "--id", &id])
+        .await
+        .fails(2, "pass --yes");
+    ctx.run(&["outplan", "get", "--id", &id]).await.ok();
     let deleted = ctx
-        .run(&["--json", "outplan", "delete", "--id", &id])
+        .run(&["--json", "outplan", "delete", "--id", &id, "--yes"])
         .await
         .ok()
         .json();
@@ -408,7 +436,7 @@ async fn outplan_crud_and_not_found_records() {
     ctx.run(&["outplan", "update", "--id", &unknown, "--name", "x"])
         .await
         .fails(1, "not found");
-    ctx.run(&["outplan", "delete", "--id", &unknown])
+    ctx.run(&["outplan", "delete", "--id", &unknown, "--yes"])
         .await
         .fails(1, "not found");
     ctx.run(&["campaign", "get", "--id", &unknown])
@@ -418,7 +446,7 @@ async fn outplan_crud_and_not_found_records() {
     ctx.run(&["campaign", "run", "--id", &unknown])
         .await
         .fails(1, "CAMPAIGN_NOT_FOUND");
-    ctx.run(&["campaign", "delete", "--id", &unknown])
+    ctx.run(&["campaign", "delete", "--id", &unknown, "--yes"])
         .await
         .fails(1, "not found");
     ctx.run(&["campaigncall", "get", "--id", &unknown])
@@ -662,6 +690,9 @@ async fn campaign_lifecycle_against_the_simulator() {
     // A running campaign cannot be deleted: exit 1 with what to do.
     ctx.run(&["campaign", "delete", "--id", &id])
         .await
+        .fails(2, "pass --yes");
+    ctx.run(&["campaign", "delete", "--id", &id, "--yes"])
+        .await
         .fails(1, "stop it before deleting");
 
     let stopped = ctx
@@ -689,7 +720,7 @@ async fn campaign_lifecycle_against_the_simulator() {
     assert!(calls.is_array(), "{calls}");
     if stopped["status"] == "stop" {
         let deleted = ctx
-            .run(&["--json", "campaign", "delete", "--id", &id])
+            .run(&["--json", "campaign", "delete", "--id", &id, "--yes"])
             .await
             .ok()
             .json();
@@ -981,8 +1012,23 @@ async fn drain_waits_for_running_ticks_and_resume_brings_every_chain_back() {
         .await;
 
     // drain --purge drops the pending ticks; after resume the reconciler brings every chain back.
+    ctx.run(&["queue", "drain", "--purge", "--timeout", "20s"])
+        .await
+        .fails(2, "pass --yes");
+    assert!(
+        !w.chains.is_paused().await.expect("paused"),
+        "a refused drain --purge changes nothing"
+    );
     let purged = ctx
-        .run(&["--json", "queue", "drain", "--purge", "--timeout", "20s"])
+        .run(&[
+            "--json",
+            "queue",
+            "drain",
+            "--purge",
+            "--timeout",
+            "20s",
+            "--yes",
+        ])
         .await
         .ok()
         .json();
@@ -1008,14 +1054,18 @@ async fn drain_waits_for_running_ticks_and_resume_brings_every_chain_back() {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .retain(|i| i != &ids[0]);
+    ctx.run(&["queue", "purge", "--campaign", &ids[0]])
+        .await
+        .fails(2, "pass --yes");
+    assert!(w.chains.is_live(&ids[0]).await.expect("is_live"));
     let ended = ctx
-        .run(&["--json", "queue", "purge", "--campaign", &ids[0]])
+        .run(&["--json", "queue", "purge", "--campaign", &ids[0], "--yes"])
         .await
         .ok()
         .json();
     assert_eq!(ended["chain_ended"], true);
     assert!(!w.chains.is_live(&ids[0]).await.expect("is_live"));
-    ctx.run(&["queue", "purge", "--campaign", &ids[0]])
+    ctx.run(&["queue", "purge", "--campaign", &ids[0], "--yes"])
         .await
         .fails(1, "no live chain");
     let none = ctx
@@ -1490,4 +1540,589 @@ async fn campaign_stats_as_json_table_and_watch() {
         .expect("wait");
     assert_eq!(status.code(), Some(0), "Ctrl-C ends --watch cleanly");
     sys.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// watch, lists across customers, wide characters, confirmations on a terminal
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `args` with `--watch` as a child, reads `n` stdout lines (each within 10 s), sends
+/// Ctrl-C and checks the process then ends cleanly (exit 0). Returns the lines.
+async fn watch_lines(args: &[String], n: usize) -> Vec<String> {
+    use tokio::io::AsyncBufReadExt;
+    let mut watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn campaign-control --watch");
+    let stdout = watch.stdout.take().expect("stdout");
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let mut got = Vec::new();
+    while got.len() < n {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("a refresh every second")
+            .expect("read stdout")
+            .expect("still running");
+        got.push(line);
+    }
+    let pid = watch.id().expect("pid").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("send SIGINT");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(10), watch.wait())
+        .await
+        .expect("exits on Ctrl-C")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends --watch cleanly");
+    got
+}
+
+/// Columns a string takes on a terminal (Hangul syllables and jamo take two).
+fn screen_width(s: &str) -> usize {
+    s.chars()
+        .map(|c| match c {
+            '\u{1100}'..='\u{115F}' | '\u{AC00}'..='\u{D7A3}' | '\u{3130}'..='\u{318F}' => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+/// `campaign list --running` lists the running campaigns of every customer (only those),
+/// `--watch` refreshes it (JSON lines, and in place for the table), the table lines Korean
+/// names up with the other columns, and `queue stats --watch` refreshes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_list_running_across_customers_watch_and_wide_names() {
+    use campaign_manager::model::CampaignStatus;
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let app = service(&ctx, &db, &prefix).await;
+    let store = campaign_manager::store::Store::with_pool(db.pool.clone(), prefix.cache());
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut running = Vec::new();
+    for (customer, name, status) in [
+        (a, "서울 봄 캠페인", CampaignStatus::Run),
+        (a, "spring", CampaignStatus::Stop),
+        (b, "부산", CampaignStatus::Run),
+        (b, "stopping one", CampaignStatus::Stopping),
+    ] {
+        let mut c = support::records::campaign_row(customer);
+        c.name = name.into();
+        c.status = status;
+        let c = store.campaigns.create(&c).await.expect("campaign");
+        if status == CampaignStatus::Run {
+            running.push(c.id.to_string());
+        }
+    }
+    running.sort();
+
+    let ids_of = |v: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = v
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|c| c["id"].as_str().expect("id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let list = ctx
+        .run(&["--json", "campaign", "list", "--running"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ids_of(&list), running, "{list}");
+    let mine = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "list",
+            "--running",
+            "--customer-id",
+            &a.to_string(),
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(mine.as_array().map(Vec::len), Some(1), "{mine}");
+    let table = ctx
+        .run(&["campaign", "list", "--running"])
+        .await
+        .ok()
+        .stdout;
+    assert!(
+        table.contains("CUSTOMER_ID") && table.contains("(2 rows)"),
+        "{table}"
+    );
+
+    // The TYPE column starts at the same screen column on every line, Korean names or not.
+    let table = ctx
+        .run(&["campaign", "list", "--customer-id", &a.to_string()])
+        .await
+        .ok()
+        .stdout;
+    assert!(table.contains("서울 봄 캠페인"), "{table}");
+    let header = table.lines().next().expect("header");
+    let type_col = screen_width(&header[..header.find("TYPE").expect("TYPE column")]);
+    for line in table.lines().skip(1).filter(|l| l.contains(" call ")) {
+        let at = line.find(" call ").expect("type cell") + 1;
+        assert_eq!(screen_width(&line[..at]), type_col, "misaligned:\n{table}");
+    }
+    assert_eq!(
+        table.lines().filter(|l| l.contains(" call ")).count(),
+        2,
+        "{table}"
+    );
+
+    // --watch: one JSON array per refresh; the table is redrawn in place.
+    let mut args = vec![
+        "--rabbitmq_address".to_owned(),
+        AMQP.to_owned(),
+        "--queue_prefix".to_owned(),
+        ctx.queue_prefix.clone(),
+    ];
+    let json_args: Vec<String> = args
+        .iter()
+        .cloned()
+        .chain(["--json", "campaign", "list", "--running", "--watch"].map(String::from))
+        .collect();
+    for line in watch_lines(&json_args, 2).await {
+        let v: Value = serde_json::from_str(&line).expect("one JSON array per line");
+        assert_eq!(ids_of(&v), running, "{line}");
+    }
+    args.extend(["campaign", "list", "--running", "--watch"].map(String::from));
+    let lines = watch_lines(&args, 8).await;
+    let redraws = lines.iter().filter(|l| l.contains("\x1b[H\x1b[2J")).count();
+    assert!(redraws >= 2, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.contains("refreshing every 1 s")),
+        "{lines:?}"
+    );
+
+    // queue stats --watch against the same Redis namespace.
+    let queue_args: Vec<String> = [
+        "--redis_address",
+        "127.0.0.1:6379",
+        "--redis_database",
+        "0",
+        "--tick_namespace",
+        &ctx.namespace,
+        "--json",
+        "queue",
+        "stats",
+        "--watch",
+    ]
+    .map(String::from)
+    .to_vec();
+    for line in watch_lines(&queue_args, 2).await {
+        let v: Value = serde_json::from_str(&line).expect("one JSON object per line");
+        assert_eq!(v["paused"], false, "{line}");
+    }
+    app.stop().await;
+}
+
+/// Runs the CLI on a pseudo-terminal (util-linux `script`), typing `answer`; returns the exit
+/// code and everything the terminal showed.
+fn on_terminal(ctx: &Ctx, args: &[&str], answer: &str) -> (i32, String) {
+    let mut cmd = vec![
+        env!("CARGO_BIN_EXE_campaign-control").to_owned(),
+        "--rabbitmq_address".into(),
+        AMQP.into(),
+        "--queue_prefix".into(),
+        ctx.queue_prefix.clone(),
+    ];
+    cmd.extend(args.iter().map(|s| s.to_string()));
+    let line = cmd
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        // Give the prompt time to appear before answering, as a person would.
+        std::thread::sleep(Duration::from_millis(1500));
+        stdin.write_all(answer.as_bytes()).expect("type the answer");
+    }
+    let out = child.wait_with_output().expect("script output");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), shown)
+}
+
+/// On a terminal, `outplan delete` asks; "n" (or anything but y) cancels with nothing
+/// changed, "y" deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_asks_on_a_terminal() {
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let app = service(&ctx, &db, &prefix).await;
+    let customer = Uuid::new_v4().to_string();
+    let created = ctx
+        .run(&[
+            "--json",
+            "outplan",
+            "create",
+            "--customer-id",
+            &customer,
+            "--name",
+            "p",
+        ])
+        .await
+        .ok()
+        .json();
+    let id = created["id"].as_str().expect("id").to_owned();
+    let args = ["outplan", "delete", "--id", id.as_str()];
+    let (code, shown) = tokio::task::block_in_place(|| on_terminal(&ctx, &args, "n\n"));
+    assert_eq!(code, 1, "{shown}");
+    assert!(
+        shown.contains(&format!("Delete outplan {id}? [y/N]")),
+        "{shown}"
+    );
+    assert!(shown.contains("cancelled; nothing changed"), "{shown}");
+    ctx.run(&["outplan", "get", "--id", &id]).await.ok();
+    let (code, shown) = tokio::task::block_in_place(|| on_terminal(&ctx, &args, "y\n"));
+    assert_eq!(code, 0, "{shown}");
+    ctx.run(&["outplan", "get", "--id", &id])
+        .await
+        .fails(1, "OUTPLAN_NOT_FOUND");
+    app.stop().await;
+}
+
+/// Rollback tooling: `campaign execute --all-running` sends exactly one `/execute` per running
+/// campaign of every customer, across pages, and none to other campaigns. Here the service is
+/// the receiver: campaigns whose loop is gone (`execute = stop`, no chain) get it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_all_running_sends_one_execute_per_running_campaign() {
+    use campaign_manager::model::{CampaignStatus, Execute};
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let app = service(&ctx, &db, &prefix).await;
+    let store = campaign_manager::store::Store::with_pool(db.pool.clone(), prefix.cache());
+    let executes = || {
+        app.metrics
+            .receive_request_process_time
+            .with_label_values(&["/v1/campaigns/<campaign-id>/execute", "POST"])
+            .get_sample_count()
+    };
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let mut running = Vec::new();
+    let mut others = Vec::new();
+    for (customer, status) in [
+        (a, CampaignStatus::Run),
+        (a, CampaignStatus::Run),
+        (a, CampaignStatus::Stop),
+        (b, CampaignStatus::Run),
+        (b, CampaignStatus::Stopping),
+    ] {
+        let mut c = support::records::campaign_row(customer);
+        c.status = status;
+        c.execute = Execute::Stop;
+        let c = store.campaigns.create(&c).await.expect("campaign");
+        if status == CampaignStatus::Run {
+            running.push(c.id);
+        } else {
+            others.push(c.id);
+        }
+    }
+
+    // Without a terminal it needs --yes; nothing is sent.
+    ctx.run(&["campaign", "execute", "--all-running"])
+        .await
+        .fails(2, "pass --yes");
+    assert_eq!(executes(), 0);
+
+    let out = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "execute",
+            "--all-running",
+            "--page-size",
+            "1",
+            "--yes",
+        ])
+        .await
+        .ok()
+        .json();
+    let mut sent: Vec<Uuid> = out["executed"]
+        .as_array()
+        .expect("executed")
+        .iter()
+        .map(|v| v.as_str().expect("id").parse().expect("uuid"))
+        .collect();
+    sent.sort();
+    running.sort();
+    assert_eq!(sent, running, "{out}");
+    assert_eq!(out["failed"], serde_json::json!([]));
+    assert_eq!(executes(), 3, "one request per running campaign");
+    for id in &running {
+        let c = store
+            .campaigns
+            .get_fresh(*id)
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(c.execute, Execute::Run, "campaign {id}");
+        assert!(
+            app.chains.is_live(&id.to_string()).await.expect("is_live"),
+            "campaign {id} has its chain back"
+        );
+    }
+    for id in &others {
+        let c = store
+            .campaigns
+            .get_fresh(*id)
+            .await
+            .expect("get")
+            .expect("row");
+        assert_eq!(c.execute, Execute::Stop, "campaign {id}");
+        assert!(!app.chains.is_live(&id.to_string()).await.expect("is_live"));
+    }
+
+    // One campaign by id (a stopped one: the service leaves it alone).
+    let one = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "execute",
+            "--id",
+            &others[0].to_string(),
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        one["executed"][0].as_str(),
+        Some(others[0].to_string().as_str())
+    );
+    assert_eq!(executes(), 4);
+    ctx.run(&["campaign", "execute", "--id", &Uuid::new_v4().to_string()])
+        .await
+        .fails(1, "CAMPAIGN_NOT_FOUND");
+    app.stop().await;
+}
+
+/// The escape hatches go through the service: `campaigncall finish` ends one stuck
+/// campaigncall (target and campaign follow), `campaign stop --force` ends a campaign stuck in
+/// `stopping` whose calls the peer still reports up. A running campaign is not force-stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finish_and_force_stop_end_stuck_records() {
+    let sys =
+        support::TestSystem::start(support::scenarios::silent(), support::scenarios::fast_ticks)
+            .await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 3, 1);
+    let outplan = sys
+        .ok(
+            "POST",
+            "/v1/outplans",
+            Some(serde_json::json!({
+                "customer_id": customer, "name": "p", "detail": "",
+                "source": {"type": "tel", "target": "+15550001000"},
+                "dial_timeout": 30000, "try_interval": 0,
+                "max_try_count_0": 1, "max_try_count_1": 0, "max_try_count_2": 0,
+                "max_try_count_3": 0, "max_try_count_4": 0,
+            })),
+        )
+        .await;
+    let created = sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(serde_json::json!({
+                "customer_id": customer, "type": "call", "name": "stuck",
+                "actions": [{"type": "answer"}], "service_level": 100, "end_handle": "continue",
+                "outplan_id": outplan["id"], "outdial_id": outdial,
+            })),
+        )
+        .await;
+    let id = created["id"].as_str().expect("campaign id").to_owned();
+    let control = |args: Vec<String>| {
+        let sys = &sys;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            support::control_json(sys, &args).await
+        }
+    };
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let (code, out, err) = control(v(&["campaign", "run", "--id", &id])).await;
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Wait for the three calls (they never hang up).
+    let calls_uri = "/v1/campaigncalls?page_size=10";
+    let filter = serde_json::json!({"campaign_id": id});
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let calls = loop {
+        let calls = sys.ok("GET", calls_uri, Some(filter.clone())).await;
+        if calls.as_array().map(Vec::len) == Some(3) {
+            break calls;
+        }
+        assert!(Instant::now() < deadline, "never dialed 3 calls: {calls}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // A running campaign is not force-stopped.
+    let (code, _, err) = control(v(&["campaign", "stop", "--id", &id, "--force"])).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stop it first"), "{err}");
+    let (code, out, err) = control(v(&["campaign", "stop", "--id", &id])).await;
+    assert_eq!(code, 0, "{err}");
+    let stopping: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(stopping["status"], "stopping", "{stopping}");
+
+    // finish: one call, as success; its target is done; twice → 409, exit 1.
+    let first = calls[0]["id"].as_str().expect("id").to_owned();
+    let target: Uuid = calls[0]["outdial_target_id"]
+        .as_str()
+        .expect("target")
+        .parse()
+        .expect("uuid");
+    let (code, out, err) = control(v(&[
+        "campaigncall",
+        "finish",
+        "--id",
+        &first,
+        "--result",
+        "success",
+    ]))
+    .await;
+    assert_eq!(code, 0, "{err}");
+    let done: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (&done["status"], &done["result"]),
+        (&serde_json::json!("done"), &serde_json::json!("success"))
+    );
+    assert_eq!(
+        sys.sim.target(target).expect("target").status,
+        campaign_manager::sim::TargetState::Done
+    );
+    let (code, _, err) = control(v(&[
+        "campaigncall",
+        "finish",
+        "--id",
+        &first,
+        "--result",
+        "fail",
+    ]))
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("already done (result success)"), "{err}");
+    let (code, _, err) = control(v(&[
+        "campaigncall",
+        "finish",
+        "--id",
+        &Uuid::new_v4().to_string(),
+        "--result",
+        "fail",
+    ]))
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("CAMPAIGNCALL_NOT_FOUND"), "{err}");
+    let c = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    assert_eq!(c["status"], "stopping", "two calls are still up: {c}");
+    // The routes refuse what cannot be meant, changing nothing.
+    let second = calls[1]["id"].as_str().expect("id").to_owned();
+    for bad in [
+        serde_json::json!({"result": ""}),
+        serde_json::json!({"result": "maybe"}),
+        serde_json::json!({}),
+    ] {
+        let (status, _, data) = sys
+            .rpc(
+                "POST",
+                &format!("/v1/campaigncalls/{second}/finish"),
+                Some(bad),
+            )
+            .await;
+        assert_eq!(status, 400, "{data}");
+    }
+    let (status, _, _) = sys
+        .rpc(
+            "POST",
+            &format!("/v1/campaigns/{}/force_stop", Uuid::new_v4()),
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let cc = sys
+        .ok("GET", &format!("/v1/campaigncalls/{second}"), None)
+        .await;
+    assert_ne!(cc["status"], "done", "{cc}");
+
+    // force: the other two are still up at call-manager; the operator's word ends them.
+    let (code, out, err) = control(v(&["campaign", "stop", "--id", &id, "--force"])).await;
+    assert_eq!(code, 0, "{err}");
+    let stopped: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(
+        (&stopped["status"], &stopped["execute"]),
+        (&serde_json::json!("stop"), &serde_json::json!("stop")),
+        "{stopped}"
+    );
+    let calls = sys.ok("GET", calls_uri, Some(filter.clone())).await;
+    for cc in calls.as_array().expect("calls") {
+        assert_eq!(cc["status"], "done", "{cc}");
+        if cc["id"] != first.as_str() {
+            assert_eq!(cc["result"], "fail", "{cc}");
+        }
+    }
+    // Stopped: force again returns it as it is.
+    let (code, out, err) = control(v(&["campaign", "stop", "--id", &id, "--force"])).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"stop\""), "{out}");
+    sys.stop().await;
+}
+
+/// Shell completions and man pages come from the command tree; nothing to connect to.
+#[tokio::test]
+async fn completions_and_man_pages() {
+    for (shell, needle) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef campaign-control"),
+        ("fish", "complete -c campaign-control"),
+    ] {
+        let r = cli(&["completions", shell]).await.ok();
+        assert!(r.stdout.contains(needle), "{shell}: {}", r.stdout);
+        assert!(r.stdout.contains("all-running"), "{shell} lacks a flag");
+    }
+    let man = cli(&["man"]).await.ok().stdout;
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH campaign-control"),
+        "{man}"
+    );
+    assert!(man.contains("campaign\\-control"), "{man}");
+    let dir = std::env::temp_dir().join(unique("man"));
+    let r = cli(&["man", "--dir", &dir.to_string_lossy()]).await.ok();
+    assert!(r.stdout.contains("wrote"), "{}", r.stdout);
+    for page in [
+        "campaign-control.1",
+        "campaign-control-campaign.1",
+        "campaign-control-queue-drain.1",
+    ] {
+        let text =
+            std::fs::read_to_string(dir.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.contains(".TH"), "{page}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // A directory that cannot be created: exit 1 with the path.
+    cli(&["man", "--dir", "/proc/nope/man"])
+        .await
+        .fails(1, "/proc/nope/man");
 }

@@ -1,14 +1,12 @@
 //! The routes themselves: parsing a URI into a [`Route`] and running it.
 
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::bus::{Request, Response};
-use crate::model::json::uuid_or_nil;
-use crate::model::{Action, CallingHours, Pacing};
-use crate::service::{self as svc, Service, ServiceError, ServiceResult};
+use crate::model::{self, CallingHoursUpdate, PacingUpdate, enum_str};
+use crate::service::{Service, ServiceError, ServiceResult};
 use crate::store::{Page, ResourceInfo};
 
 /// A matched route with its path id and query string.
@@ -28,6 +26,9 @@ pub enum Route {
     CampaignExecute(Uuid),
     /// C7 `PUT /v1/campaigns/<id>/status`.
     CampaignStatus(Uuid),
+    /// `POST /v1/campaigns/<id>/force_stop` (this product's addition, docs/cli.md): ends a
+    /// campaign stuck in `stopping` whose calls are gone.
+    CampaignForceStop(Uuid),
     /// C8 `PUT /v1/campaigns/<id>/service_level`.
     CampaignServiceLevel(Uuid),
     /// C9 `PUT /v1/campaigns/<id>/actions`.
@@ -48,6 +49,9 @@ pub enum Route {
     CampaigncallGet(Uuid),
     /// K3 `DELETE /v1/campaigncalls/<id>`.
     CampaigncallDelete(Uuid),
+    /// `POST /v1/campaigncalls/<id>/finish` (this product's addition, docs/cli.md): an
+    /// operator ends a campaigncall whose call is gone.
+    CampaigncallFinish(Uuid),
     /// O1 `POST /v1/outplans`.
     OutplanCreate,
     /// O2 `GET /v1/outplans?...`.
@@ -114,6 +118,7 @@ static ROUTES: &[RouteSpec] = {
         row("DELETE", "/v1/campaigns/{campaign_id}",                  Id(CampaignDelete)),
         row("PUT",    "/v1/campaigns/{campaign_id}",                  Id(CampaignUpdate)),
         row("POST",   "/v1/campaigns/{campaign_id}/execute",          Id(CampaignExecute)),
+        row("POST",   "/v1/campaigns/{campaign_id}/force_stop",       Id(CampaignForceStop)),
         row("GET",    "/v1/campaigns/{campaign_id}/stats",            Id(CampaignStats)),
         row("PUT",    "/v1/campaigns/{campaign_id}/status",           Id(CampaignStatus)),
         row("PUT",    "/v1/campaigns/{campaign_id}/service_level",    Id(CampaignServiceLevel)),
@@ -125,6 +130,7 @@ static ROUTES: &[RouteSpec] = {
         row("GET",    "/v1/campaigncalls?{query}",                    Query(CampaigncallList)),
         row("GET",    "/v1/campaigncalls/{campaigncall_id}",          Id(CampaigncallGet)),
         row("DELETE", "/v1/campaigncalls/{campaigncall_id}",          Id(CampaigncallDelete)),
+        row("POST",   "/v1/campaigncalls/{campaigncall_id}/finish",   Id(CampaigncallFinish)),
         row("POST",   "/v1/outplans",                                 Fixed(OutplanCreate)),
         row("GET",    "/v1/outplans?{query}",                         Query(OutplanList)),
         row("GET",    "/v1/outplans/{outplan_id}",                    Id(OutplanGet)),
@@ -195,6 +201,7 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaignGet(_) | CampaignDelete(_) | CampaignUpdate(_) => "/v1/campaigns/<campaign-id>",
         CampaignExecute(_) => "/v1/campaigns/<campaign-id>/execute",
         CampaignStatus(_) => "/v1/campaigns/<campaign-id>/status",
+        CampaignForceStop(_) => "/v1/campaigns/<campaign-id>/force_stop",
         CampaignServiceLevel(_) => "/v1/campaigns/<campaign-id>/service_level",
         CampaignActions(_) => "/v1/campaigns/<campaign-id>/actions",
         CampaignResourceInfo(_) => "/v1/campaigns/<campaign-id>/resource_info",
@@ -204,6 +211,7 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaignStats(_) => "/v1/campaigns/<campaign-id>/stats",
         CampaigncallList(_) => "/v1/campaigncalls",
         CampaigncallGet(_) | CampaigncallDelete(_) => "/v1/campaigncalls/<campaigncall-id>",
+        CampaigncallFinish(_) => "/v1/campaigncalls/<campaigncall-id>/finish",
         OutplanCreate | OutplanList(_) => "/v1/outplans",
         OutplanGet(_) | OutplanDelete(_) | OutplanUpdate(_) => "/v1/outplans/<outplan-id>",
         OutplanDials(_) => "/v1/outdials/<outplan-id>/dials",
@@ -262,86 +270,59 @@ fn ok<T: serde::Serialize>(value: &T) -> ServiceResult<Response> {
     Ok(Response::json(200, value))
 }
 
-#[derive(Deserialize)]
-struct StatusBody {
-    status: String,
-}
-
-#[derive(Deserialize)]
-struct ServiceLevelBody {
-    service_level: i32,
-}
-
-#[derive(Deserialize)]
-struct ActionsBody {
-    #[serde(default)]
-    actions: Option<Vec<Action>>,
-}
-
-#[derive(Deserialize)]
-struct ResourceInfoBody {
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    outplan_id: Uuid,
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    outdial_id: Uuid,
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    queue_id: Uuid,
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    next_campaign_id: Uuid,
-}
-
-#[derive(Deserialize)]
-struct NextCampaignBody {
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    next_campaign_id: Uuid,
-}
-
-/// The body of `PUT .../calling_hours`: the key is required, `null` clears.
-fn calling_hours_body(req: &Request) -> ServiceResult<Option<CallingHours>> {
+/// The body of `PUT .../calling_hours`: the key is required (which serde would not check for
+/// an `Option`), `null` clears.
+fn calling_hours_body(req: &Request) -> ServiceResult<CallingHoursUpdate> {
     let mut b = body::<serde_json::Map<String, Value>>(req)?;
     let value = b.remove("calling_hours").ok_or_else(|| {
         ServiceError::Invalid("calling_hours is required (null clears it)".into())
     })?;
-    serde_json::from_value(value)
-        .map_err(|e| ServiceError::Invalid(format!("invalid calling_hours: {e}")))
+    let calling_hours = serde_json::from_value(value)
+        .map_err(|e| ServiceError::Invalid(format!("invalid calling_hours: {e}")))?;
+    Ok(CallingHoursUpdate { calling_hours })
 }
 
 /// The body of `PUT .../pacing`: the key is required, `null` clears; the error names the
 /// field (`pacing.dials_per_second: ...`).
-fn pacing_body(req: &Request) -> ServiceResult<Option<Pacing>> {
+fn pacing_body(req: &Request) -> ServiceResult<PacingUpdate> {
     let mut b = body::<serde_json::Map<String, Value>>(req)?;
     let value = b
         .remove("pacing")
         .ok_or_else(|| ServiceError::Invalid("pacing is required (null clears it)".into()))?;
-    serde_json::from_value(value).map_err(|e| ServiceError::Invalid(e.to_string()))
+    let pacing = serde_json::from_value(value).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+    Ok(PacingUpdate { pacing })
 }
 
 /// Runs a matched route.
 pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<Response> {
     use Route::*;
     match route {
-        CampaignCreate => ok(&s.create_campaign(body::<svc::CampaignCreate>(req)?).await?),
+        CampaignCreate => ok(&s
+            .create_campaign(body::<model::CampaignCreate>(req)?)
+            .await?),
         CampaignList(q) => ok(&s.campaigns(&filters(req)?, page(&q)?).await?),
         CampaignGet(id) => ok(&s.campaign(id).await?),
         CampaignDelete(id) => ok(&s.delete_campaign(id).await?),
         CampaignUpdate(id) => ok(&s
-            .update_campaign(id, body::<svc::CampaignUpdate>(req)?)
+            .update_campaign(id, body::<model::CampaignUpdate>(req)?)
             .await?),
         CampaignExecute(id) => {
             s.execute(id).await?;
             Ok(Response::new(200, "application/json", None))
         }
-        CampaignStatus(id) => ok(&s
-            .update_status(id, &body::<StatusBody>(req)?.status)
-            .await?),
+        CampaignStatus(id) => {
+            let b = body::<model::CampaignStatusUpdate>(req)?;
+            ok(&s.update_status(id, &enum_str(&b.status)).await?)
+        }
+        CampaignForceStop(id) => ok(&s.force_stop_campaign(id).await?),
         CampaignServiceLevel(id) => ok(&s
-            .update_service_level(id, body::<ServiceLevelBody>(req)?.service_level)
+            .update_service_level(id, body::<model::ServiceLevelUpdate>(req)?.service_level)
             .await?),
         CampaignActions(id) => ok(&s
-            .update_actions(id, body::<ActionsBody>(req)?.actions)
+            .update_actions(id, body::<model::ActionsUpdate>(req)?.actions)
             .await?),
         CampaignResourceInfo(id) => {
-            let b = body::<ResourceInfoBody>(req)?;
+            let b = body::<model::ResourceInfoUpdate>(req)?;
             let r = ResourceInfo {
                 outplan_id: b.outplan_id,
                 outdial_id: b.outdial_id,
@@ -351,25 +332,28 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
             ok(&s.update_resource_info(id, r).await?)
         }
         CampaignNextCampaign(id) => ok(&s
-            .update_next_campaign_id(id, body::<NextCampaignBody>(req)?.next_campaign_id)
+            .update_next_campaign_id(id, body::<model::NextCampaignUpdate>(req)?.next_campaign_id)
             .await?),
-        CampaignCallingHours(id) => {
-            ok(&s.update_calling_hours(id, calling_hours_body(req)?).await?)
-        }
-        CampaignPacing(id) => ok(&s.update_pacing(id, pacing_body(req)?).await?),
+        CampaignCallingHours(id) => ok(&s
+            .update_calling_hours(id, calling_hours_body(req)?.calling_hours)
+            .await?),
+        CampaignPacing(id) => ok(&s.update_pacing(id, pacing_body(req)?.pacing).await?),
         CampaignStats(id) => ok(&s.campaign_stats(id).await?),
         CampaigncallList(q) => ok(&s.campaigncalls(&filters(req)?, page(&q)?).await?),
         CampaigncallGet(id) => ok(&s.campaigncall(id).await?),
         CampaigncallDelete(id) => ok(&s.delete_campaigncall(id).await?),
-        OutplanCreate => ok(&s.create_outplan(body::<svc::OutplanCreate>(req)?).await?),
+        CampaigncallFinish(id) => ok(&s
+            .operator_finish_campaigncall(id, body::<model::CampaigncallFinish>(req)?.result)
+            .await?),
+        OutplanCreate => ok(&s.create_outplan(body::<model::OutplanCreate>(req)?).await?),
         OutplanList(q) => ok(&s.outplans(&filters(req)?, page(&q)?).await?),
         OutplanGet(id) => ok(&s.outplan(id).await?),
         OutplanDelete(id) => ok(&s.delete_outplan(id).await?),
         OutplanUpdate(id) => ok(&s
-            .update_outplan(id, body::<svc::OutplanUpdate>(req)?)
+            .update_outplan(id, body::<model::OutplanUpdate>(req)?)
             .await?),
         OutplanDials(id) => ok(&s
-            .update_outplan_dials(id, body::<svc::OutplanDials>(req)?)
+            .update_outplan_dials(id, body::<model::OutplanDials>(req)?)
             .await?),
     }
 }
@@ -407,6 +391,22 @@ mod tests {
         );
         assert_eq!(
             Route::parse("PUT", &format!("/v1/campaigns/{ID}/stats")),
+            None
+        );
+        assert_eq!(
+            Route::parse("POST", &format!("/v1/campaigns/{ID}/force_stop")),
+            Some(Route::CampaignForceStop(id))
+        );
+        assert_eq!(
+            Route::parse("PUT", &format!("/v1/campaigns/{ID}/force_stop")),
+            None
+        );
+        assert_eq!(
+            Route::parse("POST", &format!("/v1/campaigncalls/{ID}/finish")),
+            Some(Route::CampaigncallFinish(id))
+        );
+        assert_eq!(
+            Route::parse("POST", &format!("/v1/campaigncalls/{ID}/finish?x=1")),
             None
         );
         assert_eq!(

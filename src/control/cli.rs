@@ -5,10 +5,12 @@
 //! global in [`command`], so they work before or after any subcommand (the Go CLI only accepted
 //! them on the root).
 
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::config::Infra;
+use crate::model::{CampaignType, CampaigncallResult, CampaigncallStatus, EndHandle, parse_enum};
 
 /// Operator CLI for campaign-manager: campaigns, outplans and campaign calls over the service's
 /// RPC API, and the tick queue in Redis.
@@ -90,63 +92,42 @@ pub enum Command {
     /// Subscribed events (RabbitMQ): the dead-letter queue of events that failed every retry.
     #[command(subcommand)]
     Events(EventsCmd),
+    /// Print a shell completion script, e.g. `campaign-control completions bash >
+    /// /etc/bash_completion.d/campaign-control`.
+    Completions {
+        /// Shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout, or write one page per command into a directory.
+    Man {
+        /// Write `campaign-control.1`, `campaign-control-campaign.1`, ... into this directory.
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+    },
 }
 
-/// Campaign type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CampaignType {
-    /// Dial calls.
-    Call,
-    /// Start flows.
-    Flow,
+/// A clap value parser for a model enum: `choices` are its wire values offered on the command
+/// line (shown in `--help` and completions); the value itself is read by the model's serde, so
+/// the CLI holds no copy of the enum (a unit test checks every choice parses).
+pub fn model_enum<T>(
+    field: &'static str,
+    choices: &'static [&'static str],
+) -> impl TypedValueParser<Value = T>
+where
+    T: serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(choices).try_map(move |s| parse_enum::<T>(field, &s))
 }
 
-impl CampaignType {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Call => "call",
-            Self::Flow => "flow",
-        }
-    }
-}
-
-impl From<CampaignType> for crate::model::CampaignType {
-    fn from(t: CampaignType) -> Self {
-        match t {
-            CampaignType::Call => Self::Call,
-            CampaignType::Flow => Self::Flow,
-        }
-    }
-}
-
-/// What a campaign does when its outdial list is exhausted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum EndHandle {
-    /// Stop the campaign.
-    Stop,
-    /// Keep waiting for new targets.
-    Continue,
-}
-
-impl EndHandle {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stop => "stop",
-            Self::Continue => "continue",
-        }
-    }
-}
-
-impl From<EndHandle> for crate::model::EndHandle {
-    fn from(e: EndHandle) -> Self {
-        match e {
-            EndHandle::Stop => Self::Stop,
-            EndHandle::Continue => Self::Continue,
-        }
-    }
-}
+/// Wire values of [`CampaignType`] accepted on input.
+pub const CAMPAIGN_TYPES: &[&str] = &["call", "flow"];
+/// Wire values of [`EndHandle`] accepted on input.
+pub const END_HANDLES: &[&str] = &["stop", "continue"];
+/// Wire values of [`CampaigncallStatus`].
+pub const CAMPAIGNCALL_STATUSES: &[&str] = &["dialing", "progressing", "done"];
+/// Results an operator can give a campaigncall.
+pub const FINISH_RESULTS: &[&str] = &["fail", "success"];
 
 /// Pagination of list commands.
 #[derive(Debug, Clone, Args)]
@@ -170,14 +151,20 @@ pub struct IdArg {
 /// `campaign ...`
 #[derive(Debug, Subcommand)]
 pub enum CampaignCmd {
-    /// List a customer's campaigns, newest first.
+    /// List a customer's campaigns, or the running campaigns of every customer, newest first.
     List {
         /// Owner (UUID).
-        #[arg(long = "customer-id")]
-        customer_id: Uuid,
+        #[arg(long = "customer-id", required_unless_present = "running")]
+        customer_id: Option<Uuid>,
+        /// Only running campaigns (status run); without --customer-id, of every customer.
+        #[arg(long)]
+        running: bool,
         /// Include deleted campaigns.
         #[arg(long = "with-deleted")]
         with_deleted: bool,
+        /// Refresh the table in place every second until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
         #[command(flatten)]
         page: Page,
     },
@@ -287,9 +274,46 @@ pub enum CampaignCmd {
     /// Start dialing (status run).
     Run(IdArg),
     /// Stop dialing (status stop, or stopping while calls are in progress).
-    Stop(IdArg),
-    /// Delete a stopped campaign.
-    Delete(IdArg),
+    Stop {
+        /// Campaign id.
+        #[arg(long)]
+        id: Uuid,
+        /// For a campaign stuck in stopping whose calls are gone: settle its open campaign
+        /// calls (asking their peer; those not reported ended finish as fail) and stop it.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete a stopped campaign (asks for confirmation).
+    Delete(ConfirmId),
+    /// Send `POST /v1/campaigns/<id>/execute`: one campaign, or every running campaign of
+    /// every customer (rollback to the Go service: restarts its loops; see docs/cutover.md).
+    #[command(group = clap::ArgGroup::new("which").required(true))]
+    Execute {
+        /// This campaign.
+        #[arg(long, group = "which")]
+        id: Option<Uuid>,
+        /// Every running campaign, all customers, one request each.
+        #[arg(long = "all-running", group = "which")]
+        all_running: bool,
+        /// Campaigns read per list request (1 to 1000).
+        #[arg(long = "page-size", default_value_t = 100,
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
+        page_size: u32,
+        /// Do not ask for confirmation (needed for --all-running without a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// The id of a record to remove, and the confirmation.
+#[derive(Debug, Clone, Args)]
+pub struct ConfirmId {
+    /// Record id (UUID).
+    #[arg(long)]
+    pub id: Uuid,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// `campaign create` flags.
@@ -302,7 +326,8 @@ pub struct CampaignCreate {
     #[arg(long)]
     pub name: String,
     /// Campaign type.
-    #[arg(long = "type", value_enum, default_value = "call")]
+    #[arg(long = "type", default_value = "call",
+          value_parser = model_enum::<CampaignType>("type", CAMPAIGN_TYPES))]
     pub kind: CampaignType,
     /// Free text.
     #[arg(long, default_value = "")]
@@ -311,7 +336,8 @@ pub struct CampaignCreate {
     #[arg(long = "service-level", default_value_t = 100)]
     pub service_level: i32,
     /// What to do when the outdial list is exhausted.
-    #[arg(long = "end-handle", value_enum, default_value = "stop")]
+    #[arg(long = "end-handle", default_value = "stop",
+          value_parser = model_enum::<EndHandle>("end_handle", END_HANDLES))]
     pub end_handle: EndHandle,
     /// Outplan id.
     #[arg(long = "outplan-id")]
@@ -343,13 +369,14 @@ pub struct CampaignUpdate {
     #[arg(long)]
     pub detail: Option<String>,
     /// New type.
-    #[arg(long = "type", value_enum)]
+    #[arg(long = "type", value_parser = model_enum::<CampaignType>("type", CAMPAIGN_TYPES))]
     pub kind: Option<CampaignType>,
     /// New service level in percent.
     #[arg(long = "service-level")]
     pub service_level: Option<i32>,
     /// New end handle.
-    #[arg(long = "end-handle", value_enum)]
+    #[arg(long = "end-handle",
+          value_parser = model_enum::<EndHandle>("end_handle", END_HANDLES))]
     pub end_handle: Option<EndHandle>,
 }
 
@@ -361,9 +388,10 @@ pub enum CampaigncallCmd {
         /// Only calls of this campaign.
         #[arg(long = "campaign-id")]
         campaign_id: Option<Uuid>,
-        /// Only calls in this status (dialing, progressing, done).
-        #[arg(long)]
-        status: Option<String>,
+        /// Only calls in this status.
+        #[arg(long,
+              value_parser = model_enum::<CampaigncallStatus>("status", CAMPAIGNCALL_STATUSES))]
+        status: Option<CampaigncallStatus>,
         /// Only calls of this customer.
         #[arg(long = "customer-id")]
         customer_id: Option<Uuid>,
@@ -372,6 +400,17 @@ pub enum CampaigncallCmd {
     },
     /// Show one campaign call.
     Get(IdArg),
+    /// Finish a campaign call whose call is known to be gone (escape hatch for a stuck
+    /// record): through the service, so the target, events and a stopping campaign follow.
+    Finish {
+        /// Campaign call id.
+        #[arg(long)]
+        id: Uuid,
+        /// The result to record.
+        #[arg(long,
+              value_parser = model_enum::<CampaigncallResult>("result", FINISH_RESULTS))]
+        result: CampaigncallResult,
+    },
 }
 
 /// `outplan ...`
@@ -394,8 +433,8 @@ pub enum OutplanCmd {
     Create(OutplanCreate),
     /// Update an outplan (unset flags keep their value).
     Update(OutplanUpdate),
-    /// Delete an outplan.
-    Delete(IdArg),
+    /// Delete an outplan (asks for confirmation).
+    Delete(ConfirmId),
 }
 
 /// Dial settings of an outplan.
@@ -454,7 +493,11 @@ pub struct OutplanUpdate {
 #[derive(Debug, Subcommand)]
 pub enum QueueCmd {
     /// Chains, ticks due / scheduled / running / failed / dead, lateness, workers, throughput.
-    Stats,
+    Stats {
+        /// Refresh the table in place every second until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Upcoming ticks, soonest first.
     List {
         /// Only this campaign's chain.
@@ -469,17 +512,24 @@ pub enum QueueCmd {
         /// Give up after this long (e.g. 60s, 500ms, 2m); exit 1 if ticks are still running.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
-        /// Also drop the pending ticks; the reconciler re-seeds the chains of running campaigns.
+        /// Also drop the pending ticks; the reconciler re-seeds the chains of running campaigns
+        /// (asks for confirmation).
         #[arg(long)]
         purge: bool,
+        /// Do not ask for confirmation of --purge (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Resume ticks after `drain`; overdue ticks start at once.
     Resume,
-    /// End one campaign's chain now.
+    /// End one campaign's chain now (asks for confirmation).
     Purge {
         /// Campaign id.
         #[arg(long)]
         campaign: Uuid,
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// Requeue tick jobs apalis gave up on (its dead and failed sets).
     RetryDead,
@@ -585,5 +635,44 @@ mod tests {
         let err =
             try_parse_from(["campaign-control", "campaign", "get", "--id", "nope"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn every_offered_choice_is_a_model_value() {
+        for c in CAMPAIGN_TYPES {
+            let t: CampaignType = parse_enum("type", c).unwrap();
+            assert_eq!(crate::model::enum_str(&t), *c);
+        }
+        for c in END_HANDLES {
+            let t: EndHandle = parse_enum("end_handle", c).unwrap();
+            assert_eq!(crate::model::enum_str(&t), *c);
+        }
+        for c in CAMPAIGNCALL_STATUSES {
+            let t: CampaigncallStatus = parse_enum("status", c).unwrap();
+            assert_eq!(crate::model::enum_str(&t), *c);
+        }
+        for c in FINISH_RESULTS {
+            let t: CampaigncallResult = parse_enum("result", c).unwrap();
+            assert_eq!(crate::model::enum_str(&t), *c);
+        }
+        let cli = try_parse_from([
+            "campaign-control",
+            "campaign",
+            "create",
+            "--customer-id",
+            "00000000-0000-0000-0000-000000000001",
+            "--name",
+            "n",
+            "--type",
+            "flow",
+        ])
+        .unwrap();
+        let Command::Campaign(CampaignCmd::Create(c)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(
+            (c.kind, c.end_handle),
+            (CampaignType::Flow, EndHandle::Stop)
+        );
     }
 }

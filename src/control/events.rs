@@ -5,14 +5,13 @@
 //! never reads. `list` is non-destructive (see `bus::dead_letter`); `replay` and `purge` change
 //! the queue and ask for confirmation unless `--yes` is given, refusing when nobody can answer.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::cli::{Cli, DeadCmd, EventsCmd};
 use super::output::{Output, Table, cell};
-use super::{Failure, names, probe_tcp, shown};
+use super::{Failure, confirm, names, probe_tcp, shown};
 use crate::bus::{BusConnection, ConnectionOptions, DeadEvent, DeadLetters, Names};
 
 /// Longest reason shown in the table (the JSON form has all of it).
@@ -141,31 +140,6 @@ async fn list(dl: &DeadLetters, names: &Names, limit: usize) -> Result<Output, F
         json: json!({"queue": dl.queue(), "total": total, "events": rows}),
         human,
     })
-}
-
-/// Asks `question` on the terminal unless `yes`; refuses when stdin is not a terminal.
-fn confirm(question: &str, yes: bool) -> Result<(), Failure> {
-    if yes {
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Failure::usage(format!(
-            "{question} — not confirmed: pass --yes (stdin is not a terminal)"
-        )));
-    }
-    eprint!("{question} [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    stdin
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Failure::new(format!("cannot read the answer: {e}")))?;
-    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-        Ok(())
-    } else {
-        Err(Failure::new("cancelled; nothing changed"))
-    }
 }
 
 async fn replay(

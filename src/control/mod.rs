@@ -10,8 +10,14 @@
 //!   not offer (dropping pending ticks, requeueing dead apalis jobs).
 //! * [`events`]: the dead-letter queue of subscribed events, straight on RabbitMQ (the service
 //!   owns no state about it, so there is no RPC route to go through).
-//! * [`stats`]: `campaign stats`, including the in-place `--watch` refresh.
-//! * [`output`]: tables and `--json`.
+//! * [`stats`]: `campaign stats`.
+//! * [`watch`]: the in-place `--watch` refresh of `campaign stats`, `campaign list` and
+//!   `queue stats`.
+//! * [`output`]: tables (comfy-table, so wide characters align) and `--json`.
+//! * `completions` and `man` are generated from the clap command tree ([`cli::command`]).
+//!
+//! Destructive commands (deleting, purging, `campaign execute --all-running`) ask "…? [y/N]"
+//! on a terminal and need `--yes` otherwise ([`confirm`]).
 //!
 //! Every failure is a [`Failure`]: a message that says what failed and what to check, and the
 //! exit code (1 failure, 2 usage).
@@ -22,13 +28,15 @@ pub mod output;
 pub mod queue;
 pub mod rpc;
 pub mod stats;
+pub mod watch;
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::app::redact;
 use crate::bus::Names;
-use cli::{Cli, Command};
+use cli::{CampaignCmd, Cli, Command, QueueCmd};
 use output::Output;
 
 /// A command that did not succeed: what to tell the operator and how to exit.
@@ -91,11 +99,102 @@ pub async fn probe_tcp(addr: &str, what: &str, hint: &str) -> Result<(), Failure
     }
 }
 
+/// Asks `question` on the terminal unless `yes`; without a terminal on stdin, refuses with a
+/// usage error (exit 2) that says to pass `--yes`. Any answer but `y`/`yes` cancels (exit 1).
+pub fn confirm(question: &str, yes: bool) -> Result<(), Failure> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Failure::usage(format!(
+            "{question} — not confirmed: pass --yes (stdin is not a terminal)"
+        )));
+    }
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    stdin
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Failure::new(format!("cannot read the answer: {e}")))?;
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Failure::new("cancelled; nothing changed"))
+    }
+}
+
+/// Whether the command printed as it went (`--watch`) rather than returning its output.
+fn prints_itself(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Campaign(CampaignCmd::Stats { watch: true, .. })
+            | Command::Campaign(CampaignCmd::List { watch: true, .. })
+            | Command::Queue(QueueCmd::Stats { watch: true })
+    )
+}
+
+/// A generated text as output (printed as it is; a JSON string with `--json`).
+fn text_output(bytes: Vec<u8>) -> Output {
+    let human = String::from_utf8_lossy(&bytes).into_owned();
+    Output {
+        json: serde_json::Value::String(human.clone()),
+        human,
+    }
+}
+
+/// `completions` and `man`: generated from the command tree, no connection needed.
+fn generated(command: &Command) -> Result<Output, Failure> {
+    let mut cmd = cli::command();
+    match command {
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "campaign-control", &mut script);
+            Ok(text_output(script))
+        }
+        Command::Man { dir: None } => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(|e| Failure::new(format!("cannot render the man page: {e}")))?;
+            Ok(text_output(page))
+        }
+        Command::Man { dir: Some(dir) } => {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| clap_mangen::generate_to(cmd, dir))
+                .map_err(|e| {
+                    Failure::new(format!(
+                        "cannot write man pages into {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            Ok(Output {
+                json: serde_json::json!({ "dir": dir }),
+                human: format!("wrote campaign-control*.1 into {}\n", dir.display()),
+            })
+        }
+        _ => Err(Failure::usage("not a generated text")),
+    }
+}
+
 /// Runs a parsed command line and returns the text to print.
 pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
     match &cli.command {
-        Command::Campaign(cli::CampaignCmd::Stats { id, watch: true }) => {
-            stats::watch(cli, *id).await
+        c @ (Command::Completions { .. } | Command::Man { .. }) => generated(c),
+        Command::Campaign(CampaignCmd::Stats { id, watch: true }) => stats::watch(cli, *id).await,
+        Command::Campaign(CampaignCmd::List {
+            customer_id,
+            running,
+            with_deleted,
+            watch: true,
+            page,
+        }) => {
+            let rpc = rpc::Rpc::connect(cli).await?;
+            let filters = rpc::campaign_filters(*customer_id, *running, *with_deleted);
+            let result = watch::watch(cli.json, || rpc.campaign_list(&filters, page)).await;
+            rpc.close().await;
+            result
         }
         Command::Campaign(c) => rpc::Rpc::connect(cli).await?.campaign(c).await,
         Command::Campaigncall(c) => rpc::Rpc::connect(cli).await?.campaigncall(c).await,
@@ -110,12 +209,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
 pub async fn main(cli: Cli) -> ExitCode {
     match execute(&cli).await {
         Ok(out) => {
-            // `--watch` printed as it went.
-            let watched = matches!(
-                &cli.command,
-                Command::Campaign(cli::CampaignCmd::Stats { watch: true, .. })
-            );
-            if !watched {
+            if !prints_itself(&cli.command) {
                 print!("{}", out.render(cli.json));
             }
             ExitCode::SUCCESS

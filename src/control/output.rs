@@ -1,6 +1,7 @@
 //! What a command prints: an [`Output`] carries both the JSON value (for `--json`) and the human
-//! rendering, so every command decides its table once and the caller picks the form. Also the
-//! small aligned-table formatter, written here to avoid a dependency for a few columns.
+//! rendering, so every command decides its table once and the caller picks the form. Tables are
+//! laid out by comfy-table, which measures cells in terminal columns (a Korean syllable takes
+//! two), so names in any script line up; [`Table`] keeps the CLI's plain borderless look.
 
 use serde_json::Value;
 
@@ -14,6 +15,14 @@ pub struct Output {
 }
 
 impl Output {
+    /// Nothing to print (the command printed as it went).
+    pub fn empty() -> Output {
+        Output {
+            json: Value::Null,
+            human: String::new(),
+        }
+    }
+
     /// The text to print for the chosen form.
     pub fn render(&self, json: bool) -> String {
         if json {
@@ -58,35 +67,22 @@ impl Table {
         self.rows.is_empty()
     }
 
-    /// Renders the table, columns separated by two spaces, no trailing blanks.
+    /// Renders the table: no borders, columns separated by two spaces and as wide as their
+    /// widest cell on screen, no trailing blanks.
     pub fn render(&self) -> String {
-        let cols = self
-            .rows
-            .iter()
-            .map(Vec::len)
-            .chain([self.header.len()])
-            .max()
-            .unwrap_or(0);
-        let mut width = vec![0usize; cols];
-        for r in std::iter::once(&self.header).chain(&self.rows) {
-            for (i, c) in r.iter().enumerate() {
-                width[i] = width[i].max(c.chars().count());
-            }
+        let mut t = comfy_table::Table::new();
+        t.load_style(comfy_table::presets::NOTHING)
+            .set_content_arrangement(comfy_table::ContentArrangement::Disabled)
+            .set_header(self.header.clone());
+        for r in &self.rows {
+            t.add_row(r.clone());
+        }
+        let last = t.column_count().saturating_sub(1);
+        for (i, c) in t.column_iter_mut().enumerate() {
+            c.set_padding((0, if i == last { 0 } else { 2 }));
         }
         let mut out = String::new();
-        for r in std::iter::once(&self.header).chain(&self.rows) {
-            let mut line = String::new();
-            for (i, w) in width.iter().enumerate() {
-                let cell = r.get(i).map(String::as_str).unwrap_or("");
-                if i > 0 {
-                    line.push_str("  ");
-                }
-                line.push_str(cell);
-                line.extend(std::iter::repeat_n(
-                    ' ',
-                    w.saturating_sub(cell.chars().count()),
-                ));
-            }
+        for line in t.lines() {
             out.push_str(line.trim_end());
             out.push('\n');
         }
@@ -142,6 +138,17 @@ mod tests {
         let mut t = Table::new(["A", "LONGER"]);
         t.row(["xxxx", "y"]).row(["z", ""]);
         assert_eq!(t.render(), "A     LONGER\nxxxx  y\nz\n");
+    }
+
+    #[test]
+    fn wide_characters_take_two_columns() {
+        let mut t = Table::new(["NAME", "STATUS"]);
+        t.row(["서울 캠페인", "run"]).row(["ab", "stop"]);
+        // "서울 캠페인" is 5 wide characters and a space: 11 columns on screen.
+        assert_eq!(
+            t.render(),
+            "NAME         STATUS\n서울 캠페인  run\nab           stop\n"
+        );
     }
 
     #[test]

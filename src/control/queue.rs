@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::cli::{Cli, QueueCmd};
 use super::output::{Output, Table};
-use super::{Failure, PROBE_TIMEOUT, probe_tcp};
+use super::{Failure, PROBE_TIMEOUT, confirm, probe_tcp};
 
 /// A connected `queue` command runner.
 pub struct Queue {
@@ -192,19 +192,25 @@ impl Queue {
     /// Runs a `queue` subcommand. `json` suppresses the progress bar of `drain`.
     pub async fn run(self, cmd: &QueueCmd, json: bool) -> Result<Output, Failure> {
         match cmd {
-            QueueCmd::Stats => {
-                let s = self
-                    .chains
-                    .stats()
-                    .await
-                    .map_err(self.sched("reading stats"))?;
-                Ok(Output {
-                    json: stats_json(&s),
-                    human: stats_human(&s),
-                })
-            }
+            QueueCmd::Stats { watch: false } => self.stats().await,
+            QueueCmd::Stats { watch: true } => super::watch::watch(json, || self.stats()).await,
             QueueCmd::List { campaign, limit } => self.list(campaign.as_ref(), *limit).await,
-            QueueCmd::Drain { timeout, purge } => self.drain(*timeout, *purge, json).await,
+            QueueCmd::Drain {
+                timeout,
+                purge,
+                yes,
+            } => {
+                if *purge {
+                    confirm(
+                        &format!(
+                            "Drain and drop every pending tick in namespace {}?",
+                            self.chains.namespace()
+                        ),
+                        *yes,
+                    )?;
+                }
+                self.drain(*timeout, *purge, json).await
+            }
             QueueCmd::Resume => {
                 self.chains.resume().await.map_err(self.sched("resuming"))?;
                 let s = self
@@ -227,8 +233,9 @@ impl Queue {
                     human,
                 })
             }
-            QueueCmd::Purge { campaign } => {
+            QueueCmd::Purge { campaign, yes } => {
                 let id = campaign.to_string();
+                confirm(&format!("End the tick chain of campaign {id}?"), *yes)?;
                 let existed = self
                     .chains
                     .stop(&id)
@@ -275,6 +282,19 @@ impl Queue {
                 })
             }
         }
+    }
+
+    /// `queue stats` (also each refresh of `--watch`).
+    async fn stats(&self) -> Result<Output, Failure> {
+        let s = self
+            .chains
+            .stats()
+            .await
+            .map_err(self.sched("reading stats"))?;
+        Ok(Output {
+            json: stats_json(&s),
+            human: stats_human(&s),
+        })
     }
 
     async fn now_ms(&self) -> Result<u64, Failure> {

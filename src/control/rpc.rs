@@ -1,16 +1,21 @@
 //! Campaign, campaigncall and outplan commands over the RPC API (docs/contract.md#routes).
 //!
-//! The CLI is just another RPC caller (like api-manager): it builds the request envelope, sends
-//! it to the service's request queue and maps the reply — 2xx to output, a typed `voipbin_error`
-//! to its message and reason, a bare status to a sentence, no reply to "is it running?". Partial
-//! updates (`campaign update`, `update-resource-info`, `outplan update`) read the record first
-//! and send every field, because the service's PUT routes overwrite all of them (and
-//! `PUT /v1/campaigns/<id>` reads an omitted name, detail or service level as empty/0).
+//! The CLI is just another RPC caller (like api-manager): it sends the model's request bodies
+//! (`crate::model::requests`) to the service's request queue and reads the replies as the
+//! model's records, so it holds no copy of the contract's types. A reply maps to output (2xx),
+//! a typed `voipbin_error` to its message and reason, a bare status to a sentence, no reply to
+//! "is it running?". Partial updates follow each route's own rule: `PUT /v1/outplans/<id>`
+//! keeps omitted fields, so only the flags given are sent; `PUT /v1/campaigns/<id>`,
+//! `resource_info` and `dials` write every field (an omitted name reads as empty), so the
+//! record is read first and the fields no flag changes are sent as they are.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use prometheus::Registry;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::cli::{
@@ -18,15 +23,22 @@ use super::cli::{
     OutplanCreate, OutplanUpdate, Page,
 };
 use super::output::{Output, record, records};
-use super::{Failure, names, probe_tcp, shown};
+use super::{Failure, confirm, names, probe_tcp, shown};
 use crate::bus::{
     Bus, BusOptions, CallOptions, ConnectionOptions, Request, Response, RpcClient, RpcError,
 };
-use crate::model::{self, Campaign, VoipbinError};
-use crate::service::CampaignUpdate as CampaignBasicInfo;
+use crate::model::{
+    self, Action, Address, CallingHours, Campaign, CampaignFilters, CampaignStats, CampaignStatus,
+    CampaignStatusUpdate, Campaigncall, CampaigncallFilters, CampaigncallFinish, EndHandle,
+    Outplan, OutplanDials, OutplanFilters, Pacing, VoipbinError,
+};
 
 /// How long the CLI waits for the service's reply (the platform's RPC timeout).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long `campaign execute` waits for each reply: the Go service runs the whole tick
+/// (peer requests included) before it answers.
+pub const EXECUTE_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Columns of `campaign list`.
 const CAMPAIGN_COLUMNS: &[&str] = &[
@@ -37,6 +49,17 @@ const CAMPAIGN_COLUMNS: &[&str] = &[
     "execute",
     "service_level",
     "end_handle",
+    "tm_create",
+];
+/// Columns of `campaign list` across customers.
+const CAMPAIGN_ALL_COLUMNS: &[&str] = &[
+    "id",
+    "customer_id",
+    "name",
+    "type",
+    "status",
+    "execute",
+    "service_level",
     "tm_create",
 ];
 /// Columns of `campaigncall list`.
@@ -59,6 +82,22 @@ const OUTPLAN_COLUMNS: &[&str] = &[
     "try_interval",
     "tm_create",
 ];
+
+/// What `campaign execute` did, for `--json`.
+#[derive(Serialize)]
+struct ExecuteReport<'a> {
+    /// Campaigns whose `/execute` was answered with success.
+    executed: &'a [Uuid],
+    /// Campaigns whose request failed or got no reply.
+    failed: &'a [NotConfirmed],
+}
+
+/// One `/execute` that was not confirmed.
+#[derive(Serialize)]
+struct NotConfirmed {
+    id: Uuid,
+    error: String,
+}
 
 /// A connected RPC caller of campaign-manager.
 pub struct Rpc {
@@ -100,10 +139,20 @@ pub fn reply_data(what: &str, resp: &Response) -> Result<Value, Failure> {
     Err(Failure::new(format!("{what}: {hint}")))
 }
 
+/// Reads a reply's data as the model type `T`.
+fn typed<T: DeserializeOwned>(what: &str, data: Value) -> Result<T, Failure> {
+    serde_json::from_value(data).map_err(|e| {
+        Failure::new(format!(
+            "{what}: campaign-manager sent a reply this CLI cannot read: {e}"
+        ))
+    })
+}
+
 /// Parses `--actions-json`: a JSON array of flow actions.
-pub fn parse_actions(text: &str) -> Result<Value, Failure> {
+pub fn parse_actions(text: &str) -> Result<Vec<Action>, Failure> {
     match serde_json::from_str::<Value>(text) {
-        Ok(v @ Value::Array(_)) => Ok(v),
+        Ok(v @ Value::Array(_)) => serde_json::from_value(v)
+            .map_err(|e| Failure::usage(format!("--actions-json holds an invalid action: {e}"))),
         Ok(_) => Err(Failure::usage(
             "--actions-json must be a JSON array, e.g. '[{\"type\":\"answer\"}]'",
         )),
@@ -113,13 +162,18 @@ pub fn parse_actions(text: &str) -> Result<Value, Failure> {
     }
 }
 
-/// The `calling_hours` object in `--json-file` (validated by the service, which names the bad
-/// field; here only that it is a JSON object).
-pub fn read_calling_hours(file: &std::path::Path) -> Result<Value, Failure> {
+/// The `calling_hours` object in `--json-file`. Only its shape is checked here; the service
+/// validates the values and names a bad field.
+pub fn read_calling_hours(file: &std::path::Path) -> Result<CallingHours, Failure> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Failure::usage(format!("cannot read {}: {e}", file.display())))?;
     match serde_json::from_str::<Value>(&text) {
-        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(v @ Value::Object(_)) => serde_json::from_value(v).map_err(|e| {
+            Failure::usage(format!(
+                "{} is not a calling_hours object: {e}",
+                file.display()
+            ))
+        }),
         Ok(_) => Err(Failure::usage(format!(
             "{} must hold a JSON object (the calling_hours value)",
             file.display()
@@ -155,29 +209,28 @@ pub fn list_uri(path: &str, page: &Page) -> String {
     format!("{path}?{}", q.finish())
 }
 
-fn list_output(data: Value, columns: &[&str]) -> Output {
+/// The JSON form of a record or list for output.
+fn to_json<T: Serialize>(what: &str, v: &T) -> Result<Value, Failure> {
+    serde_json::to_value(v).map_err(|e| Failure::new(format!("{what}: cannot show the reply: {e}")))
+}
+
+fn list_output<T: Serialize>(what: &str, rows: &[T], columns: &[&str]) -> Result<Output, Failure> {
+    let data = to_json(what, &rows)?;
     let mut human = records(&data, columns);
     if let Some(last) = data.as_array().and_then(|a| a.last())
         && let Some(t) = last.get("tm_create").and_then(Value::as_str)
     {
         human.push_str(&format!("next page: --page-token {t}\n"));
     }
-    Output { json: data, human }
+    Ok(Output { json: data, human })
 }
 
-fn record_output(data: Value) -> Output {
-    Output {
+fn record_output<T: Serialize>(what: &str, v: &T) -> Result<Output, Failure> {
+    let data = to_json(what, v)?;
+    Ok(Output {
         human: record(&data),
         json: data,
-    }
-}
-
-/// Copies `key` from `current` into `body` (used to fill the fields a partial update keeps).
-fn keep(body: &mut Map<String, Value>, current: &Value, key: &str) {
-    body.insert(
-        key.to_owned(),
-        current.get(key).cloned().unwrap_or(Value::Null),
-    );
+    })
 }
 
 /// The body of `PUT /v1/campaigns/<id>`: the flags given, the current values for the rest,
@@ -185,65 +238,51 @@ fn keep(body: &mut Map<String, Value>, current: &Value, key: &str) {
 /// `""`/`0` (the platform's caller omits empty values), so keeping a value means sending it.
 /// A type or end handle the campaign does not have (`""` in rows the Go service wrote) is
 /// left out, which the route reads as "keep", since `""` is refused on input.
-pub fn campaign_update_body(current: &Campaign, u: &CampaignUpdate) -> CampaignBasicInfo {
-    CampaignBasicInfo {
+pub fn campaign_update_body(current: &Campaign, u: &CampaignUpdate) -> model::CampaignUpdate {
+    model::CampaignUpdate {
         name: u.name.clone().unwrap_or_else(|| current.name.clone()),
         detail: u.detail.clone().unwrap_or_else(|| current.detail.clone()),
         kind: u
             .kind
-            .map(model::CampaignType::from)
             .or(Some(current.kind))
             .filter(|k| *k != model::CampaignType::Unset),
         service_level: u.service_level.unwrap_or(current.service_level),
         end_handle: u
             .end_handle
-            .map(model::EndHandle::from)
             .or(Some(current.end_handle))
-            .filter(|e| *e != model::EndHandle::Unset),
+            .filter(|e| *e != EndHandle::Unset),
     }
 }
 
 /// The body of `PUT /v1/outplans/<id>/dials`: the flags given, the current values for the rest.
-pub fn outplan_dials_body(current: &Value, d: &Dials) -> Result<Value, Failure> {
-    let mut b = Map::new();
-    for k in [
-        "source",
-        "dial_timeout",
-        "try_interval",
-        "max_try_count_0",
-        "max_try_count_1",
-        "max_try_count_2",
-        "max_try_count_3",
-        "max_try_count_4",
-    ] {
-        keep(&mut b, current, k);
-    }
+pub fn outplan_dials_body(current: &Outplan, d: &Dials) -> Result<OutplanDials, Failure> {
+    let mut b = OutplanDials {
+        source: current.source.clone(),
+        dial_timeout: d.dial_timeout.unwrap_or(current.dial_timeout),
+        try_interval: d.try_interval.unwrap_or(current.try_interval),
+        ..OutplanDials::default()
+    };
+    b.set_max_try_counts([
+        current.max_try_count_0,
+        current.max_try_count_1,
+        current.max_try_count_2,
+        current.max_try_count_3,
+        current.max_try_count_4,
+    ]);
     if d.source_type.is_some() || d.source_target.is_some() {
-        let mut src = current
-            .get("source")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let mut src = b.source.take().unwrap_or_default();
         if let Some(t) = &d.source_type {
-            src.insert("type".into(), json!(t));
+            src.kind = t.clone();
         }
         if let Some(t) = &d.source_target {
-            src.insert("target".into(), json!(t));
+            src.target = t.clone();
         }
-        b.insert("source".into(), Value::Object(src));
-    }
-    if let Some(v) = d.dial_timeout {
-        b.insert("dial_timeout".into(), json!(v));
-    }
-    if let Some(v) = d.try_interval {
-        b.insert("try_interval".into(), json!(v));
+        b.source = Some(src);
     }
     if let Some(v) = &d.max_try_count {
-        for (i, n) in max_try_counts(v)?.into_iter().enumerate() {
-            b.insert(format!("max_try_count_{i}"), json!(n));
-        }
+        b.set_max_try_counts(max_try_counts(v)?);
     }
-    Ok(Value::Object(b))
+    Ok(b)
 }
 
 fn dials_given(d: &Dials) -> bool {
@@ -255,59 +294,64 @@ fn dials_given(d: &Dials) -> bool {
 }
 
 /// The body of `POST /v1/campaigns`.
-pub fn campaign_create_body(c: &CampaignCreate) -> Result<Value, Failure> {
+pub fn campaign_create_body(c: &CampaignCreate) -> Result<model::CampaignCreate, Failure> {
     let actions = match &c.actions_json {
         Some(text) => parse_actions(text)?,
-        None => json!([]),
+        None => Vec::new(),
     };
-    let id = |v: Option<Uuid>| json!(v.unwrap_or_default());
-    Ok(json!({
-        "customer_id": c.customer_id,
-        "type": c.kind.as_str(),
-        "name": c.name,
-        "detail": c.detail,
-        "actions": actions,
-        "service_level": c.service_level,
-        "end_handle": c.end_handle.as_str(),
-        "outplan_id": id(c.outplan_id),
-        "outdial_id": id(c.outdial_id),
-        "queue_id": id(c.queue_id),
-        "next_campaign_id": id(c.next_campaign_id),
-    }))
+    Ok(model::CampaignCreate {
+        customer_id: c.customer_id,
+        kind: Some(c.kind),
+        name: c.name.clone(),
+        detail: c.detail.clone(),
+        actions: Some(actions),
+        service_level: c.service_level,
+        end_handle: Some(c.end_handle),
+        outplan_id: c.outplan_id.unwrap_or_default(),
+        outdial_id: c.outdial_id.unwrap_or_default(),
+        queue_id: c.queue_id.unwrap_or_default(),
+        next_campaign_id: c.next_campaign_id.unwrap_or_default(),
+        ..model::CampaignCreate::default()
+    })
 }
 
 /// The body of `POST /v1/outplans` (platform defaults for unset dial settings).
-pub fn outplan_create_body(c: &OutplanCreate) -> Result<Value, Failure> {
+pub fn outplan_create_body(c: &OutplanCreate) -> Result<model::OutplanCreate, Failure> {
     let d = &c.dials;
-    let counts = match &d.max_try_count {
+    let source = (d.source_type.is_some() || d.source_target.is_some()).then(|| Address {
+        kind: d.source_type.clone().unwrap_or_default(),
+        target: d.source_target.clone().unwrap_or_default(),
+        ..Address::default()
+    });
+    let mut dials = OutplanDials {
+        source,
+        dial_timeout: d.dial_timeout.unwrap_or(30_000),
+        try_interval: d.try_interval.unwrap_or(600_000),
+        ..OutplanDials::default()
+    };
+    dials.set_max_try_counts(match &d.max_try_count {
         Some(v) => max_try_counts(v)?,
         None => [5; 5],
-    };
-    let source = if d.source_type.is_some() || d.source_target.is_some() {
-        let mut s = Map::new();
-        if let Some(t) = &d.source_type {
-            s.insert("type".into(), json!(t));
-        }
-        if let Some(t) = &d.source_target {
-            s.insert("target".into(), json!(t));
-        }
-        Value::Object(s)
-    } else {
-        Value::Null
-    };
-    Ok(json!({
-        "customer_id": c.customer_id,
-        "name": c.name,
-        "detail": c.detail,
-        "source": source,
-        "dial_timeout": d.dial_timeout.unwrap_or(30_000),
-        "try_interval": d.try_interval.unwrap_or(600_000),
-        "max_try_count_0": counts[0],
-        "max_try_count_1": counts[1],
-        "max_try_count_2": counts[2],
-        "max_try_count_3": counts[3],
-        "max_try_count_4": counts[4],
-    }))
+    });
+    Ok(model::OutplanCreate {
+        customer_id: c.customer_id,
+        name: c.name.clone(),
+        detail: c.detail.clone(),
+        dials,
+    })
+}
+
+/// The filters of `campaign list`.
+pub fn campaign_filters(
+    customer_id: Option<Uuid>,
+    running: bool,
+    with_deleted: bool,
+) -> CampaignFilters {
+    CampaignFilters {
+        customer_id,
+        status: running.then_some(CampaignStatus::Run),
+        deleted: (!with_deleted).then_some(false),
+    }
 }
 
 impl Rpc {
@@ -346,26 +390,51 @@ impl Rpc {
         Ok(Rpc { bus, client, queue })
     }
 
-    /// Sends one request and maps the reply; `what` names the operation in messages.
-    pub async fn call(
+    /// Sends one request and returns the raw reply; `what` names the operation in messages.
+    async fn send(
         &self,
         what: &str,
         method: &str,
         uri: &str,
-        body: Option<&Value>,
-    ) -> Result<Value, Failure> {
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Response, Failure> {
         let mut req = Request::new(method, uri);
-        if let Some(b) = body {
+        if let Some(b) = &body {
             req = req
                 .with_json(b)
                 .map_err(|e| Failure::new(format!("{what}: cannot encode the request: {e}")))?;
         }
-        let resp = self
-            .client
-            .call_with(&self.queue, &req, CallOptions::timeout(RPC_TIMEOUT))
+        self.client
+            .call_with(&self.queue, &req, CallOptions::timeout(timeout))
             .await
-            .map_err(|e| self.rpc_failure(what, e))?;
-        reply_data(what, &resp)
+            .map_err(|e| self.rpc_failure(what, e))
+    }
+
+    /// Sends one request with a model body (or none) and reads the reply as the model type `T`.
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        what: &str,
+        method: &str,
+        uri: &str,
+        body: Option<&B>,
+    ) -> Result<T, Failure> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| Failure::new(format!("{what}: cannot encode the request: {e}")))?;
+        let resp = self.send(what, method, uri, body, RPC_TIMEOUT).await?;
+        typed(what, reply_data(what, &resp)?)
+    }
+
+    /// A request without a body, read as the model type `T`.
+    pub async fn request<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        method: &str,
+        uri: &str,
+    ) -> Result<T, Failure> {
+        self.call::<(), T>(what, method, uri, None).await
     }
 
     fn rpc_failure(&self, what: &str, e: RpcError) -> Failure {
@@ -387,6 +456,116 @@ impl Rpc {
         self.bus.shutdown().await;
     }
 
+    /// `GET /v1/campaigns/<id>/stats` as a table (also each refresh of `--watch`).
+    pub async fn campaign_stats(&self, id: Uuid) -> Result<Output, Failure> {
+        let what = format!("stats of campaign {id}");
+        let stats: CampaignStats = self
+            .request(&what, "GET", &super::stats::stats_uri(id))
+            .await?;
+        Ok(super::stats::stats_output(to_json(&what, &stats)?))
+    }
+
+    /// One page of `GET /v1/campaigns` (also each refresh of `campaign list --watch`).
+    pub async fn campaign_list(
+        &self,
+        filters: &CampaignFilters,
+        page: &Page,
+    ) -> Result<Output, Failure> {
+        let what = "list campaigns";
+        let rows: Vec<Campaign> = self
+            .call(what, "GET", &list_uri("/v1/campaigns", page), Some(filters))
+            .await?;
+        let columns = if filters.customer_id.is_some() {
+            CAMPAIGN_COLUMNS
+        } else {
+            CAMPAIGN_ALL_COLUMNS
+        };
+        list_output(what, &rows, columns)
+    }
+
+    /// Every campaign matching `filters`, all pages, each once (a page ends inside a group of
+    /// equal `tm_create` on the Go service, so a row can come twice; none is sent twice).
+    pub async fn all_campaigns(
+        &self,
+        filters: &CampaignFilters,
+        page_size: u32,
+    ) -> Result<Vec<Campaign>, Failure> {
+        let mut seen = HashSet::new();
+        let mut all = Vec::new();
+        let mut page = Page {
+            page_size: Some(page_size.max(1)),
+            page_token: None,
+        };
+        loop {
+            let what = format!(
+                "list campaigns (page {})",
+                all.len() / page_size.max(1) as usize + 1
+            );
+            let rows: Vec<Campaign> = self
+                .call(
+                    &what,
+                    "GET",
+                    &list_uri("/v1/campaigns", &page),
+                    Some(filters),
+                )
+                .await?;
+            let full = rows.len() >= page_size.max(1) as usize;
+            let last = rows.last().and_then(|c| c.tm_create);
+            all.extend(rows.into_iter().filter(|c| seen.insert(c.id)));
+            match last {
+                // The platform's token form (microseconds, `Z`), which both services read.
+                Some(t) if full => {
+                    page.page_token = Some(t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string());
+                }
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// `campaign execute`: one `POST /v1/campaigns/<id>/execute` per campaign, sequentially,
+    /// never repeated (the Go service starts one loop per request it receives). A campaign
+    /// whose request got no reply is reported, not retried.
+    async fn execute(&self, ids: &[Campaign]) -> Result<Output, Failure> {
+        let mut sent = Vec::new();
+        let mut failed = Vec::new();
+        for c in ids {
+            let what = format!("execute campaign {}", c.id);
+            let uri = format!("/v1/campaigns/{}/execute", c.id);
+            let error = match self.send(&what, "POST", &uri, None, EXECUTE_TIMEOUT).await {
+                Ok(resp) if resp.is_success() => {
+                    sent.push(c.id);
+                    continue;
+                }
+                Ok(resp) => reply_data(&what, &resp)
+                    .err()
+                    .map(|f| f.message)
+                    .unwrap_or_default(),
+                Err(f) => f.message,
+            };
+            failed.push(NotConfirmed { id: c.id, error });
+        }
+        let mut human = format!("sent /execute to {} campaign(s)\n", sent.len());
+        for f in &failed {
+            human.push_str(&format!("not confirmed: {}: {}\n", f.id, f.error));
+        }
+        let json = to_json(
+            "execute",
+            &ExecuteReport {
+                executed: &sent,
+                failed: &failed,
+            },
+        )?;
+        if failed.is_empty() {
+            Ok(Output { json, human })
+        } else {
+            Err(Failure::new(format!(
+                "{human}{} request(s) not confirmed; do not resend blindly: a request without a \
+                 reply may still have started a loop (check `campaign get` or the service log)",
+                failed.len()
+            )))
+        }
+    }
+
     /// Runs a `campaign` subcommand.
     pub async fn campaign(self, cmd: &CampaignCmd) -> Result<Output, Failure> {
         let out = self.campaign_inner(cmd).await;
@@ -399,72 +578,55 @@ impl Rpc {
         match cmd {
             CampaignCmd::List {
                 customer_id,
+                running,
                 with_deleted,
                 page,
+                ..
             } => {
-                let mut filter = json!({ "customer_id": customer_id });
-                if !with_deleted {
-                    filter["deleted"] = json!(false);
-                }
-                let data = self
-                    .call(
-                        "list campaigns",
-                        "GET",
-                        &list_uri("/v1/campaigns", page),
-                        Some(&filter),
-                    )
-                    .await?;
-                Ok(list_output(data, CAMPAIGN_COLUMNS))
+                self.campaign_list(
+                    &campaign_filters(*customer_id, *running, *with_deleted),
+                    page,
+                )
+                .await
             }
-            CampaignCmd::Stats { id, .. } => {
-                let what = format!("stats of campaign {id}");
-                let data = self
-                    .call(&what, "GET", &super::stats::stats_uri(*id), None)
-                    .await?;
-                Ok(super::stats::stats_output(data))
-            }
+            CampaignCmd::Stats { id, .. } => self.campaign_stats(*id).await,
             CampaignCmd::Get(a) => {
                 let what = format!("get campaign {}", a.id);
-                Ok(record_output(
-                    self.call(&what, "GET", &path(&a.id), None).await?,
-                ))
+                let c: Campaign = self.request(&what, "GET", &path(&a.id)).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::Create(c) => {
+                let what = "create campaign";
                 let body = campaign_create_body(c)?;
-                let data = self
-                    .call("create campaign", "POST", "/v1/campaigns", Some(&body))
+                let c: Campaign = self
+                    .call(what, "POST", "/v1/campaigns", Some(&body))
                     .await?;
-                Ok(record_output(data))
+                record_output(what, &c)
             }
             CampaignCmd::Update(u) => {
                 let what = format!("update campaign {}", u.id);
-                let current = self.call(&what, "GET", &path(&u.id), None).await?;
-                let current: Campaign = serde_json::from_value(current).map_err(|e| {
-                    Failure::new(format!(
-                        "{what}: campaign-manager sent a campaign this CLI cannot read: {e}"
-                    ))
-                })?;
-                let body = serde_json::to_value(campaign_update_body(&current, u))
-                    .map_err(|e| Failure::new(format!("{what}: cannot encode the request: {e}")))?;
-                Ok(record_output(
-                    self.call(&what, "PUT", &path(&u.id), Some(&body)).await?,
-                ))
+                let current: Campaign = self.request(&what, "GET", &path(&u.id)).await?;
+                let body = campaign_update_body(&current, u);
+                let c: Campaign = self.call(&what, "PUT", &path(&u.id), Some(&body)).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::UpdateServiceLevel { id, service_level } => {
                 let what = format!("update service level of campaign {id}");
-                let body = json!({ "service_level": service_level });
+                let body = model::ServiceLevelUpdate {
+                    service_level: *service_level,
+                };
                 let uri = format!("{}/service_level", path(id));
-                Ok(record_output(
-                    self.call(&what, "PUT", &uri, Some(&body)).await?,
-                ))
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::UpdateActions { id, actions_json } => {
                 let what = format!("update actions of campaign {id}");
-                let body = json!({ "actions": parse_actions(actions_json)? });
+                let body = model::ActionsUpdate {
+                    actions: Some(parse_actions(actions_json)?),
+                };
                 let uri = format!("{}/actions", path(id));
-                Ok(record_output(
-                    self.call(&what, "PUT", &uri, Some(&body)).await?,
-                ))
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::UpdateResourceInfo {
                 id,
@@ -474,53 +636,43 @@ impl Rpc {
                 next_campaign_id,
             } => {
                 let what = format!("update resource info of campaign {id}");
-                let current = self.call(&what, "GET", &path(id), None).await?;
-                let mut b = Map::new();
-                for (k, v) in [
-                    ("outplan_id", outplan_id),
-                    ("outdial_id", outdial_id),
-                    ("queue_id", queue_id),
-                    ("next_campaign_id", next_campaign_id),
-                ] {
-                    match v {
-                        Some(v) => {
-                            b.insert(k.into(), json!(v));
-                        }
-                        None => keep(&mut b, &current, k),
-                    }
-                }
+                let current: Campaign = self.request(&what, "GET", &path(id)).await?;
+                let body = model::ResourceInfoUpdate {
+                    outplan_id: outplan_id.unwrap_or(current.outplan_id),
+                    outdial_id: outdial_id.unwrap_or(current.outdial_id),
+                    queue_id: queue_id.unwrap_or(current.queue_id),
+                    next_campaign_id: next_campaign_id.unwrap_or(current.next_campaign_id),
+                };
                 let uri = format!("{}/resource_info", path(id));
-                let body = Value::Object(b);
-                Ok(record_output(
-                    self.call(&what, "PUT", &uri, Some(&body)).await?,
-                ))
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::UpdateNextCampaign {
                 id,
                 next_campaign_id,
             } => {
                 let what = format!("update next campaign of campaign {id}");
-                let body = json!({ "next_campaign_id": next_campaign_id });
+                let body = model::NextCampaignUpdate {
+                    next_campaign_id: *next_campaign_id,
+                };
                 let uri = format!("{}/next_campaign_id", path(id));
-                Ok(record_output(
-                    self.call(&what, "PUT", &uri, Some(&body)).await?,
-                ))
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::CallingHours {
                 id,
                 json_file,
                 clear,
             } => {
-                let hours = match (json_file, clear) {
-                    (Some(file), false) => read_calling_hours(file)?,
-                    _ => Value::Null,
+                let calling_hours = match (json_file, clear) {
+                    (Some(file), false) => Some(read_calling_hours(file)?),
+                    _ => None,
                 };
                 let what = format!("update calling hours of campaign {id}");
-                let body = json!({ "calling_hours": hours });
+                let body = model::CallingHoursUpdate { calling_hours };
                 let uri = format!("{}/calling_hours", path(id));
-                Ok(record_output(
-                    self.call(&what, "PUT", &uri, Some(&body)).await?,
-                ))
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::Pacing {
                 id,
@@ -528,44 +680,75 @@ impl Rpc {
                 dials_per_second,
                 clear,
             } => {
-                let pacing = if *clear {
-                    Value::Null
-                } else {
-                    json!({
-                        "max_concurrent_calls": max_concurrent_calls,
-                        "dials_per_second": dials_per_second,
-                    })
-                };
+                let pacing = (!*clear).then_some(Pacing {
+                    max_concurrent_calls: *max_concurrent_calls,
+                    dials_per_second: *dials_per_second,
+                });
                 let what = format!("update pacing of campaign {id}");
-                let body = json!({ "pacing": pacing });
+                let body = model::PacingUpdate { pacing };
                 let uri = format!("{}/pacing", path(id));
-                Ok(record_output(
-                    self.call(&what, "PUT", &uri, Some(&body)).await?,
-                ))
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
             }
-            CampaignCmd::Run(a) | CampaignCmd::Stop(a) => {
-                let status = if matches!(cmd, CampaignCmd::Run(_)) {
-                    "run"
-                } else {
-                    "stop"
+            CampaignCmd::Run(a) => {
+                let what = format!("set campaign {} to run", a.id);
+                let body = CampaignStatusUpdate {
+                    status: CampaignStatus::Run,
                 };
-                let what = format!("set campaign {} to {status}", a.id);
                 let uri = format!("{}/status", path(&a.id));
-                let body = json!({ "status": status });
-                Ok(record_output(
-                    self.call(&what, "PUT", &uri, Some(&body)).await?,
-                ))
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
+            }
+            CampaignCmd::Stop { id, force: false } => {
+                let what = format!("set campaign {id} to stop");
+                let body = CampaignStatusUpdate {
+                    status: CampaignStatus::Stop,
+                };
+                let uri = format!("{}/status", path(id));
+                let c: Campaign = self.call(&what, "PUT", &uri, Some(&body)).await?;
+                record_output(&what, &c)
+            }
+            CampaignCmd::Stop { id, force: true } => {
+                let what = format!("force-stop campaign {id}");
+                let uri = format!("{}/force_stop", path(id));
+                let c: Campaign = self.request(&what, "POST", &uri).await?;
+                record_output(&what, &c)
             }
             CampaignCmd::Delete(a) => {
                 let what = format!("delete campaign {}", a.id);
-                match self.call(&what, "DELETE", &path(&a.id), None).await? {
-                    Value::Null => Err(Failure::new(format!(
-                        "{what}: not deleted — only a stopped campaign can be deleted (run \
-                         `campaign-control campaign stop --id {}` and wait for status stop)",
-                        a.id
-                    ))),
-                    data => Ok(record_output(data)),
+                confirm(&format!("Delete campaign {}?", a.id), a.yes)?;
+                let c: Campaign = self.request(&what, "DELETE", &path(&a.id)).await?;
+                record_output(&what, &c)
+            }
+            CampaignCmd::Execute {
+                id,
+                all_running,
+                page_size,
+                yes,
+            } => {
+                let targets = match id {
+                    Some(id) => {
+                        let what = format!("execute campaign {id}");
+                        vec![self.request::<Campaign>(&what, "GET", &path(id)).await?]
+                    }
+                    None if *all_running => {
+                        let filters = campaign_filters(None, true, false);
+                        self.all_campaigns(&filters, *page_size).await?
+                    }
+                    None => return Err(Failure::usage("pass --id or --all-running")),
+                };
+                if *all_running {
+                    confirm(
+                        &format!(
+                            "Send /execute once to each of {} running campaign(s)? (The Go \
+                             service starts one loop per request: run this once, after the Rust \
+                             workers are gone.)",
+                            targets.len()
+                        ),
+                        *yes,
+                    )?;
                 }
+                self.execute(&targets).await
             }
         }
     }
@@ -579,27 +762,41 @@ impl Rpc {
                 customer_id,
                 page,
             } => {
-                let mut filter = Map::new();
-                if let Some(v) = campaign_id {
-                    filter.insert("campaign_id".into(), json!(v));
-                }
-                if let Some(v) = status {
-                    filter.insert("status".into(), json!(v));
-                }
-                if let Some(v) = customer_id {
-                    filter.insert("customer_id".into(), json!(v));
-                }
-                filter.insert("deleted".into(), json!(false));
-                let filter = Value::Object(filter);
+                let what = "list campaign calls";
+                let filters = CampaigncallFilters {
+                    campaign_id: *campaign_id,
+                    customer_id: *customer_id,
+                    status: *status,
+                    deleted: Some(false),
+                };
                 let uri = list_uri("/v1/campaigncalls", page);
-                self.call("list campaign calls", "GET", &uri, Some(&filter))
+                match self
+                    .call::<_, Vec<Campaigncall>>(what, "GET", &uri, Some(&filters))
                     .await
-                    .map(|d| list_output(d, CAMPAIGNCALL_COLUMNS))
+                {
+                    Ok(rows) => list_output(what, &rows, CAMPAIGNCALL_COLUMNS),
+                    Err(f) => Err(f),
+                }
             }
             CampaigncallCmd::Get(a) => {
                 let what = format!("get campaign call {}", a.id);
                 let uri = format!("/v1/campaigncalls/{}", a.id);
-                self.call(&what, "GET", &uri, None).await.map(record_output)
+                match self.request::<Campaigncall>(&what, "GET", &uri).await {
+                    Ok(c) => record_output(&what, &c),
+                    Err(f) => Err(f),
+                }
+            }
+            CampaigncallCmd::Finish { id, result } => {
+                let what = format!("finish campaign call {id}");
+                let uri = format!("/v1/campaigncalls/{id}/finish");
+                let body = CampaigncallFinish { result: *result };
+                match self
+                    .call::<_, Campaigncall>(&what, "POST", &uri, Some(&body))
+                    .await
+                {
+                    Ok(c) => record_output(&what, &c),
+                    Err(f) => Err(f),
+                }
             }
         };
         self.close().await;
@@ -621,39 +818,38 @@ impl Rpc {
                 with_deleted,
                 page,
             } => {
-                let mut filter = json!({ "customer_id": customer_id });
-                if !with_deleted {
-                    filter["deleted"] = json!(false);
-                }
+                let what = "list outplans";
+                let filters = OutplanFilters {
+                    customer_id: Some(*customer_id),
+                    deleted: (!with_deleted).then_some(false),
+                };
                 let uri = list_uri("/v1/outplans", page);
-                let data = self
-                    .call("list outplans", "GET", &uri, Some(&filter))
-                    .await?;
-                Ok(list_output(data, OUTPLAN_COLUMNS))
+                let rows: Vec<Outplan> = self.call(what, "GET", &uri, Some(&filters)).await?;
+                list_output(what, &rows, OUTPLAN_COLUMNS)
             }
             OutplanCmd::Get(a) => {
                 let what = format!("get outplan {}", a.id);
-                Ok(record_output(
-                    self.call(&what, "GET", &path(&a.id), None).await?,
-                ))
+                let o: Outplan = self.request(&what, "GET", &path(&a.id)).await?;
+                record_output(&what, &o)
             }
             OutplanCmd::Create(c) => {
+                let what = "create outplan";
                 let body = outplan_create_body(c)?;
-                let data = self
-                    .call("create outplan", "POST", "/v1/outplans", Some(&body))
-                    .await?;
-                Ok(record_output(data))
+                let o: Outplan = self.call(what, "POST", "/v1/outplans", Some(&body)).await?;
+                record_output(what, &o)
             }
             OutplanCmd::Update(u) => self.outplan_update(u).await,
             OutplanCmd::Delete(a) => {
                 let what = format!("delete outplan {}", a.id);
-                Ok(record_output(
-                    self.call(&what, "DELETE", &path(&a.id), None).await?,
-                ))
+                confirm(&format!("Delete outplan {}?", a.id), a.yes)?;
+                let o: Outplan = self.request(&what, "DELETE", &path(&a.id)).await?;
+                record_output(&what, &o)
             }
         }
     }
 
+    /// `PUT /v1/outplans/<id>` with only the name/detail given (the route keeps the rest), then
+    /// `PUT .../dials` with every dial setting (that route writes them all).
     async fn outplan_update(&self, u: &OutplanUpdate) -> Result<Output, Failure> {
         let basic = u.name.is_some() || u.detail.is_some();
         let dials = dials_given(&u.dials);
@@ -665,32 +861,29 @@ impl Rpc {
         }
         let what = format!("update outplan {}", u.id);
         let uri = format!("/v1/outplans/{}", u.id);
-        let mut current = self.call(&what, "GET", &uri, None).await?;
-        if basic {
-            let pick = |given: &Option<String>, key: &str| {
-                given
-                    .as_ref()
-                    .map(|s| json!(s))
-                    .unwrap_or_else(|| current.get(key).cloned().unwrap_or(json!("")))
+        let mut current: Outplan = if basic {
+            let body = model::OutplanUpdate {
+                name: u.name.clone(),
+                detail: u.detail.clone(),
             };
-            let body =
-                json!({ "name": pick(&u.name, "name"), "detail": pick(&u.detail, "detail") });
-            current = self.call(&what, "PUT", &uri, Some(&body)).await?;
-        }
+            self.call(&what, "PUT", &uri, Some(&body)).await?
+        } else {
+            self.request(&what, "GET", &uri).await?
+        };
         if dials {
             let body = outplan_dials_body(&current, &u.dials)?;
             current = self
                 .call(&what, "PUT", &format!("{uri}/dials"), Some(&body))
                 .await?;
         }
-        Ok(record_output(current))
+        record_output(&what, &current)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::cli::{CampaignType, EndHandle};
+    use serde_json::json;
 
     #[test]
     fn replies_map_to_data_or_failures() {
@@ -700,7 +893,7 @@ mod tests {
             reply_data("w", &Response::status(200)).unwrap(),
             Value::Null
         );
-        let typed = Response::json(
+        let typed_err = Response::json(
             404,
             &VoipbinError::new(
                 "NOT_FOUND",
@@ -708,9 +901,9 @@ mod tests {
                 "The campaign was not found.",
             ),
         );
-        let mut typed = typed;
-        typed.data_type = "voipbin_error".into();
-        let f = reply_data("get campaign 1", &typed).unwrap_err();
+        let mut typed_err = typed_err;
+        typed_err.data_type = "voipbin_error".into();
+        let f = reply_data("get campaign 1", &typed_err).unwrap_err();
         assert_eq!(f.code, 1);
         assert!(f.message.contains("The campaign was not found."), "{f}");
         assert!(f.message.contains("CAMPAIGN_NOT_FOUND"), "{f}");
@@ -718,10 +911,14 @@ mod tests {
         assert!(bare.message.contains("not found"), "{bare}");
         let bad = reply_data("get x", &Response::status(400)).unwrap_err();
         assert!(bad.message.contains("400"), "{bad}");
+        // A success without the record (what the old delete branch guessed at) is unreadable.
+        let none = typed::<Campaign>("delete campaign 1", Value::Null).unwrap_err();
+        assert!(none.message.contains("cannot read"), "{none}");
     }
 
     #[test]
     fn bodies() {
+        use model::{CampaignType, EndHandle};
         let nil = Uuid::nil();
         let stored = |kind: &str, end_handle: &str| -> Campaign {
             serde_json::from_value(json!({
@@ -773,9 +970,15 @@ mod tests {
             try_interval: Some(1),
             max_try_count: Some(vec![2]),
         };
-        let op = json!({"source": {"type": "tel", "target": "+0"}, "dial_timeout": 30000,
-                        "try_interval": 5, "max_try_count_0": 5});
-        let b = outplan_dials_body(&op, &d).unwrap();
+        let op: Outplan = serde_json::from_value(json!({
+            "id": nil, "customer_id": nil, "name": "p", "detail": "",
+            "source": {"type": "tel", "target": "+0"}, "dial_timeout": 30000,
+            "try_interval": 5, "max_try_count_0": 5, "max_try_count_1": 5, "max_try_count_2": 5,
+            "max_try_count_3": 5, "max_try_count_4": 5, "tm_create": null, "tm_update": null,
+            "tm_delete": null
+        }))
+        .expect("outplan json");
+        let b = serde_json::to_value(outplan_dials_body(&op, &d).unwrap()).unwrap();
         assert_eq!(b["source"], json!({"type": "tel", "target": "+1"}));
         assert_eq!(b["try_interval"], json!(1));
         assert_eq!(b["dial_timeout"], json!(30000));
@@ -783,6 +986,11 @@ mod tests {
         assert_eq!(max_try_counts(&[1, 2]).unwrap_err().code, 2);
         assert_eq!(parse_actions("{}").unwrap_err().code, 2);
         assert_eq!(parse_actions("[").unwrap_err().code, 2);
+        assert_eq!(parse_actions("[1]").unwrap_err().code, 2);
+        assert_eq!(
+            serde_json::to_value(campaign_filters(None, true, false)).unwrap(),
+            json!({"status": "run", "deleted": false})
+        );
         assert_eq!(
             list_uri(
                 "/v1/x",

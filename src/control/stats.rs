@@ -1,10 +1,6 @@
 //! `campaign-control campaign stats --id X [--watch]`: the live stats of one campaign
-//! (`GET /v1/campaigns/<id>/stats`) as a two-column table. With `--watch` the table is redrawn
-//! in place every second (cursor home + clear screen) until Ctrl-C; with `--json` too, one
-//! compact JSON object per line instead, so the output can be piped.
-
-use std::io::Write;
-use std::time::Duration;
+//! (`GET /v1/campaigns/<id>/stats`, read as the model's `CampaignStats`) as a two-column table;
+//! `--watch` redraws it in place (see [`super::watch`]).
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -13,9 +9,6 @@ use super::Failure;
 use super::cli::Cli;
 use super::output::{Output, Table, cell};
 use super::rpc::Rpc;
-
-/// How often `--watch` refreshes.
-pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The order and names of the rows of the human table.
 const ROWS: &[&str] = &[
@@ -57,46 +50,12 @@ pub fn stats_uri(id: Uuid) -> String {
     format!("/v1/campaigns/{id}/stats")
 }
 
-/// `--watch`: prints the stats every [`WATCH_INTERVAL`] until Ctrl-C (or the first failure).
-/// Returns an empty output, everything has been printed already.
+/// `--watch`: prints the stats every second until Ctrl-C (or the first failure).
 pub async fn watch(cli: &Cli, id: Uuid) -> Result<Output, Failure> {
     let rpc = Rpc::connect(cli).await?;
-    let what = format!("stats of campaign {id}");
-    let result = loop {
-        let data = match rpc.call(&what, "GET", &stats_uri(id), None).await {
-            Ok(d) => d,
-            Err(f) => break Err(f),
-        };
-        let out = stats_output(data);
-        let mut stdout = std::io::stdout().lock();
-        let text = if cli.json {
-            format!("{}\n", out.json)
-        } else {
-            format!(
-                "\x1b[H\x1b[2J{}(refreshing every {} s; Ctrl-C to quit)\n",
-                out.human,
-                WATCH_INTERVAL.as_secs()
-            )
-        };
-        if stdout
-            .write_all(text.as_bytes())
-            .and_then(|_| stdout.flush())
-            .is_err()
-        {
-            // stdout closed (e.g. piped into `head`): nothing more to show.
-            break Ok(());
-        }
-        drop(stdout);
-        tokio::select! {
-            _ = tokio::time::sleep(WATCH_INTERVAL) => {}
-            _ = tokio::signal::ctrl_c() => break Ok(()),
-        }
-    };
+    let result = super::watch::watch(cli.json, || rpc.campaign_stats(id)).await;
     rpc.close().await;
-    result.map(|()| Output {
-        json: Value::Null,
-        human: String::new(),
-    })
+    result
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod json;
 mod outplan;
 mod pacing;
 mod peer;
+mod requests;
 mod stats;
 mod voipbin_error;
 
@@ -27,6 +28,12 @@ pub use campaigncall::{
 pub use outplan::Outplan;
 pub use pacing::{MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};
+pub use requests::{
+    ActionsUpdate, CallingHoursUpdate, CampaignCreate, CampaignFilters, CampaignStatusUpdate,
+    CampaignUpdate, CampaigncallFilters, CampaigncallFinish, NextCampaignUpdate, OutplanCreate,
+    OutplanDials, OutplanFilters, OutplanUpdate, PacingUpdate, ResourceInfoUpdate,
+    ServiceLevelUpdate,
+};
 pub use stats::{CampaignStats, TickRecord};
 pub use voipbin_error::VoipbinError;
 

@@ -168,6 +168,59 @@ impl Service {
         self.finish_campaigncall_only(id, result).await
     }
 
+    /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so
+    /// once done its try never looks abandoned and is not dialed again. Nothing for a
+    /// campaigncall without a dial row (the Go service's).
+    pub(super) async fn mark_placed(&self, id: Uuid) -> ServiceResult<()> {
+        if let Some(step) = self.store.dials.step(id).await?
+            && step != DialStep::Requested
+        {
+            self.store.dials.set_step(id, DialStep::Requested).await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /v1/campaigncalls/<id>/finish` (docs/cli.md): an operator ends a campaigncall
+    /// whose call is known to be gone, as a hangup would: the target follows the result, the
+    /// event is published, and a `stopping` campaign stops once nothing is up. The try counts
+    /// as placed (never dialed again). A campaigncall already done is a 409 (its result stays).
+    pub async fn operator_finish_campaigncall(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+    ) -> ServiceResult<Campaigncall> {
+        if result == CampaigncallResult::None {
+            return Err(ServiceError::Invalid(
+                "result must be success or fail".into(),
+            ));
+        }
+        let cc = self
+            .store
+            .campaigncalls
+            .get_fresh(id)
+            .await?
+            .filter(|c| c.tm_delete.is_none())
+            .ok_or(ServiceError::NotFound("campaigncall"))?;
+        let already_done = || {
+            ServiceError::Precondition(format!(
+                "campaigncall is already done (result {})",
+                enum_str(&cc.result)
+            ))
+        };
+        if cc.status == CampaigncallStatus::Done {
+            return Err(already_done());
+        }
+        // The operator says the call existed: its try stays used.
+        self.mark_placed(id).await?;
+        let Some(done) = self.finish_campaigncall(id, result).await? else {
+            // Finished by a hangup between the read and the update.
+            return Err(already_done());
+        };
+        tracing::info!(campaigncall_id = %id, ?result, "campaigncall finished by an operator");
+        self.campaigncall_ended(done.campaign_id).await?;
+        Ok(done)
+    }
+
     /// `GET /v1/campaigncalls/<id>`.
     pub async fn campaigncall(&self, id: Uuid) -> ServiceResult<Campaigncall> {
         match self.store.campaigncalls.get(id).await? {

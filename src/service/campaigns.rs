@@ -9,90 +9,15 @@
 //! campaign that is not stopped is a 409, decided by the `UPDATE`'s own condition; `run` on
 //! a running campaign makes sure its chain is alive instead of doing nothing.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::json::uuid_or_nil;
 use crate::model::{
-    Action, CallingHours, Campaign, CampaignStatus, CampaignType, EndHandle, Execute, Pacing,
+    Action, Campaign, CampaignCreate, CampaignStatus, CampaignType, CampaignUpdate, EndHandle,
+    Execute,
 };
 use crate::store::{BasicInfo, Deletion, Filters, Page, ResourceInfo};
-
-/// Body of `POST /v1/campaigns`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct CampaignCreate {
-    /// Id to use (nil: generated).
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    pub id: Uuid,
-    /// Owner.
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    pub customer_id: Uuid,
-    /// `call` or `flow` (required).
-    #[serde(rename = "type", default)]
-    pub kind: Option<CampaignType>,
-    /// Name.
-    #[serde(default)]
-    pub name: String,
-    /// Detail.
-    #[serde(default)]
-    pub detail: String,
-    /// Flow actions.
-    #[serde(default)]
-    pub actions: Option<Vec<Action>>,
-    /// Service level in percent (default 0).
-    #[serde(default)]
-    pub service_level: i32,
-    /// `stop` (default) or `continue`.
-    #[serde(default)]
-    pub end_handle: Option<EndHandle>,
-    /// Outplan.
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    pub outplan_id: Uuid,
-    /// Outdial.
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    pub outdial_id: Uuid,
-    /// Queue.
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    pub queue_id: Uuid,
-    /// Next campaign.
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    pub next_campaign_id: Uuid,
-    /// When it may dial (`None`: any time).
-    #[serde(default)]
-    pub calling_hours: Option<CallingHours>,
-    /// How hard it may dial (`None`: no limits).
-    #[serde(default)]
-    pub pacing: Option<Pacing>,
-}
-
-/// Body of `PUT /v1/campaigns/<id>` (docs/go-differences.md, item 17). The platform's caller,
-/// api-manager, encodes this body with Go's `omitempty` on `name`, `detail`, `service_level`
-/// and `end_handle`, so it sends `""` and `0` by leaving the key out: an omitted `name` or
-/// `detail` is `""` and an omitted `service_level` is `0` (no dialing). An omitted
-/// `end_handle` keeps the current one (`""` is not a value it can mean), and so does an
-/// omitted `type` (the platform always sends it; keeping is the harmless reading for other
-/// callers). `campaign-control campaign update` serializes this same type and sends every
-/// field it keeps explicitly.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CampaignUpdate {
-    /// New name; omitted means `""`.
-    #[serde(default)]
-    pub name: String,
-    /// New detail; omitted means `""`.
-    #[serde(default)]
-    pub detail: String,
-    /// New type; omitted keeps the current one.
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
-    pub kind: Option<CampaignType>,
-    /// New service level in percent; omitted means `0`.
-    #[serde(default)]
-    pub service_level: i32,
-    /// New end handle; omitted keeps the current one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end_handle: Option<EndHandle>,
-}
 
 /// `type` and `end_handle` given in a request must be real values (`""` exists only in
 /// legacy rows).

@@ -28,11 +28,12 @@ use crate::metrics::Metrics;
 use crate::peers::Peers;
 use crate::store::Store;
 
+pub use crate::model::{
+    CampaignCreate, CampaignUpdate, OutplanCreate, OutplanDials, OutplanUpdate,
+};
 pub use campaigncalls::hangup_result;
-pub use campaigns::{CampaignCreate, CampaignUpdate};
 pub use error::{ServiceError, ServiceResult};
 pub use notify::{BusNotifier, Notifier, RecordingNotifier};
-pub use outplans::{OutplanCreate, OutplanDials, OutplanUpdate};
 pub use repair::{RepairReport, RepairSettings, run_repair};
 
 /// Refuses text that does not fit its column: `name` is `VARCHAR(255)` (characters),

@@ -2,101 +2,37 @@
 //! `outplan_created/updated/deleted`, and values that cannot work (negative intervals or
 //! try counts) are refused.
 
-use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::json::uuid_or_nil;
-use crate::model::{Address, Outplan};
+use crate::model::{Outplan, OutplanCreate, OutplanDials, OutplanUpdate};
 use crate::store::{Deletion, Dials, Filters, Page};
 
-/// Body of `POST /v1/outplans`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct OutplanCreate {
-    /// Owner.
-    #[serde(default, deserialize_with = "uuid_or_nil")]
-    pub customer_id: Uuid,
-    /// Name.
-    #[serde(default)]
-    pub name: String,
-    /// Detail.
-    #[serde(default)]
-    pub detail: String,
-    /// Dial settings.
-    #[serde(flatten)]
-    pub dials: OutplanDials,
-}
-
-/// Body of `PUT /v1/outplans/<id>/dials` (all overwritten; missing source stores null).
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct OutplanDials {
-    /// Caller id.
-    #[serde(default)]
-    pub source: Option<Address>,
-    /// Ring timeout, ms.
-    #[serde(default)]
-    pub dial_timeout: i32,
-    /// Retry interval, ms.
-    #[serde(default)]
-    pub try_interval: i32,
-    /// Max tries, destination 0.
-    #[serde(default)]
-    pub max_try_count_0: i32,
-    /// Max tries, destination 1.
-    #[serde(default)]
-    pub max_try_count_1: i32,
-    /// Max tries, destination 2.
-    #[serde(default)]
-    pub max_try_count_2: i32,
-    /// Max tries, destination 3.
-    #[serde(default)]
-    pub max_try_count_3: i32,
-    /// Max tries, destination 4.
-    #[serde(default)]
-    pub max_try_count_4: i32,
-}
-
-/// Body of `PUT /v1/outplans/<id>`: omitted fields keep their value.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct OutplanUpdate {
-    /// Name.
-    pub name: Option<String>,
-    /// Detail.
-    pub detail: Option<String>,
-}
-
-impl OutplanDials {
-    fn into_dials(self) -> ServiceResult<Dials> {
-        let max = [
-            self.max_try_count_0,
-            self.max_try_count_1,
-            self.max_try_count_2,
-            self.max_try_count_3,
-            self.max_try_count_4,
-        ];
-        for (name, v) in [
-            ("dial_timeout", self.dial_timeout),
-            ("try_interval", self.try_interval),
-        ] {
-            if v < 0 {
-                return Err(ServiceError::Invalid(format!(
-                    "{name} must not be negative, got {v}"
-                )));
-            }
-        }
-        if let Some((i, v)) = max.iter().enumerate().find(|(_, v)| **v < 0) {
+/// The dial settings of a request, checked: negative times or try counts cannot work.
+fn checked_dials(req: OutplanDials) -> ServiceResult<Dials> {
+    let max = req.max_try_counts();
+    for (name, v) in [
+        ("dial_timeout", req.dial_timeout),
+        ("try_interval", req.try_interval),
+    ] {
+        if v < 0 {
             return Err(ServiceError::Invalid(format!(
-                "max_try_count_{i} must not be negative, got {v}"
+                "{name} must not be negative, got {v}"
             )));
         }
-        Ok(Dials {
-            source: self.source,
-            dial_timeout: self.dial_timeout,
-            try_interval: self.try_interval,
-            max_try_counts: max,
-        })
     }
+    if let Some((i, v)) = max.iter().enumerate().find(|(_, v)| **v < 0) {
+        return Err(ServiceError::Invalid(format!(
+            "max_try_count_{i} must not be negative, got {v}"
+        )));
+    }
+    Ok(Dials {
+        source: req.source,
+        dial_timeout: req.dial_timeout,
+        try_interval: req.try_interval,
+        max_try_counts: max,
+    })
 }
 
 impl Service {
@@ -113,7 +49,7 @@ impl Service {
             return Err(ServiceError::Invalid("customer_id is required".into()));
         }
         super::check_text(&req.name, &req.detail)?;
-        let d = req.dials.into_dials()?;
+        let d = checked_dials(req.dials)?;
         let [m0, m1, m2, m3, m4] = d.max_try_counts;
         let o = Outplan {
             id: Uuid::new_v4(),
@@ -177,7 +113,7 @@ impl Service {
         id: Uuid,
         req: OutplanDials,
     ) -> ServiceResult<Outplan> {
-        let d = req.into_dials()?;
+        let d = checked_dials(req)?;
         self.outplan(id).await?;
         let u = self
             .store

@@ -33,8 +33,10 @@ use std::time::Duration;
 use chrono::Utc;
 use uuid::Uuid;
 
-use super::{Service, ServiceResult, hangup_result};
-use crate::model::{Campaigncall, CampaigncallResult, ReferenceType};
+use super::{Service, ServiceError, ServiceResult, hangup_result};
+use crate::model::{
+    Campaign, CampaignStatus, Campaigncall, CampaigncallResult, Execute, ReferenceType, enum_str,
+};
 use crate::store::{DialStep, Overdue, OverdueRule};
 
 /// Settings of the repair.
@@ -233,6 +235,59 @@ impl Service {
                 Ok(false)
             }
         }
+    }
+
+    /// `POST /v1/campaigns/<id>/force_stop` (docs/cli.md): an operator ends a campaign stuck
+    /// in `stopping` whose calls are gone, without waiting for the repair's bounds. Its chain is
+    /// told to end (`execute = stop`), then every open campaigncall is settled as a repair pass
+    /// would, except that the operator's word decides what the peer cannot: a call the peer
+    /// never created frees its try, one it reports ended gets its real result, and one it still
+    /// reports up, or that it cannot be asked about, is finished as `fail` (their tries stay
+    /// used, as for any placed call, so none is dialed twice). Then the campaign
+    /// stops. A stopped campaign is returned as it is; a running one is refused (stop it first,
+    /// so no tick is dialing while its calls are settled).
+    pub async fn force_stop_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
+        let c = self
+            .store
+            .campaigns
+            .get_fresh(id)
+            .await?
+            .filter(|c| c.tm_delete.is_none())
+            .ok_or(ServiceError::NotFound("campaign"))?;
+        match c.status {
+            CampaignStatus::Stop => return Ok(c),
+            CampaignStatus::Run => {
+                return Err(ServiceError::Precondition(format!(
+                    "campaign is {}; stop it first (force_stop only ends a campaign stuck in \
+                     stopping)",
+                    enum_str(&c.status)
+                )));
+            }
+            CampaignStatus::Stopping => {}
+        }
+        self.store.campaigns.set_execute(id, Execute::Stop).await?;
+        for cc in self.store.campaigncalls.list_ongoing(id, 1000).await? {
+            let found = self.ask_peer(&cc).await;
+            match found {
+                Ok(Found::NeverCreated) => {
+                    self.abandon_dial(cc.id).await?;
+                }
+                Ok(Found::Ended(result, _)) => {
+                    self.mark_placed(cc.id).await?;
+                    self.finish_campaigncall(cc.id, result).await?;
+                }
+                Ok(Found::StillUp) | Err(_) => {
+                    // Placed, or perhaps placed: its try must not be dialed again.
+                    self.mark_placed(cc.id).await?;
+                    tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
+                    self.finish_campaigncall(cc.id, CampaigncallResult::Fail)
+                        .await?;
+                }
+            }
+        }
+        let stopped = self.stop_campaign(id).await?;
+        tracing::info!(campaign_id = %id, status = ?stopped.status, "campaign force-stopped by an operator");
+        Ok(stopped)
     }
 
     async fn ask_peer(&self, cc: &Campaigncall) -> ServiceResult<Found> {
