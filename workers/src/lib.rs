@@ -17,6 +17,7 @@
 //! Entry points: [`Chains`] (a cheap handle for the API side and the operator CLI) and
 //! [`run_workers`] (worker tasks until shutdown).
 
+mod batcher;
 mod chain_state;
 mod chains;
 mod config;

@@ -23,6 +23,7 @@ use apalis_redis::{ConnectionManager, RedisStorage, RedisTask};
 use campaign_workers::{Chains, SchedulerConfig, run_workers};
 use redis::AsyncCommands;
 
+use crate::commandstats::{CommandCounts, per_unit};
 use crate::runners::{NumberedChains, RecordingInMemory, chain_id, log_key, now_us};
 
 #[derive(clap::Args)]
@@ -66,16 +67,19 @@ pub async fn run(redis_url: String, args: BenchArgs) -> anyhow::Result<()> {
     if args.raw_jobs > 0 {
         let in_flight = args.concurrency + args.max_waiting;
         let batch = in_flight.div_ceil(2).clamp(16, 2000);
-        let rate = raw_ceiling(&redis_url, args.raw_jobs, in_flight, batch, false).await?;
+        let (rate, commands) =
+            raw_ceiling(&redis_url, args.raw_jobs, in_flight, batch, false).await?;
         println!(
             "raw apalis-redis ceiling, scheduler settings (lock_tasks off, batch {batch}): {} no-op jobs, {rate:.0} jobs/s",
             args.raw_jobs
         );
+        println!("      {}", per_unit(&commands, args.raw_jobs, "job"));
         let jobs = args.raw_jobs.min(5000);
-        let rate = raw_ceiling(&redis_url, jobs, in_flight, 10, true).await?;
+        let (rate, commands) = raw_ceiling(&redis_url, jobs, in_flight, 10, true).await?;
         println!(
             "raw apalis-redis ceiling, apalis defaults (lock_tasks on, batch 10): {jobs} no-op jobs, {rate:.0} jobs/s"
         );
+        println!("      {}", per_unit(&commands, jobs, "job"));
         println!("  (both fed in slices of 500 with at most 2000 queued, as the feeder does)");
     }
     if args.recovery_chains > 0 {
@@ -94,6 +98,8 @@ struct ChainsResult {
     early: usize,
     ticks: usize,
     rss_kb: u64,
+    /// Redis commands per command name over the measured window.
+    commands: Vec<(String, u64)>,
 }
 
 impl ChainsResult {
@@ -111,6 +117,7 @@ impl ChainsResult {
             self.ticks,
             self.rss_kb as f64 / 1024.0
         );
+        println!("      {}", per_unit(&self.commands, self.ticks, "tick"));
     }
 }
 
@@ -201,10 +208,15 @@ async fn chains_run(
             .await
         })
     };
+    let mut stats_conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
     tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
+    let counts_from = CommandCounts::read(&mut stats_conn).await?;
     let from = now_us();
     tokio::time::sleep(Duration::from_secs(args.measure_s)).await;
     let to = now_us();
+    let counts_to = CommandCounts::read(&mut stats_conn).await?;
     let rss = rss_kb("self");
     let _ = stop_tx.send(());
     worker.await?.context("run_workers")?;
@@ -232,6 +244,7 @@ async fn chains_run(
         early: lateness.iter().filter(|l| **l < 0).count(),
         ticks: lateness.len(),
         rss_kb: rss,
+        commands: counts_to.since(&counts_from),
     })
 }
 
@@ -245,15 +258,20 @@ async fn raw_job(_job: u64, counter: Data<Arc<RawCounter>>) -> Result<(), BoxDyn
     Ok(())
 }
 
-/// No-op jobs through one apalis worker with the scheduler's settings; returns jobs/s.
+/// No-op jobs through one apalis worker with the scheduler's settings; returns jobs/s and the
+/// Redis commands of the run.
 async fn raw_ceiling(
     redis_url: &str,
     jobs: usize,
     concurrency: usize,
     batch: usize,
     lock_tasks: bool,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, Vec<(String, u64)>)> {
     let ns = namespace("raw");
+    let mut stats_conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let counts_from = CommandCounts::read(&mut stats_conn).await?;
     let conn: ConnectionManager = apalis_redis::connect(redis_url).await?;
     let config = apalis_redis::Config::default()
         .queue(&ns)
@@ -301,10 +319,11 @@ async fn raw_ceiling(
         }
     }
     let rate = jobs as f64 / started.elapsed().as_secs_f64();
+    let counts_to = CommandCounts::read(&mut stats_conn).await?;
     let _ = stop_tx.send(());
     let _ = worker.await;
     cleanup(redis_url, &ns).await?;
-    Ok(rate)
+    Ok((rate, counts_to.since(&counts_from)))
 }
 
 fn spawn_worker(
