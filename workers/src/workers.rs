@@ -174,22 +174,34 @@ pub async fn run_workers(
 }
 
 /// Most ticks in one claim or finish script call.
-const MAX_BATCH: usize = 256;
+const MAX_BATCH: usize = 500;
+/// Claim (or finish) calls one process has on the wire at once.
+const CALLS_IN_FLIGHT: usize = 4;
 
 /// The claims of this process, one script call per batch.
 fn claim_batcher(state: ChainState, lease: Duration) -> Batcher<ClaimRequest, Claim> {
-    Batcher::spawn("claim", MAX_BATCH, move |reqs: Vec<ClaimRequest>| {
-        let state = state.clone();
-        async move { state.claim_many(&reqs, lease).await }
-    })
+    Batcher::spawn(
+        "claim",
+        MAX_BATCH,
+        CALLS_IN_FLIGHT,
+        move |reqs: Vec<ClaimRequest>| {
+            let state = state.clone();
+            async move { state.claim_many(&reqs, lease).await }
+        },
+    )
 }
 
 /// The finishes of this process, one script call per batch.
 fn finish_batcher(state: ChainState) -> Batcher<FinishRequest, Finish> {
-    Batcher::spawn("finish", MAX_BATCH, move |reqs: Vec<FinishRequest>| {
-        let state = state.clone();
-        async move { state.finish_many(&reqs, local_now_ms() / 1000).await }
-    })
+    Batcher::spawn(
+        "finish",
+        MAX_BATCH,
+        CALLS_IN_FLIGHT,
+        move |reqs: Vec<FinishRequest>| {
+            let state = state.clone();
+            async move { state.finish_many(&reqs, local_now_ms() / 1000).await }
+        },
+    )
 }
 
 /// The apalis-redis settings for the tick queue (see the module doc).

@@ -23,7 +23,7 @@ use apalis_redis::{ConnectionManager, RedisStorage, RedisTask};
 use campaign_workers::{Chains, SchedulerConfig, run_workers};
 use redis::AsyncCommands;
 
-use crate::commandstats::{CommandCounts, per_unit};
+use crate::commandstats::{CommandCounts, own_cpu_s, per_unit, redis_cpu_s};
 use crate::runners::{NumberedChains, RecordingInMemory, chain_id, log_key, now_us};
 
 #[derive(clap::Args)]
@@ -100,6 +100,8 @@ struct ChainsResult {
     rss_kb: u64,
     /// Redis commands per command name over the measured window.
     commands: Vec<(String, u64)>,
+    /// CPU seconds over the measured window: this process, the Redis server.
+    cpu_s: (f64, f64),
 }
 
 impl ChainsResult {
@@ -118,6 +120,12 @@ impl ChainsResult {
             self.rss_kb as f64 / 1024.0
         );
         println!("      {}", per_unit(&self.commands, self.ticks, "tick"));
+        let per_tick_us = |s: f64| s * 1e6 / self.ticks.max(1) as f64;
+        println!(
+            "      CPU per tick: worker process {:.1} µs, Redis {:.1} µs",
+            per_tick_us(self.cpu_s.0),
+            per_tick_us(self.cpu_s.1)
+        );
     }
 }
 
@@ -213,9 +221,11 @@ async fn chains_run(
         .await?;
     tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
     let counts_from = CommandCounts::read(&mut stats_conn).await?;
+    let cpu_from = (own_cpu_s(), redis_cpu_s(&mut stats_conn).await?);
     let from = now_us();
     tokio::time::sleep(Duration::from_secs(args.measure_s)).await;
     let to = now_us();
+    let cpu_to = (own_cpu_s(), redis_cpu_s(&mut stats_conn).await?);
     let counts_to = CommandCounts::read(&mut stats_conn).await?;
     let rss = rss_kb("self");
     let _ = stop_tx.send(());
@@ -245,6 +255,7 @@ async fn chains_run(
         ticks: lateness.len(),
         rss_kb: rss,
         commands: counts_to.since(&counts_from),
+        cpu_s: (cpu_to.0 - cpu_from.0, cpu_to.1 - cpu_from.1),
     })
 }
 

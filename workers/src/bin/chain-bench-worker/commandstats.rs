@@ -53,6 +53,42 @@ impl CommandCounts {
     }
 }
 
+/// CPU seconds the Redis server has used (`INFO cpu`: `used_cpu_user` + `used_cpu_sys`). CPU
+/// time, unlike wall time, barely changes when other processes compete for the cores, so per tick
+/// it compares runs taken at different load.
+pub async fn redis_cpu_s(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<f64> {
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(conn).await?;
+    Ok(info
+        .lines()
+        .filter_map(|l| {
+            l.strip_prefix("used_cpu_user:")
+                .or_else(|| l.strip_prefix("used_cpu_sys:"))
+        })
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .sum())
+}
+
+/// CPU seconds this process has used, all threads (`/proc/self/stat` utime + stime, in the
+/// kernel's 100 Hz clock ticks); 0 where that file is missing.
+pub fn own_cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15, i.e. 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// One line: total commands per unit and the largest contributors, e.g.
 /// `32.1 commands/tick (evalsha 2.0, hget 3.0, ...)`. `scripts` counts `evalsha`+`eval`, the
 /// script calls, which (with the plain commands) are what travel over the network.
