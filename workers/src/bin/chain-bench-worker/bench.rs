@@ -49,6 +49,10 @@ pub struct BenchArgs {
     /// No-op jobs for the raw apalis-redis ceiling (0 skips it).
     #[arg(long, default_value_t = 20000)]
     raw_jobs: usize,
+    /// Prefix every bench namespace with this Redis Cluster hash tag (`{TAG}`), so all its keys
+    /// share one slot: for running the bench against the node of a cluster that serves it.
+    #[arg(long)]
+    hash_tag: Option<String>,
     /// Chains for the SIGKILL recovery measurement (0 skips it).
     #[arg(long, default_value_t = 1000)]
     recovery_chains: usize,
@@ -67,15 +71,30 @@ pub async fn run(redis_url: String, args: BenchArgs) -> anyhow::Result<()> {
     if args.raw_jobs > 0 {
         let in_flight = args.concurrency + args.max_waiting;
         let batch = in_flight.div_ceil(2).clamp(16, 2000);
-        let (rate, commands) =
-            raw_ceiling(&redis_url, args.raw_jobs, in_flight, batch, false).await?;
+        let (rate, commands) = raw_ceiling(
+            &redis_url,
+            args.raw_jobs,
+            in_flight,
+            batch,
+            false,
+            args.hash_tag.as_deref(),
+        )
+        .await?;
         println!(
             "raw apalis-redis ceiling, scheduler settings (lock_tasks off, batch {batch}): {} no-op jobs, {rate:.0} jobs/s",
             args.raw_jobs
         );
         println!("      {}", per_unit(&commands, args.raw_jobs, "job"));
         let jobs = args.raw_jobs.min(5000);
-        let (rate, commands) = raw_ceiling(&redis_url, jobs, in_flight, 10, true).await?;
+        let (rate, commands) = raw_ceiling(
+            &redis_url,
+            jobs,
+            in_flight,
+            10,
+            true,
+            args.hash_tag.as_deref(),
+        )
+        .await?;
         println!(
             "raw apalis-redis ceiling, apalis defaults (lock_tasks on, batch 10): {jobs} no-op jobs, {rate:.0} jobs/s"
         );
@@ -83,7 +102,13 @@ pub async fn run(redis_url: String, args: BenchArgs) -> anyhow::Result<()> {
         println!("  (both fed in slices of 500 with at most 2000 queued, as the feeder does)");
     }
     if args.recovery_chains > 0 {
-        recovery(&redis_url, args.recovery_chains, args.cadence_ms).await?;
+        recovery(
+            &redis_url,
+            args.recovery_chains,
+            args.cadence_ms,
+            args.hash_tag.as_deref(),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -150,8 +175,9 @@ fn rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn namespace(kind: &str) -> String {
-    format!("chain-bench-{kind}-{:08x}", rand::random::<u32>())
+fn namespace(kind: &str, hash_tag: Option<&str>) -> String {
+    let tag = hash_tag.map(|t| format!("{{{t}}}")).unwrap_or_default();
+    format!("{tag}chain-bench-{kind}-{:08x}", rand::random::<u32>())
 }
 
 /// Delete every key of `namespace` (and its entry in apalis' global queue list).
@@ -184,7 +210,7 @@ async fn chains_run(
     cadence: Duration,
     args: &BenchArgs,
 ) -> anyhow::Result<ChainsResult> {
-    let ns = namespace(&format!("{n}"));
+    let ns = namespace(&format!("{n}"), args.hash_tag.as_deref());
     let cfg = SchedulerConfig {
         concurrency: args.concurrency,
         max_waiting: args.max_waiting,
@@ -277,8 +303,9 @@ async fn raw_ceiling(
     concurrency: usize,
     batch: usize,
     lock_tasks: bool,
+    hash_tag: Option<&str>,
 ) -> anyhow::Result<(f64, Vec<(String, u64)>)> {
-    let ns = namespace("raw");
+    let ns = namespace("raw", hash_tag);
     let mut stats_conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
@@ -399,8 +426,13 @@ impl LogReader {
 }
 
 /// SIGKILL one of two worker processes and time how long until every chain ticked again.
-async fn recovery(redis_url: &str, n: usize, cadence_ms: u64) -> anyhow::Result<()> {
-    let ns = namespace("recovery");
+async fn recovery(
+    redis_url: &str,
+    n: usize,
+    cadence_ms: u64,
+    hash_tag: Option<&str>,
+) -> anyhow::Result<()> {
+    let ns = namespace("recovery", hash_tag);
     let mut conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
