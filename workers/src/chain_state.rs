@@ -13,10 +13,10 @@
 //! also takes every chain's `seq`, making ticks already in flight stale) nothing runs until a
 //! worker has restored the pause state it last saw (see [`feeder`](crate::feeder)).
 //!
-//! A job carries `(id, seq, due)`. [`ChainState::claim`] moves `seq → seq + 1` only if the chain
+//! A job carries `(id, seq, due)`. [`ChainState::claim_many`] moves `seq → seq + 1` only if the chain
 //! is still at `seq`, the cluster is not paused and the Redis clock has reached `due`, so a tick
 //! runs at most once however often apalis delivers it, and never early. After the tick,
-//! [`ChainState::finish`] schedules `seq + 1` (or clears the chain) only if nobody moved the chain
+//! [`ChainState::finish_many`] schedules `seq + 1` (or clears the chain) only if nobody moved the chain
 //! meanwhile. Seeding picks a fresh `seq` from the Redis clock in microseconds (and above any
 //! current one): a chain advances by one per tick, far slower than the clock, so a re-seeded chain
 //! never reuses a `seq` of an earlier incarnation, even after a flush. All times come from the
@@ -76,55 +76,100 @@ return out
     ))
 });
 
-/// Claim tick (id, seq). KEYS: seq, next, feed, lease, running, control.
-/// ARGV: id, seq, due_ms, lease_ms. Returns {1, now} claimed, {-1, 0} stale, {-2, 0} paused,
-/// {-3, wait_ms} not due yet.
-static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+/// Claim a batch of ticks. KEYS: seq, next, feed, lease, running, control.
+/// ARGV: lease_ms, then (id, seq, due_ms) per tick. Returns per tick a pair: {1, now} claimed,
+/// {-1, 0} stale, {-2, 0} paused, {-3, wait_ms} not due yet. The writes of all claimed ticks go
+/// out as one command per key at the end; `moved` keeps a second delivery of the same tick inside
+/// one batch stale.
+static CLAIM_MANY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua_with_clock!(
         r#"
-local id = ARGV[1]
-local cur = redis.call('HGET', KEYS[1], id)
-if (not cur) or tonumber(cur) ~= tonumber(ARGV[2]) then return {-1, 0} end
-if redis.call('HGET', KEYS[6], 'paused') == '1' then return {-2, 0} end
-local due = tonumber(ARGV[3])
-if now < due then return {-3, due - now} end
-redis.call('HSET', KEYS[1], id, string.format('%.0f', tonumber(ARGV[2]) + 1))
-redis.call('ZREM', KEYS[2], id)
-redis.call('ZREM', KEYS[3], id)
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), id)
-redis.call('ZADD', KEYS[5], now, id)
-return {1, now}
+local paused = redis.call('HGET', KEYS[6], 'paused') == '1'
+local lease_until = now + tonumber(ARGV[1])
+local out, moved, seqs, ids, leases, runs = {}, {}, {}, {}, {}, {}
+for i = 2, #ARGV, 3 do
+  local id = ARGV[i]
+  local seq = tonumber(ARGV[i + 1])
+  local cur = moved[id]
+  if not cur then
+    cur = redis.call('HGET', KEYS[1], id)
+    if cur then cur = tonumber(cur) end
+  end
+  local due = tonumber(ARGV[i + 2])
+  if (not cur) or cur ~= seq then
+    out[#out + 1] = -1; out[#out + 1] = 0
+  elseif paused then
+    out[#out + 1] = -2; out[#out + 1] = 0
+  elseif now < due then
+    out[#out + 1] = -3; out[#out + 1] = due - now
+  else
+    moved[id] = seq + 1
+    seqs[#seqs + 1] = id; seqs[#seqs + 1] = string.format('%.0f', seq + 1)
+    ids[#ids + 1] = id
+    leases[#leases + 1] = lease_until; leases[#leases + 1] = id
+    runs[#runs + 1] = now; runs[#runs + 1] = id
+    out[#out + 1] = 1; out[#out + 1] = now
+  end
+end
+if #ids > 0 then
+  redis.call('HSET', KEYS[1], unpack(seqs))
+  redis.call('ZREM', KEYS[2], unpack(ids))
+  redis.call('ZREM', KEYS[3], unpack(ids))
+  redis.call('ZADD', KEYS[4], unpack(leases))
+  redis.call('ZADD', KEYS[5], unpack(runs))
+end
+return out
 "#
     ))
 });
 
-/// After a tick: schedule the next one or end the chain, unless the chain moved meanwhile.
-/// KEYS: seq, born, next, feed, lease, running, ticks counter. ARGV: id, claimed seq (the seq of
-/// the next tick), delay_ms or -1 to stop. Returns {1, due} scheduled, {2, 0} stopped, {-1, 0} stale.
-static FINISH: LazyLock<Script> = LazyLock::new(|| {
+/// After a batch of ticks: for each, schedule the next tick or end the chain, unless the chain
+/// moved meanwhile. KEYS: seq, born, next, feed, lease, running, ticks counter.
+/// ARGV: (id, claimed seq (the seq of the next tick), delay_ms or -1 to stop) per tick.
+/// Returns per tick a pair: {1, due} scheduled, {2, 0} stopped, {-1, 0} stale. As in
+/// [`CLAIM_MANY`], the writes go out as one command per key; a chain finished twice in one batch
+/// is stale the second time.
+static FINISH_MANY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua_with_clock!(
         r#"
-local id = ARGV[1]
-local cur = redis.call('HGET', KEYS[1], id)
-if (not cur) or tonumber(cur) ~= tonumber(ARGV[2]) then return {-1, 0} end
-redis.call('INCR', KEYS[7])
-redis.call('EXPIRE', KEYS[7], 120)
-local delay = tonumber(ARGV[3])
-if delay < 0 then
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
-  redis.call('ZREM', KEYS[3], id)
-  redis.call('ZREM', KEYS[4], id)
-  redis.call('ZREM', KEYS[5], id)
-  redis.call('ZREM', KEYS[6], id)
-  return {2, 0}
+local out, seen, ended, dues, done = {}, {}, {}, {}, {}
+for i = 1, #ARGV, 3 do
+  local id = ARGV[i]
+  local cur = nil
+  if not seen[id] then cur = redis.call('HGET', KEYS[1], id) end
+  if (not cur) or tonumber(cur) ~= tonumber(ARGV[i + 1]) then
+    out[#out + 1] = -1; out[#out + 1] = 0
+  else
+    seen[id] = true
+    done[#done + 1] = id
+    local delay = tonumber(ARGV[i + 2])
+    if delay < 0 then
+      ended[#ended + 1] = id
+      out[#out + 1] = 2; out[#out + 1] = 0
+    else
+      local due = now + delay
+      dues[#dues + 1] = due; dues[#dues + 1] = id
+      out[#out + 1] = 1; out[#out + 1] = due
+    end
+  end
 end
-local due = now + delay
-redis.call('ZADD', KEYS[3], due, id)
-redis.call('ZADD', KEYS[4], due, id)
-redis.call('ZREM', KEYS[5], id)
-redis.call('ZREM', KEYS[6], id)
-return {1, due}
+if #done > 0 then
+  redis.call('ZREM', KEYS[5], unpack(done))
+  redis.call('ZREM', KEYS[6], unpack(done))
+  redis.call('INCRBY', KEYS[7], #done)
+  redis.call('EXPIRE', KEYS[7], 120)
+end
+if #ended > 0 then
+  redis.call('HDEL', KEYS[1], unpack(ended))
+  redis.call('HDEL', KEYS[2], unpack(ended))
+  redis.call('ZREM', KEYS[3], unpack(ended))
+  redis.call('ZREM', KEYS[4], unpack(ended))
+end
+if #dues > 0 then
+  redis.call('ZADD', KEYS[3], unpack(dues))
+  redis.call('ZADD', KEYS[4], unpack(dues))
+end
+return out
 "#
     ))
 });
@@ -163,19 +208,25 @@ local limit = math.min(tonumber(ARGV[2]), room)
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + tonumber(ARGV[1]),
   'WITHSCORES', 'LIMIT', 0, limit)
 local out = {'running'}
+if #items == 0 then return out end
 local lease_ms = tonumber(ARGV[3])
-for i = 1, #items, 2 do
-  local id = items[i]
-  local due = tonumber(items[i + 1])
-  redis.call('ZREM', KEYS[1], id)
-  local seq = redis.call('HGET', KEYS[2], id)
+local ids = {}
+for i = 1, #items, 2 do ids[#ids + 1] = items[i] end
+redis.call('ZREM', KEYS[1], unpack(ids))
+local seqs = redis.call('HMGET', KEYS[2], unpack(ids))
+local leases = {}
+for j = 1, #ids do
+  local seq = seqs[j]
   if seq then
-    redis.call('ZADD', KEYS[3], math.max(due, now) + lease_ms, id)
-    out[#out + 1] = id
+    local due = tonumber(items[2 * j])
+    leases[#leases + 1] = math.max(due, now) + lease_ms
+    leases[#leases + 1] = ids[j]
+    out[#out + 1] = ids[j]
     out[#out + 1] = seq
     out[#out + 1] = string.format('%.0f', due)
   end
 end
+if #leases > 0 then redis.call('ZADD', KEYS[3], unpack(leases)) end
 return out
 "#
     ))
@@ -235,7 +286,7 @@ return cleared
     )
 });
 
-/// Result of [`ChainState::claim`].
+/// Result of [`ChainState::claim_many`] for one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Claim {
     /// The tick is ours; the Redis clock read `now_ms` at the claim.
@@ -248,7 +299,7 @@ pub(crate) enum Claim {
     Early(Duration),
 }
 
-/// Result of [`ChainState::finish`].
+/// Result of [`ChainState::finish_many`] for one tick.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Finish {
     /// The next tick is due at this time (ms).
@@ -277,6 +328,38 @@ pub(crate) struct DueTick {
     pub(crate) id: String,
     pub(crate) seq: u64,
     pub(crate) due_ms: u64,
+}
+
+/// One tick to claim: chain `id` must be at `seq`, and the Redis clock past `due_ms`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ClaimRequest {
+    pub(crate) id: String,
+    pub(crate) seq: u64,
+    pub(crate) due_ms: u64,
+}
+
+/// One finished tick: chain `id` is at `claimed_seq` (the seq of its next tick) unless it moved;
+/// `delay` until that tick, or `None` to end the chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FinishRequest {
+    pub(crate) id: String,
+    pub(crate) claimed_seq: u64,
+    pub(crate) delay: Option<Duration>,
+}
+
+/// Split a flat `{code, value, code, value...}` reply into `expected` pairs.
+fn pairs<'a>(
+    script: &'static str,
+    flat: &'a [i64],
+    expected: usize,
+) -> Result<impl Iterator<Item = (i64, i64)> + 'a, SchedulerError> {
+    if flat.len() != expected * 2 {
+        return Err(protocol(
+            script,
+            format!("{} values for {expected} ticks", flat.len()),
+        ));
+    }
+    Ok(flat.chunks_exact(2).map(|c| (c[0], c[1])))
 }
 
 /// Handle on the chain state of one namespace.
@@ -332,73 +415,81 @@ impl ChainState {
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 
-    /// Try to claim tick `(id, seq)` due at `due_ms`, leasing it for `lease`.
-    pub(crate) async fn claim(
+    /// Try to claim each tick, leasing the claimed ones for `lease`; one answer per request, in
+    /// order. One script call for the whole batch (see [`batcher`](crate::batcher)).
+    pub(crate) async fn claim_many(
         &self,
-        id: &str,
-        seq: u64,
-        due_ms: u64,
+        reqs: &[ClaimRequest],
         lease: Duration,
-    ) -> Result<Claim, SchedulerError> {
+    ) -> Result<Vec<Claim>, SchedulerError> {
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
         let k = &self.keys;
-        let (code, value): (i64, i64) = CLAIM
-            .key(&k.seq)
+        let mut inv = CLAIM_MANY.prepare_invoke();
+        inv.key(&k.seq)
             .key(&k.next)
             .key(&k.feed)
             .key(&k.lease)
             .key(&k.running)
             .key(&k.control)
-            .arg(id)
-            .arg(seq)
-            .arg(due_ms)
-            .arg(ms(lease))
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        let value = u64::try_from(value).unwrap_or(0);
-        match code {
-            1 => Ok(Claim::Claimed { now_ms: value }),
-            -1 => Ok(Claim::Stale),
-            -2 => Ok(Claim::Paused),
-            -3 => Ok(Claim::Early(Duration::from_millis(value.max(1)))),
-            other => Err(protocol("claim", format!("code {other}"))),
+            .arg(ms(lease));
+        for r in reqs {
+            inv.arg(&r.id).arg(r.seq).arg(r.due_ms);
         }
+        let flat: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
+        pairs("claim", &flat, reqs.len())?
+            .map(|(code, value)| {
+                let value = u64::try_from(value).unwrap_or(0);
+                match code {
+                    1 => Ok(Claim::Claimed { now_ms: value }),
+                    -1 => Ok(Claim::Stale),
+                    -2 => Ok(Claim::Paused),
+                    -3 => Ok(Claim::Early(Duration::from_millis(value.max(1)))),
+                    other => Err(protocol("claim", format!("code {other}"))),
+                }
+            })
+            .collect()
     }
 
-    /// After the tick that claimed `id` (the chain now at `claimed_seq`): schedule the next tick
-    /// after `delay`, or end the chain when `delay` is `None`.
-    pub(crate) async fn finish(
+    /// After the ticks that claimed their chains: schedule each chain's next tick after its
+    /// delay, or end it when the delay is `None`, unless the chain moved meanwhile. One answer
+    /// per request, in order; `unix_second` names the per-second tick counter they count in.
+    pub(crate) async fn finish_many(
         &self,
-        id: &str,
-        claimed_seq: u64,
-        delay: Option<Duration>,
+        reqs: &[FinishRequest],
         unix_second: u64,
-    ) -> Result<Finish, SchedulerError> {
+    ) -> Result<Vec<Finish>, SchedulerError> {
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
         let k = &self.keys;
-        let delay_arg: i64 = match delay {
-            Some(d) => i64::try_from(ms(d)).unwrap_or(i64::MAX),
-            None => -1,
-        };
-        let (code, value): (i64, i64) = FINISH
-            .key(&k.seq)
+        let mut inv = FINISH_MANY.prepare_invoke();
+        inv.key(&k.seq)
             .key(&k.born)
             .key(&k.next)
             .key(&k.feed)
             .key(&k.lease)
             .key(&k.running)
-            .key(k.ticks_at(unix_second))
-            .arg(id)
-            .arg(claimed_seq)
-            .arg(delay_arg)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        match code {
-            1 => Ok(Finish::Scheduled {
-                due_ms: u64::try_from(value).unwrap_or(0),
-            }),
-            2 => Ok(Finish::Stopped),
-            -1 => Ok(Finish::Stale),
-            other => Err(protocol("finish", format!("code {other}"))),
+            .key(k.ticks_at(unix_second));
+        for r in reqs {
+            let delay: i64 = match r.delay {
+                Some(d) => i64::try_from(ms(d)).unwrap_or(i64::MAX),
+                None => -1,
+            };
+            inv.arg(&r.id).arg(r.claimed_seq).arg(delay);
         }
+        let flat: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
+        pairs("finish", &flat, reqs.len())?
+            .map(|(code, value)| match code {
+                1 => Ok(Finish::Scheduled {
+                    due_ms: u64::try_from(value).unwrap_or(0),
+                }),
+                2 => Ok(Finish::Stopped),
+                -1 => Ok(Finish::Stale),
+                other => Err(protocol("finish", format!("code {other}"))),
+            })
+            .collect()
     }
 
     /// Hand the unclaimed tick `(id, seq)` back to the feed. Returns false if it was stale.
@@ -539,5 +630,166 @@ impl ChainState {
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(secs * 1000 + micros / 1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The batch scripts against the local Redis, each test on its own namespace.
+    use super::*;
+
+    async fn state(test: &str) -> ChainState {
+        let ns = format!("cw-unit-{test}-{:08x}", rand::random::<u32>());
+        let conn = crate::chains::connect_redis("redis://127.0.0.1:6379")
+            .await
+            .unwrap();
+        ChainState::new(conn, Arc::new(Keys::new(&ns)))
+    }
+
+    async fn cleanup(state: &ChainState) {
+        let k = &state.keys;
+        let mut conn = state.conn.clone();
+        let _: () = redis::cmd("DEL")
+            .arg(&k.seq)
+            .arg(&k.born)
+            .arg(&k.next)
+            .arg(&k.feed)
+            .arg(&k.lease)
+            .arg(&k.running)
+            .arg(&k.control)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let counters: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", k.ticks_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in counters {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn seeded(state: &ChainState, id: &str) -> (u64, u64) {
+        assert_eq!(
+            state.seed(&[(id.into(), Duration::ZERO)]).await.unwrap(),
+            vec![true]
+        );
+        let mut conn = state.conn.clone();
+        let seq: u64 = redis::cmd("HGET")
+            .arg(&state.keys.seq)
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let due: u64 = redis::cmd("ZSCORE")
+            .arg(&state.keys.next)
+            .arg(id)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        (seq, due)
+    }
+
+    #[tokio::test]
+    async fn one_batch_claims_a_tick_delivered_twice_once_and_refuses_early_ones() {
+        let s = state("claim").await;
+        s.restore_control(false).await.unwrap();
+        let (seq_a, due_a) = seeded(&s, "a").await;
+        let (seq_b, _) = seeded(&s, "b").await;
+        let req = |id: &str, seq, due_ms| ClaimRequest {
+            id: id.into(),
+            seq,
+            due_ms,
+        };
+        let far = s.redis_now_ms().await.unwrap() + 60_000;
+        let answers = s
+            .claim_many(
+                &[
+                    req("a", seq_a, due_a),
+                    req("a", seq_a, due_a),
+                    req("b", seq_b, far),
+                    req("gone", 1, due_a),
+                ],
+                Duration::from_secs(2),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(answers[0], Claim::Claimed { .. }), "{answers:?}");
+        assert_eq!(answers[1], Claim::Stale);
+        assert!(matches!(answers[2], Claim::Early(d) if d > Duration::from_secs(50)));
+        assert_eq!(answers[3], Claim::Stale);
+        // The successor's seq is claimable by nobody but its own tick.
+        let again = s
+            .claim_many(&[req("a", seq_a + 1, due_a)], Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert!(matches!(again[0], Claim::Claimed { .. }), "{again:?}");
+        cleanup(&s).await;
+    }
+
+    #[tokio::test]
+    async fn one_batch_finishes_each_chain_once_and_ends_stopped_ones() {
+        let s = state("finish").await;
+        s.restore_control(false).await.unwrap();
+        let (seq_a, due_a) = seeded(&s, "a").await;
+        let (seq_b, due_b) = seeded(&s, "b").await;
+        let claims = [
+            ClaimRequest {
+                id: "a".into(),
+                seq: seq_a,
+                due_ms: due_a,
+            },
+            ClaimRequest {
+                id: "b".into(),
+                seq: seq_b,
+                due_ms: due_b,
+            },
+        ];
+        let claimed = s.claim_many(&claims, Duration::from_secs(2)).await.unwrap();
+        assert!(claimed.iter().all(|c| matches!(c, Claim::Claimed { .. })));
+        let fin = |id: &str, claimed_seq, delay| FinishRequest {
+            id: id.into(),
+            claimed_seq,
+            delay,
+        };
+        let second = 1_000;
+        let answers = s
+            .finish_many(
+                &[
+                    fin("a", seq_a + 1, Some(Duration::from_millis(500))),
+                    fin("a", seq_a + 1, Some(Duration::from_millis(500))),
+                    fin("b", seq_b + 1, None),
+                    fin("b", seq_b, None),
+                ],
+                second,
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(answers[0], Finish::Scheduled { .. }),
+            "{answers:?}"
+        );
+        assert_eq!(answers[1], Finish::Stale);
+        assert_eq!(answers[2], Finish::Stopped);
+        assert_eq!(answers[3], Finish::Stale);
+        let mut conn = s.conn.clone();
+        let live: Vec<String> = redis::cmd("HKEYS")
+            .arg(&s.keys.seq)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(live, vec!["a".to_owned()]);
+        let counted: u64 = redis::cmd("GET")
+            .arg(s.keys.ticks_at(second))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(counted, 2, "one count per tick that finished");
+        cleanup(&s).await;
     }
 }

@@ -11,6 +11,9 @@ pub struct SchedulerConfig {
     /// Key prefix for the chain state and the apalis queue name. Everything this crate (and the
     /// apalis queue it uses) stores lives under `"{namespace}:"`.
     pub namespace: String,
+    /// Shards the chains are spread over; see [`SchedulerConfig::shard_configs`]. 1 (the default)
+    /// keeps every key under `namespace` exactly as before shards existed.
+    pub shards: usize,
     /// Ticks one process runs at once (claimed and inside the runner).
     pub concurrency: usize,
     /// Ticks one process holds while they wait for their due time (they are handed over up to
@@ -66,6 +69,7 @@ impl Default for SchedulerConfig {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
             namespace: "campaign-manager:ticks".to_owned(),
+            shards: 1,
             concurrency: 500,
             max_waiting: 2000,
             poll_interval: Duration::from_millis(5),
@@ -103,6 +107,9 @@ impl SchedulerConfig {
         if self.namespace.is_empty() {
             return fail("namespace must not be empty");
         }
+        if self.shards == 0 || self.shards > 1024 {
+            return fail("shards must be between 1 and 1024");
+        }
         if self.concurrency == 0 {
             return fail("concurrency must be at least 1");
         }
@@ -132,6 +139,43 @@ impl SchedulerConfig {
         Ok(())
     }
 
+    /// One configuration per shard, each with its own namespace: with one shard, `namespace`
+    /// itself; with K > 1, `{namespace:0}` .. `{namespace:K-1}`. The braces are a Redis Cluster hash
+    /// tag: every key of a shard (its chain state and its apalis queue) hashes to one slot, so each
+    /// multi-key script touches one slot, and different shards land on different slots (and so on
+    /// different nodes of a cluster). Each shard is run like a namespace of its own
+    /// ([`run_workers`](crate::run_workers), [`Chains`](crate::Chains)), with the chains whose
+    /// [`shard_of`](Self::shard_of) is its index.
+    pub fn shard_configs(&self) -> Vec<SchedulerConfig> {
+        if self.shards <= 1 {
+            return vec![SchedulerConfig {
+                shards: 1,
+                ..self.clone()
+            }];
+        }
+        (0..self.shards)
+            .map(|i| SchedulerConfig {
+                namespace: format!("{{{}:{i}}}", self.namespace),
+                shards: 1,
+                ..self.clone()
+            })
+            .collect()
+    }
+
+    /// The shard chain `id` belongs to: FNV-1a of the id modulo `shards`, so every process (and
+    /// every version) agrees without asking Redis.
+    pub fn shard_of(&self, id: &str) -> usize {
+        if self.shards <= 1 {
+            return 0;
+        }
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for byte in id.bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        usize::try_from(hash % self.shards as u64).unwrap_or(0)
+    }
+
     /// Jobs one apalis worker holds at once: the running ticks plus the waiting ones.
     pub(crate) fn jobs_in_flight(&self) -> usize {
         self.concurrency + self.max_waiting
@@ -158,5 +202,48 @@ impl SchedulerConfig {
             std::process::id(),
             rand::random::<u32>() & 0xff_ffff
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_shard_keeps_the_namespace_as_it_was() {
+        let cfg = SchedulerConfig::new("redis://x", "campaign-manager:ticks");
+        let shards = cfg.shard_configs();
+        assert_eq!(shards.len(), 1);
+        assert_eq!(shards[0].namespace, "campaign-manager:ticks");
+        assert_eq!(cfg.shard_of("any"), 0);
+    }
+
+    #[test]
+    fn shards_get_hash_tagged_namespaces_and_ids_spread_over_them() {
+        let cfg = SchedulerConfig {
+            shards: 3,
+            ..SchedulerConfig::new("redis://x", "cm:ticks")
+        };
+        let names: Vec<String> = cfg
+            .shard_configs()
+            .into_iter()
+            .map(|c| c.namespace)
+            .collect();
+        assert_eq!(names, ["{cm:ticks:0}", "{cm:ticks:1}", "{cm:ticks:2}"]);
+        let mut per_shard = [0usize; 3];
+        for i in 0..3000 {
+            per_shard[cfg.shard_of(&format!("campaign-{i}"))] += 1;
+        }
+        assert!(per_shard.iter().all(|n| *n > 800), "{per_shard:?}");
+        // Stable: the same id always maps to the same shard (FNV-1a of "a" is 0xaf63dc4c8601ec8c).
+        assert_eq!(cfg.shard_of("a"), (0xaf63_dc4c_8601_ec8c_u64 % 3) as usize);
+        assert!(
+            SchedulerConfig {
+                shards: 0,
+                ..cfg.clone()
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

@@ -18,6 +18,14 @@ pub enum SchedulerError {
         /// What was wrong with the answer.
         detail: String,
     },
+    /// A batched script call failed; every request of its batch gets this.
+    #[error("{script} (batched): {detail}")]
+    Batch {
+        /// Which batched call failed.
+        script: &'static str,
+        /// The failure, as text (one failure answers many requests).
+        detail: String,
+    },
     /// Metrics could not be registered (e.g. registered twice in one registry).
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),

@@ -14,9 +14,15 @@
 //! * a paused cluster stays paused when its namespace is wiped, as long as one worker process
 //!   lives through the wipe (the feeder restores the pause state it last read).
 //!
+//! The per-tick Redis calls (claim, finish) of a process are sent in batches, one script call
+//! per batch (see `batcher`), which keeps Redis round trips per tick far below one under load.
+//! Chains can be split over shards whose keys each sit in one Redis Cluster slot
+//! ([`SchedulerConfig::shard_configs`]).
+//!
 //! Entry points: [`Chains`] (a cheap handle for the API side and the operator CLI) and
 //! [`run_workers`] (worker tasks until shutdown).
 
+mod batcher;
 mod chain_state;
 mod chains;
 mod config;

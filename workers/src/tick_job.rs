@@ -6,12 +6,12 @@
 //!    the unclaimed tick back to the feed instead, so another process runs it on time;
 //!    Then it waits for one of `concurrency` running-tick permits (handing the tick back on
 //!    shutdown), so ticks waiting for their due time never hold a running slot;
-//! 2. claims it (compare-and-set in Redis; stale or duplicate deliveries stop here, an early claim
+//! 2. claims it (compare-and-set in Redis, batched with the process' other claims; stale or duplicate deliveries stop here, an early claim
 //!    is refused by the Redis clock and retried after the reported wait, a paused cluster gets the
 //!    tick handed back);
 //! 3. runs the [`ChainRunner`] (a panic counts as `Continue(panic_backoff)`, so a buggy tick cannot
 //!    kill the chain or the worker) while the lease keeper renews its lease;
-//! 4. schedules the next tick or ends the chain, unless the chain moved meanwhile.
+//! 4. schedules the next tick or ends the chain, unless the chain moved meanwhile (batched too).
 //!
 //! The apalis handler spawns this on the runtime and awaits it: tick bodies run on every core, and a
 //! tick keeps going even if the apalis worker around it fails (e.g. after a flushed Redis). The
@@ -27,7 +27,8 @@ use futures::FutureExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, watch};
 
-use crate::chain_state::{ChainState, Claim, Finish};
+use crate::batcher::Batcher;
+use crate::chain_state::{ChainState, Claim, ClaimRequest, Finish, FinishRequest};
 use crate::lease_keeper::RunningTicks;
 use crate::metrics::{Metrics, Outcome};
 use crate::{ChainRunner, Tick, TickOutcome};
@@ -46,13 +47,16 @@ pub(crate) struct TickJob {
 /// Everything a worker needs to run tick jobs; shared by all jobs of a process.
 pub(crate) struct TickContext {
     pub(crate) state: ChainState,
+    /// This process' claims, sent in batches.
+    pub(crate) claims: Batcher<ClaimRequest, Claim>,
+    /// This process' finishes, sent in batches.
+    pub(crate) finishes: Batcher<FinishRequest, Finish>,
     pub(crate) runner: Arc<dyn ChainRunner>,
     pub(crate) metrics: Metrics,
     pub(crate) running: RunningTicks,
     /// One permit per tick allowed to run at once (`concurrency`).
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) stopping: watch::Receiver<bool>,
-    pub(crate) lease: Duration,
     /// Longest a tick may run (its lease is not renewed past it).
     pub(crate) max_tick: Duration,
     /// Redis clock minus local clock, ms.
@@ -154,11 +158,12 @@ impl TickContext {
         let mut failures = 0;
         let mut deadline = std::time::Instant::now() + self.max_tick;
         let claimed_at_ms = loop {
-            match self
-                .state
-                .claim(&job.id, job.seq, job.due_at_ms, self.lease)
-                .await
-            {
+            let req = ClaimRequest {
+                id: job.id.clone(),
+                seq: job.seq,
+                due_ms: job.due_at_ms,
+            };
+            match self.claims.call(req).await {
                 Ok(Claim::Claimed { now_ms }) => break now_ms,
                 Ok(Claim::Stale) => {
                     tracing::debug!(id = %job.id, seq = job.seq, "stale tick dropped");
@@ -223,8 +228,12 @@ impl TickContext {
             TickOutcome::Stop => Outcome::Stop,
         });
         for attempt in 1..=REDIS_ATTEMPTS {
-            let second = local_now_ms() / 1000;
-            match self.state.finish(&job.id, next_seq, delay, second).await {
+            let req = FinishRequest {
+                id: job.id.clone(),
+                claimed_seq: next_seq,
+                delay,
+            };
+            match self.finishes.call(req).await {
                 Ok(Finish::Scheduled { due_ms }) => {
                     tracing::trace!(id = %job.id, seq = next_seq, due_ms, "next tick scheduled");
                     return;

@@ -3,7 +3,8 @@
 //! * one apalis-redis worker (unique name, fast heartbeat, fetch polling every few ms, at most
 //!   `concurrency + max_waiting` jobs in flight) running [`tick_job::deliver`]; restarted under a fresh name if it dies
 //!   (apalis workers die on Redis errors, e.g. a flushed Redis unregisters them);
-//! * the feeder, the reconciler, the vacuum, the lease keeper and a gauge refresher.
+//! * the feeder, the reconciler, the vacuum, the lease keeper and a gauge refresher;
+//! * two [`Batcher`]s that send the process' claims and finishes as one script call per batch.
 //!
 //! apalis-redis settings that matter, and why (checked against its 1.0 source):
 //! * `lock_tasks(false)`: its lock step is an `LREM` over the whole backlog per job (the measured
@@ -29,7 +30,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::chain_state::ChainState;
+use crate::batcher::Batcher;
+use crate::chain_state::{ChainState, Claim, ClaimRequest, Finish, FinishRequest};
 use crate::chains::connect_redis;
 use crate::feeder::Feeder;
 use crate::keys::Keys;
@@ -73,12 +75,13 @@ pub async fn run_workers(
     let running = RunningTicks::default();
     let ctx = Arc::new(TickContext {
         state: state.clone(),
+        claims: claim_batcher(state.clone(), cfg.lease),
+        finishes: finish_batcher(state.clone()),
         runner,
         metrics: metrics.clone(),
         running: running.clone(),
         permits: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
         stopping: stop_rx.clone(),
-        lease: cfg.lease,
         max_tick: cfg.max_tick,
         clock_offset_ms,
         panic_backoff: PANIC_BACKOFF,
@@ -169,6 +172,37 @@ pub async fn run_workers(
     background.abort_all();
     tracing::info!("chain workers stopped");
     Ok(())
+}
+
+/// Most ticks in one claim or finish script call.
+const MAX_BATCH: usize = 500;
+/// Claim (or finish) calls one process has on the wire at once.
+const CALLS_IN_FLIGHT: usize = 4;
+
+/// The claims of this process, one script call per batch.
+fn claim_batcher(state: ChainState, lease: Duration) -> Batcher<ClaimRequest, Claim> {
+    Batcher::spawn(
+        "claim",
+        MAX_BATCH,
+        CALLS_IN_FLIGHT,
+        move |reqs: Vec<ClaimRequest>| {
+            let state = state.clone();
+            async move { state.claim_many(&reqs, lease).await }
+        },
+    )
+}
+
+/// The finishes of this process, one script call per batch.
+fn finish_batcher(state: ChainState) -> Batcher<FinishRequest, Finish> {
+    Batcher::spawn(
+        "finish",
+        MAX_BATCH,
+        CALLS_IN_FLIGHT,
+        move |reqs: Vec<FinishRequest>| {
+            let state = state.clone();
+            async move { state.finish_many(&reqs, local_now_ms() / 1000).await }
+        },
+    )
 }
 
 /// The apalis-redis settings for the tick queue (see the module doc).

@@ -23,6 +23,7 @@ use apalis_redis::{ConnectionManager, RedisStorage, RedisTask};
 use campaign_workers::{Chains, SchedulerConfig, run_workers};
 use redis::AsyncCommands;
 
+use crate::commandstats::{CommandCounts, own_cpu_s, per_unit, redis_cpu_s};
 use crate::runners::{NumberedChains, RecordingInMemory, chain_id, log_key, now_us};
 
 #[derive(clap::Args)]
@@ -48,6 +49,10 @@ pub struct BenchArgs {
     /// No-op jobs for the raw apalis-redis ceiling (0 skips it).
     #[arg(long, default_value_t = 20000)]
     raw_jobs: usize,
+    /// Prefix every bench namespace with this Redis Cluster hash tag (`{TAG}`), so all its keys
+    /// share one slot: for running the bench against the node of a cluster that serves it.
+    #[arg(long)]
+    hash_tag: Option<String>,
     /// Chains for the SIGKILL recovery measurement (0 skips it).
     #[arg(long, default_value_t = 1000)]
     recovery_chains: usize,
@@ -66,20 +71,44 @@ pub async fn run(redis_url: String, args: BenchArgs) -> anyhow::Result<()> {
     if args.raw_jobs > 0 {
         let in_flight = args.concurrency + args.max_waiting;
         let batch = in_flight.div_ceil(2).clamp(16, 2000);
-        let rate = raw_ceiling(&redis_url, args.raw_jobs, in_flight, batch, false).await?;
+        let (rate, commands) = raw_ceiling(
+            &redis_url,
+            args.raw_jobs,
+            in_flight,
+            batch,
+            false,
+            args.hash_tag.as_deref(),
+        )
+        .await?;
         println!(
             "raw apalis-redis ceiling, scheduler settings (lock_tasks off, batch {batch}): {} no-op jobs, {rate:.0} jobs/s",
             args.raw_jobs
         );
+        println!("      {}", per_unit(&commands, args.raw_jobs, "job"));
         let jobs = args.raw_jobs.min(5000);
-        let rate = raw_ceiling(&redis_url, jobs, in_flight, 10, true).await?;
+        let (rate, commands) = raw_ceiling(
+            &redis_url,
+            jobs,
+            in_flight,
+            10,
+            true,
+            args.hash_tag.as_deref(),
+        )
+        .await?;
         println!(
             "raw apalis-redis ceiling, apalis defaults (lock_tasks on, batch 10): {jobs} no-op jobs, {rate:.0} jobs/s"
         );
+        println!("      {}", per_unit(&commands, jobs, "job"));
         println!("  (both fed in slices of 500 with at most 2000 queued, as the feeder does)");
     }
     if args.recovery_chains > 0 {
-        recovery(&redis_url, args.recovery_chains, args.cadence_ms).await?;
+        recovery(
+            &redis_url,
+            args.recovery_chains,
+            args.cadence_ms,
+            args.hash_tag.as_deref(),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -94,6 +123,10 @@ struct ChainsResult {
     early: usize,
     ticks: usize,
     rss_kb: u64,
+    /// Redis commands per command name over the measured window.
+    commands: Vec<(String, u64)>,
+    /// CPU seconds over the measured window: this process, the Redis server.
+    cpu_s: (f64, f64),
 }
 
 impl ChainsResult {
@@ -110,6 +143,13 @@ impl ChainsResult {
             self.early,
             self.ticks,
             self.rss_kb as f64 / 1024.0
+        );
+        println!("      {}", per_unit(&self.commands, self.ticks, "tick"));
+        let per_tick_us = |s: f64| s * 1e6 / self.ticks.max(1) as f64;
+        println!(
+            "      CPU per tick: worker process {:.1} µs, Redis {:.1} µs",
+            per_tick_us(self.cpu_s.0),
+            per_tick_us(self.cpu_s.1)
         );
     }
 }
@@ -135,8 +175,9 @@ fn rss_kb(pid: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn namespace(kind: &str) -> String {
-    format!("chain-bench-{kind}-{:08x}", rand::random::<u32>())
+fn namespace(kind: &str, hash_tag: Option<&str>) -> String {
+    let tag = hash_tag.map(|t| format!("{{{t}}}")).unwrap_or_default();
+    format!("{tag}chain-bench-{kind}-{:08x}", rand::random::<u32>())
 }
 
 /// Delete every key of `namespace` (and its entry in apalis' global queue list).
@@ -169,7 +210,7 @@ async fn chains_run(
     cadence: Duration,
     args: &BenchArgs,
 ) -> anyhow::Result<ChainsResult> {
-    let ns = namespace(&format!("{n}"));
+    let ns = namespace(&format!("{n}"), args.hash_tag.as_deref());
     let cfg = SchedulerConfig {
         concurrency: args.concurrency,
         max_waiting: args.max_waiting,
@@ -201,10 +242,17 @@ async fn chains_run(
             .await
         })
     };
+    let mut stats_conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
     tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
+    let counts_from = CommandCounts::read(&mut stats_conn).await?;
+    let cpu_from = (own_cpu_s(), redis_cpu_s(&mut stats_conn).await?);
     let from = now_us();
     tokio::time::sleep(Duration::from_secs(args.measure_s)).await;
     let to = now_us();
+    let cpu_to = (own_cpu_s(), redis_cpu_s(&mut stats_conn).await?);
+    let counts_to = CommandCounts::read(&mut stats_conn).await?;
     let rss = rss_kb("self");
     let _ = stop_tx.send(());
     worker.await?.context("run_workers")?;
@@ -232,6 +280,8 @@ async fn chains_run(
         early: lateness.iter().filter(|l| **l < 0).count(),
         ticks: lateness.len(),
         rss_kb: rss,
+        commands: counts_to.since(&counts_from),
+        cpu_s: (cpu_to.0 - cpu_from.0, cpu_to.1 - cpu_from.1),
     })
 }
 
@@ -245,15 +295,21 @@ async fn raw_job(_job: u64, counter: Data<Arc<RawCounter>>) -> Result<(), BoxDyn
     Ok(())
 }
 
-/// No-op jobs through one apalis worker with the scheduler's settings; returns jobs/s.
+/// No-op jobs through one apalis worker with the scheduler's settings; returns jobs/s and the
+/// Redis commands of the run.
 async fn raw_ceiling(
     redis_url: &str,
     jobs: usize,
     concurrency: usize,
     batch: usize,
     lock_tasks: bool,
-) -> anyhow::Result<f64> {
-    let ns = namespace("raw");
+    hash_tag: Option<&str>,
+) -> anyhow::Result<(f64, Vec<(String, u64)>)> {
+    let ns = namespace("raw", hash_tag);
+    let mut stats_conn = redis::Client::open(redis_url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let counts_from = CommandCounts::read(&mut stats_conn).await?;
     let conn: ConnectionManager = apalis_redis::connect(redis_url).await?;
     let config = apalis_redis::Config::default()
         .queue(&ns)
@@ -301,10 +357,11 @@ async fn raw_ceiling(
         }
     }
     let rate = jobs as f64 / started.elapsed().as_secs_f64();
+    let counts_to = CommandCounts::read(&mut stats_conn).await?;
     let _ = stop_tx.send(());
     let _ = worker.await;
     cleanup(redis_url, &ns).await?;
-    Ok(rate)
+    Ok((rate, counts_to.since(&counts_from)))
 }
 
 fn spawn_worker(
@@ -369,8 +426,13 @@ impl LogReader {
 }
 
 /// SIGKILL one of two worker processes and time how long until every chain ticked again.
-async fn recovery(redis_url: &str, n: usize, cadence_ms: u64) -> anyhow::Result<()> {
-    let ns = namespace("recovery");
+async fn recovery(
+    redis_url: &str,
+    n: usize,
+    cadence_ms: u64,
+    hash_tag: Option<&str>,
+) -> anyhow::Result<()> {
+    let ns = namespace("recovery", hash_tag);
     let mut conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;

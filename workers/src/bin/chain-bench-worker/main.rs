@@ -5,9 +5,11 @@
 //!   ticking every `--cadence-ms`, until SIGTERM/SIGINT. With `--record`, every tick is appended to
 //!   the Redis list `{namespace}:bench:log` as `id seq due_at_ms claimed_at_ms start_us`.
 //! * `bench`: the benchmark: chains × cadence in-process, the raw apalis-redis ceiling, and the
-//!   recovery time after SIGKILL of a `run` child process. Prints a report.
+//!   recovery time after SIGKILL of a `run` child process. Prints a report, with the Redis
+//!   commands per tick from `INFO commandstats` (server-wide: give it a Redis of its own).
 
 mod bench;
+mod commandstats;
 mod runners;
 
 use std::sync::Arc;
