@@ -47,7 +47,10 @@ pub fn command() -> clap::Command {
     Cli::command().mut_args(|a| {
         let unused = matches!(
             a.get_id().as_str(),
-            "prometheus_endpoint" | "prometheus_listen_address" | "database_dsn"
+            "prometheus_endpoint"
+                | "prometheus_listen_address"
+                | "database_dsn"
+                | "database_dsn_file"
         );
         a.global(true).hide(unused).help_heading("Global options")
     })
@@ -56,7 +59,7 @@ pub fn command() -> clap::Command {
 /// Parses the process arguments; prints help/usage and exits (0 for help, 2 for usage errors).
 pub fn parse() -> Cli {
     let matches = command().get_matches();
-    match Cli::from_arg_matches(&matches) {
+    match Cli::from_arg_matches(&matches).and_then(with_secret_files) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     }
@@ -69,7 +72,16 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let matches = command().try_get_matches_from(args)?;
-    Cli::from_arg_matches(&matches)
+    Cli::from_arg_matches(&matches).and_then(with_secret_files)
+}
+
+/// Reads `--rabbitmq_address_file` / `--redis_password_file` (and the like) into their values.
+fn with_secret_files(mut cli: Cli) -> Result<Cli, clap::Error> {
+    cli.infra = cli
+        .infra
+        .with_secret_files()
+        .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
+    Ok(cli)
 }
 
 /// Top-level subcommands.

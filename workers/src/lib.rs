@@ -15,13 +15,15 @@
 //!   lives through the wipe (the feeder restores the pause state it last read).
 //!
 //! Entry points: [`Chains`] (a cheap handle for the API side and the operator CLI) and
-//! [`run_workers`] (worker tasks until shutdown).
+//! [`run_workers`] (worker tasks until shutdown; [`run_workers_reporting`] also keeps a
+//! [`WorkerHealth`] up to date for a readiness probe).
 
 mod chain_state;
 mod chains;
 mod config;
 mod error;
 mod feeder;
+mod health;
 mod keys;
 mod lease_keeper;
 mod maintenance;
@@ -36,6 +38,7 @@ mod workers;
 pub use chains::Chains;
 pub use config::SchedulerConfig;
 pub use error::SchedulerError;
+pub use health::{STALL_GRACE, WorkerHealth};
 pub use runner::{BoxError, ChainRunner, ChainSource, Tick, TickOutcome};
 pub use stats::{Stats, WorkerBeat};
-pub use workers::run_workers;
+pub use workers::{run_workers, run_workers_reporting};
