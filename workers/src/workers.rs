@@ -159,8 +159,7 @@ pub async fn run_workers_reporting(
         base_name,
         apalis_conn,
         apalis_config,
-        cfg.poll_interval,
-        cfg.jobs_in_flight(),
+        cfg.clone(),
         stop_rx,
         health.clone(),
     ));
@@ -213,11 +212,11 @@ async fn supervise(
     base_name: String,
     conn: ConnectionManager,
     config: apalis_redis::Config,
-    poll_interval: Duration,
-    jobs_in_flight: usize,
+    cfg: SchedulerConfig,
     stopping: watch::Receiver<bool>,
     health: WorkerHealth,
 ) {
+    let (poll_interval, jobs_in_flight) = (cfg.poll_interval, cfg.jobs_in_flight());
     let mut restarts = 0u32;
     loop {
         if *stopping.borrow() {
