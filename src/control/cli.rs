@@ -598,4 +598,36 @@ mod tests {
             try_parse_from(["campaign-control", "campaign", "get", "--id", "nope"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
     }
+
+    #[test]
+    fn secrets_are_read_from_files() {
+        let path = std::env::temp_dir().join(format!("cm-control-secret-{}", std::process::id()));
+        std::fs::write(&path, "amqps://ops:Secret@mq:5671/%2f\n").unwrap();
+        let file = path.to_string_lossy().into_owned();
+        let cli = try_parse_from([
+            "campaign-control",
+            "queue",
+            "stats",
+            "--rabbitmq_address_file",
+            &file,
+        ]);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            cli.unwrap().infra.rabbitmq_address,
+            "amqps://ops:Secret@mq:5671/%2f"
+        );
+        let missing = try_parse_from([
+            "campaign-control",
+            "queue",
+            "stats",
+            "--redis_password_file",
+            "/nonexistent",
+        ]);
+        let err = missing.unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("invalid redis_password_file"),
+            "{err}"
+        );
+    }
 }
