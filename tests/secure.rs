@@ -3,11 +3,13 @@
 //! * DSN parameters reach the MySQL connection (`tls=true` against this MariaDB, which has no
 //!   TLS, fails with a TLS error; `tls=preferred` falls back to plain; an unknown parameter
 //!   stops the start naming it);
-//! * Redis over TLS (a test-owned `redis-server --tls-port`) for the cache *and* the tick
-//!   workers, and `amqps://` through a test-owned TLS relay in front of the shared RabbitMQ,
-//!   with the test CA trusted through `SSL_CERT_FILE`; an untrusted CA is a failed start.
+//! * all three over TLS: MySQL (a test-owned `mariadbd` with TLS, DSN `?tls=true`), Redis (a
+//!   test-owned `redis-server --tls-port`) for the cache *and* the tick workers, and `amqps://`
+//!   through a test-owned TLS relay in front of the shared RabbitMQ, with the test CA trusted
+//!   through `SSL_CERT_FILE`; an untrusted CA is a failed start.
 //!
-//! The TLS test needs `openssl` and `redis-server` built with TLS (Debian's is).
+//! The TLS test needs `openssl`, `mariadb-install-db`/`mariadbd` and `redis-server` built with
+//! TLS (Debian's are).
 
 mod support;
 
@@ -326,6 +328,80 @@ async fn tls_redis(cert: &Path, key: &Path, ca: &Path) -> (tokio::process::Child
     (child, port)
 }
 
+/// A MariaDB of the test's own with TLS (certificate `cert`, for 127.0.0.1), in `dir`, with an
+/// empty database `cm`; killed when dropped. Returns it and its port.
+async fn tls_mariadb(
+    dir: &TempDir,
+    cert: &Path,
+    key: &Path,
+    ca: &Path,
+) -> (tokio::process::Child, u16) {
+    let data = dir.0.join("mariadb");
+    let install = std::process::Command::new("mariadb-install-db")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ])
+        .output()
+        .expect("run mariadb-install-db");
+    assert!(
+        install.status.success(),
+        "mariadb-install-db: {}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    let port = free_port();
+    let path = |p: &Path| p.display().to_string();
+    let child = tokio::process::Command::new("mariadbd")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", dir.0.join("mariadb.sock").display()))
+        .args(["--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
+        .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--ssl-cert={}", path(cert)))
+        .arg(format!("--ssl-key={}", path(key)))
+        .arg(format!("--ssl-ca={}", path(ca)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mariadbd");
+    // The URL form with sqlx's own TLS parameters, trusting the CA by file.
+    let url = format!(
+        "mysql://root@127.0.0.1:{port}/?ssl-mode=VERIFY_IDENTITY&ssl-ca={}",
+        path(ca)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let dsn = DatabaseDsn::parse(&url).expect("valid URL");
+        match Store::connect(dsn.options, dsn.connect_timeout, Cache::disabled()).await {
+            Ok(store) => {
+                let (cipher,): (String,) = sqlx::query_as("SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_VERSION'")
+                    .fetch_one(&store.pool)
+                    .await
+                    .expect("read the TLS version");
+                assert!(cipher.starts_with("TLS"), "not encrypted: '{cipher}'");
+                sqlx::query("CREATE DATABASE cm")
+                    .execute(&store.pool)
+                    .await
+                    .expect("create database cm");
+                store.pool.close().await;
+                return (child, port);
+            }
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "mariadbd with TLS did not start: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
 /// A TLS-terminating relay to the shared RabbitMQ: the service speaks `amqps://` to it.
 async fn amqps_relay(cert: &Path, key: &Path) -> u16 {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -364,7 +440,7 @@ async fn amqps_relay(cert: &Path, key: &Path) -> u16 {
 }
 
 #[tokio::test]
-async fn redis_and_rabbitmq_over_tls() {
+async fn mysql_redis_and_rabbitmq_over_tls() {
     let (db, names, prefix, dir) = (
         TestDb::empty().await,
         TestNames::new(),
@@ -372,10 +448,12 @@ async fn redis_and_rabbitmq_over_tls() {
         TempDir::new(),
     );
     let (ca, cert, key) = make_certificates(&dir);
+    let (_mariadb, mariadb_port) = tls_mariadb(&dir, &cert, &key, &ca).await;
     let (_redis, redis_port) = tls_redis(&cert, &key, &ca).await;
     let amqps_port = amqps_relay(&cert, &key).await;
-    let tls_flags = |cmd: &mut tokio::process::Command, amqp: &str| {
-        cmd.args(["--database_dsn", &db.url])
+    let tls_dsn = format!("root@tcp(127.0.0.1:{mariadb_port})/cm?tls=true&timeout=3s");
+    let tls_flags = |cmd: &mut tokio::process::Command, dsn: &str, amqp: &str| {
+        cmd.args(["--database_dsn", dsn])
             .args(["--redis_tls", "true"])
             .args(["--redis_address", &format!("127.0.0.1:{redis_port}")])
             .args(["--rabbitmq_address", amqp])
@@ -386,7 +464,7 @@ async fn redis_and_rabbitmq_over_tls() {
     // Trusting the test CA: every connection is up, the tick workers' Redis one included.
     let port = free_port();
     let mut cmd = service(&names, &prefix, port);
-    tls_flags(&mut cmd, &amqps);
+    tls_flags(&mut cmd, &tls_dsn, &amqps);
     cmd.env("SSL_CERT_FILE", &ca);
     let mut child = cmd.spawn().expect("spawn campaign-manager");
     let body = wait_ready(&mut child, port).await;
@@ -395,11 +473,22 @@ async fn redis_and_rabbitmq_over_tls() {
     }
     let _ = child.kill().await;
 
-    // Not trusting it (the system store lacks the test CA): a failed start that says why.
-    // Plain AMQP here, so Redis is what fails.
+    // Not trusting it (the system store lacks the test CA): a failed start that says why,
+    // first for MySQL, then (plain MySQL and AMQP) for Redis.
     let mut cmd = service(&names, &prefix, free_port());
-    tls_flags(&mut cmd, &support::amqp_url());
+    tls_flags(&mut cmd, &tls_dsn, &amqps);
     let (code, stderr) = failed_start(cmd).await;
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("certificate"), "{stderr}");
+    assert!(
+        stderr.contains("connecting to MySQL") && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
+    let mut cmd = service(&names, &prefix, free_port());
+    tls_flags(&mut cmd, &db.url, &support::amqp_url());
+    let (code, stderr) = failed_start(cmd).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("tick scheduler to Redis") && stderr.contains("UnknownIssuer"),
+        "{stderr}"
+    );
 }
