@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use campaign_workers::{Chains, SchedulerConfig};
+use campaign_workers::{Chains, SchedulerConfig, WorkerHealth};
 use clap::Args;
 use prometheus::Registry;
 use tokio::sync::watch;
@@ -194,7 +194,12 @@ pub struct App {
     pub chains: Chains,
     /// Metrics registry of the process.
     pub metrics: Metrics,
+    /// Where the metrics and health endpoints listen (`None` with `serve_http = false`).
+    pub http_addr: Option<std::net::SocketAddr>,
+    /// This process's tick workers (reported by `/readyz`; `None` with `workers = 0`).
+    pub worker_health: Option<WorkerHealth>,
     stop_tx: watch::Sender<bool>,
+    stop_workers_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -204,8 +209,12 @@ impl Probe for StoreProbe {
     fn name(&self) -> &'static str {
         "mysql"
     }
-    async fn ready(&self) -> bool {
-        self.0.ping().await
+    async fn check(&self) -> Result<(), String> {
+        if self.0.ping().await {
+            Ok(())
+        } else {
+            Err("SELECT 1 failed".to_owned())
+        }
     }
 }
 
@@ -215,8 +224,12 @@ impl Probe for CacheProbe {
     fn name(&self) -> &'static str {
         "redis"
     }
-    async fn ready(&self) -> bool {
-        self.0.ping().await
+    async fn check(&self) -> Result<(), String> {
+        if self.0.ping().await {
+            Ok(())
+        } else {
+            Err("PING failed".to_owned())
+        }
     }
 }
 
@@ -226,8 +239,23 @@ impl Probe for BrokerProbe {
     fn name(&self) -> &'static str {
         "rabbitmq"
     }
-    async fn ready(&self) -> bool {
-        self.0.is_healthy()
+    async fn check(&self) -> Result<(), String> {
+        if self.0.is_healthy() {
+            Ok(())
+        } else {
+            Err("no live connection".to_owned())
+        }
+    }
+}
+
+struct WorkersProbe(WorkerHealth);
+#[async_trait]
+impl Probe for WorkersProbe {
+    fn name(&self) -> &'static str {
+        "workers"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.check()
     }
 }
 
@@ -243,14 +271,22 @@ impl App {
     /// Connects everything and starts serving. Fails (and the binary exits non-zero) when a
     /// dependency cannot be reached, instead of running half-connected.
     pub async fn start(infra: &Infra, settings: &Settings, role: Role) -> anyhow::Result<App> {
+        let infra = &infra.clone().with_secret_files()?;
         let repair = settings.repair()?;
+        let database = infra.database()?;
+        for note in &database.notes {
+            tracing::warn!(database = %database.describe(), "{note}");
+        }
         let metrics = Metrics::new(Registry::new()).context("registering metrics")?;
         let cache =
             Cache::new(&infra.redis_url(), &settings.cache_prefix).context("redis address")?;
-        let db_url = infra.database_url()?;
-        let store = Store::connect(&db_url, cache.clone())
-            .await
-            .with_context(|| format!("connecting to MySQL ({})", redact(&db_url)))?;
+        let store = Store::connect(
+            database.options.clone(),
+            database.connect_timeout,
+            cache.clone(),
+        )
+        .await
+        .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
         if settings.migrate {
             store
                 .migrate()
@@ -309,17 +345,28 @@ impl App {
         }
 
         let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_workers_tx, stop_workers_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+        let mut worker_health = None;
         if settings.workers > 0 {
             let ticker = Ticker::new(service.clone()).with_target_batch(settings.target_batch);
             let runner = Arc::new(CampaignRunner(Arc::new(ticker)));
             let source = Arc::new(ExecutingCampaigns(store.clone()));
             let registry = metrics.registry.clone();
-            let stop = wait_stop(stop_rx.clone());
+            let (all, workers_only) = (wait_stop(stop_rx.clone()), wait_stop(stop_workers_rx));
+            let stop = async move {
+                tokio::select! {
+                    _ = all => {},
+                    _ = workers_only => {},
+                }
+            };
+            let health = WorkerHealth::new();
+            worker_health = Some(health.clone());
             tasks.push(tokio::spawn(async move {
-                if let Err(e) =
-                    campaign_workers::run_workers(sched, runner, source, &registry, stop).await
-                {
+                let run = campaign_workers::run_workers_reporting(
+                    sched, runner, source, &registry, &health, stop,
+                );
+                if let Err(e) = run.await {
                     tracing::error!(error = %e, "tick workers stopped with an error");
                 }
             }));
@@ -332,24 +379,28 @@ impl App {
                 wait_stop(stop_rx.clone()),
             )));
         }
+        let mut http_addr = None;
         if settings.serve_http {
             let listen = infra.metrics_listen();
-            let listener_check = tokio::net::TcpListener::bind(&listen)
+            let listener = tokio::net::TcpListener::bind(&listen)
                 .await
                 .with_context(|| format!("binding the metrics endpoint on {listen}"))?;
-            drop(listener_check);
-            let probes: Vec<Box<dyn Probe>> = vec![
+            http_addr = listener.local_addr().ok();
+            let mut probes: Vec<Box<dyn Probe>> = vec![
                 Box::new(StoreProbe(store)),
                 Box::new(CacheProbe(cache)),
                 Box::new(BrokerProbe(bus.clone())),
             ];
+            if let Some(health) = &worker_health {
+                probes.push(Box::new(WorkersProbe(health.clone())));
+            }
             let (path, m, stop) = (
                 infra.prometheus_endpoint.clone(),
                 metrics.clone(),
                 wait_stop(stop_rx.clone()),
             );
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = crate::http::serve(&listen, &path, m, probes, stop).await {
+                if let Err(e) = crate::http::serve(listener, &path, m, probes, stop).await {
                     tracing::error!(error = %e, "metrics endpoint stopped");
                 }
             }));
@@ -365,9 +416,18 @@ impl App {
             bus,
             chains,
             metrics,
+            http_addr,
+            worker_health,
             stop_tx,
+            stop_workers_tx,
             tasks,
         })
+    }
+
+    /// Stops this process's tick workers only (running ticks finish), leaving RPC, events and
+    /// `/readyz` up; from then on `/readyz` reports the workers as stopped.
+    pub fn stop_workers(&self) {
+        let _ = self.stop_workers_tx.send(true);
     }
 
     /// Graceful stop: stop taking requests and ticks, let running ones finish (bounded),
@@ -382,18 +442,7 @@ impl App {
 }
 
 /// A URL with its password replaced, for error messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use crate::config::redact_url as redact;
 
 /// Resolves on SIGTERM, SIGINT or SIGHUP.
 pub async fn shutdown_signal() {

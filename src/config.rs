@@ -1,19 +1,38 @@
 //! Configuration: `clap` flags with environment fallbacks, the same names and defaults as the
 //! Go service (README.md#configuration), plus the settings the Rust service adds. Precedence is
 //! flag > env > default. Binaries flatten [`Infra`] so every tool reads the same keys.
+//!
+//! Secrets (the DSN, the broker address with its credentials, the Redis password) can also come
+//! from files, as Kubernetes mounts secrets: `--database_dsn_file` / `DATABASE_DSN_FILE` and the
+//! like. A value and its file together are refused by clap; [`Infra::with_secret_files`] reads
+//! the files (one trailing newline trimmed). `Debug` of [`Infra`] never shows a secret.
+
+use std::fmt;
+use std::path::PathBuf;
 
 use clap::Args;
 
+use crate::dsn::DatabaseDsn;
+
 /// How to reach MariaDB, Redis and RabbitMQ, and where to serve metrics.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct Infra {
-    /// AMQP URI of the broker.
+    /// AMQP URI of the broker (`amqps://` for TLS).
     #[arg(
         long = "rabbitmq_address",
         env = "RABBITMQ_ADDRESS",
-        default_value = "amqp://guest:guest@localhost:5672"
+        default_value = "amqp://guest:guest@localhost:5672",
+        hide_env_values = true
     )]
     pub rabbitmq_address: String,
+
+    /// File holding the AMQP URI (instead of --rabbitmq_address).
+    #[arg(
+        long = "rabbitmq_address_file",
+        env = "RABBITMQ_ADDRESS_FILE",
+        conflicts_with = "rabbitmq_address"
+    )]
+    pub rabbitmq_address_file: Option<PathBuf>,
 
     /// Path of the Prometheus metrics endpoint.
     #[arg(
@@ -31,14 +50,23 @@ pub struct Infra {
     )]
     pub prometheus_listen_address: String,
 
-    /// MySQL DSN: a `mysql://user:pass@host:port/db` URL or the platform's
-    /// `user:pass@tcp(host:port)/db` form.
+    /// MySQL DSN: the platform's `user:pass@tcp(host:port)/db?tls=true&timeout=5s` form or a
+    /// `mysql://user:pass@host:port/db` URL (parameters: see docs, `crate::dsn`).
     #[arg(
         long = "database_dsn",
         env = "DATABASE_DSN",
-        default_value = "testid:testpassword@tcp(127.0.0.1:3306)/test"
+        default_value = "testid:testpassword@tcp(127.0.0.1:3306)/test",
+        hide_env_values = true
     )]
     pub database_dsn: String,
+
+    /// File holding the MySQL DSN (instead of --database_dsn).
+    #[arg(
+        long = "database_dsn_file",
+        env = "DATABASE_DSN_FILE",
+        conflicts_with = "database_dsn"
+    )]
+    pub database_dsn_file: Option<PathBuf>,
 
     /// Redis `host:port`.
     #[arg(
@@ -57,9 +85,46 @@ pub struct Infra {
     )]
     pub redis_password: String,
 
+    /// File holding the Redis password (instead of --redis_password).
+    #[arg(
+        long = "redis_password_file",
+        env = "REDIS_PASSWORD_FILE",
+        conflicts_with = "redis_password"
+    )]
+    pub redis_password_file: Option<PathBuf>,
+
     /// Redis database number.
     #[arg(long = "redis_database", env = "REDIS_DATABASE", default_value_t = 1)]
     pub redis_database: i64,
+
+    /// Connect to Redis over TLS (`rediss://`), verifying its certificate.
+    #[arg(long = "redis_tls", env = "REDIS_TLS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub redis_tls: bool,
+}
+
+impl fmt::Debug for Infra {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Infra")
+            .field("rabbitmq_address", &redact_url(&self.rabbitmq_address))
+            .field("rabbitmq_address_file", &self.rabbitmq_address_file)
+            .field("prometheus_endpoint", &self.prometheus_endpoint)
+            .field("prometheus_listen_address", &self.prometheus_listen_address)
+            .field("database_dsn", &redact_dsn(&self.database_dsn))
+            .field("database_dsn_file", &self.database_dsn_file)
+            .field("redis_address", &self.redis_address)
+            .field(
+                "redis_password",
+                &if self.redis_password.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .field("redis_password_file", &self.redis_password_file)
+            .field("redis_database", &self.redis_database)
+            .field("redis_tls", &self.redis_tls)
+            .finish()
+    }
 }
 
 /// A configuration value that cannot be used.
@@ -73,17 +138,18 @@ pub struct ConfigError {
 }
 
 impl Infra {
-    /// The database DSN as a `mysql://` URL sqlx understands.
-    pub fn database_url(&self) -> Result<String, ConfigError> {
-        mysql_url(&self.database_dsn)
+    /// The MySQL connect options from the DSN, every parameter applied or refused by name.
+    pub fn database(&self) -> Result<DatabaseDsn, ConfigError> {
+        DatabaseDsn::parse(&self.database_dsn)
     }
 
-    /// The Redis URL built from address, password and database.
+    /// The Redis URL built from address, password, database and TLS flag.
     pub fn redis_url(&self) -> String {
         redis_url(
             &self.redis_address,
             &self.redis_password,
             self.redis_database,
+            self.redis_tls,
         )
     }
 
@@ -91,50 +157,67 @@ impl Infra {
     pub fn metrics_listen(&self) -> String {
         listen_addr(&self.prometheus_listen_address)
     }
+
+    /// This configuration with every `*_file` secret read into its value (and the file
+    /// setting cleared, so calling it again changes nothing).
+    pub fn with_secret_files(mut self) -> Result<Infra, ConfigError> {
+        if let Some(path) = self.database_dsn_file.take() {
+            self.database_dsn = read_secret("database_dsn_file", &path)?;
+        }
+        if let Some(path) = self.rabbitmq_address_file.take() {
+            self.rabbitmq_address = read_secret("rabbitmq_address_file", &path)?;
+        }
+        if let Some(path) = self.redis_password_file.take() {
+            self.redis_password = read_secret("redis_password_file", &path)?;
+        }
+        Ok(self)
+    }
 }
 
-/// Converts a DSN in either accepted form to a `mysql://` URL.
-///
-/// The go-sql-driver form is `[user[:password]@][protocol[(address)]]/dbname[?params]`; only
-/// `tcp` is meaningful for a service (a unix socket path cannot be expressed in sqlx's URL
-/// without percent-encoding, so it is rejected with a clear message).
-pub fn mysql_url(dsn: &str) -> Result<String, ConfigError> {
-    let err = |reason: &str| ConfigError {
-        key: "database_dsn",
-        reason: reason.to_owned(),
-    };
-    let dsn = dsn.trim();
-    if dsn.starts_with("mysql://") || dsn.starts_with("mariadb://") {
-        return Ok(dsn.replacen("mariadb://", "mysql://", 1));
+/// The content of a mounted secret, without trailing line breaks (`echo` and editors add one).
+fn read_secret(key: &'static str, path: &std::path::Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        key,
+        reason: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let value = text.trim_end_matches(['\r', '\n']);
+    if value.is_empty() {
+        return Err(ConfigError {
+            key,
+            reason: format!("{} is empty", path.display()),
+        });
     }
-    // Split user info from the rest at the last '@' (passwords may contain '@').
-    let (userinfo, rest) = match dsn.rfind('@') {
-        Some(i) => (&dsn[..i], &dsn[i + 1..]),
-        None => ("", dsn),
-    };
-    let slash = rest.find('/').ok_or_else(|| err("missing '/dbname'"))?;
-    let (net, tail) = (&rest[..slash], &rest[slash + 1..]);
-    let (db, params) = match tail.split_once('?') {
-        Some((d, p)) => (d, Some(p)),
-        None => (tail, None),
-    };
-    let host = if net.is_empty() {
-        "127.0.0.1:3306".to_owned()
-    } else if let Some(addr) = net.strip_prefix("tcp(").and_then(|s| s.strip_suffix(')')) {
-        addr.to_owned()
-    } else if net == "tcp" {
-        "127.0.0.1:3306".to_owned()
-    } else {
-        return Err(err("only tcp(host:port) addresses are supported"));
-    };
-    let userinfo = match userinfo.split_once(':') {
-        Some((u, p)) => format!("{}:{}@", encode(u), encode(p)),
-        None if userinfo.is_empty() => String::new(),
-        None => format!("{}@", encode(userinfo)),
-    };
-    // go-sql-driver parameters (parseTime, charset...) have no sqlx meaning; they are dropped.
-    let _ = params;
-    Ok(format!("mysql://{userinfo}{host}/{db}"))
+    Ok(value.to_owned())
+}
+
+/// A URL with the password of its user info replaced by `***` (for logs and messages).
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..s + 3], user, &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A DSN in either form with its password replaced by `***`.
+pub fn redact_dsn(dsn: &str) -> String {
+    if dsn.contains("://") {
+        return redact_url(dsn);
+    }
+    // The go-sql-driver form: the credentials end at the last '@' before the last '/'.
+    let head_end = dsn.rfind('/').unwrap_or(dsn.len());
+    match dsn[..head_end].rfind('@') {
+        Some(at) => match dsn[..at].split_once(':') {
+            Some((user, _)) => format!("{user}:***{}", &dsn[at..]),
+            None => dsn.to_owned(),
+        },
+        None => dsn.to_owned(),
+    }
 }
 
 fn encode(s: &str) -> String {
@@ -143,12 +226,13 @@ fn encode(s: &str) -> String {
         .replace('+', "%20")
 }
 
-/// Builds `redis://[:password@]host:port/db`.
-pub fn redis_url(address: &str, password: &str, db: i64) -> String {
+/// Builds `redis://[:password@]host:port/db` (`rediss://` with `tls`).
+pub fn redis_url(address: &str, password: &str, db: i64, tls: bool) -> String {
+    let scheme = if tls { "rediss" } else { "redis" };
     if password.is_empty() {
-        format!("redis://{address}/{db}")
+        format!("{scheme}://{address}/{db}")
     } else {
-        format!("redis://:{}@{address}/{db}", encode(password))
+        format!("{scheme}://:{}@{address}/{db}", encode(password))
     }
 }
 
@@ -165,32 +249,142 @@ pub fn listen_addr(addr: &str) -> String {
 mod tests {
     use super::*;
 
+    use clap::{CommandFactory, Parser};
+
+    fn secret_file(name: &str, content: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "campaign-manager-config-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::write(&path, content).expect("writing a temporary secret");
+        path
+    }
+
+    fn defaults() -> Infra {
+        InfraOnly::try_parse_from(["x"]).expect("defaults").infra
+    }
+
     #[test]
-    fn platform_dsn_becomes_url() {
-        assert_eq!(
-            mysql_url("testid:testpassword@tcp(127.0.0.1:3306)/test").unwrap(),
-            "mysql://testid:testpassword@127.0.0.1:3306/test"
+    fn secret_files_are_read_without_trailing_line_breaks() {
+        let dsn = secret_file("dsn", "u:pw@tcp(db:3306)/app?tls=true\n");
+        let amqp = secret_file("amqp", "amqps://u:pw@mq:5671/%2f\r\n");
+        let redis = secret_file("redis", " p@ss word\n\n");
+        let infra = Infra {
+            database_dsn_file: Some(dsn.clone()),
+            rabbitmq_address_file: Some(amqp.clone()),
+            redis_password_file: Some(redis.clone()),
+            ..defaults()
+        }
+        .with_secret_files()
+        .expect("readable secrets");
+        for f in [dsn, amqp, redis] {
+            let _ = std::fs::remove_file(f);
+        }
+        assert_eq!(infra.database_dsn, "u:pw@tcp(db:3306)/app?tls=true");
+        assert_eq!(infra.rabbitmq_address, "amqps://u:pw@mq:5671/%2f");
+        assert_eq!(infra.redis_password, " p@ss word");
+        assert!(infra.database_dsn_file.is_none() && infra.redis_password_file.is_none());
+        // Read once: doing it again changes nothing.
+        let again = infra.clone().with_secret_files().expect("no files left");
+        assert_eq!(again.database_dsn, infra.database_dsn);
+    }
+
+    #[test]
+    fn missing_or_empty_secret_files_are_errors_naming_the_setting() {
+        let missing = Infra {
+            redis_password_file: Some(PathBuf::from("/nonexistent/redis-password")),
+            ..defaults()
+        };
+        let e = missing.with_secret_files().err().map(|e| e.to_string());
+        let e = e.unwrap_or_default();
+        assert!(
+            e.starts_with("invalid redis_password_file: cannot read /nonexistent/redis-password"),
+            "{e}"
         );
-        assert_eq!(
-            mysql_url("root@tcp(db:3307)/bin_manager?parseTime=true").unwrap(),
-            "mysql://root@db:3307/bin_manager"
+        let empty = secret_file("empty", "\n");
+        let e = Infra {
+            database_dsn_file: Some(empty.clone()),
+            ..defaults()
+        }
+        .with_secret_files()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        let _ = std::fs::remove_file(empty);
+        assert!(
+            e.starts_with("invalid database_dsn_file:") && e.ends_with("is empty"),
+            "{e}"
         );
-        assert_eq!(
-            mysql_url("u:p@ss@tcp(h:1)/d").unwrap(),
-            "mysql://u:p%40ss@h:1/d"
+    }
+
+    #[test]
+    fn a_value_and_its_file_together_are_refused() {
+        for (value, file) in [
+            ("--database_dsn", "--database_dsn_file"),
+            ("--rabbitmq_address", "--rabbitmq_address_file"),
+            ("--redis_password", "--redis_password_file"),
+        ] {
+            let parsed = InfraOnly::try_parse_from(["x", value, "v", file, "/run/secrets/f"]);
+            let kind = parsed.err().map(|e| e.kind());
+            assert_eq!(
+                kind,
+                Some(clap::error::ErrorKind::ArgumentConflict),
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_settings_have_their_env_names() {
+        let command = InfraOnly::command();
+        for (id, env) in [
+            ("database_dsn_file", "DATABASE_DSN_FILE"),
+            ("rabbitmq_address_file", "RABBITMQ_ADDRESS_FILE"),
+            ("redis_password_file", "REDIS_PASSWORD_FILE"),
+            ("redis_tls", "REDIS_TLS"),
+        ] {
+            let arg = command.get_arguments().find(|a| a.get_id() == id);
+            let got = arg.and_then(|a| a.get_env()).and_then(|e| e.to_str());
+            assert_eq!(got, Some(env), "{id}");
+        }
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let infra = Infra {
+            database_dsn: "admin:DbSecret1@tcp(db:3306)/app?tls=true".into(),
+            rabbitmq_address: "amqps://guest:MqSecret2@mq:5671".into(),
+            redis_password: "RedisSecret3".into(),
+            ..defaults()
+        };
+        let shown = format!("{infra:?} {infra:#?}");
+        for secret in ["DbSecret1", "MqSecret2", "RedisSecret3"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("admin:***@tcp(db:3306)/app?tls=true"),
+            "{shown}"
         );
-        assert_eq!(mysql_url("mysql://a@b/c").unwrap(), "mysql://a@b/c");
-        assert!(mysql_url("u@unix(/tmp/s)/d").is_err());
-        assert!(mysql_url("nodb").is_err());
+        assert!(shown.contains("amqps://guest:***@mq:5671"), "{shown}");
+    }
+
+    #[test]
+    fn redaction_of_both_dsn_forms() {
+        assert_eq!(redact_dsn("u:p@ss@tcp(h:1)/d"), "u:***@tcp(h:1)/d");
+        assert_eq!(redact_dsn("u@tcp(h:1)/d"), "u@tcp(h:1)/d");
+        assert_eq!(redact_dsn("mysql://u:pw@h/d"), "mysql://u:***@h/d");
+        assert_eq!(redact_dsn("nodb"), "nodb");
+        assert_eq!(redact_url("amqp://h:5672"), "amqp://h:5672");
     }
 
     #[test]
     fn redis_and_listen() {
         assert_eq!(
-            redis_url("127.0.0.1:6379", "", 1),
+            redis_url("127.0.0.1:6379", "", 1, false),
             "redis://127.0.0.1:6379/1"
         );
-        assert_eq!(redis_url("h:1", "p w", 2), "redis://:p%20w@h:1/2");
+        assert_eq!(redis_url("h:1", "p w", 2, false), "redis://:p%20w@h:1/2");
+        assert_eq!(redis_url("h:1", "", 0, true), "rediss://h:1/0");
         assert_eq!(listen_addr(":2112"), "0.0.0.0:2112");
         assert_eq!(listen_addr("127.0.0.1:9"), "127.0.0.1:9");
     }

@@ -3,7 +3,7 @@
 //! Layers, each using only the ones above it in this list: `model` (data, JSON), `store`
 //! (MySQL + Redis cache), `bus` (RabbitMQ), `peers` (typed clients of other services),
 //! `service` (business rules and the campaign tick), `api` (RPC routes), `events`
-//! (call/flow events in). `config`, `telemetry` and `metrics` serve all of them.
+//! (call/flow events in). `config` (with `dsn`), `telemetry` and `metrics` serve all of them.
 
 pub mod api;
 pub mod app;
@@ -11,6 +11,7 @@ pub mod bus;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod dsn;
 pub mod events;
 pub mod http;
 pub mod metrics;

@@ -75,8 +75,9 @@ async fn service_is_ready_serves_metrics_and_exits_0_on_sigterm() {
         assert!(Instant::now() < deadline, "not ready within 30 s");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    for dep in ["mysql ok", "redis ok", "rabbitmq ok"] {
-        assert!(ready.contains(dep), "{ready}");
+    for dep in ["mysql", "redis", "rabbitmq", "workers"] {
+        let dep = format!("\"{dep}\":\"ok\"");
+        assert!(ready.contains(&dep), "{ready}");
     }
     let health = http_get(port, "/healthz").await.expect("healthz");
     assert!(health.starts_with("HTTP/1.0 200"), "{health}");

@@ -139,6 +139,10 @@ async fn service(ctx: &Ctx, db: &TestDb, prefix: &TestPrefix) -> App {
         redis_address: "127.0.0.1:6379".into(),
         redis_password: String::new(),
         redis_database: 0,
+        database_dsn_file: None,
+        rabbitmq_address_file: None,
+        redis_password_file: None,
+        redis_tls: false,
     };
     let settings = Settings {
         workers: 0,

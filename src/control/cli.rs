@@ -49,7 +49,10 @@ pub fn command() -> clap::Command {
     Cli::command().mut_args(|a| {
         let unused = matches!(
             a.get_id().as_str(),
-            "prometheus_endpoint" | "prometheus_listen_address" | "database_dsn"
+            "prometheus_endpoint"
+                | "prometheus_listen_address"
+                | "database_dsn"
+                | "database_dsn_file"
         );
         a.global(true).hide(unused).help_heading("Global options")
     })
@@ -58,7 +61,7 @@ pub fn command() -> clap::Command {
 /// Parses the process arguments; prints help/usage and exits (0 for help, 2 for usage errors).
 pub fn parse() -> Cli {
     let matches = command().get_matches();
-    match Cli::from_arg_matches(&matches) {
+    match Cli::from_arg_matches(&matches).and_then(with_secret_files) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     }
@@ -71,7 +74,16 @@ where
     T: Into<std::ffi::OsString> + Clone,
 {
     let matches = command().try_get_matches_from(args)?;
-    Cli::from_arg_matches(&matches)
+    Cli::from_arg_matches(&matches).and_then(with_secret_files)
+}
+
+/// Reads `--rabbitmq_address_file` / `--redis_password_file` (and the like) into their values.
+fn with_secret_files(mut cli: Cli) -> Result<Cli, clap::Error> {
+    cli.infra = cli
+        .infra
+        .with_secret_files()
+        .map_err(|e| clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{e}\n")))?;
+    Ok(cli)
 }
 
 /// Top-level subcommands.
@@ -673,6 +685,38 @@ mod tests {
         assert_eq!(
             (c.kind, c.end_handle),
             (CampaignType::Flow, EndHandle::Stop)
+        );
+    }
+
+    #[test]
+    fn secrets_are_read_from_files() {
+        let path = std::env::temp_dir().join(format!("cm-control-secret-{}", std::process::id()));
+        std::fs::write(&path, "amqps://ops:Secret@mq:5671/%2f\n").unwrap();
+        let file = path.to_string_lossy().into_owned();
+        let cli = try_parse_from([
+            "campaign-control",
+            "queue",
+            "stats",
+            "--rabbitmq_address_file",
+            &file,
+        ]);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(
+            cli.unwrap().infra.rabbitmq_address,
+            "amqps://ops:Secret@mq:5671/%2f"
+        );
+        let missing = try_parse_from([
+            "campaign-control",
+            "queue",
+            "stats",
+            "--redis_password_file",
+            "/nonexistent",
+        ]);
+        let err = missing.unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string().contains("invalid redis_password_file"),
+            "{err}"
         );
     }
 }

@@ -74,11 +74,11 @@ pub fn redis_start(address: &str) -> String {
 /// that did not answer, each with the command that starts it.
 pub async fn check_services(infra: &Infra) -> Vec<Unreachable> {
     let mut down = Vec::new();
-    let db_url = infra.database_url().map_err(|e| e.to_string());
-    let db = match &db_url {
-        Ok(url) => within(async {
+    let database = infra.database().map_err(|e| e.to_string());
+    let db = match &database {
+        Ok(database) => within(async {
             use sqlx::Connection;
-            let conn = sqlx::MySqlConnection::connect(url).await?;
+            let conn = sqlx::MySqlConnection::connect_with(&database.options).await?;
             conn.close().await
         })
         .await
@@ -88,7 +88,10 @@ pub async fn check_services(infra: &Infra) -> Vec<Unreachable> {
     if let Some(error) = db {
         down.push(Unreachable {
             service: "MariaDB",
-            address: crate::app::redact(db_url.as_deref().unwrap_or(&infra.database_dsn)),
+            address: match &database {
+                Ok(database) => database.describe(),
+                Err(_) => crate::config::redact_dsn(&infra.database_dsn),
+            },
             error,
             start: START_MARIADB.to_owned(),
         });

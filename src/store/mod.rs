@@ -114,13 +114,18 @@ pub struct Store {
 
 impl Store {
     /// Connects to MySQL (a small pool; the service is I/O bound on the broker, not the DB).
-    pub async fn connect(database_url: &str, cache: Cache) -> StoreResult<Store> {
-        let options: MySqlConnectOptions = database_url.parse()?;
+    /// `connect_timeout` bounds a new connection (TLS handshake included) and any wait for a
+    /// pooled one.
+    pub async fn connect(
+        options: MySqlConnectOptions,
+        connect_timeout: Duration,
+        cache: Cache,
+    ) -> StoreResult<Store> {
         // Statement logging would print every tick's queries; slow ones show in metrics instead.
         let options = options.disable_statement_logging();
         let pool = MySqlPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(connect_timeout)
             .connect_with(options)
             .await?;
         Ok(Store::with_pool(pool, cache))

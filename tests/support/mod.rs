@@ -5,6 +5,7 @@
 
 pub mod contract;
 pub mod mocks;
+pub mod proxy;
 pub mod recorder;
 pub mod records;
 pub mod scenarios;

@@ -20,7 +20,8 @@
 //! ([`SchedulerConfig::shard_configs`]).
 //!
 //! Entry points: [`Chains`] (a cheap handle for the API side and the operator CLI) and
-//! [`run_workers`] (worker tasks until shutdown).
+//! [`run_workers`] (worker tasks until shutdown; [`run_workers_reporting`] also keeps a
+//! [`WorkerHealth`] up to date for a readiness probe).
 
 mod batcher;
 mod chain_state;
@@ -28,6 +29,7 @@ mod chains;
 mod config;
 mod error;
 mod feeder;
+mod health;
 mod keys;
 mod lease_keeper;
 mod maintenance;
@@ -42,6 +44,7 @@ mod workers;
 pub use chains::Chains;
 pub use config::SchedulerConfig;
 pub use error::SchedulerError;
+pub use health::{STALL_GRACE, WorkerHealth};
 pub use runner::{BoxError, ChainRunner, ChainSource, Tick, TickOutcome};
 pub use stats::{Stats, WorkerBeat};
-pub use workers::run_workers;
+pub use workers::{run_workers, run_workers_reporting};

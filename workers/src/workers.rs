@@ -34,6 +34,7 @@ use crate::batcher::Batcher;
 use crate::chain_state::{ChainState, Claim, ClaimRequest, Finish, FinishRequest};
 use crate::chains::connect_redis;
 use crate::feeder::Feeder;
+use crate::health::{Loop, WorkerHealth};
 use crate::keys::Keys;
 use crate::lease_keeper::{RunningTicks, keep_leases};
 use crate::metrics::Metrics;
@@ -62,6 +63,21 @@ pub async fn run_workers(
     registry: &prometheus::Registry,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SchedulerError> {
+    let health = WorkerHealth::new();
+    run_workers_reporting(cfg, runner, source, registry, &health, shutdown).await
+}
+
+/// [`run_workers`], keeping `health` up to date: not ready until every task runs, and from the
+/// moment any of them ends or stalls, or this function returns (see [`WorkerHealth`]).
+pub async fn run_workers_reporting(
+    cfg: SchedulerConfig,
+    runner: Arc<dyn ChainRunner>,
+    source: Arc<dyn ChainSource>,
+    registry: &prometheus::Registry,
+    health: &WorkerHealth,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SchedulerError> {
+    let _stopped = health.stopped_on_drop();
     cfg.validate()?;
     let metrics = Metrics::register(registry)?;
     let keys = Arc::new(Keys::new(&cfg.namespace));
@@ -90,29 +106,37 @@ pub async fn run_workers(
 
     let mut background = JoinSet::new();
     background.spawn(
-        Feeder {
-            state: state.clone(),
-            apalis_conn: apalis_conn.clone(),
-            apalis_config: apalis_config.clone(),
-            lead: cfg.lead,
-            feed_batch: cfg.feed_batch,
-            max_queued: cfg.max_queued,
-            lease: cfg.lease,
-            feed_interval: cfg.feed_interval,
-            unknown_pause_grace: cfg.unknown_pause_grace,
-        }
-        .run(stop_rx.clone()),
+        health.track(
+            Loop::Feeder,
+            cfg.feed_interval,
+            Feeder {
+                state: state.clone(),
+                apalis_conn: apalis_conn.clone(),
+                apalis_config: apalis_config.clone(),
+                lead: cfg.lead,
+                feed_batch: cfg.feed_batch,
+                max_queued: cfg.max_queued,
+                lease: cfg.lease,
+                feed_interval: cfg.feed_interval,
+                unknown_pause_grace: cfg.unknown_pause_grace,
+            }
+            .run(stop_rx.clone()),
+        ),
     );
     background.spawn(
-        Reconciler {
-            state: state.clone(),
-            source,
-            metrics: metrics.clone(),
-            interval: cfg.reconcile_interval,
-            reseed_spread: cfg.reseed_spread,
-            lock_owner: base_name.clone(),
-        }
-        .run(stop_rx.clone()),
+        health.track(
+            Loop::Reconciler,
+            cfg.reconcile_interval,
+            Reconciler {
+                state: state.clone(),
+                source,
+                metrics: metrics.clone(),
+                interval: cfg.reconcile_interval,
+                reseed_spread: cfg.reseed_spread,
+                lock_owner: base_name.clone(),
+            }
+            .run(stop_rx.clone()),
+        ),
     );
     background.spawn(run_vacuum(
         state.conn.clone(),
@@ -129,21 +153,21 @@ pub async fn run_workers(
     ));
     // The lease keeper outlives the stop signal: it renews until the last tick finished.
     let (ticks_done_tx, ticks_done_rx) = watch::channel(false);
-    let keeper = tokio::spawn(keep_leases(
-        state.clone(),
-        running.clone(),
-        cfg.lease,
-        ticks_done_rx,
+    let keeper = tokio::spawn(health.track(
+        Loop::LeaseKeeper,
+        cfg.lease / 3,
+        keep_leases(state.clone(), running.clone(), cfg.lease, ticks_done_rx),
     ));
     let mut supervisor = tokio::spawn(supervise(
         ctx,
         base_name,
         apalis_conn,
         apalis_config,
-        cfg.poll_interval,
-        cfg.jobs_in_flight(),
+        cfg.clone(),
         stop_rx,
+        health.clone(),
     ));
+    health.set_started();
 
     shutdown.await;
     tracing::info!("stopping chain workers");
@@ -223,10 +247,11 @@ async fn supervise(
     base_name: String,
     conn: ConnectionManager,
     config: apalis_redis::Config,
-    poll_interval: Duration,
-    jobs_in_flight: usize,
+    cfg: SchedulerConfig,
     stopping: watch::Receiver<bool>,
+    health: WorkerHealth,
 ) {
+    let (poll_interval, jobs_in_flight) = (cfg.poll_interval, cfg.jobs_in_flight());
     let mut restarts = 0u32;
     loop {
         if *stopping.borrow() {
@@ -250,7 +275,9 @@ async fn supervise(
             let _ = stop.wait_for(|s| *s).await;
             Ok::<(), std::io::Error>(())
         };
+        let running = health.apalis_running();
         let result = worker.run_until(signal).await;
+        drop(running);
         if *stopping.borrow() {
             match result {
                 Ok(()) => unregister(&conn, &config, &name).await,
