@@ -226,6 +226,22 @@ fn labels_match(selector: &Value, labels: &Value) -> bool {
     !sel.is_empty() && sel.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
+/// Mount path → Secret name, for the container's read-only mounts of Secret volumes.
+fn secret_mounts(pod: &Value, container: &Value) -> BTreeMap<String, String> {
+    let volumes: BTreeMap<&str, &str> = seq(pod, &["spec", "volumes"])
+        .iter()
+        .filter_map(|v| Some((str_at(v, &["name"])?, str_at(v, &["secret", "secretName"])?)))
+        .collect();
+    seq(container, &["volumeMounts"])
+        .iter()
+        .filter(|m| at(m, &["readOnly"]).and_then(Value::as_bool) == Some(true))
+        .filter_map(|m| {
+            let secret = volumes.get(str_at(m, &["name"])?)?;
+            Some((str_at(m, &["mountPath"])?.to_owned(), (*secret).to_owned()))
+        })
+        .collect()
+}
+
 /// The example Secret's keys (name → keys).
 fn secret_keys(docs: &[(PathBuf, Vec<Value>)]) -> BTreeMap<String, BTreeSet<String>> {
     let mut out = BTreeMap::new();
@@ -366,11 +382,26 @@ fn kubernetes_manifests_match_the_binaries() {
             Some("0"),
             "{name}: no tick workers"
         );
+        // Each secret comes from a file of the mounted Secret (`*_FILE`), never a plain value.
+        let mounted = secret_mounts(pod, c);
         for secret_env in ["DATABASE_DSN", "RABBITMQ_ADDRESS", "REDIS_PASSWORD"] {
             assert!(
-                set.get(secret_env)
-                    .is_some_and(|v| v.starts_with("<secret ")),
-                "{name}: {secret_env} must come from the Secret"
+                !set.contains_key(secret_env),
+                "{name}: {secret_env} as an env value; use {secret_env}_FILE"
+            );
+            let file_env = format!("{secret_env}_FILE");
+            let path = set
+                .get(&file_env)
+                .unwrap_or_else(|| panic!("{name}: {file_env} is not set"));
+            let (dir, key) = path
+                .rsplit_once('/')
+                .unwrap_or_else(|| panic!("{name}: {file_env}={path} is not a path"));
+            let secret = mounted
+                .get(dir)
+                .unwrap_or_else(|| panic!("{name}: {file_env}={path}: no Secret mounted at {dir}"));
+            assert!(
+                secrets.get(secret).is_some_and(|k| k.contains(key)),
+                "{name}: {file_env} reads {secret}/{key}, which the example Secret lacks"
             );
         }
 
@@ -574,10 +605,11 @@ fn compose_stack_matches_the_binaries() {
             assert!(flags.accepts(k), "{name}: {k} is not read by {binary}");
         }
         // The addresses point at services of this stack.
-        let dsn = campaign_manager::config::mysql_url(&env["DATABASE_DSN"])
+        let dsn = campaign_manager::dsn::DatabaseDsn::parse(&env["DATABASE_DSN"])
             .unwrap_or_else(|e| panic!("{name}: DATABASE_DSN: {e}"));
+        let mysql_host = dsn.options.get_host().to_owned();
         for address in [
-            dsn.as_str(),
+            mysql_host.as_str(),
             &env["REDIS_ADDRESS"],
             &env["RABBITMQ_ADDRESS"],
         ] {
