@@ -4,20 +4,22 @@
 //! (MySQL + Redis cache), `bus` (RabbitMQ), `peers` (typed clients of other services),
 //! `service` (business rules and the campaign tick), `api` (RPC routes), `events`
 //! (call/flow events in). `config`, `telemetry` and `metrics` serve all of them.
+//!
+//! `model` and `bus` are crates of their own (`crates/model`, `crates/bus`), re-exported here
+//! under their layer names; the simulator, the operator CLI and the demo are crates beside this
+//! one (`crates/sim`, `crates/control`, `crates/demo`) and are not linked into the service.
+
+pub use campaign_bus as bus;
+pub use campaign_model as model;
 
 pub mod api;
 pub mod app;
-pub mod bus;
 pub mod config;
-pub mod control;
-pub mod demo;
 pub mod events;
 pub mod http;
 pub mod metrics;
-pub mod model;
 pub mod peers;
 pub mod scheduler;
 pub mod service;
-pub mod sim;
 pub mod store;
 pub mod telemetry;

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use campaign_manager::app::Settings;
-use campaign_manager::sim::{Fault, MsRange, Outcome, Scenario, Service, Weights};
+use campaign_sim::{Fault, MsRange, Outcome, Scenario, Service, Weights};
 use serde_json::{Value, json};
 use support::TestSystem;
 use uuid::Uuid;

@@ -5,6 +5,7 @@
 //! `queue drain`/`resume` against in-process tick workers with a fake runner, and `events dead`
 //! against an in-process subscriber whose handler fails on demand.
 
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use campaign_manager::app::{App, Role, Settings};
 use campaign_manager::bus::Names;
 use campaign_manager::config::Infra;
-use campaign_manager::sim::{Outcome, Scenario, Sim};
+use campaign_sim::{Outcome, Scenario, Sim};
 use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, SchedulerConfig, TickOutcome};
 use serde_json::Value;
 use support::{TestDb, TestNames, TestPrefix, unique};

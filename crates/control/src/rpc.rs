@@ -690,7 +690,7 @@ impl Rpc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::cli::{CampaignType, EndHandle};
+    use crate::cli::{CampaignType, EndHandle};
 
     #[test]
     fn replies_map_to_data_or_failures() {

@@ -26,6 +26,9 @@ pub mod stats;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// The core's modules under the names the submodules use.
+use campaign_manager::{app, bus, config, model, service};
+
 use crate::app::redact;
 use crate::bus::Names;
 use cli::{Cli, Command};
