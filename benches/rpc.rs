@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         calling_hours: None,
         pacing: None,
     };
-    app.service.store.campaigns.create(&c).await?;
+    app.store.campaigns.create(&c).await?;
 
     let names = Names::prefixed(&settings.queue_prefix);
     let client = Arc::new(

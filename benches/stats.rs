@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     settings.workers = 0;
     settings.serve_http = false;
     let app = App::start(&infra, &settings, Role::Service).await?;
-    let store = &app.service.store;
+    let store = &app.store;
 
     let customer = Uuid::new_v4();
     let measured = campaign(customer);

@@ -20,10 +20,11 @@ use crate::config::Infra;
 use crate::events::Subscriptions;
 use crate::http::Probe;
 use crate::metrics::Metrics;
+use crate::notify::BusNotifier;
 use crate::peers::{BusPeers, Peers};
 use crate::scheduler::{CampaignRunner, ExecutingCampaigns, SchedulerChains};
 use crate::service::tick::Ticker;
-use crate::service::{BusNotifier, Delays, RepairSettings, Service, run_repair};
+use crate::service::{Delays, RepairSettings, Service, run_repair};
 use crate::store::{Cache, OverdueRule, Store};
 
 /// Settings of the service beyond the platform's infrastructure flags.
@@ -186,6 +187,8 @@ pub enum Role {
 pub struct App {
     /// The service (for in-process callers such as tests and the demo).
     pub service: Service,
+    /// The store the service uses (for in-process callers that set up data: tests, benchmarks).
+    pub store: Store,
     /// The API (dispatch without a broker).
     pub api: Arc<Api>,
     /// The bus.
@@ -290,14 +293,14 @@ impl App {
             peers.webhook.clone(),
             metrics.clone(),
         ));
-        let service = Service {
-            store: store.clone(),
+        let service = Service::new(
+            store.clone(),
             peers,
             notifier,
-            chains: Arc::new(SchedulerChains(chains.clone())),
-            metrics: metrics.clone(),
-            delays: settings.delays(),
-        };
+            Arc::new(SchedulerChains(chains.clone())),
+            metrics.clone(),
+            settings.delays(),
+        );
         let api = Api::new(service.clone());
         if role == Role::Service {
             bus.serve_requests(api.clone(), settings.rpc_concurrency)
@@ -339,7 +342,7 @@ impl App {
                 .with_context(|| format!("binding the metrics endpoint on {listen}"))?;
             drop(listener_check);
             let probes: Vec<Box<dyn Probe>> = vec![
-                Box::new(StoreProbe(store)),
+                Box::new(StoreProbe(store.clone())),
                 Box::new(CacheProbe(cache)),
                 Box::new(BrokerProbe(bus.clone())),
             ];
@@ -361,6 +364,7 @@ impl App {
         );
         Ok(App {
             service,
+            store,
             api,
             bus,
             chains,

@@ -3,7 +3,8 @@
 //! Layers, each using only the ones above it in this list: `model` (data, JSON), `store`
 //! (MySQL + Redis cache), `bus` (RabbitMQ), `peers` (typed clients of other services),
 //! `service` (business rules and the campaign tick), `api` (RPC routes), `events`
-//! (call/flow events in). `config`, `telemetry` and `metrics` serve all of them.
+//! (call/flow events in), `notify` (the service's domain events out, on RabbitMQ and to
+//! webhooks). `config`, `telemetry` and `metrics` serve all of them.
 //!
 //! `model` and `bus` are crates of their own (`crates/model`, `crates/bus`), re-exported here
 //! under their layer names; the simulator, the operator CLI and the demo are crates beside this
@@ -18,6 +19,7 @@ pub mod config;
 pub mod events;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod peers;
 pub mod scheduler;
 pub mod service;

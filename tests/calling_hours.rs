@@ -13,7 +13,7 @@ use campaign_manager::model::*;
 use campaign_manager::service::tick::{
     CALLING_HOURS_MAX_SLEEP, DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker,
 };
-use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
+use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
 use campaign_sim::{Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Timelike, Utc};
 use serde_json::{Value, json};
@@ -91,14 +91,14 @@ impl TickEnv {
         c.calling_hours = hours;
         ts.store.outplans.create(&outplan).await.expect("outplan");
         let campaign = ts.store.campaigns.create(&c).await.expect("campaign");
-        let service = Service {
-            store: ts.store.clone(),
-            peers: m.into_peers(),
-            notifier: Arc::new(RecordingNotifier::default()),
-            chains: Arc::new(RecordingChains::default()),
-            metrics: Metrics::standalone(),
-            delays: Delays::default(),
-        };
+        let service = Service::new(
+            ts.store.clone(),
+            m.into_peers(),
+            Arc::new(RecordingEvents::default()),
+            Arc::new(RecordingChains::default()),
+            Metrics::standalone(),
+            Delays::default(),
+        );
         let ticker = Ticker::new(service).with_clock(Arc::new(move || now));
         TickEnv {
             ts,

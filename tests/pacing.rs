@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
 use campaign_manager::service::tick::{Fence, Next, Outcome, Ticker};
-use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
+use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
 use campaign_sim::{MsRange, Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use serde_json::{Value, json};
@@ -70,14 +70,14 @@ impl TickEnv {
         c.end_handle = EndHandle::Continue;
         ts.store.outplans.create(&outplan).await.expect("outplan");
         let campaign = ts.store.campaigns.create(&c).await.expect("campaign");
-        let service = Service {
-            store: ts.store.clone(),
-            peers: m.into_peers(),
-            notifier: Arc::new(RecordingNotifier::default()),
-            chains: Arc::new(RecordingChains::default()),
-            metrics: Metrics::standalone(),
-            delays: Delays::default(),
-        };
+        let service = Service::new(
+            ts.store.clone(),
+            m.into_peers(),
+            Arc::new(RecordingEvents::default()),
+            Arc::new(RecordingChains::default()),
+            Metrics::standalone(),
+            Delays::default(),
+        );
         TickEnv {
             ts,
             ticker: Ticker::new(service),

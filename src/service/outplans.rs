@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::json::uuid_or_nil;
-use crate::model::{Address, Outplan};
+use crate::model::{Address, DomainEvent, Outplan};
 use crate::store::{Deletion, Dials, Filters, Page};
 
 /// Body of `POST /v1/outplans`.
@@ -100,13 +100,6 @@ impl OutplanDials {
 }
 
 impl Service {
-    async fn publish_outplan(&self, event_type: &str, o: &Outplan) {
-        let payload = serde_json::to_value(o).unwrap_or(Value::Null);
-        self.notifier
-            .notify(event_type, o.customer_id, payload.clone(), payload)
-            .await;
-    }
-
     /// `POST /v1/outplans` (the id is always generated).
     pub async fn create_outplan(&self, req: OutplanCreate) -> ServiceResult<Outplan> {
         if req.customer_id.is_nil() {
@@ -133,7 +126,7 @@ impl Service {
             tm_delete: None,
         };
         let stored = self.store.outplans.create(&o).await?;
-        self.publish_outplan("outplan_created", &stored).await;
+        self.emit(DomainEvent::OutplanCreated(stored.clone())).await;
         Ok(stored)
     }
 
@@ -167,7 +160,7 @@ impl Service {
             .update_basic_info(id, &name, &detail)
             .await?
             .ok_or(ServiceError::NotFound("outplan"))?;
-        self.publish_outplan("outplan_updated", &u).await;
+        self.emit(DomainEvent::OutplanUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -185,7 +178,7 @@ impl Service {
             .update_dials(id, &d)
             .await?
             .ok_or(ServiceError::NotFound("outplan"))?;
-        self.publish_outplan("outplan_updated", &u).await;
+        self.emit(DomainEvent::OutplanUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -225,7 +218,7 @@ impl Service {
             }
             Deletion::Missing => return Err(ServiceError::NotFound("outplan")),
         };
-        self.publish_outplan("outplan_deleted", &d).await;
+        self.emit(DomainEvent::OutplanDeleted(d.clone())).await;
         Ok(d)
     }
 }
