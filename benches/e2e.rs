@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use campaign_demo::{NewCampaign, ProcUsage, Stack, proc_usage, proc_usage_of};
-use campaign_manager::app::Settings;
-use campaign_manager::config::Infra;
+use campaign_manager::config::{Infra, Settings};
 use campaign_sim::{Outcome, Scenario};
 use clap::Parser;
 use futures::StreamExt;

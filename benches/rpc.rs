@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::bus::{Bus, Names, Request};
-use campaign_manager::config::Infra;
+use campaign_manager::config::{Infra, Settings};
 use campaign_manager::model::*;
 use clap::Parser;
 use sqlx::{AssertSqlSafe, MySqlPool};

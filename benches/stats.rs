@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::bus::{Bus, Names, Request};
-use campaign_manager::config::Infra;
+use campaign_manager::config::{Infra, Settings};
 use campaign_manager::model::*;
 use campaign_manager::service::tick::{Next, Outcome};
 use clap::Parser;

@@ -385,7 +385,7 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
 }
 
 /// Short delays and a few tick workers.
-fn fast(s: &mut campaign_manager::app::Settings) {
+fn fast(s: &mut campaign_manager::config::Settings) {
     s.workers = 2;
     s.first_tick_ms = 100;
     s.dial_tick_ms = 50;

@@ -368,7 +368,7 @@ async fn route_sets_and_clears_pacing_and_refuses_out_of_range_values() {
 
 /// Short delays and a few tick workers; the after-dial delay is short so that only pacing
 /// spaces the dials.
-fn fast(s: &mut campaign_manager::app::Settings) {
+fn fast(s: &mut campaign_manager::config::Settings) {
     s.workers = 2;
     s.first_tick_ms = 100;
     s.dial_tick_ms = 20;

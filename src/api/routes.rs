@@ -143,6 +143,8 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaigncallGet(_) | CampaigncallDelete(_) => "/v1/campaigncalls/<campaigncall-id>",
         OutplanCreate | OutplanList(_) => "/v1/outplans",
         OutplanGet(_) | OutplanDelete(_) | OutplanUpdate(_) => "/v1/outplans/<outplan-id>",
+        // Deliberately `outdials`, not `outplans`: a quirk of the platform's label for
+        // `PUT /v1/outplans/<id>/dials` (CONTRACT.md §12), kept because dashboards select on it.
         OutplanDials(_) => "/v1/outdials/<outplan-id>/dials",
     }
 }

@@ -262,7 +262,7 @@ pub struct TestSystem {
     /// A separate bus connection acting as the platform's caller.
     pub client: campaign_manager::bus::Bus,
     /// Settings the service was started with.
-    pub settings: campaign_manager::app::Settings,
+    pub settings: campaign_manager::config::Settings,
     /// Infra the service was started with.
     pub infra: campaign_manager::config::Infra,
     // Drop order: names last so queues outlive the connections using them.
@@ -278,7 +278,7 @@ impl TestSystem {
     /// Starts sim + service. `tweak` adjusts the settings (workers, delays...).
     pub async fn start(
         scenario: campaign_sim::Scenario,
-        tweak: impl FnOnce(&mut campaign_manager::app::Settings),
+        tweak: impl FnOnce(&mut campaign_manager::config::Settings),
     ) -> TestSystem {
         TestSystem::start_with_sim_on(scenario, tweak, None).await
     }
@@ -287,7 +287,7 @@ impl TestSystem {
     /// queues (so something else can stand between them, see `recorder.rs`).
     pub async fn start_with_sim_on(
         scenario: campaign_sim::Scenario,
-        tweak: impl FnOnce(&mut campaign_manager::app::Settings),
+        tweak: impl FnOnce(&mut campaign_manager::config::Settings),
         sim_names: Option<&campaign_manager::bus::Names>,
     ) -> TestSystem {
         let names = TestNames::new();
@@ -301,7 +301,7 @@ impl TestSystem {
         infra.database_dsn = db.url.clone();
         infra.rabbitmq_address = amqp_url();
         infra.redis_database = 0;
-        let mut settings = campaign_manager::app::Settings::from_env();
+        let mut settings = campaign_manager::config::Settings::from_env();
         settings.queue_prefix = names.prefix.clone();
         settings.cache_prefix = prefix.0.clone();
         settings.tick_namespace = format!("{}ticks", prefix.0);

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::bus::Names;
-use campaign_manager::config::Infra;
+use campaign_manager::config::{Infra, Settings};
 use campaign_sim::{Outcome, Scenario, Sim};
 use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, SchedulerConfig, TickOutcome};
 use serde_json::Value;

@@ -16,9 +16,9 @@ use uuid::Uuid;
 
 use campaign_manager::{app, bus, config};
 
-use crate::app::{App, Role, Settings};
+use crate::app::{App, Role};
 use crate::bus::{Bus, Names, Request};
-use crate::config::Infra;
+use crate::config::{Infra, Settings};
 use campaign_sim::{Scenario, Sim};
 
 /// The command that starts each local dependency on this machine.
