@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# Multi-stage build of every campaign-manager binary; small Debian runtime image.
+# Multi-stage build of the service, the tick worker and the operator CLI; small Debian runtime
+# image. The simulator and the demo (crates/sim, crates/demo) are development tools, not shipped.
 #
 #   docker build -t campaign-manager .
 #   docker run --rm campaign-manager                      # the service (RPC + events + workers)
@@ -14,9 +15,9 @@ COPY . .
 # Cache mounts keep the registry and the build directory between builds (BuildKit).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bins \
+    cargo build --release --locked -p campaign-manager -p campaign-control --bins \
  && mkdir /out \
- && for b in campaign-manager campaign-worker campaign-control campaign-sim campaign-demo; do \
+ && for b in campaign-manager campaign-worker campaign-control; do \
       cp "target/release/$b" /out/; \
     done
 

@@ -17,10 +17,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use campaign_manager::app::Settings;
-use campaign_manager::config::Infra;
-use campaign_manager::demo::{NewCampaign, ProcUsage, Stack, proc_usage, proc_usage_of};
-use campaign_manager::sim::{Outcome, Scenario};
+use campaign_demo::{NewCampaign, ProcUsage, Stack, proc_usage, proc_usage_of};
+use campaign_manager::config::{Infra, Settings};
+use campaign_sim::{Outcome, Scenario};
 use clap::Parser;
 use futures::StreamExt;
 use prometheus::proto::{MetricFamily, MetricType};

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::bus::{Bus, Names, Request};
-use campaign_manager::config::Infra;
+use campaign_manager::config::{Infra, Settings};
 use campaign_manager::model::*;
 use clap::Parser;
 use sqlx::{AssertSqlSafe, MySqlPool};
@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
         calling_hours: None,
         pacing: None,
     };
-    app.service.store.campaigns.create(&c).await?;
+    app.store.campaigns.create(&c).await?;
 
     let names = Names::prefixed(&settings.queue_prefix);
     let client = Arc::new(

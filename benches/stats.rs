@@ -9,9 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::bus::{Bus, Names, Request};
-use campaign_manager::config::Infra;
+use campaign_manager::config::{Infra, Settings};
 use campaign_manager::model::*;
 use campaign_manager::service::tick::{Next, Outcome};
 use clap::Parser;
@@ -121,7 +121,7 @@ async fn main() -> anyhow::Result<()> {
     settings.workers = 0;
     settings.serve_http = false;
     let app = App::start(&infra, &settings, Role::Service).await?;
-    let store = &app.service.store;
+    let store = &app.store;
 
     let customer = Uuid::new_v4();
     let measured = campaign(customer);

@@ -9,169 +9,22 @@ use std::time::Duration;
 use anyhow::Context;
 use async_trait::async_trait;
 use campaign_workers::{Chains, SchedulerConfig, WorkerHealth};
-use clap::Args;
 use prometheus::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::Api;
-use crate::bus::{Bus, BusOptions, Names};
-use crate::config::Infra;
+use crate::bus::{Bus, BusOptions};
+use crate::config::{Infra, Settings};
 use crate::events::Subscriptions;
 use crate::http::Probe;
 use crate::metrics::Metrics;
+use crate::notify::BusNotifier;
 use crate::peers::{BusPeers, Peers};
 use crate::scheduler::{CampaignRunner, ExecutingCampaigns, SchedulerChains};
 use crate::service::tick::Ticker;
-use crate::service::{BusNotifier, Delays, RepairSettings, Service, run_repair};
-use crate::store::{Cache, OverdueRule, Store};
-
-/// Settings of the service beyond the platform's infrastructure flags.
-#[derive(Debug, Clone, Args)]
-pub struct Settings {
-    /// How many campaign ticks this process runs at once (0: run no tick workers).
-    #[arg(long = "workers", env = "WORKERS", default_value_t = 500)]
-    pub workers: usize,
-
-    /// How many RPC requests are handled at once.
-    #[arg(
-        long = "rpc_concurrency",
-        env = "RPC_CONCURRENCY",
-        default_value_t = 32
-    )]
-    pub rpc_concurrency: usize,
-
-    /// How many subscribed events (hangups, flow ends) are handled at once.
-    #[arg(
-        long = "event_concurrency",
-        env = "EVENT_CONCURRENCY",
-        default_value_t = 64
-    )]
-    pub event_concurrency: usize,
-
-    /// Apply database migrations at start.
-    #[arg(long = "migrate", env = "MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
-    pub migrate: bool,
-
-    /// Prefix of every queue and exchange name (empty: the platform's names).
-    #[arg(long = "queue_prefix", env = "QUEUE_PREFIX", default_value = "")]
-    pub queue_prefix: String,
-
-    /// Prefix of the cache keys (empty: the platform's keys).
-    #[arg(long = "cache_prefix", env = "CACHE_PREFIX", default_value = "")]
-    pub cache_prefix: String,
-
-    /// Redis namespace of the tick scheduler.
-    #[arg(
-        long = "tick_namespace",
-        env = "TICK_NAMESPACE",
-        default_value = "campaign-manager:ticks"
-    )]
-    pub tick_namespace: String,
-
-    /// Delay of the first tick after `run`, ms.
-    #[arg(long = "first_tick_ms", env = "FIRST_TICK_MS", default_value_t = 1000)]
-    pub first_tick_ms: u64,
-
-    /// Delay after a dial, ms.
-    #[arg(long = "dial_tick_ms", env = "DIAL_TICK_MS", default_value_t = 500)]
-    pub dial_tick_ms: u64,
-
-    /// Delay when waiting (no capacity, retry interval, empty list), ms.
-    #[arg(long = "wait_tick_ms", env = "WAIT_TICK_MS", default_value_t = 5000)]
-    pub wait_tick_ms: u64,
-
-    /// Longest a tick may run, ms. Past it the tick's lease is not renewed (its chain is
-    /// re-seeded) and it may record no dial and ask no peer.
-    #[arg(long = "max_tick_ms", env = "MAX_TICK_MS", default_value_t = 30_000)]
-    pub max_tick_ms: u64,
-
-    /// How many available targets a tick asks the outdial for; the first one ready is dialed.
-    #[arg(long = "target_batch", env = "TARGET_BATCH", default_value_t = 20)]
-    pub target_batch: u32,
-
-    /// How often the campaigncall repair runs, ms (in processes with tick workers).
-    #[arg(
-        long = "repair_interval_ms",
-        env = "REPAIR_INTERVAL_MS",
-        default_value_t = 5_000
-    )]
-    pub repair_interval_ms: u64,
-
-    /// A campaigncall still dialing this long after the outplan's dial_timeout is looked up at
-    /// its peer, ms. Must exceed max_tick_ms plus the RPC timeout (3 s).
-    #[arg(
-        long = "repair_margin_ms",
-        env = "REPAIR_MARGIN_MS",
-        default_value_t = 60_000
-    )]
-    pub repair_margin_ms: u64,
-
-    /// The longest call, s: a progressing campaigncall is looked up at its peer after this
-    /// long, and one still reported up after it is given up as failed.
-    #[arg(
-        long = "max_call_duration_s",
-        env = "MAX_CALL_DURATION_S",
-        default_value_t = 7_200
-    )]
-    pub max_call_duration_s: u64,
-
-    /// Delays before retry 1, 2, 3 of a failed subscribed event, ms (comma-separated; the
-    /// count is the number of retries). After the last, the event goes to the dead-letter queue.
-    #[arg(
-        long = "event_retry_ms",
-        env = "EVENT_RETRY_MS",
-        value_delimiter = ',',
-        default_value = "5000,30000,120000"
-    )]
-    pub event_retry_ms: Vec<u64>,
-
-    /// Serve the metrics/health endpoint.
-    #[arg(long = "serve_http", env = "SERVE_HTTP", default_value_t = true, action = clap::ArgAction::Set)]
-    pub serve_http: bool,
-}
-
-impl Settings {
-    /// Tick delays from the settings.
-    pub fn delays(&self) -> Delays {
-        Delays {
-            first: Duration::from_millis(self.first_tick_ms),
-            after_dial: Duration::from_millis(self.dial_tick_ms),
-            wait: Duration::from_millis(self.wait_tick_ms),
-            ..Delays::default()
-        }
-    }
-
-    /// Repair settings, refused when the margin could let a late dial request arrive after the
-    /// repair concluded it was never made.
-    pub fn repair(&self) -> anyhow::Result<RepairSettings> {
-        let rpc_timeout_ms = 3_000;
-        if self.repair_margin_ms <= self.max_tick_ms + rpc_timeout_ms {
-            anyhow::bail!(
-                "repair_margin_ms ({}) must exceed max_tick_ms ({}) + the RPC timeout ({rpc_timeout_ms})",
-                self.repair_margin_ms,
-                self.max_tick_ms
-            );
-        }
-        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        Ok(RepairSettings {
-            rule: OverdueRule {
-                margin_ms: ms(self.repair_margin_ms),
-                max_call_ms: ms(self.max_call_duration_s.saturating_mul(1000)),
-            },
-            ..RepairSettings::default()
-        })
-    }
-
-    /// Queue and exchange names.
-    pub fn names(&self) -> Names {
-        if self.queue_prefix.is_empty() {
-            Names::default()
-        } else {
-            Names::prefixed(&self.queue_prefix)
-        }
-    }
-}
+use crate::service::{Service, run_repair};
+use crate::store::{Cache, Store};
 
 /// What a process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +39,8 @@ pub enum Role {
 pub struct App {
     /// The service (for in-process callers such as tests and the demo).
     pub service: Service,
+    /// The store the service uses (for in-process callers that set up data: tests, benchmarks).
+    pub store: Store,
     /// The API (dispatch without a broker).
     pub api: Arc<Api>,
     /// The bus.
@@ -326,14 +181,14 @@ impl App {
             peers.webhook.clone(),
             metrics.clone(),
         ));
-        let service = Service {
-            store: store.clone(),
+        let service = Service::new(
+            store.clone(),
             peers,
             notifier,
-            chains: Arc::new(SchedulerChains(chains.clone())),
-            metrics: metrics.clone(),
-            delays: settings.delays(),
-        };
+            Arc::new(SchedulerChains(chains.clone())),
+            metrics.clone(),
+            settings.delays(),
+        );
         let api = Api::new(service.clone());
         if role == Role::Service {
             bus.serve_requests(api.clone(), settings.rpc_concurrency)
@@ -387,7 +242,7 @@ impl App {
                 .with_context(|| format!("binding the metrics endpoint on {listen}"))?;
             http_addr = listener.local_addr().ok();
             let mut probes: Vec<Box<dyn Probe>> = vec![
-                Box::new(StoreProbe(store)),
+                Box::new(StoreProbe(store.clone())),
                 Box::new(CacheProbe(cache)),
                 Box::new(BrokerProbe(bus.clone())),
             ];
@@ -412,6 +267,7 @@ impl App {
         );
         Ok(App {
             service,
+            store,
             api,
             bus,
             chains,
@@ -453,20 +309,6 @@ pub async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
         _ = async { match term.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {},
         _ = async { match hup.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {},
-    }
-}
-
-#[derive(clap::Parser)]
-struct SettingsOnly {
-    #[command(flatten)]
-    settings: Settings,
-}
-
-impl Settings {
-    /// The defaults, overridden by the environment.
-    pub fn from_env() -> Settings {
-        use clap::Parser;
-        SettingsOnly::parse_from(["campaign-manager"]).settings
     }
 }
 

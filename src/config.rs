@@ -1,6 +1,7 @@
 //! Configuration: `clap` flags with environment fallbacks, the same names and defaults as the
 //! Go service (README.md#configuration), plus the settings the Rust service adds. Precedence is
-//! flag > env > default. Binaries flatten [`Infra`] so every tool reads the same keys.
+//! flag > env > default. Binaries flatten [`Infra`] so every tool reads the same keys, and the
+//! service binaries [`Settings`] as well.
 //!
 //! Secrets (the DSN, the broker address with its credentials, the Redis password) can also come
 //! from files, as Kubernetes mounts secrets: `--database_dsn_file` / `DATABASE_DSN_FILE` and the
@@ -9,10 +10,14 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
+use crate::bus::Names;
 use crate::dsn::DatabaseDsn;
+use crate::service::{Delays, RepairSettings};
+use crate::store::OverdueRule;
 
 /// How to reach MariaDB, Redis and RabbitMQ, and where to serve metrics.
 #[derive(Clone, Args)]
@@ -402,5 +407,166 @@ impl Infra {
     pub fn from_env() -> Infra {
         use clap::Parser;
         InfraOnly::parse_from(["campaign-manager"]).infra
+    }
+}
+
+/// Settings of the service beyond the platform's infrastructure flags.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// How many campaign ticks this process runs at once (0: run no tick workers).
+    #[arg(long = "workers", env = "WORKERS", default_value_t = 500)]
+    pub workers: usize,
+
+    /// How many RPC requests are handled at once.
+    #[arg(
+        long = "rpc_concurrency",
+        env = "RPC_CONCURRENCY",
+        default_value_t = 32
+    )]
+    pub rpc_concurrency: usize,
+
+    /// How many subscribed events (hangups, flow ends) are handled at once.
+    #[arg(
+        long = "event_concurrency",
+        env = "EVENT_CONCURRENCY",
+        default_value_t = 64
+    )]
+    pub event_concurrency: usize,
+
+    /// Apply database migrations at start.
+    #[arg(long = "migrate", env = "MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub migrate: bool,
+
+    /// Prefix of every queue and exchange name (empty: the platform's names).
+    #[arg(long = "queue_prefix", env = "QUEUE_PREFIX", default_value = "")]
+    pub queue_prefix: String,
+
+    /// Prefix of the cache keys (empty: the platform's keys).
+    #[arg(long = "cache_prefix", env = "CACHE_PREFIX", default_value = "")]
+    pub cache_prefix: String,
+
+    /// Redis namespace of the tick scheduler.
+    #[arg(
+        long = "tick_namespace",
+        env = "TICK_NAMESPACE",
+        default_value = "campaign-manager:ticks"
+    )]
+    pub tick_namespace: String,
+
+    /// Delay of the first tick after `run`, ms.
+    #[arg(long = "first_tick_ms", env = "FIRST_TICK_MS", default_value_t = 1000)]
+    pub first_tick_ms: u64,
+
+    /// Delay after a dial, ms.
+    #[arg(long = "dial_tick_ms", env = "DIAL_TICK_MS", default_value_t = 500)]
+    pub dial_tick_ms: u64,
+
+    /// Delay when waiting (no capacity, retry interval, empty list), ms.
+    #[arg(long = "wait_tick_ms", env = "WAIT_TICK_MS", default_value_t = 5000)]
+    pub wait_tick_ms: u64,
+
+    /// Longest a tick may run, ms. Past it the tick's lease is not renewed (its chain is
+    /// re-seeded) and it may record no dial and ask no peer.
+    #[arg(long = "max_tick_ms", env = "MAX_TICK_MS", default_value_t = 30_000)]
+    pub max_tick_ms: u64,
+
+    /// How many available targets a tick asks the outdial for; the first one ready is dialed.
+    #[arg(long = "target_batch", env = "TARGET_BATCH", default_value_t = 20)]
+    pub target_batch: u32,
+
+    /// How often the campaigncall repair runs, ms (in processes with tick workers).
+    #[arg(
+        long = "repair_interval_ms",
+        env = "REPAIR_INTERVAL_MS",
+        default_value_t = 5_000
+    )]
+    pub repair_interval_ms: u64,
+
+    /// A campaigncall still dialing this long after the outplan's dial_timeout is looked up at
+    /// its peer, ms. Must exceed max_tick_ms plus the RPC timeout (3 s).
+    #[arg(
+        long = "repair_margin_ms",
+        env = "REPAIR_MARGIN_MS",
+        default_value_t = 60_000
+    )]
+    pub repair_margin_ms: u64,
+
+    /// The longest call, s: a progressing campaigncall is looked up at its peer after this
+    /// long, and one still reported up after it is given up as failed.
+    #[arg(
+        long = "max_call_duration_s",
+        env = "MAX_CALL_DURATION_S",
+        default_value_t = 7_200
+    )]
+    pub max_call_duration_s: u64,
+
+    /// Delays before retry 1, 2, 3 of a failed subscribed event, ms (comma-separated; the
+    /// count is the number of retries). After the last, the event goes to the dead-letter queue.
+    #[arg(
+        long = "event_retry_ms",
+        env = "EVENT_RETRY_MS",
+        value_delimiter = ',',
+        default_value = "5000,30000,120000"
+    )]
+    pub event_retry_ms: Vec<u64>,
+
+    /// Serve the metrics/health endpoint.
+    #[arg(long = "serve_http", env = "SERVE_HTTP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub serve_http: bool,
+}
+
+impl Settings {
+    /// Tick delays from the settings.
+    pub fn delays(&self) -> Delays {
+        Delays {
+            first: Duration::from_millis(self.first_tick_ms),
+            after_dial: Duration::from_millis(self.dial_tick_ms),
+            wait: Duration::from_millis(self.wait_tick_ms),
+            ..Delays::default()
+        }
+    }
+
+    /// Repair settings, refused when the margin could let a late dial request arrive after the
+    /// repair concluded it was never made.
+    pub fn repair(&self) -> anyhow::Result<RepairSettings> {
+        let rpc_timeout_ms = 3_000;
+        if self.repair_margin_ms <= self.max_tick_ms + rpc_timeout_ms {
+            anyhow::bail!(
+                "repair_margin_ms ({}) must exceed max_tick_ms ({}) + the RPC timeout ({rpc_timeout_ms})",
+                self.repair_margin_ms,
+                self.max_tick_ms
+            );
+        }
+        let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        Ok(RepairSettings {
+            rule: OverdueRule {
+                margin_ms: ms(self.repair_margin_ms),
+                max_call_ms: ms(self.max_call_duration_s.saturating_mul(1000)),
+            },
+            ..RepairSettings::default()
+        })
+    }
+
+    /// Queue and exchange names.
+    pub fn names(&self) -> Names {
+        if self.queue_prefix.is_empty() {
+            Names::default()
+        } else {
+            Names::prefixed(&self.queue_prefix)
+        }
+    }
+}
+
+#[derive(clap::Parser)]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: Settings,
+}
+
+impl Settings {
+    /// The defaults, overridden by the environment.
+    pub fn from_env() -> Settings {
+        use clap::Parser;
+        SettingsOnly::parse_from(["campaign-manager"]).settings
     }
 }

@@ -3,22 +3,26 @@
 //! Layers, each using only the ones above it in this list: `model` (data, JSON), `store`
 //! (MySQL + Redis cache), `bus` (RabbitMQ), `peers` (typed clients of other services),
 //! `service` (business rules and the campaign tick), `api` (RPC routes), `events`
-//! (call/flow events in). `config` (with `dsn`), `telemetry` and `metrics` serve all of them.
+//! (call/flow events in), `notify` (the service's domain events out, on RabbitMQ and to
+//! webhooks). `config` (with `dsn`), `telemetry` and `metrics` serve all of them.
+//!
+//! `model` and `bus` are crates of their own (`crates/model`, `crates/bus`), re-exported here
+//! under their layer names; the simulator, the operator CLI and the demo are crates beside this
+//! one (`crates/sim`, `crates/control`, `crates/demo`) and are not linked into the service.
+
+pub use campaign_bus as bus;
+pub use campaign_model as model;
 
 pub mod api;
 pub mod app;
-pub mod bus;
 pub mod config;
-pub mod control;
-pub mod demo;
 pub mod dsn;
 pub mod events;
 pub mod http;
 pub mod metrics;
-pub mod model;
+pub mod notify;
 pub mod peers;
 pub mod scheduler;
 pub mod service;
-pub mod sim;
 pub mod store;
 pub mod telemetry;

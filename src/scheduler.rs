@@ -41,7 +41,7 @@ impl ChainRunner for CampaignRunner {
     async fn tick(&self, id: &str) -> TickOutcome {
         // The scheduler always calls `run_tick`; a tick without its identity cannot be fenced.
         tracing::error!(chain = id, "unfenced tick refused");
-        TickOutcome::Continue(self.0.service().delays.wait)
+        TickOutcome::Continue(self.0.service().delays().wait)
     }
 
     async fn run_tick(&self, tick: &Tick) -> TickOutcome {

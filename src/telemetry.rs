@@ -15,15 +15,3 @@ pub fn init() {
         .with_env_filter(EnvFilter::new(filter))
         .try_init();
 }
-
-/// Installs a human-readable subscriber (for CLIs), writing to stderr.
-pub fn init_plain() {
-    let filter = std::env::var("LOG_LEVEL")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok())
-        .unwrap_or_else(|| "warn".to_owned());
-    let _ = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(EnvFilter::new(filter))
-        .try_init();
-}

@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use campaign_manager::bus::{CallOptions, Request, Response};
-use campaign_manager::sim::{Outcome, Scenario, TargetState};
+use campaign_sim::{Outcome, Scenario, TargetState};
 use futures::StreamExt;
 use lapin::BasicProperties;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};

@@ -13,8 +13,8 @@ use campaign_manager::model::*;
 use campaign_manager::service::tick::{
     CALLING_HOURS_MAX_SLEEP, DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker,
 };
-use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
-use campaign_manager::sim::{Outcome as SimOutcome, Scenario};
+use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
+use campaign_sim::{Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Timelike, Utc};
 use serde_json::{Value, json};
 use support::mocks::Mocks;
@@ -91,14 +91,14 @@ impl TickEnv {
         c.calling_hours = hours;
         ts.store.outplans.create(&outplan).await.expect("outplan");
         let campaign = ts.store.campaigns.create(&c).await.expect("campaign");
-        let service = Service {
-            store: ts.store.clone(),
-            peers: m.into_peers(),
-            notifier: Arc::new(RecordingNotifier::default()),
-            chains: Arc::new(RecordingChains::default()),
-            metrics: Metrics::standalone(),
-            delays: Delays::default(),
-        };
+        let service = Service::new(
+            ts.store.clone(),
+            m.into_peers(),
+            Arc::new(RecordingEvents::default()),
+            Arc::new(RecordingChains::default()),
+            Metrics::standalone(),
+            Delays::default(),
+        );
         let ticker = Ticker::new(service).with_clock(Arc::new(move || now));
         TickEnv {
             ts,
@@ -385,7 +385,7 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
 }
 
 /// Short delays and a few tick workers.
-fn fast(s: &mut campaign_manager::app::Settings) {
+fn fast(s: &mut campaign_manager::config::Settings) {
     s.workers = 2;
     s.first_tick_ms = 100;
     s.dial_tick_ms = 50;
@@ -503,89 +503,5 @@ async fn a_campaign_starts_dialing_when_its_window_opens() {
     }
     let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
     assert_eq!(got["calling_hours"]["windows"][0]["start"], start.as_str());
-    sys.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn control_sets_and_clears_calling_hours_from_a_file() {
-    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
-    let customer = Uuid::new_v4();
-    let c = create_campaign(&sys, customer, Uuid::nil(), json!({})).await;
-    let id = id_of(&c).to_string();
-    let hours = json!({"time_zone": "Europe/Paris",
-        "windows": [{"days": ["sat", "sun"], "start": "10:00", "end": "12:30"}]});
-    let dir = std::env::temp_dir().join(support::unique("hours"));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("hours.json");
-    std::fs::write(&file, hours.to_string()).expect("write hours");
-    let path = file.to_string_lossy().into_owned();
-
-    let (code, out, err) = support::control_json(
-        &sys,
-        &[
-            "campaign",
-            "calling-hours",
-            "--id",
-            &id,
-            "--json-file",
-            &path,
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
-    let set: Value = serde_json::from_str(&out).expect("JSON output");
-    assert_eq!(set["calling_hours"], hours);
-    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
-    assert_eq!(got["calling_hours"], hours);
-
-    // A bad file is refused by the service, naming the field; nothing changes.
-    std::fs::write(
-        &file,
-        json!({"time_zone": "Europe/Paris",
-            "windows": [{"days": ["caturday"], "start": "10:00", "end": "12:30"}]})
-        .to_string(),
-    )
-    .expect("write bad hours");
-    let (code, out, err) = support::control_json(
-        &sys,
-        &[
-            "campaign",
-            "calling-hours",
-            "--id",
-            &id,
-            "--json-file",
-            &path,
-        ],
-    )
-    .await;
-    assert_ne!(code, 0, "stdout {out}");
-    assert!(
-        format!("{out}{err}").contains("calling_hours.windows[0].days[0]"),
-        "stdout {out}\nstderr {err}"
-    );
-    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
-    assert_eq!(got["calling_hours"], hours);
-
-    // Neither flag, or both: usage error (exit 2).
-    let (code, _, _) =
-        support::control_json(&sys, &["campaign", "calling-hours", "--id", &id]).await;
-    assert_eq!(code, 2);
-    let both = [
-        "campaign",
-        "calling-hours",
-        "--id",
-        &id,
-        "--json-file",
-        &path,
-        "--clear",
-    ];
-    assert_eq!(support::control_json(&sys, &both).await.0, 2);
-
-    let (code, out, err) =
-        support::control_json(&sys, &["campaign", "calling-hours", "--id", &id, "--clear"]).await;
-    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
-    let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
-    assert!(got.get("calling_hours").is_none(), "{got}");
-    let _ = std::fs::remove_dir_all(&dir);
     sys.stop().await;
 }

@@ -16,8 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::config::Infra;
+use campaign_manager::config::Settings;
 use clap::{CommandFactory, Parser};
 use support::{TestDb, TestNames, TestPrefix};
 use yaml_serde::Value;
@@ -855,7 +856,7 @@ fn registered(registry: &prometheus::Registry, name: &str) -> bool {
     }
 }
 
-/// The Go service's names (CONTRACT.md §12), kept as they are although they lack a unit.
+/// The Go service's names (docs/metrics.md), kept as they are although they lack a unit.
 const GO_UNITLESS: [&str; 4] = [
     "campaign_manager_receive_request_process_time",
     "campaign_manager_receive_subscribe_event_process_time",

@@ -15,8 +15,8 @@ mod support;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::Settings;
-use campaign_manager::sim::{Fault, MsRange, Outcome, Scenario, Service, Weights};
+use campaign_manager::config::Settings;
+use campaign_sim::{Fault, MsRange, Outcome, Scenario, Service, Weights};
 use serde_json::{Value, json};
 use support::TestSystem;
 use uuid::Uuid;

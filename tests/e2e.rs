@@ -15,8 +15,8 @@ mod support;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::Settings;
-use campaign_manager::sim::{MsRange, Outcome, Scenario, SimTarget, TargetState, Weights};
+use campaign_manager::config::Settings;
+use campaign_sim::{MsRange, Outcome, Scenario, SimTarget, TargetState, Weights};
 use serde_json::{Value, json};
 use support::TestSystem;
 use uuid::Uuid;
@@ -506,7 +506,7 @@ async fn continue_campaign_waits_on_an_empty_list_and_dials_added_targets() {
         sys.sim
             .stats()
             .requests
-            .get(&campaign_manager::sim::Service::Outdial)
+            .get(&campaign_sim::Service::Outdial)
             .copied()
             .unwrap_or(0)
     };
@@ -654,7 +654,7 @@ async fn a_target_inside_its_retry_interval_does_not_hold_back_a_never_tried_one
     let sys = TestSystem::start(Scenario::instant(Outcome::Answered), fast).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 0, 2);
-    let spec = |tries: Vec<i32>| campaign_manager::sim::TargetSpec {
+    let spec = |tries: Vec<i32>| campaign_sim::TargetSpec {
         id: None,
         destinations: vec![
             Some(campaign_manager::model::Address::tel("+15550003000")),

@@ -8,8 +8,9 @@ mod support;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::config::Infra;
+use campaign_manager::config::Settings;
 use serde_json::{Value, json};
 use support::proxy::Relay;
 use support::{TestDb, TestNames, TestPrefix};

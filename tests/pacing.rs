@@ -1,7 +1,8 @@
 //! Pacing (docs/pacing.md, README "Pacing"): the tick against a real test store with mocked
 //! peers (the cap's `Waiting("pacing")`, the after-dial delay `1000 / R` ms), and black-box over
 //! RabbitMQ with `campaign-sim`: the route and the campaign JSON, a campaign that never has
-//! more calls up than its cap, one whose dials are spaced by its rate, and the operator CLI.
+//! more calls up than its cap and one whose dials are spaced by its rate. (The operator CLI's
+//! `campaign pacing` is tested in crates/control/tests/campaign_settings.rs.)
 
 mod support;
 
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
 use campaign_manager::service::tick::{Fence, Next, Outcome, Ticker};
-use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
-use campaign_manager::sim::{MsRange, Outcome as SimOutcome, Scenario};
+use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
+use campaign_sim::{MsRange, Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use serde_json::{Value, json};
 use support::mocks::Mocks;
@@ -69,14 +70,14 @@ impl TickEnv {
         c.end_handle = EndHandle::Continue;
         ts.store.outplans.create(&outplan).await.expect("outplan");
         let campaign = ts.store.campaigns.create(&c).await.expect("campaign");
-        let service = Service {
-            store: ts.store.clone(),
-            peers: m.into_peers(),
-            notifier: Arc::new(RecordingNotifier::default()),
-            chains: Arc::new(RecordingChains::default()),
-            metrics: Metrics::standalone(),
-            delays: Delays::default(),
-        };
+        let service = Service::new(
+            ts.store.clone(),
+            m.into_peers(),
+            Arc::new(RecordingEvents::default()),
+            Arc::new(RecordingChains::default()),
+            Metrics::standalone(),
+            Delays::default(),
+        );
         TickEnv {
             ts,
             ticker: Ticker::new(service),
@@ -367,7 +368,7 @@ async fn route_sets_and_clears_pacing_and_refuses_out_of_range_values() {
 
 /// Short delays and a few tick workers; the after-dial delay is short so that only pacing
 /// spaces the dials.
-fn fast(s: &mut campaign_manager::app::Settings) {
+fn fast(s: &mut campaign_manager::config::Settings) {
     s.workers = 2;
     s.first_tick_ms = 100;
     s.dial_tick_ms = 20;
@@ -517,77 +518,5 @@ async fn a_rate_limited_campaign_spaces_its_dials() {
         busiest <= 10,
         "{busiest} dials in one second at 10 per second"
     );
-    sys.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn control_sets_and_clears_pacing() {
-    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
-    let c = create_campaign(&sys, Uuid::new_v4(), Uuid::nil(), json!({})).await;
-    let id = id_of(&c).to_string();
-    let uri = format!("/v1/campaigns/{id}");
-
-    let (code, out, err) = support::control_json(
-        &sys,
-        &[
-            "campaign",
-            "pacing",
-            "--id",
-            &id,
-            "--max-concurrent-calls",
-            "4",
-            "--dials-per-second",
-            "2.5",
-        ],
-    )
-    .await;
-    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
-    let set: Value = serde_json::from_str(&out).expect("JSON output");
-    let pacing = json!({"max_concurrent_calls": 4, "dials_per_second": 2.5});
-    assert_eq!(set["pacing"], pacing);
-    assert_eq!(sys.ok("GET", &uri, None).await["pacing"], pacing);
-
-    // Out of range: refused by the service, naming the field; nothing changes.
-    let (code, out, err) = support::control_json(
-        &sys,
-        &[
-            "campaign",
-            "pacing",
-            "--id",
-            &id,
-            "--dials-per-second",
-            "99",
-        ],
-    )
-    .await;
-    assert_ne!(code, 0, "stdout {out}");
-    assert!(
-        format!("{out}{err}").contains("pacing.dials_per_second"),
-        "stdout {out}\nstderr {err}"
-    );
-    assert_eq!(sys.ok("GET", &uri, None).await["pacing"], pacing);
-
-    // Neither a limit nor --clear, or a limit with --clear: usage error (exit 2).
-    let (code, _, _) = support::control_json(&sys, &["campaign", "pacing", "--id", &id]).await;
-    assert_eq!(code, 2);
-    let (code, _, _) = support::control_json(
-        &sys,
-        &[
-            "campaign",
-            "pacing",
-            "--id",
-            &id,
-            "--clear",
-            "--max-concurrent-calls",
-            "1",
-        ],
-    )
-    .await;
-    assert_eq!(code, 2);
-
-    let (code, out, err) =
-        support::control_json(&sys, &["campaign", "pacing", "--id", &id, "--clear"]).await;
-    assert_eq!(code, 0, "stdout {out}\nstderr {err}");
-    assert!(sys.ok("GET", &uri, None).await.get("pacing").is_none());
     sys.stop().await;
 }

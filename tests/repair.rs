@@ -12,7 +12,7 @@ use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
 use campaign_manager::peers::PeerError;
 use campaign_manager::service::{
-    Delays, RecordingChains, RecordingNotifier, RepairReport, RepairSettings, Service,
+    Delays, RecordingChains, RecordingEvents, RepairReport, RepairSettings, Service,
 };
 use campaign_manager::store::{DialFence, DialStep, OverdueRule, Recorded};
 use chrono::{Duration as ChronoDuration, Utc};
@@ -137,23 +137,23 @@ fn setup() -> Setup {
 struct Env {
     ts: TestStore,
     service: Service,
-    notifier: Arc<RecordingNotifier>,
+    notifier: Arc<RecordingEvents>,
     metrics: Metrics,
 }
 
 impl Env {
     async fn new(m: Mocks) -> Env {
         let ts = TestStore::new().await;
-        let notifier = Arc::new(RecordingNotifier::default());
+        let notifier = Arc::new(RecordingEvents::default());
         let metrics = Metrics::standalone();
-        let service = Service {
-            store: ts.store.clone(),
-            peers: m.into_peers(),
-            notifier: notifier.clone(),
-            chains: Arc::new(RecordingChains::default()),
-            metrics: metrics.clone(),
-            delays: Delays::default(),
-        };
+        let service = Service::new(
+            ts.store.clone(),
+            m.into_peers(),
+            notifier.clone(),
+            Arc::new(RecordingChains::default()),
+            metrics.clone(),
+            Delays::default(),
+        );
         Env {
             ts,
             service,

@@ -5,7 +5,7 @@
 
 mod support;
 
-use campaign_manager::sim::{Fault, Outcome, Scenario, Service};
+use campaign_sim::{Fault, Outcome, Scenario, Service};
 use serde_json::{Value, json};
 use sqlx::AssertSqlSafe;
 use support::recorder::RecordedSystem;

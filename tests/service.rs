@@ -11,7 +11,7 @@ use campaign_manager::model::*;
 use campaign_manager::peers::PeerError;
 use campaign_manager::service::{
     CampaignCreate, CampaignUpdate, Delays, OutplanCreate, OutplanDials, OutplanUpdate,
-    RecordingChains, RecordingNotifier, Service, ServiceError, hangup_result,
+    RecordingChains, RecordingEvents, Service, ServiceError, hangup_result,
 };
 use campaign_manager::store::ResourceInfo;
 use serde_json::json;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 struct Env {
     ts: TestStore,
     service: Service,
-    notifier: Arc<RecordingNotifier>,
+    notifier: Arc<RecordingEvents>,
     chains: Arc<RecordingChains>,
     metrics: Metrics,
 }
@@ -30,17 +30,17 @@ struct Env {
 impl Env {
     async fn new(m: Mocks) -> Env {
         let ts = TestStore::new().await;
-        let notifier = Arc::new(RecordingNotifier::default());
+        let notifier = Arc::new(RecordingEvents::default());
         let chains = Arc::new(RecordingChains::default());
         let metrics = Metrics::standalone();
-        let service = Service {
-            store: ts.store.clone(),
-            peers: m.into_peers(),
-            notifier: notifier.clone(),
-            chains: chains.clone(),
-            metrics: metrics.clone(),
-            delays: Delays::default(),
-        };
+        let service = Service::new(
+            ts.store.clone(),
+            m.into_peers(),
+            notifier.clone(),
+            chains.clone(),
+            metrics.clone(),
+            Delays::default(),
+        );
         Env {
             ts,
             service,
@@ -702,7 +702,7 @@ async fn run_starts_the_campaign_and_its_chain() {
         (CampaignStatus::Run, Execute::Run)
     );
     assert_eq!(env.events(), vec!["campaign_status_run"]);
-    let payload = env.notifier.events.lock().expect("lock")[0].1.clone();
+    let payload = env.notifier.events.lock().expect("lock")[0].record_json();
     assert_eq!(payload["status"], json!("run"));
     assert_eq!(env.started(), vec![(c.id, Duration::from_secs(1))]);
     assert_eq!(env.metrics.campaign_status_run_total.get(), 1);
@@ -1336,7 +1336,7 @@ async fn outplan_changes_publish_events() {
             "outplan_deleted"
         ]
     );
-    let payload = env.notifier.events.lock().expect("lock")[0].1.clone();
+    let payload = env.notifier.events.lock().expect("lock")[0].record_json();
     assert_eq!(payload["id"], json!(o.id.to_string()));
     let err = env.service.outplan(o.id).await.expect_err("deleted");
     assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");

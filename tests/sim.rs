@@ -8,7 +8,7 @@ use std::time::Duration;
 use campaign_manager::bus::{Bus, BusOptions, Event, Names, Request, Response};
 use campaign_manager::model::{Action, Address, Call, OutdialTarget};
 use campaign_manager::peers::{BusPeers, CallManager, CallRequest, FlowManager, PeerError};
-use campaign_manager::sim::{
+use campaign_sim::{
     Fault, MsRange, Outcome, Override, Scenario, Service, Sim, TargetSpec, TargetState, admin,
 };
 use futures::StreamExt;
@@ -347,7 +347,7 @@ async fn available_targets_follow_platform_semantics() {
 #[tokio::test]
 async fn calls_end_with_the_scenario_hangup_reason() {
     let scenario = Scenario {
-        ring_ms: campaign_manager::sim::MsRange::fixed(50),
+        ring_ms: campaign_sim::MsRange::fixed(50),
         ..Scenario::instant(Outcome::Answered).with_index_override(0, Outcome::Busy)
     };
     let env = Env::start(scenario).await;

@@ -12,7 +12,7 @@ use campaign_manager::peers::{CallRequest, PeerError};
 use campaign_manager::service::tick::{
     DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker, pick_destination, target_ready,
 };
-use campaign_manager::service::{Delays, RecordingChains, RecordingNotifier, Service};
+use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
 use campaign_manager::store::DialStep;
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use support::TestStore;
@@ -37,23 +37,23 @@ const AFTER_DIAL: Next = Next::Continue(Duration::from_millis(500));
 struct Env {
     ts: TestStore,
     ticker: Ticker,
-    notifier: Arc<RecordingNotifier>,
+    notifier: Arc<RecordingEvents>,
     metrics: Metrics,
 }
 
 impl Env {
     async fn new(m: Mocks) -> Env {
         let ts = TestStore::new().await;
-        let notifier = Arc::new(RecordingNotifier::default());
+        let notifier = Arc::new(RecordingEvents::default());
         let metrics = Metrics::standalone();
-        let service = Service {
-            store: ts.store.clone(),
-            peers: m.into_peers(),
-            notifier: notifier.clone(),
-            chains: Arc::new(RecordingChains::default()),
-            metrics: metrics.clone(),
-            delays: Delays::default(),
-        };
+        let service = Service::new(
+            ts.store.clone(),
+            m.into_peers(),
+            notifier.clone(),
+            Arc::new(RecordingChains::default()),
+            metrics.clone(),
+            Delays::default(),
+        );
         Env {
             ts,
             ticker: Ticker::new(service),
@@ -937,7 +937,7 @@ async fn call_campaign_dials_through_call_manager() {
     assert_eq!(req.destination, Address::tel("+15550009999"));
 
     assert_eq!(env.events(), vec!["campaigncall_created"]);
-    let payload = env.notifier.events.lock().expect("lock")[0].1.clone();
+    let payload = env.notifier.events.lock().expect("lock")[0].record_json();
     assert_eq!(payload["id"], serde_json::json!(cc.id.to_string()));
     assert_eq!(
         env.metrics

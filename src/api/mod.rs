@@ -57,7 +57,7 @@ impl Api {
             }
         };
         self.service
-            .metrics
+            .metrics()
             .receive_request_process_time
             .with_label_values(&[label, method_label(&req.method)])
             .observe(started.elapsed().as_secs_f64() * 1000.0);

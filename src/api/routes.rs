@@ -214,6 +214,8 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaigncallFinish(_) => "/v1/campaigncalls/<campaigncall-id>/finish",
         OutplanCreate | OutplanList(_) => "/v1/outplans",
         OutplanGet(_) | OutplanDelete(_) | OutplanUpdate(_) => "/v1/outplans/<outplan-id>",
+        // Deliberately `outdials`, not `outplans`: a quirk of the platform's label for
+        // `PUT /v1/outplans/<id>/dials` (docs/metrics.md), kept because dashboards select on it.
         OutplanDials(_) => "/v1/outdials/<outplan-id>/dials",
     }
 }

@@ -3,8 +3,8 @@
 
 use clap::Parser;
 
-use campaign_manager::app::{Role, Settings, run_until_signal};
-use campaign_manager::config::Infra;
+use campaign_manager::app::{Role, run_until_signal};
+use campaign_manager::config::{Infra, Settings};
 
 /// Runs campaign ticks from the shared Redis queue.
 #[derive(Parser)]

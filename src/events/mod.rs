@@ -44,7 +44,7 @@ impl Subscriptions {
             tracing::warn!("call_hangup without a call id; ignored");
             return Ok(());
         }
-        let Some(cc) = s.store.campaigncalls.get_by_reference_id(call.id).await? else {
+        let Some(cc) = s.campaigncall_by_call(call.id).await? else {
             return Ok(());
         };
         // Flow campaigncalls end with their activeflow, never with a hangup.
@@ -60,7 +60,7 @@ impl Subscriptions {
     /// `activeflow_deleted`: a flow campaigncall is done (always `success`).
     pub async fn activeflow_deleted(&self, af: Activeflow) -> Result<(), BoxError> {
         let s = &self.service;
-        let Some(cc) = s.store.campaigncalls.get_by_activeflow_id(af.id).await? else {
+        let Some(cc) = s.campaigncall_by_activeflow(af.id).await? else {
             return Ok(());
         };
         // Call campaigncalls end with their hangup, not with their flow.
@@ -105,7 +105,7 @@ impl EventHandler for Subscriptions {
                 _ => return Ok(()),
             };
         self.service
-            .metrics
+            .metrics()
             .receive_subscribe_event_process_time
             .with_label_values(&labels)
             .observe(started.elapsed().as_secs_f64() * 1000.0);

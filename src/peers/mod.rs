@@ -1,11 +1,13 @@
-//! Typed clients of the platform services campaign-manager calls (docs/contract.md#outbound-calls): one trait
-//! per service, mocked with `mockall` in unit tests, implemented over the bus's RPC client by
+//! Typed clients of the platform services campaign-manager calls
+//! (docs/contract.md#outbound-calls): one trait per service, mocked with `mockall` in tests
+//! (feature `mocks`, never in a release build), implemented over the bus's RPC client by
 //! [`BusPeers`]. Errors say whether trying again later can help ([`PeerError::is_transient`]),
 //! which is how the tick tells "back off" from "stop the campaign".
 
 mod bus_peers;
 
 use async_trait::async_trait;
+#[cfg(any(test, feature = "mocks"))]
 use mockall::automock;
 use uuid::Uuid;
 
@@ -81,7 +83,7 @@ impl PeerError {
 pub type PeerResult<T> = Result<T, PeerError>;
 
 /// outdial-manager: contact lists and their targets.
-#[automock]
+#[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait OutdialManager: Send + Sync {
     /// `GET /v1/outdials/<id>`.
@@ -123,7 +125,7 @@ pub struct CallRequest {
 }
 
 /// call-manager.
-#[automock]
+#[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait CallManager: Send + Sync {
     /// `POST /v1/calls/<call_id>`. Not idempotent at call-manager: never repeat it to learn
@@ -134,7 +136,7 @@ pub trait CallManager: Send + Sync {
 }
 
 /// flow-manager: flows and activeflows.
-#[automock]
+#[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait FlowManager: Send + Sync {
     /// `POST /v1/flows` (type campaign, persisted).
@@ -158,7 +160,7 @@ pub trait FlowManager: Send + Sync {
 }
 
 /// queue-manager.
-#[automock]
+#[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait QueueManager: Send + Sync {
     /// `GET /v1/queues/<id>`.
@@ -168,7 +170,7 @@ pub trait QueueManager: Send + Sync {
 }
 
 /// webhook-manager.
-#[automock]
+#[cfg_attr(any(test, feature = "mocks"), automock)]
 #[async_trait]
 pub trait WebhookManager: Send + Sync {
     /// `POST /v1/webhooks`: deliver `{type, data}` to the customer's webhook.

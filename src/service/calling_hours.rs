@@ -7,7 +7,7 @@
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::{CallingHours, Campaign, Execute};
+use crate::model::{CallingHours, Campaign, DomainEvent, Execute};
 
 /// Refuses calling hours that do not validate; the 400's message names the field.
 pub(crate) fn check(hours: &Option<CallingHours>) -> ServiceResult<()> {
@@ -38,7 +38,7 @@ impl Service {
             // The chain still wakes by itself at the latest after its capped sleep.
             tracing::warn!(campaign_id = %id, error = %e, "could not wake the campaign's chain");
         }
-        self.publish_campaign("campaign_updated", &u).await;
+        self.emit(DomainEvent::CampaignUpdated(u.clone())).await;
         Ok(u)
     }
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::{
-    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, Outplan,
+    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DomainEvent, Outplan,
     ReferenceType, enum_str,
 };
 use crate::store::{Deletion, DialFence, DialStep, Filters, Page, Recorded};
@@ -46,11 +46,25 @@ pub(super) struct NewCampaigncall<'a> {
 }
 
 impl Service {
-    async fn publish_campaigncall(&self, event_type: &str, c: &Campaigncall) {
-        let payload = serde_json::to_value(c).unwrap_or(Value::Null);
-        self.notifier
-            .notify(event_type, c.customer_id, payload.clone(), payload)
-            .await;
+    /// The campaigncall of a call (`reference_id`), for the `call_hangup` handler.
+    pub async fn campaigncall_by_call(&self, call_id: Uuid) -> ServiceResult<Option<Campaigncall>> {
+        Ok(self
+            .store
+            .campaigncalls
+            .get_by_reference_id(call_id)
+            .await?)
+    }
+
+    /// The campaigncall of an activeflow, for the `activeflow_deleted` handler.
+    pub async fn campaigncall_by_activeflow(
+        &self,
+        activeflow_id: Uuid,
+    ) -> ServiceResult<Option<Campaigncall>> {
+        Ok(self
+            .store
+            .campaigncalls
+            .get_by_activeflow_id(activeflow_id)
+            .await?)
     }
 
     /// Records a `dialing` campaigncall behind the tick's fence (see `store::dials`): nothing
@@ -94,7 +108,7 @@ impl Service {
             .campaigncall_create_total
             .with_label_values(&[&enum_str(&stored.reference_type)])
             .inc();
-        self.publish_campaigncall("campaigncall_created", &stored)
+        self.emit(DomainEvent::CampaigncallCreated(stored.clone()))
             .await;
         Ok(Ok(stored))
     }
@@ -123,7 +137,7 @@ impl Service {
     /// `dialing` → `progressing` (flow campaigncalls once their activeflow runs).
     pub(super) async fn campaigncall_progressing(&self, id: Uuid) -> ServiceResult<()> {
         if let Some(u) = self.store.campaigncalls.set_progressing(id).await? {
-            self.publish_campaigncall("campaigncall_updated", &u).await;
+            self.emit(DomainEvent::CampaigncallUpdated(u.clone())).await;
         }
         Ok(())
     }
@@ -136,7 +150,7 @@ impl Service {
         let Some(done) = self.store.campaigncalls.finish(id, result).await? else {
             return Ok(None);
         };
-        self.publish_campaigncall("campaigncall_updated", &done)
+        self.emit(DomainEvent::CampaigncallUpdated(done.clone()))
             .await;
         self.metrics
             .campaigncall_done_total
@@ -252,7 +266,7 @@ impl Service {
             }
             Deletion::Missing => return Err(ServiceError::NotFound("campaigncall")),
         };
-        self.publish_campaigncall("campaigncall_deleted", &d).await;
+        self.emit(DomainEvent::CampaigncallDeleted(d.clone())).await;
         Ok(d)
     }
 }

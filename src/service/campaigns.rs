@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::{
-    Action, Campaign, CampaignCreate, CampaignStatus, CampaignType, CampaignUpdate, EndHandle,
-    Execute,
+    Action, Campaign, CampaignCreate, CampaignStatus, CampaignType, CampaignUpdate, DomainEvent,
+    EndHandle, Execute,
 };
 use crate::store::{BasicInfo, Deletion, Filters, Page, ResourceInfo};
 
@@ -51,19 +51,10 @@ fn flow_actions(actions: &Option<Vec<Action>>, queue_id: Uuid) -> Vec<Action> {
     all
 }
 
-fn payloads(c: &Campaign) -> (Value, Value) {
-    (
-        serde_json::to_value(c).unwrap_or(Value::Null),
-        serde_json::to_value(c.webhook()).unwrap_or(Value::Null),
-    )
-}
-
 impl Service {
-    pub(super) async fn publish_campaign(&self, event_type: &str, c: &Campaign) {
-        let (payload, webhook) = payloads(c);
-        self.notifier
-            .notify(event_type, c.customer_id, payload, webhook)
-            .await;
+    /// Hands a domain event to the event sink.
+    pub(super) async fn emit(&self, event: DomainEvent) {
+        self.events.emit(event).await;
     }
 
     /// `GET /v1/campaigns/<id>`: a campaign that exists and is not deleted.
@@ -169,7 +160,8 @@ impl Service {
             }
         };
         self.metrics.campaign_create_total.inc();
-        self.publish_campaign("campaign_created", &stored).await;
+        self.emit(DomainEvent::CampaignCreated(stored.clone()))
+            .await;
         Ok(stored)
     }
 
@@ -192,7 +184,7 @@ impl Service {
             .update_basic_info(id, &info)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
-        self.publish_campaign("campaign_updated", &u).await;
+        self.emit(DomainEvent::CampaignUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -206,7 +198,7 @@ impl Service {
             .update_service_level(id, level)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
-        self.publish_campaign("campaign_updated", &u).await;
+        self.emit(DomainEvent::CampaignUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -224,7 +216,7 @@ impl Service {
             .await?;
         match self.store.campaigns.update_actions(id, &actions).await {
             Ok(Some(u)) => {
-                self.publish_campaign("campaign_updated", &u).await;
+                self.emit(DomainEvent::CampaignUpdated(u.clone())).await;
                 Ok(u)
             }
             other => {
@@ -301,7 +293,7 @@ impl Service {
         if outdial_moves {
             self.release_outdial(c.outdial_id, id).await;
         }
-        self.publish_campaign("campaign_updated", &u).await;
+        self.emit(DomainEvent::CampaignUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -320,7 +312,7 @@ impl Service {
             .update_next_campaign_id(id, next)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
-        self.publish_campaign("campaign_updated", &u).await;
+        self.emit(DomainEvent::CampaignUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -337,7 +329,7 @@ impl Service {
             }
             Deletion::Missing => return Err(ServiceError::NotFound("campaign")),
         };
-        self.publish_campaign("campaign_deleted", &d).await;
+        self.emit(DomainEvent::CampaignDeleted(d.clone())).await;
         if let Err(e) = self.peers.flow.delete_flow(d.flow_id).await {
             tracing::warn!(campaign_id = %id, flow_id = %d.flow_id, error = %e, "flow not deleted");
         }
@@ -390,7 +382,7 @@ impl Service {
         let u = self.campaign(id).await?;
         if changed {
             self.metrics.campaign_status_run_total.inc();
-            self.publish_campaign("campaign_status_run", &u).await;
+            self.emit(DomainEvent::CampaignStatusRun(u.clone())).await;
         }
         self.ensure_chain(&u).await;
         Ok(u)
@@ -473,7 +465,7 @@ impl Service {
                     .await?
                     .ok_or(ServiceError::NotFound("campaign"))?;
                 self.metrics.campaign_status_stop_total.inc();
-                self.publish_campaign("campaign_status_stop", &u).await;
+                self.emit(DomainEvent::CampaignStatusStop(u.clone())).await;
                 return Ok(u);
             }
         } else if self
@@ -488,7 +480,8 @@ impl Service {
                 .get_fresh(id)
                 .await?
                 .ok_or(ServiceError::NotFound("campaign"))?;
-            self.publish_campaign("campaign_status_stopping", &u).await;
+            self.emit(DomainEvent::CampaignStatusStopping(u.clone()))
+                .await;
             return Ok(u);
         }
         self.store

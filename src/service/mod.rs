@@ -2,14 +2,15 @@
 //! campaigns and their status machine, campaigncalls, and the campaign tick.
 //!
 //! The service talks to the outside only through traits: [`Peers`](crate::peers::Peers) for
-//! other managers, [`Notifier`] for events and webhooks, [`ChainControl`] for the tick
-//! scheduler. That keeps it free of AMQP and apalis and testable with mocks.
+//! other managers, [`EventSink`] for the domain events it emits, [`ChainControl`] for the tick
+//! scheduler. That keeps it free of AMQP and apalis and testable with mocks. Its fields are
+//! private: the layers above (api, events, scheduler) reach the store only through its methods.
 
 mod calling_hours;
 mod campaigncalls;
 mod campaigns;
 mod error;
-mod notify;
+mod event_sink;
 mod outplans;
 mod pacing;
 mod repair;
@@ -33,7 +34,7 @@ pub use crate::model::{
 };
 pub use campaigncalls::hangup_result;
 pub use error::{ServiceError, ServiceResult};
-pub use notify::{BusNotifier, Notifier, RecordingNotifier};
+pub use event_sink::{EventSink, RecordingEvents};
 pub use repair::{RepairReport, RepairSettings, run_repair};
 
 /// Refuses text that does not fit its column: `name` is `VARCHAR(255)` (characters),
@@ -114,15 +115,46 @@ impl Default for Delays {
 #[derive(Clone)]
 pub struct Service {
     /// Storage.
-    pub store: Store,
+    store: Store,
     /// Other managers.
-    pub peers: Peers,
-    /// Events and webhooks.
-    pub notifier: Arc<dyn Notifier>,
+    peers: Peers,
+    /// Where domain events go.
+    events: Arc<dyn EventSink>,
     /// Tick chains.
-    pub chains: Arc<dyn ChainControl>,
+    chains: Arc<dyn ChainControl>,
     /// Metrics.
-    pub metrics: Metrics,
+    metrics: Metrics,
     /// Tick delays.
-    pub delays: Delays,
+    delays: Delays,
+}
+
+impl Service {
+    /// The service over its storage, peers, event sink and tick chains.
+    pub fn new(
+        store: Store,
+        peers: Peers,
+        events: Arc<dyn EventSink>,
+        chains: Arc<dyn ChainControl>,
+        metrics: Metrics,
+        delays: Delays,
+    ) -> Service {
+        Service {
+            store,
+            peers,
+            events,
+            chains,
+            metrics,
+            delays,
+        }
+    }
+
+    /// The process's metrics (the api and the event handlers record their timings here).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// The tick delays.
+    pub fn delays(&self) -> Delays {
+        self.delays
+    }
 }

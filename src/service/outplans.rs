@@ -6,7 +6,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::{Outplan, OutplanCreate, OutplanDials, OutplanUpdate};
+use crate::model::{DomainEvent, Outplan, OutplanCreate, OutplanDials, OutplanUpdate};
 use crate::store::{Deletion, Dials, Filters, Page};
 
 /// The dial settings of a request, checked: negative times or try counts cannot work.
@@ -36,13 +36,6 @@ fn checked_dials(req: OutplanDials) -> ServiceResult<Dials> {
 }
 
 impl Service {
-    async fn publish_outplan(&self, event_type: &str, o: &Outplan) {
-        let payload = serde_json::to_value(o).unwrap_or(Value::Null);
-        self.notifier
-            .notify(event_type, o.customer_id, payload.clone(), payload)
-            .await;
-    }
-
     /// `POST /v1/outplans` (the id is always generated).
     pub async fn create_outplan(&self, req: OutplanCreate) -> ServiceResult<Outplan> {
         if req.customer_id.is_nil() {
@@ -69,7 +62,7 @@ impl Service {
             tm_delete: None,
         };
         let stored = self.store.outplans.create(&o).await?;
-        self.publish_outplan("outplan_created", &stored).await;
+        self.emit(DomainEvent::OutplanCreated(stored.clone())).await;
         Ok(stored)
     }
 
@@ -103,7 +96,7 @@ impl Service {
             .update_basic_info(id, &name, &detail)
             .await?
             .ok_or(ServiceError::NotFound("outplan"))?;
-        self.publish_outplan("outplan_updated", &u).await;
+        self.emit(DomainEvent::OutplanUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -121,7 +114,7 @@ impl Service {
             .update_dials(id, &d)
             .await?
             .ok_or(ServiceError::NotFound("outplan"))?;
-        self.publish_outplan("outplan_updated", &u).await;
+        self.emit(DomainEvent::OutplanUpdated(u.clone())).await;
         Ok(u)
     }
 
@@ -161,7 +154,7 @@ impl Service {
             }
             Deletion::Missing => return Err(ServiceError::NotFound("outplan")),
         };
-        self.publish_outplan("outplan_deleted", &d).await;
+        self.emit(DomainEvent::OutplanDeleted(d.clone())).await;
         Ok(d)
     }
 }

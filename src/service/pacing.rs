@@ -6,7 +6,7 @@
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::{Campaign, Pacing};
+use crate::model::{Campaign, DomainEvent, Pacing};
 
 /// Refuses pacing that does not validate (values built in code, not parsed).
 pub(crate) fn check(pacing: &Option<Pacing>) -> ServiceResult<()> {
@@ -27,7 +27,7 @@ impl Service {
             .update_pacing(id, &pacing)
             .await?
             .ok_or(ServiceError::NotFound("campaign"))?;
-        self.publish_campaign("campaign_updated", &u).await;
+        self.emit(DomainEvent::CampaignUpdated(u.clone())).await;
         Ok(u)
     }
 }

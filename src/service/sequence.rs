@@ -14,7 +14,7 @@
 //! Not started (logged at info with the reason): no dial in this run, next campaign missing or deleted, of another customer, or not `stop`.
 
 use super::Service;
-use crate::model::{Campaign, CampaignStatus};
+use crate::model::{Campaign, CampaignStatus, DomainEvent};
 
 impl Service {
     /// After `ended` ended because its list is exhausted: starts its next campaign when the
@@ -68,8 +68,10 @@ impl Service {
         };
         tracing::info!(campaign_id = %ended.id, next_campaign_id = %next_id, "next campaign started");
         if let Ok(Some(now_ended)) = self.store.campaigns.get_fresh(ended.id).await {
-            self.publish_campaign("campaign_updated", &now_ended).await;
+            self.emit(DomainEvent::CampaignUpdated(now_ended.clone()))
+                .await;
         }
-        self.publish_campaign("campaign_updated", &started).await;
+        self.emit(DomainEvent::CampaignUpdated(started.clone()))
+            .await;
     }
 }

@@ -166,6 +166,9 @@ impl From<ServiceError> for Fail {
     }
 }
 
+/// A peer failure in the middle of a tick backs off, whatever its kind: the checks that can
+/// never pass (outdial gone, call campaign without a source...) end the chain as
+/// [`Fail::Permanent`] where they are made, not here. A refusal only reads so in the reason.
 impl From<PeerError> for Fail {
     fn from(e: PeerError) -> Fail {
         if e.is_transient() {

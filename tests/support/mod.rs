@@ -259,11 +259,11 @@ pub struct TestSystem {
     /// The service (None after `stop`).
     pub app: Option<campaign_manager::app::App>,
     /// Simulated peers.
-    pub sim: campaign_manager::sim::Sim,
+    pub sim: campaign_sim::Sim,
     /// A separate bus connection acting as the platform's caller.
     pub client: campaign_manager::bus::Bus,
     /// Settings the service was started with.
-    pub settings: campaign_manager::app::Settings,
+    pub settings: campaign_manager::config::Settings,
     /// Infra the service was started with.
     pub infra: campaign_manager::config::Infra,
     // Drop order: names last so queues outlive the connections using them.
@@ -278,8 +278,8 @@ pub struct TestSystem {
 impl TestSystem {
     /// Starts sim + service. `tweak` adjusts the settings (workers, delays...).
     pub async fn start(
-        scenario: campaign_manager::sim::Scenario,
-        tweak: impl FnOnce(&mut campaign_manager::app::Settings),
+        scenario: campaign_sim::Scenario,
+        tweak: impl FnOnce(&mut campaign_manager::config::Settings),
     ) -> TestSystem {
         TestSystem::start_with_sim_on(scenario, tweak, None).await
     }
@@ -287,22 +287,22 @@ impl TestSystem {
     /// Like `start`, with the simulator serving `sim_names` instead of the service's peer
     /// queues (so something else can stand between them, see `recorder.rs`).
     pub async fn start_with_sim_on(
-        scenario: campaign_manager::sim::Scenario,
-        tweak: impl FnOnce(&mut campaign_manager::app::Settings),
+        scenario: campaign_sim::Scenario,
+        tweak: impl FnOnce(&mut campaign_manager::config::Settings),
         sim_names: Option<&campaign_manager::bus::Names>,
     ) -> TestSystem {
         let names = TestNames::new();
         let db = TestDb::empty().await;
         let prefix = TestPrefix::new();
         let sim_names = sim_names.cloned().unwrap_or_else(|| names.names.clone());
-        let sim = campaign_manager::sim::Sim::start(sim_names, &amqp_url(), scenario)
+        let sim = campaign_sim::Sim::start(sim_names, &amqp_url(), scenario)
             .await
             .expect("start the simulator");
         let mut infra = campaign_manager::config::Infra::from_env();
         infra.database_dsn = db.url.clone();
         infra.rabbitmq_address = amqp_url();
         infra.redis_database = 0;
-        let mut settings = campaign_manager::app::Settings::from_env();
+        let mut settings = campaign_manager::config::Settings::from_env();
         settings.queue_prefix = names.prefix.clone();
         settings.cache_prefix = prefix.0.clone();
         settings.tick_namespace = format!("{}ticks", prefix.0);
@@ -380,33 +380,49 @@ impl TestSystem {
     }
 }
 
+/// The path cargo gives a test of the package that builds binary `name` (`path`); this module is
+/// shared by the root package's tests (which have `campaign-worker`) and campaign-control's
+/// (which have `campaign-control`), so a test asking for the other package's binary fails here.
+pub fn binary(name: &str, path: Option<&'static str>) -> &'static str {
+    match path {
+        Some(p) => p,
+        None => panic!("{name} is not a binary of this test's package; move the test there"),
+    }
+}
+
 /// A `campaign-worker` child process on the test system's database, tick namespace and queues
 /// (killed when dropped), with `extra` flags (workers, delays...) appended.
 pub fn spawn_worker(sys: &TestSystem, extra: &[&str]) -> tokio::process::Child {
     let s = &sys.settings;
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-worker"))
-        .args(["--database_dsn", &sys.infra.database_dsn])
-        .args(["--rabbitmq_address", &sys.infra.rabbitmq_address])
-        .args(["--redis_address", &sys.infra.redis_address])
-        .args(["--redis_database", "0"])
-        .args(["--queue_prefix", &s.queue_prefix])
-        .args(["--cache_prefix", &s.cache_prefix])
-        .args(["--tick_namespace", &s.tick_namespace])
-        .args(["--serve_http", "false"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn campaign-worker")
+    tokio::process::Command::new(binary(
+        "campaign-worker",
+        option_env!("CARGO_BIN_EXE_campaign-worker"),
+    ))
+    .args(["--database_dsn", &sys.infra.database_dsn])
+    .args(["--rabbitmq_address", &sys.infra.rabbitmq_address])
+    .args(["--redis_address", &sys.infra.redis_address])
+    .args(["--redis_database", "0"])
+    .args(["--queue_prefix", &s.queue_prefix])
+    .args(["--cache_prefix", &s.cache_prefix])
+    .args(["--tick_namespace", &s.tick_namespace])
+    .args(["--serve_http", "false"])
+    .args(extra)
+    .env("RUST_LOG", "warn")
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::inherit())
+    .kill_on_drop(true)
+    .spawn()
+    .expect("spawn campaign-worker")
 }
 
 /// Runs `campaign-control --json` against the test system's broker and queue names;
 /// returns (exit code, stdout, stderr).
 pub async fn control_json(sys: &TestSystem, args: &[&str]) -> (i32, String, String) {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
+    let mut cmd = tokio::process::Command::new(binary(
+        "campaign-control",
+        option_env!("CARGO_BIN_EXE_campaign-control"),
+    ));
     for var in ["RABBITMQ_ADDRESS", "QUEUE_PREFIX", "TICK_NAMESPACE"] {
         cmd.env_remove(var);
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use campaign_manager::bus::{Bus, Request, RequestHandler, Response};
-use campaign_manager::sim::{Service, Sim};
+use campaign_sim::{Service, Sim};
 use serde_json::Value;
 
 use super::{TestNames, TestSystem, amqp_url};
@@ -94,7 +94,7 @@ pub struct RecordedSystem {
 impl RecordedSystem {
     /// Starts the simulator on private queues, the service, and the recording peer on the
     /// service's outdial/call/flow/queue/webhook request queues.
-    pub async fn start(scenario: campaign_manager::sim::Scenario) -> RecordedSystem {
+    pub async fn start(scenario: campaign_sim::Scenario) -> RecordedSystem {
         let sim_names = TestNames::new();
         let sys = TestSystem::start_with_sim_on(scenario, |_| {}, Some(&sim_names.names)).await;
         let bus = Bus::connect(

@@ -2,8 +2,8 @@
 
 #![allow(dead_code)]
 
-use campaign_manager::app::Settings;
-use campaign_manager::sim::{MsRange, Outcome, Override, Scenario};
+use campaign_manager::config::Settings;
+use campaign_sim::{MsRange, Outcome, Override, Scenario};
 
 /// Calls never hang up by themselves; activeflows never end by themselves.
 pub fn silent() -> Scenario {

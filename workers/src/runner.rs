@@ -5,8 +5,9 @@
 use async_trait::async_trait;
 use std::time::Duration;
 
-/// Boxed error used at the crate's trait boundaries.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Boxed error used at the crate's trait boundaries: tower's (already here through apalis), the
+/// same type as `campaign_bus::BoxError`, so the project has one.
+pub use tower::BoxError;
 
 /// What a tick asks for next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -207,28 +207,6 @@ impl RpcClient {
         result
     }
 
-    /// Publish `req` to `target` without `reply_to` and without waiting (fire-and-forget).
-    /// Not guarded by the breaker (the platform breaks direct RPCs only).
-    pub async fn send_no_reply(&self, target: &str, req: &Request) -> Result<(), BusError> {
-        let body = serde_json::to_vec(req)?;
-        let (_, ch) = self.reply_channel().await?;
-        let t = self.inner.options.default_timeout;
-        tokio::time::timeout(t, async {
-            ch.basic_publish(
-                "".into(),
-                super::error::short(target)?,
-                BasicPublishOptions::default(),
-                &body,
-                BasicProperties::default().with_content_type("text/plain".into()),
-            )
-            .await?
-            .await?;
-            Ok::<_, BusError>(())
-        })
-        .await
-        .map_err(|_| BusError::Timeout(t, "request publish"))?
-    }
-
     async fn send_and_wait(
         &self,
         target: &str,

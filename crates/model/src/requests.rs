@@ -64,7 +64,7 @@ pub struct CampaignCreate {
     pub pacing: Option<Pacing>,
 }
 
-/// Body of `PUT /v1/campaigns/<id>` (CONTRACT.md §0.2 item 17). The platform's caller,
+/// Body of `PUT /v1/campaigns/<id>` (docs/go-differences.md, item 17). The platform's caller,
 /// api-manager, encodes this body with Go's `omitempty` on `name`, `detail`, `service_level`
 /// and `end_handle`, so it sends `""` and `0` by leaving the key out: an omitted `name` or
 /// `detail` is `""` and an omitted `service_level` is `0` (no dialing). An omitted

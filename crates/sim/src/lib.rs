@@ -11,8 +11,8 @@
 //! In-process use (tests, demo):
 //! ```no_run
 //! # async fn f() -> anyhow::Result<()> {
-//! use campaign_manager::bus::Names;
-//! use campaign_manager::sim::{Scenario, Sim, Outcome};
+//! use campaign_bus::Names;
+//! use campaign_sim::{Scenario, Sim, Outcome};
 //! let sim = Sim::start(Names::prefixed("t1"), "amqp://guest:guest@127.0.0.1:5672/%2f",
 //!                      Scenario::instant(Outcome::Answered)).await?;
 //! let list = sim.create_outdial(uuid::Uuid::new_v4(), 100, 1);
@@ -44,6 +44,10 @@ use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use tokio::sync::watch;
 use tracing::warn;
 use uuid::Uuid;
+
+// The project's crates under the names the modules use.
+use campaign_bus as bus;
+use campaign_model as model;
 
 use crate::bus::error::short;
 use crate::bus::publisher::declare_fanout;

@@ -5,6 +5,7 @@
 //! `queue drain`/`resume` against in-process tick workers with a fake runner, and `events dead`
 //! against an in-process subscriber whose handler fails on demand.
 
+#[path = "../../../tests/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;
@@ -13,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use campaign_manager::app::{App, Role, Settings};
+use campaign_manager::app::{App, Role};
 use campaign_manager::bus::Names;
-use campaign_manager::config::Infra;
-use campaign_manager::sim::{Outcome, Scenario, Sim};
+use campaign_manager::config::{Infra, Settings};
+use campaign_sim::{Outcome, Scenario, Sim};
 use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, SchedulerConfig, TickOutcome};
 use serde_json::Value;
 use support::{TestDb, TestNames, TestPrefix, unique};
@@ -2016,7 +2017,7 @@ async fn finish_and_force_stop_end_stuck_records() {
     );
     assert_eq!(
         sys.sim.target(target).expect("target").status,
-        campaign_manager::sim::TargetState::Done
+        campaign_sim::TargetState::Done
     );
     let (code, _, err) = control(v(&[
         "campaigncall",

@@ -34,6 +34,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
+// The core's modules under the names the submodules use.
+use campaign_manager::{app, bus, config, model};
+
 use crate::app::redact;
 use crate::bus::Names;
 use cli::{CampaignCmd, Cli, Command, QueueCmd};

@@ -32,7 +32,7 @@ pub struct EventPublisher {
 }
 
 /// Declare a durable fanout exchange.
-pub(crate) async fn declare_fanout(channel: &lapin::Channel, name: &str) -> Result<(), BusError> {
+pub async fn declare_fanout(channel: &lapin::Channel, name: &str) -> Result<(), BusError> {
     channel
         .exchange_declare(
             short(name)?,
@@ -48,7 +48,8 @@ pub(crate) async fn declare_fanout(channel: &lapin::Channel, name: &str) -> Resu
 }
 
 impl EventPublisher {
-    pub(crate) fn new(conn: BusConnection, exchange: String, publish_timeout: Duration) -> Self {
+    /// A publisher to `exchange` over `conn` (the simulator publishes the peers' events this way).
+    pub fn new(conn: BusConnection, exchange: String, publish_timeout: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 conn,

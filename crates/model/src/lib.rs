@@ -10,6 +10,7 @@ mod address;
 mod calling_hours;
 mod campaign;
 mod campaigncall;
+mod event;
 pub mod json;
 mod outplan;
 mod pacing;
@@ -25,6 +26,7 @@ pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndH
 pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
 };
+pub use event::DomainEvent;
 pub use outplan::Outplan;
 pub use pacing::{MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};

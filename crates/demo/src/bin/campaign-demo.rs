@@ -18,10 +18,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use uuid::Uuid;
 
-use campaign_manager::app::{Settings, shutdown_signal};
-use campaign_manager::config::Infra;
-use campaign_manager::demo::{NewCampaign, Stack, check_services, proc_usage};
-use campaign_manager::sim::{MsRange, Outcome, Scenario, TargetState, Weights};
+use campaign_demo::{NewCampaign, Stack, check_services, proc_usage};
+use campaign_manager::app::shutdown_signal;
+use campaign_manager::config::{Infra, Settings};
+use campaign_sim::{MsRange, Outcome, Scenario, TargetState, Weights};
 
 /// Runs a demo campaign against simulated platform peers.
 #[derive(Parser, Debug)]

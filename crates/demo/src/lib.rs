@@ -1,6 +1,6 @@
 //! A whole platform in one process, for the `campaign-demo` command and the end-to-end
 //! benchmark: campaign-manager (RPC routes, event subscriptions, tick workers) and the peer
-//! simulator (`crate::sim`) on a private queue prefix, plus an RPC client that drives the
+//! simulator (`campaign_sim`) on a private queue prefix, plus an RPC client that drives the
 //! service only through RabbitMQ, as the platform's api-manager would.
 //!
 //! [`Stack::start`] assembles it, [`Stack::shutdown`] removes everything it created on the
@@ -14,10 +14,12 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::app::{App, Role, Settings};
+use campaign_manager::{app, bus, config};
+
+use crate::app::{App, Role};
 use crate::bus::{Bus, Names, Request};
-use crate::config::Infra;
-use crate::sim::{Scenario, Sim};
+use crate::config::{Infra, Settings};
+use campaign_sim::{Scenario, Sim};
 
 /// The command that starts each local dependency on this machine.
 pub const START_MARIADB: &str =

@@ -41,8 +41,9 @@ use super::error::{BusError, short};
 use super::metrics::BusMetrics;
 use super::names::Names;
 
-/// Boxed error returned by event handlers.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+/// Boxed error returned by event handlers: tower's, the same type as
+/// `campaign_workers::BoxError`, so the project has one.
+pub use tower::BoxError;
 
 /// Application side of the subscriber.
 #[async_trait]

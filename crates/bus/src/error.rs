@@ -75,6 +75,6 @@ impl RpcError {
 }
 
 /// Turn a configured name into an AMQP short string without panicking on over-long input.
-pub(crate) fn short(s: &str) -> Result<lapin::types::ShortString, BusError> {
+pub fn short(s: &str) -> Result<lapin::types::ShortString, BusError> {
     lapin::types::ShortString::try_new(s).map_err(|e| BusError::Config(format!("{s:.40}...: {e}")))
 }

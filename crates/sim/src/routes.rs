@@ -445,8 +445,8 @@ impl SimState {
 mod tests {
     use super::*;
     use crate::model::Address;
-    use crate::sim::outdials::TargetSpec;
-    use crate::sim::scenario::{Outcome, Scenario};
+    use crate::outdials::TargetSpec;
+    use crate::scenario::{Outcome, Scenario};
     use serde_json::json;
 
     fn req(method: &str, uri: &str, data: Option<Value>) -> Request {
@@ -797,7 +797,7 @@ mod tests {
     #[test]
     fn get_call_follows_its_life_and_404s_unknown_ids() {
         let mut s = SimState::new(Scenario {
-            ring_ms: crate::sim::MsRange::fixed(10_000),
+            ring_ms: crate::MsRange::fixed(10_000),
             ..Scenario::instant(Outcome::Busy)
         });
         let now = Utc::now();

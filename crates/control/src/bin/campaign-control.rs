@@ -1,12 +1,12 @@
 //! `campaign-control`: the operator CLI. Campaigns, outplans and campaign calls through the
 //! service's RPC API; the tick queue through Redis. All behaviour lives in
-//! `campaign_manager::control`; this file only parses arguments and starts a runtime.
+//! `campaign_control`; this file only parses arguments and starts a runtime.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // clap prints help (exit 0) or usage errors (exit 2) itself.
-    let cli = campaign_manager::control::cli::parse();
+    let cli = campaign_control::cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -17,5 +17,5 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(campaign_manager::control::main(cli))
+    runtime.block_on(campaign_control::main(cli))
 }

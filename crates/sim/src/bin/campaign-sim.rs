@@ -1,15 +1,15 @@
 //! `campaign-sim`: the simulated outdial-, call-, flow-, queue- and webhook-manager as a process.
 //!
 //! Serves the peers' queues (docs/contract.md#outbound-calls) with in-memory state and an HTTP
-//! admin API (see `campaign_manager::sim::admin`) until SIGTERM or ctrl-c. Flags mirror the
+//! admin API (see `campaign_sim::admin`) until SIGTERM or ctrl-c. Flags mirror the
 //! service's naming (`--rabbitmq_address` / `RABBITMQ_ADDRESS`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use campaign_manager::bus::Names;
-use campaign_manager::sim::{MsRange, Scenario, Sim, admin};
+use campaign_bus::Names;
+use campaign_sim::{MsRange, Scenario, Sim, admin};
 use clap::Parser;
 use tracing::info;
 use tracing_subscriber::EnvFilter;

@@ -58,7 +58,7 @@ pub(crate) fn now_rfc3339() -> String {
 }
 
 /// `text` cut to at most `max` characters (on a character boundary).
-pub(crate) fn bounded(text: &str, max: usize) -> String {
+pub fn bounded(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &text[..i]),
         None => text.to_owned(),

@@ -1,0 +1,72 @@
+//! Events out over the wire: [`BusNotifier`] is the service's [`EventSink`] in production. Each
+//! [`DomainEvent`] is published on the event exchange under its contract name with the full
+//! record as data (docs/contract.md#events-published) and, for customers, sent to webhook-manager in the
+//! customer-facing shape. Publishing never fails the business operation: it is logged and
+//! counted, as on the platform.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use crate::bus::{Event, EventPublisher};
+use crate::metrics::Metrics;
+use crate::model::DomainEvent;
+use crate::peers::WebhookManager;
+use crate::service::EventSink;
+
+/// The production event sink: bus event + webhook, the webhook in the background.
+pub struct BusNotifier {
+    publisher: EventPublisher,
+    webhook: Arc<dyn WebhookManager>,
+    metrics: Metrics,
+}
+
+impl BusNotifier {
+    /// A notifier publishing with `publisher` and sending webhooks through `webhook`.
+    pub fn new(
+        publisher: EventPublisher,
+        webhook: Arc<dyn WebhookManager>,
+        metrics: Metrics,
+    ) -> BusNotifier {
+        BusNotifier {
+            publisher,
+            webhook,
+            metrics,
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for BusNotifier {
+    async fn emit(&self, event: DomainEvent) {
+        let started = Instant::now();
+        let event_type = event.name();
+        match Event::json(event_type, &event.record_json()) {
+            Ok(wire) => match self.publisher.publish(&wire).await {
+                Ok(()) => self
+                    .metrics
+                    .notify_total
+                    .with_label_values(&[event_type])
+                    .inc(),
+                Err(e) => tracing::warn!(event_type, error = %e, "event publish failed"),
+            },
+            Err(e) => tracing::error!(event_type, error = %e, "event not encodable"),
+        }
+        let customer_id = event.customer_id();
+        if !customer_id.is_nil() {
+            // The webhook RPC waits for a reply (up to 3 s); don't hold the caller for it.
+            let hook = self.webhook.clone();
+            let data = event.webhook_json();
+            tokio::spawn(async move {
+                if let Err(e) = hook.send(customer_id, event_type, data).await {
+                    tracing::info!(event_type, %customer_id, error = %e, "webhook not delivered");
+                }
+            });
+        }
+        self.metrics
+            .notify_process_time
+            .with_label_values(&[event_type])
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
+    }
+}
