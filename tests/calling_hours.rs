@@ -678,9 +678,11 @@ async fn destination_local_dials_callees_inside_their_own_hours_only() {
     let id = id_of(&c);
     set_status(&sys, id, "run").await;
 
-    wait_until("the two Seoul targets dialed", Duration::from_secs(20), || {
-        sys.sim.attempts().len() >= 2
-    })
+    wait_until(
+        "the two Seoul targets dialed",
+        Duration::from_secs(20),
+        || sys.sim.attempts().len() >= 2,
+    )
     .await;
     // A few more seconds: London is never dialed, and the campaign says why it waits.
     tokio::time::sleep(Duration::from_secs(3)).await;

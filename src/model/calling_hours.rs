@@ -502,7 +502,10 @@ mod tests {
         // +1 spans several zones: the campaign's zone (09:00 EST = 14:00 UTC).
         let us = s.for_destination(&Address::tel("+12125551234"));
         assert_eq!(us.time_zone(), chrono_tz::Tz::America__New_York);
-        assert_eq!(us.gate(now), Gate::Closed(Some(utc("2026-11-30T14:00:00Z"))));
+        assert_eq!(
+            us.gate(now),
+            Gate::Closed(Some(utc("2026-11-30T14:00:00Z")))
+        );
         // Not E.164: the campaign's zone too.
         let mut sip = Address::tel("alice@example.com");
         sip.kind = "sip".into();

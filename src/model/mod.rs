@@ -21,11 +21,11 @@ mod voipbin_error;
 pub use action::Action;
 pub use address::Address;
 pub use calling_hours::{CallingHours, CallingWindow, DAY_NAMES, Gate, Schedule};
-pub use destination_zone::{destination_zone, e164_zone};
 pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndHandle, Execute};
 pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
 };
+pub use destination_zone::{destination_zone, e164_zone};
 pub use outplan::Outplan;
 pub use pacing::{DialRate, MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};

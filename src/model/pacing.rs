@@ -274,7 +274,12 @@ mod tests {
     /// The most dials in any half-open window `[t, t + len)`.
     fn busiest(times: &[DateTime<Utc>], len: TimeDelta) -> usize {
         (0..times.len())
-            .map(|i| times[i..].iter().take_while(|t| **t < times[i] + len).count())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| **t < times[i] + len)
+                    .count()
+            })
             .max()
             .unwrap_or(0)
     }

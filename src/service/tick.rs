@@ -51,7 +51,11 @@
 //! so the rule holds on the stored times whatever this process' timing. A paced tick reads
 //! the recent dial times once, then dials one ready target after another, each at its allowed
 //! instant (sleeping until [`PACED_RECORD_LEAD`] before it, the store waits the rest), for up
-//! to [`PACED_TICK_SPAN`] and while the caps allow; the chain's next tick is due
+//! to [`PACED_TICK_SPAN`] and while the caps allow (re-checked before each further dial). The
+//! target claim and peer request of a recorded dial (steps 2 and 3) run while the tick waits
+//! for its next instant, so their latency does not delay the next dial; the tick ends only
+//! once every placement finished, and a failed one backs the chain off as before. The next
+//! tick is due
 //! [`PACED_TICK_LEAD`] before the next allowed instant, so its reads are done by then. A dial
 //! the store refuses for the rate ends the tick with `Sleeping("pacing")` until that instant.
 //! Waiting and back-off delays are not shortened. Unset: one dial per tick, today's delays.
@@ -64,6 +68,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::FuturesUnordered;
 use uuid::Uuid;
 
 use super::campaigncalls::{DialRecord, NewCampaigncall};
@@ -110,14 +117,52 @@ enum Hours {
     PerDestination(Schedule),
 }
 
-/// What became of one dial attempt.
-enum Dial {
-    /// The peer took the request; the dial was recorded at this instant.
-    Placed(DateTime<Utc>),
-    /// Nothing was dialed, for this reason.
+/// What became of recording a dial (step 1).
+enum Recording {
+    /// Recorded; steps 2 and 3 are still to do.
+    Recorded(Pending),
+    /// Nothing was recorded, for this reason.
     Refused(&'static str),
-    /// Nothing was dialed: the dial rate allows it only at this instant.
+    /// Nothing was recorded: the dial rate allows it only at this instant.
     Paced(DateTime<Utc>),
+}
+
+/// A recorded dial whose target is not claimed nor its peer asked yet.
+struct Pending {
+    cc: crate::model::Campaigncall,
+    target_id: Uuid,
+    index: i32,
+    destination: Address,
+    source: Option<Address>,
+    reference_id: Uuid,
+    activeflow_id: Uuid,
+}
+
+/// What became of placing a recorded dial (steps 2 and 3).
+enum Dial {
+    /// The peer took the request.
+    Placed,
+    /// Nothing was dialed: the tick passed its deadline.
+    Late,
+}
+
+/// Placements of a tick's recorded dials, running while it waits for its next dial instant.
+type Placements<'a> = FuturesUnordered<BoxFuture<'a, Result<Dial, Fail>>>;
+
+/// Sleeps `d` while driving `in_flight`, collecting what finishes into `done`.
+async fn sleep_placing(
+    d: Duration,
+    in_flight: &mut Placements<'_>,
+    done: &mut Vec<Result<Dial, Fail>>,
+) {
+    let sleep = tokio::time::sleep(d);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return,
+            Some(r) = in_flight.next(), if !in_flight.is_empty() => done.push(r),
+        }
+    }
 }
 
 /// Whether a peer failure says for sure that nothing was created: the peer answered (with an
@@ -174,11 +219,11 @@ pub const PACED_TICK_SPAN: Duration = Duration::from_secs(1);
 
 /// How long before its next allowed dial a paced campaign's next tick is due (its reads of the
 /// campaign, outplan, targets and caps are done by then; it sleeps the rest).
-pub const PACED_TICK_LEAD: Duration = Duration::from_millis(250);
+pub const PACED_TICK_LEAD: Duration = Duration::from_millis(400);
 
 /// How long before a paced dial's allowed instant the tick starts recording it (the store waits
 /// the rest inside its transaction, so the creation time lands on the instant).
-pub const PACED_RECORD_LEAD: Duration = Duration::from_millis(10);
+pub const PACED_RECORD_LEAD: Duration = Duration::from_millis(40);
 
 /// How many available targets a tick asks the outdial for by default.
 pub const DEFAULT_TARGET_BATCH: u32 = 20;
@@ -440,6 +485,9 @@ impl Ticker {
             None => Vec::new(),
         };
         let span_end = Instant::now() + PACED_TICK_SPAN;
+        let mut in_flight: Placements<'_> = FuturesUnordered::new();
+        let mut placed: Vec<Result<Dial, Fail>> = Vec::new();
+        let mut failed: Option<Fail> = None;
         let mut dialed = 0u32;
         let mut waiting = "retry_interval";
         // With destination_local: the earliest sleep until a skipped target's window opens.
@@ -469,11 +517,16 @@ impl Ticker {
             }
             if dialed > 0 {
                 // More than one dial per tick only with a rate, and only while the caps allow.
-                if rate.is_none()
-                    || self.at_pacing_cap(&campaign).await?
-                    || !self.has_capacity(&campaign).await?
-                {
+                if rate.is_none() {
                     break;
+                }
+                match self.below_caps(&campaign).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
             if let Some(at) = rate.and_then(|r| r.next_allowed(&recent)) {
@@ -489,10 +542,10 @@ impl Ticker {
                         wait.saturating_sub(PACED_TICK_LEAD),
                     ));
                 }
-                tokio::time::sleep(wait).await;
+                sleep_placing(wait, &mut in_flight, &mut placed).await;
             }
             match self
-                .dial(
+                .record(
                     &campaign,
                     &outplan,
                     target.id,
@@ -502,16 +555,25 @@ impl Ticker {
                     fence,
                     rate,
                 )
-                .await?
+                .await
             {
-                Dial::Placed(at) => {
+                // Placements already running finish first (below).
+                Err(e) if dialed > 0 => {
+                    failed = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+                Ok(Recording::Recorded(pending)) => {
                     dialed += 1;
                     if let Some(r) = rate {
-                        recent.push(at);
+                        recent.push(pending.cc.tm_create.unwrap_or_else(Utc::now));
                         *next_dial = r.next_allowed(&recent);
                     }
+                    // The target claim and the peer request run while the tick waits for its
+                    // next dial instant, so their latency does not delay the next dial.
+                    in_flight.push(self.place(&campaign, pending, fence).boxed());
                 }
-                Dial::Paced(at) if dialed == 0 => {
+                Ok(Recording::Paced(at)) if dialed == 0 => {
                     return Ok(Outcome::Sleeping(
                         "pacing",
                         until(at)
@@ -519,21 +581,40 @@ impl Ticker {
                             .max(CALLING_HOURS_MIN_SLEEP),
                     ));
                 }
-                Dial::Paced(at) => {
+                Ok(Recording::Paced(at)) => {
                     *next_dial = Some(at);
                     break;
                 }
                 // Another tick recorded this try (it may still be claiming the target): look
                 // at the next target.
-                Dial::Refused("try_taken") => {
+                Ok(Recording::Refused("try_taken")) => {
                     waiting = "try_taken";
                     other_wait = true;
                 }
-                Dial::Refused(_) if dialed > 0 => break,
-                Dial::Refused(reason) => return Ok(Outcome::Waiting(reason)),
+                Ok(Recording::Refused(_)) if dialed > 0 => break,
+                Ok(Recording::Refused(reason)) => return Ok(Outcome::Waiting(reason)),
             }
         }
+        while let Some(r) = in_flight.next().await {
+            placed.push(r);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if dialed > 0 {
+            // A failed placement backs the chain off as before; a tick past its deadline
+            // placed nothing.
+            let mut any_placed = false;
+            let mut late = false;
+            for r in placed {
+                match r? {
+                    Dial::Placed => any_placed = true,
+                    Dial::Late => late = true,
+                }
+            }
+            if !any_placed && late {
+                return Ok(Outcome::Waiting("late_tick"));
+            }
             return Ok(Outcome::Dialed);
         }
         if let Some(sleep) = hours_sleep
@@ -582,6 +663,11 @@ impl Ticker {
         }
     }
 
+    /// Whether both caps (pacing's and the queue's) allow one more dial.
+    async fn below_caps(&self, c: &Campaign) -> Result<bool, Fail> {
+        Ok(!self.at_pacing_cap(c).await? && self.has_capacity(c).await?)
+    }
+
     /// Whether the campaign already has `pacing.max_concurrent_calls` calls up.
     async fn at_pacing_cap(&self, c: &Campaign) -> Result<bool, Fail> {
         let Some(cap) = c.pacing.and_then(|p| p.max_concurrent_calls) else {
@@ -610,9 +696,10 @@ impl Ticker {
         Ok(capacity > dialing)
     }
 
-    /// One dial, step by step (module doc).
+    /// Step 1 of a dial (module doc): the campaigncall and dial row, behind the fence and the
+    /// dial rate.
     #[allow(clippy::too_many_arguments)]
-    async fn dial(
+    async fn record(
         &self,
         c: &Campaign,
         o: &Outplan,
@@ -622,7 +709,7 @@ impl Ticker {
         try_count: i32,
         fence: &Fence,
         rate: Option<DialRate>,
-    ) -> Result<Dial, Fail> {
+    ) -> Result<Recording, Fail> {
         let s = &self.service;
         let (reference_type, reference_id, source) = match c.kind {
             CampaignType::Call => (
@@ -638,8 +725,7 @@ impl Ticker {
             CampaignType::Unset => return Err(Fail::Permanent("invalid_type")),
         };
         let activeflow_id = Uuid::new_v4();
-        // 1. Record.
-        let cc = match s
+        match s
             .record_dial(
                 NewCampaigncall {
                     campaign: c,
@@ -657,21 +743,43 @@ impl Ticker {
             )
             .await?
         {
-            DialRecord::Recorded(cc) => *cc,
-            DialRecord::Paced(at) => return Ok(Dial::Paced(at)),
+            DialRecord::Recorded(cc) => Ok(Recording::Recorded(Pending {
+                cc: *cc,
+                target_id,
+                index,
+                destination,
+                source,
+                reference_id,
+                activeflow_id,
+            })),
+            DialRecord::Paced(at) => Ok(Recording::Paced(at)),
             DialRecord::Refused(reason) => {
                 tracing::info!(campaign_id = %c.id, target_id = %target_id, seq = fence.seq, reason, "dial not recorded");
                 s.metrics
                     .dial_refused_total
                     .with_label_values(&[reason])
                     .inc();
-                return Ok(Dial::Refused(reason));
+                Ok(Recording::Refused(reason))
             }
-        };
+        }
+    }
+
+    /// Steps 2 and 3 of a recorded dial: claim the target, ask the peer.
+    async fn place(&self, c: &Campaign, p: Pending, fence: &Fence) -> Result<Dial, Fail> {
+        let s = &self.service;
+        let Pending {
+            cc,
+            target_id,
+            index,
+            destination,
+            source,
+            reference_id,
+            activeflow_id,
+        } = p;
         // 2. Claim the target.
         if fence.expired() {
             self.give_up(cc.id).await;
-            return Ok(Dial::Refused("late_tick"));
+            return Ok(Dial::Late);
         }
         if let Err(e) = s
             .peers
@@ -686,7 +794,7 @@ impl Ticker {
         s.set_dial_step(cc.id, DialStep::TargetClaimed).await;
         if fence.expired() {
             self.give_up(cc.id).await;
-            return Ok(Dial::Refused("late_tick"));
+            return Ok(Dial::Late);
         }
         // 3. Ask the peer.
         let asked = match source {
@@ -720,7 +828,7 @@ impl Ticker {
         match asked {
             Ok(()) => {
                 s.set_dial_step(cc.id, DialStep::Requested).await;
-                Ok(Dial::Placed(cc.tm_create.unwrap_or_else(Utc::now)))
+                Ok(Dial::Placed)
             }
             Err(e) if is_definite(&e) => {
                 tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial refused");

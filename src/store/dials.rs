@@ -248,10 +248,10 @@ async fn paced_instant(
     rate: DialRate,
 ) -> StoreResult<Result<NaiveDateTime, Recorded>> {
     let rows: Vec<(NaiveDateTime,)> = sqlx::query_as(RECENT_DIALS)
-    .bind(campaign)
-    .bind(rate.window_dials() as u64)
-    .fetch_all(&mut **tx)
-    .await?;
+        .bind(campaign)
+        .bind(rate.window_dials() as u64)
+        .fetch_all(&mut **tx)
+        .await?;
     let recent: Vec<DateTime<Utc>> = rows.into_iter().map(|(t,)| t.and_utc()).collect();
     let Some(allowed) = rate.next_allowed(&recent) else {
         return Ok(Ok(db_time(now())));
