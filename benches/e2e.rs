@@ -10,7 +10,7 @@
 //! RabbitMQ server processes over the measured window (where the time goes).
 //!
 //! Run: `cargo bench --bench e2e` or `cargo bench --bench e2e -- --campaigns 10,100 --secs 10`.
-//! Paced campaigns (the cost of a paced tick): `-- --campaigns 1,10 --dials_per_second 10`; it
+//! Paced campaigns (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`; it
 //! then also prints dials per tick and the CPU of all processes per tick and per dial.
 //! Each case uses its own database, queue prefix and Redis keys, removed at the end.
 

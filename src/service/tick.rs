@@ -120,7 +120,7 @@ enum Hours {
 /// What became of recording a dial (step 1).
 enum Recording {
     /// Recorded; steps 2 and 3 are still to do.
-    Recorded(Pending),
+    Recorded(Box<Pending>),
     /// Nothing was recorded, for this reason.
     Refused(&'static str),
     /// Nothing was recorded: the dial rate allows it only at this instant.
@@ -743,7 +743,7 @@ impl Ticker {
             )
             .await?
         {
-            DialRecord::Recorded(cc) => Ok(Recording::Recorded(Pending {
+            DialRecord::Recorded(cc) => Ok(Recording::Recorded(Box::new(Pending {
                 cc: *cc,
                 target_id,
                 index,
@@ -751,7 +751,7 @@ impl Ticker {
                 source,
                 reference_id,
                 activeflow_id,
-            })),
+            }))),
             DialRecord::Paced(at) => Ok(Recording::Paced(at)),
             DialRecord::Refused(reason) => {
                 tracing::info!(campaign_id = %c.id, target_id = %target_id, seq = fence.seq, reason, "dial not recorded");
@@ -765,7 +765,7 @@ impl Ticker {
     }
 
     /// Steps 2 and 3 of a recorded dial: claim the target, ask the peer.
-    async fn place(&self, c: &Campaign, p: Pending, fence: &Fence) -> Result<Dial, Fail> {
+    async fn place(&self, c: &Campaign, p: Box<Pending>, fence: &Fence) -> Result<Dial, Fail> {
         let s = &self.service;
         let Pending {
             cc,
@@ -775,7 +775,7 @@ impl Ticker {
             source,
             reference_id,
             activeflow_id,
-        } = p;
+        } = *p;
         // 2. Claim the target.
         if fence.expired() {
             self.give_up(cc.id).await;
