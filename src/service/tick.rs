@@ -52,8 +52,9 @@
 //! the recent dial times once, then dials one ready target after another, each at its allowed
 //! instant (sleeping until [`PACED_RECORD_LEAD`] before it, the store waits the rest), for up
 //! to [`PACED_TICK_SPAN`] and while the caps allow (re-checked before each further dial). The
-//! target claim and peer request of a recorded dial (steps 2 and 3) run while the tick waits
-//! for its next instant, so their latency does not delay the next dial; the tick ends only
+//! target claim and peer request of a recorded dial (steps 2 and 3) run alongside the tick's
+//! next waits and records (one task, polled together), so their latency does not delay the
+//! next dial; the tick ends only
 //! once every placement finished, and a failed one backs the chain off as before. The next
 //! tick is due
 //! [`PACED_TICK_LEAD`] before the next allowed instant, so its reads are done by then. A dial
@@ -149,17 +150,17 @@ enum Dial {
 /// Placements of a tick's recorded dials, running while it waits for its next dial instant.
 type Placements<'a> = FuturesUnordered<BoxFuture<'a, Result<Dial, Fail>>>;
 
-/// Sleeps `d` while driving `in_flight`, collecting what finishes into `done`.
-async fn sleep_placing(
-    d: Duration,
+/// Awaits `work` while driving `in_flight`, collecting the placements that finish into `done`:
+/// a tick's placements progress during everything it awaits (its sleeps and its records).
+async fn while_placing<T>(
+    work: impl std::future::Future<Output = T>,
     in_flight: &mut Placements<'_>,
     done: &mut Vec<Result<Dial, Fail>>,
-) {
-    let sleep = tokio::time::sleep(d);
-    tokio::pin!(sleep);
+) -> T {
+    tokio::pin!(work);
     loop {
         tokio::select! {
-            _ = &mut sleep => return,
+            out = &mut work => return out,
             Some(r) = in_flight.next(), if !in_flight.is_empty() => done.push(r),
         }
     }
@@ -436,14 +437,17 @@ impl Ticker {
         if campaign.kind == CampaignType::Call && outplan.source.is_none() {
             return Err(Fail::Permanent("outplan_without_source"));
         }
+        // A paced tick may dial for a whole PACED_TICK_SPAN: ask for at least that many.
+        let batch = match campaign.pacing.and_then(|p| p.rate()) {
+            Some(r) => self
+                .target_batch
+                .max(u32::try_from(r.window_dials()).unwrap_or(u32::MAX)),
+            None => self.target_batch,
+        };
         let targets = match s
             .peers
             .outdial
-            .available_targets(
-                campaign.outdial_id,
-                outplan.max_try_counts(),
-                self.target_batch,
-            )
+            .available_targets(campaign.outdial_id, outplan.max_try_counts(), batch)
             .await
         {
             Ok(t) => t,
@@ -520,7 +524,7 @@ impl Ticker {
                 if rate.is_none() {
                     break;
                 }
-                match self.below_caps(&campaign).await {
+                match while_placing(self.below_caps(&campaign), &mut in_flight, &mut placed).await {
                     Ok(true) => {}
                     Ok(false) => break,
                     Err(e) => {
@@ -542,21 +546,19 @@ impl Ticker {
                         wait.saturating_sub(PACED_TICK_LEAD),
                     ));
                 }
-                sleep_placing(wait, &mut in_flight, &mut placed).await;
+                while_placing(tokio::time::sleep(wait), &mut in_flight, &mut placed).await;
             }
-            match self
-                .record(
-                    &campaign,
-                    &outplan,
-                    target.id,
-                    destination,
-                    index,
-                    try_count,
-                    fence,
-                    rate,
-                )
-                .await
-            {
+            let recording = self.record(
+                &campaign,
+                &outplan,
+                target.id,
+                destination,
+                index,
+                try_count,
+                fence,
+                rate,
+            );
+            match while_placing(recording, &mut in_flight, &mut placed).await {
                 // Placements already running finish first (below).
                 Err(e) if dialed > 0 => {
                     failed = Some(e);
