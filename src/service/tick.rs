@@ -51,7 +51,8 @@
 //! so the rule holds on the stored times whatever this process' timing. A paced tick reads
 //! the recent dial times once, then dials one ready target after another, each at its allowed
 //! instant (sleeping until [`PACED_RECORD_LEAD`] before it, the store waits the rest), for up
-//! to [`PACED_TICK_SPAN`] and while the caps allow (re-checked before each further dial). The
+//! to [`PACED_TICK_SPAN`] and while the caps allow (re-checked before each further dial); it
+//! asks the outdial for at least ⌈R⌉ targets. The
 //! target claim and peer request of a recorded dial (steps 2 and 3) run alongside the tick's
 //! next waits and records (one task, polled together), so their latency does not delay the
 //! next dial; the tick ends only
