@@ -10,6 +10,8 @@
 //! RabbitMQ server processes over the measured window (where the time goes).
 //!
 //! Run: `cargo bench --bench e2e` or `cargo bench --bench e2e -- --campaigns 10,100 --secs 10`.
+//! Paced campaigns (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`; it
+//! then also prints dials per tick and the CPU of all processes per tick and per dial.
 //! Each case uses its own database, queue prefix and Redis keys, removed at the end.
 
 use std::collections::BTreeMap;
@@ -43,6 +45,10 @@ struct Args {
     /// Delay after a dial, ms (the platform's 500).
     #[arg(long, default_value_t = 500)]
     dial_tick_ms: u64,
+    /// Pace every campaign at this many dials per second (`pacing.dials_per_second`); 0: not
+    /// paced (one dial per tick, `--dial_tick_ms` apart).
+    #[arg(long, default_value_t = 0.0)]
+    dials_per_second: f64,
     /// MariaDB server URL (without database).
     #[arg(
         long,
@@ -260,10 +266,16 @@ async fn run_case_in(args: &Args, n: usize, tag: &str, db_name: &str) -> anyhow:
 async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(Case, Vec<Uuid>)> {
     let setup = Instant::now();
     let customer = Uuid::new_v4();
-    let ideal = n as f64 * 1000.0 / args.dial_tick_ms as f64;
+    let rate = if args.dials_per_second > 0.0 {
+        args.dials_per_second
+    } else {
+        1000.0 / args.dial_tick_ms as f64
+    };
+    let pacing = (args.dials_per_second > 0.0)
+        .then(|| serde_json::json!({ "dials_per_second": args.dials_per_second }));
+    let ideal = n as f64 * rate;
     // Enough targets that no list runs out during warm-up + measurement.
-    let per = ((1000.0 / args.dial_tick_ms as f64) * (args.warmup + args.secs + 4) as f64 * 1.3)
-        .ceil() as usize;
+    let per = (rate * (args.warmup + args.secs + 4) as f64 * 1.3).ceil() as usize;
     let outplan = stack.create_outplan(customer, 0, 1).await?;
     let outdials: Vec<Uuid> = (0..n)
         .map(|_| stack.sim.create_outdial(customer, per, 1))
@@ -271,6 +283,7 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
     let created: Vec<anyhow::Result<Uuid>> = futures::stream::iter(outdials)
         .map(|outdial| {
             let stack = stack.clone();
+            let pacing = pacing.clone();
             async move {
                 stack
                     .create_campaign(&NewCampaign {
@@ -282,7 +295,7 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
                         outplan,
                         outdial,
                         queue: None,
-                        pacing: None,
+                        pacing: pacing.clone(),
                     })
                     .await
             }
@@ -356,11 +369,26 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
         "  this process (service + workers + sim + client): CPU {:.0} % of one core, RSS {} MiB",
         case.cpu_pct, case.rss_mib
     );
+    let mut cpu_all = cpu1.cpu_secs - cpu0.cpu_secs;
     for ((name, a), (_, b)) in srv0.iter().zip(&srv1) {
+        cpu_all += b.cpu_secs - a.cpu_secs;
         println!(
             "  {name:<20} CPU {:>4.0} % of one core, RSS {} MiB",
             (b.cpu_secs - a.cpu_secs) / wall * 100.0,
             b.rss_kib / 1024
+        );
+    }
+    let ticks = histogram(&m1, tick)
+        .2
+        .saturating_sub(histogram(&m0, tick).2);
+    let dialed = (calls1 - calls0) as f64;
+    if dialed > 0.0 && ticks > 0 {
+        println!(
+            "  {ticks} ticks, {:.2} dials per tick; CPU of all processes above: {:.2} ms per tick, \
+             {:.2} ms per dial (tick time includes a paced tick's waits for its dial instants)",
+            dialed / ticks as f64,
+            cpu_all * 1000.0 / ticks as f64,
+            cpu_all * 1000.0 / dialed
         );
     }
     let per_tick = |total: f64| {
@@ -412,8 +440,17 @@ fn fmt_opt(v: Option<f64>) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     println!(
-        "e2e benchmark: campaigns {:?}, {} s measured after {} s warm-up, {} tick workers, dial delay {} ms",
-        args.campaigns, args.secs, args.warmup, args.workers, args.dial_tick_ms
+        "e2e benchmark: campaigns {:?}, {} s measured after {} s warm-up, {} tick workers, dial delay {} ms, dials_per_second {}",
+        args.campaigns,
+        args.secs,
+        args.warmup,
+        args.workers,
+        args.dial_tick_ms,
+        if args.dials_per_second > 0.0 {
+            args.dials_per_second.to_string()
+        } else {
+            "unset".into()
+        }
     );
     let mut cases = Vec::new();
     for &n in &args.campaigns {

@@ -67,14 +67,16 @@ async fn fill(pool: &MySqlPool, c: &Campaign, rows: u64) -> anyhow::Result<()> {
             "INSERT INTO campaign_campaigncalls (id, customer_id, campaign_id, outplan_id, \
                outdial_id, outdial_target_id, queue_id, activeflow_id, flow_id, reference_type, \
                reference_id, status, result, source, destination, destination_index, try_count, \
-               tm_create, tm_update, tm_delete) \
+               tm_create, tm_update, tm_delete, reason) \
              SELECT UNHEX(MD5(CONCAT(?, k))), ?, ?, ?, ?, UNHEX(MD5(CONCAT('t', ?, k))), ?, \
                UNHEX(MD5(CONCAT('a', ?, k))), ?, 'call', UNHEX(MD5(CONCAT('r', ?, k))), \
                CASE k % 100 WHEN 0 THEN 'dialing' WHEN 1 THEN 'progressing' ELSE 'done' END, \
                CASE WHEN k % 100 < 2 THEN '' WHEN k % 3 = 0 THEN 'fail' ELSE 'success' END, \
                '{{\"type\":\"tel\",\"target\":\"+15550001000\"}}', \
                '{{\"type\":\"tel\",\"target\":\"+15550002000\"}}', 0, 1, \
-               NOW(6) - INTERVAL ({rows} - k) SECOND, NOW(6), NULL \
+               NOW(6) - INTERVAL ({rows} - k) SECOND, NOW(6), NULL, \
+               CASE WHEN k % 100 < 2 THEN NULL WHEN k % 3 = 0 THEN \
+                 ELT(1 + k % 4, 'busy', 'noanswer', 'failed', 'cancel') ELSE 'normal' END \
              FROM (SELECT seq + {done} AS k FROM seq_1_to_{n}) s"
         );
         let id = c.id.to_string();

@@ -1,7 +1,8 @@
 //! Calling hours (docs/calling_hours.md, README "Calling hours"): the tick against a real test
 //! store with mocked peers and an injected clock (the sleep until the next window is exact),
 //! and black-box over RabbitMQ with `campaign-sim`: the route, the campaign JSON, a campaign
-//! that does not dial outside its window and one that starts dialing when its window opens.
+//! that does not dial for 10 s outside its window (stats `outside_calling_hours`), one whose
+//! first dial is recorded within 1 s of its window opening, and `destination_local`.
 
 mod support;
 
@@ -204,6 +205,109 @@ async fn stored_hours_that_do_not_validate_dial_nothing() {
     );
 }
 
+/// A never-tried target calling `number`.
+fn target_calling(number: &str) -> OutdialTarget {
+    let created = Utc::now().trunc_subsecs(6);
+    OutdialTarget {
+        id: Uuid::new_v4(),
+        destination_0: Some(Address::tel(number)),
+        tm_create: Some(created),
+        tm_update: Some(created),
+        ..OutdialTarget::default()
+    }
+}
+
+/// Monday to Friday 09:00-20:00, read in each callee's zone (New York for unknown ones).
+fn callee_office() -> CallingHours {
+    CallingHours {
+        time_zone: "America/New_York".into(),
+        destination_local: Some(true),
+        ..seoul_office()
+    }
+}
+
+#[tokio::test]
+async fn destination_local_dials_the_targets_inside_their_local_hours_and_skips_the_others() {
+    // Monday 10:00 in Seoul = 01:00 in London = Sunday 20:00 in New York.
+    let now = at("2026-11-30T10:00:00+09:00");
+    let london = target_calling("+442071234567");
+    let us = target_calling("+12125551234");
+    let seoul = target_calling("+821012345678");
+    let seoul_id = seoul.id;
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![london.clone(), us.clone(), seoul.clone()]));
+    m.outdial
+        .expect_set_target_progressing()
+        .withf(move |id, _| *id == seoul_id)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call
+        .expect_create_call()
+        .withf(|c| c.destination.target == "+821012345678")
+        .times(1)
+        .returning(|_| Ok(()));
+    let env = TickEnv::new(m, Some(callee_office()), now).await;
+    assert_eq!(env.tick().await.1, Outcome::Dialed);
+}
+
+#[tokio::test]
+async fn destination_local_sleeps_until_the_first_local_opening_when_all_are_closed() {
+    // Monday 01:00 UTC: London opens at 09:00 UTC (8 h, past the cap), New York at 14:00 UTC;
+    // with a Tokyo target the first opening is Monday 09:00 JST = 00:00 UTC... already past,
+    // so take Sunday 23:59:58 UTC: Tokyo (Monday 08:59:58) opens in 2 s.
+    let now = at("2026-11-29T23:59:58Z");
+    let targets = vec![
+        target_calling("+442071234567"),
+        target_calling("+81312345678"),
+        target_calling("+12125551234"),
+    ];
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(move |_, _, _| Ok(targets.clone()));
+    let env = TickEnv::new(m, Some(callee_office()), now).await;
+    let two = Duration::from_secs(2);
+    assert_eq!(
+        env.tick().await,
+        (
+            Next::Continue(two),
+            Outcome::Sleeping("outside_calling_hours", two)
+        )
+    );
+}
+
+#[tokio::test]
+async fn destination_local_does_not_gate_the_campaign_as_a_whole() {
+    // Sunday in New York (the campaign's zone) but Monday office hours in Seoul: the Seoul
+    // target is dialed although the campaign's own zone is closed.
+    let now = at("2026-11-30T10:00:00+09:00");
+    let seoul = target_calling("+821012345678");
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![seoul.clone()]));
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call.expect_create_call().times(1).returning(|_| Ok(()));
+    let env = TickEnv::new(m, Some(callee_office()), now).await;
+    assert_eq!(env.tick().await.1, Outcome::Dialed);
+    // The same hours without destination_local sleep (Sunday in New York).
+    let mut plain = callee_office();
+    plain.destination_local = Some(false);
+    let env = TickEnv::new(Mocks::new(), Some(plain), now).await;
+    assert!(matches!(
+        env.tick().await.1,
+        Outcome::Sleeping("outside_calling_hours", _)
+    ));
+}
+
 // ---------------------------------------------------------------- black box over RabbitMQ
 
 /// An outplan and a stopped call campaign over `outdial` (with `extra` fields in the create
@@ -320,11 +424,6 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
             json!({"calling_hours": {"time_zone": "UTC", "windows": []}}),
             "calling_hours.windows",
         ),
-        (
-            json!({"calling_hours": {"time_zone": "UTC", "destination_local": true,
-                "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]}}),
-            "calling_hours.destination_local",
-        ),
         (json!({}), "calling_hours"),
         (json!({"calling_hours": {"windows": []}}), "time_zone"),
     ];
@@ -333,6 +432,16 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
     }
     let got = sys.ok("GET", &uri, None).await;
     assert_eq!(got["calling_hours"], hours, "unchanged by refused PUTs");
+
+    // destination_local: true is accepted and kept.
+    let local = json!({"time_zone": "Asia/Seoul", "destination_local": true,
+        "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]});
+    let set = sys
+        .ok("PUT", &route, Some(json!({ "calling_hours": local })))
+        .await;
+    assert_eq!(set["calling_hours"], local);
+    sys.ok("PUT", &route, Some(json!({ "calling_hours": hours })))
+        .await;
 
     // null clears: the field is gone again.
     let cleared = sys
@@ -426,8 +535,9 @@ async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are
     let run = set_status(&sys, id, "run").await;
     assert_eq!(run["status"], "run");
 
-    // Three seconds: ten times the wait delay; nothing reaches the simulator.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Ten seconds (over thirty wait delays): nothing reaches the simulator, and the stats
+    // say why.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     assert!(
         sys.sim.attempts().is_empty(),
         "dialed outside calling hours"
@@ -436,6 +546,11 @@ async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are
     let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
     assert_eq!(got["status"], "run");
     assert_eq!(got["execute"], "run");
+    let stats = sys
+        .ok("GET", &format!("/v1/campaigns/{id}/stats"), None)
+        .await;
+    assert_eq!(stats["waiting_reason"], "outside_calling_hours", "{stats}");
+    assert_eq!(stats["dials"], 0, "{stats}");
 
     // Clearing the hours wakes the sleeping chain: the list is dialed and the campaign ends.
     sys.ok(
@@ -451,14 +566,31 @@ async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are
     sys.stop().await;
 }
 
+/// The creation time of the campaign's first campaigncall, read through the RPC API.
+async fn first_dial_at(sys: &TestSystem, campaign: Uuid) -> Option<DateTime<Utc>> {
+    let list = sys
+        .ok(
+            "GET",
+            "/v1/campaigncalls?page_size=100",
+            Some(json!({ "campaign_id": campaign.to_string() })),
+        )
+        .await;
+    list.as_array()?
+        .iter()
+        .filter_map(|c| c["tm_create"].as_str())
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .min()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_campaign_starts_dialing_when_its_window_opens() {
-    // Windows have minute granularity: open at the next full minute (or the one after, if
-    // that is under 5 s away, so the campaign surely runs before it), every day, in UTC.
+async fn a_campaign_put_to_run_two_seconds_before_its_window_dials_within_a_second_of_opening() {
+    // Windows have minute granularity: the window opens at the next full minute at least 8 s
+    // away, every day, in UTC; the campaign is put to run 2 s before it opens.
     let now = Utc::now();
     let next_minute = now.trunc_subsecs(0) - ChronoDuration::seconds(i64::from(now.second()))
         + ChronoDuration::minutes(1);
-    let opens = if next_minute - now < ChronoDuration::seconds(5) {
+    let opens = if next_minute - now < ChronoDuration::seconds(8) {
         next_minute + ChronoDuration::minutes(1)
     } else {
         next_minute
@@ -479,15 +611,19 @@ async fn a_campaign_starts_dialing_when_its_window_opens() {
     let outdial = sys.sim.create_outdial(customer, 2, 1);
     let c = create_campaign(&sys, customer, outdial, json!({ "calling_hours": hours })).await;
     let id = id_of(&c);
+    let run_at = opens - ChronoDuration::seconds(2);
+    if let Ok(wait) = (run_at - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
     set_status(&sys, id, "run").await;
 
-    // Nothing before the window opens (checked until a second before it).
-    while Utc::now() < opens - ChronoDuration::seconds(1) {
+    // Nothing before the window opens (checked until 100 ms before it).
+    while Utc::now() < opens - ChronoDuration::milliseconds(100) {
         assert!(
             sys.sim.attempts().is_empty(),
             "dialed before the window opened at {opens}"
         );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The chain sleeps until the opening, then dials both targets inside the minute.
     wait_until("dials after the opening", Duration::from_secs(20), || {
@@ -501,7 +637,64 @@ async fn a_campaign_starts_dialing_when_its_window_opens() {
             "dialed at {when}, before the opening at {opens}"
         );
     }
+    let first = first_dial_at(&sys, id).await.expect("a campaigncall");
+    eprintln!("window opened at {opens}; first dial recorded at {first}");
+    assert!(
+        first >= opens && first - opens <= ChronoDuration::seconds(1),
+        "first dial recorded at {first}, the window opened at {opens}"
+    );
     let got = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
     assert_eq!(got["calling_hours"]["windows"][0]["start"], start.as_str());
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_local_dials_callees_inside_their_own_hours_only() {
+    // The window is the current hour and the next in Seoul; read in New York (the campaign's
+    // zone, 14 h behind) or London (9 h behind) it excludes now. The simulator's numbers are
+    // Seoul mobiles (+8210...); one target calls London.
+    let seoul_hour = Utc::now().with_timezone(&chrono_tz::Asia::Seoul).hour();
+    let start = format!("{seoul_hour:02}:00");
+    let end = if seoul_hour >= 22 {
+        "24:00".to_string()
+    } else {
+        format!("{:02}:00", seoul_hour + 2)
+    };
+    let hours = json!({"time_zone": "America/New_York", "destination_local": true,
+        "windows": [{"days": ALL_DAYS, "start": start, "end": end}]});
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 2, 1);
+    sys.sim
+        .add_target(
+            outdial,
+            campaign_sim::TargetSpec {
+                destinations: vec![Some(Address::tel("+442071234567"))],
+                ..Default::default()
+            },
+        )
+        .expect("london target");
+    let c = create_campaign(&sys, customer, outdial, json!({ "calling_hours": hours })).await;
+    let id = id_of(&c);
+    set_status(&sys, id, "run").await;
+
+    wait_until(
+        "the two Seoul targets dialed",
+        Duration::from_secs(20),
+        || sys.sim.attempts().len() >= 2,
+    )
+    .await;
+    // A few more seconds: London is never dialed, and the campaign says why it waits.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let attempts = sys.sim.attempts();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    for c in sys.sim.calls() {
+        let to = c.destination.target.clone();
+        assert!(to.starts_with("+8210"), "called {to} outside its hours");
+    }
+    let stats = sys
+        .ok("GET", &format!("/v1/campaigns/{id}/stats"), None)
+        .await;
+    assert_eq!(stats["waiting_reason"], "outside_calling_hours", "{stats}");
     sys.stop().await;
 }

@@ -924,7 +924,31 @@ async fn stats_match_the_campaigncalls_and_say_why_a_campaign_waits() {
         (Some(ok), Some(failed))
     );
     assert!(ok > 0 && failed > 0, "the scenario gives both results");
-    assert_eq!(s["by_reason"], json!({"fail": failed, "success": ok}));
+    // by_reason: each done campaigncall under the hangup reason its call ended with (as the
+    // simulator hung it up), summing to the done counts.
+    let mut by_hangup = serde_json::Map::new();
+    for c in &ccs {
+        let reference = uuid(&c["reference_id"]);
+        let call = sys
+            .sim
+            .calls()
+            .into_iter()
+            .find(|call| call.id == reference)
+            .expect("the campaigncall's call");
+        let n = by_hangup
+            .entry(call.hangup_reason().to_owned())
+            .or_insert(json!(0));
+        *n = json!(n.as_i64().unwrap_or(0) + 1);
+    }
+    assert!(by_hangup.len() >= 2, "{by_hangup:?}");
+    assert_eq!(s["by_reason"], Value::Object(by_hangup));
+    let summed: i64 = s["by_reason"]
+        .as_object()
+        .expect("by_reason")
+        .values()
+        .filter_map(Value::as_i64)
+        .sum();
+    assert_eq!(summed, ok + failed);
     assert_eq!(s["dials_last_minute"], 8);
     let last = ccs.iter().filter_map(|c| c["tm_create"].as_str()).max();
     assert_eq!(s["last_dial_at"].as_str(), last);

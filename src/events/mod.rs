@@ -52,7 +52,12 @@ impl Subscriptions {
             return Ok(());
         }
         let result = hangup_result(&call.hangup_reason);
-        s.finish_campaigncall(cc.id, result).await?;
+        let reason = match call.hangup_reason.as_str() {
+            "" => "unknown",
+            r => r,
+        };
+        s.finish_campaigncall_because(cc.id, result, Some(reason))
+            .await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())
     }
@@ -67,7 +72,7 @@ impl Subscriptions {
         if cc.status == CampaigncallStatus::Done || cc.reference_type == ReferenceType::Call {
             return Ok(());
         }
-        s.finish_campaigncall(cc.id, CampaigncallResult::Success)
+        s.finish_campaigncall_because(cc.id, CampaigncallResult::Success, Some("flow_ended"))
             .await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())

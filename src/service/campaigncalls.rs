@@ -9,8 +9,8 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::{
-    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DomainEvent, Outplan,
-    ReferenceType, enum_str,
+    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DialRate, DomainEvent,
+    Outplan, ReferenceType, enum_str,
 };
 use crate::store::{Deletion, DialFence, DialStep, Filters, Page, Recorded};
 
@@ -45,6 +45,16 @@ pub(super) struct NewCampaigncall<'a> {
     pub activeflow_id: Uuid,
 }
 
+/// What [`Service::record_dial`] did.
+pub(super) enum DialRecord {
+    /// The campaigncall as stored (`dialing`).
+    Recorded(Box<Campaigncall>),
+    /// Nothing written, for this reason (`stale_tick`, `late_tick`, `try_taken`, `not_running`).
+    Refused(&'static str),
+    /// Nothing written: the dial rate allows the next dial only at this instant.
+    Paced(chrono::DateTime<chrono::Utc>),
+}
+
 impl Service {
     /// The campaigncall of a call (`reference_id`), for the `call_hangup` handler.
     pub async fn campaigncall_by_call(&self, call_id: Uuid) -> ServiceResult<Option<Campaigncall>> {
@@ -70,11 +80,14 @@ impl Service {
     /// Records a `dialing` campaigncall behind the tick's fence (see `store::dials`): nothing
     /// is written when the tick is stale or late, the campaign stopped, or the try is already
     /// recorded; the reason is returned instead. The target is not touched here.
+    /// With a dial `rate`, the dial is recorded only at an instant the rate allows; an instant
+    /// further than the store waits in its transaction is returned as `Paced`.
     pub(super) async fn record_dial(
         &self,
         n: NewCampaigncall<'_>,
         fence: DialFence,
-    ) -> ServiceResult<Result<Campaigncall, &'static str>> {
+        rate: Option<DialRate>,
+    ) -> ServiceResult<DialRecord> {
         let cc = Campaigncall {
             id: Uuid::new_v4(),
             customer_id: n.campaign.customer_id,
@@ -97,12 +110,13 @@ impl Service {
             tm_update: None,
             tm_delete: None,
         };
-        let stored = match self.store.dials.record(&cc, fence).await? {
+        let stored = match self.store.dials.record_paced(&cc, fence, rate).await? {
             Recorded::Dial(stored) => *stored,
-            Recorded::Stale => return Ok(Err("stale_tick")),
-            Recorded::Late => return Ok(Err("late_tick")),
-            Recorded::TryTaken => return Ok(Err("try_taken")),
-            Recorded::NotRunning => return Ok(Err("not_running")),
+            Recorded::Stale => return Ok(DialRecord::Refused("stale_tick")),
+            Recorded::Late => return Ok(DialRecord::Refused("late_tick")),
+            Recorded::TryTaken => return Ok(DialRecord::Refused("try_taken")),
+            Recorded::NotRunning => return Ok(DialRecord::Refused("not_running")),
+            Recorded::Paced(at) => return Ok(DialRecord::Paced(at)),
         };
         self.metrics
             .campaigncall_create_total
@@ -110,7 +124,7 @@ impl Service {
             .inc();
         self.emit(DomainEvent::CampaigncallCreated(stored.clone()))
             .await;
-        Ok(Ok(stored))
+        Ok(DialRecord::Recorded(Box::new(stored)))
     }
 
     /// Notes how far a dial got. A failure is only logged: the step is a hint for the repair,
@@ -127,7 +141,7 @@ impl Service {
     /// knows no such call). Returns whether this call finished the campaigncall.
     pub(super) async fn abandon_dial(&self, id: Uuid) -> ServiceResult<bool> {
         let finished = self
-            .finish_campaigncall(id, CampaigncallResult::Fail)
+            .finish_campaigncall_because(id, CampaigncallResult::Fail, Some("not_placed"))
             .await?
             .is_some();
         self.store.dials.release_try(id).await?;
@@ -146,8 +160,14 @@ impl Service {
         &self,
         id: Uuid,
         result: CampaigncallResult,
+        reason: Option<&str>,
     ) -> ServiceResult<Option<Campaigncall>> {
-        let Some(done) = self.store.campaigncalls.finish(id, result).await? else {
+        let Some(done) = self
+            .store
+            .campaigncalls
+            .finish_because(id, result, reason)
+            .await?
+        else {
             return Ok(None);
         };
         self.emit(DomainEvent::CampaigncallUpdated(done.clone()))
@@ -169,6 +189,17 @@ impl Service {
         id: Uuid,
         result: CampaigncallResult,
     ) -> ServiceResult<Option<Campaigncall>> {
+        self.finish_campaigncall_because(id, result, None).await
+    }
+
+    /// [`Service::finish_campaigncall`], storing why it ended (the hangup reason,
+    /// `flow_ended`, `not_placed`, ...) for the live stats' `by_reason`.
+    pub async fn finish_campaigncall_because(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+        reason: Option<&str>,
+    ) -> ServiceResult<Option<Campaigncall>> {
         let Some(cc) = self.store.campaigncalls.get_fresh(id).await? else {
             return Ok(None);
         };
@@ -179,7 +210,7 @@ impl Service {
             .outdial
             .set_target_status(cc.outdial_target_id, result.target_status())
             .await?;
-        self.finish_campaigncall_only(id, result).await
+        self.finish_campaigncall_only(id, result, reason).await
     }
 
     /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so

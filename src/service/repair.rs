@@ -211,7 +211,10 @@ impl Service {
             Found::Ended(result, found) => {
                 self.count_repair(found);
                 tracing::info!(campaigncall_id = %cc.id, ?result, "peer reports the call ended; campaigncall finished");
-                let done = self.finish_campaigncall(cc.id, result).await?.is_some();
+                let done = self
+                    .finish_campaigncall_because(cc.id, result, Some(found))
+                    .await?
+                    .is_some();
                 self.campaigncall_ended(cc.campaign_id).await?;
                 Ok(done)
             }
@@ -219,7 +222,11 @@ impl Service {
                 self.count_repair("over_max_duration");
                 tracing::warn!(campaigncall_id = %cc.id, "still up past the longest call; given up as failed");
                 let done = self
-                    .finish_campaigncall(cc.id, CampaigncallResult::Fail)
+                    .finish_campaigncall_because(
+                        cc.id,
+                        CampaigncallResult::Fail,
+                        Some("over_max_duration"),
+                    )
                     .await?
                     .is_some();
                 self.campaigncall_ended(cc.campaign_id).await?;

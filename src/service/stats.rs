@@ -15,6 +15,7 @@ use uuid::Uuid;
 use super::tick::{Next, Outcome};
 use super::{Service, ServiceResult};
 use crate::model::{CampaignStats, TickRecord};
+use crate::store::StatusCount;
 
 impl Service {
     /// `GET /v1/campaigns/<id>/stats`: 404 for an unknown or deleted campaign.
@@ -53,8 +54,7 @@ impl Service {
                         "fail" => s.done_fail += n.count,
                         _ => {}
                     }
-                    let reason = if result.is_empty() { "unknown" } else { result };
-                    *s.by_reason.entry(reason.to_owned()).or_default() += n.count;
+                    *s.by_reason.entry(reason_key(&n)).or_default() += n.count;
                 }
                 _ => {}
             }
@@ -89,5 +89,15 @@ impl Service {
             at: now,
         };
         self.store.stats.record_tick(id, &record).await;
+    }
+}
+
+/// The `by_reason` key of a done campaigncall: its stored reason; for rows without one (the Go
+/// service's, or finished before reasons were stored) its result, `unknown` if empty.
+fn reason_key(n: &StatusCount) -> String {
+    match (n.reason.as_deref(), n.result.as_str()) {
+        (Some(r), _) if !r.is_empty() => r.to_owned(),
+        (_, "") => "unknown".to_owned(),
+        (_, result) => result.to_owned(),
     }
 }

@@ -34,6 +34,10 @@
 //! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again), and the campaign stays `run`. A
 //! change of the hours wakes the chain (`ChainControl::wake_chain`). The clock is injectable
 //! ([`Ticker::with_clock`]) so the sleep is tested at any instant.
+//! With `destination_local`, the hours are checked per target instead, in its callee's zone
+//! (`model::destination_zone`): a target outside its local window is skipped for now and the
+//! others are dialed; when every target offered is outside its window (and none waits for
+//! anything else), the tick sleeps until the earliest of their openings.
 //! Each tick's decision is recorded for the live stats (one Redis write, `stats.rs`); an
 //! `end_handle = stop` campaign whose list is exhausted starts its next campaign
 //! (`sequence.rs`).
@@ -41,13 +45,22 @@
 //! Pacing (docs/pacing.md, `model::pacing`): `max_concurrent_calls` N holds the campaign's
 //! calls up (`dialing` or `progressing` campaigncalls) below N, with or without a queue (the
 //! queue's service-level capacity applies as well; the smaller wins); at the cap the tick
-//! returns `Waiting("pacing")`. `dials_per_second` R replaces the after-dial delay with
-//! `1000 / R` ms; a tick dials at most once. Why that bounds the rate: the scheduler never
-//! runs a tick before it is due and schedules the next one only after the previous one
-//! finished, so the next dial of the chain happens at least `1000 / R` ms after the end of the
-//! tick that dialed, hence after its dial. Any two dials are thus at least `1 / R` s apart and
-//! a half-open 1 s window holds at most R of them (⌈R⌉ for a fractional R). Waiting and
-//! back-off delays are not shortened, so they only space dials further. Unset: today's delays.
+//! returns `Waiting("pacing")`. `dials_per_second` R is the rule of [`DialRate`], applied to
+//! the recorded creation times of the campaign's dials: the store refuses a dial the rule does
+//! not allow yet, and waits up to [`crate::store::PACING_WAIT_IN_TRANSACTION`] for one that is nearly due,
+//! so the rule holds on the stored times whatever this process' timing. A paced tick reads
+//! the recent dial times once, then dials one ready target after another, each at its allowed
+//! instant (sleeping until [`PACED_RECORD_LEAD`] before it, the store waits the rest), for up
+//! to [`PACED_TICK_SPAN`] and while the caps allow (re-checked before each further dial); it
+//! asks the outdial for at least ⌈R⌉ targets. The
+//! target claim and peer request of a recorded dial (steps 2 and 3) run alongside the tick's
+//! next waits and records (one task, polled together), so their latency does not delay the
+//! next dial; the tick ends only
+//! once every placement finished, and a failed one backs the chain off as before. The next
+//! tick is due
+//! [`PACED_TICK_LEAD`] before the next allowed instant, so its reads are done by then. A dial
+//! the store refuses for the rate ends the tick with `Sleeping("pacing")` until that instant.
+//! Waiting and back-off delays are not shortened. Unset: one dial per tick, today's delays.
 //!
 //! A state the tick read is only acted on conditionally: ending the execution is refused if a
 //! `run` landed after the read (`end_execution_seen`).
@@ -56,14 +69,17 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::future::{BoxFuture, FutureExt};
+use futures::stream::FuturesUnordered;
 use uuid::Uuid;
 
-use super::campaigncalls::NewCampaigncall;
+use super::campaigncalls::{DialRecord, NewCampaigncall};
 use super::{Service, ServiceError};
 use crate::model::{
-    Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, EndHandle, Execute,
-    OutdialTarget, Outplan, Pacing, ReferenceType,
+    Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, DialRate, EndHandle,
+    Execute, OutdialTarget, Outplan, ReferenceType, Schedule,
 };
 use crate::peers::{CallRequest, PeerError};
 use crate::store::{DialFence, DialStep};
@@ -93,12 +109,62 @@ impl Fence {
     }
 }
 
-/// What became of one dial attempt.
+/// A campaign against its calling hours.
+enum Hours {
+    /// No hours, or inside a window: dial.
+    Open,
+    /// Outside every window: sleep this long.
+    Closed(Duration),
+    /// `destination_local`: each target is checked in its callee's zone.
+    PerDestination(Schedule),
+}
+
+/// What became of recording a dial (step 1).
+enum Recording {
+    /// Recorded; steps 2 and 3 are still to do.
+    Recorded(Box<Pending>),
+    /// Nothing was recorded, for this reason.
+    Refused(&'static str),
+    /// Nothing was recorded: the dial rate allows it only at this instant.
+    Paced(DateTime<Utc>),
+}
+
+/// A recorded dial whose target is not claimed nor its peer asked yet.
+struct Pending {
+    cc: crate::model::Campaigncall,
+    target_id: Uuid,
+    index: i32,
+    destination: Address,
+    source: Option<Address>,
+    reference_id: Uuid,
+    activeflow_id: Uuid,
+}
+
+/// What became of placing a recorded dial (steps 2 and 3).
 enum Dial {
     /// The peer took the request.
     Placed,
-    /// Nothing was dialed, for this reason.
-    Refused(&'static str),
+    /// Nothing was dialed: the tick passed its deadline.
+    Late,
+}
+
+/// Placements of a tick's recorded dials, running while it waits for its next dial instant.
+type Placements<'a> = FuturesUnordered<BoxFuture<'a, Result<Dial, Fail>>>;
+
+/// Awaits `work` while driving `in_flight`, collecting the placements that finish into `done`:
+/// a tick's placements progress during everything it awaits (its sleeps and its records).
+async fn while_placing<T>(
+    work: impl std::future::Future<Output = T>,
+    in_flight: &mut Placements<'_>,
+    done: &mut Vec<Result<Dial, Fail>>,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            Some(r) = in_flight.next(), if !in_flight.is_empty() => done.push(r),
+        }
+    }
 }
 
 /// Whether a peer failure says for sure that nothing was created: the peer answered (with an
@@ -149,6 +215,18 @@ pub const CALLING_HOURS_MAX_SLEEP: Duration = Duration::from_secs(3600);
 /// Shortest such sleep (a tick that fires a hair before the window opens does not spin).
 pub const CALLING_HOURS_MIN_SLEEP: Duration = Duration::from_millis(50);
 
+/// How long one tick of a campaign with a dial rate keeps dialing, one dial at each allowed
+/// instant, before it hands over to the next tick.
+pub const PACED_TICK_SPAN: Duration = Duration::from_secs(1);
+
+/// How long before its next allowed dial a paced campaign's next tick is due (its reads of the
+/// campaign, outplan, targets and caps are done by then; it sleeps the rest).
+pub const PACED_TICK_LEAD: Duration = Duration::from_millis(400);
+
+/// How long before a paced dial's allowed instant the tick starts recording it (the store waits
+/// the rest inside its transaction, so the creation time lands on the instant).
+pub const PACED_RECORD_LEAD: Duration = Duration::from_millis(40);
+
 /// How many available targets a tick asks the outdial for by default.
 pub const DEFAULT_TARGET_BATCH: u32 = 20;
 
@@ -183,6 +261,11 @@ impl From<crate::store::StoreError> for Fail {
     fn from(e: crate::store::StoreError) -> Fail {
         Fail::Transient(e.to_string())
     }
+}
+
+/// How long from now until `at` (zero once it passed).
+fn until(at: DateTime<Utc>) -> Duration {
+    (at - Utc::now()).to_std().unwrap_or_default()
 }
 
 /// Whether the target may be dialed now given the outplan's retry interval (ms).
@@ -249,18 +332,17 @@ impl Ticker {
         let m = &self.service.metrics;
         m.campaign_execute_total.inc();
         let mut seen = None;
-        let mut pacing = None;
-        let result = self.run(id, fence, &mut seen, &mut pacing).await;
+        let mut next_dial = None;
+        let result = self.run(id, fence, &mut seen, &mut next_dial).await;
         let delays = self.service.delays;
         let out = match result {
             Ok(outcome) => {
                 self.reset_failures(id);
                 let next = match &outcome {
-                    Outcome::Dialed => Next::Continue(
-                        pacing
-                            .and_then(|p: Pacing| p.dial_delay())
-                            .unwrap_or(delays.after_dial),
-                    ),
+                    Outcome::Dialed => Next::Continue(match next_dial {
+                        Some(at) => until(at).saturating_sub(PACED_TICK_LEAD),
+                        None => delays.after_dial,
+                    }),
                     Outcome::Waiting(_) => Next::Continue(delays.wait),
                     Outcome::Sleeping(_, delay) => Next::Continue(*delay),
                     Outcome::Ended(_) | Outcome::Backoff(_) => Next::Stop,
@@ -331,14 +413,13 @@ impl Ticker {
         id: Uuid,
         fence: &Fence,
         seen: &mut Option<(CampaignStatus, Execute)>,
-        pacing: &mut Option<Pacing>,
+        next_dial: &mut Option<DateTime<Utc>>,
     ) -> Result<Outcome, Fail> {
         let s = &self.service;
         let Some(campaign) = s.store.campaigns.get_fresh(id).await? else {
             return Ok(Outcome::Ended("campaign_gone"));
         };
         *seen = Some((campaign.status, campaign.execute));
-        *pacing = campaign.pacing;
         if campaign.tm_delete.is_some() {
             return Err(Fail::Permanent("campaign_deleted"));
         }
@@ -348,9 +429,11 @@ impl Ticker {
         if campaign.kind == CampaignType::Unset {
             return Err(Fail::Permanent("invalid_type"));
         }
-        if let Some(sleep) = self.outside_calling_hours(&campaign) {
-            return Ok(Outcome::Sleeping("outside_calling_hours", sleep));
-        }
+        let local_hours = match self.calling_hours(&campaign) {
+            Hours::Closed(sleep) => return Ok(Outcome::Sleeping("outside_calling_hours", sleep)),
+            Hours::Open => None,
+            Hours::PerDestination(schedule) => Some(schedule),
+        };
         let outplan = match s.store.outplans.get(campaign.outplan_id).await? {
             Some(o) if o.tm_delete.is_none() => o,
             _ => return Err(Fail::Permanent("outplan_gone")),
@@ -358,14 +441,17 @@ impl Ticker {
         if campaign.kind == CampaignType::Call && outplan.source.is_none() {
             return Err(Fail::Permanent("outplan_without_source"));
         }
+        // A paced tick may dial for a whole PACED_TICK_SPAN: ask for at least that many.
+        let batch = match campaign.pacing.and_then(|p| p.rate()) {
+            Some(r) => self
+                .target_batch
+                .max(u32::try_from(r.window_dials()).unwrap_or(u32::MAX)),
+            None => self.target_batch,
+        };
         let targets = match s
             .peers
             .outdial
-            .available_targets(
-                campaign.outdial_id,
-                outplan.max_try_counts(),
-                self.target_batch,
-            )
+            .available_targets(campaign.outdial_id, outplan.max_try_counts(), batch)
             .await
         {
             Ok(t) => t,
@@ -395,51 +481,176 @@ impl Ticker {
             return Ok(Outcome::Waiting("no_capacity"));
         }
         let now = Utc::now();
+        let rate = campaign.pacing.and_then(|p| p.rate());
+        // The recent dial times the rate applies to (also kept up to date with this tick's own).
+        let mut recent = match rate {
+            Some(r) => {
+                s.store
+                    .dials
+                    .recent_dial_times(id, r.window_dials())
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        let span_end = Instant::now() + PACED_TICK_SPAN;
+        let mut in_flight: Placements<'_> = FuturesUnordered::new();
+        let mut placed: Vec<Result<Dial, Fail>> = Vec::new();
+        let mut failed: Option<Fail> = None;
+        let mut dialed = 0u32;
         let mut waiting = "retry_interval";
+        // With destination_local: the earliest sleep until a skipped target's window opens.
+        let mut hours_sleep: Option<Duration> = None;
+        let mut other_wait = false;
         for target in &targets {
             if !target_ready(target, outplan.try_interval, now) {
+                other_wait = true;
                 continue;
             }
             let Some((destination, index, try_count)) = pick_destination(target, &outplan) else {
                 tracing::warn!(campaign_id = %id, target_id = %target.id, "outdial offered a target without destination tries left");
                 waiting = "no_destination";
+                other_wait = true;
                 continue;
             };
-            match self
-                .dial(
-                    &campaign,
-                    &outplan,
-                    target.id,
-                    destination,
-                    index,
-                    try_count,
-                    fence,
+            if let Some(schedule) = &local_hours
+                && let Some(sleep) = schedule.for_destination(&destination).sleep(
+                    (self.clock)(),
+                    CALLING_HOURS_MIN_SLEEP,
+                    CALLING_HOURS_MAX_SLEEP,
                 )
-                .await?
             {
-                Dial::Placed => return Ok(Outcome::Dialed),
+                // Outside the callee's local hours: leave it for now, dial the others.
+                hours_sleep = Some(hours_sleep.map_or(sleep, |s| s.min(sleep)));
+                continue;
+            }
+            if dialed > 0 {
+                // More than one dial per tick only with a rate, and only while the caps allow.
+                if rate.is_none() {
+                    break;
+                }
+                match while_placing(self.below_caps(&campaign), &mut in_flight, &mut placed).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(at) = rate.and_then(|r| r.next_allowed(&recent)) {
+                let wait = until(at).saturating_sub(PACED_RECORD_LEAD);
+                if dialed > 0 && Instant::now() + wait > span_end {
+                    *next_dial = Some(at);
+                    break;
+                }
+                if wait > PACED_TICK_SPAN {
+                    // Scheduled early (the rate changed, or another tick dialed): sleep on.
+                    return Ok(Outcome::Sleeping(
+                        "pacing",
+                        wait.saturating_sub(PACED_TICK_LEAD),
+                    ));
+                }
+                while_placing(tokio::time::sleep(wait), &mut in_flight, &mut placed).await;
+            }
+            let recording = self.record(
+                &campaign,
+                &outplan,
+                target.id,
+                destination,
+                index,
+                try_count,
+                fence,
+                rate,
+            );
+            match while_placing(recording, &mut in_flight, &mut placed).await {
+                // Placements already running finish first (below).
+                Err(e) if dialed > 0 => {
+                    failed = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+                Ok(Recording::Recorded(pending)) => {
+                    dialed += 1;
+                    if let Some(r) = rate {
+                        recent.push(pending.cc.tm_create.unwrap_or_else(Utc::now));
+                        *next_dial = r.next_allowed(&recent);
+                    }
+                    // The target claim and the peer request run while the tick waits for its
+                    // next dial instant, so their latency does not delay the next dial.
+                    in_flight.push(self.place(&campaign, pending, fence).boxed());
+                }
+                Ok(Recording::Paced(at)) if dialed == 0 => {
+                    return Ok(Outcome::Sleeping(
+                        "pacing",
+                        until(at)
+                            .saturating_sub(PACED_TICK_LEAD)
+                            .max(CALLING_HOURS_MIN_SLEEP),
+                    ));
+                }
+                Ok(Recording::Paced(at)) => {
+                    *next_dial = Some(at);
+                    break;
+                }
                 // Another tick recorded this try (it may still be claiming the target): look
                 // at the next target.
-                Dial::Refused("try_taken") => waiting = "try_taken",
-                Dial::Refused(reason) => return Ok(Outcome::Waiting(reason)),
+                Ok(Recording::Refused("try_taken")) => {
+                    waiting = "try_taken";
+                    other_wait = true;
+                }
+                Ok(Recording::Refused(_)) if dialed > 0 => break,
+                Ok(Recording::Refused(reason)) => return Ok(Outcome::Waiting(reason)),
             }
+        }
+        while let Some(r) = in_flight.next().await {
+            placed.push(r);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if dialed > 0 {
+            // A failed placement backs the chain off as before; a tick past its deadline
+            // placed nothing.
+            let mut any_placed = false;
+            let mut late = false;
+            for r in placed {
+                match r? {
+                    Dial::Placed => any_placed = true,
+                    Dial::Late => late = true,
+                }
+            }
+            if !any_placed && late {
+                return Ok(Outcome::Waiting("late_tick"));
+            }
+            return Ok(Outcome::Dialed);
+        }
+        if let Some(sleep) = hours_sleep
+            && !other_wait
+        {
+            // Every target offered is outside its local hours: sleep until the first opens.
+            return Ok(Outcome::Sleeping("outside_calling_hours", sleep));
         }
         Ok(Outcome::Waiting(waiting))
     }
 
-    /// How long to sleep if now is outside the campaign's calling hours (`None`: dial).
-    /// Stored hours that no longer validate (written by hand) dial nothing and are logged.
-    fn outside_calling_hours(&self, c: &Campaign) -> Option<Duration> {
-        let hours = c.calling_hours.as_ref()?;
+    /// Where the campaign stands against its calling hours. Stored hours that no longer
+    /// validate (written by hand) dial nothing and are logged.
+    fn calling_hours(&self, c: &Campaign) -> Hours {
+        let Some(hours) = c.calling_hours.as_ref() else {
+            return Hours::Open;
+        };
         match hours.schedule() {
-            Ok(s) => s.sleep(
+            Ok(s) if s.destination_local() => Hours::PerDestination(s),
+            Ok(s) => match s.sleep(
                 (self.clock)(),
                 CALLING_HOURS_MIN_SLEEP,
                 CALLING_HOURS_MAX_SLEEP,
-            ),
+            ) {
+                Some(sleep) => Hours::Closed(sleep),
+                None => Hours::Open,
+            },
             Err(e) => {
                 tracing::warn!(campaign_id = %c.id, error = %e, "stored calling hours are invalid; not dialing");
-                Some(CALLING_HOURS_MAX_SLEEP)
+                Hours::Closed(CALLING_HOURS_MAX_SLEEP)
             }
         }
     }
@@ -456,6 +667,11 @@ impl Ticker {
         } else {
             Ok(Outcome::Waiting("state_changed"))
         }
+    }
+
+    /// Whether both caps (pacing's and the queue's) allow one more dial.
+    async fn below_caps(&self, c: &Campaign) -> Result<bool, Fail> {
+        Ok(!self.at_pacing_cap(c).await? && self.has_capacity(c).await?)
     }
 
     /// Whether the campaign already has `pacing.max_concurrent_calls` calls up.
@@ -486,9 +702,10 @@ impl Ticker {
         Ok(capacity > dialing)
     }
 
-    /// One dial, step by step (module doc).
+    /// Step 1 of a dial (module doc): the campaigncall and dial row, behind the fence and the
+    /// dial rate.
     #[allow(clippy::too_many_arguments)]
-    async fn dial(
+    async fn record(
         &self,
         c: &Campaign,
         o: &Outplan,
@@ -497,7 +714,8 @@ impl Ticker {
         index: i32,
         try_count: i32,
         fence: &Fence,
-    ) -> Result<Dial, Fail> {
+        rate: Option<DialRate>,
+    ) -> Result<Recording, Fail> {
         let s = &self.service;
         let (reference_type, reference_id, source) = match c.kind {
             CampaignType::Call => (
@@ -513,8 +731,7 @@ impl Ticker {
             CampaignType::Unset => return Err(Fail::Permanent("invalid_type")),
         };
         let activeflow_id = Uuid::new_v4();
-        // 1. Record.
-        let cc = match s
+        match s
             .record_dial(
                 NewCampaigncall {
                     campaign: c,
@@ -528,23 +745,47 @@ impl Ticker {
                     activeflow_id,
                 },
                 fence.dial(),
+                rate,
             )
             .await?
         {
-            Ok(cc) => cc,
-            Err(reason) => {
+            DialRecord::Recorded(cc) => Ok(Recording::Recorded(Box::new(Pending {
+                cc: *cc,
+                target_id,
+                index,
+                destination,
+                source,
+                reference_id,
+                activeflow_id,
+            }))),
+            DialRecord::Paced(at) => Ok(Recording::Paced(at)),
+            DialRecord::Refused(reason) => {
                 tracing::info!(campaign_id = %c.id, target_id = %target_id, seq = fence.seq, reason, "dial not recorded");
                 s.metrics
                     .dial_refused_total
                     .with_label_values(&[reason])
                     .inc();
-                return Ok(Dial::Refused(reason));
+                Ok(Recording::Refused(reason))
             }
-        };
+        }
+    }
+
+    /// Steps 2 and 3 of a recorded dial: claim the target, ask the peer.
+    async fn place(&self, c: &Campaign, p: Box<Pending>, fence: &Fence) -> Result<Dial, Fail> {
+        let s = &self.service;
+        let Pending {
+            cc,
+            target_id,
+            index,
+            destination,
+            source,
+            reference_id,
+            activeflow_id,
+        } = *p;
         // 2. Claim the target.
         if fence.expired() {
             self.give_up(cc.id).await;
-            return Ok(Dial::Refused("late_tick"));
+            return Ok(Dial::Late);
         }
         if let Err(e) = s
             .peers
@@ -559,7 +800,7 @@ impl Ticker {
         s.set_dial_step(cc.id, DialStep::TargetClaimed).await;
         if fence.expired() {
             self.give_up(cc.id).await;
-            return Ok(Dial::Refused("late_tick"));
+            return Ok(Dial::Late);
         }
         // 3. Ask the peer.
         let asked = match source {

@@ -1,6 +1,7 @@
 //! `campaign_campaigncalls`: dial attempts, their progress and result, and the capacity
 //! queries the tick needs (how many are dialing, whether any is still going).
 
+use chrono::NaiveDateTime;
 use sqlx::mysql::MySqlArguments;
 use sqlx::query::Query;
 use sqlx::{AssertSqlSafe, MySql, MySqlPool};
@@ -117,6 +118,14 @@ impl Record for Campaigncall {
 
 /// The INSERT of a new campaigncall (`tm_create` now), for the pool or a transaction.
 pub(super) fn insert(c: &Campaigncall) -> Query<'static, MySql, MySqlArguments> {
+    insert_at(c, db_time(now()))
+}
+
+/// [`insert`] with the creation time given (a paced dial's, see `store::dials`).
+pub(super) fn insert_at(
+    c: &Campaigncall,
+    tm_create: NaiveDateTime,
+) -> Query<'static, MySql, MySqlArguments> {
     sqlx::query(
         "INSERT INTO campaign_campaigncalls (id, customer_id, campaign_id, outplan_id, \
          outdial_id, outdial_target_id, queue_id, activeflow_id, flow_id, reference_type, \
@@ -141,7 +150,7 @@ pub(super) fn insert(c: &Campaigncall) -> Query<'static, MySql, MySqlArguments> 
     .bind(json_text(&c.destination))
     .bind(c.destination_index)
     .bind(c.try_count)
-    .bind(db_time(now()))
+    .bind(tm_create)
 }
 
 /// The campaigncall repository.
@@ -295,12 +304,26 @@ impl Campaigncalls {
         id: Uuid,
         result: CampaigncallResult,
     ) -> StoreResult<Option<Campaigncall>> {
+        self.finish_because(id, result, None).await
+    }
+
+    /// [`Campaigncalls::finish`], also storing why it ended in the column `reason` (not part
+    /// of the campaigncall JSON; counted by the live stats). At most 64 characters are kept.
+    pub async fn finish_because(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+        reason: Option<&str>,
+    ) -> StoreResult<Option<Campaigncall>> {
+        let reason: Option<String> = reason.map(|r| r.chars().take(64).collect());
         let changed = table::update_where::<Campaigncall>(
             &self.pool,
             id,
             |q| {
                 q.push("status = 'done', result = ")
-                    .push_bind(enum_str(&result));
+                    .push_bind(enum_str(&result))
+                    .push(", reason = ")
+                    .push_bind(reason.clone());
             },
             |q| {
                 q.push(" AND status <> 'done'");

@@ -11,6 +11,15 @@
 //! 4. the dial row is inserted: its unique key refuses a second record of one try;
 //! 5. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
 //!
+//! With a dial rate (`pacing.dials_per_second`), between 1 and 2 the campaign's most recent dial
+//! times are read and [`DialRate::next_allowed`] is applied to the creation time about to be
+//! written: a dial due within [`PACING_WAIT_IN_TRANSACTION`] waits for its instant inside the
+//! transaction (the fence row stays locked, so no other dial of the campaign can slip in), a
+//! later one is refused with that instant ([`Recorded::Paced`]). The rule is thus checked on
+//! exactly the times that are stored, whatever the tick's own clock or delays did; and since the
+//! creation time is taken right after the wait, a dial lands at its allowed instant to about a
+//! millisecond, which is what keeps the long-run rate at R (see `model::pacing`).
+//!
 //! Either all of it is committed or nothing. Afterwards the tick advances the row's `step` as the
 //! dial progresses (target claimed, peer asked); the step tells the repair what may have
 //! happened, and the ids tell it whom to ask.
@@ -18,15 +27,21 @@
 //! The fence compares with `<=`, not `<`: a tick may record several dials (one per target it
 //! picks), while any tick older than one that already dialed is refused.
 
-use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{AssertSqlSafe, MySqlPool, Row};
 use uuid::Uuid;
 
-use super::campaigncalls::{Campaigncalls, insert};
+use super::campaigncalls::{Campaigncalls, insert_at};
 use super::row::{RowReader, db_time, now, uuid_bytes};
 use super::table::Record;
 use super::{StoreError, StoreResult};
-use crate::model::Campaigncall;
+use crate::model::{Campaigncall, DialRate};
+
+/// Longest wait for a paced dial's instant inside the recording transaction (the tick wakes
+/// this much early at most; a dial due later is refused with its instant).
+pub const PACING_WAIT_IN_TRANSACTION: Duration = Duration::from_millis(50);
 
 /// The tick's fencing token and deadline, checked by MySQL when a dial is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +100,8 @@ pub enum Recorded {
     TryTaken,
     /// The campaign is no longer `run` (or is gone).
     NotRunning,
+    /// The campaign's dial rate allows its next dial only at this instant.
+    Paced(DateTime<Utc>),
 }
 
 /// An open campaigncall the repair should look at.
@@ -114,6 +131,7 @@ async fn record_in(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     cc: &Campaigncall,
     fence: DialFence,
+    rate: Option<DialRate>,
 ) -> StoreResult<Option<Recorded>> {
     let campaign = uuid_bytes(cc.campaign_id);
     let t = db_time(now());
@@ -140,6 +158,22 @@ async fn record_in(
     }
     if in_time != 1 {
         return Ok(Some(Recorded::Late));
+    }
+    let t = match rate {
+        None => t,
+        Some(rate) => match paced_instant(tx, &campaign, rate).await? {
+            Ok(at) => at,
+            Err(refusal) => return Ok(Some(refusal)),
+        },
+    };
+    if rate.is_some() {
+        let (in_time,): (i64,) = sqlx::query_as("SELECT UTC_TIMESTAMP(6) < ?")
+            .bind(db_time(fence.deadline))
+            .fetch_one(&mut **tx)
+            .await?;
+        if in_time != 1 {
+            return Ok(Some(Recorded::Late));
+        }
     }
     let running: Option<(i64,)> = sqlx::query_as(
         "SELECT 1 FROM campaign_campaigns WHERE id = ? AND status = 'run' \
@@ -198,8 +232,42 @@ async fn record_in(
         }
         Err(e) => return Err(e.into()),
     }
-    insert(cc).execute(&mut **tx).await?;
+    insert_at(cc, t).execute(&mut **tx).await?;
     Ok(None)
+}
+
+/// The campaign's newest campaigncall creation times (index `(campaign_id, tm_create)`).
+const RECENT_DIALS: &str = "SELECT tm_create FROM campaign_campaigncalls WHERE campaign_id = ? \
+     AND tm_create IS NOT NULL ORDER BY tm_create DESC LIMIT ?";
+
+/// The creation time of a paced dial: now, or its allowed instant if that is at most
+/// [`PACING_WAIT_IN_TRANSACTION`] away (waited for here); a later instant is a refusal.
+async fn paced_instant(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    campaign: &[u8],
+    rate: DialRate,
+) -> StoreResult<Result<NaiveDateTime, Recorded>> {
+    let rows: Vec<(NaiveDateTime,)> = sqlx::query_as(RECENT_DIALS)
+        .bind(campaign)
+        .bind(rate.window_dials() as u64)
+        .fetch_all(&mut **tx)
+        .await?;
+    let recent: Vec<DateTime<Utc>> = rows.into_iter().map(|(t,)| t.and_utc()).collect();
+    let Some(allowed) = rate.next_allowed(&recent) else {
+        return Ok(Ok(db_time(now())));
+    };
+    loop {
+        let t = now();
+        if t >= allowed {
+            return Ok(Ok(db_time(t)));
+        }
+        let wait = (allowed - t).to_std().unwrap_or_default();
+        if wait > PACING_WAIT_IN_TRANSACTION {
+            return Ok(Err(Recorded::Paced(allowed)));
+        }
+        // Timers round up to the next millisecond, and the wall clock is read again after.
+        tokio::time::sleep(wait).await;
+    }
 }
 
 /// The dial repository.
@@ -224,8 +292,18 @@ impl DialRecords {
     /// Records a dial attempt if the fence, the deadline, the campaign's state and the try all
     /// allow it (module doc). The campaigncall's cache entry is refreshed afterwards.
     pub async fn record(&self, cc: &Campaigncall, fence: DialFence) -> StoreResult<Recorded> {
+        self.record_paced(cc, fence, None).await
+    }
+
+    /// [`DialRecords::record`], also holding the campaign to its dial rate (module doc).
+    pub async fn record_paced(
+        &self,
+        cc: &Campaigncall,
+        fence: DialFence,
+        rate: Option<DialRate>,
+    ) -> StoreResult<Recorded> {
         let mut tx = self.pool.begin().await?;
-        let refused = record_in(&mut tx, cc, fence).await;
+        let refused = record_in(&mut tx, cc, fence, rate).await;
         match refused {
             Ok(None) => tx.commit().await?,
             // Roll back right away: a transaction left for the pool to roll back later would
@@ -242,6 +320,21 @@ impl DialRecords {
         Ok(Recorded::Dial(Box::new(
             self.campaigncalls.refresh(cc.id).await?,
         )))
+    }
+
+    /// The creation times of the campaign's `n` newest campaigncalls, newest first: what the
+    /// dial rate is applied to.
+    pub async fn recent_dial_times(
+        &self,
+        campaign_id: Uuid,
+        n: usize,
+    ) -> StoreResult<Vec<DateTime<Utc>>> {
+        let rows: Vec<(NaiveDateTime,)> = sqlx::query_as(RECENT_DIALS)
+            .bind(uuid_bytes(campaign_id))
+            .bind(n as u64)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(t,)| t.and_utc()).collect())
     }
 
     /// Records that the dial of `campaigncall_id` reached `step`.

@@ -24,7 +24,9 @@ use sqlx::{ConnectOptions, MySqlPool};
 pub use cache::Cache;
 pub use campaigncalls::Campaigncalls;
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
-pub use dials::{DialFence, DialRecords, DialStep, Overdue, OverdueRule, Recorded};
+pub use dials::{
+    DialFence, DialRecords, DialStep, Overdue, OverdueRule, PACING_WAIT_IN_TRANSACTION, Recorded,
+};
 pub use filter::Filters;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;

@@ -32,6 +32,8 @@ pub struct StatusCount {
     pub status: String,
     /// `success`, `fail` or `""`.
     pub result: String,
+    /// Why it ended (`None` for open ones and rows written without it, e.g. by the Go service).
+    pub reason: Option<String>,
     /// How many.
     pub count: i64,
 }
@@ -48,21 +50,22 @@ impl Stats {
         Stats { pool, cache }
     }
 
-    /// The campaign's campaigncalls grouped by status and result (reads only the covering
-    /// index `(campaign_id, status, result, tm_delete)`).
+    /// The campaign's campaigncalls grouped by status, result and reason (reads only the
+    /// covering index `(campaign_id, status, result, reason, tm_delete)`).
     pub async fn status_counts(&self, campaign_id: Uuid) -> StoreResult<Vec<StatusCount>> {
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT status, result, COUNT(*) FROM campaign_campaigncalls \
-             WHERE campaign_id = ? AND tm_delete IS NULL GROUP BY status, result",
+        let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT status, result, reason, COUNT(*) FROM campaign_campaigncalls \
+             WHERE campaign_id = ? AND tm_delete IS NULL GROUP BY status, result, reason",
         )
         .bind(uuid_bytes(campaign_id))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(status, result, count)| StatusCount {
+            .map(|(status, result, reason, count)| StatusCount {
                 status,
                 result,
+                reason,
                 count,
             })
             .collect())

@@ -1491,7 +1491,7 @@ async fn campaign_stats_as_json_table_and_watch() {
         (s["done_fail"].as_i64(), s["calls_up"].as_i64()),
         (Some(0), Some(0))
     );
-    assert_eq!(s["by_reason"], serde_json::json!({"success": 3}));
+    assert_eq!(s["by_reason"], serde_json::json!({"normal": 3}));
     assert_eq!(s["status"], "stop");
 
     let table = cli(&infra(&["campaign", "stats", "--id", &id])).await.ok();
@@ -1500,7 +1500,7 @@ async fn campaign_stats_as_json_table_and_watch() {
         "dials",
         "done_success",
         "waiting_reason",
-        "by_reason.success",
+        "by_reason.normal",
     ] {
         assert!(table.stdout.contains(stat), "{stat}: {}", table.stdout);
     }

@@ -11,6 +11,10 @@
 //! day clocks go forward, a window starting inside the skipped hour opens when the clock
 //! jumps past it (one lying wholly inside it does not open that day); on the day they go
 //! back, the repeated hour counts as inside each time it is on the clock.
+//!
+//! `destination_local: true` reads the same windows in the callee's zone instead
+//! ([`Schedule::for_destination`]): the zone of an E.164 number of a single-zone country
+//! (`destination_zone.rs`), otherwise the campaign's `time_zone`.
 
 use std::str::FromStr;
 
@@ -28,8 +32,8 @@ pub struct CallingHours {
     pub time_zone: String,
     /// The weekly windows; dialing is allowed inside any of them.
     pub windows: Vec<CallingWindow>,
-    /// Check the window in the callee's local time (not supported yet: only `false` is
-    /// accepted).
+    /// Check the windows in the callee's local time when the destination is an E.164 number
+    /// of a single-zone country (`time_zone` otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_local: Option<bool>,
 }
@@ -50,6 +54,7 @@ pub struct CallingWindow {
 pub struct Schedule {
     tz: Tz,
     windows: Vec<Span>,
+    destination_local: bool,
 }
 
 /// A validated window: weekday bit set (bit 0 = Monday) and minutes since local midnight.
@@ -95,11 +100,6 @@ impl CallingHours {
                 self.time_zone
             )
         })?;
-        if self.destination_local == Some(true) {
-            return Err(
-                "calling_hours.destination_local: true is not supported yet (only false)".into(),
-            );
-        }
         if self.windows.is_empty() {
             return Err("calling_hours.windows: at least one window is required".into());
         }
@@ -134,7 +134,11 @@ impl CallingHours {
             }
             windows.push(Span { days, start, end });
         }
-        Ok(Schedule { tz, windows })
+        Ok(Schedule {
+            tz,
+            windows,
+            destination_local: self.destination_local == Some(true),
+        })
     }
 }
 
@@ -149,6 +153,26 @@ impl Schedule {
     /// The zone the windows are read in.
     pub fn time_zone(&self) -> Tz {
         self.tz
+    }
+
+    /// Whether the windows are read in each callee's local time.
+    pub fn destination_local(&self) -> bool {
+        self.destination_local
+    }
+
+    /// The schedule to check before dialing `destination`: with `destination_local`, the same
+    /// windows in the callee's zone when it is known; otherwise this schedule.
+    pub fn for_destination(&self, destination: &super::Address) -> Schedule {
+        let tz = if self.destination_local {
+            super::destination_zone::destination_zone(destination).unwrap_or(self.tz)
+        } else {
+            self.tz
+        };
+        Schedule {
+            tz,
+            windows: self.windows.clone(),
+            destination_local: self.destination_local,
+        }
     }
 
     /// Whether `now` is inside a window or, if not, when the next one opens.
@@ -455,9 +479,70 @@ mod tests {
                 .starts_with("calling_hours.windows[0].end:")
         );
         assert!(err(hours("UTC", &[])).starts_with("calling_hours.windows:"));
-        let mut local = hours("UTC", &[(&["mon"], "09:00", "10:00")]);
-        local.destination_local = Some(true);
-        assert!(err(local).starts_with("calling_hours.destination_local:"));
+    }
+
+    #[test]
+    fn destination_local_reads_the_windows_in_the_callees_zone() {
+        use crate::Address;
+        let mut h = hours("America/New_York", &[(&["mon"], "09:00", "18:00")]);
+        h.destination_local = Some(true);
+        let s = h.schedule().unwrap();
+        assert!(s.destination_local());
+        // Monday 2026-11-30 01:00 UTC: 10:00 in Seoul (inside), Sunday 20:00 in New York.
+        let now = utc("2026-11-30T01:00:00Z");
+        let seoul = s.for_destination(&Address::tel("+821012345678"));
+        assert_eq!(seoul.time_zone(), chrono_tz::Tz::Asia__Seoul);
+        assert!(seoul.is_open(now));
+        // London opens at 09:00 GMT that Monday.
+        let london = s.for_destination(&Address::tel("+442071234567"));
+        assert_eq!(
+            london.gate(now),
+            Gate::Closed(Some(utc("2026-11-30T09:00:00Z")))
+        );
+        // +1 spans several zones: the campaign's zone (09:00 EST = 14:00 UTC).
+        let us = s.for_destination(&Address::tel("+12125551234"));
+        assert_eq!(us.time_zone(), chrono_tz::Tz::America__New_York);
+        assert_eq!(
+            us.gate(now),
+            Gate::Closed(Some(utc("2026-11-30T14:00:00Z")))
+        );
+        // Not E.164: the campaign's zone too.
+        let mut sip = Address::tel("alice@example.com");
+        sip.kind = "sip".into();
+        assert_eq!(
+            s.for_destination(&sip).time_zone(),
+            chrono_tz::Tz::America__New_York
+        );
+        // Without destination_local every destination uses the campaign's zone.
+        h.destination_local = Some(false);
+        let plain = h.schedule().unwrap();
+        assert!(!plain.destination_local());
+        assert!(
+            !plain
+                .for_destination(&Address::tel("+821012345678"))
+                .is_open(now)
+        );
+    }
+
+    #[test]
+    fn destination_local_across_a_dst_change_in_the_callees_zone() {
+        use crate::Address;
+        // London goes back on 2026-10-25 (02:00 BST → 01:00 GMT): a 09:00 window opens at
+        // 08:00 UTC on Saturday the 24th and at 09:00 UTC on Monday the 26th.
+        let mut h = hours("Asia/Seoul", &[(&["sat", "mon"], "09:00", "10:00")]);
+        h.destination_local = Some(true);
+        let london = h
+            .schedule()
+            .unwrap()
+            .for_destination(&Address::tel("+442071234567"));
+        assert_eq!(
+            london.next_opening(utc("2026-10-24T00:00:00Z")),
+            Some(utc("2026-10-24T08:00:00Z"))
+        );
+        assert_eq!(
+            london.next_opening(utc("2026-10-25T00:00:00Z")),
+            Some(utc("2026-10-26T09:00:00Z"))
+        );
     }
 
     #[test]

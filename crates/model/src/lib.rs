@@ -10,6 +10,7 @@ mod address;
 mod calling_hours;
 mod campaign;
 mod campaigncall;
+mod destination_zone;
 mod event;
 pub mod json;
 mod outplan;
@@ -26,9 +27,10 @@ pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndH
 pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
 };
+pub use destination_zone::{destination_zone, e164_zone};
 pub use event::DomainEvent;
 pub use outplan::Outplan;
-pub use pacing::{MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
+pub use pacing::{DialRate, MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};
 pub use requests::{
     ActionsUpdate, CallingHoursUpdate, CampaignCreate, CampaignFilters, CampaignStatusUpdate,

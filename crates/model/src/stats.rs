@@ -31,8 +31,11 @@ pub struct CampaignStats {
     pub done_success: i64,
     /// Campaigncalls `done` with result `fail`.
     pub done_fail: i64,
-    /// `done` campaigncalls by stored result (`success`, `fail`, and `unknown` for the empty
-    /// result of legacy rows); hangup reasons are not stored, so they are not broken down.
+    /// `done` campaigncalls by why they ended: the call's hangup reason (`normal`, `busy`,
+    /// `noanswer`, ...), `flow_ended` for flow campaigncalls, or what the service decided
+    /// (`not_placed`, `hangup_lost`, `over_max_duration`, ...). Rows finished
+    /// without a stored reason (the Go service's) count under their result (`success`, `fail`,
+    /// `unknown` when empty).
     pub by_reason: BTreeMap<String, i64>,
     /// `dialing` + `progressing`.
     pub calls_up: i64,
