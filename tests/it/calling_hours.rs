@@ -3,7 +3,8 @@
 //! and black-box over RabbitMQ with `campaign-sim`: the route, the campaign JSON, a campaign
 //! that does not dial outside its window and one that starts dialing when its window opens.
 
-mod support;
+use crate::support;
+use crate::support::wait_until;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -401,15 +402,6 @@ async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
     .await
 }
 
-/// Polls `pred` every 50 ms; panics with `what` after `timeout`.
-async fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are_cleared() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
@@ -444,9 +436,11 @@ async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are
         Some(json!({ "calling_hours": null })),
     )
     .await;
-    wait_until("the three targets dialed", Duration::from_secs(20), || {
-        sys.sim.attempts().len() == 3
-    })
+    wait_until(
+        "the three targets dialed",
+        Duration::from_secs(20),
+        || async { sys.sim.attempts().len() == 3 },
+    )
     .await;
     sys.stop().await;
 }
@@ -490,9 +484,11 @@ async fn a_campaign_starts_dialing_when_its_window_opens() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // The chain sleeps until the opening, then dials both targets inside the minute.
-    wait_until("dials after the opening", Duration::from_secs(20), || {
-        sys.sim.attempts().len() == 2
-    })
+    wait_until(
+        "dials after the opening",
+        Duration::from_secs(20),
+        || async { sys.sim.attempts().len() == 2 },
+    )
     .await;
     for a in sys.sim.attempts() {
         let when = a.at.expect("attempt time");

@@ -4,7 +4,8 @@
 //! more calls up than its cap and one whose dials are spaced by its rate. (The operator CLI's
 //! `campaign pacing` is tested in crates/control/tests/campaign_settings.rs.)
 
-mod support;
+use crate::support;
+use crate::support::wait_until;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -386,15 +387,6 @@ async fn run(sys: &TestSystem, id: Uuid) {
     assert_eq!(run["status"], "run");
 }
 
-/// Polls `pred` every 50 ms; panics with `what` after `timeout`.
-async fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_campaign_never_has_more_calls_up_than_its_cap() {
     // Every call talks 1.5 s; twelve targets; a cap of 3.
@@ -489,7 +481,7 @@ async fn a_rate_limited_campaign_spaces_its_dials() {
     .await;
     let id = id_of(&c);
     run(&sys, id).await;
-    wait_until("the first dial", Duration::from_secs(20), || {
+    wait_until("the first dial", Duration::from_secs(20), || async {
         !sys.sim.calls().is_empty()
     })
     .await;

@@ -3,7 +3,7 @@
 //! named lock and the campaign states it completes; then the dial record's refusals
 //! (src/store/dials.rs) the repair relies on to free a try.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

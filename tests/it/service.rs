@@ -1,7 +1,7 @@
 //! Service rules (CONTRACT.md §10.2-10.6, §7 and the outplan rules) against a real
 //! MariaDB/Redis test store, with mockall mocks for the peer managers.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
