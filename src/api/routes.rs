@@ -106,7 +106,7 @@ const fn row(method: &'static str, pattern: &'static str, build: Build) -> Route
 }
 
 /// Every route served, in matching order. [`Route::parse`] reads nothing else, and the
-/// AsyncAPI document (`docs/asyncapi.yaml`) is checked against it (`tests/contract_docs.rs`).
+/// AsyncAPI document (`docs/asyncapi.yaml`) is checked against it (`tests/it/contract_docs.rs`).
 #[rustfmt::skip]
 static ROUTES: &[RouteSpec] = {
     use Build::*;

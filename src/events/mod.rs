@@ -22,7 +22,7 @@ pub const CALL_HANGUP: (&str, &str) = ("call-manager", "call_hangup");
 /// `activeflow_deleted` from flow-manager, as `(publisher, type)`.
 pub const ACTIVEFLOW_DELETED: (&str, &str) = ("flow-manager", "activeflow_deleted");
 /// Every event this service consumes, as `(publisher, type)`; any other pair is acknowledged
-/// and ignored. `docs/asyncapi.yaml` lists the same (checked by `tests/contract_docs.rs`).
+/// and ignored. `docs/asyncapi.yaml` lists the same (checked by `tests/it/contract_docs.rs`).
 pub const CONSUMED: [(&str, &str); 2] = [CALL_HANGUP, ACTIVEFLOW_DELETED];
 
 /// Handles subscribed events.

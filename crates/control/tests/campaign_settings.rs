@@ -3,7 +3,7 @@
 //! its field and changes nothing, a bad flag combination is a usage error, `--clear` removes it.
 //! (They spawn the binary, so they live in the package that builds it.)
 
-#[path = "../../../tests/support/mod.rs"]
+#[path = "../../../tests/it/support/mod.rs"]
 mod support;
 
 use campaign_sim::{Outcome, Scenario};

@@ -5,7 +5,7 @@
 //! `queue drain`/`resume` against in-process tick workers with a fake runner, and `events dead`
 //! against an in-process subscriber whose handler fails on demand.
 
-#[path = "../../../tests/support/mod.rs"]
+#[path = "../../../tests/it/support/mod.rs"]
 mod support;
 
 use std::collections::HashMap;

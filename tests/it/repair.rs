@@ -4,7 +4,7 @@
 //! open campaigncalls the same way without waiting; then the dial record's refusals
 //! (src/store/dials.rs) the repair relies on to free a try.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

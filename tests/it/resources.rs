@@ -3,7 +3,7 @@
 //! fails. A recording peer (`support/recorder.rs`) stands in front of the simulator and logs
 //! every request; faults are the simulator's; a failing row write is a MySQL trigger.
 
-mod support;
+use crate::support;
 
 use campaign_sim::{Fault, Outcome, Scenario, Service};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The campaign tick (docs/contract.md#campaign-lifecycle, src/service/tick.rs) against a real
 //! MariaDB/Redis test store, with mockall mocks for the peer managers: one test per branch.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

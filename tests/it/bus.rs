@@ -1,6 +1,7 @@
 //! Integration tests of `campaign_manager::bus` against the real RabbitMQ on localhost.
 //! Every test uses its own `Names::prefixed(<random>)` namespace and deletes what it declared.
 
+use crate::support::wait_until;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -598,14 +599,6 @@ impl EventHandler for Recorder {
     }
 }
 
-async fn wait_until<F: Fn() -> bool>(what: &str, wait: Duration, f: F) {
-    let deadline = Instant::now() + wait;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Reads (and consumes) every message in `queue`.
 async fn drain_queue(raw: &Raw, queue: &str) -> Vec<lapin::message::Delivery> {
     let mut out = Vec::new();
@@ -702,7 +695,10 @@ async fn subscriber_retries_then_dead_letters() {
             &[("queue", q)],
         )
     };
-    wait_until("2 dead letters", Duration::from_secs(15), || dead() >= 2.0).await;
+    wait_until("2 dead letters", Duration::from_secs(15), || async {
+        dead() >= 2.0
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let seen = rec.seen.lock().await.clone();
     for t in ["call_hangup", "activeflow_deleted", "after_poison"] {
@@ -820,7 +816,7 @@ async fn event_stays_queued_while_the_dead_letter_queue_is_missing() {
     );
     // The queue is back: the next attempt lands there.
     raw.declare_queue(&names.subscribe_dead_queue).await;
-    wait_until("dead letter", Duration::from_secs(15), || {
+    wait_until("dead letter", Duration::from_secs(15), || async {
         metric(
             &reg,
             "campaign_manager_event_dead_lettered_total",
@@ -1118,9 +1114,11 @@ async fn outage_fails_fast_then_recovers() {
     );
 
     proxy.set_up(false);
-    wait_until("connection loss noticed", Duration::from_secs(10), || {
-        !bus.is_healthy()
-    })
+    wait_until(
+        "connection loss noticed",
+        Duration::from_secs(10),
+        || async { !bus.is_healthy() },
+    )
     .await;
     // During the outage publishes and calls fail with typed errors instead of hanging.
     let ev = Event::json("during_outage", &1).unwrap();

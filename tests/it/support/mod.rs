@@ -10,9 +10,26 @@ pub mod recorder;
 pub mod records;
 pub mod scenarios;
 
+use std::future::Future;
+use std::time::{Duration, Instant};
+
 use campaign_manager::store::{Cache, Store};
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::{AssertSqlSafe, MySqlPool};
+
+/// Polls `check` every 20 ms until it is true; panics naming `what` after `timeout`. A plain
+/// condition is written `|| async { cond }`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
 
 /// Server URL of the local MariaDB (no database).
 pub fn mysql_server() -> String {

@@ -1,7 +1,7 @@
 //! Service rules (docs/contract.md#routes, #events-consumed, #campaign-lifecycle) against a real
 //! MariaDB/Redis test store, with mockall mocks for the peer managers.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -10,7 +10,7 @@
 //!   metrics a started service registers (the real registry, with the tick workers and the
 //!   process collector), and `docs/metrics.md` documents every family it exports.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! its workers stop or when a dependency becomes unreachable (through relays the test owns and
 //! cuts, so the shared servers are never touched).
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

@@ -10,7 +10,8 @@
 //! Delays are short (first tick 100 ms, 50 ms after a dial, 300 ms when waiting) and lists
 //! small, so the whole file runs in well under two minutes.
 
-mod support;
+use crate::support;
+use crate::support::wait_until;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -120,15 +121,6 @@ async fn wait_campaign(
             sys.sim.stats()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Polls `pred` every 20 ms; panics with `what` after `timeout`.
-async fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -368,7 +360,7 @@ async fn queue_capacity_caps_dialing_calls_and_follows_the_agents() {
 
     // Back to 0 agents: nothing new is dialed.
     sys.sim.set_queue_agents(queue, 0).expect("queue exists");
-    wait_until("calls to end", Duration::from_secs(5), || {
+    wait_until("calls to end", Duration::from_secs(5), || async {
         sys.sim.live_calls() == 0
     })
     .await;
@@ -448,7 +440,7 @@ async fn stop_while_calls_are_up_goes_stopping_then_stop_and_run_resumes() {
     let outdial = sys.sim.create_outdial(customer, 20, 1);
     let id = create_campaign(&sys, customer, outdial, &Plan::call()).await;
     set_status(&sys, id, "run").await;
-    wait_until("three calls up", Duration::from_secs(10), || {
+    wait_until("three calls up", Duration::from_secs(10), || async {
         sys.sim.live_calls() >= 3
     })
     .await;
@@ -498,7 +490,7 @@ async fn continue_campaign_waits_on_an_empty_list_and_dials_added_targets() {
     };
     let id = create_campaign(&sys, customer, outdial, &plan).await;
     set_status(&sys, id, "run").await;
-    wait_until("3 calls", Duration::from_secs(10), || {
+    wait_until("3 calls", Duration::from_secs(10), || async {
         sys.sim.calls().len() >= 3
     })
     .await;
@@ -513,20 +505,22 @@ async fn continue_campaign_waits_on_an_empty_list_and_dials_added_targets() {
     let before = requests();
     // Still ticking: it keeps asking outdial-manager for targets (~every 300 ms; waited for
     // rather than timed, as the machine may be busy).
-    wait_until("ticks on an empty list", Duration::from_secs(10), || {
-        requests() >= before + 3
-    })
+    wait_until(
+        "ticks on an empty list",
+        Duration::from_secs(10),
+        || async { requests() >= before + 3 },
+    )
     .await;
     let c = campaign(&sys, id).await;
     assert_eq!(c["status"], "run", "{c}");
     assert_eq!(c["execute"], "run", "{c}");
 
     sys.sim.add_targets(outdial, 4, 1).expect("outdial exists");
-    wait_until("7 calls", Duration::from_secs(10), || {
+    wait_until("7 calls", Duration::from_secs(10), || async {
         sys.sim.calls().len() >= 7
     })
     .await;
-    wait_until("every target done", Duration::from_secs(5), || {
+    wait_until("every target done", Duration::from_secs(5), || async {
         sys.sim
             .targets(outdial)
             .iter()
@@ -577,7 +571,7 @@ async fn killed_worker_process_is_replaced_and_no_try_is_dialed_twice() {
     wait_until(
         "12 calls by the first worker",
         Duration::from_secs(20),
-        || sys.sim.calls().len() >= 12,
+        || async { sys.sim.calls().len() >= 12 },
     )
     .await;
     first.start_kill().expect("SIGKILL the worker");
@@ -685,7 +679,7 @@ async fn a_target_inside_its_retry_interval_does_not_hold_back_a_never_tried_one
     };
     let id = create_campaign(&sys, customer, outdial, &plan).await;
     set_status(&sys, id, "run").await;
-    wait_until("B dialed", Duration::from_secs(10), || {
+    wait_until("B dialed", Duration::from_secs(10), || async {
         sys.sim.calls().iter().any(|c| c.target_id == Some(b))
     })
     .await;

@@ -1,7 +1,8 @@
 //! Black-box tests of every RPC route (docs/contract.md#routes) over RabbitMQ: the service runs
 //! in-process against the peer simulator; the tests talk to it only through its request queue.
 
-mod support;
+use crate::support;
+use crate::support::wait_until;
 
 use std::time::{Duration, Instant};
 
@@ -72,21 +73,6 @@ fn id_of(v: &Value) -> Uuid {
 
 fn rand_id() -> String {
     Uuid::new_v4().to_string()
-}
-
-async fn wait_until<F, Fut>(what: &str, wait: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + wait;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn outplan_body(customer: Uuid) -> Value {

@@ -10,7 +10,7 @@
 //!
 //! Only this test's own processes, keys and connections are disturbed.
 
-mod support;
+use crate::support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! probes and metrics, and exits 0 on SIGTERM; a dependency that cannot be reached at start is
 //! a non-zero exit with the address in the message (the Go service exited 0).
 
-mod support;
+use crate::support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -5,7 +5,8 @@
 //! 100 ± 5 dials in 10 s at 10 per second and never 11 in one second. (The operator CLI's
 //! `campaign pacing` is tested in crates/control/tests/campaign_settings.rs.)
 
-mod support;
+use crate::support;
+use crate::support::wait_until;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -465,15 +466,6 @@ async fn run(sys: &TestSystem, id: Uuid) {
     assert_eq!(run["status"], "run");
 }
 
-/// Polls `pred` every 50 ms; panics with `what` after `timeout`.
-async fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capped_campaign_never_has_more_calls_up_than_its_cap() {
     // Every call talks 1.5 s; twelve targets; a cap of 3.
@@ -642,7 +634,7 @@ async fn ten_dials_per_second_make_a_hundred_in_ten_seconds_and_never_eleven_in_
     .await;
     let id = id_of(&c);
     run(&sys, id).await;
-    wait_until("the first dial", Duration::from_secs(20), || {
+    wait_until("the first dial", Duration::from_secs(20), || async {
         !sys.sim.calls().is_empty()
     })
     .await;

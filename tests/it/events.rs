@@ -3,7 +3,8 @@
 //! finish campaigncalls, update outdial targets and stop `stopping` campaigns; customers get
 //! webhooks.
 
-mod support;
+use crate::support;
+use crate::support::wait_until;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,21 +26,6 @@ use uuid::Uuid;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-async fn wait_until<F, Fut>(what: &str, wait: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + wait;
-    loop {
-        if f().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A raw AMQP connection for publishing peer events.
 struct Raw {

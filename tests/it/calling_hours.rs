@@ -4,7 +4,8 @@
 //! that does not dial for 10 s outside its window (stats `outside_calling_hours`), one whose
 //! first dial is recorded within 1 s of its window opening, and `destination_local`.
 
-mod support;
+use crate::support;
+use crate::support::wait_until;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -510,15 +511,6 @@ async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
     .await
 }
 
-/// Polls `pred` every 50 ms; panics with `what` after `timeout`.
-async fn wait_until(what: &str, timeout: Duration, mut pred: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !pred() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are_cleared() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
@@ -559,9 +551,11 @@ async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are
         Some(json!({ "calling_hours": null })),
     )
     .await;
-    wait_until("the three targets dialed", Duration::from_secs(20), || {
-        sys.sim.attempts().len() == 3
-    })
+    wait_until(
+        "the three targets dialed",
+        Duration::from_secs(20),
+        || async { sys.sim.attempts().len() == 3 },
+    )
     .await;
     sys.stop().await;
 }
@@ -626,9 +620,11 @@ async fn a_campaign_put_to_run_two_seconds_before_its_window_dials_within_a_seco
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The chain sleeps until the opening, then dials both targets inside the minute.
-    wait_until("dials after the opening", Duration::from_secs(20), || {
-        sys.sim.attempts().len() == 2
-    })
+    wait_until(
+        "dials after the opening",
+        Duration::from_secs(20),
+        || async { sys.sim.attempts().len() == 2 },
+    )
     .await;
     for a in sys.sim.attempts() {
         let when = a.at.expect("attempt time");
@@ -681,7 +677,7 @@ async fn destination_local_dials_callees_inside_their_own_hours_only() {
     wait_until(
         "the two Seoul targets dialed",
         Duration::from_secs(20),
-        || sys.sim.attempts().len() >= 2,
+        || async { sys.sim.attempts().len() >= 2 },
     )
     .await;
     // A few more seconds: London is never dialed, and the campaign says why it waits.

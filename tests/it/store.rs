@@ -1,7 +1,7 @@
 //! Storage against the real MariaDB and Redis: every repository operation, filters,
 //! pagination, soft delete, JSON NULL handling, migrations on a platform database, cache.
 
-mod support;
+use crate::support;
 
 use campaign_manager::model::*;
 use campaign_manager::store::{

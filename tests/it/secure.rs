@@ -11,7 +11,7 @@
 //! The TLS test needs `openssl`, `mariadb-install-db`/`mariadbd` and `redis-server` built with
 //! TLS (Debian's are).
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -1,0 +1,28 @@
+//! campaign-manager's integration tests, in one test binary (one link instead of one per file,
+//! and `support` compiled once). Each module is one area; `cargo test --test it MODULE::` runs
+//! one of them, e.g. `cargo test --test it pacing::`. They run against the local MariaDB, Redis
+//! and RabbitMQ, each test on its own database, key prefix and queue names.
+//!
+//! The tests of `campaign-control` as a process live in `crates/control/tests` (they need its
+//! binary) and share `support` from here.
+
+mod support;
+
+mod api;
+mod binaries;
+mod bus;
+mod calling_hours;
+mod contract_docs;
+mod deploy;
+mod dials;
+mod e2e;
+mod events;
+mod health;
+mod pacing;
+mod repair;
+mod resources;
+mod secure;
+mod service;
+mod sim;
+mod store;
+mod tick;
