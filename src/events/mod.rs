@@ -8,6 +8,8 @@
 //! crash. A transient failure (database, outdial-manager) is returned as an error so the
 //! bus retries the event; an event about something we don't know is acknowledged and ignored.
 
+pub mod changes;
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -6,6 +6,7 @@
 //! scheduler. That keeps it free of AMQP and apalis and testable with mocks.
 
 mod calling_hours;
+mod campaign_cache;
 mod campaigncalls;
 mod campaigns;
 mod error;
@@ -31,6 +32,7 @@ use crate::store::Store;
 pub use crate::model::{
     CampaignCreate, CampaignUpdate, OutplanCreate, OutplanDials, OutplanUpdate,
 };
+pub use campaign_cache::{Changed, SAFETY_TTL, TickCache};
 pub use campaigncalls::hangup_result;
 pub use error::{ServiceError, ServiceResult};
 pub use notify::{BusNotifier, Notifier, RecordingNotifier};

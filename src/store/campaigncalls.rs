@@ -115,7 +115,8 @@ impl Record for Campaigncall {
     }
 }
 
-/// The INSERT of a new campaigncall (`tm_create` now), for the pool or a transaction.
+/// The INSERT of a new campaigncall (`tm_create` as given, else now), for the pool or a
+/// transaction.
 pub(super) fn insert(c: &Campaigncall) -> Query<'static, MySql, MySqlArguments> {
     sqlx::query(
         "INSERT INTO campaign_campaigncalls (id, customer_id, campaign_id, outplan_id, \
@@ -141,7 +142,7 @@ pub(super) fn insert(c: &Campaigncall) -> Query<'static, MySql, MySqlArguments> 
     .bind(json_text(&c.destination))
     .bind(c.destination_index)
     .bind(c.try_count)
-    .bind(db_time(now()))
+    .bind(db_time(c.tm_create.unwrap_or_else(now)))
 }
 
 /// The campaigncall repository.
@@ -160,6 +161,11 @@ impl Campaigncalls {
     pub async fn create(&self, c: &Campaigncall) -> StoreResult<Campaigncall> {
         insert(c).execute(&self.pool).await?;
         self.refresh(c.id).await
+    }
+
+    /// Refreshes the cache entry of a row just written whose stored form is known.
+    pub(super) async fn cache_written(&self, c: &Campaigncall) {
+        self.cache.set(Campaigncall::CACHE_KIND, c.id, c).await;
     }
 
     /// Re-reads a row just written and refreshes its cache entry.

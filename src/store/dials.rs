@@ -224,8 +224,14 @@ impl DialRecords {
     /// Records a dial attempt if the fence, the deadline, the campaign's state and the try all
     /// allow it (module doc). The campaigncall's cache entry is refreshed afterwards.
     pub async fn record(&self, cc: &Campaigncall, fence: DialFence) -> StoreResult<Recorded> {
+        // The row is wholly known before it is written, so it is not read back: what a
+        // re-read would return is this (times truncated to what `DATETIME(6)` keeps).
+        let mut stored = cc.clone();
+        stored.tm_create = Some(now());
+        stored.tm_update = None;
+        stored.tm_delete = None;
         let mut tx = self.pool.begin().await?;
-        let refused = record_in(&mut tx, cc, fence).await;
+        let refused = record_in(&mut tx, &stored, fence).await;
         match refused {
             Ok(None) => tx.commit().await?,
             // Roll back right away: a transaction left for the pool to roll back later would
@@ -239,9 +245,8 @@ impl DialRecords {
                 return Err(e);
             }
         }
-        Ok(Recorded::Dial(Box::new(
-            self.campaigncalls.refresh(cc.id).await?,
-        )))
+        self.campaigncalls.cache_written(&stored).await;
+        Ok(Recorded::Dial(Box::new(stored)))
     }
 
     /// Records that the dial of `campaigncall_id` reached `step`.
