@@ -47,6 +47,7 @@ async fn an_api_update_reaches_another_process_cache_through_its_event() {
             })),
         )
         .await);
+    let outdial = sys.sim.create_outdial(customer, 1, 1);
     let campaign = id(&sys
         .ok(
             "POST",
@@ -54,7 +55,7 @@ async fn an_api_update_reaches_another_process_cache_through_its_event() {
             Some(json!({
                 "customer_id": customer, "type": "call", "name": "c", "detail": "",
                 "actions": [{"type": "answer"}], "service_level": 100, "end_handle": "stop",
-                "outplan_id": outplan, "outdial_id": Uuid::new_v4(), "queue_id": Uuid::nil(),
+                "outplan_id": outplan, "outdial_id": outdial, "queue_id": Uuid::nil(),
             })),
         )
         .await);
