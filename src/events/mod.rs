@@ -54,7 +54,7 @@ impl Subscriptions {
             return Ok(());
         }
         let result = hangup_result(&call.hangup_reason);
-        s.finish_campaigncall(cc.id, result).await?;
+        s.finish_read_campaigncall(&cc, result).await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())
     }
@@ -69,7 +69,7 @@ impl Subscriptions {
         if cc.status == CampaigncallStatus::Done || cc.reference_type == ReferenceType::Call {
             return Ok(());
         }
-        s.finish_campaigncall(cc.id, CampaigncallResult::Success)
+        s.finish_read_campaigncall(&cc, CampaigncallResult::Success)
             .await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())
