@@ -1,32 +1,73 @@
 //! End-to-end benchmark: N concurrent campaigns (default 10, 100 and 1,000) dialing through
-//! campaign-manager against the simulator with instant call outcomes, all in this process on
-//! this machine's MariaDB, Redis and RabbitMQ, with the platform's tick delays (first 1000 ms,
-//! 500 ms after a dial).
+//! campaign-manager against the simulator with instant call outcomes, on this machine's
+//! MariaDB, Redis and RabbitMQ, with the platform's tick delays (first 1000 ms, 500 ms after a
+//! dial).
+//!
+//! The service (RPC routes, event subscriptions, tick workers) and the RPC client run in this
+//! process. The simulated peers run here too, or with `--sim-process` as their own
+//! `campaign-sim` child process (cargo builds it next to the bench and names it in
+//! `CARGO_BIN_EXE_campaign-sim`), driven over its admin HTTP API. Only then is this process'
+//! CPU the service's own: the client is idle while the window is measured.
 //!
 //! Per case it prints: dial attempts/s end to end (calls the simulator received) against the
 //! ideal (one dial per campaign per 500 ms), chain tick lateness p50/p99 (the workers crate's
 //! `campaign_manager_chain_tick_lateness_ms`), tick time, mean latency of each outbound RPC
-//! and of event handling, and CPU and RSS of this process and of the MariaDB, Redis and
-//! RabbitMQ server processes over the measured window (where the time goes).
+//! and of event handling, CPU and RSS of this process, of the simulator process and of the
+//! MariaDB, Redis and RabbitMQ server processes over the measured window, and per dial:
+//! the service's CPU ms, SQL statements, outbound RPCs, events and broker messages.
 //!
-//! Run: `cargo bench --bench e2e` or `cargo bench --bench e2e -- --campaigns 10,100 --secs 10`.
-//! Paced campaigns (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`; it
-//! then also prints dials per tick and the CPU of all processes per tick and per dial.
+//! SQL statements come from MariaDB's global `Questions` and `Com_*` counters (the server is
+//! shared with other clients): their rate over `--baseline-secs` before the case starts is
+//! taken as other load and subtracted, so treat them as ± the noise of that load.
+//!
+//! Run: `cargo bench --bench e2e` or
+//! `cargo build --release --bin campaign-sim && cargo bench --bench e2e -- --campaigns 100,1000 --secs 10 --sim-process`. Paced campaigns
+//! (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`.
 //! Each case uses its own database, queue prefix and Redis keys, removed at the end.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use campaign_demo::{NewCampaign, ProcUsage, Stack, proc_usage, proc_usage_of};
-use campaign_manager::config::{Infra, Settings};
-use campaign_sim::{Outcome, Scenario};
+use anyhow::{Context, bail};
+use campaign_demo::{
+    ProcUsage, delete_broker_names, delete_redis_prefixes, proc_usage, proc_usage_of,
+};
+use campaign_manager::app::{App, Role};
+use campaign_manager::bus::{Bus, Names, Request};
+use campaign_manager::config::Infra;
+use campaign_manager::config::Settings;
+use campaign_sim::{Outcome, Scenario, Sim};
 use clap::Parser;
 use futures::StreamExt;
 use prometheus::proto::{MetricFamily, MetricType};
+use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Connection, MySqlConnection};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
+
+/// The `campaign-sim` executable: `$CAMPAIGN_SIM_BIN`, else the one cargo built beside this
+/// bench (`target/<profile>/campaign-sim`; it is another package's binary, so build it first:
+/// `cargo build --release --bin campaign-sim`).
+fn sim_binary() -> anyhow::Result<std::path::PathBuf> {
+    if let Some(path) = std::env::var_os("CAMPAIGN_SIM_BIN") {
+        return Ok(path.into());
+    }
+    let exe = std::env::current_exe().context("locating the bench executable")?;
+    // target/<profile>/deps/e2e-<hash> → target/<profile>/campaign-sim
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|profile| profile.join("campaign-sim"))
+        .context("the bench executable has no target directory")?;
+    if !path.exists() {
+        bail!(
+            "{} not found: run `cargo build --release --bin campaign-sim` first \
+             (or set CAMPAIGN_SIM_BIN)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
 
 #[derive(Parser)]
 struct Args {
@@ -45,10 +86,16 @@ struct Args {
     /// Delay after a dial, ms (the platform's 500).
     #[arg(long, default_value_t = 500)]
     dial_tick_ms: u64,
-    /// Pace every campaign at this many dials per second (`pacing.dials_per_second`); 0: not
-    /// paced (one dial per tick, `--dial_tick_ms` apart).
+    /// Pace every campaign at this many dials per second (`pacing.dials_per_second`: the cost
+    /// of a paced tick); 0: not paced (one dial per tick, `--dial_tick_ms` apart).
     #[arg(long, default_value_t = 0.0)]
     dials_per_second: f64,
+    /// Run the simulator as its own `campaign-sim` process (so this process is the service).
+    #[arg(long)]
+    sim_process: bool,
+    /// Seconds over which MariaDB's statement rate is sampled before each case (other load).
+    #[arg(long, default_value_t = 3)]
+    baseline_secs: u64,
     /// MariaDB server URL (without database).
     #[arg(
         long,
@@ -59,7 +106,6 @@ struct Args {
     #[arg(long, hide = true)]
     bench: bool,
 }
-
 /// Sums of a histogram family over all its label sets: (bucket bounds, cumulative counts,
 /// sample count, sample sum).
 fn histogram(fams: &[MetricFamily], name: &str) -> (Vec<f64>, Vec<u64>, u64, f64) {
@@ -198,6 +244,340 @@ fn servers() -> Vec<(&'static str, ProcUsage)> {
     .collect()
 }
 
+/// Busy and total jiffies of the whole machine (first line of `/proc/stat`).
+fn box_jiffies() -> (u64, u64) {
+    let Ok(text) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(line) = text.lines().next() else {
+        return (0, 0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let total: u64 = v.iter().take(8).sum();
+    // idle + iowait
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+/// MariaDB's global statement counters (`Questions` and the `Com_*` this service issues).
+async fn sql_counters(conn: &mut MySqlConnection) -> anyhow::Result<BTreeMap<String, f64>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN \
+         ('Questions','Com_select','Com_insert','Com_update','Com_delete','Com_begin','Com_commit')",
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(k, v)| (k.to_lowercase(), v.parse().unwrap_or(0.0)))
+        .collect())
+}
+
+/// `after - before` per counter.
+fn deltas(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0.0)))
+        .collect()
+}
+
+/// One request to the simulator's admin HTTP API: `(status, JSON body)`.
+async fn admin_http(addr: &str, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to the simulator's admin API at {addr}"))?;
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: sim\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).await?;
+    let status = out.get(9..12).unwrap_or("").to_owned();
+    let json = out.split("\r\n\r\n").nth(1).unwrap_or("null");
+    if status != "200" {
+        bail!("simulator {method} {path} answered {status}: {json}");
+    }
+    Ok(serde_json::from_str(json)?)
+}
+
+/// A free loopback port for the simulator's admin API.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The simulated peers: in this process, or a `campaign-sim` child process.
+enum Peers {
+    Here(Sim),
+    Child {
+        child: tokio::process::Child,
+        pid: String,
+        admin: String,
+        scenario_file: std::path::PathBuf,
+    },
+}
+
+impl Peers {
+    async fn start(
+        names: &Names,
+        infra: &Infra,
+        prefix: &str,
+        separate: bool,
+    ) -> anyhow::Result<Peers> {
+        let scenario = Scenario::instant(Outcome::Answered);
+        if !separate {
+            let sim = Sim::start(names.clone(), &infra.rabbitmq_address, scenario)
+                .await
+                .context("starting the simulator")?;
+            return Ok(Peers::Here(sim));
+        }
+        let admin = format!("127.0.0.1:{}", free_port()?);
+        let scenario_file = std::env::temp_dir().join(format!("{prefix}-scenario.json"));
+        std::fs::write(&scenario_file, serde_json::to_vec(&scenario)?)?;
+        let child = tokio::process::Command::new(sim_binary()?)
+            .arg("--prefix")
+            .arg(prefix)
+            .arg("--scenario")
+            .arg(&scenario_file)
+            .arg("--admin_listen_address")
+            .arg(&admin)
+            .env("RABBITMQ_ADDRESS", &infra.rabbitmq_address)
+            .env("RUST_LOG", "warn")
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting campaign-sim")?;
+        let pid = child.id().map(|p| p.to_string()).unwrap_or_default();
+        let peers = Peers::Child {
+            child,
+            pid,
+            admin,
+            scenario_file,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Peers::Child { admin, .. } = &peers
+                && admin_http(admin, "GET", "/health", &Value::Null)
+                    .await
+                    .is_ok()
+            {
+                return Ok(peers);
+            }
+            if Instant::now() > deadline {
+                peers.stop().await;
+                bail!("campaign-sim did not answer on its admin API within 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn create_outdial(&self, customer: Uuid, targets: usize) -> anyhow::Result<Uuid> {
+        match self {
+            Peers::Here(sim) => Ok(sim.create_outdial(customer, targets, 1)),
+            Peers::Child { admin, .. } => {
+                let v = admin_http(
+                    admin,
+                    "POST",
+                    "/outdials",
+                    &json!({"customer_id": customer, "targets": targets, "destinations": 1}),
+                )
+                .await?;
+                id_of(&v)
+            }
+        }
+    }
+
+    /// (calls created, events published) so far.
+    async fn counts(&self) -> anyhow::Result<(u64, u64)> {
+        match self {
+            Peers::Here(sim) => Ok((sim.stats().calls as u64, sim.published_events().0)),
+            Peers::Child { admin, .. } => {
+                let v = admin_http(admin, "GET", "/stats", &Value::Null).await?;
+                Ok((
+                    v["calls"].as_u64().unwrap_or(0),
+                    v["events_published"].as_u64().unwrap_or(0),
+                ))
+            }
+        }
+    }
+
+    fn usage(&self) -> Option<ProcUsage> {
+        match self {
+            Peers::Here(_) => None,
+            Peers::Child { pid, .. } => Some(proc_usage_of(pid)),
+        }
+    }
+
+    /// Stops the simulator (SIGTERM, then SIGKILL after 10 s) and deletes its queues.
+    async fn stop(self) {
+        match self {
+            Peers::Here(sim) => sim.shutdown_and_delete().await,
+            Peers::Child {
+                mut child,
+                pid,
+                scenario_file,
+                ..
+            } => {
+                let _ = tokio::process::Command::new("kill")
+                    .arg("-TERM")
+                    .arg(&pid)
+                    .status()
+                    .await;
+                if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                    .await
+                    .is_err()
+                {
+                    let _ = child.kill().await;
+                }
+                let _ = std::fs::remove_file(scenario_file);
+            }
+        }
+    }
+}
+
+fn id_of(v: &Value) -> anyhow::Result<Uuid> {
+    v["id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .with_context(|| format!("reply without an id: {v}"))
+}
+
+/// The service, the peers and an RPC client on one queue prefix.
+struct Rig {
+    app: Option<App>,
+    peers: Peers,
+    client: Bus,
+    names: Names,
+    settings: Settings,
+    infra: Infra,
+}
+
+impl Rig {
+    async fn start(infra: &Infra, settings: &Settings, separate: bool) -> anyhow::Result<Rig> {
+        let names = settings.names();
+        let peers = Peers::start(&names, infra, &settings.queue_prefix, separate).await?;
+        let app = match App::start(infra, settings, Role::Service).await {
+            Ok(app) => app,
+            Err(e) => {
+                peers.stop().await;
+                delete_broker_names(&infra.rabbitmq_address, &names).await;
+                return Err(e.context("starting campaign-manager"));
+            }
+        };
+        let client = match Bus::connect(
+            &infra.rabbitmq_address,
+            names.clone(),
+            &prometheus::Registry::new(),
+        )
+        .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                app.stop().await;
+                peers.stop().await;
+                delete_broker_names(&infra.rabbitmq_address, &names).await;
+                return Err(anyhow::Error::new(e).context("connecting the RPC client"));
+            }
+        };
+        Ok(Rig {
+            app: Some(app),
+            peers,
+            client,
+            names,
+            settings: settings.clone(),
+            infra: infra.clone(),
+        })
+    }
+
+    /// One request to the service, failing unless the reply is 200.
+    async fn ok(&self, method: &str, uri: &str, body: Value) -> anyhow::Result<Value> {
+        let req = Request::new(method, uri).with_json(&body)?;
+        let res = self
+            .client
+            .rpc()
+            .call(&self.names.request_queue, &req)
+            .await
+            .with_context(|| format!("{method} {uri}"))?;
+        let data = res.data_as::<Value>().unwrap_or(Value::Null);
+        if res.status_code != 200 {
+            bail!("{method} {uri} answered {}: {data}", res.status_code);
+        }
+        Ok(data)
+    }
+
+    async fn create_outplan(&self, customer: Uuid) -> anyhow::Result<Uuid> {
+        let o = self
+            .ok(
+                "POST",
+                "/v1/outplans",
+                json!({
+                    "customer_id": customer, "name": "bench outplan", "detail": "",
+                    "source": {"type": "tel", "target": "+15550000000"},
+                    "dial_timeout": 30000, "try_interval": 0,
+                    "max_try_count_0": 1, "max_try_count_1": 1, "max_try_count_2": 1,
+                    "max_try_count_3": 1, "max_try_count_4": 1,
+                }),
+            )
+            .await?;
+        id_of(&o)
+    }
+
+    async fn create_campaign(
+        &self,
+        customer: Uuid,
+        outplan: Uuid,
+        outdial: Uuid,
+        dials_per_second: f64,
+    ) -> anyhow::Result<Uuid> {
+        let mut body = json!({
+            "customer_id": customer, "type": "call", "name": "bench", "detail": "",
+            "actions": [{"type": "answer"}], "service_level": 100,
+            "end_handle": "stop", "outplan_id": outplan, "outdial_id": outdial,
+            "queue_id": Uuid::nil(),
+        });
+        if dials_per_second > 0.0 {
+            body["pacing"] = json!({ "dials_per_second": dials_per_second });
+        }
+        let v = self.ok("POST", "/v1/campaigns", body).await?;
+        id_of(&v)
+    }
+
+    async fn set_status(&self, id: Uuid, status: &str) -> anyhow::Result<()> {
+        self.ok(
+            "PUT",
+            &format!("/v1/campaigns/{id}/status"),
+            json!({ "status": status }),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Stops everything and deletes the prefix's queues and Redis keys.
+    async fn shutdown(mut self) {
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        self.client.shutdown().await;
+        self.peers.stop().await;
+        delete_broker_names(&self.infra.rabbitmq_address, &self.names).await;
+        let mut prefixes = vec![format!("{}:", self.settings.tick_namespace)];
+        if !self.settings.cache_prefix.is_empty() {
+            prefixes.push(self.settings.cache_prefix.clone());
+        }
+        delete_redis_prefixes(&self.infra.redis_url(), &prefixes).await;
+    }
+}
+
 struct Case {
     campaigns: usize,
     setup_secs: f64,
@@ -207,6 +587,15 @@ struct Case {
     tick_ms: (Option<f64>, Option<f64>),
     cpu_pct: f64,
     rss_mib: u64,
+    /// Per dial: service CPU ms, SQL statements, outbound RPCs, events, broker messages.
+    cpu_ms_per_dial: f64,
+    sql_per_dial: f64,
+    rpcs_per_dial: f64,
+    events_per_dial: f64,
+    messages_per_dial: f64,
+    /// The process using the most CPU, with its % of one core; the box's busy %.
+    busiest: (String, f64),
+    box_pct: f64,
 }
 
 async fn run_case(args: &Args, n: usize) -> anyhow::Result<Case> {
@@ -218,7 +607,7 @@ async fn run_case(args: &Args, n: usize) -> anyhow::Result<Case> {
     sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {db_name}")))
         .execute(&mut admin)
         .await?;
-    let result = run_case_in(args, n, &tag, &db_name).await;
+    let result = run_case_in(args, n, &tag, &db_name, &mut admin).await;
     let _ = sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db_name}")))
         .execute(&mut admin)
         .await;
@@ -226,7 +615,23 @@ async fn run_case(args: &Args, n: usize) -> anyhow::Result<Case> {
     result
 }
 
-async fn run_case_in(args: &Args, n: usize, tag: &str, db_name: &str) -> anyhow::Result<Case> {
+async fn run_case_in(
+    args: &Args,
+    n: usize,
+    tag: &str,
+    db_name: &str,
+    admin: &mut MySqlConnection,
+) -> anyhow::Result<Case> {
+    // Other clients' statement rate on the shared server, before this case adds its own.
+    let b0 = sql_counters(admin).await?;
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.baseline_secs)).await;
+    let b1 = sql_counters(admin).await?;
+    let base_rate: BTreeMap<String, f64> = deltas(&b0, &b1)
+        .into_iter()
+        .map(|(k, v)| (k, v / t.elapsed().as_secs_f64()))
+        .collect();
+
     let mut infra = Infra::from_env();
     infra.database_dsn = format!("{}/{db_name}", args.mysql);
     infra.redis_database = 0;
@@ -242,73 +647,54 @@ async fn run_case_in(args: &Args, n: usize, tag: &str, db_name: &str) -> anyhow:
     settings.first_tick_ms = 1000;
     settings.dial_tick_ms = args.dial_tick_ms;
     settings.wait_tick_ms = 5000;
-    let stack =
-        Arc::new(Stack::start(&infra, &settings, Scenario::instant(Outcome::Answered)).await?);
-    let outcome = measure(args, n, &stack).await;
+    let rig = Rig::start(&infra, &settings, args.sim_process).await?;
+    let outcome = measure(args, n, &rig, admin, &base_rate).await;
     // Stop every campaign before tearing down, so no tick dials into deleted queues.
     if let Ok((_, ids)) = &outcome {
         futures::stream::iter(ids.iter().copied())
             .for_each_concurrent(16, |id| {
-                let stack = stack.clone();
+                let rig = &rig;
                 async move {
-                    let _ = stack.set_status(id, "stop").await;
+                    let _ = rig.set_status(id, "stop").await;
                 }
             })
             .await;
     }
-    match Arc::try_unwrap(stack) {
-        Ok(stack) => stack.shutdown().await,
-        Err(_) => eprintln!("stack still shared; not cleaned up"),
-    }
+    rig.shutdown().await;
     outcome.map(|(c, _)| c)
 }
 
-async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(Case, Vec<Uuid>)> {
+async fn measure(
+    args: &Args,
+    n: usize,
+    rig: &Rig,
+    admin: &mut MySqlConnection,
+    base_rate: &BTreeMap<String, f64>,
+) -> anyhow::Result<(Case, Vec<Uuid>)> {
     let setup = Instant::now();
     let customer = Uuid::new_v4();
+    // Dials per second of one campaign: its pace, else one per tick.
     let rate = if args.dials_per_second > 0.0 {
         args.dials_per_second
     } else {
         1000.0 / args.dial_tick_ms as f64
     };
-    let pacing = (args.dials_per_second > 0.0)
-        .then(|| serde_json::json!({ "dials_per_second": args.dials_per_second }));
     let ideal = n as f64 * rate;
     // Enough targets that no list runs out during warm-up + measurement.
     let per = (rate * (args.warmup + args.secs + 4) as f64 * 1.3).ceil() as usize;
-    let outplan = stack.create_outplan(customer, 0, 1).await?;
-    let outdials: Vec<Uuid> = (0..n)
-        .map(|_| stack.sim.create_outdial(customer, per, 1))
-        .collect();
+    let outplan = rig.create_outplan(customer).await?;
+    let mut outdials = Vec::with_capacity(n);
+    for _ in 0..n {
+        outdials.push(rig.peers.create_outdial(customer, per).await?);
+    }
     let created: Vec<anyhow::Result<Uuid>> = futures::stream::iter(outdials)
-        .map(|outdial| {
-            let stack = stack.clone();
-            let pacing = pacing.clone();
-            async move {
-                stack
-                    .create_campaign(&NewCampaign {
-                        customer,
-                        kind: "call",
-                        name: "bench".into(),
-                        end_handle: "stop",
-                        service_level: 100,
-                        outplan,
-                        outdial,
-                        queue: None,
-                        pacing: pacing.clone(),
-                    })
-                    .await
-            }
-        })
+        .map(|outdial| rig.create_campaign(customer, outplan, outdial, args.dials_per_second))
         .buffer_unordered(16)
         .collect()
         .await;
     let ids = created.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    let runs: Vec<anyhow::Result<serde_json::Value>> = futures::stream::iter(ids.clone())
-        .map(|id| {
-            let stack = stack.clone();
-            async move { stack.set_status(id, "run").await }
-        })
+    let runs: Vec<anyhow::Result<()>> = futures::stream::iter(ids.clone())
+        .map(|id| rig.set_status(id, "run"))
         .buffer_unordered(16)
         .collect()
         .await;
@@ -320,27 +706,103 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
     );
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
 
-    let registry = &stack
+    let registry = &rig
         .app
         .as_ref()
         .context("the service is running")?
         .metrics
         .registry;
     let m0 = registry.gather();
-    let calls0 = stack.sim.stats().calls;
+    let (calls0, sim_events0) = rig.peers.counts().await?;
     let cpu0 = proc_usage();
+    let sim0 = rig.peers.usage();
     let srv0 = servers();
+    let box0 = box_jiffies();
+    let sql0 = sql_counters(admin).await?;
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.secs)).await;
     let wall = t0.elapsed().as_secs_f64();
+    let sql1 = sql_counters(admin).await?;
     let m1 = registry.gather();
-    let calls1 = stack.sim.stats().calls;
+    let (calls1, sim_events1) = rig.peers.counts().await?;
     let cpu1 = proc_usage();
+    let sim1 = rig.peers.usage();
     let srv1 = servers();
+    let box1 = box_jiffies();
 
-    let dials = (calls1 - calls0) as f64 / wall;
+    let dial_count = calls1.saturating_sub(calls0) as f64;
+    let dials = dial_count / wall;
+    let per_dial = |x: f64| {
+        if dial_count > 0.0 {
+            x / dial_count
+        } else {
+            0.0
+        }
+    };
     let lateness = "campaign_manager_chain_tick_lateness_ms";
     let tick = "campaign_manager_tick_process_time_ms";
+    let pct = |a: f64, b: f64| (b - a) / wall * 100.0;
+
+    // Per process CPU, % of one core.
+    let here = if args.sim_process {
+        "campaign-manager (this process: service + workers)"
+    } else {
+        "this process (service + workers + sim + client)"
+    };
+    let mut procs: Vec<(String, f64, u64)> = vec![(
+        here.into(),
+        pct(cpu0.cpu_secs, cpu1.cpu_secs),
+        cpu1.rss_kib / 1024,
+    )];
+    if let (Some(a), Some(b)) = (sim0, sim1) {
+        procs.push((
+            "campaign-sim".into(),
+            pct(a.cpu_secs, b.cpu_secs),
+            b.rss_kib / 1024,
+        ));
+    }
+    for ((name, a), (_, b)) in srv0.iter().zip(&srv1) {
+        procs.push((
+            (*name).into(),
+            pct(a.cpu_secs, b.cpu_secs),
+            b.rss_kib / 1024,
+        ));
+    }
+    let busiest = procs
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|p| (p.0.clone(), p.1))
+        .unwrap_or_default();
+    let box_pct = {
+        let (busy, total) = (box1.0.saturating_sub(box0.0), box1.1.saturating_sub(box0.1));
+        if total == 0 {
+            0.0
+        } else {
+            busy as f64 / total as f64 * 100.0
+        }
+    };
+
+    // SQL: global deltas minus the other clients' baseline rate.
+    let sql: BTreeMap<String, f64> = deltas(&sql0, &sql1)
+        .into_iter()
+        .map(|(k, v)| {
+            let other = base_rate.get(&k).copied().unwrap_or(0.0) * wall;
+            (k, (v - other).max(0.0))
+        })
+        .collect();
+    let rpcs = histogram(&m1, "campaign_manager_request_process_time")
+        .2
+        .saturating_sub(histogram(&m0, "campaign_manager_request_process_time").2)
+        as f64;
+    let events = histogram(&m1, "campaign_manager_notify_process_time")
+        .2
+        .saturating_sub(histogram(&m0, "campaign_manager_notify_process_time").2)
+        as f64;
+    let sim_events = sim_events1.saturating_sub(sim_events0) as f64;
+    // Service out: RPC requests (webhooks are RPCs to webhook-manager) + events; the peers
+    // answer each RPC and publish their own events (hangups).
+    let messages = 2.0 * rpcs + events + sim_events;
+
     let case = Case {
         campaigns: n,
         setup_secs,
@@ -351,8 +813,15 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
             quantile(&m0, &m1, lateness, 0.99),
         ),
         tick_ms: (mean_of(&m0, &m1, tick), quantile(&m0, &m1, tick, 0.99)),
-        cpu_pct: (cpu1.cpu_secs - cpu0.cpu_secs) / wall * 100.0,
+        cpu_pct: procs[0].1,
         rss_mib: cpu1.rss_kib / 1024,
+        cpu_ms_per_dial: per_dial((cpu1.cpu_secs - cpu0.cpu_secs) * 1000.0),
+        sql_per_dial: per_dial(sql.get("questions").copied().unwrap_or(0.0)),
+        rpcs_per_dial: per_dial(rpcs),
+        events_per_dial: per_dial(events),
+        messages_per_dial: per_dial(messages),
+        busiest,
+        box_pct,
     };
     println!(
         "\n== {n} campaigns: {dials:.0} dials/s (ideal {ideal:.0}/s, {:.0} %) ==",
@@ -366,31 +835,38 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
         fmt_opt(case.tick_ms.1)
     );
     println!(
-        "  this process (service + workers + sim + client): CPU {:.0} % of one core, RSS {} MiB",
-        case.cpu_pct, case.rss_mib
+        "  CPU by process (% of one core; the box has {} cores, busy {box_pct:.0} %):",
+        cores()
     );
-    let mut cpu_all = cpu1.cpu_secs - cpu0.cpu_secs;
-    for ((name, a), (_, b)) in srv0.iter().zip(&srv1) {
-        cpu_all += b.cpu_secs - a.cpu_secs;
-        println!(
-            "  {name:<20} CPU {:>4.0} % of one core, RSS {} MiB",
-            (b.cpu_secs - a.cpu_secs) / wall * 100.0,
-            b.rss_kib / 1024
-        );
+    for (name, cpu, rss) in &procs {
+        println!("    {name:<52} CPU {cpu:>4.0} %, RSS {rss} MiB");
     }
-    let ticks = histogram(&m1, tick)
-        .2
-        .saturating_sub(histogram(&m0, tick).2);
-    let dialed = (calls1 - calls0) as f64;
-    if dialed > 0.0 && ticks > 0 {
-        println!(
-            "  {ticks} ticks, {:.2} dials per tick; CPU of all processes above: {:.2} ms per tick, \
-             {:.2} ms per dial (tick time includes a paced tick's waits for its dial instants)",
-            dialed / ticks as f64,
-            cpu_all * 1000.0 / ticks as f64,
-            cpu_all * 1000.0 / dialed
-        );
-    }
+    println!(
+        "  busiest: {} at {:.0} % of one core",
+        case.busiest.0, case.busiest.1
+    );
+    println!(
+        "  per dial: {} CPU {:.2} ms; SQL {:.1} statements ({}); RPCs {:.1}; events {:.1}; broker messages {:.1}",
+        if args.sim_process {
+            "service"
+        } else {
+            "service + sim"
+        },
+        case.cpu_ms_per_dial,
+        case.sql_per_dial,
+        sql.iter()
+            .filter(|(k, _)| k.as_str() != "questions")
+            .map(|(k, v)| format!("{} {:.1}", k.trim_start_matches("com_"), per_dial(*v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        case.rpcs_per_dial,
+        case.events_per_dial,
+        case.messages_per_dial,
+    );
+    println!(
+        "  (SQL: MariaDB global counters minus other clients' rate before the case: {:.0} statements/s)",
+        base_rate.get("questions").copied().unwrap_or(0.0)
+    );
     let per_tick = |total: f64| {
         let ticks = histogram(&m1, tick)
             .2
@@ -401,7 +877,7 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
             total / ticks as f64
         }
     };
-    println!("  mean time per outbound RPC (ms, count in window, ms per tick):");
+    println!("  mean time per outbound RPC (ms, count in window, ms per tick, per dial):");
     for (target, count, mean) in means(
         &m0,
         &m1,
@@ -409,8 +885,9 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
         "resource+method",
     ) {
         println!(
-            "    {target:<58} {mean:>6.2} ms  ×{count:<6} {:>6.2} ms/tick",
-            per_tick(mean * count as f64)
+            "    {target:<58} {mean:>6.2} ms  ×{count:<6} {:>6.2} ms/tick {:>5.2}/dial",
+            per_tick(mean * count as f64),
+            per_dial(count as f64)
         );
     }
     for (name, label) in [
@@ -426,10 +903,20 @@ async fn measure(args: &Args, n: usize, stack: &Arc<Stack>) -> anyhow::Result<(C
     ] {
         for (k, count, mean) in means(&m0, &m1, name, label) {
             let short = name.trim_start_matches("campaign_manager_");
-            println!("    {short} {k:<28} {mean:>6.2} ms  ×{count}");
+            println!(
+                "    {short} {k:<28} {mean:>6.2} ms  ×{count} {:.2}/dial",
+                per_dial(count as f64)
+            );
         }
     }
     Ok((case, ids))
+}
+
+/// CPU cores of this machine.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn fmt_opt(v: Option<f64>) -> String {
@@ -440,16 +927,16 @@ fn fmt_opt(v: Option<f64>) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     println!(
-        "e2e benchmark: campaigns {:?}, {} s measured after {} s warm-up, {} tick workers, dial delay {} ms, dials_per_second {}",
+        "e2e benchmark: campaigns {:?}, {} s measured after {} s warm-up, {} tick workers, dial delay {} ms, simulator {}",
         args.campaigns,
         args.secs,
         args.warmup,
         args.workers,
         args.dial_tick_ms,
-        if args.dials_per_second > 0.0 {
-            args.dials_per_second.to_string()
+        if args.sim_process {
+            "in its own process"
         } else {
-            "unset".into()
+            "in this process"
         }
     );
     let mut cases = Vec::new();
@@ -460,12 +947,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!(
-        "\n| campaigns | setup s | dials/s | ideal/s | lateness p50/p99 ms | tick mean/p99 ms | CPU % | RSS MiB |"
+        "\n| campaigns | setup s | dials/s | ideal/s | lateness p50/p99 ms | tick mean/p99 ms | CPU % | RSS MiB | CPU ms/dial | SQL/dial | RPCs/dial | events/dial | msgs/dial | busiest (% of a core) | box busy % |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
     for c in &cases {
         println!(
-            "| {} | {:.1} | {:.0} | {:.0} | {} / {} | {} / {} | {:.0} | {} |",
+            "| {} | {:.1} | {:.0} | {:.0} | {} / {} | {} / {} | {:.0} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} ({:.0}) | {:.0} |",
             c.campaigns,
             c.setup_secs,
             c.dials_per_sec,
@@ -475,7 +962,15 @@ async fn main() -> anyhow::Result<()> {
             fmt_opt(c.tick_ms.0),
             fmt_opt(c.tick_ms.1),
             c.cpu_pct,
-            c.rss_mib
+            c.rss_mib,
+            c.cpu_ms_per_dial,
+            c.sql_per_dial,
+            c.rpcs_per_dial,
+            c.events_per_dial,
+            c.messages_per_dial,
+            c.busiest.0,
+            c.busiest.1,
+            c.box_pct
         );
     }
     Ok(())

@@ -205,6 +205,14 @@ impl App {
         let mut worker_health = None;
         if settings.workers > 0 {
             let ticker = Ticker::new(service.clone()).with_target_batch(settings.target_batch);
+            // Ticks read campaigns and outplans from an in-process copy that the service's
+            // own change events keep fresh (service::campaign_cache).
+            tasks.push(tokio::spawn(crate::events::changes::listen(
+                bus.connection().clone(),
+                bus.names().event_exchange.clone(),
+                ticker.cache(),
+                stop_rx.clone(),
+            )));
             let runner = Arc::new(CampaignRunner(Arc::new(ticker)));
             let source = Arc::new(ExecutingCampaigns(store.clone()));
             let registry = metrics.registry.clone();

@@ -8,6 +8,8 @@
 //! crash. A transient failure (database, outdial-manager) is returned as an error so the
 //! bus retries the event; an event about something we don't know is acknowledged and ignored.
 
+pub mod changes;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -56,7 +58,7 @@ impl Subscriptions {
             "" => "unknown",
             r => r,
         };
-        s.finish_campaigncall_because(cc.id, result, Some(reason))
+        s.finish_read_campaigncall(&cc, result, Some(reason))
             .await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())
@@ -72,7 +74,7 @@ impl Subscriptions {
         if cc.status == CampaigncallStatus::Done || cc.reference_type == ReferenceType::Call {
             return Ok(());
         }
-        s.finish_campaigncall_because(cc.id, CampaigncallResult::Success, Some("flow_ended"))
+        s.finish_read_campaigncall(&cc, CampaigncallResult::Success, Some("flow_ended"))
             .await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())

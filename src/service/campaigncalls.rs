@@ -203,6 +203,17 @@ impl Service {
         let Some(cc) = self.store.campaigncalls.get_fresh(id).await? else {
             return Ok(None);
         };
+        self.finish_read_campaigncall(&cc, result, reason).await
+    }
+
+    /// [`Service::finish_campaigncall`] for a campaigncall the caller has just read from
+    /// MySQL (not from the cache), so it is not read a second time.
+    pub async fn finish_read_campaigncall(
+        &self,
+        cc: &Campaigncall,
+        result: CampaigncallResult,
+        reason: Option<&str>,
+    ) -> ServiceResult<Option<Campaigncall>> {
         if cc.status == CampaigncallStatus::Done {
             return Ok(None);
         }
@@ -210,7 +221,7 @@ impl Service {
             .outdial
             .set_target_status(cc.outdial_target_id, result.target_status())
             .await?;
-        self.finish_campaigncall_only(id, result, reason).await
+        self.finish_campaigncall_only(cc.id, result, reason).await
     }
 
     /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so

@@ -7,6 +7,7 @@
 //! private: the layers above (api, events, scheduler) reach the store only through its methods.
 
 mod calling_hours;
+mod campaign_cache;
 mod campaigncalls;
 mod campaigns;
 mod error;
@@ -32,6 +33,7 @@ use crate::store::Store;
 pub use crate::model::{
     CampaignCreate, CampaignUpdate, OutplanCreate, OutplanDials, OutplanUpdate,
 };
+pub use campaign_cache::{Changed, SAFETY_TTL, TickCache};
 pub use campaigncalls::hangup_result;
 pub use error::{ServiceError, ServiceResult};
 pub use event_sink::{EventSink, RecordingEvents};

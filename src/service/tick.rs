@@ -75,6 +75,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use uuid::Uuid;
 
+use super::campaign_cache::TickCache;
 use super::campaigncalls::{DialRecord, NewCampaigncall};
 use super::{Service, ServiceError};
 use crate::model::{
@@ -207,6 +208,7 @@ pub struct Ticker {
     failures: Mutex<HashMap<Uuid, u32>>,
     target_batch: u32,
     clock: Clock,
+    cache: std::sync::Arc<TickCache>,
 }
 
 /// Longest sleep of a campaign outside its calling hours before its chain looks again.
@@ -306,7 +308,14 @@ impl Ticker {
             failures: Mutex::new(HashMap::new()),
             target_batch: DEFAULT_TARGET_BATCH,
             clock: std::sync::Arc::new(Utc::now),
+            cache: std::sync::Arc::new(TickCache::default()),
         }
+    }
+
+    /// The copies of campaigns and outplans its ticks read (`campaign_cache`); the process'
+    /// change listener (`events::changes`) keeps them fresh.
+    pub fn cache(&self) -> std::sync::Arc<TickCache> {
+        self.cache.clone()
     }
 
     /// Reads the time of day for calling hours from `clock` instead of the system clock.
@@ -416,7 +425,7 @@ impl Ticker {
         next_dial: &mut Option<DateTime<Utc>>,
     ) -> Result<Outcome, Fail> {
         let s = &self.service;
-        let Some(campaign) = s.store.campaigns.get_fresh(id).await? else {
+        let Some(campaign) = self.cache.campaign(&s.store, id).await? else {
             return Ok(Outcome::Ended("campaign_gone"));
         };
         *seen = Some((campaign.status, campaign.execute));
@@ -434,7 +443,7 @@ impl Ticker {
             Hours::Open => None,
             Hours::PerDestination(schedule) => Some(schedule),
         };
-        let outplan = match s.store.outplans.get(campaign.outplan_id).await? {
+        let outplan = match self.cache.outplan(&s.store, campaign.outplan_id).await? {
             Some(o) if o.tm_delete.is_none() => o,
             _ => return Err(Fail::Permanent("outplan_gone")),
         };

@@ -116,9 +116,10 @@ impl Record for Campaigncall {
     }
 }
 
-/// The INSERT of a new campaigncall (`tm_create` now), for the pool or a transaction.
+/// The INSERT of a new campaigncall (`tm_create` as given, else now), for the pool or a
+/// transaction.
 pub(super) fn insert(c: &Campaigncall) -> Query<'static, MySql, MySqlArguments> {
-    insert_at(c, db_time(now()))
+    insert_at(c, db_time(c.tm_create.unwrap_or_else(now)))
 }
 
 /// [`insert`] with the creation time given (a paced dial's, see `store::dials`).
@@ -169,6 +170,11 @@ impl Campaigncalls {
     pub async fn create(&self, c: &Campaigncall) -> StoreResult<Campaigncall> {
         insert(c).execute(&self.pool).await?;
         self.refresh(c.id).await
+    }
+
+    /// Refreshes the cache entry of a row just written whose stored form is known.
+    pub(super) async fn cache_written(&self, c: &Campaigncall) {
+        self.cache.set(Campaigncall::CACHE_KIND, c.id, c).await;
     }
 
     /// Re-reads a row just written and refreshes its cache entry.

@@ -29,7 +29,7 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 use sqlx::{AssertSqlSafe, MySqlPool, Row};
 use uuid::Uuid;
 
@@ -126,13 +126,14 @@ pub struct OverdueRule {
     pub max_call_ms: i64,
 }
 
-/// The statements of [`DialRecords::record`] inside its transaction; `Some` is a refusal.
+/// The statements of [`DialRecords::record`] inside its transaction: the creation time written,
+/// or a refusal.
 async fn record_in(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     cc: &Campaigncall,
     fence: DialFence,
     rate: Option<DialRate>,
-) -> StoreResult<Option<Recorded>> {
+) -> StoreResult<Result<NaiveDateTime, Recorded>> {
     let campaign = uuid_bytes(cc.campaign_id);
     let t = db_time(now());
     sqlx::query(
@@ -154,16 +155,16 @@ async fn record_in(
     let current: u64 = row.try_get("seq")?;
     let in_time: i64 = row.try_get("in_time")?;
     if current > fence.seq {
-        return Ok(Some(Recorded::Stale));
+        return Ok(Err(Recorded::Stale));
     }
     if in_time != 1 {
-        return Ok(Some(Recorded::Late));
+        return Ok(Err(Recorded::Late));
     }
     let t = match rate {
         None => t,
         Some(rate) => match paced_instant(tx, &campaign, rate).await? {
             Ok(at) => at,
-            Err(refusal) => return Ok(Some(refusal)),
+            Err(refusal) => return Ok(Err(refusal)),
         },
     };
     if rate.is_some() {
@@ -172,7 +173,7 @@ async fn record_in(
             .fetch_one(&mut **tx)
             .await?;
         if in_time != 1 {
-            return Ok(Some(Recorded::Late));
+            return Ok(Err(Recorded::Late));
         }
     }
     let running: Option<(i64,)> = sqlx::query_as(
@@ -183,7 +184,7 @@ async fn record_in(
     .fetch_optional(&mut **tx)
     .await?;
     if running.is_none() {
-        return Ok(Some(Recorded::NotRunning));
+        return Ok(Err(Recorded::NotRunning));
     }
     sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
         .bind(fence.seq)
@@ -226,14 +227,14 @@ async fn record_in(
             .await?
             .rows_affected();
             if freed == 0 {
-                return Ok(Some(Recorded::TryTaken));
+                return Ok(Err(Recorded::TryTaken));
             }
             insert_dial().execute(&mut **tx).await?;
         }
         Err(e) => return Err(e.into()),
     }
     insert_at(cc, t).execute(&mut **tx).await?;
-    Ok(None)
+    Ok(Ok(t))
 }
 
 /// The campaign's newest campaigncall creation times (index `(campaign_id, tm_create)`).
@@ -302,13 +303,21 @@ impl DialRecords {
         fence: DialFence,
         rate: Option<DialRate>,
     ) -> StoreResult<Recorded> {
+        // The row is wholly known once written (its creation time is the one the transaction
+        // chose, a paced dial's allowed instant or now), so it is not read back.
+        let mut stored = cc.clone();
+        stored.tm_update = None;
+        stored.tm_delete = None;
         let mut tx = self.pool.begin().await?;
-        let refused = record_in(&mut tx, cc, fence, rate).await;
-        match refused {
-            Ok(None) => tx.commit().await?,
+        let outcome = record_in(&mut tx, &stored, fence, rate).await;
+        match outcome {
+            Ok(Ok(created)) => {
+                tx.commit().await?;
+                stored.tm_create = Some(created.and_utc().trunc_subsecs(6));
+            }
             // Roll back right away: a transaction left for the pool to roll back later would
             // hold the fence row's lock until the connection is used again.
-            Ok(Some(refusal)) => {
+            Ok(Err(refusal)) => {
                 tx.rollback().await?;
                 return Ok(refusal);
             }
@@ -317,9 +326,8 @@ impl DialRecords {
                 return Err(e);
             }
         }
-        Ok(Recorded::Dial(Box::new(
-            self.campaigncalls.refresh(cc.id).await?,
-        )))
+        self.campaigncalls.cache_written(&stored).await;
+        Ok(Recorded::Dial(Box::new(stored)))
     }
 
     /// The creation times of the campaign's `n` newest campaigncalls, newest first: what the

@@ -26,3 +26,4 @@ mod service;
 mod sim;
 mod store;
 mod tick;
+mod tick_cache;

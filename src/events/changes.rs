@@ -1,0 +1,176 @@
+//! The service's own events, heard back: each process that runs ticks drops its tick cache's
+//! copy (`service::campaign_cache`) of a campaign or outplan when the service publishes a
+//! `campaign_*` / `outplan_*` event about it, whichever process made the change.
+//!
+//! Each process binds a private queue (server-named, exclusive, auto-delete, so it dies with
+//! the connection) to the service's own event exchange and consumes it without acks: a lost
+//! message only delays freshness to the cache's safety TTL. Every (re)subscription first drops
+//! every copy, since events may have passed while the queue was gone. The exchange is a fanout,
+//! so campaigncall events reach the queue too; they are skipped after reading their type only
+//! (the payload is not parsed).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::ExchangeKind;
+use lapin::options::{
+    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{FieldTable, ShortString};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::bus::{BusConnection, BusError};
+use crate::service::{Changed, TickCache};
+
+/// Pause before subscribing again after a failure on a live connection.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The part of an event this listener reads.
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(default, rename = "type")]
+    kind: &'a str,
+    #[serde(borrow, default)]
+    data: Option<&'a RawValue>,
+}
+
+/// The id of the record an event carries.
+#[derive(Deserialize)]
+struct WithId {
+    id: Uuid,
+}
+
+/// What an event body says changed: `None` for other events and bodies without an id.
+pub fn changed_by(body: &[u8]) -> Option<(Changed, Uuid)> {
+    let head: Head = serde_json::from_slice(body).ok()?;
+    let changed = Changed::of(head.kind)?;
+    let with: WithId = serde_json::from_str(head.data?.get()).ok()?;
+    Some((changed, with.id))
+}
+
+/// Listens on `exchange` until `stop` turns true, forgetting changed records in `cache`.
+pub async fn listen(
+    conn: BusConnection,
+    exchange: String,
+    cache: Arc<TickCache>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut generation = 0;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let live = tokio::select! {
+            live = conn.wait_live(generation) => live,
+            _ = stop.changed() => return,
+        };
+        let Some(live) = live else { return };
+        match subscribe(&conn, &exchange).await {
+            Ok((consumer, g)) => {
+                generation = g.max(live.generation);
+                cache.forget_all();
+                tokio::select! {
+                    _ = consume(consumer, &cache) => {}
+                    _ = stop.changed() => return,
+                }
+                // The stream ended: the connection or channel went away; copies may be stale.
+                cache.forget_all();
+                tracing::info!("campaign change events interrupted; subscribing again");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot subscribe to campaign change events; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn subscribe(
+    conn: &BusConnection,
+    exchange: &str,
+) -> Result<(lapin::Consumer, u64), BusError> {
+    let (ch, generation) = conn.channel().await?;
+    // Declared as the publisher declares it, so whichever process comes first creates it.
+    ch.exchange_declare(
+        ShortString::from(exchange),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await?;
+    let queue = ch
+        .queue_declare(
+            ShortString::from(""),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    ch.queue_bind(
+        queue.name().clone(),
+        ShortString::from(exchange),
+        ShortString::from(""),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
+    let consumer = ch
+        .basic_consume(
+            queue.name().clone(),
+            ShortString::from(""),
+            BasicConsumeOptions {
+                no_ack: true,
+                exclusive: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    Ok((consumer, generation))
+}
+
+async fn consume(mut consumer: lapin::Consumer, cache: &TickCache) {
+    while let Some(item) = consumer.next().await {
+        let Ok(delivery) = item else { return };
+        if let Some((changed, id)) = changed_by(&delivery.data) {
+            cache.forget(changed, id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_changed_record_from_the_event() {
+        let id = Uuid::new_v4();
+        let body = format!(
+            r#"{{"type":"campaign_updated","publisher":"campaign-manager","data_type":"application/json","data":{{"id":"{id}","name":"x"}}}}"#
+        );
+        assert_eq!(changed_by(body.as_bytes()), Some((Changed::Campaign, id)));
+        let body = format!(r#"{{"type":"outplan_deleted","data":{{"id":"{id}"}}}}"#);
+        assert_eq!(changed_by(body.as_bytes()), Some((Changed::Outplan, id)));
+        let body = format!(r#"{{"type":"campaigncall_updated","data":{{"id":"{id}"}}}}"#);
+        assert_eq!(changed_by(body.as_bytes()), None);
+        assert_eq!(changed_by(br#"{"type":"campaign_updated"}"#), None);
+        assert_eq!(
+            changed_by(br#"{"type":"campaign_updated","data":{}}"#),
+            None
+        );
+        assert_eq!(changed_by(b"not json"), None);
+    }
+}

@@ -1,0 +1,138 @@
+//! The tick cache (`service::campaign_cache`) and its invalidation by the service's own events
+//! (`events::changes`): a campaign or outplan changed through the API in one process is read
+//! afresh by the ticks of another process once that process has heard the event, and is not
+//! read again until then.
+
+use crate::support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use campaign_manager::bus::Bus;
+use campaign_manager::events::changes;
+use campaign_manager::service::TickCache;
+use campaign_manager::store::Store;
+use campaign_sim::{Outcome, Scenario};
+use serde_json::json;
+use support::{TestSystem, amqp_url};
+use uuid::Uuid;
+
+/// Waits (up to 10 s) until `cond` holds.
+async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn id(v: &serde_json::Value) -> Uuid {
+    Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid")
+}
+
+#[tokio::test]
+async fn an_api_update_reaches_another_process_cache_through_its_event() {
+    // Process A: the service (API, events). Process B: a tick cache with its own broker
+    // connection and listener, and its own store on the same database.
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;
+    let customer = Uuid::new_v4();
+    let outplan = id(&sys
+        .ok(
+            "POST",
+            "/v1/outplans",
+            Some(json!({
+                "customer_id": customer, "name": "o", "detail": "",
+                "source": {"type": "tel", "target": "+15550000000"},
+                "dial_timeout": 30000, "try_interval": 0, "max_try_count_0": 1,
+            })),
+        )
+        .await);
+    let outdial = sys.sim.create_outdial(customer, 1, 1);
+    let campaign = id(&sys
+        .ok(
+            "POST",
+            "/v1/campaigns",
+            Some(json!({
+                "customer_id": customer, "type": "call", "name": "c", "detail": "",
+                "actions": [{"type": "answer"}], "service_level": 100, "end_handle": "stop",
+                "outplan_id": outplan, "outdial_id": outdial, "queue_id": Uuid::nil(),
+            })),
+        )
+        .await);
+
+    let b_bus = Bus::connect(
+        &amqp_url(),
+        sys.names.names.clone(),
+        &prometheus::Registry::new(),
+    )
+    .await
+    .expect("process B's bus");
+    let b_store = Store::with_pool(sys.db.pool.clone(), sys.prefix.cache());
+    let cache = Arc::new(TickCache::default());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let listener = tokio::spawn(changes::listen(
+        b_bus.connection().clone(),
+        sys.names.names.event_exchange.clone(),
+        cache.clone(),
+        stop_rx,
+    ));
+    // Subscribed once the listener dropped everything for its first subscription.
+    eventually("the subscription", || cache.generation() > 0).await;
+
+    // Campaign: read once, then served from the copy (a change made behind the service's
+    // back, without an event, is not seen)...
+    let c = cache.campaign(&b_store, campaign).await.unwrap().unwrap();
+    assert_eq!(c.service_level, 100);
+    sqlx::query("UPDATE campaign_campaigns SET service_level = 7 WHERE id = ?")
+        .bind(campaign.as_bytes().to_vec())
+        .execute(&sys.db.pool)
+        .await
+        .unwrap();
+    let c = cache.campaign(&b_store, campaign).await.unwrap().unwrap();
+    assert_eq!(c.service_level, 100, "the second read comes from the copy");
+    // A cache whose copies expire at once (the safety TTL) reads MySQL every time.
+    let uncached = TickCache::new(Duration::ZERO);
+    let c = uncached
+        .campaign(&b_store, campaign)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.service_level, 7);
+    // ...until an update through the API publishes its event.
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{campaign}/service_level"),
+        Some(json!({"service_level": 60})),
+    )
+    .await;
+    eventually("the campaign copy to be dropped", || {
+        !cache.holds_campaign(campaign)
+    })
+    .await;
+    let c = cache.campaign(&b_store, campaign).await.unwrap().unwrap();
+    assert_eq!(c.service_level, 60);
+
+    // Outplan: the same through its own event.
+    let o = cache.outplan(&b_store, outplan).await.unwrap().unwrap();
+    assert_eq!(o.name, "o");
+    assert!(cache.holds_outplan(outplan));
+    sys.ok(
+        "PUT",
+        &format!("/v1/outplans/{outplan}"),
+        Some(json!({"name": "renamed", "detail": ""})),
+    )
+    .await;
+    eventually("the outplan copy to be dropped", || {
+        !cache.holds_outplan(outplan)
+    })
+    .await;
+    let o = cache.outplan(&b_store, outplan).await.unwrap().unwrap();
+    assert_eq!(o.name, "renamed");
+    // The campaign copy taken since is untouched by the outplan's event.
+    assert!(cache.holds_campaign(campaign));
+
+    stop_tx.send_replace(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), listener).await;
+    b_bus.shutdown().await;
+    sys.stop().await;
+}
