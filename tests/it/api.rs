@@ -71,6 +71,22 @@ fn id_of(v: &Value) -> Uuid {
     Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid")
 }
 
+/// Each body of `bad`, sent as `method uri`, is refused with 400 `INVALID_ARGUMENT`.
+async fn assert_refused_all(
+    sys: &TestSystem,
+    method: &str,
+    uri: &str,
+    bad: impl IntoIterator<Item = Value>,
+) {
+    for body in bad {
+        assert_typed(
+            sys.rpc(method, uri, Some(body)).await,
+            400,
+            "INVALID_ARGUMENT",
+        );
+    }
+}
+
 fn rand_id() -> String {
     Uuid::new_v4().to_string()
 }
@@ -375,18 +391,17 @@ async fn outplan_routes() {
         )
         .await;
     assert_eq!(d["source"], json!({"type":"sip","target":"a@b"}));
-    for bad in [
-        json!({"dial_timeout": "x"}),
-        json!({"try_interval": -5}),
-        json!({"max_try_count_1": 1.5}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/outplans/{id}/dials"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &format!("/v1/outplans/{id}/dials"),
+        [
+            json!({"dial_timeout": "x"}),
+            json!({"try_interval": -5}),
+            json!({"max_try_count_1": 1.5}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -716,27 +731,45 @@ async fn campaign_updates() {
     let (c, outplan, outdial) = new_campaign(&sys, customer, 1).await;
     let id = id_of(&c);
     let flow_id = Uuid::parse_str(c["flow_id"].as_str().unwrap()).unwrap();
-    let flow_actions = |sys: &TestSystem| -> Vec<(String, Option<String>)> {
-        let f = sys
-            .sim
-            .flows()
-            .into_iter()
-            .find(|f| f.id == flow_id)
-            .unwrap();
-        f.actions
-            .iter()
-            .map(|a| {
-                (
-                    a.kind.clone(),
-                    a.option
-                        .as_ref()
-                        .and_then(|o| o.get("queue_id"))
-                        .and_then(|v| v.as_str().map(str::to_owned)),
-                )
-            })
-            .collect()
-    };
 
+    updates_plain_fields(&sys, id, outplan).await;
+    updates_service_level(&sys, id).await;
+    let queue = updates_resource_info(&sys, customer, id, outplan, outdial, flow_id).await;
+    updates_actions(&sys, id, flow_id, queue).await;
+    let u = updates_next_campaign(&sys, customer, id).await;
+
+    // Everything above is what GET returns now.
+    let g = call(&sys, "GET", &format!("/v1/campaigns/{id}"), None).await;
+    let gv: Value = serde_json::from_str(raw_data(&g)).unwrap();
+    assert_eq!(raw_data(&g), canonical(&gv, CAMPAIGN_KEYS));
+    assert_eq!(gv, u);
+    sys.stop().await;
+}
+
+/// The flow's actions as the simulated flow-manager holds them: type and queue id, if any.
+fn flow_actions(sys: &TestSystem, flow_id: Uuid) -> Vec<(String, Option<String>)> {
+    let f = sys
+        .sim
+        .flows()
+        .into_iter()
+        .find(|f| f.id == flow_id)
+        .unwrap();
+    f.actions
+        .iter()
+        .map(|a| {
+            (
+                a.kind.clone(),
+                a.option
+                    .as_ref()
+                    .and_then(|o| o.get("queue_id"))
+                    .and_then(|v| v.as_str().map(str::to_owned)),
+            )
+        })
+        .collect()
+}
+
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>` (C5).
+async fn updates_plain_fields(sys: &TestSystem, id: Uuid, outplan: Uuid) {
     // C5: omitted keys are api-manager's omitempty: name/detail/service_level ""/""/0,
     // end_handle and type kept (campaign_update_with_omitted_keys has the full story).
     let u = sys
@@ -776,21 +809,20 @@ async fn campaign_updates() {
         )
     );
     assert_eq!(u["outplan_id"], outplan.to_string(), "resources untouched");
-    for bad in [
-        json!({"type": "sms"}),
-        json!({"end_handle": 1}),
-        json!({"service_level": "x"}),
-        json!({"service_level": -3}),
-        json!({"name": null, "detail": 5}),
-        json!("name"),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/campaigns/{id}"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}"),
+        [
+            json!({"type": "sms"}),
+            json!({"end_handle": 1}),
+            json!({"service_level": "x"}),
+            json!({"service_level": -3}),
+            json!({"name": null, "detail": 5}),
+            json!("name"),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -800,7 +832,10 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/service_level` (C8).
+async fn updates_service_level(sys: &TestSystem, id: Uuid) {
     // C8 service_level.
     let u = sys
         .ok(
@@ -811,23 +846,18 @@ async fn campaign_updates() {
         .await;
     assert_eq!(u["service_level"], 150);
     assert_eq!(u["name"], "n");
-    for bad in [
-        json!({}),
-        json!({"service_level": "150"}),
-        json!({"service_level": -1}),
-        json!({"service_level": 1e20}),
-    ] {
-        assert_typed(
-            sys.rpc(
-                "PUT",
-                &format!("/v1/campaigns/{id}/service_level"),
-                Some(bad),
-            )
-            .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/service_level"),
+        [
+            json!({}),
+            json!({"service_level": "150"}),
+            json!({"service_level": -1}),
+            json!({"service_level": 1e20}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -837,7 +867,17 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/resource_info` (C10); returns the queue set.
+async fn updates_resource_info(
+    sys: &TestSystem,
+    customer: Uuid,
+    id: Uuid,
+    outplan: Uuid,
+    outdial: Uuid,
+    flow_id: Uuid,
+) -> Uuid {
     // C10 resource_info: add a queue (flow gets queue_join), move to a new outdial
     // (claimed; the old one released).
     let queue = sys.sim.create_queue(customer, 3);
@@ -858,31 +898,26 @@ async fn campaign_updates() {
         Uuid::nil()
     );
     assert_eq!(
-        flow_actions(&sys),
+        flow_actions(sys, flow_id),
         vec![
             ("answer".to_owned(), None),
             ("queue_join".to_owned(), Some(queue.to_string()))
         ]
     );
     let foreign = sys.sim.create_outdial(Uuid::new_v4(), 1, 1);
-    for bad in [
-        json!({"outdial_id": foreign}),
-        json!({"outplan_id": rand_id()}),
-        json!({"queue_id": rand_id()}),
-        json!({"outdial_id": "zzz"}),
-        json!({"next_campaign_id": id}),
-    ] {
-        assert_typed(
-            sys.rpc(
-                "PUT",
-                &format!("/v1/campaigns/{id}/resource_info"),
-                Some(bad.clone()),
-            )
-            .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/resource_info"),
+        [
+            json!({"outdial_id": foreign}),
+            json!({"outplan_id": rand_id()}),
+            json!({"queue_id": rand_id()}),
+            json!({"outdial_id": "zzz"}),
+            json!({"next_campaign_id": id}),
+        ],
+    )
+    .await;
     assert_eq!(
         sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await["queue_id"],
         queue.to_string(),
@@ -897,7 +932,11 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+    queue
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/actions` (C9), with `queue` set before.
+async fn updates_actions(sys: &TestSystem, id: Uuid, flow_id: Uuid, queue: Uuid) {
     // C9 actions: stored as given; the flow gets them plus queue_join.
     let u = sys
         .ok(
@@ -913,25 +952,24 @@ async fn campaign_updates() {
         json!({"id": NIL, "next_id": NIL, "type": "talk", "option": {"text": "hi"}, "tm_execute": null})
     );
     assert_eq!(
-        flow_actions(&sys),
+        flow_actions(sys, flow_id),
         vec![
             ("talk".to_owned(), None),
             ("hangup".to_owned(), None),
             ("queue_join".to_owned(), Some(queue.to_string()))
         ]
     );
-    for bad in [
-        json!({"actions": "answer"}),
-        json!({"actions": [{"type": 3}]}),
-        json!({"actions": [{"id": "bad"}]}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/campaigns/{id}/actions"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/actions"),
+        [
+            json!({"actions": "answer"}),
+            json!({"actions": [{"type": 3}]}),
+            json!({"actions": [{"id": "bad"}]}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -941,9 +979,13 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/next_campaign_id` (C11); returns the
+/// campaign as the last update answered.
+async fn updates_next_campaign(sys: &TestSystem, customer: Uuid, id: Uuid) -> Value {
     // C11 next_campaign_id: validated (exists, same customer, not itself).
-    let (next, _, _) = new_campaign(&sys, customer, 0).await;
+    let (next, _, _) = new_campaign(sys, customer, 0).await;
     let u = sys
         .ok(
             "PUT",
@@ -952,24 +994,19 @@ async fn campaign_updates() {
         )
         .await;
     assert_eq!(u["next_campaign_id"], next["id"]);
-    let (foreign_c, _, _) = new_campaign(&sys, Uuid::new_v4(), 0).await;
-    for bad in [
-        json!({"next_campaign_id": rand_id()}),
-        json!({"next_campaign_id": id}),
-        json!({"next_campaign_id": foreign_c["id"]}),
-        json!({"next_campaign_id": 12}),
-    ] {
-        assert_typed(
-            sys.rpc(
-                "PUT",
-                &format!("/v1/campaigns/{id}/next_campaign_id"),
-                Some(bad),
-            )
-            .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    let (foreign_c, _, _) = new_campaign(sys, Uuid::new_v4(), 0).await;
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/next_campaign_id"),
+        [
+            json!({"next_campaign_id": rand_id()}),
+            json!({"next_campaign_id": id}),
+            json!({"next_campaign_id": foreign_c["id"]}),
+            json!({"next_campaign_id": 12}),
+        ],
+    )
+    .await;
     let u = sys
         .ok(
             "PUT",
@@ -987,13 +1024,7 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
-
-    // Everything above is what GET returns now.
-    let g = call(&sys, "GET", &format!("/v1/campaigns/{id}"), None).await;
-    let gv: Value = serde_json::from_str(raw_data(&g)).unwrap();
-    assert_eq!(raw_data(&g), canonical(&gv, CAMPAIGN_KEYS));
-    assert_eq!(gv, u);
-    sys.stop().await;
+    u
 }
 
 /// `PUT /v1/campaigns/<id>` as api-manager sends it: Go's `omitempty` drops `""` and `0`,
@@ -1038,16 +1069,16 @@ async fn campaign_update_with_omitted_keys() {
         (&json!("call"), &json!("continue"), &json!(5))
     );
 
-    for bad in [
-        json!({"name": "y", "type": "call", "end_handle": ""}),
-        json!({"name": "y", "type": ""}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &uri, Some(bad)).await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &uri,
+        [
+            json!({"name": "y", "type": "call", "end_handle": ""}),
+            json!({"name": "y", "type": ""}),
+        ],
+    )
+    .await;
     assert_eq!(
         sys.ok("GET", &uri, None).await,
         u,
@@ -1169,19 +1200,18 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     );
 
     // C7 status: bad values.
-    for bad in [
-        json!({"status": "stopping"}),
-        json!({"status": "RUN"}),
-        json!({"status": 1}),
-        json!({}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/campaigns/{id}/status"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        [
+            json!({"status": "stopping"}),
+            json!({"status": "RUN"}),
+            json!({"status": 1}),
+            json!({}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod black_box;
 pub mod contract;
+pub mod mocked;
 pub mod mocks;
 pub mod proxy;
 pub mod recorder;
