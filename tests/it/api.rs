@@ -253,8 +253,29 @@ async fn outplan_routes() {
     let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;
     let customer = Uuid::new_v4();
 
+    let (o, id) = outplan_create(&sys, customer).await;
+    outplan_create_refusals(&sys, customer).await;
+    outplan_get(&sys, id, &o).await;
+    outplan_update(&sys, id, &o).await;
+    outplan_dials(&sys, id).await;
+    // O2 list (details in lists_filters_and_pagination).
+    let l = sys
+        .ok(
+            "GET",
+            "/v1/outplans?page_size=10",
+            Some(json!({"customer_id": customer, "deleted": false})),
+        )
+        .await;
+    assert_eq!(l.as_array().unwrap().len(), 2);
+
+    outplan_delete(&sys, customer, id).await;
+    sys.stop().await;
+}
+
+/// Step of `outplan_routes`: `POST /v1/outplans` (O1); returns the outplan and its id.
+async fn outplan_create(sys: &TestSystem, customer: Uuid) -> (Value, Uuid) {
     // O1 create: every field, byte-exact order.
-    let r = call(&sys, "POST", "/v1/outplans", Some(outplan_body(customer))).await;
+    let r = call(sys, "POST", "/v1/outplans", Some(outplan_body(customer))).await;
     assert_eq!(r.status_code, 200);
     assert_eq!(r.data_type, "application/json");
     let o: Value = serde_json::from_str(raw_data(&r)).unwrap();
@@ -284,7 +305,11 @@ async fn outplan_routes() {
     assert_eq!(o2["source"], Value::Null);
     assert_eq!(o2["name"], "");
     assert_eq!(o2["max_try_count_0"], 0);
+    (o, id)
+}
 
+/// Step of `outplan_routes`: what `POST /v1/outplans` refuses (O1).
+async fn outplan_create_refusals(sys: &TestSystem, customer: Uuid) {
     // O1 errors.
     for bad in [
         json!({"name": "no customer"}),
@@ -311,17 +336,23 @@ async fn outplan_routes() {
         400,
         "INVALID_ARGUMENT",
     );
+}
 
+/// Step of `outplan_routes`: `GET /v1/outplans/<id>` (O3) of outplan `o`.
+async fn outplan_get(sys: &TestSystem, id: Uuid, o: &Value) {
     // O3 get.
-    let r = call(&sys, "GET", &format!("/v1/outplans/{id}"), None).await;
+    let r = call(sys, "GET", &format!("/v1/outplans/{id}"), None).await;
     assert_eq!(r.status_code, 200);
-    assert_eq!(raw_data(&r), canonical(&o, OUTPLAN_KEYS));
+    assert_eq!(raw_data(&r), canonical(o, OUTPLAN_KEYS));
     assert_not_found(
         sys.rpc("GET", &format!("/v1/outplans/{}", rand_id()), None)
             .await,
         "outplan",
     );
+}
 
+/// Step of `outplan_routes`: `PUT /v1/outplans/<id>` (O5) of outplan `o`.
+async fn outplan_update(sys: &TestSystem, id: Uuid, o: &Value) {
     // O5 update: partial body keeps omitted fields.
     let u = sys
         .ok(
@@ -368,7 +399,10 @@ async fn outplan_routes() {
         .await,
         "outplan",
     );
+}
 
+/// Step of `outplan_routes`: `PUT /v1/outplans/<id>/dials` (O6).
+async fn outplan_dials(sys: &TestSystem, id: Uuid) {
     // O6 dials: all overwritten, missing source → null.
     let d = sys
         .ok(
@@ -413,19 +447,13 @@ async fn outplan_routes() {
     );
     // The reply is what is stored.
     assert_eq!(sys.ok("GET", &format!("/v1/outplans/{id}"), None).await, d);
+}
 
-    // O2 list (details in lists_filters_and_pagination).
-    let l = sys
-        .ok(
-            "GET",
-            "/v1/outplans?page_size=10",
-            Some(json!({"customer_id": customer, "deleted": false})),
-        )
-        .await;
-    assert_eq!(l.as_array().unwrap().len(), 2);
-
+/// Step of `outplan_routes`: `DELETE /v1/outplans/<id>` (O4), then what a deleted outplan
+/// answers and how lists see it.
+async fn outplan_delete(sys: &TestSystem, customer: Uuid, id: Uuid) {
     // O4 delete.
-    let del = call(&sys, "DELETE", &format!("/v1/outplans/{id}"), None).await;
+    let del = call(sys, "DELETE", &format!("/v1/outplans/{id}"), None).await;
     assert_eq!(del.status_code, 200);
     let dv: Value = serde_json::from_str(raw_data(&del)).unwrap();
     assert_eq!(raw_data(&del), canonical(&dv, OUTPLAN_KEYS));
@@ -474,7 +502,6 @@ async fn outplan_routes() {
         .await;
     assert_eq!(l.as_array().unwrap().len(), 1);
     assert_eq!(l[0]["id"], id.to_string());
-    sys.stop().await;
 }
 
 #[tokio::test]
@@ -1173,11 +1200,29 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     let id = id_of(&c);
     let mut raw = RawClient::new().await;
     let q = sys.names.names.request_queue.clone();
-
-    // C6 on a stopped campaign: bare 200 with no data, nothing changes.
     let exec = envelope("POST", &format!("/v1/campaigns/{id}/execute"), None);
+
+    execute_leaves_a_stopped_campaign(&sys, &mut raw, &q, id, &exec).await;
+    let bare = status_refusals(&sys, customer, id).await;
+    runs_and_runs_again(&sys, &mut raw, &q, id, &exec).await;
+    delete_refused_while_running(&sys, id).await;
+    stop_leaves_it_stopping(&sys, &mut raw, &q, id, &exec, outdial).await;
+    deletes_a_stopped_campaign(&sys, &bare).await;
+    sys.stop().await;
+}
+
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `POST /v1/campaigns/<id>/execute` (C6) on a
+/// stopped campaign and on an unknown one.
+async fn execute_leaves_a_stopped_campaign(
+    sys: &TestSystem,
+    raw: &mut RawClient,
+    q: &str,
+    id: Uuid,
+    exec: &[u8],
+) {
+    // C6 on a stopped campaign: bare 200 with no data, nothing changes.
     assert_eq!(
-        raw.send(&q, &exec).await,
+        raw.send(q, exec).await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
     let g = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
@@ -1188,7 +1233,7 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     // Unknown id: the same bare 200.
     assert_eq!(
         raw.send(
-            &q,
+            q,
             &envelope(
                 "POST",
                 &format!("/v1/campaigns/{}/execute", rand_id()),
@@ -1198,7 +1243,11 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         .await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: what `PUT /v1/campaigns/<id>/status` (C7) refuses;
+/// returns the campaign created bare (no outplan, no outdial) for that.
+async fn status_refusals(sys: &TestSystem, customer: Uuid, id: Uuid) -> Value {
     // C7 status: bad values.
     assert_refused_all(
         &sys,
@@ -1239,7 +1288,17 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         400,
         "INVALID_ARGUMENT",
     );
+    bare
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: status `run`, twice, and execute on a running campaign.
+async fn runs_and_runs_again(
+    sys: &TestSystem,
+    raw: &mut RawClient,
+    q: &str,
+    id: Uuid,
+    exec: &[u8],
+) {
     // Run.
     let r = call(
         &sys,
@@ -1265,10 +1324,13 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         .await;
     assert_eq!(again["status"], "run");
     assert_eq!(
-        raw.send(&q, &exec).await,
+        raw.send(q, exec).await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` (C4) of a running campaign is refused.
+async fn delete_refused_while_running(sys: &TestSystem, id: Uuid) {
     // C4 delete of a running campaign: typed 409, nothing deleted.
     let reason = assert_typed(
         sys.rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
@@ -1281,7 +1343,17 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await["tm_delete"],
         Value::Null
     );
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: stop while the chain is alive, then run again.
+async fn stop_leaves_it_stopping(
+    sys: &TestSystem,
+    raw: &mut RawClient,
+    q: &str,
+    id: Uuid,
+    exec: &[u8],
+    outdial: Uuid,
+) {
     // Stop with the chain still marked alive (no tick runs here) → stopping, execute run.
     let s = sys
         .ok(
@@ -1303,7 +1375,7 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     );
     // Execute on a stopping campaign changes nothing.
     assert_eq!(
-        raw.send(&q, &exec).await,
+        raw.send(q, exec).await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
     assert_eq!(
@@ -1320,7 +1392,10 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         .await;
     assert_eq!(r["status"], "run");
     assert_eq!(sys.sim.outdial(outdial).unwrap().outdial.campaign_id, id);
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` of the stopped campaign `bare`, and of an unknown id.
+async fn deletes_a_stopped_campaign(sys: &TestSystem, bare: &Value) {
     // Deleting a stopped (never run) campaign works at once.
     let bid = bare["id"].as_str().unwrap();
     let d = sys
@@ -1336,7 +1411,6 @@ async fn campaign_status_execute_and_delete_without_ticks() {
             .await,
         "campaign",
     );
-    sys.stop().await;
 }
 
 #[tokio::test]
