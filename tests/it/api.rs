@@ -10,7 +10,7 @@ use campaign_manager::bus::{CallOptions, Request, Response};
 use campaign_sim::{Outcome, Scenario, TargetState};
 use futures::StreamExt;
 use lapin::BasicProperties;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
 use rand::RngExt;
 use serde_json::{Value, json};
@@ -145,19 +145,7 @@ impl RawClient {
             .await
             .expect("raw connect");
         let ch = conn.create_channel().await.expect("channel");
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("reply queue");
-        let reply_q = q.name().to_string();
+        let reply_q = crate::support::amqp::private_queue(&ch, "reply queue").await;
         let replies = ch
             .basic_consume(
                 reply_q.as_str().into(),

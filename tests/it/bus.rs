@@ -61,20 +61,7 @@ async fn raw() -> Raw {
 impl Raw {
     /// A server-named exclusive queue with a no-ack consumer on it.
     async fn reply_queue(&self) -> (String, lapin::Consumer) {
-        let q = self
-            .ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let name = q.name().to_string();
+        let name = crate::support::amqp::private_queue(&self.ch, "reply queue").await;
         let consumer = self
             .ch
             .basic_consume(

@@ -19,7 +19,7 @@ use campaign_sim::{Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Timelike, Utc};
 use serde_json::{Value, json};
 use support::TestSystem;
-use support::black_box::{create_campaign, expect_400, id_of};
+use support::black_box::{create_campaign, expect_400, expect_404, id_of, set_status};
 use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
 use uuid::Uuid;
@@ -274,11 +274,6 @@ fn window_excluding_now() -> Value {
     json!({"time_zone": "UTC", "windows": [{"days": ALL_DAYS, "start": start, "end": end}]})
 }
 
-/// The message of a `voipbin_error` reply, whatever its exact shape.
-fn error_text(data: &Value) -> String {
-    data.to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
@@ -377,32 +372,25 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
         .ok("GET", &format!("/v1/campaigns/{}", id_of(&with)), None)
         .await;
     assert_eq!(got["calling_hours"], hours);
-    let (status, _, data) = sys
-        .rpc(
-            "POST",
-            "/v1/campaigns",
-            Some(
-                json!({"customer_id": customer, "type": "call", "name": "bad",
+    expect_400(
+        &sys,
+        "POST",
+        "/v1/campaigns",
+        json!({"customer_id": customer, "type": "call", "name": "bad",
                 "calling_hours": {"time_zone": "Europe/Nowhere",
                     "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 400, "{data}");
-    assert!(
-        error_text(&data).contains("calling_hours.time_zone"),
-        "{data}"
-    );
+        "calling_hours.time_zone",
+    )
+    .await;
 
     // Unknown campaign: 404.
-    let (status, _, _) = sys
-        .rpc(
-            "PUT",
-            &format!("/v1/campaigns/{}/calling_hours", Uuid::new_v4()),
-            Some(json!({ "calling_hours": null })),
-        )
-        .await;
-    assert_eq!(status, 404);
+    expect_404(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{}/calling_hours", Uuid::new_v4()),
+        Some(json!({ "calling_hours": null })),
+    )
+    .await;
     sys.stop().await;
 }
 
@@ -412,15 +400,6 @@ fn fast(s: &mut campaign_manager::config::Settings) {
     s.first_tick_ms = 100;
     s.dial_tick_ms = 50;
     s.wait_tick_ms = 300;
-}
-
-async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({ "status": status })),
-    )
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,6 +20,7 @@ use campaign_manager::config::Settings;
 use campaign_sim::{MsRange, Outcome, Scenario, SimTarget, TargetState, Weights};
 use serde_json::{Value, json};
 use support::TestSystem;
+use support::black_box::set_status;
 use uuid::Uuid;
 
 /// Short delays and a few tick workers in the service process.
@@ -86,15 +87,6 @@ async fn create_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, plan: 
 
 fn uuid(v: &Value) -> Uuid {
     Uuid::parse_str(v.as_str().unwrap_or_default()).expect("uuid field")
-}
-
-async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({ "status": status })),
-    )
-    .await
 }
 
 async fn campaign(sys: &TestSystem, id: Uuid) -> Value {

@@ -83,19 +83,7 @@ impl EventTap {
         )
         .await
         .expect("event exchange");
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("tap queue");
-        let qn = q.name().to_string();
+        let qn = crate::support::amqp::private_queue(&ch, "tap queue").await;
         ch.queue_bind(
             qn.as_str().into(),
             exchange.as_str().into(),

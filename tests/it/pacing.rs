@@ -17,7 +17,7 @@ use campaign_sim::{MsRange, Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
 use serde_json::json;
 use support::TestSystem;
-use support::black_box::{create_campaign, expect_400, id_of};
+use support::black_box::{create_campaign, expect_400, expect_404, id_of, set_status};
 use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
 use uuid::Uuid;
@@ -339,31 +339,24 @@ async fn route_sets_and_clears_pacing_and_refuses_out_of_range_values() {
     )
     .await;
     assert_eq!(with["pacing"], pacing);
-    let (status, _, data) = sys
-        .rpc(
-            "POST",
-            "/v1/campaigns",
-            Some(
-                json!({"customer_id": customer, "type": "call", "name": "bad",
+    expect_400(
+        &sys,
+        "POST",
+        "/v1/campaigns",
+        json!({"customer_id": customer, "type": "call", "name": "bad",
                 "pacing": {"dials_per_second": 100}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 400, "{data}");
-    assert!(
-        data.to_string().contains("pacing.dials_per_second"),
-        "{data}"
-    );
+        "pacing.dials_per_second",
+    )
+    .await;
 
     // Unknown campaign: 404.
-    let (status, _, _) = sys
-        .rpc(
-            "PUT",
-            &format!("/v1/campaigns/{}/pacing", Uuid::new_v4()),
-            Some(json!({ "pacing": null })),
-        )
-        .await;
-    assert_eq!(status, 404);
+    expect_404(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{}/pacing", Uuid::new_v4()),
+        Some(json!({ "pacing": null })),
+    )
+    .await;
     sys.stop().await;
 }
 
@@ -377,13 +370,7 @@ fn fast(s: &mut campaign_manager::config::Settings) {
 }
 
 async fn run(sys: &TestSystem, id: Uuid) {
-    let run = sys
-        .ok(
-            "PUT",
-            &format!("/v1/campaigns/{id}/status"),
-            Some(json!({ "status": "run" })),
-        )
-        .await;
+    let run = set_status(sys, id, "run").await;
     assert_eq!(run["status"], "run");
 }
 

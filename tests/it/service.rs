@@ -50,29 +50,16 @@ impl Env {
     }
 }
 
-/// A stored-campaign template (status stop, execute stop).
+/// A stored-campaign template (status stop, execute stop): [`records::campaign_row`] with an
+/// answer action, service level 80, continuing at the end of its list.
 fn campaign(customer: Uuid, outplan_id: Uuid, outdial_id: Uuid) -> Campaign {
     Campaign {
-        id: Uuid::new_v4(),
-        customer_id: customer,
-        kind: CampaignType::Call,
-        execute: Execute::Stop,
-        name: "spring sale".into(),
-        detail: "detail".into(),
-        status: CampaignStatus::Stop,
         service_level: 80,
         end_handle: EndHandle::Continue,
-        flow_id: Uuid::new_v4(),
         actions: Some(vec![answer()]),
         outplan_id,
         outdial_id,
-        queue_id: Uuid::nil(),
-        next_campaign_id: Uuid::nil(),
-        tm_create: None,
-        tm_update: None,
-        tm_delete: None,
-        calling_hours: None,
-        pacing: None,
+        ..records::campaign_row(customer)
     }
 }
 

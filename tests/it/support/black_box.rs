@@ -56,3 +56,19 @@ pub async fn expect_400(sys: &TestSystem, method: &str, uri: &str, body: Value, 
         "{body}: error does not name {field}: {data}"
     );
 }
+
+/// Sends `method uri` with `body` and asserts a 404.
+pub async fn expect_404(sys: &TestSystem, method: &str, uri: &str, body: Option<Value>) {
+    let (status, data_type, data) = sys.rpc(method, uri, body).await;
+    assert_eq!(status, 404, "{method} {uri} → {status} {data_type} {data}");
+}
+
+/// `PUT /v1/campaigns/<id>/status` to `status`; returns the campaign as answered.
+pub async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({ "status": status })),
+    )
+    .await
+}

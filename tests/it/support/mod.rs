@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod amqp;
 pub mod black_box;
 pub mod contract;
 pub mod mocked;
