@@ -414,7 +414,7 @@ async fn outplan_dials(sys: &TestSystem, id: Uuid) {
         .await;
     assert_eq!(d["source"], json!({"type":"sip","target":"a@b"}));
     assert_refused_all(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/outplans/{id}/dials"),
         [
@@ -825,7 +825,7 @@ async fn updates_plain_fields(sys: &TestSystem, id: Uuid, outplan: Uuid) {
     );
     assert_eq!(u["outplan_id"], outplan.to_string(), "resources untouched");
     assert_refused_all(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}"),
         [
@@ -862,7 +862,7 @@ async fn updates_service_level(sys: &TestSystem, id: Uuid) {
     assert_eq!(u["service_level"], 150);
     assert_eq!(u["name"], "n");
     assert_refused_all(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}/service_level"),
         [
@@ -921,7 +921,7 @@ async fn updates_resource_info(
     );
     let foreign = sys.sim.create_outdial(Uuid::new_v4(), 1, 1);
     assert_refused_all(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}/resource_info"),
         [
@@ -975,7 +975,7 @@ async fn updates_actions(sys: &TestSystem, id: Uuid, flow_id: Uuid, queue: Uuid)
         ]
     );
     assert_refused_all(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}/actions"),
         [
@@ -1011,7 +1011,7 @@ async fn updates_next_campaign(sys: &TestSystem, customer: Uuid, id: Uuid) -> Va
     assert_eq!(u["next_campaign_id"], next["id"]);
     let (foreign_c, _, _) = new_campaign(sys, Uuid::new_v4(), 0).await;
     assert_refused_all(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}/next_campaign_id"),
         [
@@ -1238,7 +1238,7 @@ async fn execute_leaves_a_stopped_campaign(
 async fn status_refusals(sys: &TestSystem, customer: Uuid, id: Uuid) -> Value {
     // C7 status: bad values.
     assert_refused_all(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}/status"),
         [
@@ -1289,7 +1289,7 @@ async fn runs_and_runs_again(
 ) {
     // Run.
     let r = call(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}/status"),
         Some(json!({"status": "run"})),
@@ -1627,6 +1627,16 @@ async fn lists_filters_and_pagination() {
     new_outplan(&sys, b).await;
     new_outplan(&sys, b).await;
 
+    pages_newest_first(&sys, a, &ids).await;
+    filters_select_rows(&sys, a, b).await;
+    bad_list_queries_refused(&sys).await;
+    page_size_clamped(&sys, a).await;
+    sys.stop().await;
+}
+
+/// Step of `lists_filters_and_pagination`: customer `a`'s outplans `ids` (oldest first) come
+/// back in pages of 2, newest first, each once.
+async fn pages_newest_first(sys: &TestSystem, a: Uuid, ids: &[Value]) {
     // Pages of 2, newest first, token = tm_create of the last row: all 5, no duplicates.
     let mut seen: Vec<Value> = Vec::new();
     let mut token = String::new();
@@ -1649,7 +1659,7 @@ async fn lists_filters_and_pagination() {
     }
     let mut got: Vec<Value> = seen.iter().map(|r| r["id"].clone()).collect();
     assert_eq!(got.len(), 5, "{got:?}");
-    let mut want = ids.clone();
+    let mut want = ids.to_vec();
     want.reverse();
     assert_eq!(got, want, "newest first");
     got.sort_by_key(|v| v.to_string());
@@ -1658,7 +1668,11 @@ async fn lists_filters_and_pagination() {
     for w in seen.windows(2) {
         assert!(w[0]["tm_create"].as_str() >= w[1]["tm_create"].as_str());
     }
+}
 
+/// Step of `lists_filters_and_pagination`: the default page size and the filters (`a` has 5
+/// outplans, `b` 2).
+async fn filters_select_rows(sys: &TestSystem, a: Uuid, b: Uuid) {
     // Missing page_size → default (all 7 here); no filter → everyone.
     let all = sys.ok("GET", "/v1/outplans?", None).await;
     assert_eq!(all.as_array().unwrap().len(), 7);
@@ -1690,7 +1704,11 @@ async fn lists_filters_and_pagination() {
         )
         .await;
     assert_eq!(by_int.as_array().unwrap().len(), 5);
+}
 
+/// Step of `lists_filters_and_pagination`: bad page parameters and filters are refused on all
+/// three lists, and a hostile filter key does nothing to the table (7 outplans).
+async fn bad_list_queries_refused(sys: &TestSystem) {
     // Bad page parameters and filters → typed 400, on all three lists.
     let hostile = "name = name OR 1=1; DROP TABLE campaign_outplans; --";
     for list in ["/v1/outplans", "/v1/campaigns", "/v1/campaigncalls"] {
@@ -1737,7 +1755,10 @@ async fn lists_filters_and_pagination() {
         .await
         .unwrap();
     assert_eq!(n, 7);
+}
 
+/// Step of `lists_filters_and_pagination`: the page size is clamped to 1000 and defaults to 100.
+async fn page_size_clamped(sys: &TestSystem, a: Uuid) {
     // page_size > 1000 is clamped to 1000; missing is 100.
     sqlx::query(
         "INSERT INTO campaign_outplans (id, customer_id, name, detail, dial_timeout, try_interval, \
@@ -1769,7 +1790,6 @@ async fn lists_filters_and_pagination() {
         )
         .await;
     assert_eq!(dflt.as_array().unwrap().len(), 100);
-    sys.stop().await;
 }
 
 #[tokio::test]
