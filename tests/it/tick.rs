@@ -168,6 +168,27 @@ fn expect_call_dial(m: &mut Mocks, sent: Arc<Mutex<Vec<CallRequest>>>) {
         .returning(|_| Ok(()));
 }
 
+/// Expects one successful call dial to destination `index` of target `target_id`; returns
+/// where the request sent to call-manager is recorded.
+fn expect_call_dial_to(m: &mut Mocks, target_id: Uuid, index: i32) -> Arc<Mutex<Vec<CallRequest>>> {
+    m.outdial
+        .expect_set_target_progressing()
+        .withf(move |id, i| *id == target_id && *i == index)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sent_in = sent.clone();
+    m.call
+        .expect_create_call()
+        .withf(move |req: &CallRequest| {
+            sent_in.lock().expect("lock").push(req.clone());
+            true
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    sent
+}
+
 // ---------------------------------------------------------------- campaign state
 
 #[tokio::test]
@@ -741,21 +762,7 @@ async fn dial_goes_to_the_first_destination_with_tries_left() {
     let target_id = t.id;
     let mut m = Mocks::new();
     offer(&mut m, s.campaign.outdial_id, t, 1);
-    m.outdial
-        .expect_set_target_progressing()
-        .withf(move |id, index| *id == target_id && *index == 2)
-        .times(1)
-        .returning(|_, _| Ok(()));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let sent_in = sent.clone();
-    m.call
-        .expect_create_call()
-        .withf(move |req: &CallRequest| {
-            sent_in.lock().expect("lock").push(req.clone());
-            true
-        })
-        .times(1)
-        .returning(|_| Ok(()));
+    let sent = expect_call_dial_to(&mut m, target_id, 2);
     let env = env_with(&s, m).await;
 
     assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
@@ -804,21 +811,7 @@ async fn call_campaign_dials_through_call_manager() {
     let target_id = t.id;
     let mut m = Mocks::new();
     offer(&mut m, s.campaign.outdial_id, t, 1);
-    m.outdial
-        .expect_set_target_progressing()
-        .withf(move |id, index| *id == target_id && *index == 1)
-        .times(1)
-        .returning(|_, _| Ok(()));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let sent_in = sent.clone();
-    m.call
-        .expect_create_call()
-        .withf(move |req: &CallRequest| {
-            sent_in.lock().expect("lock").push(req.clone());
-            true
-        })
-        .times(1)
-        .returning(|_| Ok(()));
+    let sent = expect_call_dial_to(&mut m, target_id, 1);
     m.outdial.expect_set_target_status().times(0);
     let env = env_with(&s, m).await;
 
