@@ -437,8 +437,8 @@ async fn outplan_dials(sys: &TestSystem, id: Uuid) {
     assert_eq!(sys.ok("GET", &format!("/v1/outplans/{id}"), None).await, d);
 }
 
-/// Step of `outplan_routes`: `DELETE /v1/outplans/<id>` (O4), then what a deleted outplan
-/// answers and how lists see it.
+/// Step of `outplan_routes`: `DELETE /v1/outplans/<id>` (O4), then what a deleted outplan answers
+/// and how lists see it.
 async fn outplan_delete(sys: &TestSystem, customer: Uuid, id: Uuid) {
     // O4 delete.
     let del = call(sys, "DELETE", &format!("/v1/outplans/{id}"), None).await;
@@ -1199,8 +1199,8 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     sys.stop().await;
 }
 
-/// Step of `campaign_status_execute_and_delete_without_ticks`: `POST /v1/campaigns/<id>/execute` (C6) on a
-/// stopped campaign and on an unknown one.
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `POST /v1/campaigns/<id>/execute`
+/// (C6) on a stopped campaign and on an unknown one.
 async fn execute_leaves_a_stopped_campaign(
     sys: &TestSystem,
     raw: &mut RawClient,
@@ -1233,8 +1233,8 @@ async fn execute_leaves_a_stopped_campaign(
     );
 }
 
-/// Step of `campaign_status_execute_and_delete_without_ticks`: what `PUT /v1/campaigns/<id>/status` (C7) refuses;
-/// returns the campaign created bare (no outplan, no outdial) for that.
+/// Step of `campaign_status_execute_and_delete_without_ticks`: what `PUT /v1/campaigns/<id>/status`
+/// (C7) refuses; returns the campaign created bare (no outplan, no outdial) for that.
 async fn status_refusals(sys: &TestSystem, customer: Uuid, id: Uuid) -> Value {
     // C7 status: bad values.
     assert_refused_all(
@@ -1279,7 +1279,8 @@ async fn status_refusals(sys: &TestSystem, customer: Uuid, id: Uuid) -> Value {
     bare
 }
 
-/// Step of `campaign_status_execute_and_delete_without_ticks`: status `run`, twice, and execute on a running campaign.
+/// Step of `campaign_status_execute_and_delete_without_ticks`: status `run`, twice, and execute on
+/// a running campaign.
 async fn runs_and_runs_again(
     sys: &TestSystem,
     raw: &mut RawClient,
@@ -1317,7 +1318,8 @@ async fn runs_and_runs_again(
     );
 }
 
-/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` (C4) of a running campaign is refused.
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` (C4) of a running campaign
+/// is refused.
 async fn delete_refused_while_running(sys: &TestSystem, id: Uuid) {
     // C4 delete of a running campaign: typed 409, nothing deleted.
     let reason = assert_typed(
@@ -1333,7 +1335,8 @@ async fn delete_refused_while_running(sys: &TestSystem, id: Uuid) {
     );
 }
 
-/// Step of `campaign_status_execute_and_delete_without_ticks`: stop while the chain is alive, then run again.
+/// Step of `campaign_status_execute_and_delete_without_ticks`: stop while the chain is alive, then
+/// run again.
 async fn stop_leaves_it_stopping(
     sys: &TestSystem,
     raw: &mut RawClient,
@@ -1382,7 +1385,8 @@ async fn stop_leaves_it_stopping(
     assert_eq!(sys.sim.outdial(outdial).unwrap().outdial.campaign_id, id);
 }
 
-/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` of the stopped campaign `bare`, and of an unknown id.
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` of the stopped campaign
+/// `bare`, and of an unknown id.
 async fn deletes_a_stopped_campaign(sys: &TestSystem, bare: &Value) {
     // Deleting a stopped (never run) campaign works at once.
     let bid = bare["id"].as_str().unwrap();
@@ -1634,8 +1638,8 @@ async fn lists_filters_and_pagination() {
     sys.stop().await;
 }
 
-/// Step of `lists_filters_and_pagination`: customer `a`'s outplans `ids` (oldest first) come
-/// back in pages of 2, newest first, each once.
+/// Step of `lists_filters_and_pagination`: customer `a`'s outplans `ids` (oldest first) come back
+/// in pages of 2, newest first, each once.
 async fn pages_newest_first(sys: &TestSystem, a: Uuid, ids: &[Value]) {
     // Pages of 2, newest first, token = tm_create of the last row: all 5, no duplicates.
     let mut seen: Vec<Value> = Vec::new();
@@ -1706,8 +1710,8 @@ async fn filters_select_rows(sys: &TestSystem, a: Uuid, b: Uuid) {
     assert_eq!(by_int.as_array().unwrap().len(), 5);
 }
 
-/// Step of `lists_filters_and_pagination`: bad page parameters and filters are refused on all
-/// three lists, and a hostile filter key does nothing to the table (7 outplans).
+/// Step of `lists_filters_and_pagination`: bad page parameters and filters are refused on all three
+/// lists, and a hostile filter key does nothing to the table (7 outplans).
 async fn bad_list_queries_refused(sys: &TestSystem) {
     // Bad page parameters and filters → typed 400, on all three lists.
     let hostile = "name = name OR 1=1; DROP TABLE campaign_outplans; --";

@@ -523,8 +523,8 @@ async fn call_hangups_finish_campaigncalls_and_stop_the_campaign() {
     sys.stop().await;
 }
 
-/// Step of `call_hangups_finish_campaigncalls_and_stop_the_campaign`: the campaign `id` dials
-/// all four targets and keeps running while the calls are up; returns the campaigncalls.
+/// Step of `call_hangups_finish_campaigncalls_and_stop_the_campaign`: the campaign `id` dials all
+/// four targets and keeps running while the calls are up; returns the campaigncalls.
 async fn four_calls_dialing(
     sys: &TestSystem,
     tap: &EventTap,
@@ -569,8 +569,8 @@ async fn four_calls_dialing(
     ccs
 }
 
-/// Step of `call_hangups_finish_campaigncalls_and_stop_the_campaign`: the `i`th campaigncall's
-/// call hangs up with `reason` (empty: none given), among events to ignore, and once more.
+/// Step of `call_hangups_finish_campaigncalls_and_stop_the_campaign`: the `i`th campaigncall's call
+/// hangs up with `reason` (empty: none given), among events to ignore, and once more.
 async fn hang_up_and_check(
     sys: &TestSystem,
     tap: &EventTap,

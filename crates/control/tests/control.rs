@@ -511,8 +511,8 @@ async fn campaign_lifecycle_against_the_simulator() {
     sim.shutdown_and_delete().await;
 }
 
-/// Step of `campaign_lifecycle_against_the_simulator`: `outplan create` and `campaign create` with every
-/// flag; returns the campaign's id.
+/// Step of `campaign_lifecycle_against_the_simulator`: `outplan create` and `campaign create` with
+/// every flag; returns the campaign's id.
 async fn creates_a_campaign(ctx: &Ctx, customer: &str, outdial: &str, queue: &str) -> String {
     let outplan = ctx
         .run(&[
@@ -571,7 +571,8 @@ async fn creates_a_campaign(ctx: &Ctx, customer: &str, outdial: &str, queue: &st
     id
 }
 
-/// Step of `campaign_lifecycle_against_the_simulator`: `campaign create` refuses what it cannot use.
+/// Step of `campaign_lifecycle_against_the_simulator`: `campaign create` refuses what it cannot
+/// use.
 async fn refuses_bad_references(ctx: &Ctx, customer: &str) {
     // A reference the peers do not know is rejected (exit 1, with what to check).
     ctx.run(&[
@@ -700,8 +701,8 @@ async fn updates_every_setting(ctx: &Ctx, id: &str, outdial: &str, queue: &str) 
     assert_eq!(upd["next_campaign_id"].as_str(), Some(next.as_str()));
 }
 
-/// Step of `campaign_lifecycle_against_the_simulator`: `campaign run`, the tick queue, delete refused while
-/// running, `campaign stop`, its campaigncalls, and delete once stopped.
+/// Step of `campaign_lifecycle_against_the_simulator`: `campaign run`, the tick queue, delete
+/// refused while running, `campaign stop`, its campaigncalls, and delete once stopped.
 async fn runs_then_stops(ctx: &Ctx, customer: &str, id: &str) {
     // run: the service starts the chain; the queue commands see it.
     let run = ctx
