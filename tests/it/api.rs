@@ -10,7 +10,7 @@ use campaign_manager::bus::{CallOptions, Request, Response};
 use campaign_sim::{Outcome, Scenario, TargetState};
 use futures::StreamExt;
 use lapin::BasicProperties;
-use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
 use rand::RngExt;
 use serde_json::{Value, json};
@@ -71,6 +71,22 @@ fn id_of(v: &Value) -> Uuid {
     Uuid::parse_str(v["id"].as_str().expect("id")).expect("uuid")
 }
 
+/// Each body of `bad`, sent as `method uri`, is refused with 400 `INVALID_ARGUMENT`.
+async fn assert_refused_all(
+    sys: &TestSystem,
+    method: &str,
+    uri: &str,
+    bad: impl IntoIterator<Item = Value>,
+) {
+    for body in bad {
+        assert_typed(
+            sys.rpc(method, uri, Some(body)).await,
+            400,
+            "INVALID_ARGUMENT",
+        );
+    }
+}
+
 fn rand_id() -> String {
     Uuid::new_v4().to_string()
 }
@@ -129,19 +145,7 @@ impl RawClient {
             .await
             .expect("raw connect");
         let ch = conn.create_channel().await.expect("channel");
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("reply queue");
-        let reply_q = q.name().to_string();
+        let reply_q = crate::support::amqp::private_queue(&ch, "reply queue").await;
         let replies = ch
             .basic_consume(
                 reply_q.as_str().into(),
@@ -237,8 +241,29 @@ async fn outplan_routes() {
     let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;
     let customer = Uuid::new_v4();
 
+    let (o, id) = outplan_create(&sys, customer).await;
+    outplan_create_refusals(&sys, customer).await;
+    outplan_get(&sys, id, &o).await;
+    outplan_update(&sys, id, &o).await;
+    outplan_dials(&sys, id).await;
+    // O2 list (details in lists_filters_and_pagination).
+    let l = sys
+        .ok(
+            "GET",
+            "/v1/outplans?page_size=10",
+            Some(json!({"customer_id": customer, "deleted": false})),
+        )
+        .await;
+    assert_eq!(l.as_array().unwrap().len(), 2);
+
+    outplan_delete(&sys, customer, id).await;
+    sys.stop().await;
+}
+
+/// Step of `outplan_routes`: `POST /v1/outplans` (O1); returns the outplan and its id.
+async fn outplan_create(sys: &TestSystem, customer: Uuid) -> (Value, Uuid) {
     // O1 create: every field, byte-exact order.
-    let r = call(&sys, "POST", "/v1/outplans", Some(outplan_body(customer))).await;
+    let r = call(sys, "POST", "/v1/outplans", Some(outplan_body(customer))).await;
     assert_eq!(r.status_code, 200);
     assert_eq!(r.data_type, "application/json");
     let o: Value = serde_json::from_str(raw_data(&r)).unwrap();
@@ -268,7 +293,11 @@ async fn outplan_routes() {
     assert_eq!(o2["source"], Value::Null);
     assert_eq!(o2["name"], "");
     assert_eq!(o2["max_try_count_0"], 0);
+    (o, id)
+}
 
+/// Step of `outplan_routes`: what `POST /v1/outplans` refuses (O1).
+async fn outplan_create_refusals(sys: &TestSystem, customer: Uuid) {
     // O1 errors.
     for bad in [
         json!({"name": "no customer"}),
@@ -295,17 +324,23 @@ async fn outplan_routes() {
         400,
         "INVALID_ARGUMENT",
     );
+}
 
+/// Step of `outplan_routes`: `GET /v1/outplans/<id>` (O3) of outplan `o`.
+async fn outplan_get(sys: &TestSystem, id: Uuid, o: &Value) {
     // O3 get.
-    let r = call(&sys, "GET", &format!("/v1/outplans/{id}"), None).await;
+    let r = call(sys, "GET", &format!("/v1/outplans/{id}"), None).await;
     assert_eq!(r.status_code, 200);
-    assert_eq!(raw_data(&r), canonical(&o, OUTPLAN_KEYS));
+    assert_eq!(raw_data(&r), canonical(o, OUTPLAN_KEYS));
     assert_not_found(
         sys.rpc("GET", &format!("/v1/outplans/{}", rand_id()), None)
             .await,
         "outplan",
     );
+}
 
+/// Step of `outplan_routes`: `PUT /v1/outplans/<id>` (O5) of outplan `o`.
+async fn outplan_update(sys: &TestSystem, id: Uuid, o: &Value) {
     // O5 update: partial body keeps omitted fields.
     let u = sys
         .ok(
@@ -352,7 +387,10 @@ async fn outplan_routes() {
         .await,
         "outplan",
     );
+}
 
+/// Step of `outplan_routes`: `PUT /v1/outplans/<id>/dials` (O6).
+async fn outplan_dials(sys: &TestSystem, id: Uuid) {
     // O6 dials: all overwritten, missing source → null.
     let d = sys
         .ok(
@@ -375,18 +413,17 @@ async fn outplan_routes() {
         )
         .await;
     assert_eq!(d["source"], json!({"type":"sip","target":"a@b"}));
-    for bad in [
-        json!({"dial_timeout": "x"}),
-        json!({"try_interval": -5}),
-        json!({"max_try_count_1": 1.5}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/outplans/{id}/dials"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        sys,
+        "PUT",
+        &format!("/v1/outplans/{id}/dials"),
+        [
+            json!({"dial_timeout": "x"}),
+            json!({"try_interval": -5}),
+            json!({"max_try_count_1": 1.5}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -398,19 +435,13 @@ async fn outplan_routes() {
     );
     // The reply is what is stored.
     assert_eq!(sys.ok("GET", &format!("/v1/outplans/{id}"), None).await, d);
+}
 
-    // O2 list (details in lists_filters_and_pagination).
-    let l = sys
-        .ok(
-            "GET",
-            "/v1/outplans?page_size=10",
-            Some(json!({"customer_id": customer, "deleted": false})),
-        )
-        .await;
-    assert_eq!(l.as_array().unwrap().len(), 2);
-
+/// Step of `outplan_routes`: `DELETE /v1/outplans/<id>` (O4), then what a deleted outplan answers
+/// and how lists see it.
+async fn outplan_delete(sys: &TestSystem, customer: Uuid, id: Uuid) {
     // O4 delete.
-    let del = call(&sys, "DELETE", &format!("/v1/outplans/{id}"), None).await;
+    let del = call(sys, "DELETE", &format!("/v1/outplans/{id}"), None).await;
     assert_eq!(del.status_code, 200);
     let dv: Value = serde_json::from_str(raw_data(&del)).unwrap();
     assert_eq!(raw_data(&del), canonical(&dv, OUTPLAN_KEYS));
@@ -459,7 +490,6 @@ async fn outplan_routes() {
         .await;
     assert_eq!(l.as_array().unwrap().len(), 1);
     assert_eq!(l[0]["id"], id.to_string());
-    sys.stop().await;
 }
 
 #[tokio::test]
@@ -716,27 +746,45 @@ async fn campaign_updates() {
     let (c, outplan, outdial) = new_campaign(&sys, customer, 1).await;
     let id = id_of(&c);
     let flow_id = Uuid::parse_str(c["flow_id"].as_str().unwrap()).unwrap();
-    let flow_actions = |sys: &TestSystem| -> Vec<(String, Option<String>)> {
-        let f = sys
-            .sim
-            .flows()
-            .into_iter()
-            .find(|f| f.id == flow_id)
-            .unwrap();
-        f.actions
-            .iter()
-            .map(|a| {
-                (
-                    a.kind.clone(),
-                    a.option
-                        .as_ref()
-                        .and_then(|o| o.get("queue_id"))
-                        .and_then(|v| v.as_str().map(str::to_owned)),
-                )
-            })
-            .collect()
-    };
 
+    updates_plain_fields(&sys, id, outplan).await;
+    updates_service_level(&sys, id).await;
+    let queue = updates_resource_info(&sys, customer, id, outplan, outdial, flow_id).await;
+    updates_actions(&sys, id, flow_id, queue).await;
+    let u = updates_next_campaign(&sys, customer, id).await;
+
+    // Everything above is what GET returns now.
+    let g = call(&sys, "GET", &format!("/v1/campaigns/{id}"), None).await;
+    let gv: Value = serde_json::from_str(raw_data(&g)).unwrap();
+    assert_eq!(raw_data(&g), canonical(&gv, CAMPAIGN_KEYS));
+    assert_eq!(gv, u);
+    sys.stop().await;
+}
+
+/// The flow's actions as the simulated flow-manager holds them: type and queue id, if any.
+fn flow_actions(sys: &TestSystem, flow_id: Uuid) -> Vec<(String, Option<String>)> {
+    let f = sys
+        .sim
+        .flows()
+        .into_iter()
+        .find(|f| f.id == flow_id)
+        .unwrap();
+    f.actions
+        .iter()
+        .map(|a| {
+            (
+                a.kind.clone(),
+                a.option
+                    .as_ref()
+                    .and_then(|o| o.get("queue_id"))
+                    .and_then(|v| v.as_str().map(str::to_owned)),
+            )
+        })
+        .collect()
+}
+
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>` (C5).
+async fn updates_plain_fields(sys: &TestSystem, id: Uuid, outplan: Uuid) {
     // C5: omitted keys are api-manager's omitempty: name/detail/service_level ""/""/0,
     // end_handle and type kept (campaign_update_with_omitted_keys has the full story).
     let u = sys
@@ -776,21 +824,20 @@ async fn campaign_updates() {
         )
     );
     assert_eq!(u["outplan_id"], outplan.to_string(), "resources untouched");
-    for bad in [
-        json!({"type": "sms"}),
-        json!({"end_handle": 1}),
-        json!({"service_level": "x"}),
-        json!({"service_level": -3}),
-        json!({"name": null, "detail": 5}),
-        json!("name"),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/campaigns/{id}"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}"),
+        [
+            json!({"type": "sms"}),
+            json!({"end_handle": 1}),
+            json!({"service_level": "x"}),
+            json!({"service_level": -3}),
+            json!({"name": null, "detail": 5}),
+            json!("name"),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -800,7 +847,10 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/service_level` (C8).
+async fn updates_service_level(sys: &TestSystem, id: Uuid) {
     // C8 service_level.
     let u = sys
         .ok(
@@ -811,23 +861,18 @@ async fn campaign_updates() {
         .await;
     assert_eq!(u["service_level"], 150);
     assert_eq!(u["name"], "n");
-    for bad in [
-        json!({}),
-        json!({"service_level": "150"}),
-        json!({"service_level": -1}),
-        json!({"service_level": 1e20}),
-    ] {
-        assert_typed(
-            sys.rpc(
-                "PUT",
-                &format!("/v1/campaigns/{id}/service_level"),
-                Some(bad),
-            )
-            .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/service_level"),
+        [
+            json!({}),
+            json!({"service_level": "150"}),
+            json!({"service_level": -1}),
+            json!({"service_level": 1e20}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -837,7 +882,17 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/resource_info` (C10); returns the queue set.
+async fn updates_resource_info(
+    sys: &TestSystem,
+    customer: Uuid,
+    id: Uuid,
+    outplan: Uuid,
+    outdial: Uuid,
+    flow_id: Uuid,
+) -> Uuid {
     // C10 resource_info: add a queue (flow gets queue_join), move to a new outdial
     // (claimed; the old one released).
     let queue = sys.sim.create_queue(customer, 3);
@@ -858,31 +913,26 @@ async fn campaign_updates() {
         Uuid::nil()
     );
     assert_eq!(
-        flow_actions(&sys),
+        flow_actions(sys, flow_id),
         vec![
             ("answer".to_owned(), None),
             ("queue_join".to_owned(), Some(queue.to_string()))
         ]
     );
     let foreign = sys.sim.create_outdial(Uuid::new_v4(), 1, 1);
-    for bad in [
-        json!({"outdial_id": foreign}),
-        json!({"outplan_id": rand_id()}),
-        json!({"queue_id": rand_id()}),
-        json!({"outdial_id": "zzz"}),
-        json!({"next_campaign_id": id}),
-    ] {
-        assert_typed(
-            sys.rpc(
-                "PUT",
-                &format!("/v1/campaigns/{id}/resource_info"),
-                Some(bad.clone()),
-            )
-            .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/resource_info"),
+        [
+            json!({"outdial_id": foreign}),
+            json!({"outplan_id": rand_id()}),
+            json!({"queue_id": rand_id()}),
+            json!({"outdial_id": "zzz"}),
+            json!({"next_campaign_id": id}),
+        ],
+    )
+    .await;
     assert_eq!(
         sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await["queue_id"],
         queue.to_string(),
@@ -897,7 +947,11 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+    queue
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/actions` (C9), with `queue` set before.
+async fn updates_actions(sys: &TestSystem, id: Uuid, flow_id: Uuid, queue: Uuid) {
     // C9 actions: stored as given; the flow gets them plus queue_join.
     let u = sys
         .ok(
@@ -913,25 +967,24 @@ async fn campaign_updates() {
         json!({"id": NIL, "next_id": NIL, "type": "talk", "option": {"text": "hi"}, "tm_execute": null})
     );
     assert_eq!(
-        flow_actions(&sys),
+        flow_actions(sys, flow_id),
         vec![
             ("talk".to_owned(), None),
             ("hangup".to_owned(), None),
             ("queue_join".to_owned(), Some(queue.to_string()))
         ]
     );
-    for bad in [
-        json!({"actions": "answer"}),
-        json!({"actions": [{"type": 3}]}),
-        json!({"actions": [{"id": "bad"}]}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/campaigns/{id}/actions"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/actions"),
+        [
+            json!({"actions": "answer"}),
+            json!({"actions": [{"type": 3}]}),
+            json!({"actions": [{"id": "bad"}]}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -941,9 +994,13 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
+}
 
+/// Step of `campaign_updates`: `PUT /v1/campaigns/<id>/next_campaign_id` (C11); returns the
+/// campaign as the last update answered.
+async fn updates_next_campaign(sys: &TestSystem, customer: Uuid, id: Uuid) -> Value {
     // C11 next_campaign_id: validated (exists, same customer, not itself).
-    let (next, _, _) = new_campaign(&sys, customer, 0).await;
+    let (next, _, _) = new_campaign(sys, customer, 0).await;
     let u = sys
         .ok(
             "PUT",
@@ -952,24 +1009,19 @@ async fn campaign_updates() {
         )
         .await;
     assert_eq!(u["next_campaign_id"], next["id"]);
-    let (foreign_c, _, _) = new_campaign(&sys, Uuid::new_v4(), 0).await;
-    for bad in [
-        json!({"next_campaign_id": rand_id()}),
-        json!({"next_campaign_id": id}),
-        json!({"next_campaign_id": foreign_c["id"]}),
-        json!({"next_campaign_id": 12}),
-    ] {
-        assert_typed(
-            sys.rpc(
-                "PUT",
-                &format!("/v1/campaigns/{id}/next_campaign_id"),
-                Some(bad),
-            )
-            .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    let (foreign_c, _, _) = new_campaign(sys, Uuid::new_v4(), 0).await;
+    assert_refused_all(
+        sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/next_campaign_id"),
+        [
+            json!({"next_campaign_id": rand_id()}),
+            json!({"next_campaign_id": id}),
+            json!({"next_campaign_id": foreign_c["id"]}),
+            json!({"next_campaign_id": 12}),
+        ],
+    )
+    .await;
     let u = sys
         .ok(
             "PUT",
@@ -987,13 +1039,7 @@ async fn campaign_updates() {
         .await,
         "campaign",
     );
-
-    // Everything above is what GET returns now.
-    let g = call(&sys, "GET", &format!("/v1/campaigns/{id}"), None).await;
-    let gv: Value = serde_json::from_str(raw_data(&g)).unwrap();
-    assert_eq!(raw_data(&g), canonical(&gv, CAMPAIGN_KEYS));
-    assert_eq!(gv, u);
-    sys.stop().await;
+    u
 }
 
 /// `PUT /v1/campaigns/<id>` as api-manager sends it: Go's `omitempty` drops `""` and `0`,
@@ -1038,16 +1084,16 @@ async fn campaign_update_with_omitted_keys() {
         (&json!("call"), &json!("continue"), &json!(5))
     );
 
-    for bad in [
-        json!({"name": "y", "type": "call", "end_handle": ""}),
-        json!({"name": "y", "type": ""}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &uri, Some(bad)).await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        &sys,
+        "PUT",
+        &uri,
+        [
+            json!({"name": "y", "type": "call", "end_handle": ""}),
+            json!({"name": "y", "type": ""}),
+        ],
+    )
+    .await;
     assert_eq!(
         sys.ok("GET", &uri, None).await,
         u,
@@ -1142,11 +1188,29 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     let id = id_of(&c);
     let mut raw = RawClient::new().await;
     let q = sys.names.names.request_queue.clone();
-
-    // C6 on a stopped campaign: bare 200 with no data, nothing changes.
     let exec = envelope("POST", &format!("/v1/campaigns/{id}/execute"), None);
+
+    execute_leaves_a_stopped_campaign(&sys, &mut raw, &q, id, &exec).await;
+    let bare = status_refusals(&sys, customer, id).await;
+    runs_and_runs_again(&sys, &mut raw, &q, id, &exec).await;
+    delete_refused_while_running(&sys, id).await;
+    stop_leaves_it_stopping(&sys, &mut raw, &q, id, &exec, outdial).await;
+    deletes_a_stopped_campaign(&sys, &bare).await;
+    sys.stop().await;
+}
+
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `POST /v1/campaigns/<id>/execute`
+/// (C6) on a stopped campaign and on an unknown one.
+async fn execute_leaves_a_stopped_campaign(
+    sys: &TestSystem,
+    raw: &mut RawClient,
+    q: &str,
+    id: Uuid,
+    exec: &[u8],
+) {
+    // C6 on a stopped campaign: bare 200 with no data, nothing changes.
     assert_eq!(
-        raw.send(&q, &exec).await,
+        raw.send(q, exec).await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
     let g = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
@@ -1157,7 +1221,7 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     // Unknown id: the same bare 200.
     assert_eq!(
         raw.send(
-            &q,
+            q,
             &envelope(
                 "POST",
                 &format!("/v1/campaigns/{}/execute", rand_id()),
@@ -1167,21 +1231,24 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         .await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: what `PUT /v1/campaigns/<id>/status`
+/// (C7) refuses; returns the campaign created bare (no outplan, no outdial) for that.
+async fn status_refusals(sys: &TestSystem, customer: Uuid, id: Uuid) -> Value {
     // C7 status: bad values.
-    for bad in [
-        json!({"status": "stopping"}),
-        json!({"status": "RUN"}),
-        json!({"status": 1}),
-        json!({}),
-    ] {
-        assert_typed(
-            sys.rpc("PUT", &format!("/v1/campaigns/{id}/status"), Some(bad))
-                .await,
-            400,
-            "INVALID_ARGUMENT",
-        );
-    }
+    assert_refused_all(
+        sys,
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        [
+            json!({"status": "stopping"}),
+            json!({"status": "RUN"}),
+            json!({"status": 1}),
+            json!({}),
+        ],
+    )
+    .await;
     assert_not_found(
         sys.rpc(
             "PUT",
@@ -1209,10 +1276,21 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         400,
         "INVALID_ARGUMENT",
     );
+    bare
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: status `run`, twice, and execute on
+/// a running campaign.
+async fn runs_and_runs_again(
+    sys: &TestSystem,
+    raw: &mut RawClient,
+    q: &str,
+    id: Uuid,
+    exec: &[u8],
+) {
     // Run.
     let r = call(
-        &sys,
+        sys,
         "PUT",
         &format!("/v1/campaigns/{id}/status"),
         Some(json!({"status": "run"})),
@@ -1235,10 +1313,14 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         .await;
     assert_eq!(again["status"], "run");
     assert_eq!(
-        raw.send(&q, &exec).await,
+        raw.send(q, exec).await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` (C4) of a running campaign
+/// is refused.
+async fn delete_refused_while_running(sys: &TestSystem, id: Uuid) {
     // C4 delete of a running campaign: typed 409, nothing deleted.
     let reason = assert_typed(
         sys.rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
@@ -1251,7 +1333,18 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await["tm_delete"],
         Value::Null
     );
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: stop while the chain is alive, then
+/// run again.
+async fn stop_leaves_it_stopping(
+    sys: &TestSystem,
+    raw: &mut RawClient,
+    q: &str,
+    id: Uuid,
+    exec: &[u8],
+    outdial: Uuid,
+) {
     // Stop with the chain still marked alive (no tick runs here) → stopping, execute run.
     let s = sys
         .ok(
@@ -1273,7 +1366,7 @@ async fn campaign_status_execute_and_delete_without_ticks() {
     );
     // Execute on a stopping campaign changes nothing.
     assert_eq!(
-        raw.send(&q, &exec).await,
+        raw.send(q, exec).await,
         r#"{"status_code":200,"data_type":"application/json"}"#
     );
     assert_eq!(
@@ -1290,7 +1383,11 @@ async fn campaign_status_execute_and_delete_without_ticks() {
         .await;
     assert_eq!(r["status"], "run");
     assert_eq!(sys.sim.outdial(outdial).unwrap().outdial.campaign_id, id);
+}
 
+/// Step of `campaign_status_execute_and_delete_without_ticks`: `DELETE` of the stopped campaign
+/// `bare`, and of an unknown id.
+async fn deletes_a_stopped_campaign(sys: &TestSystem, bare: &Value) {
     // Deleting a stopped (never run) campaign works at once.
     let bid = bare["id"].as_str().unwrap();
     let d = sys
@@ -1306,7 +1403,6 @@ async fn campaign_status_execute_and_delete_without_ticks() {
             .await,
         "campaign",
     );
-    sys.stop().await;
 }
 
 #[tokio::test]
@@ -1535,6 +1631,16 @@ async fn lists_filters_and_pagination() {
     new_outplan(&sys, b).await;
     new_outplan(&sys, b).await;
 
+    pages_newest_first(&sys, a, &ids).await;
+    filters_select_rows(&sys, a, b).await;
+    bad_list_queries_refused(&sys).await;
+    page_size_clamped(&sys, a).await;
+    sys.stop().await;
+}
+
+/// Step of `lists_filters_and_pagination`: customer `a`'s outplans `ids` (oldest first) come back
+/// in pages of 2, newest first, each once.
+async fn pages_newest_first(sys: &TestSystem, a: Uuid, ids: &[Value]) {
     // Pages of 2, newest first, token = tm_create of the last row: all 5, no duplicates.
     let mut seen: Vec<Value> = Vec::new();
     let mut token = String::new();
@@ -1557,7 +1663,7 @@ async fn lists_filters_and_pagination() {
     }
     let mut got: Vec<Value> = seen.iter().map(|r| r["id"].clone()).collect();
     assert_eq!(got.len(), 5, "{got:?}");
-    let mut want = ids.clone();
+    let mut want = ids.to_vec();
     want.reverse();
     assert_eq!(got, want, "newest first");
     got.sort_by_key(|v| v.to_string());
@@ -1566,7 +1672,11 @@ async fn lists_filters_and_pagination() {
     for w in seen.windows(2) {
         assert!(w[0]["tm_create"].as_str() >= w[1]["tm_create"].as_str());
     }
+}
 
+/// Step of `lists_filters_and_pagination`: the default page size and the filters (`a` has 5
+/// outplans, `b` 2).
+async fn filters_select_rows(sys: &TestSystem, a: Uuid, b: Uuid) {
     // Missing page_size → default (all 7 here); no filter → everyone.
     let all = sys.ok("GET", "/v1/outplans?", None).await;
     assert_eq!(all.as_array().unwrap().len(), 7);
@@ -1598,7 +1708,11 @@ async fn lists_filters_and_pagination() {
         )
         .await;
     assert_eq!(by_int.as_array().unwrap().len(), 5);
+}
 
+/// Step of `lists_filters_and_pagination`: bad page parameters and filters are refused on all three
+/// lists, and a hostile filter key does nothing to the table (7 outplans).
+async fn bad_list_queries_refused(sys: &TestSystem) {
     // Bad page parameters and filters → typed 400, on all three lists.
     let hostile = "name = name OR 1=1; DROP TABLE campaign_outplans; --";
     for list in ["/v1/outplans", "/v1/campaigns", "/v1/campaigncalls"] {
@@ -1645,7 +1759,10 @@ async fn lists_filters_and_pagination() {
         .await
         .unwrap();
     assert_eq!(n, 7);
+}
 
+/// Step of `lists_filters_and_pagination`: the page size is clamped to 1000 and defaults to 100.
+async fn page_size_clamped(sys: &TestSystem, a: Uuid) {
     // page_size > 1000 is clamped to 1000; missing is 100.
     sqlx::query(
         "INSERT INTO campaign_outplans (id, customer_id, name, detail, dial_timeout, try_interval, \
@@ -1677,7 +1794,6 @@ async fn lists_filters_and_pagination() {
         )
         .await;
     assert_eq!(dflt.as_array().unwrap().len(), 100);
-    sys.stop().await;
 }
 
 #[tokio::test]

@@ -61,20 +61,7 @@ async fn raw() -> Raw {
 impl Raw {
     /// A server-named exclusive queue with a no-ack consumer on it.
     async fn reply_queue(&self) -> (String, lapin::Consumer) {
-        let q = self
-            .ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
-        let name = q.name().to_string();
+        let name = crate::support::amqp::private_queue(&self.ch, "reply queue").await;
         let consumer = self
             .ch
             .basic_consume(
@@ -118,6 +105,22 @@ impl Raw {
             )
             .await
             .unwrap();
+    }
+
+    /// How many messages wait in `queue` (a passive declare: the queue must exist).
+    async fn message_count(&self, queue: &str) -> u32 {
+        self.ch
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap()
+            .message_count()
     }
 
     async fn cleanup(&self, names: &Names, extra_queues: &[String]) {
@@ -344,19 +347,7 @@ async fn unparseable_request_gets_400_and_no_reply_to_gets_nothing() {
     );
     assert_eq!(echo.calls.load(Ordering::SeqCst), 2);
     // Everything was acked: nothing left in the queue.
-    let q = raw
-        .ch
-        .queue_declare(
-            names.request_queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(q.message_count(), 0);
+    assert_eq!(raw.message_count(&names.request_queue).await, 0);
     bus.shutdown().await;
     raw.cleanup(&names, &[]).await;
 }
@@ -724,19 +715,7 @@ async fn subscriber_retries_then_dead_letters() {
         );
     }
     // Both wait in the durable dead-letter queue with their body, headers and why/when.
-    let declared = raw
-        .ch
-        .queue_declare(
-            names.subscribe_dead_queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(declared.message_count(), 2);
+    assert_eq!(raw.message_count(&names.subscribe_dead_queue).await, 2);
     let letters = drain_queue(&raw, &names.subscribe_dead_queue).await;
     assert_eq!(letters.len(), 2);
     let by_body = |body: &[u8]| {
@@ -1217,19 +1196,7 @@ async fn shutdown_finishes_in_flight_requests() {
         ]
     );
     // Nothing left unacked or requeued.
-    let q = raw
-        .ch
-        .queue_declare(
-            names.request_queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(q.message_count(), 0);
+    assert_eq!(raw.message_count(&names.request_queue).await, 0);
     assert!(!bus.is_healthy());
     raw.cleanup(&names, &[]).await;
 }

@@ -8,31 +8,23 @@ use crate::support;
 use crate::support::wait_until;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
+use campaign_manager::service::Delays;
 use campaign_manager::service::tick::{
-    CALLING_HOURS_MAX_SLEEP, DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker,
+    CALLING_HOURS_MAX_SLEEP, DEFAULT_TARGET_BATCH, Next, Outcome, Ticker,
 };
-use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
 use campaign_sim::{Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Timelike, Utc};
 use serde_json::{Value, json};
+use support::TestSystem;
+use support::black_box::{create_campaign, expect_400, expect_404, id_of, set_status};
+use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
-use support::{TestStore, TestSystem};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------- the tick, injected clock
-
-fn fresh_fence() -> Fence {
-    let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
-    Fence {
-        seq,
-        deadline: Utc::now() + ChronoDuration::seconds(30),
-        local_deadline: Instant::now() + Duration::from_secs(30),
-    }
-}
 
 fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
@@ -58,53 +50,18 @@ fn seoul_office() -> CallingHours {
 
 /// A running call campaign with `hours`, its outplan, stored; a ticker whose clock reads `now`.
 struct TickEnv {
-    ts: TestStore,
+    mocked: Mocked,
     ticker: Ticker,
     campaign: Campaign,
 }
 
 impl TickEnv {
     async fn new(m: Mocks, hours: Option<CallingHours>, now: DateTime<Utc>) -> TickEnv {
-        let ts = TestStore::new().await;
-        let customer = Uuid::new_v4();
-        let outplan = Outplan {
-            id: Uuid::new_v4(),
-            customer_id: customer,
-            name: "plan".into(),
-            detail: String::new(),
-            source: Some(Address::tel("+15551230000")),
-            dial_timeout: 30000,
-            try_interval: 600_000,
-            max_try_count_0: 3,
-            max_try_count_1: 3,
-            max_try_count_2: 3,
-            max_try_count_3: 3,
-            max_try_count_4: 3,
-            tm_create: None,
-            tm_update: None,
-            tm_delete: None,
-        };
-        let mut c = support::records::campaign_row(customer);
-        c.outplan_id = outplan.id;
-        c.kind = CampaignType::Call;
-        c.status = CampaignStatus::Run;
-        c.execute = Execute::Run;
-        c.queue_id = Uuid::nil();
-        c.calling_hours = hours;
-        ts.store.outplans.create(&outplan).await.expect("outplan");
-        let campaign = ts.store.campaigns.create(&c).await.expect("campaign");
-        let service = Service::new(
-            ts.store.clone(),
-            m.into_peers(),
-            Arc::new(RecordingEvents::default()),
-            Arc::new(RecordingChains::default()),
-            Metrics::standalone(),
-            Delays::default(),
-        );
-        let ticker = Ticker::new(service).with_clock(Arc::new(move || now));
+        let (mocked, campaign) = Mocked::with_running_call(m, |c| c.calling_hours = hours).await;
+        let ticker = mocked.ticker().with_clock(Arc::new(move || now));
         TickEnv {
-            ts,
             ticker,
+            mocked,
             campaign,
         }
     }
@@ -114,13 +71,7 @@ impl TickEnv {
     }
 
     async fn stored(&self) -> Campaign {
-        self.ts
-            .store
-            .campaigns
-            .get_fresh(self.campaign.id)
-            .await
-            .expect("read")
-            .expect("exists")
+        self.mocked.campaign(self.campaign.id).await
     }
 }
 
@@ -311,37 +262,6 @@ async fn destination_local_does_not_gate_the_campaign_as_a_whole() {
 
 // ---------------------------------------------------------------- black box over RabbitMQ
 
-/// An outplan and a stopped call campaign over `outdial` (with `extra` fields in the create
-/// body), created through the RPC API; returns the campaign JSON.
-async fn create_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, extra: Value) -> Value {
-    let outplan = sys
-        .ok(
-            "POST",
-            "/v1/outplans",
-            Some(json!({
-                "customer_id": customer, "name": "hours", "detail": "",
-                "source": {"type": "tel", "target": "+15550001000"},
-                "dial_timeout": 30000, "try_interval": 0,
-                "max_try_count_0": 1, "max_try_count_1": 1, "max_try_count_2": 1,
-                "max_try_count_3": 1, "max_try_count_4": 1,
-            })),
-        )
-        .await;
-    let mut body = json!({
-        "customer_id": customer, "type": "call", "name": "hours", "detail": "",
-        "actions": [{"type": "answer"}], "service_level": 100, "end_handle": "stop",
-        "outplan_id": outplan["id"], "outdial_id": outdial,
-    });
-    if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(x.clone());
-    }
-    sys.ok("POST", "/v1/campaigns", Some(body)).await
-}
-
-fn id_of(v: &Value) -> Uuid {
-    Uuid::parse_str(v["id"].as_str().unwrap_or_default()).expect("id")
-}
-
 const ALL_DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// Every day, one hour far from now (UTC): a window that excludes now for hours.
@@ -354,26 +274,12 @@ fn window_excluding_now() -> Value {
     json!({"time_zone": "UTC", "windows": [{"days": ALL_DAYS, "start": start, "end": end}]})
 }
 
-/// The message of a `voipbin_error` reply, whatever its exact shape.
-fn error_text(data: &Value) -> String {
-    data.to_string()
-}
-
-async fn expect_400(sys: &TestSystem, method: &str, uri: &str, body: Value, field: &str) {
-    let (status, data_type, data) = sys.rpc(method, uri, Some(body.clone())).await;
-    assert_eq!(status, 400, "{body} → {status} {data_type} {data}");
-    assert!(
-        error_text(&data).contains(field),
-        "{body}: error does not name {field}: {data}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 1, 1);
-    let created = create_campaign(&sys, customer, outdial, json!({})).await;
+    let created = create_campaign(&sys, "hours", customer, outdial, json!({})).await;
     let id = id_of(&created);
     assert!(created.get("calling_hours").is_none(), "{created}");
     let uri = format!("/v1/campaigns/{id}");
@@ -455,6 +361,7 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
     // Accepted at create; refused there too when bad (and nothing is created).
     let with = create_campaign(
         &sys,
+        "hours",
         customer,
         Uuid::nil(),
         json!({ "calling_hours": hours }),
@@ -465,32 +372,25 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
         .ok("GET", &format!("/v1/campaigns/{}", id_of(&with)), None)
         .await;
     assert_eq!(got["calling_hours"], hours);
-    let (status, _, data) = sys
-        .rpc(
-            "POST",
-            "/v1/campaigns",
-            Some(
-                json!({"customer_id": customer, "type": "call", "name": "bad",
+    expect_400(
+        &sys,
+        "POST",
+        "/v1/campaigns",
+        json!({"customer_id": customer, "type": "call", "name": "bad",
                 "calling_hours": {"time_zone": "Europe/Nowhere",
                     "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 400, "{data}");
-    assert!(
-        error_text(&data).contains("calling_hours.time_zone"),
-        "{data}"
-    );
+        "calling_hours.time_zone",
+    )
+    .await;
 
     // Unknown campaign: 404.
-    let (status, _, _) = sys
-        .rpc(
-            "PUT",
-            &format!("/v1/campaigns/{}/calling_hours", Uuid::new_v4()),
-            Some(json!({ "calling_hours": null })),
-        )
-        .await;
-    assert_eq!(status, 404);
+    expect_404(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{}/calling_hours", Uuid::new_v4()),
+        Some(json!({ "calling_hours": null })),
+    )
+    .await;
     sys.stop().await;
 }
 
@@ -502,15 +402,6 @@ fn fast(s: &mut campaign_manager::config::Settings) {
     s.wait_tick_ms = 300;
 }
 
-async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({ "status": status })),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are_cleared() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
@@ -518,6 +409,7 @@ async fn outside_its_window_a_running_campaign_dials_nothing_until_the_hours_are
     let outdial = sys.sim.create_outdial(customer, 3, 1);
     let c = create_campaign(
         &sys,
+        "hours",
         customer,
         outdial,
         json!({ "calling_hours": window_excluding_now() }),
@@ -603,7 +495,14 @@ async fn a_campaign_put_to_run_two_seconds_before_its_window_dials_within_a_seco
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 2, 1);
-    let c = create_campaign(&sys, customer, outdial, json!({ "calling_hours": hours })).await;
+    let c = create_campaign(
+        &sys,
+        "hours",
+        customer,
+        outdial,
+        json!({ "calling_hours": hours }),
+    )
+    .await;
     let id = id_of(&c);
     let run_at = opens - ChronoDuration::seconds(2);
     if let Ok(wait) = (run_at - Utc::now()).to_std() {
@@ -670,7 +569,14 @@ async fn destination_local_dials_callees_inside_their_own_hours_only() {
             },
         )
         .expect("london target");
-    let c = create_campaign(&sys, customer, outdial, json!({ "calling_hours": hours })).await;
+    let c = create_campaign(
+        &sys,
+        "hours",
+        customer,
+        outdial,
+        json!({ "calling_hours": hours }),
+    )
+    .await;
     let id = id_of(&c);
     set_status(&sys, id, "run").await;
 

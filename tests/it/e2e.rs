@@ -20,6 +20,7 @@ use campaign_manager::config::Settings;
 use campaign_sim::{MsRange, Outcome, Scenario, SimTarget, TargetState, Weights};
 use serde_json::{Value, json};
 use support::TestSystem;
+use support::black_box::set_status;
 use uuid::Uuid;
 
 /// Short delays and a few tick workers in the service process.
@@ -86,15 +87,6 @@ async fn create_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, plan: 
 
 fn uuid(v: &Value) -> Uuid {
     Uuid::parse_str(v.as_str().unwrap_or_default()).expect("uuid field")
-}
-
-async fn set_status(sys: &TestSystem, id: Uuid, status: &str) -> Value {
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({ "status": status })),
-    )
-    .await
 }
 
 async fn campaign(sys: &TestSystem, id: Uuid) -> Value {
@@ -765,6 +757,34 @@ async fn exhausted_campaign_starts_its_next_campaign_which_dials_its_own_list() 
     sys.stop().await;
 }
 
+/// Two stopped campaigns of `customer` over `plan`, each the other's next campaign, over new
+/// outdials with `first_targets` and `second_targets` targets (one destination each).
+async fn campaign_cycle(
+    sys: &TestSystem,
+    customer: Uuid,
+    plan: &Plan,
+    first_targets: usize,
+    second_targets: usize,
+) -> (Uuid, Uuid) {
+    let first = create_campaign(
+        sys,
+        customer,
+        sys.sim.create_outdial(customer, first_targets, 1),
+        plan,
+    )
+    .await;
+    let second = create_campaign(
+        sys,
+        customer,
+        sys.sim.create_outdial(customer, second_targets, 1),
+        plan,
+    )
+    .await;
+    set_next(sys, first, second).await;
+    set_next(sys, second, first).await;
+    (first, second)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cycle_of_campaigns_with_exhausted_lists_ends() {
     let sys = TestSystem::start(Scenario::instant(Outcome::Answered), fast).await;
@@ -772,22 +792,7 @@ async fn a_cycle_of_campaigns_with_exhausted_lists_ends() {
     let plan = Plan::call();
 
     // Both lists empty: A ends without a dial and starts nothing.
-    let a = create_campaign(
-        &sys,
-        customer,
-        sys.sim.create_outdial(customer, 0, 1),
-        &plan,
-    )
-    .await;
-    let b = create_campaign(
-        &sys,
-        customer,
-        sys.sim.create_outdial(customer, 0, 1),
-        &plan,
-    )
-    .await;
-    set_next(&sys, a, b).await;
-    set_next(&sys, b, a).await;
+    let (a, b) = campaign_cycle(&sys, customer, &plan, 0, 0).await;
     set_status(&sys, a, "run").await;
     wait_campaign(&sys, a, "stop", Some("stop"), Duration::from_secs(30)).await;
     // Several wait delays (300 ms) later nothing has started.
@@ -798,22 +803,7 @@ async fn a_cycle_of_campaigns_with_exhausted_lists_ends() {
 
     // A (one target) → B (empty) → A: A dials, ends and starts B; B ends without a dial
     // and does not start A again.
-    let c = create_campaign(
-        &sys,
-        customer,
-        sys.sim.create_outdial(customer, 1, 1),
-        &plan,
-    )
-    .await;
-    let d = create_campaign(
-        &sys,
-        customer,
-        sys.sim.create_outdial(customer, 0, 1),
-        &plan,
-    )
-    .await;
-    set_next(&sys, c, d).await;
-    set_next(&sys, d, c).await;
+    let (c, d) = campaign_cycle(&sys, customer, &plan, 1, 0).await;
     set_status(&sys, c, "run").await;
     let c_run = run_started(&sys, c).await.expect("C was put to run");
     wait_campaign(&sys, c, "stop", Some("stop"), Duration::from_secs(30)).await;

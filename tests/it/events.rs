@@ -83,19 +83,7 @@ impl EventTap {
         )
         .await
         .expect("event exchange");
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("tap queue");
-        let qn = q.name().to_string();
+        let qn = crate::support::amqp::private_queue(&ch, "tap queue").await;
         ch.queue_bind(
             qn.as_str().into(),
             exchange.as_str().into(),
@@ -446,6 +434,35 @@ async fn campaign_events_and_webhooks() {
 // Campaigncall events and call_hangup / activeflow_deleted handling
 // ---------------------------------------------------------------------------------------------
 
+/// Creates an outplan, an outdial of `targets` targets (one destination each) and a campaign of
+/// `customer` over them with the create body's other `fields`, and puts it to `run`; returns
+/// its id and JSON as created.
+async fn running_campaign(
+    sys: &TestSystem,
+    customer: Uuid,
+    targets: usize,
+    fields: Value,
+) -> (String, Value) {
+    let outplan = sys
+        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
+        .await;
+    let outdial = sys.sim.create_outdial(customer, targets, 1);
+    let mut body =
+        json!({"customer_id": customer, "outplan_id": outplan["id"], "outdial_id": outdial});
+    if let (Some(b), Some(x)) = (body.as_object_mut(), fields.as_object()) {
+        b.extend(x.clone());
+    }
+    let c = sys.ok("POST", "/v1/campaigns", Some(body)).await;
+    let id = c["id"].as_str().unwrap().to_owned();
+    sys.ok(
+        "PUT",
+        &format!("/v1/campaigns/{id}/status"),
+        Some(json!({"status": "run"})),
+    )
+    .await;
+    (id, c)
+}
+
 #[tokio::test]
 async fn call_hangups_finish_campaigncalls_and_stop_the_campaign() {
     let sys = TestSystem::start(silent(), fast_ticks).await;
@@ -454,137 +471,12 @@ async fn call_hangups_finish_campaigncalls_and_stop_the_campaign() {
     let calls_x = sys.names.names.call_event_exchange.clone();
     let flows_x = sys.names.names.flow_event_exchange.clone();
     let customer = Uuid::new_v4();
-    let outplan = sys
-        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
-        .await;
-    let outdial = sys.sim.create_outdial(customer, 4, 1);
-    let c = sys
-        .ok(
-            "POST",
-            "/v1/campaigns",
-            Some(json!({"customer_id": customer, "type": "call", "name": "c",
-                "outplan_id": outplan["id"], "outdial_id": outdial})),
-        )
-        .await;
-    let id = c["id"].as_str().unwrap().to_owned();
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({"status": "run"})),
-    )
-    .await;
-    // All four targets get dialed; the list is then empty, but not exhausted while calls
-    // are up (their targets could come back): the campaign keeps running.
-    wait_until(
-        "4 dialing campaigncalls",
-        Duration::from_secs(20),
-        || async { campaigncalls(&sys, &id).await.len() == 4 },
-    )
-    .await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(tap.count("campaign_status_stopping", &id), 0);
-    let ccs = campaigncalls(&sys, &id).await;
-    for cc in &ccs {
-        let ccid = cc["id"].as_str().unwrap();
-        let created = tap
-            .one("campaigncall_created", ccid, CAMPAIGNCALL_KEYS)
-            .await;
-        assert_eq!(created["status"], "dialing");
-        assert_eq!(created["result"], "");
-        assert_eq!(created["reference_type"], "call");
-        assert_eq!(created["campaign_id"], id);
-        assert_eq!(created["customer_id"], customer.to_string());
-        assert_eq!(created, *cc);
-        let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
-        assert_eq!(
-            sys.sim.target(target).unwrap().status,
-            TargetState::Progressing
-        );
-        assert!(
-            sys.sim
-                .calls()
-                .iter()
-                .any(|k| k.id.to_string() == cc["reference_id"].as_str().unwrap())
-        );
-    }
-    assert_eq!(campaign(&sys, &id).await["status"], "run");
+    let (id, _) = running_campaign(&sys, customer, 4, json!({"type": "call", "name": "c"})).await;
+    let ccs = four_calls_dialing(&sys, &tap, &id, customer).await;
 
     let reasons = ["busy", "", "weird_reason", "normal"];
     for (i, (cc, reason)) in ccs.iter().zip(reasons).enumerate() {
-        let ccid = cc["id"].as_str().unwrap().to_owned();
-        let call_id = cc["reference_id"].as_str().unwrap().to_owned();
-        let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
-        // activeflow_deleted for a call campaigncall is ignored (the hangup decides).
-        raw.publish_event(
-            &flows_x,
-            "flow-manager",
-            "activeflow_deleted",
-            json!({"id": cc["activeflow_id"], "reference_type": "call"}),
-        )
-        .await;
-        // Events from the wrong publisher are ignored.
-        raw.publish_event(
-            &calls_x,
-            "someone-else",
-            "call_hangup",
-            json!({"id": call_id, "hangup_reason": "normal"}),
-        )
-        .await;
-        let data = if reason.is_empty() {
-            json!({"id": call_id})
-        } else {
-            json!({"id": call_id, "hangup_reason": reason})
-        };
-        raw.publish_event(&calls_x, "call-manager", "call_hangup", data.clone())
-            .await;
-        let ev = tap
-            .one("campaigncall_updated", &ccid, CAMPAIGNCALL_KEYS)
-            .await;
-        let want = if reason == "normal" {
-            "success"
-        } else {
-            "fail"
-        };
-        assert_eq!(ev["status"], "done", "{reason}");
-        assert_eq!(ev["result"], want, "{reason}");
-        assert!(ev["tm_update"].is_string());
-        let want_target = if reason == "normal" {
-            TargetState::Done
-        } else {
-            TargetState::Idle
-        };
-        wait_until("the target status", Duration::from_secs(10), || {
-            let st = sys.sim.target(target).map(|t| t.status);
-            async move { st == Some(want_target) }
-        })
-        .await;
-        let stored = sys
-            .ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
-            .await;
-        assert_eq!(stored, ev);
-
-        // A repeated hangup (even with another reason) changes nothing.
-        raw.publish_event(
-            &calls_x,
-            "call-manager",
-            "call_hangup",
-            json!({"id": call_id, "hangup_reason": "normal"}),
-        )
-        .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(
-            sys.ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
-                .await,
-            stored
-        );
-        assert_eq!(tap.count("campaigncall_updated", &ccid), 1);
-
-        // Running until the last call ends (each target is out of tries), then stop.
-        let status = campaign(&sys, &id).await["status"].clone();
-        if i < 3 {
-            assert_eq!(status, "run", "after hangup {i}");
-            assert_eq!(tap.count("campaign_status_stop", &id), 0);
-        }
+        hang_up_and_check(&sys, &tap, &raw, &id, i, cc, reason).await;
     }
     let ev = tap.one("campaign_status_stop", &id, CAMPAIGN_KEYS).await;
     assert_eq!(
@@ -631,31 +523,152 @@ async fn call_hangups_finish_campaigncalls_and_stop_the_campaign() {
     sys.stop().await;
 }
 
+/// Step of `call_hangups_finish_campaigncalls_and_stop_the_campaign`: the campaign `id` dials all
+/// four targets and keeps running while the calls are up; returns the campaigncalls.
+async fn four_calls_dialing(
+    sys: &TestSystem,
+    tap: &EventTap,
+    id: &str,
+    customer: Uuid,
+) -> Vec<Value> {
+    // All four targets get dialed; the list is then empty, but not exhausted while calls
+    // are up (their targets could come back): the campaign keeps running.
+    wait_until(
+        "4 dialing campaigncalls",
+        Duration::from_secs(20),
+        || async { campaigncalls(sys, id).await.len() == 4 },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(tap.count("campaign_status_stopping", id), 0);
+    let ccs = campaigncalls(sys, id).await;
+    for cc in &ccs {
+        let ccid = cc["id"].as_str().unwrap();
+        let created = tap
+            .one("campaigncall_created", ccid, CAMPAIGNCALL_KEYS)
+            .await;
+        assert_eq!(created["status"], "dialing");
+        assert_eq!(created["result"], "");
+        assert_eq!(created["reference_type"], "call");
+        assert_eq!(created["campaign_id"], id);
+        assert_eq!(created["customer_id"], customer.to_string());
+        assert_eq!(created, *cc);
+        let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            sys.sim.target(target).unwrap().status,
+            TargetState::Progressing
+        );
+        assert!(
+            sys.sim
+                .calls()
+                .iter()
+                .any(|k| k.id.to_string() == cc["reference_id"].as_str().unwrap())
+        );
+    }
+    assert_eq!(campaign(sys, id).await["status"], "run");
+    ccs
+}
+
+/// Step of `call_hangups_finish_campaigncalls_and_stop_the_campaign`: the `i`th campaigncall's call
+/// hangs up with `reason` (empty: none given), among events to ignore, and once more.
+async fn hang_up_and_check(
+    sys: &TestSystem,
+    tap: &EventTap,
+    raw: &Raw,
+    id: &str,
+    i: usize,
+    cc: &Value,
+    reason: &str,
+) {
+    let calls_x = sys.names.names.call_event_exchange.clone();
+    let flows_x = sys.names.names.flow_event_exchange.clone();
+    let ccid = cc["id"].as_str().unwrap().to_owned();
+    let call_id = cc["reference_id"].as_str().unwrap().to_owned();
+    let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
+    // activeflow_deleted for a call campaigncall is ignored (the hangup decides).
+    raw.publish_event(
+        &flows_x,
+        "flow-manager",
+        "activeflow_deleted",
+        json!({"id": cc["activeflow_id"], "reference_type": "call"}),
+    )
+    .await;
+    // Events from the wrong publisher are ignored.
+    raw.publish_event(
+        &calls_x,
+        "someone-else",
+        "call_hangup",
+        json!({"id": call_id, "hangup_reason": "normal"}),
+    )
+    .await;
+    let data = if reason.is_empty() {
+        json!({"id": call_id})
+    } else {
+        json!({"id": call_id, "hangup_reason": reason})
+    };
+    raw.publish_event(&calls_x, "call-manager", "call_hangup", data.clone())
+        .await;
+    let ev = tap
+        .one("campaigncall_updated", &ccid, CAMPAIGNCALL_KEYS)
+        .await;
+    let want = if reason == "normal" {
+        "success"
+    } else {
+        "fail"
+    };
+    assert_eq!(ev["status"], "done", "{reason}");
+    assert_eq!(ev["result"], want, "{reason}");
+    assert!(ev["tm_update"].is_string());
+    let want_target = if reason == "normal" {
+        TargetState::Done
+    } else {
+        TargetState::Idle
+    };
+    wait_until("the target status", Duration::from_secs(10), || {
+        let st = sys.sim.target(target).map(|t| t.status);
+        async move { st == Some(want_target) }
+    })
+    .await;
+    let stored = sys
+        .ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
+        .await;
+    assert_eq!(stored, ev);
+
+    // A repeated hangup (even with another reason) changes nothing.
+    raw.publish_event(
+        &calls_x,
+        "call-manager",
+        "call_hangup",
+        json!({"id": call_id, "hangup_reason": "normal"}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        sys.ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
+            .await,
+        stored
+    );
+    assert_eq!(tap.count("campaigncall_updated", &ccid), 1);
+
+    // Running until the last call ends (each target is out of tries), then stop.
+    let status = campaign(sys, id).await["status"].clone();
+    if i < 3 {
+        assert_eq!(status, "run", "after hangup {i}");
+        assert_eq!(tap.count("campaign_status_stop", id), 0);
+    }
+}
+
 #[tokio::test]
 async fn activeflow_deleted_finishes_a_flow_campaigncall() {
     let sys = TestSystem::start(silent(), fast_ticks).await;
     let tap = EventTap::bind(&sys).await;
     let raw = Raw::new().await;
     let customer = Uuid::new_v4();
-    let outplan = sys
-        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
-        .await;
-    let outdial = sys.sim.create_outdial(customer, 1, 1);
-    let c = sys
-        .ok(
-            "POST",
-            "/v1/campaigns",
-            Some(
-                json!({"customer_id": customer, "type": "flow", "actions": [{"type": "talk"}],
-                "outplan_id": outplan["id"], "outdial_id": outdial}),
-            ),
-        )
-        .await;
-    let id = c["id"].as_str().unwrap().to_owned();
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({"status": "run"})),
+    let (id, c) = running_campaign(
+        &sys,
+        customer,
+        1,
+        json!({"type": "flow", "actions": [{"type": "talk"}]}),
     )
     .await;
     wait_until("a campaigncall", Duration::from_secs(20), || async {
@@ -757,25 +770,11 @@ async fn stop_request_while_calls_are_up_goes_stopping_then_stop() {
     let tap = EventTap::bind(&sys).await;
     let raw = Raw::new().await;
     let customer = Uuid::new_v4();
-    let outplan = sys
-        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
-        .await;
-    let outdial = sys.sim.create_outdial(customer, 1, 1);
-    let c = sys
-        .ok(
-            "POST",
-            "/v1/campaigns",
-            Some(
-                json!({"customer_id": customer, "type": "call", "end_handle": "continue",
-                "outplan_id": outplan["id"], "outdial_id": outdial}),
-            ),
-        )
-        .await;
-    let id = c["id"].as_str().unwrap().to_owned();
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({"status": "run"})),
+    let (id, _) = running_campaign(
+        &sys,
+        customer,
+        1,
+        json!({"type": "call", "end_handle": "continue"}),
     )
     .await;
     wait_until("a campaigncall", Duration::from_secs(20), || async {
@@ -857,25 +856,11 @@ async fn call_hangup_without_call_id_leaves_flow_campaigncalls_open() {
     let sys = TestSystem::start(silent(), fast_ticks).await;
     let raw = Raw::new().await;
     let customer = Uuid::new_v4();
-    let outplan = sys
-        .ok("POST", "/v1/outplans", Some(outplan_body(customer)))
-        .await;
-    let outdial = sys.sim.create_outdial(customer, 1, 1);
-    let c = sys
-        .ok(
-            "POST",
-            "/v1/campaigns",
-            Some(
-                json!({"customer_id": customer, "type": "flow", "actions": [{"type": "talk"}],
-                "outplan_id": outplan["id"], "outdial_id": outdial}),
-            ),
-        )
-        .await;
-    let id = c["id"].as_str().unwrap().to_owned();
-    sys.ok(
-        "PUT",
-        &format!("/v1/campaigns/{id}/status"),
-        Some(json!({"status": "run"})),
+    let (id, _) = running_campaign(
+        &sys,
+        customer,
+        1,
+        json!({"type": "flow", "actions": [{"type": "talk"}]}),
     )
     .await;
     wait_until(

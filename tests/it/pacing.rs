@@ -8,81 +8,41 @@
 use crate::support;
 use crate::support::wait_until;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
-use campaign_manager::service::tick::{Fence, Next, Outcome, Ticker};
-use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
+use campaign_manager::service::Delays;
+use campaign_manager::service::tick::{Next, Outcome, Ticker};
 use campaign_sim::{MsRange, Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, SubsecRound, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
+use support::TestSystem;
+use support::black_box::{create_campaign, expect_400, expect_404, id_of, set_status};
+use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
-use support::{TestStore, TestSystem};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------- the tick, mocked peers
 
-fn fresh_fence() -> Fence {
-    let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
-    Fence {
-        seq,
-        deadline: Utc::now() + ChronoDuration::seconds(30),
-        local_deadline: Instant::now() + Duration::from_secs(30),
-    }
-}
-
 /// A running call campaign with `pacing` and its outplan, stored, on a ticker over `m`.
 struct TickEnv {
-    ts: TestStore,
+    mocked: Mocked,
     ticker: Ticker,
     campaign: Campaign,
 }
 
 impl TickEnv {
     async fn new(m: Mocks, pacing: Option<Pacing>, queue: bool) -> TickEnv {
-        let ts = TestStore::new().await;
-        let customer = Uuid::new_v4();
-        let outplan = Outplan {
-            id: Uuid::new_v4(),
-            customer_id: customer,
-            name: "plan".into(),
-            detail: String::new(),
-            source: Some(Address::tel("+15551230000")),
-            dial_timeout: 30000,
-            try_interval: 600_000,
-            max_try_count_0: 3,
-            max_try_count_1: 3,
-            max_try_count_2: 3,
-            max_try_count_3: 3,
-            max_try_count_4: 3,
-            tm_create: None,
-            tm_update: None,
-            tm_delete: None,
-        };
-        let mut c = support::records::campaign_row(customer);
-        c.outplan_id = outplan.id;
-        c.kind = CampaignType::Call;
-        c.status = CampaignStatus::Run;
-        c.execute = Execute::Run;
-        c.service_level = 100;
-        c.queue_id = if queue { Uuid::new_v4() } else { Uuid::nil() };
-        c.pacing = pacing;
-        c.end_handle = EndHandle::Continue;
-        ts.store.outplans.create(&outplan).await.expect("outplan");
-        let campaign = ts.store.campaigns.create(&c).await.expect("campaign");
-        let service = Service::new(
-            ts.store.clone(),
-            m.into_peers(),
-            Arc::new(RecordingEvents::default()),
-            Arc::new(RecordingChains::default()),
-            Metrics::standalone(),
-            Delays::default(),
-        );
+        let (mocked, campaign) = Mocked::with_running_call(m, |c| {
+            c.service_level = 100;
+            c.queue_id = if queue { Uuid::new_v4() } else { Uuid::nil() };
+            c.pacing = pacing;
+            c.end_handle = EndHandle::Continue;
+        })
+        .await;
         TickEnv {
-            ts,
-            ticker: Ticker::new(service),
+            ticker: mocked.ticker(),
+            mocked,
             campaign,
         }
     }
@@ -93,13 +53,7 @@ impl TickEnv {
 
     /// Stores a campaigncall of the campaign in `status`.
     async fn insert_call(&self, status: CampaigncallStatus) {
-        let cc = support::records::campaigncall_of(&self.campaign, status);
-        self.ts
-            .store
-            .campaigncalls
-            .create(&cc)
-            .await
-            .expect("campaigncall");
+        self.mocked.insert_call(&self.campaign, status).await;
     }
 }
 
@@ -229,7 +183,7 @@ async fn after_a_dial_the_next_tick_is_due_just_before_the_next_allowed_dial() {
 }
 
 /// The creation times of the campaign's campaigncalls, oldest first.
-async fn dial_times(ts: &TestStore, campaign: Uuid) -> Vec<DateTime<Utc>> {
+async fn dial_times(ts: &support::TestStore, campaign: Uuid) -> Vec<DateTime<Utc>> {
     let mut t = ts
         .store
         .dials
@@ -257,7 +211,7 @@ async fn a_paced_tick_dials_several_targets_each_at_its_allowed_instant() {
     let env = TickEnv::new(m, limits(None, Some(4.0)), false).await;
     let (_, outcome) = env.tick().await;
     assert_eq!(outcome, Outcome::Dialed);
-    let times = dial_times(&env.ts, env.campaign.id).await;
+    let times = dial_times(&env.mocked.ts, env.campaign.id).await;
     assert_eq!(times.len(), 3);
     for pair in times.windows(2) {
         assert!(
@@ -279,7 +233,7 @@ async fn a_paced_tick_stops_at_the_cap_between_dials() {
     expect_dial(&mut m);
     let env = TickEnv::new(m, limits(Some(1), Some(50.0)), false).await;
     assert_eq!(env.tick().await.1, Outcome::Dialed);
-    assert_eq!(dial_times(&env.ts, env.campaign.id).await.len(), 1);
+    assert_eq!(dial_times(&env.mocked.ts, env.campaign.id).await.len(), 1);
 }
 
 #[tokio::test]
@@ -314,51 +268,11 @@ async fn the_rate_does_not_shorten_waiting() {
 
 // ---------------------------------------------------------------- black box over RabbitMQ
 
-/// An outplan (one try per destination, no retry interval) and a stopped call campaign over
-/// `outdial` (with `extra` fields in the create body), created through the RPC API.
-async fn create_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, extra: Value) -> Value {
-    let outplan = sys
-        .ok(
-            "POST",
-            "/v1/outplans",
-            Some(json!({
-                "customer_id": customer, "name": "pacing", "detail": "",
-                "source": {"type": "tel", "target": "+15550001000"},
-                "dial_timeout": 30000, "try_interval": 0,
-                "max_try_count_0": 1, "max_try_count_1": 1, "max_try_count_2": 1,
-                "max_try_count_3": 1, "max_try_count_4": 1,
-            })),
-        )
-        .await;
-    let mut body = json!({
-        "customer_id": customer, "type": "call", "name": "pacing", "detail": "",
-        "actions": [{"type": "answer"}], "service_level": 100, "end_handle": "stop",
-        "outplan_id": outplan["id"], "outdial_id": outdial,
-    });
-    if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(x.clone());
-    }
-    sys.ok("POST", "/v1/campaigns", Some(body)).await
-}
-
-fn id_of(v: &Value) -> Uuid {
-    Uuid::parse_str(v["id"].as_str().unwrap_or_default()).expect("id")
-}
-
-async fn expect_400(sys: &TestSystem, uri: &str, body: Value, field: &str) {
-    let (status, data_type, data) = sys.rpc("PUT", uri, Some(body.clone())).await;
-    assert_eq!(status, 400, "{body} → {status} {data_type} {data}");
-    assert!(
-        data.to_string().contains(field),
-        "{body}: error does not name {field}: {data}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_sets_and_clears_pacing_and_refuses_out_of_range_values() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
     let customer = Uuid::new_v4();
-    let created = create_campaign(&sys, customer, Uuid::nil(), json!({})).await;
+    let created = create_campaign(&sys, "pacing", customer, Uuid::nil(), json!({})).await;
     let id = id_of(&created);
     assert!(
         created.get("pacing").is_none(),
@@ -399,7 +313,7 @@ async fn route_sets_and_clears_pacing_and_refuses_out_of_range_values() {
         (json!({"pacing": {"burst": 3}}), "pacing.burst"),
         (json!({}), "pacing"),
     ] {
-        expect_400(&sys, &route, body, field).await;
+        expect_400(&sys, "PUT", &route, body, field).await;
     }
     let got = sys.ok("GET", &uri, None).await;
     assert_eq!(got["pacing"], pacing, "unchanged by refused PUTs");
@@ -416,33 +330,33 @@ async fn route_sets_and_clears_pacing_and_refuses_out_of_range_values() {
     assert!(got.get("pacing").is_none(), "{got}");
 
     // Accepted at create; refused there too when bad.
-    let with = create_campaign(&sys, customer, Uuid::nil(), json!({ "pacing": pacing })).await;
+    let with = create_campaign(
+        &sys,
+        "pacing",
+        customer,
+        Uuid::nil(),
+        json!({ "pacing": pacing }),
+    )
+    .await;
     assert_eq!(with["pacing"], pacing);
-    let (status, _, data) = sys
-        .rpc(
-            "POST",
-            "/v1/campaigns",
-            Some(
-                json!({"customer_id": customer, "type": "call", "name": "bad",
+    expect_400(
+        &sys,
+        "POST",
+        "/v1/campaigns",
+        json!({"customer_id": customer, "type": "call", "name": "bad",
                 "pacing": {"dials_per_second": 100}}),
-            ),
-        )
-        .await;
-    assert_eq!(status, 400, "{data}");
-    assert!(
-        data.to_string().contains("pacing.dials_per_second"),
-        "{data}"
-    );
+        "pacing.dials_per_second",
+    )
+    .await;
 
     // Unknown campaign: 404.
-    let (status, _, _) = sys
-        .rpc(
-            "PUT",
-            &format!("/v1/campaigns/{}/pacing", Uuid::new_v4()),
-            Some(json!({ "pacing": null })),
-        )
-        .await;
-    assert_eq!(status, 404);
+    expect_404(
+        &sys,
+        "PUT",
+        &format!("/v1/campaigns/{}/pacing", Uuid::new_v4()),
+        Some(json!({ "pacing": null })),
+    )
+    .await;
     sys.stop().await;
 }
 
@@ -456,13 +370,7 @@ fn fast(s: &mut campaign_manager::config::Settings) {
 }
 
 async fn run(sys: &TestSystem, id: Uuid) {
-    let run = sys
-        .ok(
-            "PUT",
-            &format!("/v1/campaigns/{id}/status"),
-            Some(json!({ "status": "run" })),
-        )
-        .await;
+    let run = set_status(sys, id, "run").await;
     assert_eq!(run["status"], "run");
 }
 
@@ -479,6 +387,7 @@ async fn a_capped_campaign_never_has_more_calls_up_than_its_cap() {
     let outdial = sys.sim.create_outdial(customer, 12, 1);
     let c = create_campaign(
         &sys,
+        "pacing",
         customer,
         outdial,
         json!({"pacing": {"max_concurrent_calls": 3}}),
@@ -627,6 +536,7 @@ async fn ten_dials_per_second_make_a_hundred_in_ten_seconds_and_never_eleven_in_
     let outdial = sys.sim.create_outdial(customer, 400, 1);
     let c = create_campaign(
         &sys,
+        "pacing",
         customer,
         outdial,
         json!({"pacing": {"dials_per_second": 10}}),

@@ -6,18 +6,16 @@
 
 use crate::support;
 
-use std::sync::Arc;
+use std::ops::Deref;
 
-use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
 use campaign_manager::peers::PeerError;
-use campaign_manager::service::{
-    Delays, RecordingChains, RecordingEvents, RepairReport, RepairSettings, Service,
-};
+use campaign_manager::service::{RepairReport, RepairSettings};
 use campaign_manager::store::{DialFence, DialStep, OverdueRule, Recorded};
 use chrono::{Duration as ChronoDuration, Utc};
-use support::TestStore;
+use support::mocked::Mocked;
 use support::mocks::Mocks;
+use support::records;
 use uuid::Uuid;
 
 /// The outplan's dial timeout: a `dialing` campaigncall is overdue after this + the margin.
@@ -71,52 +69,6 @@ fn activeflow_in(status: &str) -> Activeflow {
     }
 }
 
-fn outplan(customer: Uuid) -> Outplan {
-    Outplan {
-        id: Uuid::new_v4(),
-        customer_id: customer,
-        name: "plan".into(),
-        detail: String::new(),
-        source: Some(Address::tel("+15551230000")),
-        dial_timeout: DIAL_TIMEOUT_MS,
-        try_interval: 600_000,
-        max_try_count_0: 3,
-        max_try_count_1: 3,
-        max_try_count_2: 3,
-        max_try_count_3: 3,
-        max_try_count_4: 3,
-        tm_create: None,
-        tm_update: None,
-        tm_delete: None,
-    }
-}
-
-/// A running call campaign over `outplan_id`.
-fn campaign(customer: Uuid, outplan_id: Uuid) -> Campaign {
-    Campaign {
-        id: Uuid::new_v4(),
-        customer_id: customer,
-        kind: CampaignType::Call,
-        execute: Execute::Run,
-        name: "campaign".into(),
-        detail: String::new(),
-        status: CampaignStatus::Run,
-        service_level: 100,
-        end_handle: EndHandle::Stop,
-        flow_id: Uuid::new_v4(),
-        actions: None,
-        outplan_id,
-        outdial_id: Uuid::new_v4(),
-        queue_id: Uuid::nil(),
-        next_campaign_id: Uuid::nil(),
-        tm_create: None,
-        tm_update: None,
-        tm_delete: None,
-        calling_hours: None,
-        pacing: None,
-    }
-}
-
 /// A stored outplan and campaign (the campaign as given, default `run`/`run`).
 struct Setup {
     outplan: Outplan,
@@ -125,40 +77,34 @@ struct Setup {
 
 fn setup() -> Setup {
     let customer = Uuid::new_v4();
-    let o = outplan(customer);
-    let c = campaign(customer, o.id);
+    let o = Outplan {
+        dial_timeout: DIAL_TIMEOUT_MS,
+        ..records::outplan(customer)
+    };
+    let c = records::running_campaign(customer, o.id);
     Setup {
         outplan: o,
         campaign: c,
     }
 }
 
-/// A service over a fresh test store and the given mocks.
+/// The mocked-peers service ([`Mocked`]) the repair runs on.
 struct Env {
-    ts: TestStore,
-    service: Service,
-    notifier: Arc<RecordingEvents>,
-    metrics: Metrics,
+    mocked: Mocked,
+}
+
+impl Deref for Env {
+    type Target = Mocked;
+
+    fn deref(&self) -> &Mocked {
+        &self.mocked
+    }
 }
 
 impl Env {
     async fn new(m: Mocks) -> Env {
-        let ts = TestStore::new().await;
-        let notifier = Arc::new(RecordingEvents::default());
-        let metrics = Metrics::standalone();
-        let service = Service::new(
-            ts.store.clone(),
-            m.into_peers(),
-            notifier.clone(),
-            Arc::new(RecordingChains::default()),
-            metrics.clone(),
-            Delays::default(),
-        );
         Env {
-            ts,
-            service,
-            notifier,
-            metrics,
+            mocked: Mocked::new(m).await,
         }
     }
 
@@ -221,16 +167,6 @@ impl Env {
             .expect("campaigncall exists")
     }
 
-    async fn campaign(&self, id: Uuid) -> Campaign {
-        self.ts
-            .store
-            .campaigns
-            .get_fresh(id)
-            .await
-            .expect("read campaign")
-            .expect("campaign exists")
-    }
-
     async fn step(&self, id: Uuid) -> Option<DialStep> {
         self.ts.store.dials.step(id).await.expect("read dial step")
     }
@@ -260,27 +196,30 @@ impl Env {
             .with_label_values(&[repair])
             .get()
     }
-
-    fn events(&self) -> Vec<String> {
-        self.notifier.types()
-    }
 }
 
 async fn env_with(s: &Setup, m: Mocks) -> Env {
     let env = Env::new(m).await;
-    env.ts
-        .store
-        .outplans
-        .create(&s.outplan)
-        .await
-        .expect("outplan");
-    env.ts
-        .store
-        .campaigns
-        .create(&s.campaign)
-        .await
-        .expect("campaign");
+    env.insert_outplan(&s.outplan).await;
+    env.insert_campaign(&s.campaign).await;
     env
+}
+
+/// The repair's usual scenario: a running campaign with a planned campaigncall of `kind`
+/// dialed `secs` ago, the peers answering as `expect` sets for it, and one repair pass.
+async fn one_pass(
+    kind: ReferenceType,
+    secs: i64,
+    expect: impl FnOnce(&mut Mocks, &Planned),
+) -> (Env, Campaigncall, RepairReport) {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect(&mut m, &p);
+    let env = env_with(&s, m).await;
+    let cc = env.dial_planned(&s.campaign, &p, kind, secs).await;
+    let r = env.pass().await;
+    (env, cc, r)
 }
 
 /// call-manager answers `reply` for `call_id`, `times` times.
@@ -536,17 +475,11 @@ async fn confirmed_call_younger_than_the_longest_call_is_not_asked() {
 
 #[tokio::test]
 async fn flow_never_created_fails_and_frees_the_try() {
-    let s = setup();
-    let p = planned();
-    let mut m = Mocks::new();
-    expect_get_activeflow(&mut m, p.activeflow, || Ok(None));
-    expect_target(&mut m, p.target, TargetStatus::Idle);
-    let env = env_with(&s, m).await;
-    let cc = env
-        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
-        .await;
-
-    let r = env.pass().await;
+    let (env, cc, r) = one_pass(ReferenceType::Flow, OVERDUE_SECS, |m, p| {
+        expect_get_activeflow(m, p.activeflow, || Ok(None));
+        expect_target(m, p.target, TargetStatus::Idle);
+    })
+    .await;
     assert_eq!((r.checked, r.finished), (1, 1));
     let done = env.call(cc.id).await;
     assert_eq!(
@@ -559,17 +492,11 @@ async fn flow_never_created_fails_and_frees_the_try() {
 
 #[tokio::test]
 async fn flow_ended_with_lost_event_succeeds() {
-    let s = setup();
-    let p = planned();
-    let mut m = Mocks::new();
-    expect_get_activeflow(&mut m, p.activeflow, || Ok(Some(activeflow_in("ended"))));
-    expect_target(&mut m, p.target, TargetStatus::Done);
-    let env = env_with(&s, m).await;
-    let cc = env
-        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
-        .await;
-
-    let r = env.pass().await;
+    let (env, cc, r) = one_pass(ReferenceType::Flow, OVERDUE_SECS, |m, p| {
+        expect_get_activeflow(m, p.activeflow, || Ok(Some(activeflow_in("ended"))));
+        expect_target(m, p.target, TargetStatus::Done);
+    })
+    .await;
     assert_eq!((r.checked, r.finished), (1, 1));
     let done = env.call(cc.id).await;
     assert_eq!(
@@ -581,22 +508,16 @@ async fn flow_ended_with_lost_event_succeeds() {
 
 #[tokio::test]
 async fn flow_deleted_counts_as_ended() {
-    let s = setup();
-    let p = planned();
-    let mut m = Mocks::new();
-    expect_get_activeflow(&mut m, p.activeflow, || {
-        Ok(Some(Activeflow {
-            tm_delete: Some(Utc::now()),
-            ..activeflow_in("running")
-        }))
-    });
-    expect_target(&mut m, p.target, TargetStatus::Done);
-    let env = env_with(&s, m).await;
-    let cc = env
-        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
-        .await;
-
-    let r = env.pass().await;
+    let (env, cc, r) = one_pass(ReferenceType::Flow, OVERDUE_SECS, |m, p| {
+        expect_get_activeflow(m, p.activeflow, || {
+            Ok(Some(Activeflow {
+                tm_delete: Some(Utc::now()),
+                ..activeflow_in("running")
+            }))
+        });
+        expect_target(m, p.target, TargetStatus::Done);
+    })
+    .await;
     assert_eq!((r.checked, r.finished), (1, 1));
     assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Success);
     assert_eq!(env.found("flow_ended"), 1);
@@ -604,16 +525,10 @@ async fn flow_deleted_counts_as_ended() {
 
 #[tokio::test]
 async fn flow_running_stays_open() {
-    let s = setup();
-    let p = planned();
-    let mut m = Mocks::new();
-    expect_get_activeflow(&mut m, p.activeflow, || Ok(Some(activeflow_in("running"))));
-    let env = env_with(&s, m).await;
-    let cc = env
-        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
-        .await;
-
-    let r = env.pass().await;
+    let (env, cc, r) = one_pass(ReferenceType::Flow, OVERDUE_SECS, |m, p| {
+        expect_get_activeflow(m, p.activeflow, || Ok(Some(activeflow_in("running"))));
+    })
+    .await;
     assert_eq!((r.checked, r.finished), (1, 0));
     assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
     assert_eq!(env.checks(cc.id).await, (1, true));
@@ -640,16 +555,10 @@ async fn recent_campaigncall_is_not_asked() {
 
 #[tokio::test]
 async fn peer_error_leaves_it_for_the_next_pass() {
-    let s = setup();
-    let p = planned();
-    let mut m = Mocks::new();
-    expect_get_call(&mut m, p.reference, 2, || Err(timeout()));
-    let env = env_with(&s, m).await;
-    let cc = env
-        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
-        .await;
-
-    let r = env.pass().await;
+    let (env, cc, r) = one_pass(ReferenceType::Call, OVERDUE_SECS, |m, p| {
+        expect_get_call(m, p.reference, 2, || Err(timeout()));
+    })
+    .await;
     assert_eq!((r.checked, r.finished, r.ran), (1, 0, true));
     assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
     assert_eq!(env.checks(cc.id).await, (0, false), "not postponed");

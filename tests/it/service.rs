@@ -3,141 +3,63 @@
 
 use crate::support;
 
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
 use campaign_manager::peers::PeerError;
 use campaign_manager::service::{
-    CampaignCreate, CampaignUpdate, Delays, OutplanCreate, OutplanDials, OutplanUpdate,
-    RecordingChains, RecordingEvents, Service, ServiceError, hangup_result,
+    CampaignCreate, CampaignUpdate, OutplanCreate, OutplanDials, OutplanUpdate, ServiceError,
+    hangup_result,
 };
 use campaign_manager::store::ResourceInfo;
 use serde_json::json;
-use support::TestStore;
+use support::mocked::Mocked;
 use support::mocks::Mocks;
+use support::records;
 use uuid::Uuid;
 
+/// The mocked-peers service ([`Mocked`]) whose rules these tests exercise.
 struct Env {
-    ts: TestStore,
-    service: Service,
-    notifier: Arc<RecordingEvents>,
-    chains: Arc<RecordingChains>,
-    metrics: Metrics,
+    mocked: Mocked,
+}
+
+impl Deref for Env {
+    type Target = Mocked;
+
+    fn deref(&self) -> &Mocked {
+        &self.mocked
+    }
 }
 
 impl Env {
     async fn new(m: Mocks) -> Env {
-        let ts = TestStore::new().await;
-        let notifier = Arc::new(RecordingEvents::default());
-        let chains = Arc::new(RecordingChains::default());
-        let metrics = Metrics::standalone();
-        let service = Service::new(
-            ts.store.clone(),
-            m.into_peers(),
-            notifier.clone(),
-            chains.clone(),
-            metrics.clone(),
-            Delays::default(),
-        );
         Env {
-            ts,
-            service,
-            notifier,
-            chains,
-            metrics,
+            mocked: Mocked::new(m).await,
         }
-    }
-
-    async fn row(&self, id: Uuid) -> Option<Campaign> {
-        self.ts
-            .store
-            .campaigns
-            .get_fresh(id)
-            .await
-            .expect("read campaign")
-    }
-
-    async fn campaign(&self, id: Uuid) -> Campaign {
-        self.row(id).await.expect("campaign exists")
-    }
-
-    fn events(&self) -> Vec<String> {
-        self.notifier.types()
     }
 
     fn started(&self) -> Vec<(Uuid, Duration)> {
         self.chains.started.lock().expect("lock").clone()
     }
 
-    async fn insert_outplan(&self, customer: Uuid) -> Outplan {
-        self.ts
-            .store
-            .outplans
-            .create(&outplan(customer))
-            .await
-            .expect("outplan")
-    }
-
-    async fn insert_campaign(&self, c: &Campaign) -> Campaign {
-        self.ts.store.campaigns.create(c).await.expect("campaign")
-    }
-
-    async fn insert_call(&self, c: &Campaign, status: CampaigncallStatus) -> Campaigncall {
-        let cc = support::records::campaigncall_of(c, status);
-        self.ts
-            .store
-            .campaigncalls
-            .create(&cc)
-            .await
-            .expect("campaigncall")
+    /// Stores an outplan of `customer` ([`records::outplan`]).
+    async fn insert_outplan_of(&self, customer: Uuid) -> Outplan {
+        self.insert_outplan(&records::outplan(customer)).await
     }
 }
 
-fn outplan(customer: Uuid) -> Outplan {
-    Outplan {
-        id: Uuid::new_v4(),
-        customer_id: customer,
-        name: "plan".into(),
-        detail: String::new(),
-        source: Some(Address::tel("+15551230000")),
-        dial_timeout: 30000,
-        try_interval: 600_000,
-        max_try_count_0: 3,
-        max_try_count_1: 3,
-        max_try_count_2: 3,
-        max_try_count_3: 3,
-        max_try_count_4: 3,
-        tm_create: None,
-        tm_update: None,
-        tm_delete: None,
-    }
-}
-
-/// A stored-campaign template (status stop, execute stop).
+/// A stored-campaign template (status stop, execute stop): [`records::campaign_row`] with an
+/// answer action, service level 80, continuing at the end of its list.
 fn campaign(customer: Uuid, outplan_id: Uuid, outdial_id: Uuid) -> Campaign {
     Campaign {
-        id: Uuid::new_v4(),
-        customer_id: customer,
-        kind: CampaignType::Call,
-        execute: Execute::Stop,
-        name: "spring sale".into(),
-        detail: "detail".into(),
-        status: CampaignStatus::Stop,
         service_level: 80,
         end_handle: EndHandle::Continue,
-        flow_id: Uuid::new_v4(),
         actions: Some(vec![answer()]),
         outplan_id,
         outdial_id,
-        queue_id: Uuid::nil(),
-        next_campaign_id: Uuid::nil(),
-        tm_create: None,
-        tm_update: None,
-        tm_delete: None,
-        calling_hours: None,
-        pacing: None,
+        ..records::campaign_row(customer)
     }
 }
 
@@ -237,7 +159,7 @@ async fn create_with_queue_adds_queue_join_to_the_flow_only() {
         .returning(move |_, _| Ok(Flow { id: flow_id }));
     m.flow.expect_delete_flow().times(0);
     let env = Env::new(m).await;
-    let plan = env.insert_outplan(customer).await;
+    let plan = env.insert_outplan_of(customer).await;
 
     let req = CampaignCreate {
         outplan_id: plan.id,
@@ -502,7 +424,7 @@ fn no_flow() -> Mocks {
 async fn outplan_of_another_customer_is_invalid() {
     let customer = Uuid::new_v4();
     let env = Env::new(no_flow()).await;
-    let foreign = env.insert_outplan(Uuid::new_v4()).await;
+    let foreign = env.insert_outplan_of(Uuid::new_v4()).await;
     let msg = create_invalid(
         &env,
         CampaignCreate {
@@ -518,7 +440,7 @@ async fn outplan_of_another_customer_is_invalid() {
 async fn deleted_or_unknown_outplan_is_invalid() {
     let customer = Uuid::new_v4();
     let env = Env::new(no_flow()).await;
-    let plan = env.insert_outplan(customer).await;
+    let plan = env.insert_outplan_of(customer).await;
     env.ts.store.outplans.delete(plan.id).await.expect("delete");
     for outplan_id in [plan.id, Uuid::new_v4()] {
         let msg = create_invalid(
@@ -679,7 +601,7 @@ fn outdial_owned_by(m: &mut Mocks, c: &Campaign, times: usize) {
 /// the campaign's ids.
 async fn runnable_with(configure: impl FnOnce(&mut Mocks, &Campaign)) -> (Env, Campaign) {
     let customer = Uuid::new_v4();
-    let plan = outplan(customer);
+    let plan = records::outplan(customer);
     let c = campaign(customer, plan.id, Uuid::new_v4());
     let mut m = Mocks::new();
     configure(&mut m, &c);

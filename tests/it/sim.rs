@@ -12,7 +12,7 @@ use campaign_sim::{
     Fault, MsRange, Outcome, Override, Scenario, Service, Sim, TargetSpec, TargetState, admin,
 };
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{BasicConsumeOptions, QueueBindOptions};
 use lapin::types::FieldTable;
 use rand::RngExt;
 use serde_json::{Value, json};
@@ -125,20 +125,9 @@ impl Env {
     /// A fresh exclusive queue bound to `exchange`, with a consumer on it.
     async fn listen(&self, exchange: &str) -> (lapin::Channel, lapin::Consumer) {
         let (ch, _) = self.client.connection().channel().await.expect("channel");
-        let q = ch
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare");
+        let q = crate::support::amqp::private_queue(&ch, "declare").await;
         ch.queue_bind(
-            q.name().clone(),
+            q.as_str().into(),
             exchange.into(),
             "".into(),
             QueueBindOptions::default(),
@@ -148,7 +137,7 @@ impl Env {
         .expect("bind");
         let consumer = ch
             .basic_consume(
-                q.name().clone(),
+                q.as_str().into(),
                 "sim-test".into(),
                 BasicConsumeOptions {
                     no_ack: true,

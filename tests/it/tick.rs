@@ -3,96 +3,52 @@
 
 use crate::support;
 
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use campaign_manager::metrics::Metrics;
 use campaign_manager::model::*;
 use campaign_manager::peers::{CallRequest, PeerError};
+use campaign_manager::service::Delays;
 use campaign_manager::service::tick::{
     DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker, pick_destination, target_ready,
 };
-use campaign_manager::service::{Delays, RecordingChains, RecordingEvents, Service};
 use campaign_manager::store::DialStep;
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
-use support::TestStore;
+use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
+use support::records;
 use uuid::Uuid;
-
-/// A fence newer than any issued before in this process (sequence numbers from the clock in
-/// microseconds, as the scheduler's).
-fn fresh_fence() -> Fence {
-    let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(0);
-    Fence {
-        seq,
-        deadline: Utc::now() + ChronoDuration::seconds(30),
-        local_deadline: std::time::Instant::now() + Duration::from_secs(30),
-    }
-}
 
 const WAIT: Next = Next::Continue(Duration::from_millis(5000));
 const AFTER_DIAL: Next = Next::Continue(Duration::from_millis(500));
 
-/// A service over a fresh test store and the given mocks.
+/// The mocked-peers service ([`Mocked`]) and a ticker over it.
 struct Env {
-    ts: TestStore,
+    mocked: Mocked,
     ticker: Ticker,
-    notifier: Arc<RecordingEvents>,
-    metrics: Metrics,
+}
+
+impl Deref for Env {
+    type Target = Mocked;
+
+    fn deref(&self) -> &Mocked {
+        &self.mocked
+    }
 }
 
 impl Env {
     async fn new(m: Mocks) -> Env {
-        let ts = TestStore::new().await;
-        let notifier = Arc::new(RecordingEvents::default());
-        let metrics = Metrics::standalone();
-        let service = Service::new(
-            ts.store.clone(),
-            m.into_peers(),
-            notifier.clone(),
-            Arc::new(RecordingChains::default()),
-            metrics.clone(),
-            Delays::default(),
-        );
+        let mocked = Mocked::new(m).await;
         Env {
-            ts,
-            ticker: Ticker::new(service),
-            notifier,
-            metrics,
+            ticker: mocked.ticker(),
+            mocked,
         }
     }
 
     /// One tick with a fresh fence (a higher sequence number than any before, 30 s to run).
     async fn tick(&self, id: Uuid) -> (Next, Outcome) {
         self.ticker.tick(id, &fresh_fence()).await
-    }
-
-    async fn campaign(&self, id: Uuid) -> Campaign {
-        self.ts
-            .store
-            .campaigns
-            .get_fresh(id)
-            .await
-            .expect("read campaign")
-            .expect("campaign exists")
-    }
-
-    async fn insert_outplan(&self, o: &Outplan) -> Outplan {
-        self.ts.store.outplans.create(o).await.expect("outplan")
-    }
-
-    async fn insert_campaign(&self, c: &Campaign) -> Campaign {
-        self.ts.store.campaigns.create(c).await.expect("campaign")
-    }
-
-    async fn insert_call(&self, c: &Campaign, status: CampaigncallStatus) -> Campaigncall {
-        let cc = support::records::campaigncall_of(c, status);
-        self.ts
-            .store
-            .campaigncalls
-            .create(&cc)
-            .await
-            .expect("campaigncall")
     }
 
     /// Every campaigncall of the campaign, newest first.
@@ -122,10 +78,6 @@ impl Env {
             .expect("list campaigncalls")
     }
 
-    fn events(&self) -> Vec<String> {
-        self.notifier.types()
-    }
-
     fn stop_metric(&self, reason: &str) -> u64 {
         self.metrics
             .tick_stop_total
@@ -134,48 +86,11 @@ impl Env {
     }
 }
 
-fn outplan(customer: Uuid) -> Outplan {
-    Outplan {
-        id: Uuid::new_v4(),
-        customer_id: customer,
-        name: "plan".into(),
-        detail: String::new(),
-        source: Some(Address::tel("+15551230000")),
-        dial_timeout: 30000,
-        try_interval: 600_000,
-        max_try_count_0: 3,
-        max_try_count_1: 3,
-        max_try_count_2: 3,
-        max_try_count_3: 3,
-        max_try_count_4: 3,
-        tm_create: None,
-        tm_update: None,
-        tm_delete: None,
-    }
-}
-
+/// A running campaign of `kind` ([`records::running_campaign`]).
 fn campaign(customer: Uuid, outplan_id: Uuid, kind: CampaignType) -> Campaign {
     Campaign {
-        id: Uuid::new_v4(),
-        customer_id: customer,
         kind,
-        execute: Execute::Run,
-        name: "campaign".into(),
-        detail: String::new(),
-        status: CampaignStatus::Run,
-        service_level: 100,
-        end_handle: EndHandle::Stop,
-        flow_id: Uuid::new_v4(),
-        actions: None,
-        outplan_id,
-        outdial_id: Uuid::new_v4(),
-        queue_id: Uuid::nil(),
-        next_campaign_id: Uuid::nil(),
-        tm_create: None,
-        tm_update: None,
-        tm_delete: None,
-        calling_hours: None,
-        pacing: None,
+        ..records::running_campaign(customer, outplan_id)
     }
 }
 
@@ -222,7 +137,7 @@ struct Setup {
 
 fn setup(kind: CampaignType) -> Setup {
     let customer = Uuid::new_v4();
-    let o = outplan(customer);
+    let o = records::outplan(customer);
     let c = campaign(customer, o.id, kind);
     Setup {
         outplan: o,
@@ -251,6 +166,27 @@ fn expect_call_dial(m: &mut Mocks, sent: Arc<Mutex<Vec<CallRequest>>>) {
         })
         .times(1)
         .returning(|_| Ok(()));
+}
+
+/// Expects one successful call dial to destination `index` of target `target_id`; returns
+/// where the request sent to call-manager is recorded.
+fn expect_call_dial_to(m: &mut Mocks, target_id: Uuid, index: i32) -> Arc<Mutex<Vec<CallRequest>>> {
+    m.outdial
+        .expect_set_target_progressing()
+        .withf(move |id, i| *id == target_id && *i == index)
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let sent_in = sent.clone();
+    m.call
+        .expect_create_call()
+        .withf(move |req: &CallRequest| {
+            sent_in.lock().expect("lock").push(req.clone());
+            true
+        })
+        .times(1)
+        .returning(|_| Ok(()));
+    sent
 }
 
 // ---------------------------------------------------------------- campaign state
@@ -776,7 +712,7 @@ fn target_ready_rules() {
 
 #[test]
 fn pick_destination_skips_null_and_exhausted_destinations() {
-    let o = outplan(Uuid::new_v4()); // max 3 everywhere
+    let o = records::outplan(Uuid::new_v4()); // max 3 everywhere
     let d = |n: &str| Some(Address::tel(n));
     let mut t = OutdialTarget {
         destination_0: None,
@@ -826,21 +762,7 @@ async fn dial_goes_to_the_first_destination_with_tries_left() {
     let target_id = t.id;
     let mut m = Mocks::new();
     offer(&mut m, s.campaign.outdial_id, t, 1);
-    m.outdial
-        .expect_set_target_progressing()
-        .withf(move |id, index| *id == target_id && *index == 2)
-        .times(1)
-        .returning(|_, _| Ok(()));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let sent_in = sent.clone();
-    m.call
-        .expect_create_call()
-        .withf(move |req: &CallRequest| {
-            sent_in.lock().expect("lock").push(req.clone());
-            true
-        })
-        .times(1)
-        .returning(|_| Ok(()));
+    let sent = expect_call_dial_to(&mut m, target_id, 2);
     let env = env_with(&s, m).await;
 
     assert_eq!(env.tick(s.campaign.id).await, (AFTER_DIAL, Outcome::Dialed));
@@ -889,21 +811,7 @@ async fn call_campaign_dials_through_call_manager() {
     let target_id = t.id;
     let mut m = Mocks::new();
     offer(&mut m, s.campaign.outdial_id, t, 1);
-    m.outdial
-        .expect_set_target_progressing()
-        .withf(move |id, index| *id == target_id && *index == 1)
-        .times(1)
-        .returning(|_, _| Ok(()));
-    let sent = Arc::new(Mutex::new(Vec::new()));
-    let sent_in = sent.clone();
-    m.call
-        .expect_create_call()
-        .withf(move |req: &CallRequest| {
-            sent_in.lock().expect("lock").push(req.clone());
-            true
-        })
-        .times(1)
-        .returning(|_| Ok(()));
+    let sent = expect_call_dial_to(&mut m, target_id, 1);
     m.outdial.expect_set_target_status().times(0);
     let env = env_with(&s, m).await;
 

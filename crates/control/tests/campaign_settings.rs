@@ -9,44 +9,13 @@ mod support;
 use campaign_sim::{Outcome, Scenario};
 use serde_json::{Value, json};
 use support::TestSystem;
+use support::black_box::{create_campaign, id_of};
 use uuid::Uuid;
-
-/// An outplan (one try per destination, no retry interval) and a stopped call campaign over
-/// `outdial` (with `extra` fields in the create body), created through the RPC API; returns the
-/// campaign JSON.
-async fn create_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, extra: Value) -> Value {
-    let outplan = sys
-        .ok(
-            "POST",
-            "/v1/outplans",
-            Some(json!({
-                "customer_id": customer, "name": "control", "detail": "",
-                "source": {"type": "tel", "target": "+15550001000"},
-                "dial_timeout": 30000, "try_interval": 0,
-                "max_try_count_0": 1, "max_try_count_1": 1, "max_try_count_2": 1,
-                "max_try_count_3": 1, "max_try_count_4": 1,
-            })),
-        )
-        .await;
-    let mut body = json!({
-        "customer_id": customer, "type": "call", "name": "control", "detail": "",
-        "actions": [{"type": "answer"}], "service_level": 100, "end_handle": "stop",
-        "outplan_id": outplan["id"], "outdial_id": outdial,
-    });
-    if let (Some(b), Some(x)) = (body.as_object_mut(), extra.as_object()) {
-        b.extend(x.clone());
-    }
-    sys.ok("POST", "/v1/campaigns", Some(body)).await
-}
-
-fn id_of(v: &Value) -> Uuid {
-    Uuid::parse_str(v["id"].as_str().unwrap_or_default()).expect("id")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_sets_and_clears_pacing() {
     let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;
-    let c = create_campaign(&sys, Uuid::new_v4(), Uuid::nil(), json!({})).await;
+    let c = create_campaign(&sys, "control", Uuid::new_v4(), Uuid::nil(), json!({})).await;
     let id = id_of(&c).to_string();
     let uri = format!("/v1/campaigns/{id}");
 
@@ -119,7 +88,7 @@ async fn control_sets_and_clears_pacing() {
 async fn control_sets_and_clears_calling_hours_from_a_file() {
     let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;
     let customer = Uuid::new_v4();
-    let c = create_campaign(&sys, customer, Uuid::nil(), json!({})).await;
+    let c = create_campaign(&sys, "control", customer, Uuid::nil(), json!({})).await;
     let id = id_of(&c).to_string();
     let hours = json!({"time_zone": "Europe/Paris",
         "windows": [{"days": ["sat", "sun"], "start": "10:00", "end": "12:30"}]});

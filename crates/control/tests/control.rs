@@ -502,13 +502,25 @@ async fn campaign_lifecycle_against_the_simulator() {
     let queue = sim.create_queue(customer, 2).to_string();
     let customer = customer.to_string();
 
+    let id = creates_a_campaign(&ctx, &customer, &outdial, &queue).await;
+    refuses_bad_references(&ctx, &customer).await;
+    reads_it_back(&ctx, &customer, &id).await;
+    updates_every_setting(&ctx, &id, &outdial, &queue).await;
+    runs_then_stops(&ctx, &customer, &id).await;
+    app.stop().await;
+    sim.shutdown_and_delete().await;
+}
+
+/// Step of `campaign_lifecycle_against_the_simulator`: `outplan create` and `campaign create` with
+/// every flag; returns the campaign's id.
+async fn creates_a_campaign(ctx: &Ctx, customer: &str, outdial: &str, queue: &str) -> String {
     let outplan = ctx
         .run(&[
             "--json",
             "outplan",
             "create",
             "--customer-id",
-            &customer,
+            customer,
             "--name",
             "p",
             "--source-type",
@@ -528,7 +540,7 @@ async fn campaign_lifecycle_against_the_simulator() {
             "campaign",
             "create",
             "--customer-id",
-            &customer,
+            customer,
             "--name",
             "c1",
             "--type",
@@ -542,9 +554,9 @@ async fn campaign_lifecycle_against_the_simulator() {
             "--outplan-id",
             &outplan,
             "--outdial-id",
-            &outdial,
+            outdial,
             "--queue-id",
-            &queue,
+            queue,
             "--actions-json",
             r#"[{"type":"answer"}]"#,
         ])
@@ -556,13 +568,18 @@ async fn campaign_lifecycle_against_the_simulator() {
     assert_eq!(created["service_level"], 80);
     assert_eq!(created["end_handle"], "continue");
     assert_eq!(created["actions"][0]["type"], "answer");
+    id
+}
 
+/// Step of `campaign_lifecycle_against_the_simulator`: `campaign create` refuses what it cannot
+/// use.
+async fn refuses_bad_references(ctx: &Ctx, customer: &str) {
     // A reference the peers do not know is rejected (exit 1, with what to check).
     ctx.run(&[
         "campaign",
         "create",
         "--customer-id",
-        &customer,
+        customer,
         "--name",
         "bad",
         "--outdial-id",
@@ -574,7 +591,7 @@ async fn campaign_lifecycle_against_the_simulator() {
         "campaign",
         "create",
         "--customer-id",
-        &customer,
+        customer,
         "--name",
         "bad",
         "--actions-json",
@@ -582,26 +599,32 @@ async fn campaign_lifecycle_against_the_simulator() {
     ])
     .await
     .fails(2, "--actions-json");
+}
 
+/// Step of `campaign_lifecycle_against_the_simulator`: `campaign get` and `campaign list` show it.
+async fn reads_it_back(ctx: &Ctx, customer: &str, id: &str) {
     let got = ctx
-        .run(&["--json", "campaign", "get", "--id", &id])
+        .run(&["--json", "campaign", "get", "--id", id])
         .await
         .ok()
         .json();
     assert_eq!(got["name"], "c1");
     let list = ctx
-        .run(&["campaign", "list", "--customer-id", &customer])
+        .run(&["campaign", "list", "--customer-id", customer])
         .await
         .ok();
     assert!(
-        list.stdout.contains(&id) && list.stdout.contains("(1 rows)"),
+        list.stdout.contains(id) && list.stdout.contains("(1 rows)"),
         "{}",
         list.stdout
     );
+}
 
+/// Step of `campaign_lifecycle_against_the_simulator`: every `campaign update*` command.
+async fn updates_every_setting(ctx: &Ctx, id: &str, outdial: &str, queue: &str) {
     let upd = ctx
         .run(&[
-            "--json", "campaign", "update", "--id", &id, "--name", "c2", "--type", "flow",
+            "--json", "campaign", "update", "--id", id, "--name", "c2", "--type", "flow",
         ])
         .await
         .ok()
@@ -613,9 +636,7 @@ async fn campaign_lifecycle_against_the_simulator() {
     assert_eq!(upd["detail"], "first", "unset flags keep their value");
     assert_eq!(upd["service_level"], 80);
     let upd = ctx
-        .run(&[
-            "--json", "campaign", "update", "--id", &id, "--type", "call",
-        ])
+        .run(&["--json", "campaign", "update", "--id", id, "--type", "call"])
         .await
         .ok()
         .json();
@@ -626,7 +647,7 @@ async fn campaign_lifecycle_against_the_simulator() {
             "campaign",
             "update-service-level",
             "--id",
-            &id,
+            id,
             "--service-level",
             "100",
         ])
@@ -640,7 +661,7 @@ async fn campaign_lifecycle_against_the_simulator() {
             "campaign",
             "update-actions",
             "--id",
-            &id,
+            id,
             "--actions-json",
             r#"[{"type":"answer"},{"type":"hangup"}]"#,
         ])
@@ -655,22 +676,22 @@ async fn campaign_lifecycle_against_the_simulator() {
             "campaign",
             "update-resource-info",
             "--id",
-            &id,
+            id,
             "--next-campaign-id",
             &next,
         ])
         .await
         .ok()
         .json();
-    assert_eq!(upd["outdial_id"].as_str(), Some(outdial.as_str()), "kept");
-    assert_eq!(upd["queue_id"].as_str(), Some(queue.as_str()), "kept");
+    assert_eq!(upd["outdial_id"].as_str(), Some(outdial), "kept");
+    assert_eq!(upd["queue_id"].as_str(), Some(queue), "kept");
     let upd = ctx
         .run(&[
             "--json",
             "campaign",
             "update-next-campaign",
             "--id",
-            &id,
+            id,
             "--next-campaign-id",
             &next,
         ])
@@ -678,30 +699,34 @@ async fn campaign_lifecycle_against_the_simulator() {
         .ok()
         .json();
     assert_eq!(upd["next_campaign_id"].as_str(), Some(next.as_str()));
+}
 
+/// Step of `campaign_lifecycle_against_the_simulator`: `campaign run`, the tick queue, delete
+/// refused while running, `campaign stop`, its campaigncalls, and delete once stopped.
+async fn runs_then_stops(ctx: &Ctx, customer: &str, id: &str) {
     // run: the service starts the chain; the queue commands see it.
     let run = ctx
-        .run(&["--json", "campaign", "run", "--id", &id])
+        .run(&["--json", "campaign", "run", "--id", id])
         .await
         .ok()
         .json();
     assert_eq!(run["status"], "run");
     let ticks = ctx
-        .run(&["--json", "queue", "list", "--campaign", &id])
+        .run(&["--json", "queue", "list", "--campaign", id])
         .await
         .ok()
         .json();
-    assert_eq!(ticks[0]["campaign"].as_str(), Some(id.as_str()), "{ticks}");
+    assert_eq!(ticks[0]["campaign"].as_str(), Some(id), "{ticks}");
     // A running campaign cannot be deleted: exit 1 with what to do.
-    ctx.run(&["campaign", "delete", "--id", &id])
+    ctx.run(&["campaign", "delete", "--id", id])
         .await
         .fails(2, "pass --yes");
-    ctx.run(&["campaign", "delete", "--id", &id, "--yes"])
+    ctx.run(&["campaign", "delete", "--id", id, "--yes"])
         .await
         .fails(1, "stop it before deleting");
 
     let stopped = ctx
-        .run(&["--json", "campaign", "stop", "--id", &id])
+        .run(&["--json", "campaign", "stop", "--id", id])
         .await
         .ok()
         .json();
@@ -715,9 +740,9 @@ async fn campaign_lifecycle_against_the_simulator() {
             "campaigncall",
             "list",
             "--campaign-id",
-            &id,
+            id,
             "--customer-id",
-            &customer,
+            customer,
         ])
         .await
         .ok()
@@ -725,15 +750,12 @@ async fn campaign_lifecycle_against_the_simulator() {
     assert!(calls.is_array(), "{calls}");
     if stopped["status"] == "stop" {
         let deleted = ctx
-            .run(&["--json", "campaign", "delete", "--id", &id, "--yes"])
+            .run(&["--json", "campaign", "delete", "--id", id, "--yes"])
             .await
             .ok()
             .json();
         assert!(deleted["tm_delete"].is_string(), "{deleted}");
     }
-
-    app.stop().await;
-    sim.shutdown_and_delete().await;
 }
 
 /// `campaign update` sends every field it keeps (the route reads an omitted name, detail or

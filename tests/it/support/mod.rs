@@ -1,9 +1,22 @@
 //! Shared test fixtures: a fresh, migrated MariaDB database per test and a unique Redis key
-//! prefix, both removed when the fixture is dropped (also when the test panics).
+//! prefix, both removed when the fixture is dropped (also when the test panics); the whole
+//! system over RabbitMQ ([`TestSystem`]); one [`wait_until`].
+//!
+//! Where to look for the rest:
+//! - [`mocked`]: the service over a test store with mockall peers (tick, repair, pacing,
+//!   calling-hours and service-rule tests start there); [`mocks`]: the peer mocks themselves;
+//! - [`records`]: rows a test writes directly (outplan, campaign, campaigncall);
+//! - [`black_box`]: steps over the RPC API (create a campaign, set its status, expect a 400);
+//! - [`scenarios`]: simulator scenarios and fast tick settings;
+//! - [`amqp`], [`proxy`], [`recorder`], [`contract`]: raw broker access, a relay a test can cut,
+//!   a recording peer, and the contract's key lists.
 
 #![allow(dead_code)]
 
+pub mod amqp;
+pub mod black_box;
 pub mod contract;
+pub mod mocked;
 pub mod mocks;
 pub mod proxy;
 pub mod recorder;

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use campaign_manager::model::{
-    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType,
+    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, Outplan, ReferenceType,
 };
 use uuid::Uuid;
 
@@ -50,6 +50,56 @@ pub fn campaign_row(customer: Uuid) -> Campaign {
         actions: None,
         outplan_id: Uuid::nil(),
         outdial_id: Uuid::nil(),
+        queue_id: Uuid::nil(),
+        next_campaign_id: Uuid::nil(),
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+        calling_hours: None,
+        pacing: None,
+    }
+}
+
+/// An outplan of `customer`: a caller id, 30 s dial timeout, 10 min between tries, 3 tries for
+/// each destination.
+pub fn outplan(customer: Uuid) -> Outplan {
+    Outplan {
+        id: Uuid::new_v4(),
+        customer_id: customer,
+        name: "plan".into(),
+        detail: String::new(),
+        source: Some(Address::tel("+15551230000")),
+        dial_timeout: 30_000,
+        try_interval: 600_000,
+        max_try_count_0: 3,
+        max_try_count_1: 3,
+        max_try_count_2: 3,
+        max_try_count_3: 3,
+        max_try_count_4: 3,
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+    }
+}
+
+/// A running (`run`/`run`) call campaign of `customer` over `outplan_id`, for an outdial of its
+/// own, no queue, stopping at the end of its list.
+pub fn running_campaign(customer: Uuid, outplan_id: Uuid) -> Campaign {
+    use campaign_manager::model::{CampaignStatus, CampaignType, EndHandle, Execute};
+    Campaign {
+        id: Uuid::new_v4(),
+        customer_id: customer,
+        kind: CampaignType::Call,
+        execute: Execute::Run,
+        name: "campaign".into(),
+        detail: String::new(),
+        status: CampaignStatus::Run,
+        service_level: 100,
+        end_handle: EndHandle::Stop,
+        flow_id: Uuid::new_v4(),
+        actions: None,
+        outplan_id,
+        outdial_id: Uuid::new_v4(),
         queue_id: Uuid::nil(),
         next_campaign_id: Uuid::nil(),
         tm_create: None,
