@@ -35,6 +35,11 @@ pub enum Role {
     Worker,
 }
 
+/// How long [`App::stop`] waits for its tasks: the tick workers' drain (10 s, the workers
+/// crate's `shutdown_timeout`) plus an RPC timeout and slack. The Deployments'
+/// `terminationGracePeriodSeconds` (30 s and more) outlast it.
+pub const STOP_BOUND: Duration = Duration::from_secs(20);
+
 /// A running system.
 pub struct App {
     /// The service (for in-process callers such as tests and the demo).
@@ -298,8 +303,22 @@ impl App {
     /// close the broker connection.
     pub async fn stop(self) {
         let _ = self.stop_tx.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        // Every task watches `stop`; the bound only guards against one that does not (a peer or
+        // broker call stuck past its own timeout), so that a stop always ends.
+        let deadline = tokio::time::Instant::now() + STOP_BOUND;
+        let mut abandoned = 0;
+        for mut t in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut t).await.is_err() {
+                t.abort();
+                abandoned += 1;
+            }
+        }
+        if abandoned > 0 {
+            tracing::warn!(
+                abandoned,
+                bound_s = STOP_BOUND.as_secs(),
+                "tasks still running at the stop bound were aborted"
+            );
         }
         self.bus.shutdown().await;
     }

@@ -165,9 +165,11 @@ fn port_of(listen: &str) -> u16 {
 /// tasks one more second (workers/src/workers.rs), then in-flight requests finish, each peer
 /// call bounded by the RPC timeout.
 fn drain_bound() -> Duration {
-    campaign_workers::SchedulerConfig::default().shutdown_timeout
+    let drain = campaign_workers::SchedulerConfig::default().shutdown_timeout
         + Duration::from_secs(1)
-        + RPC_TIMEOUT
+        + RPC_TIMEOUT;
+    // `App::stop` gives its tasks up to STOP_BOUND before aborting the rest.
+    drain.max(campaign_manager::app::STOP_BOUND)
 }
 
 /// Kubernetes quantities: CPU in millicores, memory in bytes.
