@@ -2,8 +2,8 @@
 //! copy (`service::campaign_cache`) of a campaign or outplan when the service publishes a
 //! `campaign_*` / `outplan_*` event about it, whichever process made the change.
 //!
-//! Each process binds a private queue (server-named, exclusive, auto-delete, so it dies with
-//! the connection) to the service's own event exchange and consumes it without acks: a lost
+//! Each process binds a private queue ([`ExchangeListener`]: server-named, exclusive,
+//! auto-delete, so it dies with the connection) to the service's own event exchange, no acks: a lost
 //! message only delays freshness to the cache's safety TTL. Every (re)subscription first drops
 //! every copy, since events may have passed while the queue was gone. The exchange is a fanout,
 //! so campaigncall events reach the queue too; they are skipped after reading their type only
@@ -12,18 +12,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use lapin::ExchangeKind;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
-use lapin::types::{FieldTable, ShortString};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::bus::{BusConnection, BusError};
+use crate::bus::{BusConnection, ExchangeListener};
 use crate::service::{Changed, TickCache};
 
 /// Pause before subscribing again after a failure on a live connection.
@@ -69,12 +63,12 @@ pub async fn listen(
             _ = stop.changed() => return,
         };
         let Some(live) = live else { return };
-        match subscribe(&conn, &exchange).await {
-            Ok((consumer, g)) => {
+        match ExchangeListener::bind(&conn, &exchange).await {
+            Ok((listener, g)) => {
                 generation = g.max(live.generation);
                 cache.forget_all();
                 tokio::select! {
-                    _ = consume(consumer, &cache) => {}
+                    _ = consume(listener, &cache) => {}
                     _ = stop.changed() => return,
                 }
                 // The stream ended: the connection or channel went away; copies may be stale.
@@ -92,60 +86,9 @@ pub async fn listen(
     }
 }
 
-async fn subscribe(
-    conn: &BusConnection,
-    exchange: &str,
-) -> Result<(lapin::Consumer, u64), BusError> {
-    let (ch, generation) = conn.channel().await?;
-    // Declared as the publisher declares it, so whichever process comes first creates it.
-    ch.exchange_declare(
-        ShortString::from(exchange),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        },
-        FieldTable::default(),
-    )
-    .await?;
-    let queue = ch
-        .queue_declare(
-            ShortString::from(""),
-            QueueDeclareOptions {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    ch.queue_bind(
-        queue.name().clone(),
-        ShortString::from(exchange),
-        ShortString::from(""),
-        QueueBindOptions::default(),
-        FieldTable::default(),
-    )
-    .await?;
-    let consumer = ch
-        .basic_consume(
-            queue.name().clone(),
-            ShortString::from(""),
-            BasicConsumeOptions {
-                no_ack: true,
-                exclusive: true,
-                ..BasicConsumeOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    Ok((consumer, generation))
-}
-
-async fn consume(mut consumer: lapin::Consumer, cache: &TickCache) {
-    while let Some(item) = consumer.next().await {
-        let Ok(delivery) = item else { return };
-        if let Some((changed, id)) = changed_by(&delivery.data) {
+async fn consume(mut listener: ExchangeListener, cache: &TickCache) {
+    while let Some(body) = listener.next().await {
+        if let Some((changed, id)) = changed_by(&body) {
             cache.forget(changed, id);
         }
     }
