@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use campaign_demo::{delete_broker_names, delete_redis_prefixes};
 use campaign_manager::app::{App, Role};
 use campaign_manager::bus::{Bus, Names, Request};
 use campaign_manager::config::{Infra, Settings};
@@ -176,45 +177,11 @@ async fn main() -> anyhow::Result<()> {
     }
     client.shutdown().await;
     app.stop().await;
-    // Remove the benchmark's queues and exchanges.
-    let conn = lapin::Connection::connect(
-        &infra.rabbitmq_address,
-        lapin::ConnectionProperties::default(),
-    )
-    .await?;
-    let ch = conn.create_channel().await?;
-    for q in names.owned_queues(3) {
-        let _ = ch
-            .queue_delete(
-                q.as_str().into(),
-                lapin::options::QueueDeleteOptions::default(),
-            )
-            .await;
-    }
-    for e in names.owned_exchanges().into_iter().chain([
-        names.call_event_exchange.clone(),
-        names.flow_event_exchange.clone(),
-    ]) {
-        let _ = ch
-            .exchange_delete(
-                e.as_str().into(),
-                lapin::options::ExchangeDeleteOptions::default(),
-            )
-            .await;
-    }
-    let _ = conn.close(0, "bench done".into()).await;
+    // The benchmark's queues, exchanges, database and Redis keys (the demo's cleanup helpers).
+    delete_broker_names(&infra.rabbitmq_address, &names).await;
     sqlx::query(AssertSqlSafe(format!("DROP DATABASE {db}")))
         .execute(&admin)
         .await?;
-    let mut conn = redis::Client::open("redis://127.0.0.1:6379/0")?
-        .get_multiplexed_async_connection()
-        .await?;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("bench-{tag}*"))
-        .query_async(&mut conn)
-        .await?;
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
-    }
+    delete_redis_prefixes(&infra.redis_url(), &[format!("bench-{tag}")]).await;
     Ok(())
 }
