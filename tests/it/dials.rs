@@ -106,6 +106,17 @@ fn signal(child: &tokio::process::Child, sig: &str) {
 
 /// An outplan (tries per destination `tries`) and a call campaign over `outdial`, set to run.
 async fn run_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, tries: i32) -> Uuid {
+    run_campaign_with(sys, customer, outdial, tries, json!({})).await
+}
+
+/// [`run_campaign`] with more campaign fields (`pacing`, ...).
+async fn run_campaign_with(
+    sys: &TestSystem,
+    customer: Uuid,
+    outdial: Uuid,
+    tries: i32,
+    extra: Value,
+) -> Uuid {
     let outplan = sys
         .ok(
             "POST",
@@ -119,17 +130,15 @@ async fn run_campaign(sys: &TestSystem, customer: Uuid, outdial: Uuid, tries: i3
             })),
         )
         .await;
-    let campaign = sys
-        .ok(
-            "POST",
-            "/v1/campaigns",
-            Some(json!({
-                "customer_id": customer, "type": "call", "name": "dials", "detail": "",
-                "actions": [{"type": "answer"}], "service_level": 100,
-                "end_handle": "stop", "outplan_id": outplan["id"], "outdial_id": outdial,
-            })),
-        )
-        .await;
+    let mut body = json!({
+        "customer_id": customer, "type": "call", "name": "dials", "detail": "",
+        "actions": [{"type": "answer"}], "service_level": 100,
+        "end_handle": "stop", "outplan_id": outplan["id"], "outdial_id": outdial,
+    });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let campaign = sys.ok("POST", "/v1/campaigns", Some(body)).await;
     let id = Uuid::parse_str(campaign["id"].as_str().expect("id")).expect("uuid");
     sys.ok(
         "PUT",
@@ -415,6 +424,48 @@ async fn open_in(pool: &sqlx::MySqlPool) -> i64 {
         .await
         .map(|(n,)| n)
         .unwrap_or(0)
+}
+
+/// A paced tick places several dials at once (each at its own step when the worker dies):
+/// one call request is never answered, the others go through, and the worker is killed while
+/// they are in flight. Each interrupted dial is resolved on its own by the repair, and every
+/// person is still called exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paced_worker_killed_with_several_dials_in_flight_leaves_nothing_open() {
+    let _heavy = HEAVY.acquire().await.expect("semaphore");
+    let sys = TestSystem::start(calls(MsRange::fixed(1_000), 0.0), |s| {
+        fast_repair(s);
+        s.workers = 0;
+    })
+    .await;
+    sys.sim
+        .inject(Fault::no_reply(Service::Call, Duration::from_secs(20), 1).on_method("POST"));
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 6, 1);
+    let mut worker = spawn_worker(&sys);
+    let id = run_campaign_with(
+        &sys,
+        customer,
+        outdial,
+        2,
+        json!({"pacing": {"dials_per_second": 10}}),
+    )
+    .await;
+    waits_for("dials in flight", Duration::from_secs(20), || async {
+        sys.sim.attempts().len() >= 3
+    })
+    .await;
+    kill(&mut worker).await;
+
+    let mut replacement = spawn_worker(&sys);
+    wait_all_stopped(&sys, &[id], Duration::from_secs(120)).await;
+    kill(&mut replacement).await;
+    assert_dial_invariants(&sys).await;
+    let calls = sys.sim.calls();
+    let targets: HashSet<Uuid> = calls.iter().filter_map(|c| c.target_id).collect();
+    assert_eq!(targets.len(), 6, "every target called: {calls:?}");
+    assert_eq!(calls.len(), 6, "nobody called twice: {calls:?}");
+    sys.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
