@@ -25,7 +25,9 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use redis::{Script, aio::ConnectionManager};
+use redis::Script;
+
+use crate::redis_conn::RedisConn;
 
 use crate::SchedulerError;
 use crate::keys::Keys;
@@ -365,7 +367,7 @@ fn pairs<'a>(
 /// Handle on the chain state of one namespace.
 #[derive(Clone)]
 pub(crate) struct ChainState {
-    pub(crate) conn: ConnectionManager,
+    pub(crate) conn: RedisConn,
     pub(crate) keys: Arc<Keys>,
 }
 
@@ -381,7 +383,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl ChainState {
-    pub(crate) fn new(conn: ConnectionManager, keys: Arc<Keys>) -> Self {
+    pub(crate) fn new(conn: RedisConn, keys: Arc<Keys>) -> Self {
         Self { conn, keys }
     }
 
@@ -640,7 +642,7 @@ mod tests {
 
     async fn state(test: &str) -> ChainState {
         let ns = format!("cw-unit-{test}-{:08x}", rand::random::<u32>());
-        let conn = crate::chains::connect_redis("redis://127.0.0.1:6379")
+        let conn = crate::redis_conn::connect("redis://127.0.0.1:6379", &[])
             .await
             .unwrap();
         ChainState::new(conn, Arc::new(Keys::new(&ns)))

@@ -6,8 +6,12 @@ use std::time::Duration;
 /// Settings for [`Chains`](crate::Chains) and [`run_workers`](crate::run_workers).
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
-    /// Redis URL, e.g. `redis://127.0.0.1:6379`.
+    /// Redis URL, e.g. `redis://127.0.0.1:6379`. Unused when `cluster_nodes` is set.
     pub redis_url: String,
+    /// Seed node URLs of a Redis Cluster (`redis://host:port`, any reachable node will do); when
+    /// not empty the scheduler runs on that cluster instead of `redis_url` (see
+    /// [`SchedulerConfig::shard_configs`] for where the keys go).
+    pub cluster_nodes: Vec<String>,
     /// Key prefix for the chain state and the apalis queue name. Everything this crate (and the
     /// apalis queue it uses) stores lives under `"{namespace}:"`.
     pub namespace: String,
@@ -68,6 +72,7 @@ impl Default for SchedulerConfig {
     fn default() -> Self {
         Self {
             redis_url: "redis://127.0.0.1:6379".to_owned(),
+            cluster_nodes: Vec::new(),
             namespace: "campaign-manager:ticks".to_owned(),
             shards: 1,
             concurrency: 500,
@@ -139,21 +144,23 @@ impl SchedulerConfig {
         Ok(())
     }
 
-    /// One configuration per shard, each with its own namespace: with one shard, `namespace`
-    /// itself; with K > 1, `{namespace:0}` .. `{namespace:K-1}`. The braces are a Redis Cluster hash
-    /// tag: every key of a shard (its chain state and its apalis queue) hashes to one slot, so each
-    /// multi-key script touches one slot, and different shards land on different slots (and so on
-    /// different nodes of a cluster). Each shard is run like a namespace of its own
-    /// ([`run_workers`](crate::run_workers), [`Chains`](crate::Chains)), with the chains whose
-    /// [`shard_of`](Self::shard_of) is its index.
+    /// One configuration per shard, each with its own namespace: with one shard on a single
+    /// Redis, `namespace` itself; with K > 1 shards, or on a cluster, `{namespace:0}` ..
+    /// `{namespace:K-1}`. The braces are a Redis Cluster hash tag: every key of a shard (its chain
+    /// state and its apalis queue) hashes to one slot, so each multi-key script touches one slot,
+    /// and different shards land on different slots (and so on different nodes of a cluster). A
+    /// single shard whose namespace already carries a tag (`{campaign-manager:ticks}`) keeps it.
+    /// Each shard is run like a namespace of its own ([`run_workers`](crate::run_workers),
+    /// [`Chains`](crate::Chains)), with the chains whose [`shard_of`](Self::shard_of) is its index.
     pub fn shard_configs(&self) -> Vec<SchedulerConfig> {
-        if self.shards <= 1 {
+        let tagged = self.namespace.contains('{') && self.namespace.contains('}');
+        if self.shards <= 1 && (self.cluster_nodes.is_empty() || tagged) {
             return vec![SchedulerConfig {
                 shards: 1,
                 ..self.clone()
             }];
         }
-        (0..self.shards)
+        (0..self.shards.max(1))
             .map(|i| SchedulerConfig {
                 namespace: format!("{{{}:{i}}}", self.namespace),
                 shards: 1,
@@ -216,6 +223,28 @@ mod tests {
         assert_eq!(shards.len(), 1);
         assert_eq!(shards[0].namespace, "campaign-manager:ticks");
         assert_eq!(cfg.shard_of("any"), 0);
+    }
+
+    #[test]
+    fn on_a_cluster_one_shard_gets_a_hash_tag_unless_it_has_one() {
+        let cfg = SchedulerConfig {
+            cluster_nodes: vec!["redis://n1:7000".into()],
+            ..SchedulerConfig::new("", "cm:ticks")
+        };
+        let names = |c: &SchedulerConfig| -> Vec<String> {
+            c.shard_configs().into_iter().map(|c| c.namespace).collect()
+        };
+        assert_eq!(names(&cfg), ["{cm:ticks:0}"]);
+        let tagged = SchedulerConfig {
+            namespace: "{cm:ticks}".into(),
+            ..cfg.clone()
+        };
+        assert_eq!(names(&tagged), ["{cm:ticks}"]);
+        let three = SchedulerConfig { shards: 3, ..cfg };
+        assert_eq!(
+            names(&three),
+            ["{cm:ticks:0}", "{cm:ticks:1}", "{cm:ticks:2}"]
+        );
     }
 
     #[test]

@@ -41,7 +41,9 @@
 use std::time::{Duration, Instant};
 
 use apalis::prelude::TaskBuilder;
-use apalis_redis::{ConnectionManager, RedisTask};
+use apalis_redis::RedisTask;
+
+use crate::redis_conn::RedisConn;
 use tokio::sync::watch;
 
 use crate::SchedulerError;
@@ -51,7 +53,7 @@ use crate::tick_job::TickJob;
 /// What the feeder needs besides the chain state.
 pub(crate) struct Feeder {
     pub(crate) state: ChainState,
-    pub(crate) apalis_conn: ConnectionManager,
+    pub(crate) apalis_conn: RedisConn,
     pub(crate) apalis_config: apalis_redis::Config,
     pub(crate) lead: Duration,
     pub(crate) feed_batch: usize,

@@ -64,6 +64,9 @@ struct Inner {
     stopped: AtomicBool,
     apalis_running: AtomicBool,
     loops: [LoopState; 3],
+    /// One health per shard when this process runs several shards (then they are what is
+    /// checked, and the loops above stay unused); empty with one shard.
+    shards: std::sync::Mutex<Vec<WorkerHealth>>,
 }
 
 /// A cheap, cloneable view of one process's worker tasks. Create it, hand a clone to
@@ -97,6 +100,7 @@ impl WorkerHealth {
                 stopped: AtomicBool::new(false),
                 apalis_running: AtomicBool::new(false),
                 loops: Default::default(),
+                shards: Default::default(),
             }),
         }
     }
@@ -109,6 +113,16 @@ impl WorkerHealth {
         }
         if !inner.started.load(Ordering::Acquire) {
             return Err("tick workers starting".to_owned());
+        }
+        let shards = match inner.shards.lock() {
+            Ok(shards) => shards.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if !shards.is_empty() {
+            for (i, shard) in shards.iter().enumerate() {
+                shard.check().map_err(|e| format!("shard {i}: {e}"))?;
+            }
+            return Ok(());
         }
         let now = self.now_ms();
         for l in LOOPS {
@@ -154,6 +168,17 @@ impl WorkerHealth {
             health: self.clone(),
             l,
         }
+    }
+
+    /// A health for the next shard of this process; [`check`](Self::check) then checks every
+    /// shard's instead of its own loops.
+    pub(crate) fn add_shard(&self) -> WorkerHealth {
+        let shard = WorkerHealth::new();
+        match self.inner.shards.lock() {
+            Ok(mut shards) => shards.push(shard.clone()),
+            Err(poisoned) => poisoned.into_inner().push(shard.clone()),
+        }
+        shard
     }
 
     /// Marks the workers as running (every loop is tracked by now).
@@ -282,5 +307,27 @@ mod tests {
             err.starts_with("tick reconciler made no progress for 31.5 s"),
             "{err}"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_shards_every_shard_is_checked_and_named() {
+        let h = WorkerHealth::new();
+        let shards = [h.add_shard(), h.add_shard()];
+        let loops: Vec<_> = shards.iter().map(all_tracked).collect();
+        let _stopped = h.stopped_on_drop();
+        h.set_started();
+        for s in &shards {
+            s.set_started();
+        }
+        let _apalis0 = shards[0].apalis_running();
+        assert_eq!(
+            h.check(),
+            Err("shard 1: apalis worker not running (restarting)".to_owned())
+        );
+        let apalis1 = shards[1].apalis_running();
+        assert_eq!(h.check(), Ok(()));
+        drop(apalis1);
+        assert!(h.check().is_err());
+        drop(loops);
     }
 }

@@ -35,6 +35,7 @@ mod lease_keeper;
 mod maintenance;
 mod metrics;
 mod reconciler;
+mod redis_conn;
 mod runner;
 mod stats;
 mod tick_job;

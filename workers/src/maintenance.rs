@@ -11,6 +11,7 @@
 
 use redis::Script;
 
+use crate::chain_state::ChainState;
 use crate::{Chains, SchedulerError};
 
 /// Drops up to ARGV[1] pending ticks. KEYS: seq, next, feed, lease.
@@ -63,47 +64,70 @@ impl Chains {
     /// Returns how many chains lost their tick.
     pub async fn purge_pending(&self) -> Result<u64, SchedulerError> {
         let script = Script::new(PURGE_PENDING);
-        let keys = &self.state.keys;
-        let mut conn = self.state.conn.clone();
         let mut purged = 0;
-        loop {
-            let (seen, n): (u64, u64) = script
-                .key(&keys.seq)
-                .key(&keys.next)
-                .key(&keys.feed)
-                .key(&keys.lease)
-                .arg(SLICE)
-                .invoke_async(&mut conn)
-                .await?;
-            purged += n;
-            if seen < SLICE as u64 {
-                return Ok(purged);
-            }
+        for state in &self.shards {
+            purged += purge_shard(&script, state).await?;
         }
+        Ok(purged)
     }
 
     /// Requeues apalis' dead and failed jobs. Returns (requeued, dropped without payload).
     pub async fn retry_dead(&self) -> Result<(u64, u64), SchedulerError> {
         let script = Script::new(RETRY_DEAD);
-        let keys = &self.state.keys;
-        let mut conn = self.state.conn.clone();
         let (mut requeued, mut dropped) = (0, 0);
-        loop {
-            let (r, d): (u64, u64) = script
-                .key(&keys.apalis_dead)
-                .key(&keys.apalis_failed)
-                .key(&keys.apalis_data)
-                .key(&keys.apalis_meta)
-                .key(&keys.apalis_active)
-                .key(&keys.apalis_signal)
-                .arg(SLICE)
-                .invoke_async(&mut conn)
-                .await?;
+        for state in &self.shards {
+            let (r, d) = retry_dead_in_shard(&script, state).await?;
             requeued += r;
             dropped += d;
-            if r + d == 0 {
-                return Ok((requeued, dropped));
-            }
+        }
+        Ok((requeued, dropped))
+    }
+}
+
+/// [`Chains::purge_pending`] in one shard.
+async fn purge_shard(script: &Script, state: &ChainState) -> Result<u64, SchedulerError> {
+    let keys = &state.keys;
+    let mut conn = state.conn.clone();
+    let mut purged = 0;
+    loop {
+        let (seen, n): (u64, u64) = script
+            .key(&keys.seq)
+            .key(&keys.next)
+            .key(&keys.feed)
+            .key(&keys.lease)
+            .arg(SLICE)
+            .invoke_async(&mut conn)
+            .await?;
+        purged += n;
+        if seen < SLICE as u64 {
+            return Ok(purged);
+        }
+    }
+}
+
+/// [`Chains::retry_dead`] in one shard.
+async fn retry_dead_in_shard(
+    script: &Script,
+    state: &ChainState,
+) -> Result<(u64, u64), SchedulerError> {
+    let keys = &state.keys;
+    let mut conn = state.conn.clone();
+    let (mut requeued, mut dropped) = (0, 0);
+    loop {
+        let (r, d): (u64, u64) = script
+            .key(&keys.apalis_dead)
+            .key(&keys.apalis_failed)
+            .key(&keys.apalis_data)
+            .key(&keys.apalis_meta)
+            .key(&keys.apalis_active)
+            .key(&keys.apalis_signal)
+            .arg(SLICE)
+            .invoke_async(&mut conn)
+            .await?;
+        requeued += r;
+        dropped += d;
+        if r + d == 0 {
+            return Ok((requeued, dropped));
         }
     }
 }

@@ -40,9 +40,13 @@ impl Outcome {
 }
 
 impl Metrics {
-    /// Create the metrics and register them into `registry`.
-    pub(crate) fn register(registry: &Registry) -> Result<Self, SchedulerError> {
-        let m = Self::unregistered()?;
+    /// Create the metrics and register them into `registry`. With several shards in one
+    /// process each shard registers its own set, told apart by a constant `shard` label.
+    pub(crate) fn register(
+        registry: &Registry,
+        shard: Option<usize>,
+    ) -> Result<Self, SchedulerError> {
+        let m = Self::unregistered(shard)?;
         registry.register(Box::new(m.ticks.clone()))?;
         registry.register(Box::new(m.lateness_ms.clone()))?;
         registry.register(Box::new(m.live_chains.clone()))?;
@@ -56,9 +60,17 @@ impl Metrics {
         Ok(m)
     }
 
-    fn unregistered() -> Result<Self, SchedulerError> {
+    fn unregistered(shard: Option<usize>) -> Result<Self, SchedulerError> {
+        let opts = |name: &str, help: &str| {
+            let opts = Opts::new(name, help);
+            match shard {
+                Some(i) => opts.const_label("shard", i.to_string()),
+                None => opts,
+            }
+        };
+        let gauge = |name: &str, help: &str| IntGauge::with_opts(opts(name, help));
         let ticks = IntCounterVec::new(
-            Opts::new(
+            opts(
                 "campaign_manager_chain_ticks_total",
                 "Tick deliveries by outcome: continue / stop (tick ran) or stale (dropped)",
             ),
@@ -68,44 +80,44 @@ impl Metrics {
             ticks.with_label_values(&[o.label()]);
         }
         let lateness_ms = Histogram::with_opts(
-            HistogramOpts::new(
+            HistogramOpts::from(opts(
                 "campaign_manager_chain_tick_lateness_ms",
                 "Milliseconds between a tick's due time and its start",
-            )
+            ))
             .buckets(vec![
                 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
             ]),
         )?;
-        let live_chains = IntGauge::new(
+        let live_chains = gauge(
             "campaign_manager_chain_live_chains",
             "Live tick chains in the namespace",
         )?;
-        let reseeds = IntCounter::new(
+        let reseeds = IntCounter::with_opts(opts(
             "campaign_manager_chain_reseeds_total",
             "Chains seeded by the reconciler because they were missing or their lease expired",
-        )?;
-        let queue_depth = IntGauge::new(
+        ))?;
+        let queue_depth = gauge(
             "campaign_manager_chain_queue_depth",
             "Pending ticks due now or overdue, plus jobs queued in apalis and not yet fetched",
         )?;
-        let running_ticks = IntGauge::new(
+        let running_ticks = gauge(
             "campaign_manager_chain_running_ticks",
             "Ticks running in this process",
         )?;
         // Cluster-wide health, read from Redis by the gauge loop (what the alert rules watch).
-        let dead_jobs = IntGauge::new(
+        let dead_jobs = gauge(
             "campaign_manager_chain_dead_jobs",
             "Jobs in apalis-redis' dead set of the namespace (expected 0)",
         )?;
-        let live_workers = IntGauge::new(
+        let live_workers = gauge(
             "campaign_manager_chain_live_workers",
             "apalis workers of the namespace whose heartbeat is recent (one per worker process)",
         )?;
-        let oldest_overdue_ms = IntGauge::new(
+        let oldest_overdue_ms = gauge(
             "campaign_manager_chain_oldest_overdue_ms",
             "Milliseconds the most overdue pending tick of the namespace is past its due time (0: none)",
         )?;
-        let paused = IntGauge::new(
+        let paused = gauge(
             "campaign_manager_chain_paused",
             "1 while the namespace is paused (`campaign-control queue drain`), else 0",
         )?;

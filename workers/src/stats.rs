@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
+use crate::redis_conn::RedisConn;
 
 use crate::SchedulerError;
 use crate::keys::Keys;
@@ -53,9 +53,56 @@ pub struct WorkerBeat {
     pub alive: bool,
 }
 
+impl Stats {
+    /// One snapshot of a namespace from the snapshots of its shards: counts added up, the
+    /// workers of every shard listed, paused if any shard is, the most overdue tick of all.
+    pub(crate) fn merge(parts: Vec<Stats>) -> Stats {
+        let mut total = Stats {
+            now_ms: 0,
+            paused: false,
+            live_chains: 0,
+            scheduled: 0,
+            due_now: 0,
+            running: 0,
+            in_feed: 0,
+            queued_in_apalis: 0,
+            finished_jobs: 0,
+            failed_jobs: 0,
+            dead_jobs: 0,
+            oldest_overdue: None,
+            workers: Vec::new(),
+            ticks_last_minute: 0,
+        };
+        for part in parts {
+            total.now_ms = total.now_ms.max(part.now_ms);
+            total.paused |= part.paused;
+            total.live_chains += part.live_chains;
+            total.scheduled += part.scheduled;
+            total.due_now += part.due_now;
+            total.running += part.running;
+            total.in_feed += part.in_feed;
+            total.queued_in_apalis += part.queued_in_apalis;
+            total.finished_jobs += part.finished_jobs;
+            total.failed_jobs += part.failed_jobs;
+            total.dead_jobs += part.dead_jobs;
+            total.workers.extend(part.workers);
+            total.ticks_last_minute += part.ticks_last_minute;
+            let later = match (&total.oldest_overdue, &part.oldest_overdue) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some((_, a)), Some((_, b))) => b > a,
+            };
+            if later {
+                total.oldest_overdue = part.oldest_overdue;
+            }
+        }
+        total
+    }
+}
+
 /// Read a [`Stats`] snapshot. `orphan_after` is apalis' heartbeat × missed heartbeats.
 pub(crate) async fn read_stats(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &Keys,
     orphan_after: Duration,
 ) -> Result<Stats, SchedulerError> {
@@ -148,7 +195,7 @@ pub(crate) async fn read_stats(
 
 /// Live chains and queue depth (pending ticks due now plus unfetched apalis jobs), for the gauges.
 pub(crate) async fn read_gauges(
-    conn: &ConnectionManager,
+    conn: &RedisConn,
     keys: &Keys,
 ) -> Result<(u64, u64), SchedulerError> {
     let mut conn = conn.clone();
@@ -162,4 +209,61 @@ pub(crate) async fn read_gauges(
         .query_async(&mut conn)
         .await?;
     Ok((live, due_in_feed + scheduled + active))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(live: u64, paused: bool, overdue_ms: Option<u64>, worker: &str) -> Stats {
+        Stats {
+            now_ms: 1_000 + live,
+            paused,
+            live_chains: live,
+            scheduled: live,
+            due_now: 1,
+            running: 2,
+            in_feed: 3,
+            queued_in_apalis: 4,
+            finished_jobs: 5,
+            failed_jobs: 0,
+            dead_jobs: 1,
+            oldest_overdue: overdue_ms.map(|ms| (format!("c-{ms}"), Duration::from_millis(ms))),
+            workers: vec![WorkerBeat {
+                name: worker.into(),
+                last_heartbeat_s: 1,
+                alive: true,
+            }],
+            ticks_last_minute: 10,
+        }
+    }
+
+    #[test]
+    fn shards_merge_into_one_snapshot() {
+        let merged = Stats::merge(vec![
+            part(10, false, Some(30), "w-s0"),
+            part(20, true, None, "w-s1"),
+            part(5, false, Some(70), "w-s2"),
+        ]);
+        assert_eq!(merged.now_ms, 1_020);
+        assert!(merged.paused);
+        assert_eq!((merged.live_chains, merged.scheduled), (35, 35));
+        assert_eq!((merged.due_now, merged.running, merged.in_feed), (3, 6, 9));
+        assert_eq!(
+            (
+                merged.queued_in_apalis,
+                merged.finished_jobs,
+                merged.dead_jobs
+            ),
+            (12, 15, 3)
+        );
+        assert_eq!(merged.ticks_last_minute, 30);
+        assert_eq!(
+            merged.oldest_overdue,
+            Some(("c-70".into(), Duration::from_millis(70)))
+        );
+        let names: Vec<&str> = merged.workers.iter().map(|w| w.name.as_str()).collect();
+        assert_eq!(names, ["w-s0", "w-s1", "w-s2"]);
+        assert!(!Stats::merge(vec![part(1, false, None, "w")]).paused);
+    }
 }

@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use redis::{Script, aio::ConnectionManager};
+use redis::Script;
+
+use crate::redis_conn::RedisConn;
 use std::sync::LazyLock;
 use tokio::sync::watch;
 
@@ -35,10 +37,7 @@ const SLICE: usize = 1000;
 const MAX_SLICES: usize = 200;
 
 /// Remove finished jobs now. Returns how many were removed.
-pub(crate) async fn vacuum_once(
-    conn: &ConnectionManager,
-    keys: &Keys,
-) -> Result<usize, SchedulerError> {
+pub(crate) async fn vacuum_once(conn: &RedisConn, keys: &Keys) -> Result<usize, SchedulerError> {
     let mut conn = conn.clone();
     let mut removed = 0;
     for _ in 0..MAX_SLICES {
@@ -60,7 +59,7 @@ pub(crate) async fn vacuum_once(
 
 /// Vacuum every `interval` until `stopping` turns true.
 pub(crate) async fn run_vacuum(
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: std::sync::Arc<Keys>,
     interval: Duration,
     mut stopping: watch::Receiver<bool>,

@@ -25,20 +25,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BackendExt, WorkerBuilder, WorkerBuilderExt};
-use apalis_redis::{ConnectionManager, RedisStorage};
+use apalis_redis::RedisStorage;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::batcher::Batcher;
 use crate::chain_state::{ChainState, Claim, ClaimRequest, Finish, FinishRequest};
-use crate::chains::connect_redis;
 use crate::feeder::Feeder;
 use crate::health::{Loop, WorkerHealth};
 use crate::keys::Keys;
 use crate::lease_keeper::{RunningTicks, keep_leases};
 use crate::metrics::Metrics;
 use crate::reconciler::Reconciler;
+use crate::redis_conn::{self, RedisConn};
 use crate::stats::{read_gauges, read_stats};
 use crate::tick_job::{self, TickContext, TickJob, local_now_ms};
 use crate::vacuum::run_vacuum;
@@ -79,10 +79,97 @@ pub async fn run_workers_reporting(
 ) -> Result<(), SchedulerError> {
     let _stopped = health.stopped_on_drop();
     cfg.validate()?;
-    let metrics = Metrics::register(registry)?;
+    let permits = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency));
+    let mut shards = cfg.shard_configs();
+    if shards.len() == 1 {
+        let shard = shards.remove(0);
+        let metrics = Metrics::register(registry, None)?;
+        return run_shard(shard, runner, source, metrics, health, permits, shutdown).await;
+    }
+
+    // Several shards: each runs as a namespace of its own (apalis worker, feeder, reconciler,
+    // ...) over the chains that belong to it, sharing this process' tick permits.
+    let base_name = cfg.base_worker_name();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut runs = JoinSet::new();
+    for (i, shard) in shards.into_iter().enumerate() {
+        let shard = SchedulerConfig {
+            worker_name: Some(format!("{base_name}-s{i}")),
+            ..shard
+        };
+        let metrics = Metrics::register(registry, Some(i))?;
+        let source: Arc<dyn ChainSource> = Arc::new(ShardSource {
+            all: source.clone(),
+            router: cfg.clone(),
+            shard: i,
+        });
+        let (runner, health, permits) = (runner.clone(), health.add_shard(), permits.clone());
+        let mut stop = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        runs.spawn(async move {
+            run_shard(shard, runner, source, metrics, &health, permits, stopped).await
+        });
+    }
+    health.set_started();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            done = runs.join_next() => match done {
+                // A shard failed to start: stop the others and report it.
+                Some(Ok(Err(e))) => {
+                    stop_tx.send_replace(true);
+                    while runs.join_next().await.is_some() {}
+                    return Err(e);
+                }
+                Some(_) => {}
+                None => return Ok(()),
+            },
+        }
+    }
+    stop_tx.send_replace(true);
+    while let Some(done) = runs.join_next().await {
+        if let Ok(Err(e)) = done {
+            tracing::warn!(error = %e, "a shard's workers stopped with an error");
+        }
+    }
+    Ok(())
+}
+
+/// The chains of one shard: those of `all` whose id maps to `shard`.
+struct ShardSource {
+    all: Arc<dyn ChainSource>,
+    router: SchedulerConfig,
+    shard: usize,
+}
+
+#[async_trait::async_trait]
+impl ChainSource for ShardSource {
+    async fn wanted(&self) -> Result<Vec<String>, crate::BoxError> {
+        let mut ids = self.all.wanted().await?;
+        ids.retain(|id| self.router.shard_of(id) == self.shard);
+        Ok(ids)
+    }
+}
+
+/// The worker tasks of one shard (or of the whole namespace when it has one), until `shutdown`.
+async fn run_shard(
+    cfg: SchedulerConfig,
+    runner: Arc<dyn ChainRunner>,
+    source: Arc<dyn ChainSource>,
+    metrics: Metrics,
+    health: &WorkerHealth,
+    permits: Arc<tokio::sync::Semaphore>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), SchedulerError> {
     let keys = Arc::new(Keys::new(&cfg.namespace));
-    let state = ChainState::new(connect_redis(&cfg.redis_url).await?, keys.clone());
-    let apalis_conn = connect_redis(&cfg.redis_url).await?;
+    let state = ChainState::new(
+        redis_conn::connect(&cfg.redis_url, &cfg.cluster_nodes).await?,
+        keys.clone(),
+    );
+    let apalis_conn = redis_conn::connect(&cfg.redis_url, &cfg.cluster_nodes).await?;
     let clock_offset_ms = measure_clock_offset(&state).await?;
     let base_name = cfg.base_worker_name();
     tracing::info!(worker = %base_name, namespace = %cfg.namespace, clock_offset_ms, "starting chain workers");
@@ -96,7 +183,7 @@ pub async fn run_workers_reporting(
         runner,
         metrics: metrics.clone(),
         running: running.clone(),
-        permits: Arc::new(tokio::sync::Semaphore::new(cfg.concurrency)),
+        permits,
         stopping: stop_rx.clone(),
         max_tick: cfg.max_tick,
         clock_offset_ms,
@@ -245,7 +332,7 @@ fn apalis_config(cfg: &SchedulerConfig) -> apalis_redis::Config {
 async fn supervise(
     ctx: Arc<TickContext>,
     base_name: String,
-    conn: ConnectionManager,
+    conn: RedisConn,
     config: apalis_redis::Config,
     cfg: SchedulerConfig,
     stopping: watch::Receiver<bool>,
@@ -262,7 +349,7 @@ async fn supervise(
         } else {
             format!("{base_name}-{restarts}")
         };
-        let storage = RedisStorage::<TickJob, ConnectionManager>::new(conn.clone())
+        let storage = RedisStorage::<TickJob, RedisConn>::new(conn.clone())
             .with_config(config.clone())
             .poll_with_interval(poll_interval);
         let worker = WorkerBuilder::new(name.clone())
@@ -325,7 +412,7 @@ return #ids
     )
 });
 
-async fn unregister(conn: &ConnectionManager, config: &apalis_redis::Config, name: &str) {
+async fn unregister(conn: &RedisConn, config: &apalis_redis::Config, name: &str) {
     let mut conn = conn.clone();
     let result: Result<usize, redis::RedisError> = RETIRE_WORKER
         .key(config.workers_set())
@@ -363,7 +450,7 @@ async fn measure_clock_offset(state: &ChainState) -> Result<i64, SchedulerError>
 /// Refresh the cluster-wide gauges until `stopping`. `orphan_after` is how old a worker's
 /// heartbeat may be for it to count as live (apalis' heartbeat × missed heartbeats).
 async fn refresh_gauges(
-    conn: ConnectionManager,
+    conn: RedisConn,
     keys: Arc<Keys>,
     metrics: Metrics,
     orphan_after: Duration,

@@ -1,21 +1,21 @@
 //! The scheduler on a Redis Cluster: a local 3-master cluster of `redis-server` child processes
 //! that each test starts, owns and kills (never the shared Redis on :6379).
 //!
-//! What is checked (README "Redis Cluster" has the why):
+//! What is checked (README "Redis Cluster and shards" has the why):
 //! * the chain state of a shard (`{namespace:i}`) keeps every key in one slot, so its multi-key
 //!   scripts run on a cluster, and shards spread over the nodes; a dead master stops only the
 //!   shards on it, and they work again once it is back;
-//! * apalis-redis 1.0 runs a queue only on the node that holds its global key
-//!   `core:apalis:queues:list`: there chains tick with every guarantee (no duplicate, none early,
-//!   re-seeded after their keys are wiped, stop); on another node the apalis worker cannot
-//!   register, so nothing ticks.
+//! * one worker process runs three shards on three different masters through the cluster client
+//!   (including apalis-redis, whose worker registration `RedisConn` adapts): every chain ticks
+//!   with every guarantee (a tick delivered three times runs once, none early, re-seeded after its
+//!   keys are wiped, a stopped chain stays stopped, none forks); killing one master pauses only
+//!   the chains of its shard, and they resume when it is back.
 
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::TaskBuilder;
@@ -86,6 +86,8 @@ impl LocalCluster {
         let conf = self.dir.join(format!("nodes-{port}.conf"));
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            // A lost master must not stop the slots of the others (see README).
+            .args(["--cluster-require-full-coverage", "no"])
             .args(["--cluster-enabled", "yes", "--cluster-config-file"])
             .arg(&conf)
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
@@ -123,6 +125,11 @@ impl LocalCluster {
 
     fn url(port: u16) -> String {
         format!("redis://127.0.0.1:{port}")
+    }
+
+    /// Seed URLs of every node, for `SchedulerConfig::cluster_nodes`.
+    fn seeds(&self) -> Vec<String> {
+        self.ports.iter().map(|p| Self::url(*p)).collect()
     }
 
     fn slot(&self, key: &str) -> u16 {
@@ -200,13 +207,15 @@ fn ids_of_shard(cfg: &SchedulerConfig, shard: usize, n: usize) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shard_keys_stay_in_one_slot_and_a_dead_master_stops_only_its_shards() {
-    let mut cluster = LocalCluster::start();
-    // Three shards on at least two different nodes (random namespaces until they are).
-    let (cfg, homes) = loop {
+/// A 3-shard configuration whose shards sit on `min_nodes` different masters or more.
+fn spread_config(cluster: &LocalCluster, min_nodes: usize) -> (SchedulerConfig, Vec<u16>) {
+    loop {
         let cfg = SchedulerConfig {
             shards: 3,
+            cluster_nodes: cluster.seeds(),
+            reconcile_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(2),
+            shutdown_timeout: Duration::from_secs(5),
             ..SchedulerConfig::new("", format!("cw-cluster-{:08x}", rand::random::<u32>()))
         };
         let homes: Vec<u16> = cfg
@@ -214,32 +223,39 @@ async fn shard_keys_stay_in_one_slot_and_a_dead_master_stops_only_its_shards() {
             .iter()
             .map(|s| cluster.node_of(&s.namespace))
             .collect();
-        if homes.iter().collect::<HashSet<_>>().len() >= 2 {
-            break (cfg, homes);
+        if homes.iter().collect::<HashSet<_>>().len() >= min_nodes {
+            return (cfg, homes);
         }
-    };
-    let mut shards = Vec::new();
-    for (i, shard) in cfg.shard_configs().into_iter().enumerate() {
-        let shard = SchedulerConfig {
-            redis_url: LocalCluster::url(homes[i]),
-            ..shard
-        };
-        let chains = Chains::connect(&shard).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_keys_stay_in_one_slot_and_a_dead_master_stops_only_its_shards() {
+    let mut cluster = LocalCluster::start();
+    let (cfg, homes) = spread_config(&cluster, 2);
+    let chains = Chains::connect(&cfg).await.unwrap();
+    assert_eq!(chains.shards(), 3);
+    for i in 0..3 {
         for id in ids_of_shard(&cfg, i, 10) {
             assert!(chains.start(&id, Duration::from_secs(60)).await.unwrap());
             assert!(chains.is_live(&id).await.unwrap());
         }
-        chains.pause().await.unwrap();
-        chains.resume().await.unwrap();
-        shards.push((shard.namespace.clone(), chains));
     }
+    chains.pause().await.unwrap();
+    assert!(chains.is_paused().await.unwrap());
+    chains.resume().await.unwrap();
+    let stats = chains.stats().await.unwrap();
+    assert_eq!((stats.live_chains, stats.scheduled), (30, 30));
+    assert_eq!(chains.upcoming(100, None).await.unwrap().len(), 30);
+
     // Every key of a shard is in the slot of its hash tag, on its node.
-    for (i, (namespace, _)) in shards.iter().enumerate() {
+    for (i, shard) in cfg.shard_configs().iter().enumerate() {
+        let namespace = shard.namespace.as_str();
         let slot = cluster.slot(namespace);
         let keys: Vec<String> = cluster
             .keys_on(homes[i])
             .into_iter()
-            .filter(|k| k.starts_with(namespace.as_str()))
+            .filter(|k| k.starts_with(namespace))
             .collect();
         assert!(keys.len() >= 4, "{keys:?}");
         for key in keys {
@@ -250,29 +266,26 @@ async fn shard_keys_stay_in_one_slot_and_a_dead_master_stops_only_its_shards() {
     // Kill the node of shard 0: its shards fail, the shards on other nodes go on.
     let victim = homes[0];
     cluster.kill(victim);
-    for (i, (_, chains)) in shards.iter().enumerate() {
-        let id = format!("late-{i}");
+    for (i, home) in homes.iter().enumerate() {
+        let id = ids_of_shard(&cfg, i, 11)[10].clone();
         let started = chains.start(&id, Duration::from_secs(60)).await;
-        if homes[i] == victim {
+        if *home == victim {
             assert!(started.is_err(), "shard {i} lives on the dead node");
         } else {
             assert!(started.unwrap(), "shard {i} must not notice");
             assert!(chains.stop(&id).await.unwrap());
         }
     }
-    // Back (without its data, no persistence here): the same handles work again.
+    // Back (without its data, no persistence here): the same handle works again.
     cluster.restart(victim);
-    let (_, chains) = &shards[0];
+    let id = ids_of_shard(&cfg, 0, 12)[11].clone();
     assert!(
-        eventually(Duration::from_secs(10), || async {
-            chains
-                .start("after-restart", Duration::from_secs(60))
-                .await
-                .is_ok()
+        eventually(Duration::from_secs(20), || async {
+            chains.start(&id, Duration::from_secs(60)).await.is_ok()
         })
         .await
     );
-    assert!(chains.is_live("after-restart").await.unwrap());
+    assert!(chains.is_live(&id).await.unwrap());
 }
 
 /// No tick ran twice or early, and consecutive ticks of one chain are not closer than
@@ -312,181 +325,142 @@ fn assert_one_chain_each(records: &[common::Record], min_gap_us: u64, wiped_at_u
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chains_tick_on_the_node_holding_the_apalis_queue_list_and_nowhere_else() {
+async fn three_shards_tick_on_three_masters_and_a_dead_master_pauses_only_its_shard() {
     let mut cluster = LocalCluster::start();
+    let (cfg, homes) = spread_config(&cluster, 3);
     let list_node = cluster.node_of("core:apalis:queues:list");
-    let namespace_on = |want_list_node: bool| loop {
-        let ns = format!("{{cw-cluster-{:08x}}}", rand::random::<u32>());
-        if (cluster.node_of(&ns) == list_node) == want_list_node {
-            break ns;
-        }
-    };
-    let home_ns = namespace_on(true);
-    let away_ns = namespace_on(false);
-    let away_node = cluster.node_of(&away_ns);
-    let other_node = *cluster
-        .ports
-        .iter()
-        .find(|p| **p != list_node && **p != away_node)
-        .unwrap_or(&away_node);
-    let config = |ns: &str, port: u16| SchedulerConfig {
-        reconcile_interval: Duration::from_millis(500),
-        lease: Duration::from_secs(2),
-        shutdown_timeout: Duration::from_secs(5),
-        ..SchedulerConfig::new(LocalCluster::url(port), ns)
-    };
-    let home_cfg = config(&home_ns, list_node);
-    let away_cfg = config(&away_ns, away_node);
     let cadence = Duration::from_millis(300);
-    let ids: Vec<String> = (0..20).map(|i| format!("c-{i}")).collect();
+    let per_shard: Vec<Vec<String>> = (0..3).map(|i| ids_of_shard(&cfg, i, 8)).collect();
+    let ids: Vec<String> = per_shard.concat();
 
-    // A duplicate delivery: the same tick pushed three times before any worker runs.
-    let home = Chains::connect(&home_cfg).await.unwrap();
-    assert!(home.start("dup", Duration::from_secs(60)).await.unwrap());
-    let (_, _, seq) = home.upcoming(1, Some("dup")).await.unwrap()[0].clone();
+    // A duplicate delivery: the same tick pushed three times before any worker runs, on a shard
+    // that is not on the node of apalis' global key (where apalis-redis alone could not run).
+    let chains = Chains::connect(&cfg).await.unwrap();
+    let dup_shard = (0..3).find(|i| homes[*i] != list_node).unwrap_or(0);
+    let dup = ids_of_shard(&cfg, dup_shard, 9)[8].clone();
+    assert!(chains.start(&dup, Duration::from_secs(60)).await.unwrap());
+    let (_, _, seq) = chains.upcoming(1, Some(&dup)).await.unwrap()[0].clone();
     let payload = format!(
-        r#"{{"id":"dup","seq":{seq},"due_at_ms":{}}}"#,
+        r#"{{"id":"{dup}","seq":{seq},"due_at_ms":{}}}"#,
         now_ms() + 300
     );
     let tasks: Vec<_> = (0..3)
         .map(|_| TaskBuilder::new(payload.clone().into_bytes()).build())
         .collect();
-    let mut conn = apalis_redis::connect(home_cfg.redis_url.as_str())
+    let mut conn = apalis_redis::connect(LocalCluster::url(homes[dup_shard]))
         .await
         .unwrap();
-    let apalis_config = apalis_redis::Config::default().queue(&home_ns);
+    let shard_ns = cfg.shard_configs()[dup_shard].namespace.clone();
+    let apalis_config = apalis_redis::Config::default().queue(&shard_ns);
     apalis_redis::queries::push_tasks(&mut conn, &apalis_config, &tasks)
         .await
         .unwrap();
 
     let mut wanted = ids.clone();
-    wanted.push("dup".into());
-    let home_rec = Recorder::new(cadence);
-    let away_rec = Recorder::new(cadence);
-    let home_wanted = Wanted::new(wanted);
-    let home_run = Running::start(home_cfg.clone(), home_rec.clone(), home_wanted.clone());
-    let away_run = Running::start(away_cfg.clone(), away_rec.clone(), Wanted::new(ids.clone()));
-    let ticked = |rec: Arc<Recorder>, since_us: u64| async move {
-        let recs = rec.records();
-        ids_ticked_since(&recs, since_us)
+    wanted.push(dup.clone());
+    let rec = Recorder::new(cadence);
+    let wanted = Wanted::new(wanted);
+    let run = Running::start(cfg.clone(), rec.clone(), wanted.clone());
+    let ticked = |since_us: u64, of: &[String]| {
+        let of: HashSet<&String> = of.iter().collect();
+        rec.records()
+            .into_iter()
+            .filter(|r| r.start_us > since_us && of.contains(&r.tick.id))
+            .map(|r| r.tick.id)
+            .collect::<HashSet<_>>()
+            .len()
     };
     assert!(
-        eventually(Duration::from_secs(10), || {
-            let rec = home_rec.clone();
-            async move { ticked(rec, 0).await >= 20 }
-        })
-        .await,
-        "every chain on the list's node ticks"
+        eventually(Duration::from_secs(15), || async { ticked(0, &ids) == 24 }).await,
+        "every chain of every shard ticks ({} of 24)",
+        ticked(0, &ids)
     );
-    let dup_runs = home_rec
-        .records_of("dup")
+    let dup_runs = rec
+        .records_of(&dup)
         .iter()
         .filter(|r| r.tick.seq == seq)
         .count();
     assert_eq!(dup_runs, 1, "a tick delivered three times runs once");
-
-    // On another node the chains are seeded (our own keys work) but apalis cannot register its
-    // worker there (its script writes `core:apalis:queues:list`, a key of another node), so it
-    // fails and is restarted, again and again, and nothing ticks.
-    let away = Chains::connect(&away_cfg).await.unwrap();
-    assert!(away.is_live("c-0").await.unwrap());
+    // One apalis worker per shard registered, each on its own node.
+    let stats = chains.stats().await.unwrap();
     assert_eq!(
-        away_rec.count(),
-        0,
-        "nothing ticks away from the list's node"
+        stats.workers.iter().filter(|w| w.alive).count(),
+        3,
+        "{stats:?}"
+    );
+    let lateness =
+        format!("campaign_manager_chain_tick_lateness_ms_count{{shard=\"{dup_shard}\"}} ");
+    assert!(
+        prometheus::TextEncoder::new()
+            .encode_to_string(&run.registry.gather())
+            .unwrap()
+            .lines()
+            .any(|l| l.starts_with(&lateness)),
+        "metrics carry the shard"
     );
 
-    // Wiping the shard's keys: the chains are re-seeded and tick again.
+    // Wiping one shard's keys: its chains are re-seeded and tick again.
     let wiped_at = now_us();
+    let wiped_ns = cfg.shard_configs()[0].namespace.clone();
     let keys: Vec<String> = cluster
-        .keys_on(list_node)
+        .keys_on(homes[0])
         .into_iter()
-        .filter(|k| k.starts_with(home_ns.as_str()))
+        .filter(|k| k.starts_with(wiped_ns.as_str()))
         .collect();
-    let mut del = vec!["-p".to_owned(), list_node.to_string(), "del".to_owned()];
+    let mut del = vec!["-p".to_owned(), homes[0].to_string(), "del".to_owned()];
     del.extend(keys);
     let del: Vec<&str> = del.iter().map(String::as_str).collect();
     redis_cli(&del);
     assert!(
-        eventually(Duration::from_secs(10), || {
-            let rec = home_rec.clone();
-            async move { ticked(rec, wiped_at).await >= 20 }
+        eventually(Duration::from_secs(10), || async {
+            ticked(wiped_at, &per_shard[0]) == 8
         })
         .await,
         "chains re-seeded after their keys were wiped"
     );
 
-    // Stop ends a chain (no longer wanted, so nothing re-seeds it; the reconciler may have
-    // cleared it first, so `stop` may find it gone).
-    home_wanted.0.lock().unwrap().retain(|id| id != "c-0");
-    home.stop("c-0").await.unwrap();
+    // Stop ends a chain (no longer wanted, so nothing re-seeds it).
+    let stopped = per_shard[1][0].clone();
+    wanted.0.lock().unwrap().retain(|id| *id != stopped);
+    chains.stop(&stopped).await.unwrap();
     let stopped_at = now_us();
-    assert!(!home.is_live("c-0").await.unwrap());
+    assert!(!chains.is_live(&stopped).await.unwrap());
 
-    // A dead node that holds none of it changes nothing.
-    if other_node != away_node {
-        cluster.kill(other_node);
-        let since = now_us();
-        assert!(
-            eventually(Duration::from_secs(5), || {
-                let rec = home_rec.clone();
-                async move { ticked(rec, since).await >= 19 }
-            })
-            .await,
-            "chains go on while an unrelated master is down"
-        );
-    }
-
-    // Its own node dies: ticks stop; back, they resume (re-seeded: it had no persistence).
-    cluster.kill(list_node);
+    // The master of shard 2 dies: its chains pause, the other shards go on.
+    let victim = homes[2];
+    cluster.kill(victim);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let dead_from = now_us();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let during: Vec<_> = home_rec
-        .records()
-        .into_iter()
-        .filter(|r| r.start_us > dead_from)
-        .collect();
-    assert!(
-        during.is_empty(),
-        "{} ticks while the node was down",
-        during.len()
+    assert_eq!(
+        ticked(dead_from, &per_shard[2]),
+        0,
+        "no tick of a dead shard"
     );
-    cluster.restart(list_node);
+    assert_eq!(ticked(dead_from, &per_shard[0]), 8, "shard 0 goes on");
+    assert_eq!(ticked(dead_from, &per_shard[1]), 7, "shard 1 goes on");
+    cluster.restart(victim);
     let back = now_us();
     assert!(
-        eventually(Duration::from_secs(20), || {
-            let rec = home_rec.clone();
-            async move { ticked(rec, back).await >= 19 }
+        eventually(Duration::from_secs(20), || async {
+            ticked(back, &per_shard[2]) == 8
         })
         .await,
-        "chains resume once their node is back"
+        "its chains resume once their node is back ({} of 8)",
+        ticked(back, &per_shard[2])
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let records = home_rec.records();
-    // A tick claimed just before the stop may still start; nothing after that.
+    let records = rec.records();
     assert!(
         records
             .iter()
-            .filter(|r| r.tick.id == "c-0")
+            .filter(|r| r.tick.id == stopped)
             .all(|r| r.start_us < stopped_at + 100_000),
         "a stopped chain must not tick again"
     );
     // Ticks finish within microseconds here, so two ticks of one chain closer than half a
     // cadence would mean two live chains.
     assert_one_chain_each(&records, cadence.as_micros() as u64 / 2, wiped_at);
-
-    let _ = away_run.shutdown().await;
-    let _ = home_run.shutdown().await;
-}
-
-/// How many different chains started a tick after `since_us`.
-fn ids_ticked_since(records: &[common::Record], since_us: u64) -> usize {
-    records
-        .iter()
-        .filter(|r| r.start_us > since_us)
-        .map(|r| r.tick.id.clone())
-        .collect::<HashSet<_>>()
-        .len()
+    run.shutdown().await.unwrap();
 }
