@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use campaign_workers::{Chains, SchedulerConfig, WorkerHealth};
+use campaign_workers::{Chains, WorkerHealth};
 use prometheus::Registry;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -173,7 +173,7 @@ impl App {
                 )
             })?,
         );
-        let mut sched = SchedulerConfig::new(infra.redis_url(), settings.tick_namespace.clone());
+        let mut sched = infra.scheduler(&settings.tick_namespace, settings.tick_shards.into());
         sched.concurrency = settings.workers.max(1);
         sched.max_tick = Duration::from_millis(settings.max_tick_ms);
         let chains = Chains::connect(&sched)

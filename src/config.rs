@@ -105,6 +105,17 @@ pub struct Infra {
     /// Connect to Redis over TLS (`rediss://`), verifying its certificate.
     #[arg(long = "redis_tls", env = "REDIS_TLS", default_value_t = false, action = clap::ArgAction::Set)]
     pub redis_tls: bool,
+
+    /// Seed nodes (`host:port`, comma-separated) of a Redis Cluster that holds the tick
+    /// scheduler instead of --redis_address (which keeps the cache). Any reachable node will
+    /// do; --redis_password and --redis_tls apply. Empty: the scheduler shares --redis_address.
+    #[arg(
+        long = "tick_redis_cluster",
+        env = "TICK_REDIS_CLUSTER",
+        value_delimiter = ',',
+        default_value = ""
+    )]
+    pub tick_redis_cluster: Vec<String>,
 }
 
 impl fmt::Debug for Infra {
@@ -128,6 +139,7 @@ impl fmt::Debug for Infra {
             .field("redis_password_file", &self.redis_password_file)
             .field("redis_database", &self.redis_database)
             .field("redis_tls", &self.redis_tls)
+            .field("tick_redis_cluster", &self.tick_redis_cluster)
             .finish()
     }
 }
@@ -146,6 +158,22 @@ impl Infra {
     /// The MySQL connect options from the DSN, every parameter applied or refused by name.
     pub fn database(&self) -> Result<DatabaseDsn, ConfigError> {
         DatabaseDsn::parse(&self.database_dsn)
+    }
+
+    /// The tick scheduler's settings for `namespace` split over `shards`: on the cluster of
+    /// --tick_redis_cluster when set (database 0, the only one a cluster has), else on the
+    /// Redis of [`Infra::redis_url`].
+    pub fn scheduler(&self, namespace: &str, shards: usize) -> campaign_workers::SchedulerConfig {
+        let mut cfg = campaign_workers::SchedulerConfig::new(self.redis_url(), namespace);
+        cfg.shards = shards;
+        cfg.cluster_nodes = self
+            .tick_redis_cluster
+            .iter()
+            .map(|node| node.trim())
+            .filter(|node| !node.is_empty())
+            .map(|node| redis_url(node, &self.redis_password, 0, self.redis_tls))
+            .collect();
+        cfg
     }
 
     /// The Redis URL built from address, password, database and TLS flag.
@@ -452,6 +480,14 @@ pub struct Settings {
         default_value = "campaign-manager:ticks"
     )]
     pub tick_namespace: String,
+
+    /// Shards the tick chains are spread over (1: every key under --tick_namespace as before;
+    /// K > 1: `{<namespace>:0}` .. `{<namespace>:K-1}`, one hash-tagged slot each, so a Redis
+    /// Cluster spreads them over its masters). Every process of a deployment must use the same
+    /// value; change it only with every worker stopped (chains are re-seeded from MySQL).
+    #[arg(long = "tick_shards", env = "TICK_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub tick_shards: u16,
 
     /// Delay of the first tick after `run`, ms.
     #[arg(long = "first_tick_ms", env = "FIRST_TICK_MS", default_value_t = 1000)]

@@ -250,6 +250,46 @@ async fn call_campaign_runs_until_its_list_is_exhausted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_on_three_tick_shards_each_run_until_their_lists_are_exhausted() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |s| {
+        fast(s);
+        s.tick_shards = 3;
+    })
+    .await;
+    let router = campaign_workers::SchedulerConfig {
+        shards: 3,
+        ..campaign_workers::SchedulerConfig::new("", sys.settings.tick_namespace.clone())
+    };
+    let customer = Uuid::new_v4();
+    let mut campaigns = Vec::new();
+    let mut shards = HashSet::new();
+    while shards.len() < 3 {
+        let outdial = sys.sim.create_outdial(customer, 6, 1);
+        let id = create_campaign(&sys, customer, outdial, &Plan::call()).await;
+        shards.insert(router.shard_of(&id.to_string()));
+        campaigns.push((id, outdial));
+    }
+    for (id, _) in &campaigns {
+        assert_eq!(set_status(&sys, *id, "run").await["execute"], "run");
+    }
+    for (id, outdial) in &campaigns {
+        wait_campaign(&sys, *id, "stop", Some("stop"), Duration::from_secs(60)).await;
+        assert_targets_finished(&sys, *outdial, &Plan::call().max_tries);
+        assert_eq!(campaigncalls(&sys, *id, json!({})).await.len(), 6);
+    }
+    let all: Vec<Value> = {
+        let mut all = Vec::new();
+        for (id, _) in &campaigns {
+            all.extend(campaigncalls(&sys, *id, json!({})).await);
+        }
+        all
+    };
+    assert_calls_match(&sys, &all);
+    assert_attempts_match(&sys, &all);
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flow_campaign_runs_until_its_list_is_exhausted() {
     let scenario = Scenario {
         flow_ms: MsRange::new(0, 40),

@@ -63,6 +63,11 @@ impl Chains {
         self.shards.len()
     }
 
+    /// The Redis clock (of the first shard's node), ms since the Unix epoch.
+    pub async fn now_ms(&self) -> Result<u64, SchedulerError> {
+        self.shards[0].redis_now_ms().await
+    }
+
     /// The chain state of the shard `id` belongs to.
     fn shard(&self, id: &str) -> &ChainState {
         let i = self.router.shard_of(id).min(self.shards.len() - 1);

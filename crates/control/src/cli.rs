@@ -33,6 +33,11 @@ pub struct Cli {
     )]
     pub tick_namespace: String,
 
+    /// Shards the tick chains are spread over: the service's --tick_shards (TICK_SHARDS).
+    #[arg(long = "tick_shards", env = "TICK_SHARDS", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub tick_shards: u16,
+
     /// Print results as pretty JSON (for scripts) instead of tables.
     #[arg(long)]
     pub json: bool,

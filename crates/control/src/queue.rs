@@ -6,10 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use campaign_workers::{Chains, SchedulerConfig, SchedulerError, Stats};
+use campaign_workers::{Chains, SchedulerError, Stats};
 use chrono::{DateTime, SecondsFormat, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use redis::aio::MultiplexedConnection;
 use serde_json::{Value, json};
 
 use super::cli::{Cli, QueueCmd};
@@ -19,7 +18,6 @@ use super::{Failure, PROBE_TIMEOUT, confirm, probe_tcp};
 /// A connected `queue` command runner.
 pub struct Queue {
     chains: Chains,
-    conn: MultiplexedConnection,
     addr: String,
 }
 
@@ -128,40 +126,38 @@ pub fn stats_human(s: &Stats) -> String {
 }
 
 impl Queue {
-    /// Connects to the Redis named by the command line for its tick namespace.
+    /// Connects to the Redis (or Redis Cluster) named by the command line for its tick
+    /// namespace and shards.
     pub async fn connect(cli: &Cli) -> Result<Queue, Failure> {
-        let addr = cli.infra.redis_address.clone();
         if cli.tick_namespace.is_empty() {
             return Err(Failure::usage(
                 "--tick_namespace (TICK_NAMESPACE) must not be empty",
             ));
         }
-        probe_tcp(
-            &addr,
-            "Redis",
-            "is redis-server running? (--redis_address / REDIS_ADDRESS)",
-        )
-        .await?;
-        let url = cli.infra.redis_url();
+        let cfg = cli
+            .infra
+            .scheduler(&cli.tick_namespace, cli.tick_shards.into());
+        let seeds: Vec<&str> = cli
+            .infra
+            .tick_redis_cluster
+            .iter()
+            .map(|n| n.trim())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let (addr, probe, hint) = match seeds.first() {
+            None => (
+                cli.infra.redis_address.clone(),
+                cli.infra.redis_address.clone(),
+                "is redis-server running? (--redis_address / REDIS_ADDRESS)",
+            ),
+            Some(first) => (
+                format!("cluster {}", seeds.join(",")),
+                (*first).to_owned(),
+                "is the Redis Cluster up? (--tick_redis_cluster / TICK_REDIS_CLUSTER)",
+            ),
+        };
+        probe_tcp(&probe, "Redis", hint).await?;
         let check = "check --redis_password / REDIS_PASSWORD and --redis_database / REDIS_DATABASE";
-        let cfg = SchedulerConfig::new(url.clone(), cli.tick_namespace.clone());
-        let connect = async {
-            let client = redis::Client::open(url.as_str())?;
-            client.get_multiplexed_async_connection().await
-        };
-        let conn = match tokio::time::timeout(PROBE_TIMEOUT * 2, connect).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                return Err(Failure::new(format!(
-                    "cannot connect to Redis at {addr}: {e} — {check}"
-                )));
-            }
-            Err(_) => {
-                return Err(Failure::new(format!(
-                    "cannot connect to Redis at {addr}: no answer — {check}"
-                )));
-            }
-        };
         let chains = match tokio::time::timeout(PROBE_TIMEOUT * 2, Chains::connect(&cfg)).await {
             Ok(Ok(c)) => c,
             Ok(Err(e)) => {
@@ -175,7 +171,7 @@ impl Queue {
                 )));
             }
         };
-        Ok(Queue { chains, conn, addr })
+        Ok(Queue { chains, addr })
     }
 
     fn redis_failed(&self, what: &str, e: impl std::fmt::Display) -> Failure {
@@ -298,12 +294,10 @@ impl Queue {
     }
 
     async fn now_ms(&self) -> Result<u64, Failure> {
-        let mut conn = self.conn.clone();
-        let (s, us): (u64, u64) = redis::cmd("TIME")
-            .query_async(&mut conn)
+        self.chains
+            .now_ms()
             .await
-            .map_err(|e| self.redis_failed("reading the clock", e))?;
-        Ok(s * 1000 + us / 1000)
+            .map_err(self.sched("reading the clock"))
     }
 
     async fn list(&self, campaign: Option<&uuid::Uuid>, limit: usize) -> Result<Output, Failure> {

@@ -155,14 +155,20 @@ impl TestPrefix {
 
 impl Drop for TestPrefix {
     fn drop(&mut self) {
-        let pattern = format!("{}*", self.0);
+        // With tick shards the scheduler's keys are `{<prefix>ticks:i}...` (hash tags).
+        let patterns = [format!("{}*", self.0), format!("{{{}*", self.0)];
         if let Ok(client) = redis::Client::open(redis_url())
             && let Ok(mut conn) = client.get_connection()
         {
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(&pattern)
-                .query(&mut conn)
-                .unwrap_or_default();
+            let keys: Vec<String> = patterns
+                .iter()
+                .flat_map(|pattern| {
+                    redis::cmd("KEYS")
+                        .arg(pattern)
+                        .query::<Vec<String>>(&mut conn)
+                        .unwrap_or_default()
+                })
+                .collect();
             if !keys.is_empty() {
                 let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
             }
@@ -173,7 +179,10 @@ impl Drop for TestPrefix {
                 .arg(-1)
                 .query(&mut conn)
                 .unwrap_or_default();
-            let ours: Vec<&String> = queues.iter().filter(|q| q.starts_with(&self.0)).collect();
+            let ours: Vec<&String> = queues
+                .iter()
+                .filter(|q| q.starts_with(&self.0) || q.starts_with(&format!("{{{}", self.0)))
+                .collect();
             if !ours.is_empty() {
                 let _: redis::RedisResult<()> = redis::cmd("ZREM")
                     .arg("core:apalis:queues:list")

@@ -23,7 +23,7 @@ use apalis_redis::{ConnectionManager, RedisStorage, RedisTask};
 use campaign_workers::{Chains, SchedulerConfig, run_workers};
 use redis::AsyncCommands;
 
-use crate::commandstats::{CommandCounts, own_cpu_s, per_unit, redis_cpu_s};
+use crate::commandstats::{CommandCounts, own_cpu_s, per_unit, redis_cpu_s_all};
 use crate::runners::{NumberedChains, RecordingInMemory, chain_id, log_key, now_us};
 
 #[derive(clap::Args)]
@@ -53,6 +53,14 @@ pub struct BenchArgs {
     /// share one slot: for running the bench against the node of a cluster that serves it.
     #[arg(long)]
     hash_tag: Option<String>,
+    /// Seed node URLs of a Redis Cluster to run the chains on (comma separated) instead of
+    /// `--redis-url`; Redis commands and CPU are then summed over these nodes (list every
+    /// master). Use with `--raw-jobs 0 --recovery-chains 0`.
+    #[arg(long, value_delimiter = ',')]
+    cluster_nodes: Vec<String>,
+    /// Shards the chains are spread over (`SchedulerConfig::shards`).
+    #[arg(long, default_value_t = 1)]
+    shards: usize,
     /// Chains for the SIGKILL recovery measurement (0 skips it).
     #[arg(long, default_value_t = 1000)]
     recovery_chains: usize,
@@ -60,8 +68,18 @@ pub struct BenchArgs {
 
 pub async fn run(redis_url: String, args: BenchArgs) -> anyhow::Result<()> {
     println!(
-        "chain-bench: cadence {} ms, warm-up {} s, measured {} s per run, concurrency {} + {} waiting",
-        args.cadence_ms, args.warmup_s, args.measure_s, args.concurrency, args.max_waiting
+        "chain-bench: cadence {} ms, warm-up {} s, measured {} s per run, concurrency {} + {} waiting, {} shard(s) on {}",
+        args.cadence_ms,
+        args.warmup_s,
+        args.measure_s,
+        args.concurrency,
+        args.max_waiting,
+        args.shards,
+        if args.cluster_nodes.is_empty() {
+            redis_url.clone()
+        } else {
+            format!("the cluster of {}", args.cluster_nodes.join(","))
+        }
     );
     let cadence = Duration::from_millis(args.cadence_ms);
     for &n in &args.chains {
@@ -180,14 +198,20 @@ fn namespace(kind: &str, hash_tag: Option<&str>) -> String {
     format!("{tag}chain-bench-{kind}-{:08x}", rand::random::<u32>())
 }
 
-/// Delete every key of `namespace` (and its entry in apalis' global queue list).
+/// Delete every key of `namespace` and of its shards (and its entries in apalis' global queue
+/// list) on the Redis at `redis_url`.
 async fn cleanup(redis_url: &str, namespace: &str) -> anyhow::Result<()> {
     let mut conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
+    let queues: Vec<String> = conn.zrange("core:apalis:queues:list", 0, -1).await?;
+    let ours: Vec<&String> = queues.iter().filter(|q| q.contains(namespace)).collect();
+    if !ours.is_empty() {
+        let _: () = conn.zrem("core:apalis:queues:list", ours).await?;
+    }
     let keys: Vec<String> = {
         let mut iter = conn
-            .scan_match::<_, String>(format!("{namespace}:*"))
+            .scan_match::<_, String>(format!("*{namespace}*"))
             .await?;
         let mut keys = Vec::new();
         while let Some(k) = futures::StreamExt::next(&mut iter).await {
@@ -195,12 +219,10 @@ async fn cleanup(redis_url: &str, namespace: &str) -> anyhow::Result<()> {
         }
         keys
     };
-    for chunk in keys.chunks(500) {
-        let _: () = conn.del(chunk).await?;
+    // One key per call: on a cluster node the keys of different shards are in different slots.
+    for key in keys {
+        let _: () = conn.del(key).await?;
     }
-    let _: () = conn
-        .zrem("core:apalis:queues:list", format!("{namespace}:workers"))
-        .await?;
     Ok(())
 }
 
@@ -214,7 +236,15 @@ async fn chains_run(
     let cfg = SchedulerConfig {
         concurrency: args.concurrency,
         max_waiting: args.max_waiting,
+        shards: args.shards,
+        cluster_nodes: args.cluster_nodes.clone(),
         ..SchedulerConfig::new(redis_url, ns.clone())
+    };
+    // The servers whose counters are read: every listed cluster node, or the one Redis.
+    let servers: Vec<String> = if args.cluster_nodes.is_empty() {
+        vec![redis_url.to_owned()]
+    } else {
+        args.cluster_nodes.clone()
     };
     let chains = Chains::connect(&cfg).await?;
     let cadence_ms = u64::try_from(cadence.as_millis()).unwrap_or(500).max(1);
@@ -242,21 +272,28 @@ async fn chains_run(
             .await
         })
     };
-    let mut stats_conn = redis::Client::open(redis_url)?
-        .get_multiplexed_async_connection()
-        .await?;
+    let mut stats_conns = Vec::new();
+    for server in &servers {
+        stats_conns.push(
+            redis::Client::open(server.as_str())?
+                .get_multiplexed_async_connection()
+                .await?,
+        );
+    }
     tokio::time::sleep(Duration::from_secs(args.warmup_s)).await;
-    let counts_from = CommandCounts::read(&mut stats_conn).await?;
-    let cpu_from = (own_cpu_s(), redis_cpu_s(&mut stats_conn).await?);
+    let counts_from = CommandCounts::read_all(&mut stats_conns).await?;
+    let cpu_from = (own_cpu_s(), redis_cpu_s_all(&mut stats_conns).await?);
     let from = now_us();
     tokio::time::sleep(Duration::from_secs(args.measure_s)).await;
     let to = now_us();
-    let cpu_to = (own_cpu_s(), redis_cpu_s(&mut stats_conn).await?);
-    let counts_to = CommandCounts::read(&mut stats_conn).await?;
+    let cpu_to = (own_cpu_s(), redis_cpu_s_all(&mut stats_conns).await?);
+    let counts_to = CommandCounts::read_all(&mut stats_conns).await?;
     let rss = rss_kb("self");
     let _ = stop_tx.send(());
     worker.await?.context("run_workers")?;
-    cleanup(redis_url, &ns).await?;
+    for server in &servers {
+        cleanup(server, &ns).await?;
+    }
 
     let samples = runner
         .samples

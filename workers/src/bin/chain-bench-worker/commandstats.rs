@@ -19,6 +19,17 @@ impl CommandCounts {
         Ok(Self::parse(&info))
     }
 
+    /// The sum of [`CommandCounts::read`] over several servers (the masters of a cluster).
+    pub async fn read_all(conns: &mut [redis::aio::MultiplexedConnection]) -> anyhow::Result<Self> {
+        let mut total = BTreeMap::new();
+        for conn in conns {
+            for (name, calls) in Self::read(conn).await?.0 {
+                *total.entry(name).or_insert(0) += calls;
+            }
+        }
+        Ok(Self(total))
+    }
+
     /// Parse lines like `cmdstat_evalsha:calls=12,usec=34,...`.
     fn parse(info: &str) -> Self {
         let mut counts = BTreeMap::new();
@@ -66,6 +77,17 @@ pub async fn redis_cpu_s(conn: &mut redis::aio::MultiplexedConnection) -> anyhow
         })
         .filter_map(|v| v.trim().parse::<f64>().ok())
         .sum())
+}
+
+/// [`redis_cpu_s`] summed over several servers.
+pub async fn redis_cpu_s_all(
+    conns: &mut [redis::aio::MultiplexedConnection],
+) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for conn in conns {
+        total += redis_cpu_s(conn).await?;
+    }
+    Ok(total)
 }
 
 /// CPU seconds this process has used, all threads (`/proc/self/stat` utime + stime, in the
