@@ -115,6 +115,8 @@ async fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
         "REDIS_DATABASE",
         "QUEUE_PREFIX",
         "TICK_NAMESPACE",
+        "TICK_SHARDS",
+        "TICK_REDIS_CLUSTER",
     ] {
         cmd.env_remove(var);
     }
@@ -144,6 +146,7 @@ async fn service(ctx: &Ctx, db: &TestDb, prefix: &TestPrefix) -> App {
         rabbitmq_address_file: None,
         redis_password_file: None,
         redis_tls: false,
+        tick_redis_cluster: Vec::new(),
     };
     let settings = Settings {
         workers: 0,
@@ -227,6 +230,8 @@ async fn help_on_every_level_and_usage_errors_exit_2() {
             "sms",
         ][..],
         &["queue", "drain", "--timeout", "soon"][..],
+        &["--tick_shards", "0", "queue", "stats"][..],
+        &["--tick_shards", "many", "queue", "stats"][..],
         &["queue", "purge"][..],
         &["campaign", "list"][..],
         &["campaign", "execute"][..],
@@ -981,6 +986,42 @@ impl Workers {
         let _ = self.stop.send(());
         let _ = self.task.await;
     }
+}
+
+#[tokio::test]
+async fn queue_commands_with_tick_shards_cover_every_shard() {
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let cfg = SchedulerConfig {
+        shards: 3,
+        ..SchedulerConfig::new(support::redis_url(), ctx.namespace.clone())
+    };
+    let chains = Chains::connect(&cfg).await.expect("chains");
+    let ids: Vec<String> = (0..9).map(|_| Uuid::new_v4().to_string()).collect();
+    for id in &ids {
+        assert!(
+            chains
+                .start(id, Duration::from_secs(600))
+                .await
+                .expect("start")
+        );
+    }
+    let sharded = |args: &[&str]| {
+        let mut all = vec!["--tick_shards", "3", "--json"];
+        all.extend_from_slice(args);
+        all.into_iter().map(str::to_owned).collect::<Vec<String>>()
+    };
+    let args = sharded(&["queue", "stats"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let stats = ctx.run(&args).await.ok().json();
+    assert_eq!(stats["live_chains"], 9, "{stats}");
+    let args = sharded(&["queue", "list", "--limit", "20"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let list = ctx.run(&args).await.ok().json();
+    assert_eq!(list.as_array().map(Vec::len), Some(9), "{list}");
+    // The same namespace read as one shard is another key layout: none of these chains.
+    let one = ctx.run(&["--json", "queue", "stats"]).await.ok().json();
+    assert_eq!(one["live_chains"], 0, "{one}");
 }
 
 #[tokio::test]
