@@ -20,8 +20,9 @@ pub struct SchedulerConfig {
     pub shards: usize,
     /// Ticks one process runs at once (claimed and inside the runner).
     pub concurrency: usize,
-    /// Ticks one process holds while they wait for their due time (they are handed over up to
-    /// `lead` early), on top of the running ones. Should cover `tick rate × lead`; a process at
+    /// apalis jobs one process holds while their ticks wait for their due time (they are handed
+    /// over up to `lead` early), on top of the running ticks. A job holds up to `ticks_per_job`
+    /// ticks. Should cover `tick rate × lead`; a process at
     /// the limit stops fetching, leaving ticks to other processes.
     pub max_waiting: usize,
     /// How often an idle apalis worker polls Redis for jobs (DESIGN: 5-10 ms works, 0-2 ms stalls).
@@ -34,6 +35,12 @@ pub struct SchedulerConfig {
     pub lead: Duration,
     /// Most ticks handed to apalis in one feeder step.
     pub feed_batch: usize,
+    /// Most ticks the feeder puts into one apalis job. Ticks taken together (due within the
+    /// same `lead`) share a job, so apalis' own per-job bookkeeping (~10 Redis commands: payload,
+    /// metadata, queue, in-flight and done sets) is paid per group rather than per tick; the
+    /// worker runs each tick of a job on its own, with its own wait, claim and finish, exactly
+    /// as a job of one. 1: one job per tick.
+    pub ticks_per_job: usize,
     /// Most jobs allowed inside the apalis queue (scheduled + active, not yet fetched). apalis-redis
     /// fails with more than ~8,000 jobs due at once, so this must stay well below that.
     pub max_queued: usize,
@@ -81,6 +88,7 @@ impl Default for SchedulerConfig {
             feed_interval: Duration::from_millis(10),
             lead: Duration::from_millis(150),
             feed_batch: 500,
+            ticks_per_job: 32,
             max_queued: 2000,
             lease: Duration::from_secs(3),
             max_tick: Duration::from_secs(30),
@@ -124,6 +132,9 @@ impl SchedulerConfig {
         }
         if self.feed_batch == 0 || self.max_queued == 0 {
             return fail("feed_batch and max_queued must be at least 1");
+        }
+        if self.ticks_per_job == 0 || self.ticks_per_job > 500 {
+            return fail("ticks_per_job must be between 1 and 500");
         }
         if self.max_queued > 7000 {
             return fail("max_queued above 7000 risks apalis-redis' unpack limit (~8000)");

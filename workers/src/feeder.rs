@@ -8,8 +8,8 @@
 //!   the worker dies. Thousands of chains started together are due together.
 //!
 //! So each process runs a feeder that atomically takes at most `feed_batch` ticks due within
-//! `lead` out of the feed (leasing them) and pushes them to apalis as ready jobs, but only while
-//! apalis holds fewer than `max_queued` unfetched jobs. Nothing in apalis is ever due in bulk, the
+//! `lead` out of the feed (leasing them) and pushes them to apalis as ready jobs of up to
+//! `ticks_per_job` ticks each, but only while apalis holds fewer than `max_queued` unfetched jobs. Nothing in apalis is ever due in bulk, the
 //! jobs still run through apalis workers, and the handler waits the last `lead` out, so ticks start
 //! on time. Feeders of several processes never hand over the same tick: the take is one script.
 //!
@@ -48,7 +48,7 @@ use tokio::sync::watch;
 
 use crate::SchedulerError;
 use crate::chain_state::{ChainState, Control, DueTick};
-use crate::tick_job::TickJob;
+use crate::tick_job::{Delivery, TickJob};
 
 /// What the feeder needs besides the chain state.
 pub(crate) struct Feeder {
@@ -57,6 +57,8 @@ pub(crate) struct Feeder {
     pub(crate) apalis_config: apalis_redis::Config,
     pub(crate) lead: Duration,
     pub(crate) feed_batch: usize,
+    /// Most ticks per apalis job.
+    pub(crate) ticks_per_job: usize,
     pub(crate) max_queued: usize,
     pub(crate) lease: Duration,
     pub(crate) feed_interval: Duration,
@@ -169,15 +171,21 @@ impl Feeder {
         Ok(())
     }
 
+    /// Push `ticks` (soonest due first) as jobs of up to `ticks_per_job` neighbours each.
     async fn push(&self, ticks: &[DueTick]) -> Result<(), SchedulerError> {
         let tasks = ticks
-            .iter()
-            .map(|t| {
-                let job = TickJob {
-                    id: t.id.clone(),
-                    seq: t.seq,
-                    due_at_ms: t.due_ms,
-                };
+            .chunks(self.ticks_per_job.max(1))
+            .map(|group| {
+                let job = Delivery::of(
+                    group
+                        .iter()
+                        .map(|t| TickJob {
+                            id: t.id.clone(),
+                            seq: t.seq,
+                            due_at_ms: t.due_ms,
+                        })
+                        .collect(),
+                );
                 Ok(TaskBuilder::new(serde_json::to_vec(&job)?).build())
             })
             .collect::<Result<Vec<RedisTask>, SchedulerError>>()?;

@@ -1,7 +1,9 @@
 //! The apalis job of the scheduler and what a worker does with it.
 //!
 //! A [`TickJob`] is `(id, seq, due_at_ms)`. The feeder hands it to apalis up to `lead` before it is
-//! due; the worker then:
+//! due, alone or together with other ticks taken in the same step ([`Delivery`]: up to
+//! `ticks_per_job` per apalis job, so apalis' per-job Redis work is shared); for each tick the
+//! worker then, independently of the other ticks of its job:
 //! 1. waits until due (local clock corrected by the measured Redis offset); on shutdown it hands
 //!    the unclaimed tick back to the feed instead, so another process runs it on time;
 //!    Then it waits for one of `concurrency` running-tick permits (handing the tick back on
@@ -42,6 +44,34 @@ pub(crate) struct TickJob {
     pub(crate) seq: u64,
     /// Due time, ms since the Unix epoch (Redis clock).
     pub(crate) due_at_ms: u64,
+}
+
+/// The payload of one apalis job: one tick (`{"id":…,"seq":…,"due_at_ms":…}`, the only form
+/// before jobs held several) or several (`{"ticks":[…]}`). A job of several ticks ends when its
+/// last tick ends; if its worker dies, apalis delivers the whole job again and the ticks that
+/// already ran are dropped by their claims as stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Delivery {
+    /// One tick.
+    One(TickJob),
+    /// Ticks taken together by the feeder.
+    Many {
+        /// The ticks, soonest due first.
+        ticks: Vec<TickJob>,
+    },
+}
+
+impl Delivery {
+    /// `ticks` as one job: the plain one-tick form when there is one.
+    pub(crate) fn of(mut ticks: Vec<TickJob>) -> Delivery {
+        if ticks.len() == 1
+            && let Some(tick) = ticks.pop()
+        {
+            return Delivery::One(tick);
+        }
+        Delivery::Many { ticks }
+    }
 }
 
 /// Everything a worker needs to run tick jobs; shared by all jobs of a process.
@@ -85,11 +115,21 @@ fn local_now_us() -> u64 {
 const REDIS_ATTEMPTS: u32 = 3;
 const REDIS_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
-/// The apalis handler: run the tick on its own task and wait for it.
-pub(crate) async fn deliver(job: TickJob, ctx: Data<Arc<TickContext>>) -> Result<(), BoxDynError> {
+/// The apalis handler: run each tick of the job on its own task and wait for all of them.
+pub(crate) async fn deliver(job: Delivery, ctx: Data<Arc<TickContext>>) -> Result<(), BoxDynError> {
     let ctx: Arc<TickContext> = (*ctx).clone();
-    if let Err(e) = tokio::spawn(ctx.handle(job)).await {
-        tracing::error!(error = %e, "tick task failed");
+    let ticks = match job {
+        Delivery::One(tick) => vec![tick],
+        Delivery::Many { ticks } => ticks,
+    };
+    let tasks: Vec<_> = ticks
+        .into_iter()
+        .map(|tick| tokio::spawn(ctx.clone().handle(tick)))
+        .collect();
+    for task in tasks {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "tick task failed");
+        }
     }
     Ok(())
 }
@@ -273,5 +313,22 @@ mod tests {
             r#"{"id":"c-1","seq":1764000000000123,"due_at_ms":1764000000500}"#
         );
         assert_eq!(serde_json::from_str::<TickJob>(&text).unwrap(), job);
+        // A job of one tick keeps that form; several share one job.
+        let one = Delivery::of(vec![job.clone()]);
+        assert_eq!(serde_json::to_string(&one).unwrap(), text);
+        assert_eq!(serde_json::from_str::<Delivery>(&text).unwrap(), one);
+        let second = TickJob {
+            id: "c-2".into(),
+            seq: 7,
+            due_at_ms: 1_764_000_000_510,
+        };
+        let many = Delivery::of(vec![job.clone(), second]);
+        let text = serde_json::to_string(&many).unwrap();
+        assert_eq!(
+            text,
+            r#"{"ticks":[{"id":"c-1","seq":1764000000000123,"due_at_ms":1764000000500},{"id":"c-2","seq":7,"due_at_ms":1764000000510}]}"#
+        );
+        assert_eq!(serde_json::from_str::<Delivery>(&text).unwrap(), many);
+        assert!(serde_json::from_str::<Delivery>(r#"{"id":"c-1"}"#).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! [`run_workers`]: everything one process contributes to the cluster, until shutdown.
 //!
 //! * one apalis-redis worker (unique name, fast heartbeat, fetch polling every few ms, at most
-//!   `concurrency + max_waiting` jobs in flight) running [`tick_job::deliver`]; restarted under a fresh name if it dies
+//!   `concurrency + max_waiting` jobs of up to `ticks_per_job` ticks in flight) running
+//!   [`tick_job::deliver`]; restarted under a fresh name if it dies
 //!   (apalis workers die on Redis errors, e.g. a flushed Redis unregisters them);
 //! * the feeder, the reconciler, the vacuum, the lease keeper and a gauge refresher;
 //! * two [`Batcher`]s that send the process' claims and finishes as one script call per batch.
@@ -40,7 +41,7 @@ use crate::metrics::Metrics;
 use crate::reconciler::Reconciler;
 use crate::redis_conn::{self, RedisConn};
 use crate::stats::{read_gauges, read_stats};
-use crate::tick_job::{self, TickContext, TickJob, local_now_ms};
+use crate::tick_job::{self, Delivery, TickContext, local_now_ms};
 use crate::vacuum::run_vacuum;
 use crate::{ChainRunner, ChainSource, SchedulerConfig, SchedulerError};
 
@@ -202,6 +203,7 @@ async fn run_shard(
                 apalis_config: apalis_config.clone(),
                 lead: cfg.lead,
                 feed_batch: cfg.feed_batch,
+                ticks_per_job: cfg.ticks_per_job,
                 max_queued: cfg.max_queued,
                 lease: cfg.lease,
                 feed_interval: cfg.feed_interval,
@@ -349,7 +351,7 @@ async fn supervise(
         } else {
             format!("{base_name}-{restarts}")
         };
-        let storage = RedisStorage::<TickJob, RedisConn>::new(conn.clone())
+        let storage = RedisStorage::<Delivery, RedisConn>::new(conn.clone())
             .with_config(config.clone())
             .poll_with_interval(poll_interval);
         let worker = WorkerBuilder::new(name.clone())

@@ -32,6 +32,61 @@ fn seqs_by_chain(records: &[common::Record]) -> BTreeMap<String, Vec<(u64, u64)>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_sharing_a_job_each_run_once_on_time_even_when_the_job_is_delivered_twice() {
+    let ns = TestNs::new("bundle");
+    let cfg = ns.config();
+    let chains = Chains::connect(&cfg).await.unwrap();
+    let ids = ["b-0", "b-1", "b-2"];
+    let mut ticks = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        assert!(chains.start(id, Duration::from_secs(60)).await.unwrap());
+        let (_, _, seq) = chains.upcoming(1, Some(id)).await.unwrap()[0].clone();
+        // Different due times inside one job: each tick waits for its own.
+        let due = now_ms() + 300 + 100 * i as u64;
+        ticks.push((id.to_string(), seq, due));
+    }
+    let payload = format!(
+        r#"{{"ticks":[{}]}}"#,
+        ticks
+            .iter()
+            .map(|(id, seq, due)| format!(r#"{{"id":"{id}","seq":{seq},"due_at_ms":{due}}}"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    // The same job of three ticks, delivered twice.
+    let apalis_config = apalis_redis::Config::default().queue(&ns.name);
+    let tasks: Vec<_> = (0..2)
+        .map(|_| TaskBuilder::new(payload.clone().into_bytes()).build())
+        .collect();
+    let mut conn = apalis_redis::connect(common::REDIS_URL).await.unwrap();
+    apalis_redis::queries::push_tasks(&mut conn, &apalis_config, &tasks)
+        .await
+        .unwrap();
+
+    let recorder = Recorder::new(Duration::from_secs(3600));
+    let wanted = Wanted::new(ids.iter().map(|id| id.to_string()).collect());
+    let running = Running::start(cfg, recorder.clone(), wanted);
+    assert!(eventually(Duration::from_secs(5), || async { recorder.count() >= 3 }).await);
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            running.metric("campaign_manager_chain_ticks_total", Some("stale")) >= 3.0
+        })
+        .await,
+        "the second delivery of each tick must be dropped as stale"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records = recorder.records();
+    assert_eq!(records.len(), 3, "{records:?}");
+    for (id, seq, due) in &ticks {
+        let r = records.iter().find(|r| &r.tick.id == id).unwrap();
+        assert_eq!((r.tick.seq, r.tick.due_at_ms), (*seq, *due));
+        assert!(r.start_us >= due * 1000, "{id} started early");
+    }
+    running.shutdown().await.unwrap();
+    ns.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicate_delivery_of_a_tick_runs_it_once() {
     let ns = TestNs::new("dup");
     let cfg = ns.config();
