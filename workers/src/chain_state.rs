@@ -82,19 +82,23 @@ return out
 /// ARGV: lease_ms, then (id, seq, due_ms) per tick. Returns per tick a pair: {1, now} claimed,
 /// {-1, 0} stale, {-2, 0} paused, {-3, wait_ms} not due yet. The writes of all claimed ticks go
 /// out as one command per key at the end; `moved` keeps a second delivery of the same tick inside
-/// one batch stale.
+/// one batch stale. The current seqs of the whole batch are read with one `HMGET`.
 static CLAIM_MANY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua_with_clock!(
         r#"
 local paused = redis.call('HGET', KEYS[6], 'paused') == '1'
 local lease_until = now + tonumber(ARGV[1])
 local out, moved, seqs, ids, leases, runs = {}, {}, {}, {}, {}, {}
+local want = {}
+for i = 2, #ARGV, 3 do want[#want + 1] = ARGV[i] end
+local current = {}
+if #want > 0 then current = redis.call('HMGET', KEYS[1], unpack(want)) end
 for i = 2, #ARGV, 3 do
   local id = ARGV[i]
   local seq = tonumber(ARGV[i + 1])
   local cur = moved[id]
   if not cur then
-    cur = redis.call('HGET', KEYS[1], id)
+    cur = current[(i + 1) / 3]
     if cur then cur = tonumber(cur) end
   end
   local due = tonumber(ARGV[i + 2])
@@ -135,10 +139,14 @@ static FINISH_MANY: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua_with_clock!(
         r#"
 local out, seen, ended, dues, done = {}, {}, {}, {}, {}
+local want = {}
+for i = 1, #ARGV, 3 do want[#want + 1] = ARGV[i] end
+local current = {}
+if #want > 0 then current = redis.call('HMGET', KEYS[1], unpack(want)) end
 for i = 1, #ARGV, 3 do
   local id = ARGV[i]
   local cur = nil
-  if not seen[id] then cur = redis.call('HGET', KEYS[1], id) end
+  if not seen[id] then cur = current[(i + 2) / 3] end
   if (not cur) or tonumber(cur) ~= tonumber(ARGV[i + 1]) then
     out[#out + 1] = -1; out[#out + 1] = 0
   else
