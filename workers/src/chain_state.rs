@@ -131,7 +131,8 @@ return out
 
 /// After a batch of ticks: for each, schedule the next tick or end the chain, unless the chain
 /// moved meanwhile. KEYS: seq, born, next, feed, lease, running, ticks counter.
-/// ARGV: (id, claimed seq (the seq of the next tick), delay_ms or -1 to stop) per tick.
+/// ARGV: (id, claimed seq (the seq of the next tick), delay_ms or -1 to stop, ended_at_ms) per
+/// tick; the next tick is due `delay` after `ended_at`, and never before `now`.
 /// Returns per tick a pair: {1, due} scheduled, {2, 0} stopped, {-1, 0} stale. As in
 /// [`CLAIM_MANY`], the writes go out as one command per key; a chain finished twice in one batch
 /// is stale the second time.
@@ -140,13 +141,13 @@ static FINISH_MANY: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local out, seen, ended, dues, done = {}, {}, {}, {}, {}
 local want = {}
-for i = 1, #ARGV, 3 do want[#want + 1] = ARGV[i] end
+for i = 1, #ARGV, 4 do want[#want + 1] = ARGV[i] end
 local current = {}
 if #want > 0 then current = redis.call('HMGET', KEYS[1], unpack(want)) end
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 4 do
   local id = ARGV[i]
   local cur = nil
-  if not seen[id] then cur = current[(i + 2) / 3] end
+  if not seen[id] then cur = current[(i + 3) / 4] end
   if (not cur) or tonumber(cur) ~= tonumber(ARGV[i + 1]) then
     out[#out + 1] = -1; out[#out + 1] = 0
   else
@@ -157,7 +158,7 @@ for i = 1, #ARGV, 3 do
       ended[#ended + 1] = id
       out[#out + 1] = 2; out[#out + 1] = 0
     else
-      local due = now + delay
+      local due = math.max(now, tonumber(ARGV[i + 3]) + delay)
       dues[#dues + 1] = due; dues[#dues + 1] = id
       out[#out + 1] = 1; out[#out + 1] = due
     end
@@ -355,6 +356,10 @@ pub(crate) struct FinishRequest {
     pub(crate) id: String,
     pub(crate) claimed_seq: u64,
     pub(crate) delay: Option<Duration>,
+    /// When the tick ended, ms since the Unix epoch on the Redis clock as this process
+    /// estimates it: the delay counts from here, so time the finish spends waiting for its
+    /// batch does not stretch the chain's cadence. 0: from the finish itself.
+    pub(crate) ended_at_ms: u64,
 }
 
 /// Split a flat `{code, value, code, value...}` reply into `expected` pairs.
@@ -487,7 +492,7 @@ impl ChainState {
                 Some(d) => i64::try_from(ms(d)).unwrap_or(i64::MAX),
                 None => -1,
             };
-            inv.arg(&r.id).arg(r.claimed_seq).arg(delay);
+            inv.arg(&r.id).arg(r.claimed_seq).arg(delay).arg(r.ended_at_ms);
         }
         let flat: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
         pairs("finish", &flat, reqs.len())?
@@ -766,6 +771,7 @@ mod tests {
             id: id.into(),
             claimed_seq,
             delay,
+            ended_at_ms: 0,
         };
         let second = 1_000;
         let answers = s

@@ -13,7 +13,9 @@
 //!    tick handed back);
 //! 3. runs the [`ChainRunner`] (a panic counts as `Continue(panic_backoff)`, so a buggy tick cannot
 //!    kill the chain or the worker) while the lease keeper renews its lease;
-//! 4. schedules the next tick or ends the chain, unless the chain moved meanwhile (batched too).
+//! 4. schedules the next tick `delay` after this one ended (by the Redis clock as estimated here,
+//!    so waiting for the finish batch does not stretch the cadence; never before the finish
+//!    itself) or ends the chain, unless the chain moved meanwhile (batched too).
 //!
 //! The apalis handler spawns this on the runtime and awaits it: tick bodies run on every core, and a
 //! tick keeps going even if the apalis worker around it fails (e.g. after a flushed Redis). The
@@ -257,6 +259,10 @@ impl TickContext {
         };
         self.running.remove(&job.id, next_seq);
         self.metrics.running_ticks.dec();
+        let ended_at_ms = u64::try_from(
+            (i128::from(local_now_us()) / 1000 + i128::from(self.clock_offset_ms)).max(0),
+        )
+        .unwrap_or(0);
 
         // 4. Schedule the next tick or end the chain.
         let delay = match outcome {
@@ -272,6 +278,7 @@ impl TickContext {
                 id: job.id.clone(),
                 claimed_seq: next_seq,
                 delay,
+                ended_at_ms,
             };
             match self.finishes.call(req).await {
                 Ok(Finish::Scheduled { due_ms }) => {
