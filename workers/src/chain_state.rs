@@ -492,7 +492,10 @@ impl ChainState {
                 Some(d) => i64::try_from(ms(d)).unwrap_or(i64::MAX),
                 None => -1,
             };
-            inv.arg(&r.id).arg(r.claimed_seq).arg(delay).arg(r.ended_at_ms);
+            inv.arg(&r.id)
+                .arg(r.claimed_seq)
+                .arg(delay)
+                .arg(r.ended_at_ms);
         }
         let flat: Vec<i64> = inv.invoke_async(&mut self.conn.clone()).await?;
         pairs("finish", &flat, reqs.len())?

@@ -61,6 +61,9 @@ pub struct BenchArgs {
     /// Shards the chains are spread over (`SchedulerConfig::shards`).
     #[arg(long, default_value_t = 1)]
     shards: usize,
+    /// Most ticks per apalis job (`SchedulerConfig::ticks_per_job`).
+    #[arg(long, default_value_t = SchedulerConfig::default().ticks_per_job)]
+    ticks_per_job: usize,
     /// Chains for the SIGKILL recovery measurement (0 skips it).
     #[arg(long, default_value_t = 1000)]
     recovery_chains: usize,
@@ -204,7 +207,11 @@ async fn cleanup(redis_url: &str, namespace: &str) -> anyhow::Result<()> {
     let mut conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
-    let queues: Vec<String> = conn.zrange("core:apalis:queues:list", 0, -1).await?;
+    // On a cluster only one node holds apalis' list (the others answer MOVED): best effort.
+    let queues: Vec<String> = conn
+        .zrange("core:apalis:queues:list", 0, -1)
+        .await
+        .unwrap_or_default();
     let ours: Vec<&String> = queues.iter().filter(|q| q.contains(namespace)).collect();
     if !ours.is_empty() {
         let _: () = conn.zrem("core:apalis:queues:list", ours).await?;
@@ -237,6 +244,7 @@ async fn chains_run(
         concurrency: args.concurrency,
         max_waiting: args.max_waiting,
         shards: args.shards,
+        ticks_per_job: args.ticks_per_job,
         cluster_nodes: args.cluster_nodes.clone(),
         ..SchedulerConfig::new(redis_url, ns.clone())
     };
@@ -261,11 +269,12 @@ async fn chains_run(
         samples: Mutex::new(Vec::with_capacity(n * 60)),
     });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let registry = prometheus::Registry::new();
     let worker = {
         let runner = runner.clone();
         let source = Arc::new(NumberedChains { count: n });
+        let registry = registry.clone();
         tokio::spawn(async move {
-            let registry = prometheus::Registry::new();
             run_workers(cfg, runner, source, &registry, async {
                 let _ = stop_rx.await;
             })
@@ -289,6 +298,10 @@ async fn chains_run(
     let cpu_to = (own_cpu_s(), redis_cpu_s_all(&mut stats_conns).await?);
     let counts_to = CommandCounts::read_all(&mut stats_conns).await?;
     let rss = rss_kb("self");
+    print_tick_outcomes(&registry);
+    if args.shards > 1 {
+        print_shard_lateness(&registry);
+    }
     let _ = stop_tx.send(());
     worker.await?.context("run_workers")?;
     for server in &servers {
@@ -306,6 +319,25 @@ async fn chains_run(
         .map(|s| s.lateness_us)
         .collect();
     lateness.sort_unstable();
+    if std::env::var_os("BENCH_SHOW_LATE").is_some() {
+        let mut late: Vec<_> = samples.iter().filter(|s| s.lateness_us > 100_000).collect();
+        late.sort_by_key(|s| s.start_us);
+        let mut last = 0u64;
+        for s in late {
+            if s.start_us < last + 100_000 {
+                continue;
+            }
+            last = s.start_us;
+            let due_us = s.start_us as i64 - s.lateness_us;
+            println!(
+                "      late: start at {:.3} s (unix .{:03}), due at .{:03} of its second, {:.1} ms late",
+                s.start_us as f64 / 1e6 % 1000.0,
+                (s.start_us / 1000) % 1000,
+                (due_us / 1000).rem_euclid(1000),
+                s.lateness_us as f64 / 1000.0
+            );
+        }
+    }
     let seconds = (to - from) as f64 / 1e6;
     Ok(ChainsResult {
         chains: n,
@@ -320,6 +352,71 @@ async fn chains_run(
         commands: counts_to.since(&counts_from),
         cpu_s: (cpu_to.0 - cpu_from.0, cpu_to.1 - cpu_from.1),
     })
+}
+
+/// Tick deliveries since the start by outcome (stale: dropped by the claim), and re-seeds.
+fn print_tick_outcomes(registry: &prometheus::Registry) {
+    let mut counts: std::collections::BTreeMap<String, f64> = Default::default();
+    for family in registry.gather() {
+        let name = family.name().to_owned();
+        if name != "campaign_manager_chain_ticks_total"
+            && name != "campaign_manager_chain_reseeds_total"
+        {
+            continue;
+        }
+        for metric in family.get_metric() {
+            let outcome = metric
+                .get_label()
+                .iter()
+                .find(|l| l.name() == "outcome")
+                .map(|l| l.value().to_owned())
+                .unwrap_or_else(|| "re-seeded".to_owned());
+            *counts.entry(outcome).or_default() += metric.get_counter().get_value();
+        }
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    println!("      deliveries since start: {}", parts.join(", "));
+}
+
+/// Ticks and mean lateness per shard since the start (from the scheduler's own histogram).
+fn print_shard_lateness(registry: &prometheus::Registry) {
+    let mut parts = Vec::new();
+    let families = registry.gather();
+    let reseeds = |shard: &str| {
+        families
+            .iter()
+            .filter(|f| f.name() == "campaign_manager_chain_reseeds_total")
+            .flat_map(|f| f.get_metric())
+            .filter(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "shard" && l.value() == shard)
+            })
+            .map(|m| m.get_counter().get_value())
+            .sum::<f64>()
+    };
+    for family in &families {
+        if family.name() != "campaign_manager_chain_tick_lateness_ms" {
+            continue;
+        }
+        for metric in family.get_metric() {
+            let shard = metric
+                .get_label()
+                .iter()
+                .find(|l| l.name() == "shard")
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default();
+            let h = metric.get_histogram();
+            let count = h.get_sample_count();
+            let mean = h.get_sample_sum() / count.max(1) as f64;
+            parts.push(format!(
+                "shard {shard}: {count} ticks, mean lateness {mean:.1} ms, {} re-seeded",
+                reseeds(&shard)
+            ));
+        }
+    }
+    parts.sort();
+    println!("      {}", parts.join("; "));
 }
 
 #[derive(Default)]
