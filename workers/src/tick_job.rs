@@ -37,7 +37,7 @@ use crate::lease_keeper::RunningTicks;
 use crate::metrics::{Metrics, Outcome};
 use crate::{ChainRunner, Tick, TickOutcome};
 
-/// The payload of one apalis job: one tick of one chain.
+/// One tick of one chain, as the feeder hands it over (alone or in a [`Delivery`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct TickJob {
     /// Chain id.
