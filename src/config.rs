@@ -298,6 +298,35 @@ mod tests {
     }
 
     #[test]
+    fn the_scheduler_runs_on_the_cache_redis_or_on_the_tick_cluster() {
+        let single = defaults().scheduler("cm:ticks", 1);
+        assert_eq!(single.redis_url, "redis://127.0.0.1:6379/1");
+        assert!(single.cluster_nodes.is_empty());
+        assert_eq!((single.namespace.as_str(), single.shards), ("cm:ticks", 1));
+
+        let parsed = InfraOnly::try_parse_from([
+            "x",
+            "--tick_redis_cluster",
+            "10.0.0.1:7000, 10.0.0.2:7001,",
+            "--redis_password",
+            "p w",
+            "--redis_tls",
+            "true",
+        ])
+        .expect("flags")
+        .infra;
+        let cluster = parsed.scheduler("cm:ticks", 4);
+        assert_eq!(
+            cluster.cluster_nodes,
+            [
+                "rediss://:p%20w@10.0.0.1:7000/0",
+                "rediss://:p%20w@10.0.0.2:7001/0"
+            ]
+        );
+        assert_eq!(cluster.shards, 4);
+    }
+
+    #[test]
     fn secret_files_are_read_without_trailing_line_breaks() {
         let dsn = secret_file("dsn", "u:pw@tcp(db:3306)/app?tls=true\n");
         let amqp = secret_file("amqp", "amqps://u:pw@mq:5671/%2f\r\n");
