@@ -183,6 +183,7 @@ impl App {
         let peers = Peers::over_bus(BusPeers::new(bus.rpc(), names));
         let notifier = Arc::new(BusNotifier::new(
             bus.publisher(),
+            bus.change_publisher(),
             peers.webhook.clone(),
             metrics.clone(),
         ));
@@ -211,10 +212,10 @@ impl App {
         if settings.workers > 0 {
             let ticker = Ticker::new(service.clone()).with_target_batch(settings.target_batch);
             // Ticks read campaigns and outplans from an in-process copy that the service's
-            // own change events keep fresh (service::campaign_cache).
+            // own change notices keep fresh (service::campaign_cache).
             tasks.push(tokio::spawn(crate::events::changes::listen(
                 bus.connection().clone(),
-                bus.names().event_exchange.clone(),
+                bus.names().change_exchange.clone(),
                 ticker.cache(),
                 stop_rx.clone(),
             )));

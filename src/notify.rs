@@ -1,7 +1,9 @@
 //! Events out over the wire: [`BusNotifier`] is the service's [`EventSink`] in production. Each
 //! [`DomainEvent`] is published on the event exchange under its contract name with the full
 //! record as data (docs/contract.md#events-published) and, for customers, sent to webhook-manager in the
-//! customer-facing shape. Publishing never fails the business operation: it is logged and
+//! customer-facing shape. A `campaign_*` / `outplan_*` event is also announced to the
+//! service's own processes as a change notice on the internal change exchange
+//! (`events::changes`). Publishing never fails the business operation: it is logged and
 //! counted, as on the platform.
 
 use std::sync::Arc;
@@ -10,27 +12,33 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::bus::{Event, EventPublisher};
+use crate::events::changes;
 use crate::metrics::Metrics;
 use crate::model::DomainEvent;
 use crate::peers::WebhookManager;
 use crate::service::EventSink;
 
-/// The production event sink: bus event + webhook, the webhook in the background.
+/// The production event sink: bus event (+ change notice) + webhook, the webhook in the
+/// background.
 pub struct BusNotifier {
     publisher: EventPublisher,
+    changes: EventPublisher,
     webhook: Arc<dyn WebhookManager>,
     metrics: Metrics,
 }
 
 impl BusNotifier {
-    /// A notifier publishing with `publisher` and sending webhooks through `webhook`.
+    /// A notifier publishing events with `publisher`, change notices with `changes`, and
+    /// sending webhooks through `webhook`.
     pub fn new(
         publisher: EventPublisher,
+        changes: EventPublisher,
         webhook: Arc<dyn WebhookManager>,
         metrics: Metrics,
     ) -> BusNotifier {
         BusNotifier {
             publisher,
+            changes,
             webhook,
             metrics,
         }
@@ -52,6 +60,12 @@ impl EventSink for BusNotifier {
                 Err(e) => tracing::warn!(event_type, error = %e, "event publish failed"),
             },
             Err(e) => tracing::error!(event_type, error = %e, "event not encodable"),
+        }
+        if let Some(notice) = changes::notice(event_type, event.record_id())
+            && let Err(e) = self.changes.publish(&notice).await
+        {
+            // The other processes' tick caches then see the change after their safety TTL.
+            tracing::warn!(event_type, error = %e, "change notice publish failed");
         }
         let customer_id = event.customer_id();
         if !customer_id.is_nil() {

@@ -1,23 +1,25 @@
-//! The service's own events, heard back: each process that runs ticks drops its tick cache's
-//! copy (`service::campaign_cache`) of a campaign or outplan when the service publishes a
-//! `campaign_*` / `outplan_*` event about it, whichever process made the change.
+//! Change notices: each process that runs ticks drops its tick cache's copy
+//! (`service::campaign_cache`) of a campaign or outplan when the service reports a change to
+//! it, whichever process made the change.
 //!
-//! Each process binds a private queue ([`ExchangeListener`]: server-named, exclusive,
-//! auto-delete, so it dies with the connection) to the service's own event exchange, no acks: a lost
-//! message only delays freshness to the cache's safety TTL. Every (re)subscription first drops
-//! every copy, since events may have passed while the queue was gone. The exchange is a fanout,
-//! so campaigncall events reach the queue too; they are skipped after reading their type only
-//! (the payload is not parsed).
+//! Beside each `campaign_*` / `outplan_*` event on the public event exchange, the notifier
+//! (`crate::notify`) publishes a short [`notice`] (the event's envelope with only the record's
+//! id as data) to the service's own change exchange (`Names::change_exchange`, internal: no
+//! other service reads it). Each process binds a private queue ([`ExchangeListener`]:
+//! server-named, exclusive, auto-delete, so it dies with the connection) to that exchange, no
+//! acks: a lost notice only delays freshness to the cache's safety TTL. Every
+//! (re)subscription first drops every copy, since notices may have passed while the queue was
+//! gone. Campaigncall events (two per dial) never reach these queues.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::bus::{BusConnection, ExchangeListener};
+use crate::bus::{BusConnection, Event, ExchangeListener};
 use crate::service::{Changed, TickCache};
 
 /// Pause before subscribing again after a failure on a live connection.
@@ -33,12 +35,19 @@ struct Head<'a> {
 }
 
 /// The id of the record an event carries.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize)]
 struct WithId {
     id: Uuid,
 }
 
-/// What an event body says changed: `None` for other events and bodies without an id.
+/// The change notice of an event of type `event_type` about record `id`, if that type is one
+/// the tick cache cares about (`campaign_*`, `outplan_*`).
+pub fn notice(event_type: &str, id: Uuid) -> Option<Event> {
+    Changed::of(event_type)?;
+    Event::json(event_type, &WithId { id }).ok()
+}
+
+/// What a notice (or an event) body says changed: `None` for other events and bodies without an id.
 pub fn changed_by(body: &[u8]) -> Option<(Changed, Uuid)> {
     let head: Head = serde_json::from_slice(body).ok()?;
     let changed = Changed::of(head.kind)?;
@@ -46,7 +55,7 @@ pub fn changed_by(body: &[u8]) -> Option<(Changed, Uuid)> {
     Some((changed, with.id))
 }
 
-/// Listens on `exchange` until `stop` turns true, forgetting changed records in `cache`.
+/// Listens on the change exchange `exchange` until `stop` turns true, forgetting changed records in `cache`.
 pub async fn listen(
     conn: BusConnection,
     exchange: String,
@@ -73,10 +82,10 @@ pub async fn listen(
                 }
                 // The stream ended: the connection or channel went away; copies may be stale.
                 cache.forget_all();
-                tracing::info!("campaign change events interrupted; subscribing again");
+                tracing::info!("campaign change notices interrupted; subscribing again");
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot subscribe to campaign change events; retrying");
+                tracing::warn!(error = %e, "cannot subscribe to campaign change notices; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY) => {}
                     _ = stop.changed() => return,
@@ -115,5 +124,19 @@ mod tests {
             None
         );
         assert_eq!(changed_by(b"not json"), None);
+    }
+
+    #[test]
+    fn a_notice_carries_the_type_and_id_only_for_campaigns_and_outplans() {
+        let id = Uuid::new_v4();
+        let body = notice_of("campaign_status_stop", id);
+        assert_eq!(changed_by(&body), Some((Changed::Campaign, id)));
+        let body = notice_of("outplan_updated", id);
+        assert_eq!(changed_by(&body), Some((Changed::Outplan, id)));
+        assert!(notice("campaigncall_updated", id).is_none());
+    }
+
+    fn notice_of(event_type: &str, id: Uuid) -> Vec<u8> {
+        serde_json::to_vec(&notice(event_type, id).expect("a notice")).expect("encodable")
     }
 }

@@ -3,9 +3,10 @@
 //! "End-to-end benchmark").
 //!
 //! Freshness comes from events, not from time: every process that runs ticks hears the
-//! service's own `campaign_*` / `outplan_*` events (`events::changes`) and drops its copy of
-//! that id, and every write of a campaign or outplan publishes such an event, so an update
-//! through the API reaches the next tick of every process one event later. A copy also
+//! change notice the service publishes with each of its `campaign_*` / `outplan_*` events (on
+//! its internal change exchange, `events::changes`) and drops its copy of that id, and every
+//! write of a campaign or outplan publishes such an event, so an update through the API
+//! reaches the next tick of every process one notice later. A copy also
 //! expires after a short safety TTL (an event lost in a broker outage), and the listener drops
 //! everything whenever its subscription is (re)established, since events may have passed
 //! while it was away.

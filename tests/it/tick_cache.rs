@@ -72,7 +72,7 @@ async fn an_api_update_reaches_another_process_cache_through_its_event() {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let listener = tokio::spawn(changes::listen(
         b_bus.connection().clone(),
-        sys.names.names.event_exchange.clone(),
+        sys.names.names.change_exchange.clone(),
         cache.clone(),
         stop_rx,
     ));

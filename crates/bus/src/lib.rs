@@ -73,6 +73,7 @@ pub struct Bus {
     options: BusOptions,
     rpc: RpcClient,
     publisher: EventPublisher,
+    change_publisher: EventPublisher,
     consumers: Mutex<Vec<Arc<ConsumerHandle>>>,
 }
 
@@ -101,6 +102,11 @@ impl Bus {
             names.event_exchange.clone(),
             options.publish_timeout,
         );
+        let change_publisher = EventPublisher::new(
+            conn.clone(),
+            names.change_exchange.clone(),
+            options.publish_timeout,
+        );
         Ok(Bus {
             conn,
             names,
@@ -108,6 +114,7 @@ impl Bus {
             options,
             rpc,
             publisher,
+            change_publisher,
             consumers: Mutex::new(Vec::new()),
         })
     }
@@ -208,6 +215,11 @@ impl Bus {
     /// The event publisher (clone freely).
     pub fn publisher(&self) -> EventPublisher {
         self.publisher.clone()
+    }
+
+    /// The publisher of change notices to the internal change exchange (clone freely).
+    pub fn change_publisher(&self) -> EventPublisher {
+        self.change_publisher.clone()
     }
 
     /// Whether the broker connection is up right now (for `/readyz`).

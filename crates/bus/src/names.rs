@@ -11,6 +11,10 @@ pub struct Names {
     pub request_queue: String,
     /// Our event exchange (fanout, durable).
     pub event_exchange: String,
+    /// Our internal change exchange (fanout, durable): a short notice per `campaign_*` /
+    /// `outplan_*` event, heard by every process's tick cache (not part of the platform's
+    /// contract; the event exchange carries every event unchanged).
+    pub change_exchange: String,
     /// Our subscribe queue (durable), bound to the peer event exchanges.
     pub subscribe_queue: String,
     /// Durable dead-letter queue of the subscribe queue: events that failed every retry wait
@@ -37,6 +41,7 @@ impl Default for Names {
         Self {
             request_queue: "bin-manager.campaign-manager.request".into(),
             event_exchange: "bin-manager.campaign-manager.event".into(),
+            change_exchange: "bin-manager.campaign-manager.changes".into(),
             subscribe_queue: "bin-manager.campaign-manager.subscribe".into(),
             subscribe_dead_queue: "bin-manager.campaign-manager.subscribe.dead".into(),
             call_event_exchange: "bin-manager.call-manager.event".into(),
@@ -58,6 +63,7 @@ impl Names {
         Self {
             request_queue: p(d.request_queue),
             event_exchange: p(d.event_exchange),
+            change_exchange: p(d.change_exchange),
             subscribe_queue: p(d.subscribe_queue),
             subscribe_dead_queue: p(d.subscribe_dead_queue),
             call_event_exchange: p(d.call_event_exchange),
@@ -90,6 +96,7 @@ impl Names {
     pub fn owned_exchanges(&self) -> Vec<String> {
         vec![
             self.event_exchange.clone(),
+            self.change_exchange.clone(),
             self.call_event_exchange.clone(),
             self.flow_event_exchange.clone(),
         ]

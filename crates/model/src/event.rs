@@ -95,6 +95,24 @@ impl DomainEvent {
         }
     }
 
+    /// The id of the record that changed.
+    pub fn record_id(&self) -> Uuid {
+        match self {
+            DomainEvent::CampaignCreated(c)
+            | DomainEvent::CampaignUpdated(c)
+            | DomainEvent::CampaignDeleted(c)
+            | DomainEvent::CampaignStatusRun(c)
+            | DomainEvent::CampaignStatusStopping(c)
+            | DomainEvent::CampaignStatusStop(c) => c.id,
+            DomainEvent::CampaigncallCreated(c)
+            | DomainEvent::CampaigncallUpdated(c)
+            | DomainEvent::CampaigncallDeleted(c) => c.id,
+            DomainEvent::OutplanCreated(o)
+            | DomainEvent::OutplanUpdated(o)
+            | DomainEvent::OutplanDeleted(o) => o.id,
+        }
+    }
+
     /// The campaign, if this is a campaign event.
     pub fn campaign(&self) -> Option<&Campaign> {
         match self {
