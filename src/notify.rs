@@ -50,7 +50,7 @@ impl EventSink for BusNotifier {
     async fn emit(&self, event: DomainEvent) {
         let started = Instant::now();
         let event_type = event.name();
-        match Event::json(event_type, &event.record_json()) {
+        match Event::json(event_type, &event.record()) {
             Ok(wire) => match self.publisher.publish(&wire).await {
                 Ok(()) => self
                     .metrics

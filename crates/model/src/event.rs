@@ -3,14 +3,28 @@
 //! service. Each event carries the record as it is after the change.
 //!
 //! The wire form belongs to the contract: [`DomainEvent::name`] is the event's `type` on the
-//! event exchange and in webhooks, [`DomainEvent::record_json`] its `data` there, and
+//! event exchange and in webhooks, [`DomainEvent::record_json`] its `data` there (serialized
+//! straight from [`DomainEvent::record`], the same bytes without a `Value` in between), and
 //! [`DomainEvent::webhook_json`] the customer-facing shape sent to webhook-manager. Publishing
 //! them is the job of an adapter outside this crate.
 
+use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{Campaign, Campaigncall, Outplan};
+
+/// The record an event carries, borrowed; serializes as the record itself.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EventRecord<'a> {
+    /// A campaign.
+    Campaign(&'a Campaign),
+    /// A campaigncall.
+    Campaigncall(&'a Campaigncall),
+    /// An outplan.
+    Outplan(&'a Outplan),
+}
 
 /// A change to a campaign, campaigncall or outplan, with the record after it.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +160,25 @@ impl DomainEvent {
         encoded.unwrap_or(Value::Null)
     }
 
+    /// The full record, to serialize as the event's `data` straight away: the same JSON text
+    /// as [`DomainEvent::record_json`] (fields in model order), without building a `Value` first.
+    pub fn record(&self) -> EventRecord<'_> {
+        match self {
+            DomainEvent::CampaignCreated(c)
+            | DomainEvent::CampaignUpdated(c)
+            | DomainEvent::CampaignDeleted(c)
+            | DomainEvent::CampaignStatusRun(c)
+            | DomainEvent::CampaignStatusStopping(c)
+            | DomainEvent::CampaignStatusStop(c) => EventRecord::Campaign(c),
+            DomainEvent::CampaigncallCreated(c)
+            | DomainEvent::CampaigncallUpdated(c)
+            | DomainEvent::CampaigncallDeleted(c) => EventRecord::Campaigncall(c),
+            DomainEvent::OutplanCreated(o)
+            | DomainEvent::OutplanUpdated(o)
+            | DomainEvent::OutplanDeleted(o) => EventRecord::Outplan(o),
+        }
+    }
+
     /// The customer-facing shape sent to the customer's webhook: a campaign's webhook view
     /// ([`Campaign::webhook`]), the full record for campaigncalls and outplans.
     pub fn webhook_json(&self) -> Value {
@@ -274,6 +307,12 @@ mod tests {
             };
             assert_eq!(e.customer_id(), customer, "{}", e.name());
             assert_eq!(e.record_json(), record.expect("json"), "{}", e.name());
+            assert_eq!(
+                serde_json::to_string(&e.record()).expect("json"),
+                serde_json::to_string(&e.record_json()).expect("json"),
+                "{}: the same bytes",
+                e.name()
+            );
             if e.campaign().is_none() {
                 assert_eq!(e.webhook_json(), e.record_json(), "{}", e.name());
             }

@@ -28,7 +28,7 @@ pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
 };
 pub use destination_zone::{destination_zone, e164_zone};
-pub use event::DomainEvent;
+pub use event::{DomainEvent, EventRecord};
 pub use outplan::Outplan;
 pub use pacing::{DialRate, MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};
