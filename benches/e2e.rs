@@ -835,6 +835,14 @@ async fn measure(
         fmt_opt(case.tick_ms.1)
     );
     println!(
+        "  wait for a pooled MySQL connection before a dial's record: mean {} ms",
+        fmt_opt(mean_of(
+            &m0,
+            &m1,
+            campaign_manager::store::POOL_WAIT_METRIC
+        ))
+    );
+    println!(
         "  CPU by process (% of one core; the box has {} cores, busy {box_pct:.0} %):",
         cores()
     );

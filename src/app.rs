@@ -147,6 +147,10 @@ impl App {
         )
         .await
         .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
+        metrics
+            .registry
+            .register(Box::new(store.dials.pool_wait()))
+            .context("registering the pool wait metric")?;
         if settings.migrate {
             store
                 .migrate()

@@ -25,7 +25,8 @@ pub use cache::Cache;
 pub use campaigncalls::Campaigncalls;
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
 pub use dials::{
-    DialFence, DialRecords, DialStep, Overdue, OverdueRule, PACING_WAIT_IN_TRANSACTION, Recorded,
+    DialFence, DialRecords, DialStep, Overdue, OverdueRule, PACING_WAIT_IN_TRANSACTION,
+    POOL_WAIT_METRIC, Recorded,
 };
 pub use filter::Filters;
 pub use outplans::{Dials, Outplans};
