@@ -532,8 +532,12 @@ impl Service {
         }
     }
 
-    /// After a campaigncall ended: a `stopping` campaign stops once it is stoppable.
+    /// After a campaigncall ended: a `stopping` campaign stops once it is stoppable. The
+    /// whole campaign is read only when it is `stopping` (rarely: once per campaign end).
     pub async fn campaigncall_ended(&self, campaign_id: Uuid) -> ServiceResult<()> {
+        if !self.store.campaigns.is_stopping(campaign_id).await? {
+            return Ok(());
+        }
         let Some(c) = self.store.campaigns.get_fresh(campaign_id).await? else {
             return Ok(());
         };
