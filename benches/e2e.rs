@@ -836,11 +836,7 @@ async fn measure(
     );
     println!(
         "  wait for a pooled MySQL connection before a dial's record: mean {} ms",
-        fmt_opt(mean_of(
-            &m0,
-            &m1,
-            campaign_manager::store::POOL_WAIT_METRIC
-        ))
+        fmt_opt(mean_of(&m0, &m1, campaign_manager::store::POOL_WAIT_METRIC))
     );
     println!(
         "  CPU by process (% of one core; the box has {} cores, busy {box_pct:.0} %):",

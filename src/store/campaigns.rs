@@ -223,12 +223,11 @@ impl Campaigns {
     /// Whether the campaign is `stopping`, straight from MySQL (one column, not the whole
     /// record: asked after every campaigncall that ends). `false` for an unknown campaign.
     pub async fn is_stopping(&self, id: Uuid) -> StoreResult<bool> {
-        let row: Option<(i64,)> = sqlx::query_as(
-            "SELECT 1 FROM campaign_campaigns WHERE id = ? AND status = 'stopping'",
-        )
-        .bind(uuid_bytes(id))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM campaign_campaigns WHERE id = ? AND status = 'stopping'")
+                .bind(uuid_bytes(id))
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.is_some())
     }
 
