@@ -1,16 +1,17 @@
-//! The tick cache (`service::campaign_cache`) and its invalidation by the service's own events
-//! (`events::changes`): a campaign or outplan changed through the API in one process is read
-//! afresh by the ticks of another process once that process has heard the event, and is not
-//! read again until then.
+//! The tick cache (`service::campaign_cache`) and its invalidation by the service's own change
+//! notices (`events::changes`): a campaign or outplan changed through the API in one process is
+//! read afresh by the ticks of another process once that process has heard the notice, and is
+//! not read again until then. The notices travel on their own internal exchange; the public
+//! event exchange carries every event whole, as before.
 
 use crate::support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use campaign_manager::bus::Bus;
+use campaign_manager::bus::{Bus, ExchangeListener};
 use campaign_manager::events::changes;
-use campaign_manager::service::TickCache;
+use campaign_manager::service::{Changed, TickCache};
 use campaign_manager::store::Store;
 use campaign_sim::{Outcome, Scenario};
 use serde_json::json;
@@ -134,5 +135,74 @@ async fn an_api_update_reaches_another_process_cache_through_its_event() {
     stop_tx.send_replace(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), listener).await;
     b_bus.shutdown().await;
+    sys.stop().await;
+}
+
+/// The next message body on `listener`, if one comes within 5 s.
+async fn next_body(listener: &mut ExchangeListener) -> Option<serde_json::Value> {
+    let body = tokio::time::timeout(Duration::from_secs(5), listener.next())
+        .await
+        .ok()??;
+    Some(serde_json::from_slice(&body).expect("JSON body"))
+}
+
+#[tokio::test]
+async fn change_notices_have_their_own_exchange_and_events_stay_whole() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |_| {}).await;
+    let tap = Bus::connect(
+        &amqp_url(),
+        sys.names.names.clone(),
+        &prometheus::Registry::new(),
+    )
+    .await
+    .expect("tap bus");
+    let names = &sys.names.names;
+    let (mut events, _) = ExchangeListener::bind(tap.connection(), &names.event_exchange)
+        .await
+        .expect("tap the event exchange");
+    let (mut notices, _) = ExchangeListener::bind(tap.connection(), &names.change_exchange)
+        .await
+        .expect("tap the change exchange");
+
+    let outplan = sys
+        .ok(
+            "POST",
+            "/v1/outplans",
+            Some(json!({
+                "customer_id": Uuid::new_v4(), "name": "o", "detail": "",
+                "source": {"type": "tel", "target": "+15550000000"},
+                "dial_timeout": 30000, "try_interval": 0, "max_try_count_0": 1,
+            })),
+        )
+        .await;
+
+    // The public event carries the whole record, as before.
+    let event = next_body(&mut events).await.expect("outplan_created event");
+    assert_eq!(event["type"], "outplan_created");
+    assert_eq!(event["publisher"], "campaign-manager");
+    assert_eq!(event["data"], outplan);
+    // The notice: the same envelope, with the record's id only.
+    let notice = next_body(&mut notices)
+        .await
+        .expect("outplan_created notice");
+    assert_eq!(
+        notice,
+        json!({
+            "type": "outplan_created",
+            "publisher": "campaign-manager",
+            "data_type": "application/json",
+            "data": {"id": outplan["id"]},
+        })
+    );
+    assert_eq!(
+        changes::changed_by(&serde_json::to_vec(&notice).expect("encodable")),
+        Some((Changed::Outplan, id(&outplan)))
+    );
+    assert!(
+        next_body(&mut notices).await.is_none(),
+        "one notice per event"
+    );
+
+    tap.shutdown().await;
     sys.stop().await;
 }
