@@ -167,13 +167,20 @@ impl Infra {
         let mut cfg = campaign_workers::SchedulerConfig::new(self.redis_url(), namespace);
         cfg.shards = shards;
         cfg.cluster_nodes = self
-            .tick_redis_cluster
-            .iter()
-            .map(|node| node.trim())
-            .filter(|node| !node.is_empty())
+            .tick_cluster_seeds()
+            .into_iter()
             .map(|node| redis_url(node, &self.redis_password, 0, self.redis_tls))
             .collect();
         cfg
+    }
+
+    /// The `host:port` seeds of --tick_redis_cluster, blanks dropped (empty: no cluster).
+    pub fn tick_cluster_seeds(&self) -> Vec<&str> {
+        self.tick_redis_cluster
+            .iter()
+            .map(|node| node.trim())
+            .filter(|node| !node.is_empty())
+            .collect()
     }
 
     /// The Redis URL built from address, password, database and TLS flag.

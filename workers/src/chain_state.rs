@@ -27,10 +27,9 @@ use std::time::Duration;
 
 use redis::Script;
 
-use crate::redis_conn::RedisConn;
-
 use crate::SchedulerError;
 use crate::keys::Keys;
+use crate::redis_conn::RedisConn;
 
 /// Computes `now_us` and `now` (ms) from the Redis clock; prepended to scripts that need time.
 macro_rules! lua_with_clock {

@@ -9,9 +9,9 @@
 //!
 //! So each process runs a feeder that atomically takes at most `feed_batch` ticks due within
 //! `lead` out of the feed (leasing them) and pushes them to apalis as ready jobs of up to
-//! `ticks_per_job` ticks each, but only while apalis holds fewer than `max_queued` unfetched jobs. Nothing in apalis is ever due in bulk, the
-//! jobs still run through apalis workers, and the handler waits the last `lead` out, so ticks start
-//! on time. Feeders of several processes never hand over the same tick: the take is one script.
+//! `ticks_per_job` ticks each, but only while apalis holds fewer than `max_queued` unfetched
+//! jobs. Nothing in apalis is ever due in bulk, the jobs still run through apalis workers, and the
+//! handler waits the last `lead` out, so ticks start on time. Feeders of several processes never hand over the same tick: the take is one script.
 //!
 //! ## The pause survives a wiped namespace
 //!
@@ -42,12 +42,11 @@ use std::time::{Duration, Instant};
 
 use apalis::prelude::TaskBuilder;
 use apalis_redis::RedisTask;
-
-use crate::redis_conn::RedisConn;
 use tokio::sync::watch;
 
 use crate::SchedulerError;
 use crate::chain_state::{ChainState, Control, DueTick};
+use crate::redis_conn::RedisConn;
 use crate::tick_job::{Delivery, TickJob};
 
 /// What the feeder needs besides the chain state.

@@ -4,10 +4,9 @@
 
 use std::time::Duration;
 
-use crate::redis_conn::RedisConn;
-
 use crate::SchedulerError;
 use crate::keys::Keys;
+use crate::redis_conn::RedisConn;
 
 /// A snapshot of the scheduler in one namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -137,11 +137,15 @@ pub(crate) async fn deliver(job: Delivery, ctx: Data<Arc<TickContext>>) -> Resul
 }
 
 impl TickContext {
+    /// The Redis clock as estimated locally, µs since the Unix epoch.
+    fn redis_now_us(&self) -> i128 {
+        i128::from(local_now_us()) + i128::from(self.clock_offset_ms) * 1000
+    }
+
     /// Time left until `due_ms` by the Redis clock as estimated locally (microsecond precision,
     /// so the wake-up is not up to a millisecond late from truncation).
     fn until_due(&self, due_ms: u64) -> Duration {
-        let redis_now_us = i128::from(local_now_us()) + i128::from(self.clock_offset_ms) * 1000;
-        let left_us = i128::from(due_ms) * 1000 - redis_now_us;
+        let left_us = i128::from(due_ms) * 1000 - self.redis_now_us();
         Duration::from_micros(u64::try_from(left_us.max(0)).unwrap_or(0))
     }
 
@@ -259,10 +263,7 @@ impl TickContext {
         };
         self.running.remove(&job.id, next_seq);
         self.metrics.running_ticks.dec();
-        let ended_at_ms = u64::try_from(
-            (i128::from(local_now_us()) / 1000 + i128::from(self.clock_offset_ms)).max(0),
-        )
-        .unwrap_or(0);
+        let ended_at_ms = u64::try_from((self.redis_now_us() / 1000).max(0)).unwrap_or(0);
 
         // 4. Schedule the next tick or end the chain.
         let delay = match outcome {

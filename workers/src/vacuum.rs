@@ -6,16 +6,15 @@
 //! never trims the `done` set. This vacuum pops finished ids from `done` a slice at a time and
 //! deletes exactly their payload and metadata, so each script stays short and memory stays flat.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::Script;
-
-use crate::redis_conn::RedisConn;
-use std::sync::LazyLock;
 use tokio::sync::watch;
 
 use crate::SchedulerError;
 use crate::keys::Keys;
+use crate::redis_conn::RedisConn;
 
 /// Pop up to ARGV[1] finished job ids and delete their payload and metadata.
 /// KEYS: done set, payload hash, metadata prefix. Returns how many jobs were removed.

@@ -139,7 +139,10 @@ pub async fn run_workers_reporting(
     Ok(())
 }
 
-/// The chains of one shard: those of `all` whose id maps to `shard`.
+/// The chains of one shard: those of `all` whose id maps to `shard`. Each shard's reconciler
+/// reads the source itself (K reads per reconcile interval, cluster-wide): a read shared between
+/// shards would be older than the reconciler's own snapshot, and it spares only chains born after
+/// that snapshot.
 struct ShardSource {
     all: Arc<dyn ChainSource>,
     router: SchedulerConfig,

@@ -137,13 +137,7 @@ impl Queue {
         let cfg = cli
             .infra
             .scheduler(&cli.tick_namespace, cli.tick_shards.into());
-        let seeds: Vec<&str> = cli
-            .infra
-            .tick_redis_cluster
-            .iter()
-            .map(|n| n.trim())
-            .filter(|n| !n.is_empty())
-            .collect();
+        let seeds = cli.infra.tick_cluster_seeds();
         let (addr, probe, hint) = match seeds.first() {
             None => (
                 cli.infra.redis_address.clone(),
