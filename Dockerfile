@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build of the service, the tick worker and the operator CLI; small Debian runtime
-# image. The simulator and the demo (crates/sim, crates/demo) are development tools, not shipped.
+# image. The simulator and the demo (tools/sim, tools/demo) are development tools, not shipped.
 #
 #   docker build -t campaign-manager .
 #   docker run --rm campaign-manager                      # the service (RPC + events + workers)

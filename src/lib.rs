@@ -8,7 +8,7 @@
 //!
 //! `model` and `bus` are crates of their own (`crates/model`, `crates/bus`), re-exported here
 //! under their layer names; the simulator, the operator CLI and the demo are crates beside this
-//! one (`crates/sim`, `crates/control`, `crates/demo`) and are not linked into the service.
+//! one (`tools/sim`, `tools/control`, `tools/demo`) and are not linked into the service.
 
 pub use campaign_bus as bus;
 pub use campaign_model as model;

@@ -3,7 +3,7 @@
 //! one of them, e.g. `cargo test --test it pacing::`. They run against the local MariaDB, Redis
 //! and RabbitMQ, each test on its own database, key prefix and queue names.
 //!
-//! The tests of `campaign-control` as a process live in `crates/control/tests` (they need its
+//! The tests of `campaign-control` as a process live in `tools/control/tests` (they need its
 //! binary) and share `support` from here.
 
 mod support;

@@ -3,7 +3,7 @@
 //! before the next allowed dial), and black-box over RabbitMQ with `campaign-sim`: the route and
 //! the campaign JSON, a campaign that never has more calls up than its cap, and one that makes
 //! 100 ± 5 dials in 10 s at 10 per second and never 11 in one second. (The operator CLI's
-//! `campaign pacing` is tested in crates/control/tests/campaign_settings.rs.)
+//! `campaign pacing` is tested in tools/control/tests/campaign_settings.rs.)
 
 use crate::support;
 use crate::support::wait_until;
