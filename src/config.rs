@@ -1,5 +1,5 @@
 //! Configuration: `clap` flags with environment fallbacks, the same names and defaults as the
-//! Go service (README.md#configuration), plus the settings the Rust service adds. Precedence is
+//! Go service (docs/configuration.md), plus the settings the Rust service adds. Precedence is
 //! flag > env > default. Binaries flatten [`Infra`] so every tool reads the same keys, and the
 //! service binaries [`Settings`] as well.
 //!

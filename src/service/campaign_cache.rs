@@ -1,6 +1,6 @@
 //! In-process copies of the campaigns and outplans that ticks read, so a running campaign's
-//! tick reads them from MySQL/Redis once per change instead of once per tick (README,
-//! "End-to-end benchmark").
+//! tick reads them from MySQL/Redis once per change instead of once per tick
+//! (docs/benchmarks.md, "End to end").
 //!
 //! Freshness comes from events, not from time: every process that runs ticks hears the
 //! change notice the service publishes with each of its `campaign_*` / `outplan_*` events (on

@@ -3,7 +3,7 @@
 //!
 //! Cost per request, whatever the campaign's size: the campaign by id (cache), one `GROUP BY`
 //! over the campaign's entries of a covering index (no row reads; a campaign with 1 million
-//! campaigncalls answers in well under the RPC timeout, see README "Benchmarks"), one range
+//! campaigncalls answers in well under the RPC timeout, see docs/benchmarks.md), one range
 //! count and one `MAX` on `(campaign_id, tm_create)`, and one Redis `HGETALL`. Cost per tick:
 //! one pipelined Redis write ([`Service::record_tick`]).
 

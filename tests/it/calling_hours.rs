@@ -1,4 +1,4 @@
-//! Calling hours (docs/calling_hours.md, README "Calling hours"): the tick against a real test
+//! Calling hours (docs/calling_hours.md): the tick against a real test
 //! store with mocked peers and an injected clock (the sleep until the next window is exact),
 //! and black-box over RabbitMQ with `campaign-sim`: the route, the campaign JSON, a campaign
 //! that does not dial for 10 s outside its window (stats `outside_calling_hours`), one whose

@@ -4,7 +4,7 @@
 //! of a dial, a process stopped past its lease, a reply that comes after the timeout, a hangup
 //! that never comes, and all of that at once over a hundred campaigns.
 //!
-//! What must hold after each run (see README "Reliability"): every campaign ends by itself,
+//! What must hold after each run (see docs/architecture.md "Reliability"): every campaign ends by itself,
 //! no campaigncall is left open, no (target, destination, try) is recorded twice, and no
 //! target has two calls up at once.
 //!

@@ -1,4 +1,4 @@
-//! Pacing (docs/pacing.md, README "Pacing"): the tick against a real test store with mocked
+//! Pacing (docs/pacing.md): the tick against a real test store with mocked
 //! peers (the cap's `Waiting("pacing")`, several paced dials per tick, the next tick due just
 //! before the next allowed dial), and black-box over RabbitMQ with `campaign-sim`: the route and
 //! the campaign JSON, a campaign that never has more calls up than its cap, and one that makes

@@ -1,7 +1,7 @@
 //! The scheduler on a Redis Cluster: a local 3-master cluster of `redis-server` child processes
 //! that each test starts, owns and kills (never the shared Redis on :6379).
 //!
-//! What is checked (README "Redis Cluster and shards" has the why):
+//! What is checked (docs/scheduler.md "Redis Cluster and shards" has the why):
 //! * the chain state of a shard (`{namespace:i}`) keeps every key in one slot, so its multi-key
 //!   scripts run on a cluster, and shards spread over the nodes; a dead master stops only the
 //!   shards on it, and they work again once it is back;
@@ -86,7 +86,7 @@ impl LocalCluster {
         let conf = self.dir.join(format!("nodes-{port}.conf"));
         Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            // A lost master must not stop the slots of the others (see README).
+            // A lost master must not stop the slots of the others (see docs/scheduler.md).
             .args(["--cluster-require-full-coverage", "no"])
             .args(["--cluster-enabled", "yes", "--cluster-config-file"])
             .arg(&conf)

@@ -246,7 +246,7 @@ pub enum CampaignCmd {
         #[arg(long = "next-campaign-id")]
         next_campaign_id: Uuid,
     },
-    /// Set calling hours from a JSON file, or clear them (README "Calling hours").
+    /// Set calling hours from a JSON file, or clear them (docs/calling_hours.md).
     CallingHours {
         /// Campaign id.
         #[arg(long)]
@@ -263,7 +263,7 @@ pub enum CampaignCmd {
         #[arg(long)]
         clear: bool,
     },
-    /// Set the pacing (README "Pacing"): a cap on calls up at once and/or a dial rate; a limit
+    /// Set the pacing (docs/pacing.md): a cap on calls up at once and/or a dial rate; a limit
     /// not given is unset. Or clear it.
     Pacing {
         /// Campaign id.

@@ -336,7 +336,7 @@ pub struct NewCampaign {
     pub outdial: Uuid,
     /// Queue (in the simulator), if the dial rate follows agents.
     pub queue: Option<Uuid>,
-    /// The campaign's `pacing` object (README "Pacing"), if any.
+    /// The campaign's `pacing` object (docs/pacing.md), if any.
     pub pacing: Option<Value>,
 }
 
