@@ -2,6 +2,7 @@
 //! in-process against the peer simulator; the tests talk to it only through its request queue.
 
 use crate::support;
+use crate::support::seed::seeded_rng;
 use crate::support::wait_until;
 
 use std::time::{Duration, Instant};
@@ -2346,7 +2347,7 @@ async fn fuzz_random_and_truncated_envelopes() {
     let chars: Vec<char> = "/v1campaignsoutplans?=&-0123456789abcdefABCDEF%._~ \u{e9}"
         .chars()
         .collect();
-    let mut rng = rand::rng();
+    let mut rng = seeded_rng("fuzz_random_and_truncated_envelopes");
     let total = 3000usize;
     let mut expected = 0usize;
     let props = |i: usize, reply: bool, reply_q: &str| {
@@ -2498,11 +2499,13 @@ async fn metric_labels_stay_bounded_under_hostile_envelopes() {
     // A few legitimate requests so every label the service uses exists before the flood.
     let customer = Uuid::new_v4();
     new_outplan(&sys, customer).await;
-    sys.rpc("GET", &format!("/v1/campaigns/{}", rand_id()), None)
+    let (status, _, _) = sys
+        .rpc("GET", &format!("/v1/campaigns/{}", rand_id()), None)
         .await;
+    assert_eq!(status, 404, "an unknown campaign");
     let before = all_series(&sys);
 
-    let mut rng = rand::rng();
+    let mut rng = seeded_rng("metric_labels_stay_bounded_under_hostile_envelopes");
     let methods = ["GET", "POST", "PUT", "DELETE", "get", "HEAD", "PATCH", ""];
     let paths = [
         "/v1/campaigns",

@@ -1,6 +1,7 @@
 //! Integration tests of `campaign_manager::bus` against the real RabbitMQ on localhost.
 //! Every test uses its own `Names::prefixed(<random>)` namespace and deletes what it declared.
 
+use crate::support::seed::seeded_rng;
 use crate::support::wait_until;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -954,7 +955,7 @@ async fn fuzz_random_and_truncated_requests() {
     let raw = raw().await;
     let (reply_q, mut replies) = raw.reply_queue().await;
     let valid = br#"{"uri":"/v1/campaigns?page_size=10","method":"GET","publisher":"api-manager","data_type":"application/json","data":{"customer_id":"60f76478-c454-11ec-969b-13906a5eea9d"},"request_id":"r"}"#;
-    let mut rng = rand::rng();
+    let mut rng = seeded_rng("fuzz_random_and_truncated_requests");
     let total = 3000usize;
     let mut expected_replies = 0usize;
     let mut valid_sent = 0usize;

@@ -548,15 +548,17 @@ async fn destination_local_dials_callees_inside_their_own_hours_only() {
     // The window is the current hour and the next in Seoul; read in New York (the campaign's
     // zone, 14 h behind) or London (9 h behind) it excludes now. The simulator's numbers are
     // Seoul mobiles (+8210...); one target calls London.
+    // Near midnight in Seoul a second window from 00:00 keeps it open across the date change,
+    // so now is at least an hour inside the windows whatever the time of day the test runs.
     let seoul_hour = Utc::now().with_timezone(&chrono_tz::Asia::Seoul).hour();
     let start = format!("{seoul_hour:02}:00");
-    let end = if seoul_hour >= 22 {
-        "24:00".to_string()
-    } else {
-        format!("{:02}:00", seoul_hour + 2)
-    };
+    let mut windows = vec![json!({"days": ALL_DAYS, "start": start,
+        "end": format!("{:02}:00", (seoul_hour + 2).min(24))})];
+    if seoul_hour >= 22 {
+        windows.push(json!({"days": ALL_DAYS, "start": "00:00", "end": "02:00"}));
+    }
     let hours = json!({"time_zone": "America/New_York", "destination_local": true,
-        "windows": [{"days": ALL_DAYS, "start": start, "end": end}]});
+        "windows": windows});
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 2, 1);

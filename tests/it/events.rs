@@ -262,14 +262,18 @@ async fn outplan_events_and_webhooks() {
     assert!(ev["tm_delete"].is_string());
 
     // Refused requests publish nothing.
-    sys.rpc(
-        "PUT",
-        &format!("/v1/outplans/{id}"),
-        Some(json!({"name": "x"})),
-    )
-    .await;
-    sys.rpc("POST", "/v1/outplans", Some(json!({"name": "no customer"})))
+    let (status, _, body) = sys
+        .rpc(
+            "PUT",
+            &format!("/v1/outplans/{id}"),
+            Some(json!({"name": "x"})),
+        )
         .await;
+    assert_eq!(status, 404, "update of a deleted outplan: {body}");
+    let (status, _, body) = sys
+        .rpc("POST", "/v1/outplans", Some(json!({"name": "no customer"})))
+        .await;
+    assert_eq!(status, 400, "create without a customer: {body}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(tap.count("outplan_updated", &id), 2);
     assert_eq!(tap.all().len(), 4, "exactly the four events");
@@ -364,12 +368,14 @@ async fn campaign_events_and_webhooks() {
     assert_eq!(last["next_campaign_id"], next["id"]);
 
     // A refused update publishes nothing.
-    sys.rpc(
-        "PUT",
-        &format!("/v1/campaigns/{id}/service_level"),
-        Some(json!({"service_level": -5})),
-    )
-    .await;
+    let (status, _, body) = sys
+        .rpc(
+            "PUT",
+            &format!("/v1/campaigns/{id}/service_level"),
+            Some(json!({"service_level": -5})),
+        )
+        .await;
+    assert_eq!(status, 400, "a negative service level: {body}");
 
     // run → campaign_status_run; the chain ends (no targets) → campaign_status_stop.
     let r = sys

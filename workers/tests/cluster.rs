@@ -47,7 +47,16 @@ impl LocalCluster {
             ports: Vec::new(),
             children: Vec::new(),
         };
+        // Bounded: a redis-server that cannot start in cluster mode fails the test after 20
+        // attempts instead of looping forever.
+        let mut attempts = 0;
         while cluster.ports.len() < 3 {
+            attempts += 1;
+            assert!(
+                attempts <= 20,
+                "could not start 3 redis-server nodes in cluster mode after 20 attempts \
+                 (is redis-server built with cluster support? try `redis-server --cluster-enabled yes`)"
+            );
             // The cluster bus listens on port + 10000.
             let port: u16 = rand::random_range(30000..40000);
             if cluster.ports.contains(&port) || !port_is_free(port) || !port_is_free(port + 10000) {

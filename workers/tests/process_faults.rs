@@ -10,7 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use campaign_workers::Chains;
+use common::seed::seeded_rng;
 use common::{TestNs, eventually, now_us};
+use rand::RngExt;
 use redis::AsyncCommands;
 
 const CHAINS: usize = 200;
@@ -70,14 +72,15 @@ async fn sigkilled_workers_neither_lose_nor_fork_chains() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let mut kills = Vec::new();
+    let mut rng = seeded_rng("sigkilled_workers_neither_lose_nor_fork_chains");
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(rand::random_range(1000..2500))).await;
-        let victim = rand::random_range(0..workers.len());
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1000..2500))).await;
+        let victim = rng.random_range(0..workers.len());
         kills.push(now_us());
         workers[victim].kill().expect("SIGKILL");
         workers[victim].wait().expect("reap");
         // Restart after a random pause (sometimes at once, sometimes after the lease expired).
-        tokio::time::sleep(Duration::from_millis(rand::random_range(0..2500))).await;
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..2500))).await;
         workers[victim] = spawn_worker(&ns.name);
     }
 

@@ -22,6 +22,7 @@ pub mod proxy;
 pub mod recorder;
 pub mod records;
 pub mod scenarios;
+pub mod seed;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -375,6 +376,7 @@ impl TestSystem {
     }
 
     /// Sends a request to the service's queue and returns the reply (status, data_type, data).
+    #[must_use = "check the reply: a dropped reply hides a failing request"]
     pub async fn rpc(
         &self,
         method: &str,

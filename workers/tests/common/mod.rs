@@ -15,6 +15,9 @@ use redis::AsyncCommands;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+#[path = "../../../tests/it/support/seed.rs"]
+pub mod seed;
+
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Local clock in microseconds since the Unix epoch.
