@@ -15,7 +15,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::bus::Names;
-use crate::dsn::DatabaseDsn;
+use crate::dsn::{DatabaseDsn, DsnError};
 use crate::service::{Delays, RepairSettings};
 use crate::store::OverdueRule;
 
@@ -154,10 +154,19 @@ pub struct ConfigError {
     pub reason: String,
 }
 
+impl From<DsnError> for ConfigError {
+    fn from(e: DsnError) -> ConfigError {
+        ConfigError {
+            key: "database_dsn",
+            reason: e.0,
+        }
+    }
+}
+
 impl Infra {
     /// The MySQL connect options from the DSN, every parameter applied or refused by name.
     pub fn database(&self) -> Result<DatabaseDsn, ConfigError> {
-        DatabaseDsn::parse(&self.database_dsn)
+        Ok(DatabaseDsn::parse(&self.database_dsn)?)
     }
 
     /// The tick scheduler's settings for `namespace` split over `shards`: on the cluster of

@@ -33,8 +33,6 @@ use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlSslMode};
 
-use crate::config::ConfigError;
-
 /// Wait for a new connection when the DSN sets no `timeout`.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -80,7 +78,7 @@ pub struct DatabaseDsn {
 
 impl DatabaseDsn {
     /// Parses a DSN in either accepted form.
-    pub fn parse(dsn: &str) -> Result<DatabaseDsn, ConfigError> {
+    pub fn parse(dsn: &str) -> Result<DatabaseDsn, DsnError> {
         let dsn = dsn.trim();
         if let Some(rest) = dsn.strip_prefix("mariadb://") {
             return parse_url(&format!("mysql://{rest}"));
@@ -128,14 +126,16 @@ fn tls_name(mode: MySqlSslMode) -> &'static str {
     }
 }
 
-fn invalid(reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: "database_dsn",
-        reason: reason.into(),
-    }
+/// A database DSN that cannot be used; the message says why (never the password).
+#[derive(Debug, thiserror::Error)]
+#[error("invalid database_dsn: {0}")]
+pub struct DsnError(pub String);
+
+fn invalid(reason: impl Into<String>) -> DsnError {
+    DsnError(reason.into())
 }
 
-fn parse_url(url: &str) -> Result<DatabaseDsn, ConfigError> {
+fn parse_url(url: &str) -> Result<DatabaseDsn, DsnError> {
     if let Some((_, query)) = url.split_once('?') {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let key = pair.split_once('=').map_or(pair, |(k, _)| k);
@@ -157,7 +157,7 @@ fn parse_url(url: &str) -> Result<DatabaseDsn, ConfigError> {
 }
 
 /// The go-sql-driver form: `[user[:password]@][net[(address)]]/dbname[?param=value&…]`.
-fn parse_go(dsn: &str) -> Result<DatabaseDsn, ConfigError> {
+fn parse_go(dsn: &str) -> Result<DatabaseDsn, DsnError> {
     let slash = dsn
         .rfind('/')
         .ok_or_else(|| invalid("missing '/' before the database name"))?;
@@ -206,10 +206,7 @@ fn parse_go(dsn: &str) -> Result<DatabaseDsn, ConfigError> {
 }
 
 /// `tcp(host:port)`, `tcp`, empty (both mean the default address) or `unix(/path)`.
-fn with_address(
-    options: MySqlConnectOptions,
-    net: &str,
-) -> Result<MySqlConnectOptions, ConfigError> {
+fn with_address(options: MySqlConnectOptions, net: &str) -> Result<MySqlConnectOptions, DsnError> {
     let (proto, addr) = match net.split_once('(') {
         Some((proto, rest)) => {
             let addr = rest
@@ -238,7 +235,7 @@ fn with_address(
 }
 
 /// `host:port`, `host` (port 3306), `[v6]:port` or `[v6]`.
-fn split_host_port(addr: &str) -> Result<(&str, u16), ConfigError> {
+fn split_host_port(addr: &str) -> Result<(&str, u16), DsnError> {
     let bad_port = |p: &str| invalid(format!("port '{p}' in '{addr}' is not a number"));
     if let Some(rest) = addr.strip_prefix('[') {
         let (host, after) = rest
@@ -256,7 +253,7 @@ fn split_host_port(addr: &str) -> Result<(&str, u16), ConfigError> {
     }
 }
 
-fn apply(dsn: &mut DatabaseDsn, key: &str, value: &str) -> Result<(), ConfigError> {
+fn apply(dsn: &mut DatabaseDsn, key: &str, value: &str) -> Result<(), DsnError> {
     let options = std::mem::take(&mut dsn.options);
     dsn.options = match key {
         "tls" => options.ssl_mode(tls_mode(value)?),
@@ -310,7 +307,7 @@ fn apply(dsn: &mut DatabaseDsn, key: &str, value: &str) -> Result<(), ConfigErro
     Ok(())
 }
 
-fn tls_mode(value: &str) -> Result<MySqlSslMode, ConfigError> {
+fn tls_mode(value: &str) -> Result<MySqlSslMode, DsnError> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(MySqlSslMode::VerifyIdentity),
         "skip-verify" => Ok(MySqlSslMode::Required),
@@ -324,7 +321,7 @@ fn tls_mode(value: &str) -> Result<MySqlSslMode, ConfigError> {
     }
 }
 
-fn go_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+fn go_bool(key: &str, value: &str) -> Result<bool, DsnError> {
     match value.to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
@@ -364,7 +361,7 @@ fn go_duration(s: &str) -> Option<Duration> {
 }
 
 /// Percent-decodes a DSN part (the database name or a parameter value); `+` stays a `+`.
-fn decode(raw: &str, what: &str) -> Result<String, ConfigError> {
+fn decode(raw: &str, what: &str) -> Result<String, DsnError> {
     if raw.match_indices('%').any(|(i, _)| {
         !raw.get(i + 1..i + 3)
             .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))

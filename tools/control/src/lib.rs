@@ -185,7 +185,12 @@ fn generated(command: &Command) -> Result<Output, Failure> {
 pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
     match &cli.command {
         c @ (Command::Completions { .. } | Command::Man { .. }) => generated(c),
-        Command::Campaign(CampaignCmd::Stats { id, watch: true }) => stats::watch(cli, *id).await,
+        Command::Campaign(CampaignCmd::Stats { id, watch: true }) => {
+            let rpc = rpc::Rpc::connect(cli).await?;
+            let result = watch::watch(cli.json, || rpc.campaign_stats(*id)).await;
+            rpc.close().await;
+            result
+        }
         Command::Campaign(CampaignCmd::List {
             customer_id,
             running,

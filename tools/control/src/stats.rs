@@ -1,14 +1,12 @@
 //! `campaign-control campaign stats --id X [--watch]`: the live stats of one campaign
 //! (`GET /v1/campaigns/<id>/stats`, read as the model's `CampaignStats`) as a two-column table;
-//! `--watch` redraws it in place (see [`super::watch`]).
+//! `--watch` redraws it in place (`super::watch`, driven from `execute`). The RPC client calls
+//! in here, never the other way round.
 
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Failure;
-use super::cli::Cli;
 use super::output::{Output, Table, cell};
-use super::rpc::Rpc;
 
 /// The order and names of the rows of the human table.
 const ROWS: &[&str] = &[
@@ -48,14 +46,6 @@ pub fn stats_output(data: Value) -> Output {
 /// The URI of the stats route.
 pub fn stats_uri(id: Uuid) -> String {
     format!("/v1/campaigns/{id}/stats")
-}
-
-/// `--watch`: prints the stats every second until Ctrl-C (or the first failure).
-pub async fn watch(cli: &Cli, id: Uuid) -> Result<Output, Failure> {
-    let rpc = Rpc::connect(cli).await?;
-    let result = super::watch::watch(cli.json, || rpc.campaign_stats(id)).await;
-    rpc.close().await;
-    result
 }
 
 #[cfg(test)]
