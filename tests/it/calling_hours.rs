@@ -45,6 +45,7 @@ fn seoul_office() -> CallingHours {
             end: "20:00".into(),
         }],
         destination_local: None,
+        closed_dates: None,
     }
 }
 
@@ -233,6 +234,65 @@ async fn destination_local_sleeps_until_the_first_local_opening_when_all_are_clo
 }
 
 #[tokio::test]
+async fn a_new_york_number_is_not_dialed_while_new_york_is_closed_though_seoul_is_open() {
+    // Monday 10:00 in Seoul (the campaign's zone, open) is Sunday 20:00 in New York: the +1 212
+    // number is read in New York by its area code, so nothing is dialed; New York opens on
+    // Monday at 09:00 EST (14:00 UTC), beyond the cap. Mocks without a dial expectation: a call
+    // request fails the test.
+    let now = at("2026-11-30T10:00:00+09:00");
+    let us = target_calling("+12125551234");
+    let mut m = Mocks::new();
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![us.clone()]));
+    let hours = CallingHours {
+        destination_local: Some(true),
+        ..seoul_office()
+    };
+    let env = TickEnv::new(m, Some(hours), now).await;
+    assert_eq!(
+        env.tick().await.1,
+        Outcome::Sleeping("outside_calling_hours", CALLING_HOURS_MAX_SLEEP)
+    );
+}
+
+#[tokio::test]
+async fn a_closed_date_dials_nothing_inside_its_windows() {
+    // Monday 2026-11-30 10:00 in Seoul is inside the office window, but the date is closed:
+    // no peer is asked (mocks without expectations) and the chain sleeps (next opening on
+    // Tuesday 09:00, past the cap).
+    let now = at("2026-11-30T10:00:00+09:00");
+    let hours = CallingHours {
+        closed_dates: Some(vec!["2026-11-30".into()]),
+        ..seoul_office()
+    };
+    let env = TickEnv::new(Mocks::new(), Some(hours), now).await;
+    assert_eq!(
+        env.tick().await.1,
+        Outcome::Sleeping("outside_calling_hours", CALLING_HOURS_MAX_SLEEP)
+    );
+    // The day after, the same hours dial.
+    let mut m = Mocks::new();
+    let t = target_calling("+821012345678");
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![t.clone()]));
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call.expect_create_call().times(1).returning(|_| Ok(()));
+    let hours = CallingHours {
+        closed_dates: Some(vec!["2026-11-30".into()]),
+        ..seoul_office()
+    };
+    let env = TickEnv::new(m, Some(hours), at("2026-12-01T10:00:00+09:00")).await;
+    assert_eq!(env.tick().await.1, Outcome::Dialed);
+}
+
+#[tokio::test]
 async fn destination_local_does_not_gate_the_campaign_as_a_whole() {
     // Sunday in New York (the campaign's zone) but Monday office hours in Seoul: the Seoul
     // target is dialed although the campaign's own zone is closed.
@@ -333,6 +393,11 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
         ),
         (json!({}), "calling_hours"),
         (json!({"calling_hours": {"windows": []}}), "time_zone"),
+        (
+            json!({"calling_hours": {"time_zone": "UTC", "closed_dates": ["2026-12-25", "12/26"],
+                "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]}}),
+            "calling_hours.closed_dates[1]",
+        ),
     ];
     for (body, field) in cases {
         expect_400(&sys, "PUT", &route, body, field).await;
@@ -340,9 +405,10 @@ async fn route_sets_and_clears_calling_hours_and_refuses_bad_fields() {
     let got = sys.ok("GET", &uri, None).await;
     assert_eq!(got["calling_hours"], hours, "unchanged by refused PUTs");
 
-    // destination_local: true is accepted and kept.
+    // destination_local: true and closed dates are accepted and kept as given.
     let local = json!({"time_zone": "Asia/Seoul", "destination_local": true,
-        "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}]});
+        "windows": [{"days": ["mon"], "start": "09:00", "end": "10:00"}],
+        "closed_dates": ["2026-12-25", "2027-01-01"]});
     let set = sys
         .ok("PUT", &route, Some(json!({ "calling_hours": local })))
         .await;

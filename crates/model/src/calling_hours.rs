@@ -12,9 +12,13 @@
 //! jumps past it (one lying wholly inside it does not open that day); on the day they go
 //! back, the repeated hour counts as inside each time it is on the clock.
 //!
-//! `destination_local: true` reads the same windows in the callee's zone instead
-//! ([`Schedule::for_destination`]): the zone of an E.164 number of a single-zone country
-//! (`destination_zone.rs`), otherwise the campaign's `time_zone`.
+//! `closed_dates` are whole local dates on which no window opens (holidays), in the zone the
+//! windows are read in.
+//!
+//! `destination_local: true` reads the same windows in the callee's zones instead
+//! ([`Schedule::for_destination`]): the zones of the number's longest known prefix
+//! (`destination_zone.rs`); a callee is reachable only when the window is open in every one of
+//! its zones. A number with no zone at all uses the campaign's `time_zone`.
 
 use std::str::FromStr;
 
@@ -33,10 +37,16 @@ pub struct CallingHours {
     /// The weekly windows; dialing is allowed inside any of them.
     pub windows: Vec<CallingWindow>,
     /// Check the windows in the callee's local time when the destination is an E.164 number
-    /// of a single-zone country (`time_zone` otherwise).
+    /// whose prefix has a known zone (`time_zone` otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_local: Option<bool>,
+    /// Local dates (`YYYY-MM-DD`) on which nothing is dialed, read in the windows' zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub closed_dates: Option<Vec<String>>,
 }
+
+/// Most `closed_dates` a campaign may list.
+pub const MAX_CLOSED_DATES: usize = 1000;
 
 /// One weekly window: on each of `days`, from `start` (inclusive) to `end` (exclusive).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,9 +62,13 @@ pub struct CallingWindow {
 /// Validated calling hours, ready for arithmetic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
-    tz: Tz,
+    /// The zones the windows are read in: the campaign's, or a callee's (one or several); the
+    /// schedule is open only when it is open in each.
+    zones: Vec<Tz>,
     windows: Vec<Span>,
     destination_local: bool,
+    /// Sorted, without duplicates.
+    closed: Vec<NaiveDate>,
 }
 
 /// A validated window: weekday bit set (bit 0 = Monday) and minutes since local midnight.
@@ -135,10 +149,37 @@ impl CallingHours {
             windows.push(Span { days, start, end });
         }
         Ok(Schedule {
-            tz,
+            zones: vec![tz],
             windows,
             destination_local: self.destination_local == Some(true),
+            closed: self.closed()?,
         })
+    }
+
+    /// The validated `closed_dates`, sorted and without duplicates.
+    fn closed(&self) -> Result<Vec<NaiveDate>, String> {
+        let Some(dates) = &self.closed_dates else {
+            return Ok(Vec::new());
+        };
+        if dates.len() > MAX_CLOSED_DATES {
+            return Err(format!(
+                "calling_hours.closed_dates: at most {MAX_CLOSED_DATES} dates ({} given)",
+                dates.len()
+            ));
+        }
+        let mut closed = Vec::with_capacity(dates.len());
+        for (i, d) in dates.iter().enumerate() {
+            let date = NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .ok()
+                .filter(|_| d.len() == 10)
+                .ok_or_else(|| {
+                    format!("calling_hours.closed_dates[{i}]: {d:?} is not a date YYYY-MM-DD")
+                })?;
+            closed.push(date);
+        }
+        closed.sort_unstable();
+        closed.dedup();
+        Ok(closed)
     }
 }
 
@@ -149,10 +190,35 @@ fn local_at(date: NaiveDate, minutes: u32) -> Option<chrono::NaiveDateTime> {
     Some(day.and_time(t))
 }
 
+/// When window `w` opens on local `date` in `tz`, if that is after `now`. A start that the
+/// clock skips (spring forward) opens at the first minute that exists, unless the whole window
+/// was skipped; of a repeated time (fall back), the first occurrence after `now`.
+fn opening_on(tz: Tz, date: NaiveDate, w: Span, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    for minute in w.start..w.end {
+        let local = local_at(date, minute)?;
+        let found = match tz.from_local_datetime(&local) {
+            LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
+            LocalResult::Ambiguous(a, b) => [a, b]
+                .into_iter()
+                .map(|t| t.with_timezone(&Utc))
+                .find(|t| *t > now),
+            LocalResult::None => continue,
+        };
+        // The first existing minute decides: it is the window's opening.
+        return found.filter(|t| *t > now);
+    }
+    None
+}
+
 impl Schedule {
-    /// The zone the windows are read in.
+    /// The zone the windows are read in (the first, for a callee with several).
     pub fn time_zone(&self) -> Tz {
-        self.tz
+        self.zones[0]
+    }
+
+    /// Every zone the windows are read in; open means open in each.
+    pub fn time_zones(&self) -> &[Tz] {
+        &self.zones
     }
 
     /// Whether the windows are read in each callee's local time.
@@ -161,17 +227,32 @@ impl Schedule {
     }
 
     /// The schedule to check before dialing `destination`: with `destination_local`, the same
-    /// windows in the callee's zone when it is known; otherwise this schedule.
+    /// windows and closed dates in the callee's zones when they are known; otherwise this
+    /// schedule.
     pub fn for_destination(&self, destination: &super::Address) -> Schedule {
-        let tz = if self.destination_local {
-            super::destination_zone::destination_zone(destination).unwrap_or(self.tz)
-        } else {
-            self.tz
+        let zones = match self.callee_zones(destination) {
+            Some(z) => z.to_vec(),
+            None => self.zones.clone(),
         };
         Schedule {
-            tz,
+            zones,
             windows: self.windows.clone(),
             destination_local: self.destination_local,
+            closed: self.closed.clone(),
+        }
+    }
+
+    /// Whether `destination_local` falls back to the campaign's zone for `destination` (its
+    /// number has no known zone). Always false without `destination_local`.
+    pub fn falls_back(&self, destination: &super::Address) -> bool {
+        self.destination_local && self.callee_zones(destination).is_none()
+    }
+
+    fn callee_zones(&self, destination: &super::Address) -> Option<&'static [Tz]> {
+        if self.destination_local {
+            super::destination_zone::destination_zones(destination)
+        } else {
+            None
         }
     }
 
@@ -184,9 +265,17 @@ impl Schedule {
         }
     }
 
-    /// Whether the local wall-clock time at `now` lies inside a window of its weekday.
+    /// Whether the local wall-clock time at `now` lies inside a window of its weekday, on a
+    /// date that is not closed, in every zone.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
-        let local = now.with_timezone(&self.tz);
+        self.zones.iter().all(|tz| self.is_open_in(*tz, now))
+    }
+
+    fn is_open_in(&self, tz: Tz, now: DateTime<Utc>) -> bool {
+        let local = now.with_timezone(&tz);
+        if self.closed.binary_search(&local.date_naive()).is_ok() {
+            return false;
+        }
         let day = 1u8 << local.weekday().num_days_from_monday();
         let minute = local
             .time()
@@ -197,17 +286,49 @@ impl Schedule {
             .any(|w| w.days & day != 0 && w.start <= minute && minute < w.end)
     }
 
-    /// The first instant after `now` at which a window opens, looking a week and a day ahead.
+    /// The first instant after `now` at which the schedule is open (in every zone), looking a
+    /// week and a day ahead, plus the closed dates. With several zones the candidate is the
+    /// latest of their next openings, checked again until all agree (a few rounds at most;
+    /// `None` when they never do in that span, and the caller looks again later).
     pub fn next_opening(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let today = now.with_timezone(&self.tz).date_naive();
+        if let [tz] = self.zones.as_slice() {
+            return self.next_opening_in(*tz, now);
+        }
+        let mut at = now;
+        for _ in 0..16 {
+            let mut latest = at;
+            for tz in &self.zones {
+                if !self.is_open_in(*tz, at) {
+                    latest = latest.max(self.next_opening_in(*tz, at)?);
+                }
+            }
+            if latest > now && self.is_open(latest) {
+                return Some(latest);
+            }
+            if latest == at {
+                // Open everywhere at `at` only if `at` is `now` itself; step past it.
+                latest = at + Duration::minutes(1);
+            }
+            at = latest;
+        }
+        None
+    }
+
+    /// [`Schedule::next_opening`] in one zone.
+    fn next_opening_in(&self, tz: Tz, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let today = now.with_timezone(&tz).date_naive();
         let mut best: Option<DateTime<Utc>> = None;
-        for offset in 0..=8 {
+        let days_ahead = 8 + self.closed.len() as i64;
+        for offset in 0..=days_ahead {
             let Some(date) = today.checked_add_signed(Duration::days(offset)) else {
                 continue;
             };
+            if self.closed.binary_search(&date).is_ok() {
+                continue;
+            }
             let day = 1u8 << date.weekday().num_days_from_monday();
             for w in self.windows.iter().filter(|w| w.days & day != 0) {
-                if let Some(at) = self.opening_on(date, *w, now) {
+                if let Some(at) = opening_on(tz, date, *w, now) {
                     best = Some(best.map_or(at, |b| b.min(at)));
                 }
             }
@@ -217,26 +338,6 @@ impl Schedule {
             }
         }
         best
-    }
-
-    /// When window `w` opens on local `date`, if that is after `now`. A start that the
-    /// clock skips (spring forward) opens at the first minute that exists, unless the whole
-    /// window was skipped; of a repeated time (fall back), the first occurrence after `now`.
-    fn opening_on(&self, date: NaiveDate, w: Span, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        for minute in w.start..w.end {
-            let local = local_at(date, minute)?;
-            let found = match self.tz.from_local_datetime(&local) {
-                LocalResult::Single(t) => Some(t.with_timezone(&Utc)),
-                LocalResult::Ambiguous(a, b) => [a, b]
-                    .into_iter()
-                    .map(|t| t.with_timezone(&Utc))
-                    .find(|t| *t > now),
-                LocalResult::None => continue,
-            };
-            // The first existing minute decides: it is the window's opening.
-            return found.filter(|t| *t > now);
-        }
-        None
     }
 
     /// How long a closed campaign sleeps at `now`: until the next opening, at most `cap`
@@ -275,6 +376,7 @@ mod tests {
                 })
                 .collect(),
             destination_local: None,
+            closed_dates: None,
         }
     }
 
@@ -289,6 +391,7 @@ mod tests {
     }
 
     const WEEKDAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri"];
+    const DAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
     #[test]
     fn inside_and_outside_a_seoul_office_day() {
@@ -546,6 +649,156 @@ mod tests {
     }
 
     #[test]
+    fn a_new_york_number_waits_for_new_york_while_the_campaign_zone_is_open() {
+        use crate::Address;
+        // A Seoul campaign (09:00-20:00 every day) dialing New York: Monday 2026-11-30 10:00
+        // in Seoul is Sunday 20:00 in New York, outside; New York opens at 09:00 EST = 14:00 UTC.
+        let mut h = hours("Asia/Seoul", &[(DAYS, "09:00", "20:00")]);
+        h.destination_local = Some(true);
+        let s = h.schedule().unwrap();
+        let now = utc("2026-11-30T01:00:00Z");
+        assert!(s.is_open(now), "open in the campaign's zone");
+        let ny = s.for_destination(&Address::tel("+12125551234"));
+        assert_eq!(ny.time_zones(), [chrono_tz::Tz::America__New_York]);
+        assert_eq!(
+            ny.gate(now),
+            Gate::Closed(Some(utc("2026-11-30T14:00:00Z")))
+        );
+        assert!(!s.falls_back(&Address::tel("+12125551234")));
+    }
+
+    #[test]
+    fn a_number_with_several_zones_is_open_only_where_all_are() {
+        use crate::Address;
+        // +972 59 (Palestinian mobiles): Hebron and Gaza keep the same clock, so the window
+        // is the same; a made-up mixed schedule below checks the intersection rule itself.
+        let mut h = hours("UTC", &[(DAYS, "09:00", "17:00")]);
+        h.destination_local = Some(true);
+        let s = h.schedule().unwrap();
+        let pal = s.for_destination(&Address::tel("+972591234567"));
+        assert_eq!(pal.time_zones().len(), 2);
+        // 2026-11-30 08:30 UTC = 10:30 in Hebron and Gaza (UTC+2 in winter): open.
+        assert!(pal.is_open(utc("2026-11-30T08:30:00Z")));
+
+        // Seoul (UTC+9) and London (UTC+0 in winter), 09:00-17:00 each: they overlap nowhere
+        // (17:00 Seoul = 08:00 London), so the schedule never opens.
+        let both = Schedule {
+            zones: vec![chrono_tz::Tz::Asia__Seoul, chrono_tz::Tz::Europe__London],
+            ..s.clone()
+        };
+        assert!(!both.is_open(utc("2026-11-30T05:00:00Z")));
+        assert_eq!(both.next_opening(utc("2026-11-30T05:00:00Z")), None);
+        // Tokyo and Seoul share a clock: open together, opening at 09:00 local = 00:00 UTC.
+        let same = Schedule {
+            zones: vec![chrono_tz::Tz::Asia__Seoul, chrono_tz::Tz::Asia__Tokyo],
+            ..s.clone()
+        };
+        assert_eq!(
+            same.next_opening(utc("2026-11-29T20:00:00Z")),
+            Some(utc("2026-11-30T00:00:00Z"))
+        );
+        // London and Lisbon (same winter clock) with windows 09:00-17:00 and Paris (UTC+1):
+        // the intersection is 09:00-16:00 London time, opening at 09:00 UTC.
+        let eu = Schedule {
+            zones: vec![chrono_tz::Tz::Europe__London, chrono_tz::Tz::Europe__Paris],
+            ..s
+        };
+        assert_eq!(
+            eu.next_opening(utc("2026-11-30T07:00:00Z")),
+            Some(utc("2026-11-30T09:00:00Z"))
+        );
+        assert!(eu.is_open(utc("2026-11-30T15:59:00Z")));
+        assert!(!eu.is_open(utc("2026-11-30T16:00:00Z")), "17:00 in Paris");
+    }
+
+    #[test]
+    fn numbers_without_a_zone_fall_back_to_the_campaign_zone() {
+        use crate::Address;
+        let mut h = hours("Asia/Seoul", &[(DAYS, "09:00", "20:00")]);
+        h.destination_local = Some(true);
+        let s = h.schedule().unwrap();
+        let mut sip = Address::tel("alice@example.com");
+        sip.kind = "sip".into();
+        assert!(s.falls_back(&sip));
+        assert_eq!(
+            s.for_destination(&sip).time_zones(),
+            [chrono_tz::Tz::Asia__Seoul]
+        );
+        assert!(!s.falls_back(&Address::tel("+821012345678")));
+        h.destination_local = None;
+        assert!(
+            !h.schedule().unwrap().falls_back(&sip),
+            "only with destination_local"
+        );
+    }
+
+    #[test]
+    fn closed_dates_dial_nothing_and_the_next_opening_skips_them() {
+        // Every day 09:00-18:00 in Seoul, closed on Christmas and the day after.
+        let mut h = hours("Asia/Seoul", &[(DAYS, "09:00", "18:00")]);
+        h.closed_dates = Some(vec![
+            "2026-12-26".into(),
+            "2026-12-25".into(),
+            "2026-12-25".into(),
+        ]);
+        let s = h.schedule().unwrap();
+        // 2026-12-25 10:00 Seoul = 01:00 UTC: closed.
+        assert!(!s.is_open(utc("2026-12-25T01:00:00Z")));
+        assert!(
+            s.is_open(utc("2026-12-24T01:00:00Z")),
+            "the day before is open"
+        );
+        // Next opening: the 27th at 09:00 Seoul = 00:00 UTC.
+        assert_eq!(
+            s.gate(utc("2026-12-24T10:00:00Z")),
+            Gate::Closed(Some(utc("2026-12-27T00:00:00Z")))
+        );
+        // Read in the callee's zone with destination_local: a London callee on the 25th.
+        h.destination_local = Some(true);
+        let london = h
+            .schedule()
+            .unwrap()
+            .for_destination(&crate::Address::tel("+442071234567"));
+        assert!(!london.is_open(utc("2026-12-25T10:00:00Z")));
+        assert!(london.is_open(utc("2026-12-24T10:00:00Z")));
+        // A long run of closed dates is still crossed.
+        let mut long = hours("UTC", &[(DAYS, "09:00", "18:00")]);
+        long.closed_dates = Some((1..=20).map(|d| format!("2027-01-{d:02}")).collect());
+        assert_eq!(
+            long.schedule()
+                .unwrap()
+                .next_opening(utc("2026-12-31T20:00:00Z")),
+            Some(utc("2027-01-21T09:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn bad_closed_dates_are_named() {
+        let err = |dates: Vec<&str>| {
+            let mut h = hours("UTC", &[(DAYS, "09:00", "18:00")]);
+            h.closed_dates = Some(dates.into_iter().map(String::from).collect());
+            h.schedule().unwrap_err()
+        };
+        for bad in ["2026-13-01", "2026-02-30", "2026-1-05", "25/12/2026", ""] {
+            let e = err(vec!["2026-12-25", bad]);
+            assert!(
+                e.starts_with("calling_hours.closed_dates[1]:"),
+                "{bad}: {e}"
+            );
+        }
+        let many: Vec<String> = (0..=MAX_CLOSED_DATES)
+            .map(|_| "2026-12-25".into())
+            .collect();
+        let mut h = hours("UTC", &[(DAYS, "09:00", "18:00")]);
+        h.closed_dates = Some(many);
+        assert!(
+            h.schedule()
+                .unwrap_err()
+                .starts_with("calling_hours.closed_dates:")
+        );
+    }
+
+    #[test]
     fn wire_form_round_trips_and_omits_destination_local() {
         let raw = r#"{"time_zone":"Asia/Seoul","windows":[{"days":["mon","tue","wed","thu","fri"],"start":"09:00","end":"20:00"}]}"#;
         let h: CallingHours = serde_json::from_str(raw).expect("parse");
@@ -554,5 +807,9 @@ mod tests {
         let h: CallingHours = serde_json::from_str(raw_local).expect("parse");
         assert!(h.schedule().is_ok());
         assert_eq!(serde_json::to_string(&h).expect("json"), raw_local);
+        let raw_closed = r#"{"time_zone":"UTC","windows":[{"days":["sun"],"start":"00:00","end":"24:00"}],"closed_dates":["2026-12-25"]}"#;
+        let h: CallingHours = serde_json::from_str(raw_closed).expect("parse");
+        assert!(h.schedule().is_ok());
+        assert_eq!(serde_json::to_string(&h).expect("json"), raw_closed);
     }
 }

@@ -19,15 +19,16 @@ mod peer;
 mod requests;
 mod stats;
 mod voipbin_error;
+mod zone_table;
 
 pub use action::Action;
 pub use address::Address;
-pub use calling_hours::{CallingHours, CallingWindow, DAY_NAMES, Gate, Schedule};
+pub use calling_hours::{CallingHours, CallingWindow, DAY_NAMES, Gate, MAX_CLOSED_DATES, Schedule};
 pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndHandle, Execute};
 pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
 };
-pub use destination_zone::{destination_zone, e164_zone};
+pub use destination_zone::{destination_zones, e164_zones};
 pub use event::{DomainEvent, EventRecord};
 pub use outplan::Outplan;
 pub use pacing::{DialRate, MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
@@ -40,6 +41,7 @@ pub use requests::{
 };
 pub use stats::{CampaignStats, TickRecord};
 pub use voipbin_error::VoipbinError;
+pub use zone_table::SOURCE as ZONE_DATA_SOURCE;
 
 /// Parses an enum from its platform string, naming the field and the allowed values on failure.
 pub fn parse_enum<T: serde::de::DeserializeOwned>(field: &str, value: &str) -> Result<T, String> {
