@@ -160,7 +160,11 @@ impl App {
         let names = settings.names();
         let bus = Arc::new(
             Bus::connect_with(&infra.rabbitmq_address, names.clone(), &metrics.registry, {
-                let mut o = BusOptions::default();
+                let mut o = BusOptions {
+                    event_bus: settings.event_bus,
+                    ..BusOptions::default()
+                };
+                o.subscriber.topic_patterns = crate::events::topic_patterns();
                 o.subscriber.concurrency = settings.event_concurrency.max(1);
                 o.subscriber.retry_delays = settings
                     .event_retry_ms
@@ -177,6 +181,12 @@ impl App {
                 )
             })?,
         );
+        bus.declare_event_exchange().await.with_context(|| {
+            format!(
+                "declaring the event exchange {}",
+                bus.publisher().exchange()
+            )
+        })?;
         let mut sched = infra.scheduler(&settings.tick_namespace, settings.tick_shards.into());
         sched.concurrency = settings.workers.max(1);
         sched.max_tick = Duration::from_millis(settings.max_tick_ms);
@@ -206,7 +216,12 @@ impl App {
                 .context("serving the request queue")?;
             bus.subscribe(Subscriptions::new(service.clone()))
                 .await
-                .context("subscribing to call and flow events")?;
+                .with_context(|| {
+                    format!(
+                        "subscribing to call and flow events ({} bus)",
+                        settings.event_bus
+                    )
+                })?;
         }
 
         let (stop_tx, stop_rx) = watch::channel(false);

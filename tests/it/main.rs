@@ -27,3 +27,4 @@ mod sim;
 mod store;
 mod tick;
 mod tick_cache;
+mod topic_bus;

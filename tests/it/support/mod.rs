@@ -18,6 +18,7 @@ pub mod black_box;
 pub mod contract;
 pub mod mocked;
 pub mod mocks;
+pub mod peer_events;
 pub mod proxy;
 pub mod recorder;
 pub mod records;
@@ -252,6 +253,8 @@ impl Drop for TestNames {
         ]);
         let mut exchanges = n.owned_exchanges();
         exchanges.extend([n.call_event_exchange.clone(), n.flow_event_exchange.clone()]);
+        exchanges.sort();
+        exchanges.dedup();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -333,10 +336,6 @@ impl TestSystem {
         let names = TestNames::new();
         let db = TestDb::empty().await;
         let prefix = TestPrefix::new();
-        let sim_names = sim_names.cloned().unwrap_or_else(|| names.names.clone());
-        let sim = campaign_sim::Sim::start(sim_names, &amqp_url(), scenario)
-            .await
-            .expect("start the simulator");
         let mut infra = campaign_manager::config::Infra::from_env();
         infra.database_dsn = db.url.clone();
         infra.rabbitmq_address = amqp_url();
@@ -348,6 +347,11 @@ impl TestSystem {
         settings.serve_http = false;
         settings.workers = 0;
         tweak(&mut settings);
+        // The simulated peers publish on the bus the service listens on.
+        let sim_names = sim_names.cloned().unwrap_or_else(|| names.names.clone());
+        let sim = campaign_sim::Sim::start_on(sim_names, &amqp_url(), scenario, settings.event_bus)
+            .await
+            .expect("start the simulator");
         let app = campaign_manager::app::App::start(
             &infra,
             &settings,

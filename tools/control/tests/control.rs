@@ -1232,6 +1232,9 @@ async fn raw_channel() -> (lapin::Connection, lapin::Channel) {
     (conn, ch)
 }
 
+/// A call_hangup's key on the platform's topic exchange (the subscribe queue binds it).
+const HANGUP_KEY: &str = "call-manager.call.x.hangup";
+
 async fn publish_raw(ch: &lapin::Channel, exchange: &str, key: &str, kind: &str) {
     let body = format!(
         r#"{{"type":"{kind}","publisher":"call-manager","data_type":"application/json","data":{{"id":"x"}}}}"#
@@ -1279,6 +1282,7 @@ async fn events_dead_list_replay_and_purge() {
     let dead = names.subscribe_dead_queue.clone();
     let mut options = campaign_manager::bus::BusOptions::default();
     options.subscriber.retry_delays = vec![Duration::from_millis(50); 3];
+    options.subscriber.topic_patterns = campaign_manager::events::topic_patterns();
     let bus = campaign_manager::bus::Bus::connect_with(
         AMQP,
         names.clone(),
@@ -1294,7 +1298,7 @@ async fn events_dead_list_replay_and_purge() {
     bus.subscribe(flaky.clone()).await.expect("subscribe");
     let (_raw_conn, ch) = raw_channel().await;
     for kind in ["first", "second"] {
-        publish_raw(&ch, &names.call_event_exchange, "", kind).await;
+        publish_raw(&ch, &names.topic_exchange, HANGUP_KEY, kind).await;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while depth(&ch, &dead).await < 2 {
@@ -1416,7 +1420,7 @@ async fn events_dead_list_replay_and_purge() {
     flaky
         .failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    publish_raw(&ch, &names.call_event_exchange, "", "third").await;
+    publish_raw(&ch, &names.topic_exchange, HANGUP_KEY, "third").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while depth(&ch, &dead).await < 1 {
         assert!(Instant::now() < deadline, "third event never dead-lettered");
