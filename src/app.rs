@@ -140,13 +140,9 @@ impl App {
         let metrics = Metrics::new(Registry::new()).context("registering metrics")?;
         let cache =
             Cache::new(&infra.redis_url(), &settings.cache_prefix).context("redis address")?;
-        let store = Store::connect(
-            database.options.clone(),
-            database.connect_timeout,
-            cache.clone(),
-        )
-        .await
-        .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
+        let store = Store::connect(&database, cache.clone())
+            .await
+            .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
         metrics
             .registry
             .register(Box::new(store.dials.pool_wait()))
