@@ -77,6 +77,12 @@ impl PeerError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, PeerError::Status { status: 404, .. })
     }
+
+    /// Whether the peer said so with its typed error (`NOT_FOUND`): the only answer that means
+    /// "not found" for certain (a bare 404 may come from a route the peer does not know).
+    pub fn is_typed_not_found(&self) -> bool {
+        matches!(self, PeerError::Status { typed: Some(t), .. } if t.status == "NOT_FOUND")
+    }
 }
 
 /// Short alias.

@@ -1323,13 +1323,19 @@ async fn runs_and_runs_again(
 /// is refused.
 async fn delete_refused_while_running(sys: &TestSystem, id: Uuid) {
     // C4 delete of a running campaign: typed 409, nothing deleted.
+    let (status, data_type, data) = sys
+        .rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
+        .await;
     let reason = assert_typed(
-        sys.rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
-            .await,
+        (status, data_type, data.clone()),
         409,
         "FAILED_PRECONDITION",
     );
-    assert_eq!(reason, "FAILED_PRECONDITION");
+    assert_eq!(reason, "CAMPAIGN_NOT_STOPPED");
+    assert_eq!(
+        data["message"],
+        "The campaign must be stopped before it can be deleted."
+    );
     assert_eq!(
         sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await["tm_delete"],
         Value::Null

@@ -820,7 +820,22 @@ async fn delete_of_a_campaign_that_is_not_stopped_is_a_precondition_failure() {
             .delete_campaign(c.id)
             .await
             .expect_err("not stopped");
-        assert!(matches!(err, ServiceError::Precondition(_)), "{err:?}");
+        let typed = err.to_voipbin();
+        assert_eq!(
+            (
+                typed.status.as_str(),
+                typed.reason.as_str(),
+                typed.message.as_str(),
+                typed.status_code()
+            ),
+            (
+                "FAILED_PRECONDITION",
+                "CAMPAIGN_NOT_STOPPED",
+                "The campaign must be stopped before it can be deleted.",
+                409
+            ),
+            "{err:?}"
+        );
         assert!(env.campaign(c.id).await.tm_delete.is_none());
     }
     assert!(env.events().is_empty());
@@ -861,19 +876,59 @@ async fn delete_of_a_stopped_campaign_deletes_its_flow_and_releases_its_outdial(
     assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");
 }
 
+/// `campaign_manager_campaign_flow_delete_failed_total{reason}`.
+fn flow_delete_failed(env: &Env, reason: &str) -> u64 {
+    env.metrics
+        .campaign_flow_delete_failed_total
+        .with_label_values(&[reason])
+        .get()
+}
+
 #[tokio::test]
-async fn delete_survives_a_flow_manager_failure() {
+async fn delete_survives_a_flow_manager_failure_and_counts_it_by_reason() {
+    let typed_404 = || PeerError::Status {
+        target: "flow".into(),
+        status: 404,
+        typed: Some(Box::new(VoipbinError {
+            domain: "flow-manager".into(),
+            ..VoipbinError::new("NOT_FOUND", "FLOW_NOT_FOUND", "The flow was not found.")
+        })),
+    };
+    let bare_500 = || PeerError::Status {
+        target: "flow".into(),
+        status: 500,
+        typed: None,
+    };
     let mut m = Mocks::new();
+    let mut answers = vec![Err(timeout()), Err(bare_500()), Err(typed_404())].into_iter();
     m.flow
         .expect_delete_flow()
-        .times(1)
-        .returning(|_| Err(timeout()));
+        .times(3)
+        .returning(move |_| answers.next().unwrap_or(Ok(())));
     let env = Env::new(m).await;
-    let c = env
-        .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-        .await;
-    let d = env.service.delete_campaign(c.id).await.expect("delete");
-    assert!(d.tm_delete.is_some());
+    // Both series exist from the start.
+    assert_eq!(
+        (
+            flow_delete_failed(&env, "not_found"),
+            flow_delete_failed(&env, "error")
+        ),
+        (0, 0)
+    );
+    let text = env.metrics.render();
+    for reason in ["not_found", "error"] {
+        let series =
+            format!("campaign_manager_campaign_flow_delete_failed_total{{reason=\"{reason}\"}} 0");
+        assert!(text.contains(&series), "{series}");
+    }
+    for _ in 0..3 {
+        let c = env
+            .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
+            .await;
+        let d = env.service.delete_campaign(c.id).await.expect("delete");
+        assert!(d.tm_delete.is_some());
+    }
+    assert_eq!(flow_delete_failed(&env, "error"), 2);
+    assert_eq!(flow_delete_failed(&env, "not_found"), 1);
 }
 
 // ================================================================ updates

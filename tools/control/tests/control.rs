@@ -728,7 +728,7 @@ async fn runs_then_stops(ctx: &Ctx, customer: &str, id: &str) {
         .fails(2, "pass --yes");
     ctx.run(&["campaign", "delete", "--id", id, "--yes"])
         .await
-        .fails(1, "stop it before deleting");
+        .fails(1, "must be stopped before it can be deleted");
 
     let stopped = ctx
         .run(&["--json", "campaign", "stop", "--id", id])
