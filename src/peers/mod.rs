@@ -151,6 +151,9 @@ pub trait FlowManager: Send + Sync {
     async fn update_flow_actions(&self, flow_id: Uuid, actions: &[Action]) -> PeerResult<()>;
     /// `DELETE /v1/flows/<id>`.
     async fn delete_flow(&self, flow_id: Uuid) -> PeerResult<()>;
+    /// `GET /v1/flows/<id>`: the flow (a deleted one too, with `tm_delete`), or `None` when
+    /// flow-manager answers its typed 404; any other failure is an error.
+    async fn get_flow(&self, flow_id: Uuid) -> PeerResult<Option<Flow>>;
     /// `POST /v1/activeflows` with reference type `campaign` and the campaigncall as reference.
     async fn create_activeflow(
         &self,

@@ -17,6 +17,7 @@ mod deploy;
 mod dials;
 mod e2e;
 mod events;
+mod flow_reconcile;
 mod health;
 mod migrations;
 mod pacing;

@@ -156,7 +156,12 @@ async fn create_with_queue_adds_queue_join_to_the_flow_only() {
             *cust == customer && actions == [answer(), Action::queue_join(queue_id)]
         })
         .times(1)
-        .returning(move |_, _| Ok(Flow { id: flow_id }));
+        .returning(move |_, _| {
+            Ok(Flow {
+                id: flow_id,
+                ..Flow::default()
+            })
+        });
     m.flow.expect_delete_flow().times(0);
     let env = Env::new(m).await;
     let plan = env.insert_outplan_of(customer).await;
@@ -190,7 +195,12 @@ async fn create_without_queue_sends_the_actions_unchanged() {
         .expect_create_flow()
         .withf(|_, actions: &[Action]| actions == [answer()])
         .times(1)
-        .returning(|_, _| Ok(Flow { id: Uuid::new_v4() }));
+        .returning(|_, _| {
+            Ok(Flow {
+                id: Uuid::new_v4(),
+                ..Flow::default()
+            })
+        });
     let env = Env::new(m).await;
     let given = Uuid::new_v4();
     let c = env
@@ -240,10 +250,12 @@ async fn create_that_fails_in_the_store_deletes_the_flow_and_releases_the_outdia
     let flow_id = Uuid::new_v4();
     let mut m = Mocks::new();
     let (owner, sets) = stateful_outdial(&mut m, od.clone());
-    m.flow
-        .expect_create_flow()
-        .times(1)
-        .returning(move |_, _| Ok(Flow { id: flow_id }));
+    m.flow.expect_create_flow().times(1).returning(move |_, _| {
+        Ok(Flow {
+            id: flow_id,
+            ..Flow::default()
+        })
+    });
     m.flow
         .expect_delete_flow()
         .withf(move |id| *id == flow_id)
@@ -289,10 +301,12 @@ async fn create_whose_outdial_claim_fails_deletes_the_flow() {
         .expect_set_outdial_campaign()
         .times(1)
         .returning(|_, _| Err(timeout()));
-    m.flow
-        .expect_create_flow()
-        .times(1)
-        .returning(move |_, _| Ok(Flow { id: flow_id }));
+    m.flow.expect_create_flow().times(1).returning(move |_, _| {
+        Ok(Flow {
+            id: flow_id,
+            ..Flow::default()
+        })
+    });
     m.flow
         .expect_delete_flow()
         .withf(move |id| *id == flow_id)

@@ -19,7 +19,7 @@ use campaign_manager::bus::Names;
 use campaign_manager::config::{Infra, Settings};
 use campaign_sim::{Outcome, Scenario, Sim};
 use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, SchedulerConfig, TickOutcome};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{TestDb, TestNames, TestPrefix, unique};
 use uuid::Uuid;
 
@@ -199,6 +199,8 @@ async fn help_on_every_level_and_usage_errors_exit_2() {
         &["queue", "purge"],
         &["queue", "retry-dead"],
         &["queue", "vacuum"],
+        &["flows"],
+        &["flows", "reconcile"],
         &["completions"],
         &["man"],
     ];
@@ -2197,4 +2199,68 @@ async fn completions_and_man_pages() {
     cli(&["man", "--dir", "/proc/nope/man"])
         .await
         .fails(1, "/proc/nope/man");
+}
+
+#[tokio::test]
+async fn flows_reconcile_runs_one_pass_and_says_what_it_did() {
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let sim = Sim::start(
+        Names::prefixed(&ctx.queue_prefix),
+        AMQP,
+        Scenario::instant(Outcome::Answered),
+    )
+    .await
+    .expect("start simulator");
+    let app = service(&ctx, &db, &prefix).await;
+    // A campaign deleted an hour ago whose flow flow-manager still has.
+    let flow = sim.with_state(|st| {
+        st.flows
+            .create(
+                campaign_sim::flows::FlowCreate::default(),
+                chrono::Utc::now(),
+            )
+            .id
+    });
+    let mut c = support::records::campaign_row(Uuid::new_v4());
+    c.flow_id = flow;
+    app.store.campaigns.create(&c).await.expect("campaign");
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).naive_utc();
+    sqlx::query("UPDATE campaign_campaigns SET tm_delete = ?, tm_update = ? WHERE id = ?")
+        .bind(hour_ago)
+        .bind(hour_ago)
+        .bind(c.id.as_bytes().to_vec())
+        .execute(&db.pool)
+        .await
+        .expect("delete the campaign");
+
+    let first = ctx
+        .run(&[
+            "--json",
+            "flows",
+            "reconcile",
+            "--recent-interval-sec",
+            "21600",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        first,
+        json!({"cleaned": 1, "skipped": 0, "failed": 0, "saturated": false,
+               "recent_saturated": false, "partial": false})
+    );
+    assert!(
+        sim.flows()
+            .iter()
+            .any(|f| f.id == flow && f.tm_delete.is_some())
+    );
+    let human = ctx.run(&["flows", "reconcile"]).await.ok().stdout;
+    assert!(human.contains("skipped") && human.contains('1'), "{human}");
+    ctx.run(&["flows", "reconcile", "--recent-interval-sec", "0"])
+        .await
+        .fails(2, "recent-interval-sec");
+    app.stop().await;
+    sim.shutdown_and_delete().await;
 }
