@@ -24,7 +24,7 @@ use crate::peers::{BusPeers, Peers};
 use crate::scheduler::{CampaignRunner, ExecutingCampaigns, SchedulerChains};
 use crate::service::tick::Ticker;
 use crate::service::{Service, run_repair};
-use crate::store::{Cache, Store};
+use crate::store::{Cache, MigrationReport, Store};
 
 /// What a process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,6 +338,26 @@ impl App {
         }
         self.bus.shutdown().await;
     }
+}
+
+/// `campaign-manager migrate`: applies the database migrations of `migrations/` (see
+/// `store::migrate`) and returns what it did. Needs only the database (no Redis, no broker), so
+/// it runs as a one-off job before the long-running processes start with `MIGRATE=false`.
+pub async fn migrate(infra: &Infra) -> anyhow::Result<MigrationReport> {
+    let infra = infra.clone().with_secret_files()?;
+    let database = infra.database()?;
+    for note in &database.notes {
+        tracing::warn!(database = %database.describe(), "{note}");
+    }
+    let store = Store::connect(&database, Cache::disabled())
+        .await
+        .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
+    let report = store
+        .migrate()
+        .await
+        .context("applying database migrations");
+    store.pool.close().await;
+    report
 }
 
 /// A URL with its password replaced, for error messages.

@@ -13,6 +13,7 @@ mod binaries;
 mod bus;
 mod calling_hours;
 mod contract_docs;
+mod dbscheme;
 mod deploy;
 mod dials;
 mod e2e;
