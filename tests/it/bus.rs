@@ -569,19 +569,12 @@ async fn event_publish_reaches_bound_queue() {
     )
     .unwrap();
     bus.publisher().publish(&ev).await.unwrap();
-    let d = next_msg(&mut msgs, Duration::from_secs(5))
-        .await
-        .expect("event");
-    assert_eq!(
-        std::str::from_utf8(&d.data).unwrap(),
-        r#"{"type":"campaign_created","publisher":"campaign-manager","data_type":"application/json","data":{"id":"abc","n":1}}"#
-    );
-    assert_eq!(
-        d.properties.content_type().as_ref().map(|c| c.as_str()),
-        Some("text/plain")
-    );
-    assert_eq!(*d.properties.delivery_mode(), Some(1));
-    assert_eq!(d.exchange.as_str(), names.event_exchange);
+    assert_delivered(
+        &mut msgs,
+        (&names.event_exchange, ""),
+        r#"{"type":"campaign_created","publisher":"campaign-manager","data_type":"application/json","data":{"id":"abc","n":1}}"#,
+    )
+    .await;
     bus.shutdown().await;
     // After shutdown publishing fails fast with a typed error.
     let e = bus.publisher().publish(&ev).await.unwrap_err();
@@ -590,6 +583,22 @@ async fn event_publish_reaches_bound_queue() {
         "{e:?}"
     );
     raw.cleanup(&names, &[]).await;
+}
+
+/// Asserts the next message on `msgs` is `body`, from `(exchange, routing key)`, as the
+/// platform publishes events: `text/plain`, transient.
+async fn assert_delivered(msgs: &mut lapin::Consumer, (exchange, key): (&str, &str), body: &str) {
+    let d = next_msg(msgs, Duration::from_secs(5)).await.expect("event");
+    assert_eq!(std::str::from_utf8(&d.data).unwrap(), body);
+    assert_eq!(
+        (d.exchange.as_str(), d.routing_key.as_str()),
+        (exchange, key)
+    );
+    assert_eq!(
+        d.properties.content_type().as_ref().map(|c| c.as_str()),
+        Some("text/plain")
+    );
+    assert_eq!(*d.properties.delivery_mode(), Some(1));
 }
 
 /// Records events; fails every event whose type is `fail`.
@@ -1222,24 +1231,9 @@ async fn shutdown_finishes_in_flight_requests() {
 
 // ---- The topic bus: the platform's `bin-manager.event` ----
 
-/// Whether `exchange` exists (a passive declare, on a channel of its own since a refused one
-/// closes its channel).
+/// Whether `exchange` exists on the broker.
 async fn exchange_exists(raw: &Raw, exchange: &str) -> bool {
-    let ch = raw._conn.create_channel().await.expect("channel");
-    let found = ch
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .is_ok();
-    let _ = ch.close(200, "checked".into()).await;
-    found
+    crate::support::amqp::exchange_exists(&raw._conn, exchange).await
 }
 
 fn peer_event(kind: &str) -> Vec<u8> {
@@ -1351,20 +1345,12 @@ async fn topic_publisher_sends_keyed_events_to_the_topic_exchange_only() {
         key,
         format!("campaign-manager.campaigncall.{campaign}.created")
     );
-    let d = next_msg(&mut msgs, Duration::from_secs(5))
-        .await
-        .expect("event");
-    assert_eq!(d.routing_key.as_str(), key);
-    assert_eq!(d.exchange.as_str(), names.topic_exchange);
-    assert_eq!(
-        std::str::from_utf8(&d.data).unwrap(),
-        r#"{"type":"campaigncall_created","publisher":"campaign-manager","data_type":"application/json","data":{"id":"cc"}}"#
-    );
-    assert_eq!(
-        d.properties.content_type().as_ref().map(|c| c.as_str()),
-        Some("text/plain")
-    );
-    assert_eq!(*d.properties.delivery_mode(), Some(1));
+    assert_delivered(
+        &mut msgs,
+        (&names.topic_exchange, &key),
+        r#"{"type":"campaigncall_created","publisher":"campaign-manager","data_type":"application/json","data":{"id":"cc"}}"#,
+    )
+    .await;
     // The nil address goes out under the placeholder.
     let nil = uuid::Uuid::nil().to_string();
     let key = bus.publisher().publish_addressed(&ev, &nil).await.unwrap();
@@ -1384,18 +1370,8 @@ async fn a_topic_exchange_of_another_kind_fails_the_declare_and_the_subscription
     let _cleanup = PanicCleanup::new(&names);
     let raw = raw().await;
     // Someone declared the platform's exchange name with the wrong kind.
-    raw.ch
-        .exchange_declare(
-            names.topic_exchange.as_str().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    crate::support::peer_events::declare(&raw.ch, &names.topic_exchange, ExchangeKind::Fanout)
+        .await;
     let e = bus.declare_event_exchange().await.unwrap_err();
     assert!(e.to_string().contains("PRECONDITION_FAILED"), "{e}");
     let e = bus

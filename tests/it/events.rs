@@ -14,7 +14,7 @@ use campaign_manager::bus::routing::routing_key;
 use campaign_manager::bus::{EventBus, Names};
 use campaign_sim::{Outcome, Scenario, TargetState};
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use support::contract::*;
@@ -80,28 +80,7 @@ impl EventTap {
             .expect("tap connect");
         let ch = conn.create_channel().await.expect("channel");
         peer_events::declare(&ch, &exchange, kind).await;
-        let qn = crate::support::amqp::private_queue(&ch, "tap queue").await;
-        ch.queue_bind(
-            qn.as_str().into(),
-            exchange.as_str().into(),
-            binding.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        let mut consumer = ch
-            .basic_consume(
-                qn.as_str().into(),
-                format!("tap-{qn}").as_str().into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let mut consumer = support::amqp::tap(&ch, &exchange, binding, "tap queue").await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         tokio::spawn(async move {

@@ -14,8 +14,6 @@ use campaign_sim::{
     Fault, MsRange, Outcome, Override, Scenario, Service, Sim, TargetSpec, TargetState, admin,
 };
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions};
-use lapin::types::FieldTable;
 use rand::RngExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -144,28 +142,7 @@ impl Env {
             (EventBus::Fanout, _) => (self.names.flow_event_exchange.clone(), String::new()),
         };
         let (ch, _) = self.client.connection().channel().await.expect("channel");
-        let q = crate::support::amqp::private_queue(&ch, "declare").await;
-        ch.queue_bind(
-            q.as_str().into(),
-            exchange.as_str().into(),
-            key.as_str().into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        let consumer = ch
-            .basic_consume(
-                q.as_str().into(),
-                "sim-test".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let consumer = crate::support::amqp::tap(&ch, &exchange, &key, "listen").await;
         (ch, consumer)
     }
 

@@ -16,8 +16,6 @@ use campaign_manager::bus::{Bus, EventBus, Names, Request};
 use campaign_sim::Sim;
 use futures::StreamExt;
 use lapin::ExchangeKind;
-use lapin::options::{BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions};
-use lapin::types::FieldTable;
 use serde_json::{Value, json};
 use support::scenarios::silent;
 use support::{TestDb, TestNames, TestPrefix, amqp_url, peer_events};
@@ -91,28 +89,7 @@ impl Tap {
             .expect("tap connect");
         let ch = conn.create_channel().await.expect("channel");
         peer_events::declare(&ch, exchange, kind).await;
-        let q = support::amqp::private_queue(&ch, "tap").await;
-        ch.queue_bind(
-            q.as_str().into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        let consumer = ch
-            .basic_consume(
-                q.as_str().into(),
-                "tap".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let consumer = support::amqp::tap(&ch, exchange, key, "tap").await;
         Tap {
             _conn: conn,
             ch,
@@ -136,23 +113,9 @@ impl Tap {
         }
     }
 
-    /// Whether `exchange` exists (passive declare on a channel of its own).
+    /// Whether `exchange` exists on the broker.
     async fn exists(&self, exchange: &str) -> bool {
-        let ch = self._conn.create_channel().await.expect("channel");
-        let found = ch
-            .exchange_declare(
-                exchange.into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .is_ok();
-        let _ = ch.close(200, "checked".into()).await;
-        found
+        support::amqp::exchange_exists(&self._conn, exchange).await
     }
 }
 
@@ -206,44 +169,86 @@ async fn create_campaign(client: &Bus, names: &Names, sim: &Sim) -> Value {
     .await
 }
 
+/// The binary with the simulator on the bus `bus` (`--event_bus flag`, or none for the
+/// default), an RPC client, and a tap where the binary publishes its events on that bus.
+struct Rig {
+    _db: TestDb,
+    _prefix: TestPrefix,
+    names: TestNames,
+    sim: Sim,
+    child: tokio::process::Child,
+    client: Bus,
+    tap: Tap,
+    port: u16,
+}
+
+impl Rig {
+    async fn start(bus: EventBus, flag: Option<&str>) -> Rig {
+        let (db, names, prefix) = (TestDb::empty().await, TestNames::new(), TestPrefix::new());
+        let n = names.names.clone();
+        let sim = Sim::start_on(n.clone(), &amqp_url(), silent(), bus)
+            .await
+            .expect("sim");
+        let tap = match bus {
+            EventBus::Topic => {
+                Tap::bind(&n.topic_exchange, ExchangeKind::Topic, "campaign-manager.#").await
+            }
+            EventBus::Fanout => Tap::bind(&n.event_exchange, ExchangeKind::Fanout, "").await,
+        };
+        let port = free_port();
+        let child = service(&db, &names, &prefix, port, flag)
+            .spawn()
+            .expect("spawn campaign-manager");
+        let client = Bus::connect(&amqp_url(), n.clone(), &prometheus::Registry::new())
+            .await
+            .expect("client");
+        until_serving(&client, &n).await;
+        Rig {
+            _db: db,
+            _prefix: prefix,
+            names,
+            sim,
+            child,
+            client,
+            tap,
+            port,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        self.client.shutdown().await;
+        self.sim.shutdown_and_delete().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_publishes_and_hears_events_on_the_topic_exchange() {
-    let (db, names, prefix) = (TestDb::empty().await, TestNames::new(), TestPrefix::new());
-    let n = names.names.clone();
-    let sim = Sim::start_on(n.clone(), &amqp_url(), silent(), EventBus::Topic)
-        .await
-        .expect("sim");
-    let mut tap = Tap::bind(&n.topic_exchange, ExchangeKind::Topic, "campaign-manager.#").await;
-    let port = free_port();
     // The default bus: no --event_bus, no EVENT_BUS.
-    let mut child = service(&db, &names, &prefix, port, None)
-        .spawn()
-        .expect("spawn campaign-manager");
-    let client = Bus::connect(&amqp_url(), n.clone(), &prometheus::Registry::new())
-        .await
-        .expect("client");
-    until_serving(&client, &n).await;
-
-    let campaign = create_campaign(&client, &n, &sim).await;
+    let mut rig = Rig::start(EventBus::Topic, None).await;
+    let n = rig.names.names.clone();
+    let campaign = create_campaign(&rig.client, &n, &rig.sim).await;
     let id = campaign["id"].as_str().expect("id").to_owned();
-    let (key, ev) = tap.next("campaign_created").await;
+    let (key, ev) = rig.tap.next("campaign_created").await;
     assert_eq!(key, format!("campaign-manager.campaign.{id}.created"));
     assert_eq!(ev["publisher"], "campaign-manager");
     assert_eq!(ev["data"], campaign);
 
+    let status = json!({"status": "run"});
     rpc(
-        &client,
+        &rig.client,
         &n,
         "PUT",
         &format!("/v1/campaigns/{id}/status"),
-        json!({"status": "run"}),
+        status,
     )
     .await;
-    let (key, ev) = tap.next("campaign_status_run").await;
+    let (key, ev) = rig.tap.next("campaign_status_run").await;
     assert_eq!(key, format!("campaign-manager.campaign.{id}.status_run"));
     assert_eq!(ev["data"]["id"], id.as_str());
     // A dial: keyed by its campaign, not by the campaigncall.
-    let (key, ev) = tap.next("campaigncall_created").await;
+    let (key, ev) = rig.tap.next("campaigncall_created").await;
     let cc = ev["data"].clone();
     assert_ne!(cc["id"], id.as_str());
     assert_eq!(key, format!("campaign-manager.campaigncall.{id}.created"));
@@ -254,21 +259,21 @@ async fn the_binary_publishes_and_hears_events_on_the_topic_exchange() {
     assert_eq!(to.1, format!("call-manager.call.{call_id}.hangup"));
     let hangup = json!({"type": "call_hangup", "publisher": "call-manager",
         "data_type": "application/json", "data": {"id": call_id, "hangup_reason": "normal"}});
-    peer_events::publish(&tap.ch, &to, hangup.to_string().as_bytes()).await;
-    let (key, ev) = tap.next("campaigncall_updated").await;
+    peer_events::publish(&rig.tap.ch, &to, hangup.to_string().as_bytes()).await;
+    let (key, ev) = rig.tap.next("campaigncall_updated").await;
     assert_eq!(key, format!("campaign-manager.campaigncall.{id}.updated"));
     assert_eq!(
         (ev["data"]["status"].as_str(), ev["data"]["result"].as_str()),
         (Some("done"), Some("success"))
     );
-    let (key, _) = tap.next("campaign_status_stop").await;
+    let (key, _) = rig.tap.next("campaign_status_stop").await;
     assert_eq!(
         key,
         routing_key("campaign-manager", "campaign_status_stop", &id)
     );
 
     // Counted as the platform counts its topic publishes; every series exists from the start.
-    let text = metrics(port).await;
+    let text = metrics(rig.port).await;
     for line in [
         r#"campaign_manager_topic_publish_total{result="ok",type="campaign_created"} 1"#,
         r#"campaign_manager_topic_publish_total{result="ok",type="campaigncall_created"} 1"#,
@@ -285,41 +290,22 @@ async fn the_binary_publishes_and_hears_events_on_the_topic_exchange() {
         &n.call_event_exchange,
         &n.flow_event_exchange,
     ] {
-        assert!(!tap.exists(fanout).await, "{fanout} was declared");
+        assert!(!rig.tap.exists(fanout).await, "{fanout} was declared");
     }
-
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    client.shutdown().await;
-    sim.shutdown_and_delete().await;
+    rig.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_event_bus_fanout_the_binary_publishes_on_its_fanout_exchange_only() {
-    let (db, names, prefix) = (TestDb::empty().await, TestNames::new(), TestPrefix::new());
-    let n = names.names.clone();
-    let sim = Sim::start_on(n.clone(), &amqp_url(), silent(), EventBus::Fanout)
-        .await
-        .expect("sim");
-    let mut tap = Tap::bind(&n.event_exchange, ExchangeKind::Fanout, "").await;
-    let mut child = service(&db, &names, &prefix, free_port(), Some("fanout"))
-        .spawn()
-        .expect("spawn campaign-manager");
-    let client = Bus::connect(&amqp_url(), n.clone(), &prometheus::Registry::new())
-        .await
-        .expect("client");
-    until_serving(&client, &n).await;
-    let campaign = create_campaign(&client, &n, &sim).await;
-    let (key, ev) = tap.next("campaign_created").await;
+    let mut rig = Rig::start(EventBus::Fanout, Some("fanout")).await;
+    let n = rig.names.names.clone();
+    let campaign = create_campaign(&rig.client, &n, &rig.sim).await;
+    let (key, ev) = rig.tap.next("campaign_created").await;
     assert_eq!(key, "");
     assert_eq!(ev["data"], campaign);
     // The topic exchange is someone else's business on this platform.
-    assert!(!tap.exists(&n.topic_exchange).await);
-
-    let _ = child.start_kill();
-    let _ = child.wait().await;
-    client.shutdown().await;
-    sim.shutdown_and_delete().await;
+    assert!(!rig.tap.exists(&n.topic_exchange).await);
+    rig.stop().await;
 }
 
 #[tokio::test]

@@ -35,12 +35,17 @@ pub struct EventPublisher {
     inner: Arc<Inner>,
 }
 
-/// Declare a durable fanout exchange.
-pub async fn declare_fanout(channel: &lapin::Channel, name: &str) -> Result<(), BusError> {
+/// Declare a durable exchange of `kind` (not auto-delete, no arguments: how every platform
+/// service declares its exchanges, so any of them may come first).
+async fn declare_durable(
+    channel: &lapin::Channel,
+    name: &str,
+    kind: ExchangeKind,
+) -> Result<(), BusError> {
     channel
         .exchange_declare(
             short(name)?,
-            ExchangeKind::Fanout,
+            kind,
             ExchangeDeclareOptions {
                 durable: true,
                 ..ExchangeDeclareOptions::default()
@@ -51,21 +56,14 @@ pub async fn declare_fanout(channel: &lapin::Channel, name: &str) -> Result<(), 
     Ok(())
 }
 
-/// Declare a durable topic exchange (the platform's `bin-manager.event`: not auto-delete, no
-/// arguments, as every publisher and subscriber declares it).
+/// Declare a durable fanout exchange.
+pub async fn declare_fanout(channel: &lapin::Channel, name: &str) -> Result<(), BusError> {
+    declare_durable(channel, name, ExchangeKind::Fanout).await
+}
+
+/// Declare a durable topic exchange (the platform's `bin-manager.event`).
 pub async fn declare_topic(channel: &lapin::Channel, name: &str) -> Result<(), BusError> {
-    channel
-        .exchange_declare(
-            short(name)?,
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await?;
-    Ok(())
+    declare_durable(channel, name, ExchangeKind::Topic).await
 }
 
 impl EventPublisher {
