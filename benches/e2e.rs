@@ -332,12 +332,14 @@ impl Peers {
     async fn start(
         names: &Names,
         infra: &Infra,
-        prefix: &str,
+        settings: &Settings,
         separate: bool,
     ) -> anyhow::Result<Peers> {
+        let prefix = settings.queue_prefix.as_str();
         let scenario = Scenario::instant(Outcome::Answered);
         if !separate {
-            let sim = Sim::start(names.clone(), &infra.rabbitmq_address, scenario)
+            let bus = settings.event_bus;
+            let sim = Sim::start_on(names.clone(), &infra.rabbitmq_address, scenario, bus)
                 .await
                 .context("starting the simulator")?;
             return Ok(Peers::Here(sim));
@@ -352,6 +354,8 @@ impl Peers {
             .arg(&scenario_file)
             .arg("--admin_listen_address")
             .arg(&admin)
+            .arg("--event_bus")
+            .arg(settings.event_bus.as_str())
             .env("RABBITMQ_ADDRESS", &infra.rabbitmq_address)
             .env("RUST_LOG", "warn")
             .kill_on_drop(true)
@@ -465,7 +469,7 @@ struct Rig {
 impl Rig {
     async fn start(infra: &Infra, settings: &Settings, separate: bool) -> anyhow::Result<Rig> {
         let names = settings.names();
-        let peers = Peers::start(&names, infra, &settings.queue_prefix, separate).await?;
+        let peers = Peers::start(&names, infra, settings, separate).await?;
         let app = match App::start(infra, settings, Role::Service).await {
             Ok(app) => app,
             Err(e) => {

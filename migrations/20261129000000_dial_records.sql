@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS campaign_dials (
   UNIQUE KEY uq_campaign_dials_try (outdial_target_id, destination_index, try_count)
 );
 
--- The repair looks for open campaigncalls by age across all campaigns.
-CREATE INDEX IF NOT EXISTS idx_campaign_campaigncalls_status_tm_create
-  ON campaign_campaigncalls(status, tm_create);
+-- The repair looks for open campaigncalls by age across all campaigns. (Created only when
+-- missing: see 20220425000000_platform_tables.sql for the pattern.)
+SET @ddl = IF((SELECT COUNT(*) FROM information_schema.statistics
+                  WHERE table_schema = DATABASE() AND table_name = 'campaign_campaigncalls'
+                    AND index_name = 'idx_campaign_campaigncalls_status_tm_create') = 0,
+  'CREATE INDEX idx_campaign_campaigncalls_status_tm_create ON campaign_campaigncalls(status, tm_create)', 'DO 0');
+PREPARE ddl FROM @ddl;
+EXECUTE ddl;
+DEALLOCATE PREPARE ddl;

@@ -1,4 +1,11 @@
 -- Calling hours of a campaign (CONTRACT.md §15): the JSON `calling_hours` field, NULL when
 -- unset. A nullable column: the platform's Go service selects explicit columns and never
 -- sees it.
-ALTER TABLE campaign_campaigns ADD COLUMN IF NOT EXISTS calling_hours JSON NULL;
+-- Added only when missing (the pattern of 20220425000000_platform_tables.sql).
+SET @ddl = IF((SELECT COUNT(*) FROM information_schema.columns
+                  WHERE table_schema = DATABASE() AND table_name = 'campaign_campaigns'
+                    AND column_name = 'calling_hours') = 0,
+  'ALTER TABLE campaign_campaigns ADD COLUMN calling_hours JSON NULL', 'DO 0');
+PREPARE ddl FROM @ddl;
+EXECUTE ddl;
+DEALLOCATE PREPARE ddl;

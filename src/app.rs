@@ -24,7 +24,7 @@ use crate::peers::{BusPeers, Peers};
 use crate::scheduler::{CampaignRunner, ExecutingCampaigns, SchedulerChains};
 use crate::service::tick::Ticker;
 use crate::service::{Service, run_repair};
-use crate::store::{Cache, Store};
+use crate::store::{Cache, MigrationReport, Store};
 
 /// What a process serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,13 +140,9 @@ impl App {
         let metrics = Metrics::new(Registry::new()).context("registering metrics")?;
         let cache =
             Cache::new(&infra.redis_url(), &settings.cache_prefix).context("redis address")?;
-        let store = Store::connect(
-            database.options.clone(),
-            database.connect_timeout,
-            cache.clone(),
-        )
-        .await
-        .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
+        let store = Store::connect(&database, cache.clone())
+            .await
+            .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
         metrics
             .registry
             .register(Box::new(store.dials.pool_wait()))
@@ -160,7 +156,11 @@ impl App {
         let names = settings.names();
         let bus = Arc::new(
             Bus::connect_with(&infra.rabbitmq_address, names.clone(), &metrics.registry, {
-                let mut o = BusOptions::default();
+                let mut o = BusOptions {
+                    event_bus: settings.event_bus,
+                    ..BusOptions::default()
+                };
+                o.subscriber.topic_patterns = crate::events::topic_patterns();
                 o.subscriber.concurrency = settings.event_concurrency.max(1);
                 o.subscriber.retry_delays = settings
                     .event_retry_ms
@@ -177,6 +177,12 @@ impl App {
                 )
             })?,
         );
+        bus.declare_event_exchange().await.with_context(|| {
+            format!(
+                "declaring the event exchange {}",
+                bus.publisher().exchange()
+            )
+        })?;
         let mut sched = infra.scheduler(&settings.tick_namespace, settings.tick_shards.into());
         sched.concurrency = settings.workers.max(1);
         sched.max_tick = Duration::from_millis(settings.max_tick_ms);
@@ -206,7 +212,12 @@ impl App {
                 .context("serving the request queue")?;
             bus.subscribe(Subscriptions::new(service.clone()))
                 .await
-                .context("subscribing to call and flow events")?;
+                .with_context(|| {
+                    format!(
+                        "subscribing to call and flow events ({} bus)",
+                        settings.event_bus
+                    )
+                })?;
         }
 
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -327,6 +338,26 @@ impl App {
         }
         self.bus.shutdown().await;
     }
+}
+
+/// `campaign-manager migrate`: applies the database migrations of `migrations/` (see
+/// `store::migrate`) and returns what it did. Needs only the database (no Redis, no broker), so
+/// it runs as a one-off job before the long-running processes start with `MIGRATE=false`.
+pub async fn migrate(infra: &Infra) -> anyhow::Result<MigrationReport> {
+    let infra = infra.clone().with_secret_files()?;
+    let database = infra.database()?;
+    for note in &database.notes {
+        tracing::warn!(database = %database.describe(), "{note}");
+    }
+    let store = Store::connect(&database, Cache::disabled())
+        .await
+        .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
+    let report = store
+        .migrate()
+        .await
+        .context("applying database migrations");
+    store.pool.close().await;
+    report
 }
 
 /// A URL with its password replaced, for error messages.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::bus::Names;
+use crate::bus::{EventBus, Names};
 use crate::dsn::{DatabaseDsn, DsnError};
 use crate::service::{Delays, RepairSettings};
 use crate::store::OverdueRule;
@@ -509,6 +509,12 @@ pub struct Settings {
     /// Apply database migrations at start.
     #[arg(long = "migrate", env = "MIGRATE", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate: bool,
+
+    /// Where events are published and heard: `topic` (the platform's `bin-manager.event` topic
+    /// exchange with keyed events) or `fanout` (the per-service fanout exchanges of platforms
+    /// before the topic cut-over).
+    #[arg(long = "event_bus", env = "EVENT_BUS", default_value = "topic")]
+    pub event_bus: EventBus,
 
     /// Prefix of every queue and exchange name (empty: the platform's names).
     #[arg(long = "queue_prefix", env = "QUEUE_PREFIX", default_value = "")]

@@ -22,10 +22,11 @@
 //! | `parseTime`, `loc` | accepted: they tell Go how to scan `DATETIME`; sqlx decodes typed values itself and the service keeps every time in UTC, so `loc` must be `UTC` or `Local` (the platform's images run in UTC) |
 //! | `readTimeout`, `writeTimeout` | accepted and noted at start-up: sqlx has no per-read socket deadline; each database call is bounded by the pool's wait and the tick's own deadline instead |
 //! | `interpolateParams`, `checkConnLiveness`, `columnsWithAlias`, `maxAllowedPacket`, `allowNativePasswords`, `multiStatements`, `rejectReadOnly` | accepted: client-side behaviours of the Go driver with no effect on what this service sends |
+//! | `sql_mode` | the session's `sql_mode`, set on every new connection as the Go driver sets a session variable given in the DSN (`sql_mode=%27STRICT_TRANS_TABLES,NO_ZERO_DATE%27`; the quotes may be left out). Modes are upper-case words separated by commas; anything else is refused. It replaces the server's default and sqlx's additions (`PIPES_AS_CONCAT`, `NO_ENGINE_SUBSTITUTION`) |
 //! | anything else | refused, naming the parameter (Go would send it as a session variable; silently dropping it could change behaviour unseen) |
 //!
-//! A `mysql://` URL keeps sqlx's own parameters (`ssl-mode`, `ssl-ca`, `charset`, …); an unknown
-//! one is refused too.
+//! A `mysql://` URL keeps sqlx's own parameters (`ssl-mode`, `ssl-ca`, `charset`, …) and takes
+//! `sql_mode` as above; an unknown one is refused too.
 
 use std::fmt;
 use std::str::FromStr;
@@ -74,6 +75,8 @@ pub struct DatabaseDsn {
     pub connect_timeout: Duration,
     /// Parameters accepted with a caveat, one sentence each (logged at start-up).
     pub notes: Vec<String>,
+    /// The session `sql_mode` every connection sets (the DSN's `sql_mode`), if any.
+    pub sql_mode: Option<String>,
 }
 
 impl DatabaseDsn {
@@ -136,12 +139,17 @@ fn invalid(reason: impl Into<String>) -> DsnError {
 }
 
 fn parse_url(url: &str) -> Result<DatabaseDsn, DsnError> {
+    let mut sql_mode = None;
     if let Some((_, query)) = url.split_once('?') {
         for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+            let (key, raw) = pair.split_once('=').unwrap_or((pair, ""));
+            if key == "sql_mode" {
+                sql_mode = Some(parse_sql_mode(&decode(raw, key)?)?);
+                continue;
+            }
             if !SQLX_URL_PARAMS.contains(&key) {
                 return Err(invalid(format!(
-                    "unknown parameter '{key}' in the mysql:// URL (known: {})",
+                    "unknown parameter '{key}' in the mysql:// URL (known: sql_mode, {})",
                     SQLX_URL_PARAMS.join(", ")
                 )));
             }
@@ -153,6 +161,7 @@ fn parse_url(url: &str) -> Result<DatabaseDsn, DsnError> {
         options,
         connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         notes: Vec::new(),
+        sql_mode,
     })
 }
 
@@ -194,6 +203,7 @@ fn parse_go(dsn: &str) -> Result<DatabaseDsn, DsnError> {
         options,
         connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         notes: Vec::new(),
+        sql_mode: None,
     };
     for pair in params.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, raw) = pair
@@ -295,16 +305,43 @@ fn apply(dsn: &mut DatabaseDsn, key: &str, value: &str) -> Result<(), DsnError> 
             ));
             options
         }
+        "sql_mode" => {
+            dsn.sql_mode = Some(parse_sql_mode(value)?);
+            options
+        }
         k if GO_CLIENT_ONLY.contains(&k) => options,
         other => {
             return Err(invalid(format!(
                 "unknown parameter '{other}' (supported: tls, timeout, charset, collation, \
-                 allowCleartextPasswords, parseTime, loc, readTimeout, writeTimeout, {})",
+                 allowCleartextPasswords, parseTime, loc, readTimeout, writeTimeout, sql_mode, {})",
                 GO_CLIENT_ONLY.join(", ")
             )));
         }
     };
     Ok(())
+}
+
+/// A `sql_mode` value: comma-separated upper-case mode names (letters, digits, `_`), in single
+/// quotes or not; empty means no mode at all. It is bound as a value, never spliced into SQL.
+fn parse_sql_mode(value: &str) -> Result<String, DsnError> {
+    let unquoted = value
+        .strip_prefix('\'')
+        .and_then(|v| v.strip_suffix('\''))
+        .unwrap_or(value);
+    let well_formed = unquoted.split(',').all(|mode| {
+        !mode.is_empty()
+            && mode
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    });
+    if unquoted.is_empty() || well_formed {
+        Ok(unquoted.to_owned())
+    } else {
+        Err(invalid(format!(
+            "sql_mode '{value}' is not a comma-separated list of modes such as \
+             STRICT_TRANS_TABLES,NO_ZERO_DATE"
+        )))
+    }
 }
 
 fn tls_mode(value: &str) -> Result<MySqlSslMode, DsnError> {
@@ -487,9 +524,35 @@ mod tests {
     }
 
     #[test]
+    fn sql_mode_is_a_session_setting_in_both_forms() {
+        const MYSQL8: &str = "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,\
+                              ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
+        let go = parse(&format!("u@tcp(h:1)/d?sql_mode=%27{MYSQL8}%27"));
+        assert_eq!(go.sql_mode.as_deref(), Some(MYSQL8));
+        assert_eq!(
+            parse("u@tcp(h:1)/d?sql_mode=ANSI").sql_mode.as_deref(),
+            Some("ANSI")
+        );
+        let url = parse(&format!(
+            "mysql://root@h:1/d?sql_mode={MYSQL8}&ssl-mode=disabled"
+        ));
+        assert_eq!(url.sql_mode.as_deref(), Some(MYSQL8));
+        assert_eq!(
+            parse("u@tcp(h:1)/d?sql_mode=").sql_mode.as_deref(),
+            Some("")
+        );
+        assert_eq!(parse("u@tcp(h:1)/d").sql_mode, None);
+        for bad in ["ansi", "A;DROP", "A,,B", "'A"] {
+            let e = error(&format!("u@tcp(h:1)/d?sql_mode={bad}"));
+            assert!(e.contains("is not a comma-separated list"), "{bad}: {e}");
+        }
+        assert!(error("mysql://h/d?sql_mode=x%20y").contains("sql_mode"));
+    }
+
+    #[test]
     fn unknown_and_bad_parameters_are_named() {
-        let e = error("u@tcp(h:1)/d?sql_mode=ANSI");
-        assert!(e.contains("unknown parameter 'sql_mode'"), "{e}");
+        let e = error("u@tcp(h:1)/d?autocommit=0");
+        assert!(e.contains("unknown parameter 'autocommit'"), "{e}");
         assert!(e.starts_with("invalid database_dsn"), "{e}");
         assert!(error("u@tcp(h:1)/d?timeout=soon").contains("timeout 'soon'"));
         assert!(error("u@tcp(h:1)/d?timeout=0").contains("timeout '0'"));

@@ -35,6 +35,16 @@ pub struct Metrics {
     pub notify_process_time: HistogramVec,
     /// Events published on the bus, by type.
     pub notify_total: IntCounterVec,
+    /// Events published to the platform's topic exchange, by type and result (`ok`, `error`).
+    pub topic_publish_total: IntCounterVec,
+    /// Events published to the topic exchange without an address (the `-` placeholder), by type.
+    pub topic_placeholder_total: IntCounterVec,
+    /// Campaign deletes whose flow could not be deleted, by reason (`not_found`, `error`).
+    pub campaign_flow_delete_failed_total: IntCounterVec,
+    /// Orphaned flows the reconcile pass deleted.
+    pub campaign_flow_reconcile_cleaned_total: IntCounter,
+    /// Reconcile candidates whose flow could not be read or deleted.
+    pub campaign_flow_reconcile_failed_total: IntCounter,
     /// Ticks that stopped a campaign's chain, by reason.
     pub tick_stop_total: IntCounterVec,
     /// Ticks that backed off on a transient failure, by reason.
@@ -138,6 +148,29 @@ impl Metrics {
                 &["type"],
             )?,
             notify_total: counter_vec("notify_total", "Events published.", &["type"])?,
+            topic_publish_total: counter_vec(
+                "topic_publish_total",
+                "Total number of published events to the global topic exchange.",
+                &["type", "result"],
+            )?,
+            topic_placeholder_total: counter_vec(
+                "topic_placeholder_total",
+                "Total number of published events to the global topic exchange with a placeholder subscription id.",
+                &["type"],
+            )?,
+            campaign_flow_delete_failed_total: counter_vec(
+                "campaign_flow_delete_failed_total",
+                "Campaign deletes whose flow could not be deleted, by reason.",
+                &["reason"],
+            )?,
+            campaign_flow_reconcile_cleaned_total: counter(
+                "campaign_flow_reconcile_cleaned_total",
+                "Orphaned flows of deleted campaigns deleted by the reconcile pass.",
+            )?,
+            campaign_flow_reconcile_failed_total: counter(
+                "campaign_flow_reconcile_failed_total",
+                "Reconcile candidates whose flow could not be read or deleted.",
+            )?,
             tick_stop_total: counter_vec(
                 "tick_stop_total",
                 "Campaign chains ended by a tick, by reason.",
@@ -174,7 +207,8 @@ impl Metrics {
         Ok(metrics)
     }
 
-    /// Creates the series of the label values the repair and the dial record use, at 0, so
+    /// Creates the series of the label values the repair, the dial record, the topic publisher
+    /// and the campaign delete use, at 0, so
     /// an alert on their first increase (`increase(...) > 0`) sees it: a series that appears
     /// with its first increment has no earlier sample to compare with. The values are the
     /// fixed sets these counters are documented with (docs/metrics.md).
@@ -195,6 +229,18 @@ impl Metrics {
         }
         for reason in ["stale_tick", "late_tick", "try_taken", "not_running"] {
             self.dial_refused_total.with_label_values(&[reason]);
+        }
+        for event_type in crate::model::DomainEvent::NAMES {
+            for result in ["ok", "error"] {
+                self.topic_publish_total
+                    .with_label_values(&[event_type, result]);
+            }
+            self.topic_placeholder_total
+                .with_label_values(&[event_type]);
+        }
+        for reason in ["not_found", "error"] {
+            self.campaign_flow_delete_failed_total
+                .with_label_values(&[reason]);
         }
     }
 

@@ -43,6 +43,8 @@ pub enum Route {
     CampaignPacing(Uuid),
     /// C12 `GET /v1/campaigns/<id>/stats` (this product's addition, docs/stats-and-sequences.md).
     CampaignStats(Uuid),
+    /// `POST /v1/campaigns/flows/reconcile`: the orphaned-flow reconcile pass.
+    CampaignFlowsReconcile,
     /// K1 `GET /v1/campaigncalls?...`.
     CampaigncallList(String),
     /// K2 `GET /v1/campaigncalls/<id>`.
@@ -114,6 +116,7 @@ static ROUTES: &[RouteSpec] = {
     &[
         row("POST",   "/v1/campaigns",                                Fixed(CampaignCreate)),
         row("GET",    "/v1/campaigns?{query}",                        Query(CampaignList)),
+        row("POST",   "/v1/campaigns/flows/reconcile",                Fixed(CampaignFlowsReconcile)),
         row("GET",    "/v1/campaigns/{campaign_id}",                  Id(CampaignGet)),
         row("DELETE", "/v1/campaigns/{campaign_id}",                  Id(CampaignDelete)),
         row("PUT",    "/v1/campaigns/{campaign_id}",                  Id(CampaignUpdate)),
@@ -209,6 +212,7 @@ pub fn route_label(r: &Route) -> &'static str {
         CampaignCallingHours(_) => "/v1/campaigns/<campaign-id>/calling_hours",
         CampaignPacing(_) => "/v1/campaigns/<campaign-id>/pacing",
         CampaignStats(_) => "/v1/campaigns/<campaign-id>/stats",
+        CampaignFlowsReconcile => "/v1/campaigns/flows/reconcile",
         CampaigncallList(_) => "/v1/campaigncalls",
         CampaigncallGet(_) | CampaigncallDelete(_) => "/v1/campaigncalls/<campaigncall-id>",
         CampaigncallFinish(_) => "/v1/campaigncalls/<campaigncall-id>/finish",
@@ -295,6 +299,35 @@ fn pacing_body(req: &Request) -> ServiceResult<PacingUpdate> {
     Ok(PacingUpdate { pacing })
 }
 
+/// The reconcile pass's `recent_interval_sec` from the body (absent body, key, `null` or 0:
+/// `None`); a bad value is a 400 naming the field.
+fn recent_interval(req: &Request) -> ServiceResult<Option<std::time::Duration>> {
+    let body = match req.data.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_str::<Value>(raw.get())
+                .map_err(|e| ServiceError::Invalid(format!("invalid request body: {e}")))?,
+        ),
+    };
+    model::recent_interval_sec(body.as_ref())
+        .map(|secs| secs.map(std::time::Duration::from_secs))
+        .map_err(ServiceError::Invalid)
+}
+
+/// `POST /v1/campaigns/flows/reconcile`. A pass that ran answers 200 with its counts, failures
+/// and a cut-short pass included; a database that cannot be read answers a bare 400, as the
+/// platform's service does (the pass did not run; its caller records the status).
+async fn reconcile_flows(s: &Service, req: &Request) -> ServiceResult<Response> {
+    match s.reconcile_flows(recent_interval(req)?).await {
+        Ok(result) => ok(&result),
+        Err(ServiceError::Store(e)) => {
+            tracing::error!(error = %e, "reconcile pass: cannot read the deleted campaigns");
+            Ok(Response::status(400))
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs a matched route.
 pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<Response> {
     use Route::*;
@@ -341,6 +374,7 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
             .await?),
         CampaignPacing(id) => ok(&s.update_pacing(id, pacing_body(req)?.pacing).await?),
         CampaignStats(id) => ok(&s.campaign_stats(id).await?),
+        CampaignFlowsReconcile => reconcile_flows(s, req).await,
         CampaigncallList(q) => ok(&s.campaigncalls(&filters(req)?, page(&q)?).await?),
         CampaigncallGet(id) => ok(&s.campaigncall(id).await?),
         CampaigncallDelete(id) => ok(&s.delete_campaigncall(id).await?),
@@ -418,6 +452,15 @@ mod tests {
         assert_eq!(
             Route::parse("GET", "/v1/campaigns?page_size=1"),
             Some(Route::CampaignList("page_size=1".into()))
+        );
+        assert_eq!(
+            Route::parse("POST", "/v1/campaigns/flows/reconcile"),
+            Some(Route::CampaignFlowsReconcile)
+        );
+        assert_eq!(Route::parse("GET", "/v1/campaigns/flows/reconcile"), None);
+        assert_eq!(
+            Route::parse("POST", "/v1/campaigns/flows/reconcile?x"),
+            None
         );
         assert_eq!(Route::parse("GET", "/v1/campaigns"), None, "list needs '?'");
         assert_eq!(

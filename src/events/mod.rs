@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
+use crate::bus::routing::pattern_for_event_type;
 use crate::bus::{BoxError, Event, EventHandler};
 use crate::model::{Activeflow, Call, CampaigncallResult, CampaigncallStatus, ReferenceType};
 use crate::service::{Service, hangup_result};
@@ -26,6 +27,16 @@ pub const ACTIVEFLOW_DELETED: (&str, &str) = ("flow-manager", "activeflow_delete
 /// Every event this service consumes, as `(publisher, type)`; any other pair is acknowledged
 /// and ignored. `docs/asyncapi.yaml` lists the same (checked by `tests/it/contract_docs.rs`).
 pub const CONSUMED: [(&str, &str); 2] = [CALL_HANGUP, ACTIVEFLOW_DELETED];
+
+/// What the subscribe queue binds on the platform's topic exchange: one pattern per consumed
+/// event, in the order of [`CONSUMED`] (`call-manager.call.*.hangup`,
+/// `flow-manager.activeflow.*.deleted`, as the platform's campaign-manager binds).
+pub fn topic_patterns() -> Vec<String> {
+    CONSUMED
+        .iter()
+        .map(|(publisher, event_type)| pattern_for_event_type(publisher, event_type))
+        .collect()
+}
 
 /// Handles subscribed events.
 pub struct Subscriptions {
@@ -117,5 +128,21 @@ impl EventHandler for Subscriptions {
             .with_label_values(&labels)
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         handled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The platform's bind set for campaign-manager (`binding_golden_test.go`): exactly these,
+    /// in this order.
+    #[test]
+    fn the_topic_bindings_are_the_platforms() {
+        assert_eq!(
+            super::topic_patterns(),
+            [
+                "call-manager.call.*.hangup",
+                "flow-manager.activeflow.*.deleted"
+            ]
+        );
     }
 }

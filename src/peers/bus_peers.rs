@@ -250,6 +250,22 @@ impl FlowManager for BusPeers {
         Ok(())
     }
 
+    async fn get_flow(&self, flow_id: Uuid) -> PeerResult<Option<Flow>> {
+        let got = self
+            .call(
+                &self.names.flow_queue,
+                "GET",
+                format!("/v1/flows/{flow_id}"),
+                NO_BODY,
+            )
+            .await;
+        match got {
+            Ok(flow) => Ok(Some(flow)),
+            Err(e) if e.is_typed_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn create_activeflow(
         &self,
         activeflow_id: Uuid,

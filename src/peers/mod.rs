@@ -77,6 +77,12 @@ impl PeerError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, PeerError::Status { status: 404, .. })
     }
+
+    /// Whether the peer said so with its typed error (`NOT_FOUND`): the only answer that means
+    /// "not found" for certain (a bare 404 may come from a route the peer does not know).
+    pub fn is_typed_not_found(&self) -> bool {
+        matches!(self, PeerError::Status { typed: Some(t), .. } if t.status == "NOT_FOUND")
+    }
 }
 
 /// Short alias.
@@ -145,6 +151,9 @@ pub trait FlowManager: Send + Sync {
     async fn update_flow_actions(&self, flow_id: Uuid, actions: &[Action]) -> PeerResult<()>;
     /// `DELETE /v1/flows/<id>`.
     async fn delete_flow(&self, flow_id: Uuid) -> PeerResult<()>;
+    /// `GET /v1/flows/<id>`: the flow (a deleted one too, with `tm_delete`), or `None` when
+    /// flow-manager answers its typed 404; any other failure is an error.
+    async fn get_flow(&self, flow_id: Uuid) -> PeerResult<Option<Flow>>;
     /// `POST /v1/activeflows` with reference type `campaign` and the campaigncall as reference.
     async fn create_activeflow(
         &self,

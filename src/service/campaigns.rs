@@ -316,22 +316,35 @@ impl Service {
         Ok(u)
     }
 
-    /// `DELETE /v1/campaigns/<id>`: only a stopped campaign (409 otherwise). The status is
-    /// checked by the `UPDATE` itself, never on a cached copy.
+    /// `DELETE /v1/campaigns/<id>`: only a stopped campaign (409 `CAMPAIGN_NOT_STOPPED`
+    /// otherwise, as the platform answers). The status is checked by the `UPDATE` itself, never
+    /// on a cached copy. The campaign's flow is deleted after it, best effort: a failure is
+    /// counted by reason and left to the orphaned-flow reconcile pass
+    /// (`service::flow_reconcile`).
     pub async fn delete_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
         let d = match self.store.campaigns.delete_if_stopped(id).await? {
             Deletion::Deleted(d) => d,
-            Deletion::Refused(c) => {
-                return Err(ServiceError::Precondition(format!(
-                    "campaign is {}; stop it before deleting",
-                    crate::model::enum_str(&c.status)
-                )));
+            Deletion::Refused(_) => {
+                return Err(ServiceError::Refused {
+                    reason: "CAMPAIGN_NOT_STOPPED",
+                    message: "The campaign must be stopped before it can be deleted.",
+                });
             }
             Deletion::Missing => return Err(ServiceError::NotFound("campaign")),
         };
         self.emit(DomainEvent::CampaignDeleted(d.clone())).await;
         if let Err(e) = self.peers.flow.delete_flow(d.flow_id).await {
-            tracing::warn!(campaign_id = %id, flow_id = %d.flow_id, error = %e, "flow not deleted");
+            let reason = if e.is_typed_not_found() {
+                "not_found"
+            } else {
+                "error"
+            };
+            self.metrics
+                .campaign_flow_delete_failed_total
+                .with_label_values(&[reason])
+                .inc();
+            tracing::warn!(campaign_id = %id, flow_id = %d.flow_id, customer_id = %d.customer_id,
+                           reason, error = %e, "the deleted campaign's flow was not deleted");
         }
         self.release_outdial(d.outdial_id, id).await;
         Ok(d)

@@ -14,9 +14,18 @@ pub enum ServiceError {
     /// The request is malformed or a referenced resource is unusable.
     #[error("invalid argument: {0}")]
     Invalid(String),
-    /// The resource exists but is in the wrong state for this (e.g. deleting a running campaign).
+    /// The resource exists but is in the wrong state for this.
     #[error("failed precondition: {0}")]
     Precondition(String),
+    /// The resource is in the wrong state for this, with the platform's reason for that state
+    /// (e.g. `CAMPAIGN_NOT_STOPPED` for deleting a campaign that is not stopped).
+    #[error("failed precondition: {reason}: {message}")]
+    Refused {
+        /// The typed error's `reason`.
+        reason: &'static str,
+        /// The typed error's `message`.
+        message: &'static str,
+    },
     /// An id given for a new resource is taken.
     #[error("already exists: {0}")]
     AlreadyExists(String),
@@ -60,6 +69,9 @@ impl ServiceError {
             }
             ServiceError::Precondition(m) => {
                 VoipbinError::new("FAILED_PRECONDITION", "FAILED_PRECONDITION", m.clone())
+            }
+            ServiceError::Refused { reason, message } => {
+                VoipbinError::new("FAILED_PRECONDITION", reason, *message)
             }
             ServiceError::AlreadyExists(m) => {
                 VoipbinError::new("ALREADY_EXISTS", "ALREADY_EXISTS", m.clone())

@@ -12,6 +12,7 @@ mod campaigncalls;
 mod campaigns;
 mod error;
 mod event_sink;
+mod flow_reconcile;
 mod outplans;
 mod pacing;
 mod repair;
@@ -37,6 +38,7 @@ pub use campaign_cache::{Changed, SAFETY_TTL, TickCache};
 pub use campaigncalls::hangup_result;
 pub use error::{ServiceError, ServiceResult};
 pub use event_sink::{EventSink, RecordingEvents};
+pub use flow_reconcile::{DEFAULT_RECENT_INTERVAL, ReconcileLimits};
 pub use repair::{RepairReport, RepairSettings, run_repair};
 
 /// Refuses text that does not fit its column: `name` is `VARCHAR(255)` (characters),

@@ -501,6 +501,16 @@ impl Campaigns {
         table::refresh(&self.pool, &self.cache, id).await
     }
 
+    /// The campaigns deleted at or after `since`, most recently deleted first, at most `limit`
+    /// (the orphaned-flow reconcile pass; `idx_campaign_campaigns_tm_delete`).
+    pub async fn deleted_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<Campaign>> {
+        table::deleted_since::<Campaign>(&self.pool, since, limit).await
+    }
+
     /// Soft-deletes only a campaign whose status is `stop` in MySQL (the condition is in
     /// the `UPDATE`, so a stale cached copy cannot let a running campaign be deleted).
     pub async fn delete_if_stopped(&self, id: Uuid) -> StoreResult<Deletion<Campaign>> {

@@ -10,16 +10,17 @@ mod campaigncalls;
 mod campaigns;
 mod dials;
 pub mod filter;
+pub mod migrate;
 mod outplans;
 pub mod page;
 mod row;
 mod stats;
 mod table;
 
-use std::time::Duration;
-
-use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
+use sqlx::mysql::MySqlPoolOptions;
 use sqlx::{ConnectOptions, MySqlPool};
+
+use crate::dsn::DatabaseDsn;
 
 pub use cache::Cache;
 pub use campaigncalls::Campaigncalls;
@@ -29,6 +30,7 @@ pub use dials::{
     POOL_WAIT_METRIC, Recorded,
 };
 pub use filter::Filters;
+pub use migrate::MigrationReport;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
 pub use stats::{Stats, StatusCount, TICK_RECORD_TTL};
@@ -65,7 +67,8 @@ impl Drop for NamedLock {
     }
 }
 
-/// The migrations in `migrations/`, embedded in the binary.
+/// The migrations in `migrations/`, embedded in the binary; run them with [`Store::migrate`]
+/// (or [`migrate::run`]), which also adopts databases migrated with the rewritten old texts.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// What can go wrong in the storage layer.
@@ -116,22 +119,38 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to MySQL (a small pool; the service is I/O bound on the broker, not the DB).
-    /// `connect_timeout` bounds a new connection (TLS handshake included) and any wait for a
-    /// pooled one.
-    pub async fn connect(
-        options: MySqlConnectOptions,
-        connect_timeout: Duration,
-        cache: Cache,
-    ) -> StoreResult<Store> {
+    /// Connects to the MySQL of `database` (a small pool; the service is I/O bound on the
+    /// broker, not the DB). Its `connect_timeout` bounds a new connection (TLS handshake
+    /// included) and any wait for a pooled one; its `sql_mode`, if any, is set on every new
+    /// connection.
+    pub async fn connect(database: &DatabaseDsn, cache: Cache) -> StoreResult<Store> {
         // Statement logging would print every tick's queries; slow ones show in metrics instead.
-        let options = options.disable_statement_logging();
-        let pool = MySqlPoolOptions::new()
+        let options = database.options.clone().disable_statement_logging();
+        let pool = Store::pool_options(database)
             .max_connections(16)
-            .acquire_timeout(connect_timeout)
             .connect_with(options)
             .await?;
         Ok(Store::with_pool(pool, cache))
+    }
+
+    /// Pool options for `database`: its connect timeout, and its `sql_mode` set on every new
+    /// connection (what [`Store::connect`] uses; tests size their own pools with it).
+    pub fn pool_options(database: &DatabaseDsn) -> MySqlPoolOptions {
+        let sql_mode = database.sql_mode.clone();
+        MySqlPoolOptions::new()
+            .acquire_timeout(database.connect_timeout)
+            .after_connect(move |conn, _| {
+                let sql_mode = sql_mode.clone();
+                Box::pin(async move {
+                    if let Some(mode) = sql_mode {
+                        sqlx::query("SET SESSION sql_mode = ?")
+                            .bind(mode)
+                            .execute(conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
     }
 
     /// Builds the repositories over an existing pool.
@@ -149,10 +168,9 @@ impl Store {
         }
     }
 
-    /// Applies pending migrations (idempotent).
-    pub async fn migrate(&self) -> StoreResult<()> {
-        MIGRATOR.run(&self.pool).await?;
-        Ok(())
+    /// Applies pending migrations (idempotent; see [`migrate`]).
+    pub async fn migrate(&self) -> StoreResult<MigrationReport> {
+        migrate::run(&self.pool).await
     }
 
     /// Takes the MySQL named lock `name` (scoped to this database) without waiting; `None`

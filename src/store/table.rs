@@ -158,6 +158,26 @@ pub async fn list<T: Record>(
     Ok(out)
 }
 
+/// The records deleted at or after `since`, most recently deleted first, at most `limit` (a
+/// short range of an index on `tm_delete`).
+pub async fn deleted_since<T: Record>(
+    pool: &MySqlPool,
+    since: DateTime<Utc>,
+    limit: u32,
+) -> StoreResult<Vec<T>> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE tm_delete >= ? ORDER BY tm_delete DESC, id DESC LIMIT ?",
+        T::COLUMNS,
+        T::TABLE
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(db_time(since))
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(decode::<T>).collect()
+}
+
 /// Runs an `UPDATE <table> SET ... WHERE id = ?` built by `build` (which pushes the SET
 /// list, starting right after `SET `); `tm_update` is set to now. Returns rows affected.
 pub async fn update<T: Record>(

@@ -17,7 +17,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 use support::contract::*;
 use support::scenarios::{fast_ticks, silent};
-use support::{TestSystem, amqp_url};
+use support::{TestSystem, amqp_url, peer_events};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
@@ -224,9 +224,10 @@ fn envelope(method: &str, uri: &str, data: Option<&str>) -> Vec<u8> {
 async fn publish_hangup(sys: &TestSystem, raw: &RawClient, call_id: &str, reason: &str) {
     let ev = json!({"type":"call_hangup","publisher":"call-manager","data_type":"application/json",
         "data":{"id": call_id, "hangup_reason": reason}});
+    let (exchange, key) = peer_events::route_in(sys, "call-manager", "call_hangup", call_id);
     raw.publish(
-        &sys.names.names.call_event_exchange,
-        "",
+        &exchange,
+        &key,
         ev.to_string().as_bytes(),
         BasicProperties::default().with_content_type("text/plain".into()),
     )
@@ -1323,13 +1324,19 @@ async fn runs_and_runs_again(
 /// is refused.
 async fn delete_refused_while_running(sys: &TestSystem, id: Uuid) {
     // C4 delete of a running campaign: typed 409, nothing deleted.
+    let (status, data_type, data) = sys
+        .rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
+        .await;
     let reason = assert_typed(
-        sys.rpc("DELETE", &format!("/v1/campaigns/{id}"), None)
-            .await,
+        (status, data_type, data.clone()),
         409,
         "FAILED_PRECONDITION",
     );
-    assert_eq!(reason, "FAILED_PRECONDITION");
+    assert_eq!(reason, "CAMPAIGN_NOT_STOPPED");
+    assert_eq!(
+        data["message"],
+        "The campaign must be stopped before it can be deleted."
+    );
     assert_eq!(
         sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await["tm_delete"],
         Value::Null
@@ -2539,14 +2546,16 @@ async fn metric_labels_stay_bounded_under_hostile_envelopes() {
         };
         let ev = json!({"type": random_text(&mut rng, 30), "publisher": publisher,
             "data_type": "application/json", "data": {"id": rand_id()}});
-        let exchange = if i % 2 == 0 {
-            &sys.names.names.call_event_exchange
+        // Routed to the subscribe queue whatever the envelope says: on the topic bus the key
+        // decides, and it is the handled events'.
+        let (exchange, key) = if i % 2 == 0 {
+            peer_events::route_in(&sys, "call-manager", "call_hangup", &rand_id())
         } else {
-            &sys.names.names.flow_event_exchange
+            peer_events::route_in(&sys, "flow-manager", "activeflow_deleted", "")
         };
         raw.publish(
-            exchange,
-            "",
+            &exchange,
+            &key,
             ev.to_string().as_bytes(),
             BasicProperties::default().with_content_type("text/plain".into()),
         )

@@ -1,14 +1,17 @@
 //! The AsyncAPI document (`docs/asyncapi.yaml`) against the code, so neither drifts: every
 //! route of the route table is a request message and every request message is a route; every
 //! event the service publishes is a message of the event channel and back; the consumed
-//! events are exactly the subscriber's `CONSUMED` pairs. Also: the document has the AsyncAPI
+//! events are exactly the subscriber's `CONSUMED` pairs; the topic bus's channels carry the
+//! same events under routing keys whose parameters cover every key the code builds, and the
+//! consumed topic channels are exactly the subscribe queue's bindings, in order. Also: the document has the AsyncAPI
 //! 3.0.0 skeleton, every request message's payload agrees with its title, and every local
 //! `$ref` resolves. No broker or database is needed.
 
 use std::collections::BTreeSet;
 
 use campaign_manager::api::route_table;
-use campaign_manager::events::CONSUMED;
+use campaign_manager::bus::routing::routing_key;
+use campaign_manager::events::{CONSUMED, topic_patterns};
 use campaign_manager::model::DomainEvent;
 use serde_json::Value;
 
@@ -243,6 +246,92 @@ fn consumed_events_are_the_subscribers() {
         .collect();
     assert_same(&code, &documented, "consumed events");
     assert_eq!(doc["operations"]["consumeEvent"]["action"], "receive");
+}
+
+/// The values of a channel parameter's `enum`.
+fn parameter_enum(doc: &Value, channel: &str, parameter: &str) -> BTreeSet<String> {
+    doc.pointer(&format!("/channels/{channel}/parameters/{parameter}/enum"))
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("{channel}: no enum for {parameter}"))
+        .iter()
+        .map(|v| v.as_str().expect("enum of strings").to_owned())
+        .collect()
+}
+
+/// A channel's AMQP exchange binding: `(name, type)`.
+fn exchange_of(doc: &Value, channel: &str) -> (String, String) {
+    let x = &doc["channels"][channel]["bindings"]["amqp"]["exchange"];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    (text(&x["name"]), text(&x["type"]))
+}
+
+#[test]
+fn the_topic_channel_carries_every_event_under_keys_its_parameters_describe() {
+    let doc = asyncapi();
+    let code: BTreeSet<String> = published_event_names().into_iter().collect();
+    let documented: BTreeSet<String> = channel_messages(&doc, "topicEvents")
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .collect();
+    assert_same(&code, &documented, "events on the topic channel");
+    assert_eq!(
+        doc["channels"]["topicEvents"]["address"],
+        "campaign-manager.{resource}.{subscription_id}.{action}"
+    );
+    // The resources and actions of every key the code builds, and no others.
+    let (mut resources, mut actions) = (BTreeSet::new(), BTreeSet::new());
+    for name in published_event_names() {
+        let key = routing_key("campaign-manager", &name, "x");
+        let segments: Vec<&str> = key.split('.').collect();
+        assert_eq!(segments.len(), 4, "{key}");
+        resources.insert(segments[1].to_owned());
+        actions.insert(segments[3].to_owned());
+    }
+    assert_same(
+        &resources,
+        &parameter_enum(&doc, "topicEvents", "resource"),
+        "resources",
+    );
+    assert_same(
+        &actions,
+        &parameter_enum(&doc, "topicEvents", "action"),
+        "actions",
+    );
+    assert_eq!(
+        exchange_of(&doc, "topicEvents"),
+        ("bin-manager.event".to_owned(), "topic".to_owned())
+    );
+    let sent = &doc["operations"]["publishTopicEvent"];
+    assert_eq!(sent["action"], "send");
+    assert_eq!(
+        sent["messages"].as_array().map(Vec::len),
+        Some(code.len()),
+        "publishTopicEvent lists every event"
+    );
+}
+
+#[test]
+fn the_consumed_topic_channels_are_the_subscribe_queues_bindings() {
+    let doc = asyncapi();
+    let documented: Vec<String> = ["callHangups", "activeflowEnds"]
+        .iter()
+        .map(|channel| {
+            assert_eq!(
+                exchange_of(&doc, channel),
+                ("bin-manager.event".to_owned(), "topic".to_owned()),
+                "{channel}"
+            );
+            // A `{parameter}` segment is what the binding leaves open.
+            doc["channels"][channel]["address"]
+                .as_str()
+                .unwrap_or_default()
+                .split('.')
+                .map(|seg| if seg.starts_with('{') { "*" } else { seg })
+                .collect::<Vec<_>>()
+                .join(".")
+        })
+        .collect();
+    assert_eq!(documented, topic_patterns());
 }
 
 /// The checks above rely on these helpers; make sure they can tell a difference.

@@ -9,6 +9,10 @@
 //!
 //! Delays are short (first tick 100 ms, 50 ms after a dial, 300 ms when waiting) and lists
 //! small, so the whole file runs in well under two minutes.
+//!
+//! Every scenario runs on the platform's topic exchange (the default); the central ones (a call
+//! campaign, a flow campaign, stop while calls are up) also run on the fanout bus of older
+//! platforms (`..._on_the_fanout_bus`).
 
 use crate::support;
 use crate::support::wait_until;
@@ -16,6 +20,7 @@ use crate::support::wait_until;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use campaign_manager::bus::EventBus;
 use campaign_manager::config::Settings;
 use campaign_sim::{MsRange, Outcome, Scenario, SimTarget, TargetState, Weights};
 use serde_json::{Value, json};
@@ -29,6 +34,14 @@ fn fast(s: &mut Settings) {
     s.first_tick_ms = 100;
     s.dial_tick_ms = 50;
     s.wait_tick_ms = 300;
+}
+
+/// [`fast`] on the event bus `bus`.
+fn fast_on(bus: EventBus) -> impl FnOnce(&mut Settings) {
+    move |s| {
+        fast(s);
+        s.event_bus = bus;
+    }
 }
 
 /// What a test campaign is made of.
@@ -216,6 +229,15 @@ fn assert_attempts_match(sys: &TestSystem, ccs: &[Value]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_campaign_runs_until_its_list_is_exhausted() {
+    call_campaign_runs_until_its_list_is_exhausted_on(EventBus::Topic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_campaign_runs_until_its_list_is_exhausted_on_the_fanout_bus() {
+    call_campaign_runs_until_its_list_is_exhausted_on(EventBus::Fanout).await;
+}
+
+async fn call_campaign_runs_until_its_list_is_exhausted_on(bus: EventBus) {
     let scenario = Scenario {
         weights: Weights {
             answered: 0.5,
@@ -226,7 +248,7 @@ async fn call_campaign_runs_until_its_list_is_exhausted() {
         seed: 7,
         ..Scenario::instant(Outcome::Answered)
     };
-    let sys = TestSystem::start(scenario, fast).await;
+    let sys = TestSystem::start(scenario, fast_on(bus)).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 30, 2);
     let plan = Plan {
@@ -291,11 +313,20 @@ async fn campaigns_on_three_tick_shards_each_run_until_their_lists_are_exhausted
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flow_campaign_runs_until_its_list_is_exhausted() {
+    flow_campaign_runs_until_its_list_is_exhausted_on(EventBus::Topic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_campaign_runs_until_its_list_is_exhausted_on_the_fanout_bus() {
+    flow_campaign_runs_until_its_list_is_exhausted_on(EventBus::Fanout).await;
+}
+
+async fn flow_campaign_runs_until_its_list_is_exhausted_on(bus: EventBus) {
     let scenario = Scenario {
         flow_ms: MsRange::new(0, 40),
         ..Scenario::instant(Outcome::Answered)
     };
-    let sys = TestSystem::start(scenario, fast).await;
+    let sys = TestSystem::start(scenario, fast_on(bus)).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 25, 1);
     let plan = Plan {
@@ -462,12 +493,21 @@ async fn busy_destination_is_retried_after_the_interval_then_the_next_one_is_use
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_while_calls_are_up_goes_stopping_then_stop_and_run_resumes() {
+    stop_while_calls_are_up_goes_stopping_then_stop_and_run_resumes_on(EventBus::Topic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_while_calls_are_up_goes_stopping_then_stop_and_run_resumes_on_the_fanout_bus() {
+    stop_while_calls_are_up_goes_stopping_then_stop_and_run_resumes_on(EventBus::Fanout).await;
+}
+
+async fn stop_while_calls_are_up_goes_stopping_then_stop_and_run_resumes_on(bus: EventBus) {
     let scenario = Scenario {
         ring_ms: MsRange::new(100, 200),
         talk_ms: MsRange::new(1200, 1500),
         ..Scenario::instant(Outcome::Answered)
     };
-    let sys = TestSystem::start(scenario, fast).await;
+    let sys = TestSystem::start(scenario, fast_on(bus)).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 20, 1);
     let id = create_campaign(&sys, customer, outdial, &Plan::call()).await;

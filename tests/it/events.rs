@@ -1,7 +1,8 @@
-//! Black-box event tests: a test queue bound to the service's event exchange sees every event
-//! with its envelope and full payload; call/flow events published on the peers' exchanges
-//! finish campaigncalls, update outdial targets and stop `stopping` campaigns; customers get
-//! webhooks.
+//! Black-box event tests: a test queue bound where the service publishes sees every event with
+//! its envelope, full payload and (on the topic bus) the platform's routing key; call/flow events
+//! published as the peers publish them finish campaigncalls, update outdial targets and stop
+//! `stopping` campaigns; customers get webhooks. The system runs on the topic bus unless a test
+//! says otherwise (`support::peer_events` routes both ways on either bus).
 
 use crate::support;
 use crate::support::wait_until;
@@ -9,130 +10,130 @@ use crate::support::wait_until;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use campaign_manager::bus::routing::routing_key;
+use campaign_manager::bus::{EventBus, Names};
 use campaign_sim::{Outcome, Scenario, TargetState};
 use futures::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
-    QueueDeclareOptions,
-};
+use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, ExchangeKind};
 use serde_json::{Value, json};
 use support::contract::*;
 use support::scenarios::{fast_ticks, silent};
-use support::{TestSystem, amqp_url};
+use support::{TestSystem, amqp_url, peer_events};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A raw AMQP connection for publishing peer events.
+/// A raw AMQP connection publishing peer events the way the system's bus carries them.
 struct Raw {
     _conn: lapin::Connection,
     ch: lapin::Channel,
+    names: Names,
+    bus: EventBus,
 }
 
 impl Raw {
-    async fn new() -> Raw {
+    async fn new(sys: &TestSystem) -> Raw {
         let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
             .await
             .expect("raw connect");
         let ch = conn.create_channel().await.expect("channel");
-        Raw { _conn: conn, ch }
+        Raw {
+            _conn: conn,
+            ch,
+            names: sys.names.names.clone(),
+            bus: sys.settings.event_bus,
+        }
     }
 
-    async fn publish_event(&self, exchange: &str, publisher: &str, kind: &str, data: Value) {
+    /// Publishes `kind` by `publisher` with `data`, addressed (on the topic bus) by the data's
+    /// `id` as the peers address their calls and activeflows.
+    async fn publish_event(&self, publisher: &str, kind: &str, data: Value) {
+        let address = data["id"].as_str().unwrap_or_default().to_owned();
         let ev = json!({"type": kind, "publisher": publisher, "data_type": "application/json", "data": data});
-        self.ch
-            .basic_publish(
-                exchange.into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                ev.to_string().as_bytes(),
-                BasicProperties::default().with_content_type("text/plain".into()),
-            )
-            .await
-            .expect("publish")
-            .await
-            .expect("confirm");
+        self.publish_body(publisher, kind, &address, ev.to_string().as_bytes())
+            .await;
+    }
+
+    /// Publishes raw `body` where an event `kind` by `publisher` about `address` goes.
+    async fn publish_body(&self, publisher: &str, kind: &str, address: &str, body: &[u8]) {
+        let to = peer_events::route(&self.names, self.bus, publisher, kind, address);
+        peer_events::publish(&self.ch, &to, body).await;
     }
 }
 
-/// A test queue bound to the service's event exchange, collecting raw event bodies.
+/// A test queue bound where the service publishes its events, collecting each event's routing
+/// key and raw body.
 struct EventTap {
     _conn: lapin::Connection,
-    seen: Arc<Mutex<Vec<String>>>,
+    bus: EventBus,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl EventTap {
     async fn bind(sys: &TestSystem) -> EventTap {
-        let exchange = sys.names.names.event_exchange.clone();
+        let (exchange, kind, binding) = peer_events::service_events(sys);
         let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
             .await
             .expect("tap connect");
         let ch = conn.create_channel().await.expect("channel");
-        ch.exchange_declare(
-            exchange.as_str().into(),
-            ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .expect("event exchange");
-        let qn = crate::support::amqp::private_queue(&ch, "tap queue").await;
-        ch.queue_bind(
-            qn.as_str().into(),
-            exchange.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        let mut consumer = ch
-            .basic_consume(
-                qn.as_str().into(),
-                format!("tap-{qn}").as_str().into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        peer_events::declare(&ch, &exchange, kind).await;
+        let mut consumer = support::amqp::tap(&ch, &exchange, binding, "tap queue").await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
         tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
-                sink.lock()
-                    .unwrap()
-                    .push(String::from_utf8_lossy(&d.data).into_owned());
+                sink.lock().unwrap().push((
+                    d.routing_key.to_string(),
+                    String::from_utf8_lossy(&d.data).into_owned(),
+                ));
             }
         });
-        EventTap { _conn: conn, seen }
+        EventTap {
+            _conn: conn,
+            bus: sys.settings.event_bus,
+            seen,
+        }
     }
 
-    fn all(&self) -> Vec<(String, Value)> {
+    /// Every event so far: `(routing key, raw body, parsed body)`.
+    fn all(&self) -> Vec<(String, String, Value)> {
         self.seen
             .lock()
             .unwrap()
             .iter()
-            .map(|raw| {
+            .map(|(key, raw)| {
                 let v: Value = serde_json::from_str(raw).expect("event JSON");
-                (raw.clone(), v)
+                (key.clone(), raw.clone(), v)
             })
             .collect()
+    }
+
+    /// The key the event must have come with: on the topic bus the platform's, addressed by
+    /// the campaign for campaign and campaigncall events and by the outplan for outplan events;
+    /// "" on the fanout bus.
+    fn expected_key(&self, kind: &str, data: &Value) -> String {
+        if self.bus == EventBus::Fanout {
+            return String::new();
+        }
+        let address = if kind.starts_with("campaigncall_") {
+            &data["campaign_id"]
+        } else {
+            &data["id"]
+        };
+        routing_key(
+            "campaign-manager",
+            kind,
+            address.as_str().unwrap_or_default(),
+        )
     }
 
     fn count(&self, kind: &str, id: &str) -> usize {
         self.all()
             .iter()
-            .filter(|(_, v)| v["type"] == kind && v["data"]["id"] == id)
+            .filter(|(_, _, v)| v["type"] == kind && v["data"]["id"] == id)
             .count()
     }
 
@@ -141,18 +142,19 @@ impl EventTap {
     async fn nth(&self, kind: &str, id: &str, n: usize, keys: &[&str]) -> Value {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let hits: Vec<(String, Value)> = self
+            let hits: Vec<(String, String, Value)> = self
                 .all()
                 .into_iter()
-                .filter(|(_, v)| v["type"] == kind && v["data"]["id"] == id)
+                .filter(|(_, _, v)| v["type"] == kind && v["data"]["id"] == id)
                 .collect();
-            if let Some((raw, v)) = hits.get(n - 1) {
+            if let Some((key, raw, v)) = hits.get(n - 1) {
                 let data = v["data"].clone();
                 let expected = format!(
                     r#"{{"type":"{kind}","publisher":"campaign-manager","data_type":"application/json","data":{}}}"#,
                     canonical(&data, keys)
                 );
                 assert_eq!(raw, &expected);
+                assert_eq!(key, &self.expected_key(kind, &data), "{kind}");
                 return data;
             }
             assert!(
@@ -160,7 +162,7 @@ impl EventTap {
                 "no {kind} #{n} for {id}; seen: {:?}",
                 self.all()
                     .iter()
-                    .map(|(_, v)| v["type"].clone())
+                    .map(|(_, _, v)| v["type"].clone())
                     .collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(30)).await;
@@ -471,11 +473,24 @@ async fn running_campaign(
 
 #[tokio::test]
 async fn call_hangups_finish_campaigncalls_and_stop_the_campaign() {
-    let sys = TestSystem::start(silent(), fast_ticks).await;
+    call_hangups_finish_campaigncalls_on(EventBus::Topic).await;
+}
+
+#[tokio::test]
+async fn call_hangups_finish_campaigncalls_and_stop_the_campaign_on_the_fanout_bus() {
+    call_hangups_finish_campaigncalls_on(EventBus::Fanout).await;
+}
+
+/// Hangups finish the campaigncalls they name (result by reason, target done or idle), the
+/// campaign stops with its last call, and events, replays and garbage do no harm, on `bus`.
+async fn call_hangups_finish_campaigncalls_on(bus: EventBus) {
+    let sys = TestSystem::start(silent(), |s| {
+        fast_ticks(s);
+        s.event_bus = bus;
+    })
+    .await;
     let tap = EventTap::bind(&sys).await;
-    let raw = Raw::new().await;
-    let calls_x = sys.names.names.call_event_exchange.clone();
-    let flows_x = sys.names.names.flow_event_exchange.clone();
+    let raw = Raw::new(&sys).await;
     let customer = Uuid::new_v4();
     let (id, _) = running_campaign(&sys, customer, 4, json!({"type": "call", "name": "c"})).await;
     let ccs = four_calls_dialing(&sys, &tap, &id, customer).await;
@@ -493,21 +508,15 @@ async fn call_hangups_finish_campaigncalls_and_stop_the_campaign() {
 
     // A hangup for an unknown call and unreadable events are ignored; the service still answers.
     raw.publish_event(
-        &calls_x,
         "call-manager",
         "call_hangup",
         json!({"id": Uuid::new_v4(), "hangup_reason": "normal"}),
     )
     .await;
-    raw.publish_event(&calls_x, "call-manager", "call_hangup", json!("garbage"))
+    raw.publish_event("call-manager", "call_hangup", json!("garbage"))
         .await;
-    raw.publish_event(
-        &flows_x,
-        "flow-manager",
-        "activeflow_deleted",
-        json!({"id": 5}),
-    )
-    .await;
+    raw.publish_event("flow-manager", "activeflow_deleted", json!({"id": 5}))
+        .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(campaign(&sys, &id).await["status"], "stop");
     let done: Vec<Value> = campaigncalls(&sys, &id).await;
@@ -586,25 +595,24 @@ async fn hang_up_and_check(
     cc: &Value,
     reason: &str,
 ) {
-    let calls_x = sys.names.names.call_event_exchange.clone();
-    let flows_x = sys.names.names.flow_event_exchange.clone();
     let ccid = cc["id"].as_str().unwrap().to_owned();
     let call_id = cc["reference_id"].as_str().unwrap().to_owned();
     let target = Uuid::parse_str(cc["outdial_target_id"].as_str().unwrap()).unwrap();
     // activeflow_deleted for a call campaigncall is ignored (the hangup decides).
     raw.publish_event(
-        &flows_x,
         "flow-manager",
         "activeflow_deleted",
         json!({"id": cc["activeflow_id"], "reference_type": "call"}),
     )
     .await;
-    // Events from the wrong publisher are ignored.
-    raw.publish_event(
-        &calls_x,
-        "someone-else",
+    // Events from the wrong publisher are ignored, even under call-manager's routing key.
+    let wrong = json!({"type": "call_hangup", "publisher": "someone-else",
+        "data_type": "application/json", "data": {"id": call_id, "hangup_reason": "normal"}});
+    raw.publish_body(
+        "call-manager",
         "call_hangup",
-        json!({"id": call_id, "hangup_reason": "normal"}),
+        &call_id,
+        wrong.to_string().as_bytes(),
     )
     .await;
     let data = if reason.is_empty() {
@@ -612,7 +620,7 @@ async fn hang_up_and_check(
     } else {
         json!({"id": call_id, "hangup_reason": reason})
     };
-    raw.publish_event(&calls_x, "call-manager", "call_hangup", data.clone())
+    raw.publish_event("call-manager", "call_hangup", data.clone())
         .await;
     let ev = tap
         .one("campaigncall_updated", &ccid, CAMPAIGNCALL_KEYS)
@@ -642,7 +650,6 @@ async fn hang_up_and_check(
 
     // A repeated hangup (even with another reason) changes nothing.
     raw.publish_event(
-        &calls_x,
         "call-manager",
         "call_hangup",
         json!({"id": call_id, "hangup_reason": "normal"}),
@@ -668,7 +675,7 @@ async fn hang_up_and_check(
 async fn activeflow_deleted_finishes_a_flow_campaigncall() {
     let sys = TestSystem::start(silent(), fast_ticks).await;
     let tap = EventTap::bind(&sys).await;
-    let raw = Raw::new().await;
+    let raw = Raw::new(&sys).await;
     let customer = Uuid::new_v4();
     let (id, c) = running_campaign(
         &sys,
@@ -716,7 +723,6 @@ async fn activeflow_deleted_finishes_a_flow_campaigncall() {
 
     // A call_hangup does not finish a flow campaigncall (reference id is nil, no call).
     raw.publish_event(
-        &sys.names.names.call_event_exchange,
         "call-manager",
         "call_hangup",
         json!({"id": Uuid::new_v4(), "hangup_reason": "busy"}),
@@ -725,7 +731,6 @@ async fn activeflow_deleted_finishes_a_flow_campaigncall() {
     // activeflow_deleted → done/success, target done, campaign stop.
     for _ in 0..2 {
         raw.publish_event(
-            &sys.names.names.flow_event_exchange,
             "flow-manager",
             "activeflow_deleted",
             json!({"id": af.id, "status": "ended"}),
@@ -774,7 +779,7 @@ async fn stop_request_while_calls_are_up_goes_stopping_then_stop() {
     // end_handle continue keeps the chain alive, so the stop comes from the request.
     let sys = TestSystem::start(silent(), fast_ticks).await;
     let tap = EventTap::bind(&sys).await;
-    let raw = Raw::new().await;
+    let raw = Raw::new(&sys).await;
     let customer = Uuid::new_v4();
     let (id, _) = running_campaign(
         &sys,
@@ -808,7 +813,6 @@ async fn stop_request_while_calls_are_up_goes_stopping_then_stop() {
     assert_eq!(campaign(&sys, &id).await["status"], "stopping");
     let cc = campaigncalls(&sys, &id).await[0].clone();
     raw.publish_event(
-        &sys.names.names.call_event_exchange,
         "call-manager",
         "call_hangup",
         json!({"id": cc["reference_id"], "hangup_reason": "noanswer"}),
@@ -860,7 +864,7 @@ fn handled_events(sys: &TestSystem, publisher: &str, kind: &str) -> u64 {
 #[tokio::test]
 async fn call_hangup_without_call_id_leaves_flow_campaigncalls_open() {
     let sys = TestSystem::start(silent(), fast_ticks).await;
-    let raw = Raw::new().await;
+    let raw = Raw::new(&sys).await;
     let customer = Uuid::new_v4();
     let (id, _) = running_campaign(
         &sys,
@@ -894,13 +898,8 @@ async fn call_hangup_without_call_id_leaves_flow_campaigncalls_open() {
         json!({"id": Uuid::nil(), "hangup_reason": "normal", "status": "hangup"}),
     ];
     for data in &hostile {
-        raw.publish_event(
-            &sys.names.names.call_event_exchange,
-            "call-manager",
-            "call_hangup",
-            data.clone(),
-        )
-        .await;
+        raw.publish_event("call-manager", "call_hangup", data.clone())
+            .await;
     }
     wait_until("the hangups handled", Duration::from_secs(10), || async {
         handled_events(&sys, "call-manager", "call_hangup") >= before + hostile.len() as u64
@@ -923,19 +922,9 @@ async fn call_hangup_without_call_id_leaves_flow_campaigncalls_open() {
 #[tokio::test]
 async fn undecodable_event_ends_in_the_dead_letter_queue_after_configured_retries() {
     let sys = TestSystem::start(silent(), |s| s.event_retry_ms = vec![50, 50, 50]).await;
-    let raw = Raw::new().await;
-    raw.ch
-        .basic_publish(
-            sys.names.names.call_event_exchange.as_str().into(),
-            "".into(),
-            BasicPublishOptions::default(),
-            b"not an event",
-            BasicProperties::default().with_content_type("text/plain".into()),
-        )
-        .await
-        .expect("publish")
-        .await
-        .expect("confirm");
+    let raw = Raw::new(&sys).await;
+    raw.publish_body("call-manager", "call_hangup", "", b"not an event")
+        .await;
     let dead = sys.names.names.subscribe_dead_queue.clone();
     let depth = || async {
         raw.ch

@@ -186,7 +186,7 @@ async fn dsn_parameters_reach_the_connection() {
         let dsn = format!("root@tcp(127.0.0.1:3306)/{}?{params}", db.name);
         async move {
             let dsn = DatabaseDsn::parse(&dsn).expect("valid DSN");
-            Store::connect(dsn.options, dsn.connect_timeout, Cache::disabled()).await
+            Store::connect(&dsn, Cache::disabled()).await
         }
     };
     // This MariaDB has TLS disabled: asking for it must fail, never fall back silently.
@@ -208,16 +208,31 @@ async fn dsn_parameters_reach_the_connection() {
         .expect("read the collation");
     assert_eq!(collation, "utf8mb4_bin");
     store.pool.close().await;
+    // sql_mode, quoted as the Go driver wants it, is every session's.
+    let store = connect("sql_mode=%27STRICT_ALL_TABLES,NO_ZERO_DATE%27")
+        .await
+        .expect("sql_mode");
+    for _ in 0..2 {
+        let (mode,): (String,) = sqlx::query_as("SELECT @@SESSION.sql_mode")
+            .fetch_one(&store.pool)
+            .await
+            .expect("read sql_mode");
+        assert_eq!(mode, "STRICT_ALL_TABLES,NO_ZERO_DATE");
+    }
+    store.pool.close().await;
 
     let (names, prefix) = (TestNames::new(), TestPrefix::new());
     let mut unknown = service(&names, &prefix, free_port());
     unknown.args([
         "--database_dsn",
-        &format!("root:Secret9@tcp(127.0.0.1:3306)/{}?sql_mode=ANSI", db.name),
+        &format!("root:Secret9@tcp(127.0.0.1:3306)/{}?autocommit=0", db.name),
     ]);
     let (code, stderr) = failed_start(unknown).await;
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("unknown parameter 'sql_mode'"), "{stderr}");
+    assert!(
+        stderr.contains("unknown parameter 'autocommit'"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("Secret9"), "the password leaked: {stderr}");
 }
 
@@ -377,7 +392,7 @@ async fn tls_mariadb(
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let dsn = DatabaseDsn::parse(&url).expect("valid URL");
-        match Store::connect(dsn.options, dsn.connect_timeout, Cache::disabled()).await {
+        match Store::connect(&dsn, Cache::disabled()).await {
             Ok(store) => {
                 let (cipher,): (String,) = sqlx::query_as("SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'SSL_VERSION'")
                     .fetch_one(&store.pool)

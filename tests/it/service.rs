@@ -156,7 +156,12 @@ async fn create_with_queue_adds_queue_join_to_the_flow_only() {
             *cust == customer && actions == [answer(), Action::queue_join(queue_id)]
         })
         .times(1)
-        .returning(move |_, _| Ok(Flow { id: flow_id }));
+        .returning(move |_, _| {
+            Ok(Flow {
+                id: flow_id,
+                ..Flow::default()
+            })
+        });
     m.flow.expect_delete_flow().times(0);
     let env = Env::new(m).await;
     let plan = env.insert_outplan_of(customer).await;
@@ -190,7 +195,12 @@ async fn create_without_queue_sends_the_actions_unchanged() {
         .expect_create_flow()
         .withf(|_, actions: &[Action]| actions == [answer()])
         .times(1)
-        .returning(|_, _| Ok(Flow { id: Uuid::new_v4() }));
+        .returning(|_, _| {
+            Ok(Flow {
+                id: Uuid::new_v4(),
+                ..Flow::default()
+            })
+        });
     let env = Env::new(m).await;
     let given = Uuid::new_v4();
     let c = env
@@ -240,10 +250,12 @@ async fn create_that_fails_in_the_store_deletes_the_flow_and_releases_the_outdia
     let flow_id = Uuid::new_v4();
     let mut m = Mocks::new();
     let (owner, sets) = stateful_outdial(&mut m, od.clone());
-    m.flow
-        .expect_create_flow()
-        .times(1)
-        .returning(move |_, _| Ok(Flow { id: flow_id }));
+    m.flow.expect_create_flow().times(1).returning(move |_, _| {
+        Ok(Flow {
+            id: flow_id,
+            ..Flow::default()
+        })
+    });
     m.flow
         .expect_delete_flow()
         .withf(move |id| *id == flow_id)
@@ -289,10 +301,12 @@ async fn create_whose_outdial_claim_fails_deletes_the_flow() {
         .expect_set_outdial_campaign()
         .times(1)
         .returning(|_, _| Err(timeout()));
-    m.flow
-        .expect_create_flow()
-        .times(1)
-        .returning(move |_, _| Ok(Flow { id: flow_id }));
+    m.flow.expect_create_flow().times(1).returning(move |_, _| {
+        Ok(Flow {
+            id: flow_id,
+            ..Flow::default()
+        })
+    });
     m.flow
         .expect_delete_flow()
         .withf(move |id| *id == flow_id)
@@ -820,7 +834,22 @@ async fn delete_of_a_campaign_that_is_not_stopped_is_a_precondition_failure() {
             .delete_campaign(c.id)
             .await
             .expect_err("not stopped");
-        assert!(matches!(err, ServiceError::Precondition(_)), "{err:?}");
+        let typed = err.to_voipbin();
+        assert_eq!(
+            (
+                typed.status.as_str(),
+                typed.reason.as_str(),
+                typed.message.as_str(),
+                typed.status_code()
+            ),
+            (
+                "FAILED_PRECONDITION",
+                "CAMPAIGN_NOT_STOPPED",
+                "The campaign must be stopped before it can be deleted.",
+                409
+            ),
+            "{err:?}"
+        );
         assert!(env.campaign(c.id).await.tm_delete.is_none());
     }
     assert!(env.events().is_empty());
@@ -861,19 +890,59 @@ async fn delete_of_a_stopped_campaign_deletes_its_flow_and_releases_its_outdial(
     assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");
 }
 
+/// `campaign_manager_campaign_flow_delete_failed_total{reason}`.
+fn flow_delete_failed(env: &Env, reason: &str) -> u64 {
+    env.metrics
+        .campaign_flow_delete_failed_total
+        .with_label_values(&[reason])
+        .get()
+}
+
 #[tokio::test]
-async fn delete_survives_a_flow_manager_failure() {
+async fn delete_survives_a_flow_manager_failure_and_counts_it_by_reason() {
+    let typed_404 = || PeerError::Status {
+        target: "flow".into(),
+        status: 404,
+        typed: Some(Box::new(VoipbinError {
+            domain: "flow-manager".into(),
+            ..VoipbinError::new("NOT_FOUND", "FLOW_NOT_FOUND", "The flow was not found.")
+        })),
+    };
+    let bare_500 = || PeerError::Status {
+        target: "flow".into(),
+        status: 500,
+        typed: None,
+    };
     let mut m = Mocks::new();
+    let mut answers = vec![Err(timeout()), Err(bare_500()), Err(typed_404())].into_iter();
     m.flow
         .expect_delete_flow()
-        .times(1)
-        .returning(|_| Err(timeout()));
+        .times(3)
+        .returning(move |_| answers.next().unwrap_or(Ok(())));
     let env = Env::new(m).await;
-    let c = env
-        .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-        .await;
-    let d = env.service.delete_campaign(c.id).await.expect("delete");
-    assert!(d.tm_delete.is_some());
+    // Both series exist from the start.
+    assert_eq!(
+        (
+            flow_delete_failed(&env, "not_found"),
+            flow_delete_failed(&env, "error")
+        ),
+        (0, 0)
+    );
+    let text = env.metrics.render();
+    for reason in ["not_found", "error"] {
+        let series =
+            format!("campaign_manager_campaign_flow_delete_failed_total{{reason=\"{reason}\"}} 0");
+        assert!(text.contains(&series), "{series}");
+    }
+    for _ in 0..3 {
+        let c = env
+            .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
+            .await;
+        let d = env.service.delete_campaign(c.id).await.expect("delete");
+        assert!(d.tm_delete.is_some());
+    }
+    assert_eq!(flow_delete_failed(&env, "error"), 2);
+    assert_eq!(flow_delete_failed(&env, "not_found"), 1);
 }
 
 // ================================================================ updates

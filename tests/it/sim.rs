@@ -1,19 +1,19 @@
 //! `campaign-sim` driven over the real RabbitMQ on localhost, the way campaign-manager drives it:
-//! RPCs through the bus's RPC client, events read from queues bound to the peer exchanges, and the
-//! HTTP admin API over a raw socket. Each test uses its own `Names::prefixed` namespace and deletes
+//! RPCs through the bus's RPC client, events read from queues bound where the simulator publishes
+//! (the topic exchange by default, the peers' fanout exchanges on the fanout bus), and the HTTP
+//! admin API over a raw socket. Each test uses its own `Names::prefixed` namespace and deletes
 //! its queues and exchanges at the end.
 
 use std::time::Duration;
 
-use campaign_manager::bus::{Bus, BusOptions, Event, Names, Request, Response};
+use campaign_manager::bus::routing::routing_key;
+use campaign_manager::bus::{Bus, BusOptions, Event, EventBus, Names, Request, Response};
 use campaign_manager::model::{Action, Address, Call, OutdialTarget};
 use campaign_manager::peers::{BusPeers, CallManager, CallRequest, FlowManager, PeerError};
 use campaign_sim::{
     Fault, MsRange, Outcome, Override, Scenario, Service, Sim, TargetSpec, TargetState, admin,
 };
 use futures::StreamExt;
-use lapin::options::{BasicConsumeOptions, QueueBindOptions};
-use lapin::types::FieldTable;
 use rand::RngExt;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -65,7 +65,11 @@ impl Drop for Env {
                     ] {
                         let _ = ch.queue_delete(q.as_str().into(), Default::default()).await;
                     }
-                    for x in [&names.call_event_exchange, &names.flow_event_exchange] {
+                    for x in [
+                        &names.call_event_exchange,
+                        &names.flow_event_exchange,
+                        &names.topic_exchange,
+                    ] {
                         let _ = ch
                             .exchange_delete(x.as_str().into(), Default::default())
                             .await;
@@ -85,8 +89,13 @@ impl Env {
 
     /// A simulator and a client whose calls time out after `rpc_timeout`.
     async fn start_with_timeout(scenario: Scenario, rpc_timeout: Duration) -> Env {
+        Env::start_on(scenario, rpc_timeout, EventBus::Topic).await
+    }
+
+    /// A simulator publishing on `bus` and a client whose calls time out after `rpc_timeout`.
+    async fn start_on(scenario: Scenario, rpc_timeout: Duration, bus: EventBus) -> Env {
         let names = Names::prefixed(&uniq());
-        let sim = Sim::start(names.clone(), URL, scenario)
+        let sim = Sim::start_on(names.clone(), URL, scenario, bus)
             .await
             .expect("sim start");
         let mut o = BusOptions::default();
@@ -122,31 +131,18 @@ impl Env {
         self.call(service, req).await
     }
 
-    /// A fresh exclusive queue bound to `exchange`, with a consumer on it.
-    async fn listen(&self, exchange: &str) -> (lapin::Channel, lapin::Consumer) {
+    /// A fresh exclusive queue bound to every event of `publisher` (`call-manager`,
+    /// `flow-manager`) where the simulator publishes them, with a consumer on it.
+    async fn listen(&self, publisher: &str) -> (lapin::Channel, lapin::Consumer) {
+        let (exchange, key) = match (self.sim.event_bus(), publisher) {
+            (EventBus::Topic, p) => (self.names.topic_exchange.clone(), format!("{p}.#")),
+            (EventBus::Fanout, "call-manager") => {
+                (self.names.call_event_exchange.clone(), String::new())
+            }
+            (EventBus::Fanout, _) => (self.names.flow_event_exchange.clone(), String::new()),
+        };
         let (ch, _) = self.client.connection().channel().await.expect("channel");
-        let q = crate::support::amqp::private_queue(&ch, "declare").await;
-        ch.queue_bind(
-            q.as_str().into(),
-            exchange.into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("bind");
-        let consumer = ch
-            .basic_consume(
-                q.as_str().into(),
-                "sim-test".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .expect("consume");
+        let consumer = crate::support::amqp::tap(&ch, &exchange, &key, "listen").await;
         (ch, consumer)
     }
 
@@ -157,12 +153,26 @@ impl Env {
     }
 }
 
+/// The next event, whose routing key is checked: on the topic bus the platform's key for its
+/// publisher, type and data `id` (the call's or the activeflow's own), "" on the fanout bus.
 async fn next_event(consumer: &mut lapin::Consumer, within: Duration) -> Option<Event> {
     let d = tokio::time::timeout(within, consumer.next())
         .await
         .ok()??
         .ok()?;
-    serde_json::from_slice(&d.data).ok()
+    let ev: Event = serde_json::from_slice(&d.data).ok()?;
+    if !d.routing_key.as_str().is_empty() {
+        let id = ev
+            .data_as::<Value>()
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        assert_eq!(
+            d.routing_key.as_str(),
+            routing_key(&ev.publisher, &ev.r#type, &id)
+        );
+    }
+    Some(ev)
 }
 
 /// The next `call_hangup` of `call_id` (other events are skipped), within `within`.
@@ -335,12 +345,21 @@ async fn available_targets_follow_platform_semantics() {
 
 #[tokio::test]
 async fn calls_end_with_the_scenario_hangup_reason() {
+    calls_end_with_the_scenario_hangup_reason_on(EventBus::Topic).await;
+}
+
+#[tokio::test]
+async fn calls_end_with_the_scenario_hangup_reason_on_the_fanout_bus() {
+    calls_end_with_the_scenario_hangup_reason_on(EventBus::Fanout).await;
+}
+
+async fn calls_end_with_the_scenario_hangup_reason_on(bus: EventBus) {
     let scenario = Scenario {
         ring_ms: campaign_sim::MsRange::fixed(50),
         ..Scenario::instant(Outcome::Answered).with_index_override(0, Outcome::Busy)
     };
-    let env = Env::start(scenario).await;
-    let (_ch, mut events) = env.listen(&env.names.call_event_exchange).await;
+    let env = Env::start_on(scenario, BusOptions::default().rpc.default_timeout, bus).await;
+    let (_ch, mut events) = env.listen("call-manager").await;
     let od = env.sim.create_outdial(Uuid::new_v4(), 1, 2);
     let target = env.sim.targets(od).remove(0);
     let dest0 = target.target.destination_0.clone().unwrap();
@@ -398,7 +417,7 @@ async fn calls_end_with_the_scenario_hangup_reason() {
 #[tokio::test]
 async fn activeflow_execute_publishes_activeflow_deleted() {
     let env = Env::start(Scenario::instant(Outcome::Answered)).await;
-    let (_ch, mut events) = env.listen(&env.names.flow_event_exchange).await;
+    let (_ch, mut events) = env.listen("flow-manager").await;
     let r = env
         .send(
             Service::Flow,
@@ -737,7 +756,7 @@ async fn get_call_answers_each_state_of_the_call_and_none_for_unknown_ids() {
         ..Scenario::instant(Outcome::Busy)
     })
     .await;
-    let (_ch, mut events) = env.listen(&env.names.call_event_exchange).await;
+    let (_ch, mut events) = env.listen("call-manager").await;
     let peers = env.peers();
 
     let ringing = call_request("+1000");
@@ -819,7 +838,7 @@ async fn get_call_answers_each_state_of_the_call_and_none_for_unknown_ids() {
 #[tokio::test]
 async fn get_activeflow_answers_running_then_ended_and_none_for_unknown_ids() {
     let env = Env::start(Scenario::instant(Outcome::Answered)).await;
-    let (_ch, mut events) = env.listen(&env.names.flow_event_exchange).await;
+    let (_ch, mut events) = env.listen("flow-manager").await;
     let peers = env.peers();
     let customer = Uuid::new_v4();
     let flow = peers
@@ -871,8 +890,8 @@ async fn late_reply_times_the_caller_out_but_the_request_takes_effect() {
         timeout,
     )
     .await;
-    let (_calls_ch, mut call_events) = env.listen(&env.names.call_event_exchange).await;
-    let (_flows_ch, mut flow_events) = env.listen(&env.names.flow_event_exchange).await;
+    let (_calls_ch, mut call_events) = env.listen("call-manager").await;
+    let (_flows_ch, mut flow_events) = env.listen("flow-manager").await;
     let peers = env.peers();
 
     // The dial: handled, reply held back past the caller's timeout.

@@ -76,7 +76,16 @@ pub(crate) async fn start(
     let (stop_tx, stop_rx) = watch::channel(false);
     let (ready_tx, mut ready_rx) = watch::channel(false);
     let ready_timeout = spec.ready_timeout;
-    let join = tokio::spawn(run(conn, spec, processor, stop_rx, ready_tx));
+    let (kind, queue) = (spec.kind, spec.queue.clone());
+    let last_error = Arc::new(Mutex::new(None));
+    let join = tokio::spawn(run(
+        conn,
+        spec,
+        processor,
+        stop_rx,
+        ready_tx,
+        last_error.clone(),
+    ));
     let handle = ConsumerHandle {
         stop: stop_tx,
         join: Mutex::new(Some(join)),
@@ -85,7 +94,13 @@ pub(crate) async fn start(
         Ok(Ok(_)) => Ok(handle),
         _ => {
             handle.stop().await;
-            Err(BusError::Timeout(ready_timeout, "consumer registration"))
+            let last_error = last_error.lock().unwrap_or_else(|e| e.into_inner()).take();
+            Err(BusError::NotRegistered {
+                kind,
+                queue,
+                after: ready_timeout,
+                last_error,
+            })
         }
     }
 }
@@ -96,6 +111,7 @@ async fn run(
     processor: Arc<dyn DeliveryProcessor>,
     mut stop: watch::Receiver<bool>,
     ready: watch::Sender<bool>,
+    last_error: Arc<Mutex<Option<String>>>,
 ) {
     let concurrency = spec.concurrency.clamp(1, u16::MAX as usize);
     let sem = Arc::new(Semaphore::new(concurrency));
@@ -127,6 +143,7 @@ async fn run(
                     backoff = Duration::from_millis(100);
                 }
                 warn!(kind = spec.kind, queue = %spec.queue, %reason, ?backoff, "consumer session ended; re-establishing");
+                *last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = stop.changed() => break,

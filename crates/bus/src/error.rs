@@ -26,6 +26,19 @@ pub enum BusError {
     /// A configured name or value is invalid (e.g. a queue name longer than 255 bytes).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A consumer did not get registered in time; `last_error` says why its last attempt
+    /// failed (e.g. a binding the broker refused), if it got that far.
+    #[error("{kind} on {queue} not registered within {after:?}{}", last_error.as_ref().map(|e| format!(": {e}")).unwrap_or_default())]
+    NotRegistered {
+        /// `rpc-server` or `subscriber`.
+        kind: &'static str,
+        /// The queue it consumes.
+        queue: String,
+        /// How long the start waited.
+        after: Duration,
+        /// The last session's failure.
+        last_error: Option<String>,
+    },
     /// The bus was shut down.
     #[error("bus is shut down")]
     Shutdown,

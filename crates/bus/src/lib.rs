@@ -5,7 +5,8 @@
 //! per-target circuit breakers (`rpc_client`, `circuit_breaker`), an event publisher (`publisher`),
 //! an event subscriber with plugin-free bounded retries (`subscriber`) whose exhausted events wait
 //! in a dead-letter queue for an operator (`dead_letter`), the wire envelopes
-//! (`envelope`), the configurable names (`names`) and the transport metrics (`metrics`).
+//! (`envelope`), the configurable names (`names`), the event bus setting with the platform's
+//! routing keys (`routing`) and the transport metrics (`metrics`).
 
 pub mod circuit_breaker;
 pub mod connection;
@@ -17,6 +18,7 @@ pub mod listener;
 pub mod metrics;
 pub mod names;
 pub mod publisher;
+pub mod routing;
 pub mod rpc_client;
 pub mod rpc_server;
 pub mod subscriber;
@@ -34,6 +36,7 @@ pub use listener::ExchangeListener;
 pub use metrics::BusMetrics;
 pub use names::Names;
 pub use publisher::EventPublisher;
+pub use routing::EventBus;
 pub use rpc_client::{CallOptions, RpcClient, RpcClientOptions};
 pub use rpc_server::RequestHandler;
 pub use subscriber::{BoxError, EventHandler, SubscriberOptions};
@@ -41,6 +44,9 @@ pub use subscriber::{BoxError, EventHandler, SubscriberOptions};
 /// All tunables of the bus; `Default` is production.
 #[derive(Debug, Clone)]
 pub struct BusOptions {
+    /// Where events go and come from: the platform's topic exchange, or the per-service
+    /// fanout exchanges.
+    pub event_bus: EventBus,
     /// Connection supervisor settings (incl. the `connection_name`).
     pub connection: ConnectionOptions,
     /// RPC client timeout and breaker settings.
@@ -56,6 +62,7 @@ pub struct BusOptions {
 impl Default for BusOptions {
     fn default() -> Self {
         Self {
+            event_bus: EventBus::default(),
             connection: ConnectionOptions::default(),
             rpc: RpcClientOptions::default(),
             subscriber: SubscriberOptions::default(),
@@ -97,9 +104,14 @@ impl Bus {
         let metrics = BusMetrics::new(registry)?;
         let conn = BusConnection::open(amqp_url, options.connection.clone()).await?;
         let rpc = RpcClient::new(conn.clone(), options.rpc.clone(), metrics.clone());
-        let publisher = EventPublisher::new(
+        let events_exchange = match options.event_bus {
+            EventBus::Topic => names.topic_exchange.clone(),
+            EventBus::Fanout => names.event_exchange.clone(),
+        };
+        let publisher = EventPublisher::on(
             conn.clone(),
-            names.event_exchange.clone(),
+            options.event_bus,
+            events_exchange,
             options.publish_timeout,
         );
         let change_publisher = EventPublisher::new(
@@ -122,6 +134,22 @@ impl Bus {
     /// The configured names.
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// Which event bus this bus publishes and subscribes on.
+    pub fn event_bus(&self) -> EventBus {
+        self.options.event_bus
+    }
+
+    /// Declares the exchange our events go to, now: on the topic bus a refusal (e.g. an
+    /// exchange of that name with another kind) is returned so the caller's start fails, as the
+    /// platform's publishers do. On the fanout bus nothing happens here: the exchange is
+    /// declared with the first publish, as it always was.
+    pub async fn declare_event_exchange(&self) -> Result<(), BusError> {
+        match self.options.event_bus {
+            EventBus::Topic => self.publisher.declare().await,
+            EventBus::Fanout => Ok(()),
+        }
     }
 
     /// The transport metrics.
@@ -180,8 +208,16 @@ impl Bus {
         Ok(())
     }
 
-    /// Consume the subscribe queue with `handler`. Returns once the consumer is registered.
+    /// Consume the subscribe queue with `handler`, bound as the event bus says (on the topic
+    /// bus: `subscriber.topic_patterns`, which must not be empty). Returns once the consumer is
+    /// registered.
     pub async fn subscribe(&self, handler: Arc<dyn EventHandler>) -> Result<(), BusError> {
+        let topic_patterns = self.options.subscriber.topic_patterns.clone();
+        if self.options.event_bus == EventBus::Topic && topic_patterns.is_empty() {
+            return Err(BusError::Config(
+                "subscribing on the topic bus needs at least one binding pattern".into(),
+            ));
+        }
         let spec = consumer::ConsumerSpec {
             kind: "subscriber",
             queue: self.names.subscribe_queue.clone(),
@@ -198,6 +234,8 @@ impl Bus {
             .with_label_values(&[self.names.subscribe_queue.as_str()]);
         let processor = Arc::new(subscriber::SubscribeProcessor {
             names: self.names.clone(),
+            bus: self.options.event_bus,
+            topic_patterns,
             handler,
             retry_delays: self.options.subscriber.retry_delays.clone(),
             metrics: self.metrics.clone(),

@@ -9,8 +9,11 @@
 pub struct Names {
     /// Our RPC request queue (durable).
     pub request_queue: String,
-    /// Our event exchange (fanout, durable).
+    /// Our event exchange on the fanout bus (fanout, durable; `--event_bus fanout`).
     pub event_exchange: String,
+    /// The platform's event exchange on the topic bus (topic, durable), shared by every
+    /// service: we publish our events and bind our subscribe queue there (`--event_bus topic`).
+    pub topic_exchange: String,
     /// Our internal change exchange (fanout, durable): a short notice per `campaign_*` /
     /// `outplan_*` event, heard by every process's tick cache (not part of the platform's
     /// contract; the event exchange carries every event unchanged).
@@ -20,9 +23,9 @@ pub struct Names {
     /// Durable dead-letter queue of the subscribe queue: events that failed every retry wait
     /// here for an operator (`campaign-control events dead ...`). `<subscribe_queue>.dead`.
     pub subscribe_dead_queue: String,
-    /// call-manager's event exchange (fanout).
+    /// call-manager's event exchange on the fanout bus.
     pub call_event_exchange: String,
-    /// flow-manager's event exchange (fanout).
+    /// flow-manager's event exchange on the fanout bus.
     pub flow_event_exchange: String,
     /// outdial-manager's request queue.
     pub outdial_queue: String,
@@ -41,6 +44,7 @@ impl Default for Names {
         Self {
             request_queue: "bin-manager.campaign-manager.request".into(),
             event_exchange: "bin-manager.campaign-manager.event".into(),
+            topic_exchange: "bin-manager.event".into(),
             change_exchange: "bin-manager.campaign-manager.changes".into(),
             subscribe_queue: "bin-manager.campaign-manager.subscribe".into(),
             subscribe_dead_queue: "bin-manager.campaign-manager.subscribe.dead".into(),
@@ -63,6 +67,7 @@ impl Names {
         Self {
             request_queue: p(d.request_queue),
             event_exchange: p(d.event_exchange),
+            topic_exchange: p(d.topic_exchange),
             change_exchange: p(d.change_exchange),
             subscribe_queue: p(d.subscribe_queue),
             subscribe_dead_queue: p(d.subscribe_dead_queue),
@@ -92,10 +97,12 @@ impl Names {
         v
     }
 
-    /// Every exchange this service may declare.
+    /// Every exchange this service may declare. The topic exchange is shared by the whole
+    /// platform: delete these only for prefixed (test) names.
     pub fn owned_exchanges(&self) -> Vec<String> {
         vec![
             self.event_exchange.clone(),
+            self.topic_exchange.clone(),
             self.change_exchange.clone(),
             self.call_event_exchange.clone(),
             self.flow_event_exchange.clone(),

@@ -1,10 +1,14 @@
-//! Event subscriber: our subscribe queue bound to the call- and flow-manager event exchanges
-//! (docs/contract.md#rabbitmq), with bounded retries that do not need the delayed-message plugin.
+//! Event subscriber: our subscribe queue bound to the peers' events (docs/contract.md#rabbitmq),
+//! with bounded retries that do not need the delayed-message plugin.
 //!
-//! Topology per (re)connect: the two peer fanout exchanges (declared if absent so we start on an
-//! empty broker), the durable subscribe queue bound to both with key "", and one durable retry
-//! queue per retry level (`<subscribe>.retry.<n>`) whose dead-letter target is the subscribe queue
-//! via the default exchange. A failed event (handler error, panic or undecodable JSON) is
+//! Topology per (re)connect: the durable subscribe queue, its dead-letter queue, and one durable
+//! retry queue per retry level (`<subscribe>.retry.<n>`) whose dead-letter target is the subscribe
+//! queue via the default exchange; then the bindings of the bus in use. On the topic bus: the
+//! platform's topic exchange (declared, as every subscriber does, so start order does not
+//! matter) and one binding per configured pattern, in order; the peers' fanout exchanges are
+//! neither declared nor bound (the platform deletes them). On the fanout bus: the two peer fanout
+//! exchanges (declared if absent so we start on an empty broker) bound with key "". A failed
+//! declare or bind fails the session, so the first start fails rather than run deaf. A failed event (handler error, panic or undecodable JSON) is
 //! republished to the retry queue of the next level with `x-retry-count = n` and a per-message
 //! `expiration` of that level's delay; when it expires RabbitMQ dead-letters it back. The first
 //! failure stamps `x-first-failed-at`. After the last level the event moves to the durable
@@ -21,13 +25,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::FutureExt;
+use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicNackOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicNackOptions, ConfirmSelectOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, ExchangeKind};
 use tracing::{error, warn};
 
 use super::consumer::{DeliveryProcessor, preview};
@@ -40,6 +43,8 @@ use super::envelope::Event;
 use super::error::{BusError, short};
 use super::metrics::BusMetrics;
 use super::names::Names;
+use super::publisher::{declare_fanout, declare_topic};
+use super::routing::EventBus;
 
 /// Boxed error returned by event handlers: tower's, the same type as
 /// `campaign_workers::BoxError`, so the project has one.
@@ -65,6 +70,10 @@ pub struct SubscriberOptions {
     pub concurrency: usize,
     /// Delay before retry 1, 2, 3, ...; its length is the number of retries.
     pub retry_delays: Vec<Duration>,
+    /// Patterns the subscribe queue binds on the topic bus, in order (e.g.
+    /// `call-manager.call.*.hangup`); unused on the fanout bus. Subscribing on the topic bus
+    /// with none is refused.
+    pub topic_patterns: Vec<String>,
 }
 
 impl Default for SubscriberOptions {
@@ -76,12 +85,15 @@ impl Default for SubscriberOptions {
                 Duration::from_secs(30),
                 Duration::from_secs(120),
             ],
+            topic_patterns: Vec::new(),
         }
     }
 }
 
 pub(crate) struct SubscribeProcessor {
     pub names: Names,
+    pub bus: EventBus,
+    pub topic_patterns: Vec<String>,
     pub handler: Arc<dyn EventHandler>,
     pub retry_delays: Vec<Duration>,
     pub metrics: BusMetrics,
@@ -198,27 +210,15 @@ impl SubscribeProcessor {
 impl DeliveryProcessor for SubscribeProcessor {
     async fn setup(&self, channel: &lapin::Channel) -> Result<(), BusError> {
         let queue = short(&self.names.subscribe_queue)?;
-        let durable_ex = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
+        if self.bus == EventBus::Fanout {
+            // Declared first, as before the topic bus existed, so nothing changes there.
+            declare_fanout(channel, &self.names.call_event_exchange).await?;
+            declare_fanout(channel, &self.names.flow_event_exchange).await?;
+        }
         let durable_q = QueueDeclareOptions {
             durable: true,
             ..QueueDeclareOptions::default()
         };
-        for ex in [
-            &self.names.call_event_exchange,
-            &self.names.flow_event_exchange,
-        ] {
-            channel
-                .exchange_declare(
-                    short(ex)?,
-                    ExchangeKind::Fanout,
-                    durable_ex,
-                    FieldTable::default(),
-                )
-                .await?;
-        }
         channel
             .queue_declare(queue.clone(), durable_q, FieldTable::default())
             .await?;
@@ -241,15 +241,25 @@ impl DeliveryProcessor for SubscribeProcessor {
                 )
                 .await?;
         }
-        for ex in [
-            &self.names.call_event_exchange,
-            &self.names.flow_event_exchange,
-        ] {
+        let bindings: Vec<(&str, &str)> = match self.bus {
+            EventBus::Topic => {
+                declare_topic(channel, &self.names.topic_exchange).await?;
+                self.topic_patterns
+                    .iter()
+                    .map(|p| (self.names.topic_exchange.as_str(), p.as_str()))
+                    .collect()
+            }
+            EventBus::Fanout => vec![
+                (self.names.call_event_exchange.as_str(), ""),
+                (self.names.flow_event_exchange.as_str(), ""),
+            ],
+        };
+        for (exchange, key) in bindings {
             channel
                 .queue_bind(
                     queue.clone(),
-                    short(ex)?,
-                    "".into(),
+                    short(exchange)?,
+                    short(key)?,
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )

@@ -127,6 +127,19 @@ impl DomainEvent {
         }
     }
 
+    /// The id subscribers follow this event by (its address on the platform's topic exchange):
+    /// the campaign's id for campaign events **and for campaigncall events** (a campaigncall is
+    /// addressed by its parent campaign, as the platform addresses it), the outplan's id for
+    /// outplan events.
+    pub fn subscription_id(&self) -> Uuid {
+        match self {
+            DomainEvent::CampaigncallCreated(c)
+            | DomainEvent::CampaigncallUpdated(c)
+            | DomainEvent::CampaigncallDeleted(c) => c.campaign_id,
+            other => other.record_id(),
+        }
+    }
+
     /// The campaign, if this is a campaign event.
     pub fn campaign(&self) -> Option<&Campaign> {
         match self {
@@ -317,6 +330,20 @@ mod tests {
                 assert_eq!(e.webhook_json(), e.record_json(), "{}", e.name());
             }
         }
+    }
+
+    #[test]
+    fn campaigncall_events_are_addressed_by_their_campaign() {
+        let (c, cc, o) = (campaign(), campaigncall(), outplan());
+        for e in every_event(&c, &cc, &o) {
+            let want = match e.name() {
+                n if n.starts_with("campaigncall_") => cc.campaign_id,
+                n if n.starts_with("campaign_") => c.id,
+                _ => o.id,
+            };
+            assert_eq!(e.subscription_id(), want, "{}", e.name());
+        }
+        assert_ne!(cc.campaign_id, cc.id);
     }
 
     #[test]

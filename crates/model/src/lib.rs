@@ -12,6 +12,7 @@ mod campaign;
 mod campaigncall;
 mod destination_zone;
 mod event;
+mod flow_reconcile;
 pub mod json;
 mod outplan;
 mod pacing;
@@ -30,6 +31,7 @@ pub use campaigncall::{
 };
 pub use destination_zone::{destination_zones, e164_zones};
 pub use event::{DomainEvent, EventRecord};
+pub use flow_reconcile::{FlowReconcile, recent_interval_sec};
 pub use outplan::Outplan;
 pub use pacing::{DialRate, MAX_DIALS_PER_SECOND, MIN_DIALS_PER_SECOND, Pacing};
 pub use peer::{Activeflow, Call, Flow, Outdial, OutdialTarget, Queue};

@@ -125,6 +125,9 @@ pub struct Flow {
     /// Flow id.
     #[serde(deserialize_with = "uuid_or_nil")]
     pub id: Uuid,
+    /// Set once flow-manager deleted the flow (it still answers `GET` for a deleted flow).
+    #[serde(with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub tm_delete: Option<DateTime<Utc>>,
 }
 
 /// An activeflow (a running flow) of flow-manager.

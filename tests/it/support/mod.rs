@@ -18,11 +18,13 @@ pub mod black_box;
 pub mod contract;
 pub mod mocked;
 pub mod mocks;
+pub mod peer_events;
 pub mod proxy;
 pub mod recorder;
 pub mod records;
 pub mod scenarios;
 pub mod seed;
+pub mod schema;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -44,6 +46,12 @@ where
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// MySQL 8.0's default `sql_mode` (what Cloud SQL MySQL 8.0 runs with): every test session
+/// runs with it, set through the DSN's `sql_mode`, so SQL that MySQL 8.0 refuses in that mode
+/// fails here although the server is MariaDB.
+pub const MYSQL8_SQL_MODE: &str = "ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,NO_ZERO_IN_DATE,\
+                                   NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION";
 
 /// Server URL of the local MariaDB (no database).
 pub fn mysql_server() -> String {
@@ -71,9 +79,10 @@ pub fn unique(prefix: &str) -> String {
 pub struct TestDb {
     /// Database name.
     pub name: String,
-    /// URL of the database.
+    /// URL of the database, with MySQL 8.0's default `sql_mode` ([`MYSQL8_SQL_MODE`]) as
+    /// its `sql_mode` parameter: use it as the service's DSN.
     pub url: String,
-    /// Pool on it.
+    /// Pool on it (sessions in MySQL 8.0's default `sql_mode`).
     pub pool: MySqlPool,
 }
 
@@ -91,10 +100,11 @@ impl TestDb {
             .await
             .expect("create database");
         admin.close().await;
-        let url = format!("{}/{name}", mysql_server());
-        let pool = MySqlPoolOptions::new()
+        let url = format!("{}/{name}?sql_mode={MYSQL8_SQL_MODE}", mysql_server());
+        let dsn = campaign_manager::dsn::DatabaseDsn::parse(&url).expect("test DSN");
+        let pool = Store::pool_options(&dsn)
             .max_connections(8)
-            .connect(&url)
+            .connect_with(dsn.options)
             .await
             .expect("connect to test database");
         TestDb { name, url, pool }
@@ -103,8 +113,7 @@ impl TestDb {
     /// Creates and migrates a database.
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;
-        campaign_manager::store::MIGRATOR
-            .run(&db.pool)
+        campaign_manager::store::migrate::run(&db.pool)
             .await
             .expect("migrate");
         db
@@ -253,6 +262,8 @@ impl Drop for TestNames {
         ]);
         let mut exchanges = n.owned_exchanges();
         exchanges.extend([n.call_event_exchange.clone(), n.flow_event_exchange.clone()]);
+        exchanges.sort();
+        exchanges.dedup();
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -334,10 +345,6 @@ impl TestSystem {
         let names = TestNames::new();
         let db = TestDb::empty().await;
         let prefix = TestPrefix::new();
-        let sim_names = sim_names.cloned().unwrap_or_else(|| names.names.clone());
-        let sim = campaign_sim::Sim::start(sim_names, &amqp_url(), scenario)
-            .await
-            .expect("start the simulator");
         let mut infra = campaign_manager::config::Infra::from_env();
         infra.database_dsn = db.url.clone();
         infra.rabbitmq_address = amqp_url();
@@ -349,6 +356,11 @@ impl TestSystem {
         settings.serve_http = false;
         settings.workers = 0;
         tweak(&mut settings);
+        // The simulated peers publish on the bus the service listens on.
+        let sim_names = sim_names.cloned().unwrap_or_else(|| names.names.clone());
+        let sim = campaign_sim::Sim::start_on(sim_names, &amqp_url(), scenario, settings.event_bus)
+            .await
+            .expect("start the simulator");
         let app = campaign_manager::app::App::start(
             &infra,
             &settings,

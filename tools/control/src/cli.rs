@@ -109,6 +109,9 @@ pub enum Command {
     /// Subscribed events (RabbitMQ): the dead-letter queue of events that failed every retry.
     #[command(subcommand)]
     Events(EventsCmd),
+    /// The flows of deleted campaigns at flow-manager (via the service's RPC API).
+    #[command(subcommand)]
+    Flows(FlowsCmd),
     /// Print a shell completion script, e.g. `campaign-control completions bash >
     /// /etc/bash_completion.d/campaign-control`.
     Completions {
@@ -395,6 +398,20 @@ pub struct CampaignUpdate {
     #[arg(long = "end-handle",
           value_parser = model_enum::<EndHandle>("end_handle", END_HANDLES))]
     pub end_handle: Option<EndHandle>,
+}
+
+/// `flows ...`
+#[derive(Debug, Subcommand)]
+pub enum FlowsCmd {
+    /// Run one orphaned-flow reconcile pass now, as the platform's schedule-manager does every
+    /// 6 hours: delete the flows still live of campaigns deleted in the last 7 days (newest
+    /// first, at most 500, at most 90 s).
+    Reconcile {
+        /// The interval, in seconds, the pass stands for: `recent_saturated` says whether the
+        /// campaigns deleted within it alone fill a pass (default 24 hours).
+        #[arg(long = "recent-interval-sec", value_parser = clap::value_parser!(u64).range(1..))]
+        recent_interval_sec: Option<u64>,
+    },
 }
 
 /// `campaigncall ...`

@@ -10,6 +10,7 @@
 //!   not offer (dropping pending ticks, requeueing dead apalis jobs).
 //! * [`events`]: the dead-letter queue of subscribed events, straight on RabbitMQ (the service
 //!   owns no state about it, so there is no RPC route to go through).
+//! * [`flows`]: `flows reconcile`, one orphaned-flow reconcile pass through the RPC API.
 //! * [`stats`]: `campaign stats`.
 //! * [`watch`]: the in-place `--watch` refresh of `campaign stats`, `campaign list` and
 //!   `queue stats`.
@@ -24,6 +25,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod flows;
 pub mod output;
 pub mod queue;
 pub mod rpc;
@@ -209,6 +211,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
         Command::Outplan(c) => rpc::Rpc::connect(cli).await?.outplan(c).await,
         Command::Queue(c) => queue::Queue::connect(cli).await?.run(c, cli.json).await,
         Command::Events(c) => events::run(cli, c).await,
+        Command::Flows(c) => rpc::Rpc::connect(cli).await?.flows(c).await,
     }
 }
 

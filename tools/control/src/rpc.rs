@@ -391,7 +391,7 @@ impl Rpc {
     }
 
     /// Sends one request and returns the raw reply; `what` names the operation in messages.
-    async fn send(
+    pub(crate) async fn send(
         &self,
         what: &str,
         method: &str,

@@ -19,7 +19,7 @@ use campaign_manager::bus::Names;
 use campaign_manager::config::{Infra, Settings};
 use campaign_sim::{Outcome, Scenario, Sim};
 use campaign_workers::{BoxError, ChainRunner, ChainSource, Chains, SchedulerConfig, TickOutcome};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{TestDb, TestNames, TestPrefix, unique};
 use uuid::Uuid;
 
@@ -199,6 +199,8 @@ async fn help_on_every_level_and_usage_errors_exit_2() {
         &["queue", "purge"],
         &["queue", "retry-dead"],
         &["queue", "vacuum"],
+        &["flows"],
+        &["flows", "reconcile"],
         &["completions"],
         &["man"],
     ];
@@ -728,7 +730,7 @@ async fn runs_then_stops(ctx: &Ctx, customer: &str, id: &str) {
         .fails(2, "pass --yes");
     ctx.run(&["campaign", "delete", "--id", id, "--yes"])
         .await
-        .fails(1, "stop it before deleting");
+        .fails(1, "must be stopped before it can be deleted");
 
     let stopped = ctx
         .run(&["--json", "campaign", "stop", "--id", id])
@@ -1232,6 +1234,9 @@ async fn raw_channel() -> (lapin::Connection, lapin::Channel) {
     (conn, ch)
 }
 
+/// A call_hangup's key on the platform's topic exchange (the subscribe queue binds it).
+const HANGUP_KEY: &str = "call-manager.call.x.hangup";
+
 async fn publish_raw(ch: &lapin::Channel, exchange: &str, key: &str, kind: &str) {
     let body = format!(
         r#"{{"type":"{kind}","publisher":"call-manager","data_type":"application/json","data":{{"id":"x"}}}}"#
@@ -1279,6 +1284,7 @@ async fn events_dead_list_replay_and_purge() {
     let dead = names.subscribe_dead_queue.clone();
     let mut options = campaign_manager::bus::BusOptions::default();
     options.subscriber.retry_delays = vec![Duration::from_millis(50); 3];
+    options.subscriber.topic_patterns = campaign_manager::events::topic_patterns();
     let bus = campaign_manager::bus::Bus::connect_with(
         AMQP,
         names.clone(),
@@ -1294,7 +1300,7 @@ async fn events_dead_list_replay_and_purge() {
     bus.subscribe(flaky.clone()).await.expect("subscribe");
     let (_raw_conn, ch) = raw_channel().await;
     for kind in ["first", "second"] {
-        publish_raw(&ch, &names.call_event_exchange, "", kind).await;
+        publish_raw(&ch, &names.topic_exchange, HANGUP_KEY, kind).await;
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     while depth(&ch, &dead).await < 2 {
@@ -1416,7 +1422,7 @@ async fn events_dead_list_replay_and_purge() {
     flaky
         .failing
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    publish_raw(&ch, &names.call_event_exchange, "", "third").await;
+    publish_raw(&ch, &names.topic_exchange, HANGUP_KEY, "third").await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while depth(&ch, &dead).await < 1 {
         assert!(Instant::now() < deadline, "third event never dead-lettered");
@@ -2193,4 +2199,68 @@ async fn completions_and_man_pages() {
     cli(&["man", "--dir", "/proc/nope/man"])
         .await
         .fails(1, "/proc/nope/man");
+}
+
+#[tokio::test]
+async fn flows_reconcile_runs_one_pass_and_says_what_it_did() {
+    let db = TestDb::migrated().await;
+    let prefix = TestPrefix::new();
+    let ctx = Ctx::new(&prefix);
+    let sim = Sim::start(
+        Names::prefixed(&ctx.queue_prefix),
+        AMQP,
+        Scenario::instant(Outcome::Answered),
+    )
+    .await
+    .expect("start simulator");
+    let app = service(&ctx, &db, &prefix).await;
+    // A campaign deleted an hour ago whose flow flow-manager still has.
+    let flow = sim.with_state(|st| {
+        st.flows
+            .create(
+                campaign_sim::flows::FlowCreate::default(),
+                chrono::Utc::now(),
+            )
+            .id
+    });
+    let mut c = support::records::campaign_row(Uuid::new_v4());
+    c.flow_id = flow;
+    app.store.campaigns.create(&c).await.expect("campaign");
+    let hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).naive_utc();
+    sqlx::query("UPDATE campaign_campaigns SET tm_delete = ?, tm_update = ? WHERE id = ?")
+        .bind(hour_ago)
+        .bind(hour_ago)
+        .bind(c.id.as_bytes().to_vec())
+        .execute(&db.pool)
+        .await
+        .expect("delete the campaign");
+
+    let first = ctx
+        .run(&[
+            "--json",
+            "flows",
+            "reconcile",
+            "--recent-interval-sec",
+            "21600",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        first,
+        json!({"cleaned": 1, "skipped": 0, "failed": 0, "saturated": false,
+               "recent_saturated": false, "partial": false})
+    );
+    assert!(
+        sim.flows()
+            .iter()
+            .any(|f| f.id == flow && f.tm_delete.is_some())
+    );
+    let human = ctx.run(&["flows", "reconcile"]).await.ok().stdout;
+    assert!(human.contains("skipped") && human.contains('1'), "{human}");
+    ctx.run(&["flows", "reconcile", "--recent-interval-sec", "0"])
+        .await
+        .fails(2, "recent-interval-sec");
+    app.stop().await;
+    sim.shutdown_and_delete().await;
 }

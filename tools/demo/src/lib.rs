@@ -153,7 +153,8 @@ pub struct Stack {
 
 impl Stack {
     /// Starts the simulator on `settings.queue_prefix` (which must not be empty: the stack
-    /// deletes its queues on shutdown), then the service, then the client connection.
+    /// deletes its queues on shutdown) and on the service's `--event_bus`, then the service,
+    /// then the client connection.
     pub async fn start(
         infra: &Infra,
         settings: &Settings,
@@ -163,9 +164,14 @@ impl Stack {
             bail!("a stack needs a queue prefix (it deletes its queues when it stops)");
         }
         let names = settings.names();
-        let sim = Sim::start(names.clone(), &infra.rabbitmq_address, scenario)
-            .await
-            .context("starting the simulator")?;
+        let sim = Sim::start_on(
+            names.clone(),
+            &infra.rabbitmq_address,
+            scenario,
+            settings.event_bus,
+        )
+        .await
+        .context("starting the simulator")?;
         let app = match App::start(infra, settings, Role::Service).await {
             Ok(app) => app,
             Err(e) => {

@@ -192,6 +192,11 @@ impl Flows {
         self.flows.get(&id).filter(|f| f.tm_delete.is_none())
     }
 
+    /// A flow, deleted or not (what flow-manager's `GET /v1/flows/<id>` answers).
+    pub fn get_any(&self, id: Uuid) -> Option<&SimFlow> {
+        self.flows.get(&id)
+    }
+
     /// Every flow, deleted ones included.
     pub fn all(&self) -> Vec<SimFlow> {
         self.flows.values().cloned().collect()
@@ -214,13 +219,10 @@ impl Flows {
         Ok(f)
     }
 
-    /// Soft-delete a flow (a second delete is a 404).
+    /// Soft-delete a flow. As flow-manager does, deleting a deleted flow deletes it again
+    /// (new `tm_delete`); only an unknown id is not found.
     pub fn delete(&mut self, id: Uuid, now: DateTime<Utc>) -> Result<&SimFlow, FlowError> {
-        let f = self
-            .flows
-            .get_mut(&id)
-            .filter(|f| f.tm_delete.is_none())
-            .ok_or(FlowError::NotFound)?;
+        let f = self.flows.get_mut(&id).ok_or(FlowError::NotFound)?;
         f.tm_delete = Some(now);
         f.tm_update = Some(now);
         Ok(f)
@@ -340,7 +342,16 @@ mod tests {
             Err(FlowError::Conflict(_))
         ));
         f.delete(flow, now).unwrap();
-        assert_eq!(f.delete(flow, now).unwrap_err(), FlowError::NotFound);
+        assert!(f.get(flow).is_none());
+        assert!(f.get_any(flow).unwrap().tm_delete.is_some());
+        assert!(
+            f.delete(flow, now).is_ok(),
+            "deleted again, as flow-manager does"
+        );
+        assert_eq!(
+            f.delete(Uuid::new_v4(), now).unwrap_err(),
+            FlowError::NotFound
+        );
         assert_eq!(
             f.create_activeflow(
                 ActiveflowCreate {

@@ -5,8 +5,11 @@
 //! `calls`, `flows`, `webhooks`), the `scenario` that decides call outcomes, `faults` for failure
 //! injection, `routes` (request in, response + timers out) over the aggregate `state`. This module
 //! is the thin async shell: it serves the five request queues through the project's `bus`, runs the
-//! hangup/activeflow timers and publishes the resulting events on the peers' exchanges. `admin`
-//! exposes the admin API over HTTP for the standalone binary.
+//! hangup/activeflow timers and publishes the resulting events as the peers do: on the platform's
+//! topic exchange keyed `call-manager.call.<call id>.hangup` /
+//! `flow-manager.activeflow.<activeflow id>.deleted` (the default), or on the peers' own fanout
+//! exchanges ([`Sim::start_on`] with [`EventBus::Fanout`]). `admin` exposes the admin API over
+//! HTTP for the standalone binary.
 //!
 //! In-process use (tests, demo):
 //! ```no_run
@@ -50,9 +53,9 @@ use campaign_bus as bus;
 use campaign_model as model;
 
 use crate::bus::error::short;
-use crate::bus::publisher::declare_fanout;
 use crate::bus::{
-    Bus, BusError, BusOptions, EventPublisher, Names, Request, RequestHandler, Response,
+    Bus, BusError, BusOptions, Event, EventBus, EventPublisher, Names, Request, RequestHandler,
+    Response,
 };
 use crate::model::Address;
 
@@ -102,8 +105,11 @@ impl Shared {
                 Exchange::Call => &self.call_events,
                 Exchange::Flow => &self.flow_events,
             };
-            match publisher.publish(&p.event).await {
-                Ok(()) => {
+            match publisher
+                .publish_addressed(&p.event, &subscription_id(&p.event))
+                .await
+            {
+                Ok(_) => {
                     self.published.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(error) => {
@@ -140,6 +146,17 @@ impl Shared {
     }
 }
 
+/// The address the platform's peers publish an event under: the top-level `id` of its data (a
+/// call's or an activeflow's own id; empty, hence the placeholder, when there is none).
+fn subscription_id(event: &Event) -> String {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(default)]
+        id: String,
+    }
+    event.data_as::<Id>().map(|d| d.id).unwrap_or_default()
+}
+
 struct ServiceHandler {
     service: Service,
     shared: Arc<Shared>,
@@ -168,14 +185,29 @@ pub struct Sim {
     shared: Arc<Shared>,
     bus: Arc<Bus>,
     names: Names,
+    event_bus: EventBus,
     amqp_url: String,
 }
 
 impl Sim {
-    /// Connect to `amqp_url`, declare the peer event exchanges and serve the outdial, call, flow,
-    /// queue and webhook request queues of `names`. Returns once all five consumers are registered.
+    /// [`Sim::start_on`] the topic bus (the platform today).
     pub async fn start(names: Names, amqp_url: &str, scenario: Scenario) -> Result<Sim, SimError> {
-        let mut options = BusOptions::default();
+        Sim::start_on(names, amqp_url, scenario, EventBus::Topic).await
+    }
+
+    /// Connect to `amqp_url`, declare where the peers' events go on `event_bus` (the topic
+    /// exchange, or the two peer fanout exchanges) and serve the outdial, call, flow, queue and
+    /// webhook request queues of `names`. Returns once all five consumers are registered.
+    pub async fn start_on(
+        names: Names,
+        amqp_url: &str,
+        scenario: Scenario,
+        event_bus: EventBus,
+    ) -> Result<Sim, SimError> {
+        let mut options = BusOptions {
+            event_bus,
+            ..BusOptions::default()
+        };
         options.connection.connection_name = format!("campaign-sim-{}", std::process::id());
         let bus = Bus::connect_with(
             amqp_url,
@@ -185,20 +217,27 @@ impl Sim {
         )
         .await?;
         let timeout = Duration::from_secs(5);
-        let (ch, _) = bus.connection().channel().await?;
-        declare_fanout(&ch, &names.call_event_exchange).await?;
-        declare_fanout(&ch, &names.flow_event_exchange).await?;
-        let _ = ch.close(200, "declared".into()).await;
         let conn = bus.connection().clone();
+        let publisher = |fanout_exchange: &str| match event_bus {
+            EventBus::Topic => EventPublisher::on(
+                conn.clone(),
+                EventBus::Topic,
+                names.topic_exchange.clone(),
+                timeout,
+            ),
+            EventBus::Fanout => EventPublisher::new(conn.clone(), fanout_exchange.into(), timeout),
+        };
+        let (call_events, flow_events) = (
+            publisher(&names.call_event_exchange),
+            publisher(&names.flow_event_exchange),
+        );
+        call_events.declare().await?;
+        flow_events.declare().await?;
         let (shutdown, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             state: Mutex::new(SimState::new(scenario)),
-            call_events: EventPublisher::new(
-                conn.clone(),
-                names.call_event_exchange.clone(),
-                timeout,
-            ),
-            flow_events: EventPublisher::new(conn, names.flow_event_exchange.clone(), timeout),
+            call_events,
+            flow_events,
             shutdown,
             published: AtomicU64::new(0),
             publish_failures: AtomicU64::new(0),
@@ -208,6 +247,7 @@ impl Sim {
             shared,
             bus: Arc::new(bus),
             names,
+            event_bus,
             amqp_url: amqp_url.to_string(),
         };
         for service in Service::ALL {
@@ -231,6 +271,11 @@ impl Sim {
     /// The names this simulator serves.
     pub fn names(&self) -> &Names {
         &self.names
+    }
+
+    /// Where this simulator publishes its events.
+    pub fn event_bus(&self) -> EventBus {
+        self.event_bus
     }
 
     /// The bus (e.g. for its RPC client in tests).
@@ -466,8 +511,9 @@ impl Sim {
         self.bus.shutdown().await;
     }
 
-    /// `shutdown`, then delete the five request queues and the two event exchanges of `names`
-    /// over a fresh connection (for tests using `Names::prefixed`; never on platform names).
+    /// `shutdown`, then delete the five request queues and the event exchanges of `names` it
+    /// published to over a fresh connection (for tests using `Names::prefixed`; never on
+    /// platform names).
     pub async fn shutdown_and_delete(&self) {
         self.shutdown().await;
         let props = lapin::ConnectionProperties::default();
@@ -482,10 +528,14 @@ impl Sim {
                     let _ = ch.queue_delete(q, QueueDeleteOptions::default()).await;
                 }
             }
-            for ex in [
-                &self.names.call_event_exchange,
-                &self.names.flow_event_exchange,
-            ] {
+            let exchanges = match self.event_bus {
+                EventBus::Topic => vec![&self.names.topic_exchange],
+                EventBus::Fanout => vec![
+                    &self.names.call_event_exchange,
+                    &self.names.flow_event_exchange,
+                ],
+            };
+            for ex in exchanges {
                 if let Ok(ex) = short(ex) {
                     let _ = ch
                         .exchange_delete(ex, ExchangeDeleteOptions::default())

@@ -2,8 +2,9 @@
 //!
 //! `SimState::handle` is the whole RPC surface as a pure function: request and `now` in, response
 //! plus timed effects out. Each service only answers its own routes, like the real managers on
-//! their own queues. Errors follow the platform: unknown route or id → bare 404, undecodable body or
-//! query → bare 400, duplicate/wrong state → bare 409. Nothing here can panic on input.
+//! their own queues. Errors follow the platform: unknown route or id → bare 404 (a flow flow-manager
+//! does not have → its typed 404 `FLOW_NOT_FOUND`), undecodable body or query → bare 400,
+//! duplicate/wrong state → bare 409. Nothing here can panic on input.
 
 use std::time::Duration;
 
@@ -71,6 +72,18 @@ impl From<Response> for Handled {
 
 fn not_found() -> Response {
     Response::status(404)
+}
+
+/// flow-manager's typed 404 for a flow it does not have.
+fn flow_not_found() -> Response {
+    let typed = crate::model::VoipbinError {
+        domain: "flow-manager".into(),
+        ..crate::model::VoipbinError::new("NOT_FOUND", "FLOW_NOT_FOUND", "The flow was not found.")
+    };
+    match crate::bus::envelope::to_raw(&typed) {
+        Ok(raw) => Response::new(404, "voipbin_error", Some(raw)),
+        Err(_) => not_found(),
+    }
 }
 
 fn bad_request() -> Response {
@@ -360,9 +373,12 @@ impl SimState {
                 let b: FlowCreate = body(req)?;
                 Ok(ok(self.flows.create(b, now)).into())
             }
+            // As flow-manager answers: a deleted flow too (with `tm_delete`), a typed 404
+            // for an unknown one.
             ("GET", ["flows", id]) => {
                 let id = path_id(id).ok_or_else(not_found)?;
-                Ok(ok(self.flows.get(id).ok_or_else(not_found)?).into())
+                let flow = self.flows.get_any(id).ok_or_else(flow_not_found)?;
+                Ok(ok(flow).into())
             }
             ("PUT", ["flows", id, "actions"]) => {
                 let id = path_id(id).ok_or_else(not_found)?;
@@ -375,7 +391,8 @@ impl SimState {
             }
             ("DELETE", ["flows", id]) => {
                 let id = path_id(id).ok_or_else(not_found)?;
-                Ok(ok(self.flows.delete(id, now).map_err(flow_error)?).into())
+                let flow = self.flows.delete(id, now).map_err(|_| flow_not_found())?;
+                Ok(ok(flow).into())
             }
             ("POST", ["activeflows"]) => {
                 let b: ActiveflowCreate = body(req)?;
@@ -936,6 +953,63 @@ mod tests {
             now,
         );
         assert_eq!(h.response.status_code, 200);
+    }
+
+    #[test]
+    fn flows_answer_as_flow_manager_does() {
+        let mut s = st();
+        let now = Utc::now();
+        let create = req(
+            "POST",
+            "/v1/flows",
+            Some(json!({"type":"campaign","persist":true})),
+        );
+        let flow = data(&s.handle(Service::Flow, &create, now))["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let get = req("GET", &format!("/v1/flows/{flow}"), None);
+        let live: crate::model::Flow = s
+            .handle(Service::Flow, &get, now)
+            .response
+            .data_as()
+            .unwrap();
+        assert_eq!(live.tm_delete, None);
+        let delete = req("DELETE", &format!("/v1/flows/{flow}"), None);
+        assert_eq!(
+            s.handle(Service::Flow, &delete, now).response.status_code,
+            200
+        );
+        // A deleted flow is still answered, with its tm_delete; deleting it again works.
+        let deleted: crate::model::Flow = s
+            .handle(Service::Flow, &get, now)
+            .response
+            .data_as()
+            .unwrap();
+        assert_eq!(deleted.tm_delete, Some(now));
+        assert_eq!(
+            s.handle(Service::Flow, &delete, now).response.status_code,
+            200
+        );
+        // An unknown flow: flow-manager's typed 404.
+        for method in ["GET", "DELETE"] {
+            let unknown = req(method, &format!("/v1/flows/{}", Uuid::new_v4()), None);
+            let r = s.handle(Service::Flow, &unknown, now).response;
+            assert_eq!(
+                (r.status_code, r.data_type.as_str()),
+                (404, "voipbin_error"),
+                "{method}"
+            );
+            let typed: crate::model::VoipbinError = r.data_as().unwrap();
+            assert_eq!(
+                (
+                    typed.status.as_str(),
+                    typed.reason.as_str(),
+                    typed.domain.as_str()
+                ),
+                ("NOT_FOUND", "FLOW_NOT_FOUND", "flow-manager")
+            );
+        }
     }
 
     #[test]

@@ -47,6 +47,10 @@ struct Cli {
         default_value = "amqp://guest:guest@127.0.0.1:5672"
     )]
     rabbitmq_address: String,
+    /// Event bus of the demo's service and simulator: `topic` (the platform's
+    /// `bin-manager.event`, as today) or `fanout` (the per-service exchanges of older platforms).
+    #[arg(long, env = "EVENT_BUS", default_value = "topic")]
+    event_bus: campaign_manager::bus::EventBus,
 
     /// Targets in the outdial.
     #[arg(long, default_value_t = 300)]
@@ -238,6 +242,7 @@ async fn main() -> ExitCode {
     settings.wait_tick_ms = cli.wait_tick_ms;
     settings.serve_http = false;
     settings.migrate = true;
+    settings.event_bus = cli.event_bus;
 
     let scenario = Scenario {
         seed: cli.seed,
@@ -253,8 +258,8 @@ async fn main() -> ExitCode {
         ..Scenario::default()
     };
     println!(
-        "campaign-demo: starting campaign-manager ({} tick workers) and the simulator on queue prefix {} ...",
-        settings.workers, settings.queue_prefix
+        "campaign-demo: starting campaign-manager ({} tick workers) and the simulator on queue prefix {}, {} event bus ...",
+        settings.workers, settings.queue_prefix, settings.event_bus
     );
     let stack = match Stack::start(&infra, &settings, scenario).await {
         Ok(s) => s,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use campaign_bus::Names;
+use campaign_bus::{EventBus, Names};
 use campaign_sim::{MsRange, Scenario, Sim, admin};
 use clap::Parser;
 use tracing::info;
@@ -25,6 +25,11 @@ struct Args {
         default_value = "amqp://guest:guest@localhost:5672"
     )]
     rabbitmq_address: String,
+    /// Where the simulated peers publish their events: `topic` (the platform's
+    /// `bin-manager.event`, keyed) or `fanout` (the peers' own fanout exchanges); use the same
+    /// setting as campaign-manager's `--event_bus`.
+    #[arg(long = "event_bus", env = "EVENT_BUS", default_value = "topic")]
+    event_bus: EventBus,
     /// Prefix of every queue/exchange name (`<prefix>.bin-manager...`); empty = platform names.
     #[arg(long = "prefix", env = "SIM_PREFIX", default_value = "")]
     prefix: String,
@@ -104,11 +109,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.admin_listen_address)
         .await
         .with_context(|| format!("binding admin address {}", args.admin_listen_address))?;
-    let sim = Sim::start(names, &args.rabbitmq_address, scenario)
+    let sim = Sim::start_on(names, &args.rabbitmq_address, scenario, args.event_bus)
         .await
         .context("starting the simulator (is RabbitMQ running?)")?;
     info!(admin = %args.admin_listen_address, outdial_queue = %sim.names().outdial_queue,
-          "campaign-sim ready");
+          event_bus = %args.event_bus, "campaign-sim ready");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(admin::serve(sim.clone(), listener, async move {
         let _ = stop_rx.await;
