@@ -593,7 +593,8 @@ pub struct Settings {
     #[arg(long = "target_batch", env = "TARGET_BATCH", default_value_t = 20)]
     pub target_batch: u32,
 
-    /// How often the campaigncall repair runs, ms (in processes with tick workers).
+    /// How often the campaigncall repair runs, ms (in every campaign-manager process and in
+    /// processes with tick workers).
     #[arg(
         long = "repair_interval_ms",
         env = "REPAIR_INTERVAL_MS",

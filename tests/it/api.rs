@@ -2576,6 +2576,12 @@ async fn metric_labels_stay_bounded_under_hostile_envelopes() {
         .collect();
     assert!(methods_seen.is_subset(&allowed), "{methods_seen:?}");
     assert!(methods_seen.contains("other"), "{methods_seen:?}");
+    let statuses_seen = label_values(&sys, family, "status");
+    let classes: std::collections::BTreeSet<String> = ["2xx", "3xx", "4xx", "5xx", "other"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(statuses_seen.is_subset(&classes), "{statuses_seen:?}");
     let routes_seen = label_values(&sys, family, "type");
     assert!(routes_seen.contains("notfound"), "{routes_seen:?}");
     assert!(

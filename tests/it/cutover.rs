@@ -10,24 +10,14 @@
 
 use crate::support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use campaign_manager::bus::identity;
 use campaign_sim::{Outcome, Scenario};
 use serde_json::json;
 use support::black_box::{create_campaign, id_of, set_status};
-use support::{TestSystem, spawn_worker};
+use support::{TestSystem, rabbitmqctl, spawn_worker};
 use uuid::Uuid;
-
-async fn rabbitmqctl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .expect("rabbitmqctl");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[tokio::test]
 async fn the_service_consumes_under_its_own_tag_and_connection_name() {
@@ -76,31 +66,9 @@ fn calls(sys: &TestSystem) -> usize {
     sys.sim.calls().len()
 }
 
-/// Deletes this test's Redis keys (tick namespace and cache), as `FLUSHDB` would for it.
-fn flush_our_keys(sys: &TestSystem) {
-    let client = redis::Client::open(support::redis_url()).expect("redis");
-    let mut conn = client.get_connection().expect("redis connection");
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", sys.prefix.0))
-        .query(&mut conn)
-        .expect("keys");
-    assert!(!keys.is_empty(), "the test's keys exist");
-    let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).expect("del");
-}
-
-async fn wait_for_calls(sys: &TestSystem, more_than: usize, within: Duration) -> usize {
-    let deadline = Instant::now() + within;
-    loop {
-        let n = calls(sys);
-        if n > more_than {
-            return n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no call beyond {more_than} within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_for_calls(sys: &TestSystem, more_than: usize, within: Duration) {
+    let what = format!("a call beyond {more_than}");
+    support::wait_until(&what, within, || async { calls(sys) > more_than }).await;
 }
 
 const WORKER_FLAGS: [&str; 8] = [
@@ -143,7 +111,7 @@ async fn a_durable_pause_holds_every_tick_through_a_redis_flush_and_worker_resta
         let _ = w.wait().await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await; // calls already on the bus land
-    flush_our_keys(&sys);
+    sys.prefix.flush();
     let held = calls(&sys);
     workers = vec![
         spawn_worker(&sys, &WORKER_FLAGS),
@@ -179,5 +147,52 @@ async fn a_durable_pause_holds_every_tick_through_a_redis_flush_and_worker_resta
         let _ = w.start_kill();
         let _ = w.wait().await;
     }
+    sys.stop().await;
+}
+
+/// The gauges the RPC-path and ticking alerts read: consumers and depth of the service's queues
+/// from the broker, executing campaigns and the durable switch from MySQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_reports_its_queues_and_the_durable_switch() {
+    let sys = TestSystem::start(Scenario::instant(Outcome::Answered), |s| s.workers = 0).await;
+    let app = sys.app.as_ref().expect("running");
+    let request = sys.names.names.request_queue.clone();
+    let gauge = |text: &str, family: &str, queue: &str| -> Option<i64> {
+        let needle = format!("{family}{{queue=\"{queue}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(needle.as_str()))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let metrics = app.metrics.clone();
+    let consumers = move || {
+        let text = metrics.render();
+        gauge(&text, "campaign_manager_queue_consumers", &request)
+    };
+    support::wait_until("the request queue's consumers reported", Duration::from_secs(30), || {
+        let n = consumers();
+        async move { n >= Some(1) }
+    })
+    .await;
+    let text = app.metrics.render();
+    let dead = &sys.names.names.subscribe_dead_queue;
+    assert_eq!(
+        gauge(&text, "campaign_manager_queue_messages", dead),
+        Some(0),
+        "{text}"
+    );
+
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 5, 1);
+    let campaign = create_campaign(&sys, "gauges", customer, outdial, json!({})).await;
+    set_status(&sys, id_of(&campaign), "run").await;
+    app.store
+        .tick_switch
+        .set(&sys.settings.tick_namespace, true, "test")
+        .await
+        .expect("switch off");
+    campaign_manager::gauges::read_once(&app.store, &sys.settings.tick_namespace, &app.metrics)
+        .await;
+    assert_eq!(app.metrics.tick_switch_off.get(), 1);
+    assert_eq!(app.metrics.campaigns_executing.get(), 1);
     sys.stop().await;
 }

@@ -38,8 +38,9 @@ pub(super) const READINESS_PATH: &str = "/readyz";
 /// The image name the manifests use; kustomize's `images` rewrites it.
 pub(super) const IMAGE: &str = "campaign-manager";
 /// kube-state-metrics' families the pod rules read (not this service's; its documentation
-/// names them): readiness, phase, restarts, failed Jobs.
-const KUBE_STATE_METRICS: [&str; 4] = [
+/// names them): readiness, phase, restarts, failed Jobs, available replicas.
+const KUBE_STATE_METRICS: [&str; 5] = [
+    "kube_deployment_status_replicas_available",
     "kube_pod_status_ready",
     "kube_pod_status_phase",
     "kube_pod_container_status_restarts_total",
