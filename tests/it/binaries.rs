@@ -136,7 +136,8 @@ async fn an_empty_redis_password_file_means_no_password() {
             let _ = std::fs::remove_file(&self.0);
         }
     }
-    let file = TempFile(std::env::temp_dir().join(format!("{}redis-password", support::unique("cm"))));
+    let file =
+        TempFile(std::env::temp_dir().join(format!("{}redis-password", support::unique("cm"))));
     std::fs::write(&file.0, "").expect("write the empty password file");
     let port = free_port();
     let mut child = service(

@@ -168,10 +168,14 @@ async fn the_service_reports_its_queues_and_the_durable_switch() {
         let text = metrics.render();
         gauge(&text, "campaign_manager_queue_consumers", &request)
     };
-    support::wait_until("the request queue's consumers reported", Duration::from_secs(30), || {
-        let n = consumers();
-        async move { n >= Some(1) }
-    })
+    support::wait_until(
+        "the request queue's consumers reported",
+        Duration::from_secs(30),
+        || {
+            let n = consumers();
+            async move { n >= Some(1) }
+        },
+    )
     .await;
     let text = app.metrics.render();
     let dead = &sys.names.names.subscribe_dead_queue;
