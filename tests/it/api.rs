@@ -16,7 +16,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 use support::contract::*;
 use support::scenarios::{fast_ticks, silent};
-use support::{TestSystem, amqp_url};
+use support::{TestSystem, amqp_url, rabbitmqctl};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
@@ -2132,16 +2132,6 @@ async fn overlong_name_or_detail_is_a_400() {
 // ---------------------------------------------------------------------------------------------
 // Robustness: broker-side connection close, fuzzing
 // ---------------------------------------------------------------------------------------------
-
-async fn rabbitmqctl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .expect("rabbitmqctl");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The broker-side pid of the connection whose channel consumes `queue`.
 async fn connection_consuming(queue: &str) -> Option<String> {
