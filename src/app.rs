@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::Api;
-use crate::bus::{Bus, BusOptions};
+use crate::bus::{Bus, BusOptions, QueueGauges};
 use crate::config::{Infra, Settings};
 use crate::events::Subscriptions;
 use crate::http::Probe;
@@ -140,9 +140,10 @@ impl App {
         let metrics = Metrics::new(Registry::new()).context("registering metrics")?;
         let cache =
             Cache::new(&infra.redis_url(), &settings.cache_prefix).context("redis address")?;
-        let store = Store::connect(&database, cache.clone())
-            .await
-            .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
+        let store =
+            Store::connect_with(&database, cache.clone(), settings.database_max_connections)
+                .await
+                .with_context(|| format!("connecting to MySQL ({})", database.describe()))?;
         metrics
             .registry
             .register(Box::new(store.dials.pool_wait()))
@@ -235,7 +236,10 @@ impl App {
                 stop_rx.clone(),
             )));
             let runner = Arc::new(CampaignRunner(Arc::new(ticker)));
-            let source = Arc::new(ExecutingCampaigns(store.clone()));
+            let source = Arc::new(ExecutingCampaigns {
+                store: store.clone(),
+                namespace: settings.tick_namespace.clone(),
+            });
             let registry = metrics.registry.clone();
             let (all, workers_only) = (wait_stop(stop_rx.clone()), wait_stop(stop_workers_rx));
             let stop = async move {
@@ -255,13 +259,24 @@ impl App {
                 }
             }));
         }
-        if settings.workers > 0 {
+        // The repair runs beside the RPC server too, without tick workers: the service's base
+        // deployment (no ticking) still resolves campaigncalls whose hangup was lost.
+        if settings.workers > 0 || role == Role::Service {
             tasks.push(tokio::spawn(run_repair(
                 service.clone(),
                 repair,
                 Duration::from_millis(settings.repair_interval_ms.max(100)),
                 wait_stop(stop_rx.clone()),
             )));
+        }
+        if role == Role::Service {
+            tasks.extend(watch_deployment(
+                &store,
+                &bus,
+                &metrics,
+                &settings.tick_namespace,
+                &stop_rx,
+            )?);
         }
         let mut http_addr = None;
         if settings.serve_http {
@@ -358,6 +373,41 @@ pub async fn migrate(infra: &Infra) -> anyhow::Result<MigrationReport> {
         .context("applying database migrations");
     store.pool.close().await;
     report
+}
+
+/// The service processes' view of the deployment (see `crate::gauges` and
+/// `campaign_bus::queue_gauges`): executing campaigns and the durable tick switch from MySQL,
+/// depth and consumers of the request, subscribe and dead-letter queues from the broker.
+fn watch_deployment(
+    store: &Store,
+    bus: &Arc<Bus>,
+    metrics: &Metrics,
+    namespace: &str,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let queue_gauges =
+        QueueGauges::register(&metrics.registry).context("registering the queue gauges")?;
+    let names = bus.names();
+    let queues = vec![
+        names.request_queue.clone(),
+        names.subscribe_queue.clone(),
+        names.subscribe_dead_queue.clone(),
+    ];
+    Ok(vec![
+        tokio::spawn(crate::gauges::watch_deployment(
+            store.clone(),
+            namespace.to_owned(),
+            metrics.clone(),
+            crate::gauges::GAUGE_INTERVAL,
+            stop.clone(),
+        )),
+        tokio::spawn(queue_gauges.watch(
+            bus.connection().clone(),
+            queues,
+            crate::gauges::GAUGE_INTERVAL,
+            stop.clone(),
+        )),
+    ])
 }
 
 /// A URL with its password replaced, for error messages.

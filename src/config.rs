@@ -6,7 +6,9 @@
 //! Secrets (the DSN, the broker address with its credentials, the Redis password) can also come
 //! from files, as Kubernetes mounts secrets: `--database_dsn_file` / `DATABASE_DSN_FILE` and the
 //! like. A value and its file together are refused by clap; [`Infra::with_secret_files`] reads
-//! the files (one trailing newline trimmed). `Debug` of [`Infra`] never shows a secret.
+//! the files (trailing line breaks trimmed). An empty password file means "no password" (a
+//! Redis without AUTH, as `kubectl create secret --from-literal=redis-password=` makes it); an
+//! empty DSN or broker address file is an error. `Debug` of [`Infra`] never shows a secret.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -211,12 +213,21 @@ impl Infra {
     /// setting cleared, so calling it again changes nothing).
     pub fn with_secret_files(mut self) -> Result<Infra, ConfigError> {
         if let Some(path) = self.database_dsn_file.take() {
-            self.database_dsn = read_secret("database_dsn_file", &path)?;
+            self.database_dsn = required(
+                "database_dsn_file",
+                &path,
+                read_secret("database_dsn_file", &path)?,
+            )?;
         }
         if let Some(path) = self.rabbitmq_address_file.take() {
-            self.rabbitmq_address = read_secret("rabbitmq_address_file", &path)?;
+            self.rabbitmq_address = required(
+                "rabbitmq_address_file",
+                &path,
+                read_secret("rabbitmq_address_file", &path)?,
+            )?;
         }
         if let Some(path) = self.redis_password_file.take() {
+            // Empty: Redis has no password, the same as --redis_password "".
             self.redis_password = read_secret("redis_password_file", &path)?;
         }
         Ok(self)
@@ -229,14 +240,22 @@ fn read_secret(key: &'static str, path: &std::path::Path) -> Result<String, Conf
         key,
         reason: format!("cannot read {}: {e}", path.display()),
     })?;
-    let value = text.trim_end_matches(['\r', '\n']);
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `value` read from `path`, refused when empty (a DSN or an address cannot be).
+fn required(
+    key: &'static str,
+    path: &std::path::Path,
+    value: String,
+) -> Result<String, ConfigError> {
     if value.is_empty() {
         return Err(ConfigError {
             key,
             reason: format!("{} is empty", path.display()),
         });
     }
-    Ok(value.to_owned())
+    Ok(value)
 }
 
 /// A URL with the password of its user info replaced by `***` (for logs and messages).
@@ -368,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn missing_or_empty_secret_files_are_errors_naming_the_setting() {
+    fn missing_or_empty_secret_files_are_errors_but_an_empty_password_is_none() {
         let missing = Infra {
             redis_password_file: Some(PathBuf::from("/nonexistent/redis-password")),
             ..defaults()
@@ -388,11 +407,29 @@ mod tests {
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
-        let _ = std::fs::remove_file(empty);
         assert!(
             e.starts_with("invalid database_dsn_file:") && e.ends_with("is empty"),
             "{e}"
         );
+        let e = Infra {
+            rabbitmq_address_file: Some(empty.clone()),
+            ..defaults()
+        }
+        .with_secret_files()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.starts_with("invalid rabbitmq_address_file:"), "{e}");
+        // An empty password file is a Redis without a password.
+        let infra = Infra {
+            redis_password_file: Some(empty.clone()),
+            ..defaults()
+        }
+        .with_secret_files()
+        .expect("an empty password file is no password");
+        let _ = std::fs::remove_file(empty);
+        assert_eq!(infra.redis_password, "");
+        assert_eq!(infra.redis_url(), "redis://127.0.0.1:6379/1");
     }
 
     #[test]
@@ -516,6 +553,16 @@ pub struct Settings {
     #[arg(long = "event_bus", env = "EVENT_BUS", default_value = "topic")]
     pub event_bus: EventBus,
 
+    /// Most MySQL connections this process opens (its pool). Size the database for this times
+    /// the number of processes at most (docs/deploy.md, Sizing).
+    #[arg(
+        long = "database_max_connections",
+        env = "DATABASE_MAX_CONNECTIONS",
+        default_value_t = crate::store::DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
+    pub database_max_connections: u32,
+
     /// Prefix of every queue and exchange name (empty: the platform's names).
     #[arg(long = "queue_prefix", env = "QUEUE_PREFIX", default_value = "")]
     pub queue_prefix: String,
@@ -561,7 +608,8 @@ pub struct Settings {
     #[arg(long = "target_batch", env = "TARGET_BATCH", default_value_t = 20)]
     pub target_batch: u32,
 
-    /// How often the campaigncall repair runs, ms (in processes with tick workers).
+    /// How often the campaigncall repair runs, ms (in every campaign-manager process and in
+    /// processes with tick workers).
     #[arg(
         long = "repair_interval_ms",
         env = "REPAIR_INTERVAL_MS",

@@ -18,6 +18,7 @@ pub mod app;
 pub mod config;
 pub mod dsn;
 pub mod events;
+pub mod gauges;
 pub mod http;
 pub mod metrics;
 pub mod notify;

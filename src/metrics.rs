@@ -4,7 +4,8 @@
 //! Every family is listed, with type, labels and unit, in `docs/metrics.md`.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 const NAMESPACE: &str = "campaign_manager";
@@ -15,7 +16,7 @@ const BUCKETS_MS: [f64; 5] = [50.0, 100.0, 500.0, 1000.0, 3000.0];
 pub struct Metrics {
     /// The registry everything is registered in.
     pub registry: Registry,
-    /// RPC request handling time, ms, by route label and method.
+    /// RPC request handling time, ms, by route label, method and status class.
     pub receive_request_process_time: HistogramVec,
     /// Subscribed event handling time, ms, by publisher and type.
     pub receive_subscribe_event_process_time: HistogramVec,
@@ -63,6 +64,38 @@ pub struct Metrics {
     /// Campaigns whose state the repair completed, by repair (`stopping_stopped`,
     /// `run_without_execution`).
     pub campaign_repair_total: IntCounterVec,
+    /// Campaigns with `execute = run` (not deleted), read from MySQL by the service processes
+    /// (`campaign_manager_campaigns_executing`; see `crate::gauges`).
+    pub campaigns_executing: IntGauge,
+    /// 1 while the durable off switch of the tick namespace is set in MySQL, else 0
+    /// (`campaign_manager_tick_switch_off`; see `crate::gauges`).
+    pub tick_switch_off: IntGauge,
+}
+
+/// The version this binary was built from (the package version) and the commit, when the build
+/// was given one in `CAMPAIGN_MANAGER_COMMIT` (`.ci/build-release` passes git's, the Dockerfile
+/// its `COMMIT` build argument); `unknown` otherwise.
+pub const BUILD_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// See [`BUILD_VERSION`].
+pub const BUILD_COMMIT: &str = match option_env!("CAMPAIGN_MANAGER_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+/// `campaign_manager_build_info{version,commit} 1`: which build runs where, and a series every
+/// process of this service exports (the alert rules use it to pick this service's pods).
+fn register_build_info(registry: &Registry) -> Result<(), prometheus::Error> {
+    let info = IntGaugeVec::new(
+        Opts::new(
+            "build_info",
+            "1, labelled with the version and commit of the running build.",
+        )
+        .namespace(NAMESPACE),
+        &["version", "commit"],
+    )?;
+    info.with_label_values(&[BUILD_VERSION, BUILD_COMMIT])
+        .set(1);
+    registry.register(Box::new(info))
 }
 
 /// The `process_*` metrics the Go service exported through its default registry (CPU seconds,
@@ -111,11 +144,26 @@ impl Metrics {
         )?;
         registry.register(Box::new(tick_process_time.clone()))?;
         register_process_collector(&registry)?;
+        register_build_info(&registry)?;
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let campaigns_executing = gauge(
+            "campaigns_executing",
+            "Campaigns with execute = run in MySQL (that want a tick chain).",
+        )?;
+        let tick_switch_off = gauge(
+            "tick_switch_off",
+            "1 while the durable off switch of the tick namespace is set in MySQL.",
+        )?;
+
         let metrics = Metrics {
             receive_request_process_time: hist(
                 "receive_request_process_time",
                 "Process time of received requests in ms.",
-                &["type", "method"],
+                &["type", "method", "status"],
             )?,
             receive_subscribe_event_process_time: hist(
                 "receive_subscribe_event_process_time",
@@ -201,6 +249,8 @@ impl Metrics {
                 "Campaigns whose interrupted state change the repair completed.",
                 &["repair"],
             )?,
+            campaigns_executing,
+            tick_switch_off,
             registry,
         };
         metrics.start_at_zero();

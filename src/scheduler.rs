@@ -1,6 +1,7 @@
 //! Glue between the campaign domain and the generic chain scheduler (`campaign-workers`):
 //! the campaign tick is the chain runner, campaigns with `execute = run` are the chains the
-//! reconciler keeps alive, and the service starts chains through [`ChainControl`].
+//! reconciler keeps alive, the tick namespace's row in `campaign_tick_switches` is the durable
+//! off switch every worker reads, and the service starts chains through [`ChainControl`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,13 +63,23 @@ impl ChainRunner for CampaignRunner {
     }
 }
 
-/// The campaigns that must have a chain: `execute = run`, not deleted.
-pub struct ExecutingCampaigns(pub Store);
+/// The campaigns that must have a chain (`execute = run`, not deleted), and the durable off
+/// switch of the tick namespace they run in.
+pub struct ExecutingCampaigns {
+    /// Where campaigns and switches are.
+    pub store: Store,
+    /// The tick namespace (`--tick_namespace`), the switch's key.
+    pub namespace: String,
+}
 
 #[async_trait]
 impl ChainSource for ExecutingCampaigns {
     async fn wanted(&self) -> Result<Vec<String>, BoxError> {
-        let ids = self.0.campaigns.ids_executing().await?;
+        let ids = self.store.campaigns.ids_executing().await?;
         Ok(ids.into_iter().map(|id| id.to_string()).collect())
+    }
+
+    async fn switched_off(&self) -> Result<bool, BoxError> {
+        Ok(self.store.tick_switch.is_off(&self.namespace).await?)
     }
 }

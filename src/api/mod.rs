@@ -3,8 +3,9 @@
 //! Matching is equivalent to the Go service's regexes: whole paths, lowercase UUIDs only,
 //! list routes need a `?`. Errors become typed replies (docs/contract.md#errors) built from
 //! [`ServiceError`]; nothing internal (SQL, broker detail) is put in a reply. The request
-//! metric's labels are the route's fixed label (`notfound` for anything unmatched) and the
-//! method mapped to a fixed set, so hostile envelopes cannot add time series.
+//! metric's labels are the route's fixed label (`notfound` for anything unmatched), the
+//! method mapped to a fixed set and the class of the reply's status code (`2xx` .. `5xx`), so
+//! hostile envelopes cannot add time series.
 
 mod routes;
 
@@ -13,7 +14,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use crate::bus::metrics::method_label;
+use crate::bus::metrics::{method_label, status_label};
 use crate::bus::{Request, RequestHandler, Response};
 use crate::service::{Service, ServiceError};
 
@@ -59,7 +60,11 @@ impl Api {
         self.service
             .metrics()
             .receive_request_process_time
-            .with_label_values(&[label, method_label(&req.method)])
+            .with_label_values(&[
+                label,
+                method_label(&req.method),
+                status_label(response.status_code),
+            ])
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         response
     }

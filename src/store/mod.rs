@@ -10,12 +10,14 @@ mod campaigncalls;
 mod campaigns;
 mod dials;
 pub mod filter;
+mod loop_kicks;
 pub mod migrate;
 mod outplans;
 pub mod page;
 mod row;
 mod stats;
 mod table;
+mod tick_switch;
 
 use sqlx::mysql::MySqlPoolOptions;
 use sqlx::{ConnectOptions, MySqlPool};
@@ -30,11 +32,16 @@ pub use dials::{
     POOL_WAIT_METRIC, Recorded,
 };
 pub use filter::Filters;
+pub use loop_kicks::{LoopKick, LoopKicks};
 pub use migrate::MigrationReport;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
 pub use stats::{Stats, StatusCount, TICK_RECORD_TTL};
 pub use table::Deletion;
+pub use tick_switch::{SwitchState, TickSwitch};
+
+/// MySQL connections of one process's pool unless configured (`--database_max_connections`).
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 16;
 
 /// A held MySQL named lock (see [`Store::try_lock`]). Release it with [`NamedLock::release`];
 /// dropped without that, its connection is closed rather than returned to the pool, which
@@ -98,6 +105,14 @@ pub enum StoreError {
     InvalidPage(String),
 }
 
+impl StoreError {
+    /// Whether the statement named a table the database does not have (not migrated yet).
+    pub fn is_missing_table(&self) -> bool {
+        matches!(self, StoreError::Database(sqlx::Error::Database(e))
+            if e.code().as_deref() == Some("42S02"))
+    }
+}
+
 /// Short alias for results of this layer.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -116,20 +131,38 @@ pub struct Store {
     pub dials: DialRecords,
     /// Live stats queries, tick records and run starts.
     pub stats: Stats,
+    /// The durable off switch of tick namespaces.
+    pub tick_switch: TickSwitch,
+    /// Go execute loops started on a rollback.
+    pub loop_kicks: LoopKicks,
+}
+
+/// A pool of at most `max_connections` to the database of `database` ([`Store::pool_options`]).
+pub async fn connect_pool(database: &DatabaseDsn, max_connections: u32) -> StoreResult<MySqlPool> {
+    // Statement logging would print every tick's queries; slow ones show in metrics instead.
+    let options = database.options.clone().disable_statement_logging();
+    Ok(Store::pool_options(database)
+        .max_connections(max_connections.max(1))
+        .connect_with(options)
+        .await?)
 }
 
 impl Store {
-    /// Connects to the MySQL of `database` (a small pool; the service is I/O bound on the
-    /// broker, not the DB). Its `connect_timeout` bounds a new connection (TLS handshake
-    /// included) and any wait for a pooled one; its `sql_mode`, if any, is set on every new
-    /// connection.
+    /// Connects to the MySQL of `database` with a pool of [`DEFAULT_MAX_CONNECTIONS`] (the
+    /// service is I/O bound on the broker, not the DB). Its `connect_timeout` bounds a new
+    /// connection (TLS handshake included) and any wait for a pooled one; its `sql_mode`, if
+    /// any, is set on every new connection.
     pub async fn connect(database: &DatabaseDsn, cache: Cache) -> StoreResult<Store> {
-        // Statement logging would print every tick's queries; slow ones show in metrics instead.
-        let options = database.options.clone().disable_statement_logging();
-        let pool = Store::pool_options(database)
-            .max_connections(16)
-            .connect_with(options)
-            .await?;
+        Store::connect_with(database, cache, DEFAULT_MAX_CONNECTIONS).await
+    }
+
+    /// [`Store::connect`] with a pool of at most `max_connections`.
+    pub async fn connect_with(
+        database: &DatabaseDsn,
+        cache: Cache,
+        max_connections: u32,
+    ) -> StoreResult<Store> {
+        let pool = connect_pool(database, max_connections).await?;
         Ok(Store::with_pool(pool, cache))
     }
 
@@ -163,6 +196,8 @@ impl Store {
                 Campaigncalls::new(pool.clone(), cache.clone()),
             ),
             stats: Stats::new(pool.clone(), cache.clone()),
+            tick_switch: TickSwitch::new(pool.clone()),
+            loop_kicks: LoopKicks::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,
         }

@@ -17,7 +17,7 @@ use rand::RngExt;
 use serde_json::{Value, json};
 use support::contract::*;
 use support::scenarios::{fast_ticks, silent};
-use support::{TestSystem, amqp_url, peer_events};
+use support::{TestSystem, amqp_url, peer_events, rabbitmqctl};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
@@ -2141,16 +2141,6 @@ async fn overlong_name_or_detail_is_a_400() {
 // Robustness: broker-side connection close, fuzzing
 // ---------------------------------------------------------------------------------------------
 
-async fn rabbitmqctl(args: &[&str]) -> String {
-    let out = tokio::process::Command::new("rabbitmqctl")
-        .args(args)
-        .output()
-        .await
-        .expect("rabbitmqctl");
-    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The broker-side pid of the connection whose channel consumes `queue`.
 async fn connection_consuming(queue: &str) -> Option<String> {
     let consumers = rabbitmqctl(&[
@@ -2588,6 +2578,12 @@ async fn metric_labels_stay_bounded_under_hostile_envelopes() {
         .collect();
     assert!(methods_seen.is_subset(&allowed), "{methods_seen:?}");
     assert!(methods_seen.contains("other"), "{methods_seen:?}");
+    let statuses_seen = label_values(&sys, family, "status");
+    let classes: std::collections::BTreeSet<String> = ["2xx", "3xx", "4xx", "5xx", "other"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert!(statuses_seen.is_subset(&classes), "{statuses_seen:?}");
     let routes_seen = label_values(&sys, family, "type");
     assert!(routes_seen.contains("notfound"), "{routes_seen:?}");
     assert!(

@@ -51,6 +51,28 @@ fn service(
     cmd
 }
 
+/// Waits (30 s at most) until the child serves 200 on `/readyz`; returns the body. A child that
+/// exits first fails the test with its stderr.
+async fn wait_ready(child: &mut tokio::process::Child, port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(body) = http_get(port, "/readyz").await
+            && body.starts_with("HTTP/1.0 200")
+        {
+            return body;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut err = String::new();
+            if let Some(mut stderr) = child.stderr.take() {
+                let _ = stderr.read_to_string(&mut err).await;
+            }
+            panic!("exited with {status} instead of serving: {err}");
+        }
+        assert!(Instant::now() < deadline, "not ready within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn service_is_ready_serves_metrics_and_exits_0_on_sigterm() {
     let (db, names, prefix) = (TestDb::empty().await, TestNames::new(), TestPrefix::new());
@@ -65,16 +87,7 @@ async fn service_is_ready_serves_metrics_and_exits_0_on_sigterm() {
     .spawn()
     .expect("spawn campaign-manager");
 
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let ready = loop {
-        if let Some(body) = http_get(port, "/readyz").await
-            && body.starts_with("HTTP/1.0 200")
-        {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "not ready within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let ready = wait_ready(&mut child, port).await;
     for dep in ["mysql", "redis", "rabbitmq", "workers"] {
         let dep = format!("\"{dep}\":\"ok\"");
         assert!(ready.contains(&dep), "{ready}");
@@ -89,13 +102,13 @@ async fn service_is_ready_serves_metrics_and_exits_0_on_sigterm() {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
-    // The migrations ran at start: the platform's three tables and the service's three
-    // (dial records, dial fences, run starts).
+    // The migrations ran at start: the platform's three tables and the service's five
+    // (dial records, dial fences, run starts, the tick switch, Go loop kicks).
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'campaign_%'")
         .fetch_one(&db.pool)
         .await
         .expect("count tables");
-    assert_eq!(n, 6);
+    assert_eq!(n, 8);
 
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")
@@ -108,6 +121,40 @@ async fn service_is_ready_serves_metrics_and_exits_0_on_sigterm() {
         .expect("exits within 20 s of SIGTERM")
         .expect("wait");
     assert_eq!(status.code(), Some(0));
+}
+
+/// Kubernetes mounts every key of a Secret as a file, and a Redis without a password is a key
+/// with an empty value (`kubectl create secret ... --from-literal=redis-password=`): the service
+/// started with `REDIS_PASSWORD_FILE` naming an empty file connects without a password and serves.
+#[tokio::test]
+async fn an_empty_redis_password_file_means_no_password() {
+    let (db, names, prefix) = (TestDb::empty().await, TestNames::new(), TestPrefix::new());
+    /// Removed when the test ends, also when it fails.
+    struct TempFile(std::path::PathBuf);
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let file =
+        TempFile(std::env::temp_dir().join(format!("{}redis-password", support::unique("cm"))));
+    std::fs::write(&file.0, "").expect("write the empty password file");
+    let port = free_port();
+    let mut child = service(
+        env!("CARGO_BIN_EXE_campaign-manager"),
+        &db.url,
+        &names,
+        &prefix,
+        port,
+    )
+    .env("REDIS_PASSWORD_FILE", &file.0)
+    .env_remove("REDIS_PASSWORD")
+    .spawn()
+    .expect("spawn campaign-manager");
+    let ready = wait_ready(&mut child, port).await;
+    assert!(ready.contains("\"redis\":\"ok\""), "{ready}");
+    let _ = child.start_kill();
+    let _ = child.wait().await;
 }
 
 #[tokio::test]

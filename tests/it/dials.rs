@@ -526,7 +526,7 @@ async fn close_our_connections(sys: &TestSystem, pids: &[u32]) {
     let app = sys.app.as_ref().expect("running");
     let mut marks: Vec<String> = pids
         .iter()
-        .map(|p| format!("campaign-manager-{p}-"))
+        .map(|p| campaign_manager::bus::identity::connection_name_prefix(*p))
         .collect();
     marks.push(app.bus.connection_name().to_owned());
     let out = tokio::process::Command::new("rabbitmqctl")

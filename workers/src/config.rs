@@ -71,6 +71,9 @@ pub struct SchedulerConfig {
     /// remembers it to restore it, before declaring the cluster not paused. No tick is handed to
     /// apalis meanwhile. The module doc of `feeder` has the details.
     pub unknown_pause_grace: Duration,
+    /// How often a worker process reads [`ChainSource::switched_off`](crate::ChainSource), the
+    /// durable off switch.
+    pub switch_interval: Duration,
     /// Unique name of this process' apalis worker; default `host-pid-random`.
     pub worker_name: Option<String>,
 }
@@ -99,6 +102,7 @@ impl Default for SchedulerConfig {
             heartbeat_interval: Duration::from_secs(1),
             missed_heartbeats: 3,
             unknown_pause_grace: Duration::from_millis(500),
+            switch_interval: Duration::from_secs(1),
             worker_name: None,
         }
     }

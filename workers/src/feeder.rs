@@ -29,8 +29,9 @@
 //! * if no worker process lives through the wipe (all restarted after it), nobody remembers:
 //!   a process that never read the record waits `unknown_pause_grace` (500 ms) for one that
 //!   did, then creates the record as *not paused* and the chains run. Re-run `queue drain` in
-//!   that case. (A durable pause would need the embedding application's own store; this crate
-//!   has none.) The same wait delays the first ticks of a brand-new namespace.
+//!   that case, or use the durable off switch, which the embedding application keeps in its own
+//!   store (see `switch`): while it is off, or not read yet, the feeder takes nothing.
+//!   The same wait delays the first ticks of a brand-new namespace.
 //! * a pause or resume less than one feed interval before the wipe may be missed by the process
 //!   that restores, which then restores the state before it.
 //! * while the record is missing (for at most a few feed intervals while a worker runs),
@@ -47,6 +48,7 @@ use tokio::sync::watch;
 use crate::SchedulerError;
 use crate::chain_state::{ChainState, Control, DueTick};
 use crate::redis_conn::RedisConn;
+use crate::switch::OffSwitch;
 use crate::tick_job::{Delivery, TickJob};
 
 /// What the feeder needs besides the chain state.
@@ -63,6 +65,8 @@ pub(crate) struct Feeder {
     pub(crate) feed_interval: Duration,
     /// See [`SchedulerConfig::unknown_pause_grace`](crate::SchedulerConfig).
     pub(crate) unknown_pause_grace: Duration,
+    /// The durable off switch: nothing is taken unless it reads on.
+    pub(crate) switch: OffSwitch,
 }
 
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
@@ -117,6 +121,9 @@ impl Feeder {
         &self,
         mirror: &mut PauseMirror,
     ) -> Result<usize, SchedulerError> {
+        if !self.switch.allows_ticks() {
+            return Ok(0);
+        }
         let (control, ticks) = self
             .state
             .take_due(self.lead, self.feed_batch, self.lease, self.max_queued)

@@ -12,7 +12,9 @@
 //! * no more than a bounded number of jobs is ever due at once inside apalis-redis
 //!   (the [`feeder`](crate::feeder) hands ticks over in slices, shortly before they are due);
 //! * a paused cluster stays paused when its namespace is wiped, as long as one worker process
-//!   lives through the wipe (the feeder restores the pause state it last read).
+//!   lives through the wipe (the feeder restores the pause state it last read); and whatever
+//!   happens to Redis while the embedding application's durable off switch
+//!   ([`ChainSource::switched_off`]) is set, or before a process has read it (`switch`).
 //!
 //! The per-tick Redis calls (claim, finish) of a process are sent in batches, one script call
 //! per batch (see `batcher`), which keeps Redis round trips per tick far below one under load.
@@ -34,10 +36,12 @@ mod keys;
 mod lease_keeper;
 mod maintenance;
 mod metrics;
+mod permits;
 mod reconciler;
 mod redis_conn;
 mod runner;
 mod stats;
+mod switch;
 mod tick_job;
 mod vacuum;
 mod workers;

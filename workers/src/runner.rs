@@ -67,4 +67,12 @@ pub trait ChainSource: Send + Sync + 'static {
     /// Ids that must have a live chain (the source of truth, e.g. campaigns with execute=run).
     /// Used by the reconciler.
     async fn wanted(&self) -> Result<Vec<String>, BoxError>;
+
+    /// Whether an operator switched ticking off in a store that outlives Redis (the service: a
+    /// row in MySQL). Read by every worker process once per `switch_interval`; while it says so,
+    /// or until it was read once, the process starts no tick and hands none to apalis (see
+    /// `switch`). The default: never switched off.
+    async fn switched_off(&self) -> Result<bool, BoxError> {
+        Ok(false)
+    }
 }

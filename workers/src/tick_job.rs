@@ -7,7 +7,8 @@
 //! 1. waits until due (local clock corrected by the measured Redis offset); on shutdown it hands
 //!    the unclaimed tick back to the feed instead, so another process runs it on time;
 //!    Then it waits for one of `concurrency` running-tick permits (handing the tick back on
-//!    shutdown), so ticks waiting for their due time never hold a running slot;
+//!    shutdown), so ticks waiting for their due time never hold a running slot; while the
+//!    durable off switch is not on (see `switch`) it hands the tick back instead;
 //! 2. claims it (compare-and-set in Redis, batched with the process' other claims; stale or duplicate deliveries stop here, an early claim
 //!    is refused by the Redis clock and retried after the reported wait, a paused cluster gets the
 //!    tick handed back);
@@ -35,6 +36,7 @@ use crate::batcher::Batcher;
 use crate::chain_state::{ChainState, Claim, ClaimRequest, Finish, FinishRequest};
 use crate::lease_keeper::RunningTicks;
 use crate::metrics::{Metrics, Outcome};
+use crate::switch::OffSwitch;
 use crate::{ChainRunner, Tick, TickOutcome};
 
 /// One tick of one chain, as the feeder hands it over (alone or in a [`Delivery`]).
@@ -95,6 +97,8 @@ pub(crate) struct TickContext {
     pub(crate) clock_offset_ms: i64,
     /// Delay before the next tick when the runner panicked.
     pub(crate) panic_backoff: Duration,
+    /// The durable off switch: a tick delivered while it is not on is handed back, unclaimed.
+    pub(crate) switch: OffSwitch,
 }
 
 /// Local wall clock, ms since the Unix epoch.
@@ -199,6 +203,9 @@ impl TickContext {
         let Some(_permit) = permit else {
             return self.hand_back(&job).await;
         };
+        if !self.switch.allows_ticks() {
+            return self.hand_back(&job).await;
+        }
         // 2. Claim. The local deadline is taken before the claim is sent, so it never lies
         // later than the one derived from the Redis clock.
         let mut failures = 0;

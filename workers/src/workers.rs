@@ -5,6 +5,8 @@
 //!   [`tick_job::deliver`]; restarted under a fresh name if it dies
 //!   (apalis workers die on Redis errors, e.g. a flushed Redis unregisters them);
 //! * the feeder, the reconciler, the vacuum, the lease keeper and a gauge refresher;
+//! * once per process, a reader of the durable off switch (`switch`), which the feeder and the
+//!   tick jobs of every shard consult, and the permit-use gauge (`permits`);
 //! * two [`Batcher`]s that send the process' claims and finishes as one script call per batch.
 //!
 //! apalis-redis settings that matter, and why (checked against its 1.0 source):
@@ -38,9 +40,11 @@ use crate::health::{Loop, WorkerHealth};
 use crate::keys::Keys;
 use crate::lease_keeper::{RunningTicks, keep_leases};
 use crate::metrics::Metrics;
+use crate::permits::PermitUse;
 use crate::reconciler::Reconciler;
 use crate::redis_conn::{self, RedisConn};
 use crate::stats::{read_gauges, read_stats};
+use crate::switch::OffSwitch;
 use crate::tick_job::{self, Delivery, TickContext, local_now_ms};
 use crate::vacuum::run_vacuum;
 use crate::{ChainRunner, ChainSource, SchedulerConfig, SchedulerError};
@@ -81,11 +85,14 @@ pub async fn run_workers_reporting(
     let _stopped = health.stopped_on_drop();
     cfg.validate()?;
     let permits = Arc::new(tokio::sync::Semaphore::new(cfg.concurrency));
+    registry.register(Box::new(PermitUse::new(permits.clone(), cfg.concurrency)?))?;
+    let switch = OffSwitch::watch(source.clone(), cfg.switch_interval);
     let mut shards = cfg.shard_configs();
     if shards.len() == 1 {
         let shard = shards.remove(0);
         let metrics = Metrics::register(registry, None)?;
-        return run_shard(shard, runner, source, metrics, health, permits, shutdown).await;
+        let shared = Shared { permits, switch };
+        return run_shard(shard, runner, source, metrics, health, shared, shutdown).await;
     }
 
     // Several shards: each runs as a namespace of its own (apalis worker, feeder, reconciler,
@@ -104,13 +111,17 @@ pub async fn run_workers_reporting(
             router: cfg.clone(),
             shard: i,
         });
-        let (runner, health, permits) = (runner.clone(), health.add_shard(), permits.clone());
+        let (runner, health) = (runner.clone(), health.add_shard());
+        let shared = Shared {
+            permits: permits.clone(),
+            switch: switch.clone(),
+        };
         let mut stop = stop_rx.clone();
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
         runs.spawn(async move {
-            run_shard(shard, runner, source, metrics, &health, permits, stopped).await
+            run_shard(shard, runner, source, metrics, &health, shared, stopped).await
         });
     }
     health.set_started();
@@ -156,6 +167,16 @@ impl ChainSource for ShardSource {
         ids.retain(|id| self.router.shard_of(id) == self.shard);
         Ok(ids)
     }
+
+    async fn switched_off(&self) -> Result<bool, crate::BoxError> {
+        self.all.switched_off().await
+    }
+}
+
+/// What the shards of one process share: the tick permits and the durable off switch.
+struct Shared {
+    permits: Arc<tokio::sync::Semaphore>,
+    switch: OffSwitch,
 }
 
 /// The worker tasks of one shard (or of the whole namespace when it has one), until `shutdown`.
@@ -165,7 +186,7 @@ async fn run_shard(
     source: Arc<dyn ChainSource>,
     metrics: Metrics,
     health: &WorkerHealth,
-    permits: Arc<tokio::sync::Semaphore>,
+    shared: Shared,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), SchedulerError> {
     let keys = Arc::new(Keys::new(&cfg.namespace));
@@ -187,11 +208,12 @@ async fn run_shard(
         runner,
         metrics: metrics.clone(),
         running: running.clone(),
-        permits,
+        permits: shared.permits,
         stopping: stop_rx.clone(),
         max_tick: cfg.max_tick,
         clock_offset_ms,
         panic_backoff: PANIC_BACKOFF,
+        switch: shared.switch.clone(),
     });
     let apalis_config = apalis_config(&cfg);
 
@@ -211,6 +233,7 @@ async fn run_shard(
                 lease: cfg.lease,
                 feed_interval: cfg.feed_interval,
                 unknown_pause_grace: cfg.unknown_pause_grace,
+                switch: shared.switch,
             }
             .run(stop_rx.clone()),
         ),

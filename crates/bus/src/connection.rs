@@ -40,11 +40,7 @@ impl Default for ConnectionOptions {
     fn default() -> Self {
         Self {
             // Unique per connection, so an operator (or a test) can tell them apart.
-            connection_name: format!(
-                "campaign-manager-{}-{:08x}",
-                std::process::id(),
-                rand::random::<u32>()
-            ),
+            connection_name: super::identity::connection_name(),
             min_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(3),
             connect_timeout: Duration::from_secs(5),

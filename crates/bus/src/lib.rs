@@ -6,7 +6,8 @@
 //! an event subscriber with plugin-free bounded retries (`subscriber`) whose exhausted events wait
 //! in a dead-letter queue for an operator (`dead_letter`), the wire envelopes
 //! (`envelope`), the configurable names (`names`), the event bus setting with the platform's
-//! routing keys (`routing`) and the transport metrics (`metrics`).
+//! routing keys (`routing`), how the service names itself on the broker (`identity`), the
+//! transport metrics (`metrics`) and the broker's view of our queues (`queue_gauges`).
 
 pub mod circuit_breaker;
 pub mod connection;
@@ -14,10 +15,12 @@ mod consumer;
 pub mod dead_letter;
 pub mod envelope;
 pub mod error;
+pub mod identity;
 pub mod listener;
 pub mod metrics;
 pub mod names;
 pub mod publisher;
+pub mod queue_gauges;
 pub mod routing;
 pub mod rpc_client;
 pub mod rpc_server;
@@ -36,6 +39,7 @@ pub use listener::ExchangeListener;
 pub use metrics::BusMetrics;
 pub use names::Names;
 pub use publisher::EventPublisher;
+pub use queue_gauges::QueueGauges;
 pub use routing::EventBus;
 pub use rpc_client::{CallOptions, RpcClient, RpcClientOptions};
 pub use rpc_server::RequestHandler;
@@ -195,7 +199,7 @@ impl Bus {
         let spec = consumer::ConsumerSpec {
             kind: "rpc-server",
             queue: queue.to_string(),
-            tag: rpc_server::CONSUMER_TAG.to_string(),
+            tag: identity::CONSUMER_TAG.to_string(),
             concurrency,
             ready_timeout: self.options.ready_timeout,
         };
@@ -221,7 +225,7 @@ impl Bus {
         let spec = consumer::ConsumerSpec {
             kind: "subscriber",
             queue: self.names.subscribe_queue.clone(),
-            tag: subscriber::CONSUMER_TAG.to_string(),
+            tag: identity::CONSUMER_TAG.to_string(),
             concurrency: self.options.subscriber.concurrency,
             ready_timeout: self.options.ready_timeout,
         };

@@ -22,6 +22,19 @@ pub fn method_label(method: &str) -> &'static str {
     }
 }
 
+/// The `status` label of a handled request: the class of its status code (`2xx`, `3xx`, `4xx`,
+/// `5xx`), anything outside 200-599 `other`. Classes rather than codes: an alert asks for the
+/// share of `5xx`, and the set stays five values whatever a handler answers.
+pub fn status_label(status_code: u16) -> &'static str {
+    match status_code {
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
 /// The transport's metric families.
 #[derive(Clone)]
 pub struct BusMetrics {
@@ -122,7 +135,26 @@ impl BusMetrics {
 
 #[cfg(test)]
 mod tests {
-    use super::method_label;
+    use super::{method_label, status_label};
+
+    #[test]
+    fn status_codes_map_to_their_class() {
+        for (code, class) in [
+            (200, "2xx"),
+            (204, "2xx"),
+            (302, "3xx"),
+            (400, "4xx"),
+            (404, "4xx"),
+            (409, "4xx"),
+            (500, "5xx"),
+            (503, "5xx"),
+            (0, "other"),
+            (99, "other"),
+            (600, "other"),
+        ] {
+            assert_eq!(status_label(code), class, "{code}");
+        }
+    }
 
     #[test]
     fn methods_map_to_a_fixed_set() {

@@ -31,9 +31,6 @@ pub trait RequestHandler: Send + Sync {
 /// Default number of requests processed concurrently.
 pub const DEFAULT_CONCURRENCY: usize = 10;
 
-/// Consumer tag of the RPC server.
-pub const CONSUMER_TAG: &str = "campaign-manager";
-
 pub(crate) struct RpcProcessor {
     pub queue: String,
     pub handler: Arc<dyn RequestHandler>,

@@ -60,9 +60,6 @@ pub trait EventHandler: Send + Sync {
 /// Header carrying the retry level of a republished event.
 pub const RETRY_HEADER: &str = "x-retry-count";
 
-/// Consumer tag of the subscriber (the Go service wrongly used `queue-manager`).
-pub const CONSUMER_TAG: &str = "campaign-manager";
-
 /// Subscriber tunables.
 #[derive(Debug, Clone)]
 pub struct SubscriberOptions {

@@ -23,8 +23,8 @@ pub mod proxy;
 pub mod recorder;
 pub mod records;
 pub mod scenarios;
-pub mod seed;
 pub mod schema;
+pub mod seed;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -161,6 +161,32 @@ impl TestPrefix {
     pub fn cache(&self) -> Cache {
         Cache::new(&redis_url(), &self.0).expect("redis url")
     }
+}
+
+impl TestPrefix {
+    /// Deletes every key under this prefix now (its tick namespace and cache), as a `FLUSHDB`
+    /// would for this test alone.
+    pub fn flush(&self) {
+        let client = redis::Client::open(redis_url()).expect("redis");
+        let mut conn = client.get_connection().expect("redis connection");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.0))
+            .query(&mut conn)
+            .expect("keys");
+        assert!(!keys.is_empty(), "the test's keys exist");
+        let _: () = redis::cmd("DEL").arg(keys).query(&mut conn).expect("del");
+    }
+}
+
+/// Runs `rabbitmqctl` with `args` and returns its output; fails the test if it fails.
+pub async fn rabbitmqctl(args: &[&str]) -> String {
+    let out = tokio::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .await
+        .expect("rabbitmqctl");
+    assert!(out.status.success(), "rabbitmqctl {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 impl Drop for TestPrefix {

@@ -17,7 +17,7 @@ use crate::model::{CampaignType, CampaigncallResult, CampaigncallStatus, EndHand
 #[derive(Debug, Parser)]
 #[command(name = "campaign-control", version, propagate_version = true)]
 pub struct Cli {
-    /// How to reach RabbitMQ and Redis (same flags and env as the service).
+    /// How to reach RabbitMQ, Redis and MySQL (same flags and env as the service).
     #[command(flatten)]
     pub infra: Infra,
 
@@ -48,16 +48,13 @@ pub struct Cli {
 }
 
 /// Builds the clap command with every flag global (usable after subcommands too).
-/// Flags of [`Infra`] the CLI does not use (the service's metrics endpoint and database) are
+/// Flags of [`Infra`] the CLI does not use (the service's metrics endpoint) are
 /// accepted, so one environment serves every binary, but hidden from `--help`.
 pub fn command() -> clap::Command {
     Cli::command().mut_args(|a| {
         let unused = matches!(
             a.get_id().as_str(),
-            "prometheus_endpoint"
-                | "prometheus_listen_address"
-                | "database_dsn"
-                | "database_dsn_file"
+            "prometheus_endpoint" | "prometheus_listen_address"
         );
         a.global(true).hide(unused).help_heading("Global options")
     })
@@ -307,22 +304,32 @@ pub enum CampaignCmd {
     Delete(ConfirmId),
     /// Send `POST /v1/campaigns/<id>/execute`: one campaign, or every running campaign of
     /// every customer (rollback to the Go service: restarts its loops; see docs/cutover.md).
-    #[command(group = clap::ArgGroup::new("which").required(true))]
-    Execute {
-        /// This campaign.
-        #[arg(long, group = "which")]
-        id: Option<Uuid>,
-        /// Every running campaign, all customers, one request each.
-        #[arg(long = "all-running", group = "which")]
-        all_running: bool,
-        /// Campaigns read per list request (1 to 1000).
-        #[arg(long = "page-size", default_value_t = 100,
-              value_parser = clap::value_parser!(u32).range(1..=1000))]
-        page_size: u32,
-        /// Do not ask for confirmation (needed for --all-running without a terminal).
-        #[arg(long)]
-        yes: bool,
-    },
+    /// Needs the durable tick switch off (`queue drain --durable`); a campaign whose Go loop was
+    /// started already is skipped.
+    Execute(ExecuteArgs),
+}
+
+/// `campaign execute` flags.
+#[derive(Debug, Clone, Args)]
+#[command(group = clap::ArgGroup::new("which").required(true))]
+pub struct ExecuteArgs {
+    /// This campaign (sent even if a Go loop was started for it already, after a confirmation).
+    #[arg(long, group = "which")]
+    pub id: Option<Uuid>,
+    /// Every running campaign, all customers, one request each, except those whose Go loop was
+    /// started already (recorded in MySQL).
+    #[arg(long = "all-running", group = "which")]
+    pub all_running: bool,
+    /// Show what would be sent and skipped; send nothing.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+    /// Campaigns read per list request (1 to 1000).
+    #[arg(long = "page-size", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: u32,
+    /// Do not ask for confirmation (needed for --all-running without a terminal).
+    #[arg(long)]
+    pub yes: bool,
 }
 
 /// The id of a record to remove, and the confirmation.
@@ -541,11 +548,27 @@ pub enum QueueCmd {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// Pause ticks cluster-wide now (no wait; `drain` waits for running ticks).
+    Pause {
+        /// Also switch ticking off in MySQL, which every worker reads and which survives a loss
+        /// of Redis; only `queue resume` undoes it.
+        #[arg(long)]
+        durable: bool,
+        /// Why (kept with the durable switch, shown by `queue resume`).
+        #[arg(long, default_value = "", requires = "durable")]
+        reason: String,
+    },
     /// Pause ticks cluster-wide and wait until running ticks have finished; chains stay owned.
     Drain {
         /// Give up after this long (e.g. 60s, 500ms, 2m); exit 1 if ticks are still running.
         #[arg(long, default_value = "60s", value_parser = parse_duration)]
         timeout: std::time::Duration,
+        /// Also switch ticking off in MySQL first (see `queue pause --durable`).
+        #[arg(long)]
+        durable: bool,
+        /// Why (kept with the durable switch).
+        #[arg(long, default_value = "", requires = "durable")]
+        reason: String,
         /// Also drop the pending ticks; the reconciler re-seeds the chains of running campaigns
         /// (asks for confirmation).
         #[arg(long)]
@@ -554,8 +577,14 @@ pub enum QueueCmd {
         #[arg(long)]
         yes: bool,
     },
-    /// Resume ticks after `drain`; overdue ticks start at once.
-    Resume,
+    /// Resume ticks after `pause` or `drain` (asks for confirmation): clears the durable switch
+    /// in MySQL and the pause in Redis, and forgets the Go loops `campaign execute` started
+    /// (this service drives the campaigns again); overdue ticks start at once.
+    Resume {
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
     /// End one campaign's chain now (asks for confirmation).
     Purge {
         /// Campaign id.

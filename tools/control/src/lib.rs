@@ -11,14 +11,19 @@
 //! * [`events`]: the dead-letter queue of subscribed events, straight on RabbitMQ (the service
 //!   owns no state about it, so there is no RPC route to go through).
 //! * [`flows`]: `flows reconcile`, one orphaned-flow reconcile pass through the RPC API.
+//! * [`handover`]: the records of a hand-over between this service and the Go service, straight
+//!   in MySQL (the durable tick switch of `queue pause/drain --durable` and `queue resume`, the
+//!   Go loops started by `campaign execute`), because they matter exactly when the service is
+//!   gone or Redis lost its data.
+//! * [`kick`]: `campaign execute`, the rollback's restart of Go loops, safe to run twice.
 //! * [`stats`]: `campaign stats`.
 //! * [`watch`]: the in-place `--watch` refresh of `campaign stats`, `campaign list` and
 //!   `queue stats`.
 //! * [`output`]: tables (comfy-table, so wide characters align) and `--json`.
 //! * `completions` and `man` are generated from the clap command tree ([`cli::command`]).
 //!
-//! Destructive commands (deleting, purging, `campaign execute --all-running`) ask "…? [y/N]"
-//! on a terminal and need `--yes` otherwise ([`confirm`]).
+//! Destructive commands (deleting, purging, `queue resume`, `campaign execute --all-running`)
+//! ask "…? [y/N]" on a terminal and need `--yes` otherwise ([`confirm`]).
 //!
 //! Every failure is a [`Failure`]: a message that says what failed and what to check, and the
 //! exit code (1 failure, 2 usage).
@@ -26,6 +31,8 @@
 pub mod cli;
 pub mod events;
 pub mod flows;
+pub mod handover;
+pub mod kick;
 pub mod output;
 pub mod queue;
 pub mod rpc;
@@ -206,10 +213,11 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
             rpc.close().await;
             result
         }
+        Command::Campaign(CampaignCmd::Execute(args)) => kick::run(cli, args).await,
         Command::Campaign(c) => rpc::Rpc::connect(cli).await?.campaign(c).await,
         Command::Campaigncall(c) => rpc::Rpc::connect(cli).await?.campaigncall(c).await,
         Command::Outplan(c) => rpc::Rpc::connect(cli).await?.outplan(c).await,
-        Command::Queue(c) => queue::Queue::connect(cli).await?.run(c, cli.json).await,
+        Command::Queue(c) => queue::Queue::connect(cli).await?.run(cli, c).await,
         Command::Events(c) => events::run(cli, c).await,
         Command::Flows(c) => rpc::Rpc::connect(cli).await?.flows(c).await,
     }

@@ -2,7 +2,10 @@
 //!
 //! Everything goes through [`Chains`], the handle `campaign-workers` offers any process (stats,
 //! upcoming ticks, pause/resume, stop one chain, purge pending ticks, retry dead jobs,
-//! vacuum), so the scheduler's key layout stays private to that crate.
+//! vacuum), so the scheduler's key layout stays private to that crate. `--durable` pauses and
+//! `resume` also write the durable switch in MySQL ([`Handover`]); a durable pause writes MySQL
+//! before Redis and `resume` clears MySQL before Redis, so a command cut short half-way always
+//! leaves the cluster paused (run it again).
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{Value, json};
 
 use super::cli::{Cli, QueueCmd};
+use super::handover::Handover;
 use super::output::{Output, Table};
 use super::{Failure, PROBE_TIMEOUT, confirm, probe_tcp};
 
@@ -179,16 +183,20 @@ impl Queue {
         move |e| self.redis_failed(what, e)
     }
 
-    /// Runs a `queue` subcommand. `json` suppresses the progress bar of `drain`.
-    pub async fn run(self, cmd: &QueueCmd, json: bool) -> Result<Output, Failure> {
+    /// Runs a `queue` subcommand. `--json` suppresses the progress bar of `drain`.
+    pub async fn run(self, cli: &Cli, cmd: &QueueCmd) -> Result<Output, Failure> {
+        let json = cli.json;
         match cmd {
             QueueCmd::Stats { watch: false } => self.stats().await,
             QueueCmd::Stats { watch: true } => super::watch::watch(json, || self.stats()).await,
             QueueCmd::List { campaign, limit } => self.list(campaign.as_ref(), *limit).await,
+            QueueCmd::Pause { durable, reason } => self.pause(cli, *durable, reason).await,
             QueueCmd::Drain {
                 timeout,
                 purge,
                 yes,
+                durable,
+                reason,
             } => {
                 if *purge {
                     confirm(
@@ -199,30 +207,15 @@ impl Queue {
                         *yes,
                     )?;
                 }
+                if *durable {
+                    Handover::connect(cli)
+                        .await?
+                        .set_switch(true, reason)
+                        .await?;
+                }
                 self.drain(*timeout, *purge, json).await
             }
-            QueueCmd::Resume => {
-                self.chains.resume().await.map_err(self.sched("resuming"))?;
-                let s = self
-                    .chains
-                    .stats()
-                    .await
-                    .map_err(self.sched("reading stats"))?;
-                let human = format!(
-                    "resumed: {} live chains, {} ticks pending ({} due now), {} running\n",
-                    s.live_chains, s.scheduled, s.due_now, s.running
-                );
-                Ok(Output {
-                    json: json!({
-                        "paused": false,
-                        "live_chains": s.live_chains,
-                        "ticks_scheduled": s.scheduled,
-                        "ticks_due_now": s.due_now,
-                        "ticks_running": s.running,
-                    }),
-                    human,
-                })
-            }
+            QueueCmd::Resume { yes } => self.resume(cli, *yes).await,
             QueueCmd::Purge { campaign, yes } => {
                 let id = campaign.to_string();
                 confirm(&format!("End the tick chain of campaign {id}?"), *yes)?;
@@ -323,6 +316,124 @@ impl Queue {
         human.push_str(&format!("({} ticks)\n", t.len()));
         Ok(Output {
             json: Value::Array(rows),
+            human,
+        })
+    }
+
+    /// `queue pause [--durable]`: MySQL first, then Redis (see the module doc).
+    async fn pause(&self, cli: &Cli, durable: bool, reason: &str) -> Result<Output, Failure> {
+        if durable {
+            Handover::connect(cli)
+                .await?
+                .set_switch(true, reason)
+                .await?;
+        }
+        self.chains.pause().await.map_err(self.sched("pausing"))?;
+        let running = self
+            .chains
+            .running_ticks()
+            .await
+            .map_err(self.sched("counting running ticks"))?;
+        let how = if durable {
+            "paused in Redis and switched off in MySQL (survives a loss of Redis)"
+        } else {
+            "paused in Redis"
+        };
+        Ok(Output {
+            json: json!({
+                "paused": true,
+                "durable": durable,
+                "namespace": self.chains.namespace(),
+                "ticks_running": running,
+            }),
+            human: format!(
+                "namespace {}: {how}; no new tick starts, {running} still running (`queue drain` \
+                 waits for them); `queue resume` undoes it\n",
+                self.chains.namespace()
+            ),
+        })
+    }
+
+    /// `queue resume`: asks, then clears the durable switch and the Go loop kicks in MySQL, then
+    /// the Redis pause (see the module doc).
+    async fn resume(&self, cli: &Cli, yes: bool) -> Result<Output, Failure> {
+        let handover = Handover::connect(cli).await?;
+        let switch = handover.switch_state().await?;
+        let kicks = handover
+            .kicks()
+            .all()
+            .await
+            .map_err(|e| handover.failed("reading the recorded Go loop kicks", e))?;
+        let before = self
+            .chains
+            .stats()
+            .await
+            .map_err(self.sched("reading stats"))?;
+        let durable = switch.as_ref().filter(|s| s.paused).map(|s| {
+            format!(
+                "switched off durably since {} ({})",
+                s.since.to_rfc3339_opts(SecondsFormat::Secs, true),
+                if s.reason.is_empty() {
+                    "no reason given"
+                } else {
+                    s.reason.as_str()
+                }
+            )
+        });
+        confirm(
+            &format!(
+                "Resume ticking in namespace {}? It is {}{}; every running campaign dials again \
+                 ({} live chains). No Go campaign-manager pod may run any more{}.",
+                self.chains.namespace(),
+                if before.paused {
+                    "paused in Redis"
+                } else {
+                    "not paused in Redis"
+                },
+                durable
+                    .as_deref()
+                    .map(|d| format!(", {d}"))
+                    .unwrap_or_default(),
+                before.live_chains,
+                if kicks.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} Go loops were started by `campaign execute`)",
+                        kicks.len()
+                    )
+                }
+            ),
+            yes,
+        )?;
+        if switch.is_some_and(|s| s.paused) {
+            handover.set_switch(false, "").await?;
+        }
+        let forgotten = handover
+            .kicks()
+            .clear()
+            .await
+            .map_err(|e| handover.failed("forgetting the Go loop kicks", e))?;
+        self.chains.resume().await.map_err(self.sched("resuming"))?;
+        let s = self
+            .chains
+            .stats()
+            .await
+            .map_err(self.sched("reading stats"))?;
+        let human = format!(
+            "resumed: {} live chains, {} ticks pending ({} due now), {} running\n",
+            s.live_chains, s.scheduled, s.due_now, s.running
+        );
+        Ok(Output {
+            json: json!({
+                "paused": false,
+                "durable_switch_cleared": durable.is_some(),
+                "go_loop_kicks_forgotten": forgotten,
+                "live_chains": s.live_chains,
+                "ticks_scheduled": s.scheduled,
+                "ticks_due_now": s.due_now,
+                "ticks_running": s.running,
+            }),
             human,
         })
     }

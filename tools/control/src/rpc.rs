@@ -83,22 +83,6 @@ const OUTPLAN_COLUMNS: &[&str] = &[
     "tm_create",
 ];
 
-/// What `campaign execute` did, for `--json`.
-#[derive(Serialize)]
-struct ExecuteReport<'a> {
-    /// Campaigns whose `/execute` was answered with success.
-    executed: &'a [Uuid],
-    /// Campaigns whose request failed or got no reply.
-    failed: &'a [NotConfirmed],
-}
-
-/// One `/execute` that was not confirmed.
-#[derive(Serialize)]
-struct NotConfirmed {
-    id: Uuid,
-    error: String,
-}
-
 /// A connected RPC caller of campaign-manager.
 pub struct Rpc {
     bus: Bus,
@@ -522,50 +506,6 @@ impl Rpc {
         }
     }
 
-    /// `campaign execute`: one `POST /v1/campaigns/<id>/execute` per campaign, sequentially,
-    /// never repeated (the Go service starts one loop per request it receives). A campaign
-    /// whose request got no reply is reported, not retried.
-    async fn execute(&self, ids: &[Campaign]) -> Result<Output, Failure> {
-        let mut sent = Vec::new();
-        let mut failed = Vec::new();
-        for c in ids {
-            let what = format!("execute campaign {}", c.id);
-            let uri = format!("/v1/campaigns/{}/execute", c.id);
-            let error = match self.send(&what, "POST", &uri, None, EXECUTE_TIMEOUT).await {
-                Ok(resp) if resp.is_success() => {
-                    sent.push(c.id);
-                    continue;
-                }
-                Ok(resp) => reply_data(&what, &resp)
-                    .err()
-                    .map(|f| f.message)
-                    .unwrap_or_default(),
-                Err(f) => f.message,
-            };
-            failed.push(NotConfirmed { id: c.id, error });
-        }
-        let mut human = format!("sent /execute to {} campaign(s)\n", sent.len());
-        for f in &failed {
-            human.push_str(&format!("not confirmed: {}: {}\n", f.id, f.error));
-        }
-        let json = to_json(
-            "execute",
-            &ExecuteReport {
-                executed: &sent,
-                failed: &failed,
-            },
-        )?;
-        if failed.is_empty() {
-            Ok(Output { json, human })
-        } else {
-            Err(Failure::new(format!(
-                "{human}{} request(s) not confirmed; do not resend blindly: a request without a \
-                 reply may still have started a loop (check `campaign get` or the service log)",
-                failed.len()
-            )))
-        }
-    }
-
     /// Runs a `campaign` subcommand.
     pub async fn campaign(self, cmd: &CampaignCmd) -> Result<Output, Failure> {
         let out = self.campaign_inner(cmd).await;
@@ -720,36 +660,10 @@ impl Rpc {
                 let c: Campaign = self.request(&what, "DELETE", &path(&a.id)).await?;
                 record_output(&what, &c)
             }
-            CampaignCmd::Execute {
-                id,
-                all_running,
-                page_size,
-                yes,
-            } => {
-                let targets = match id {
-                    Some(id) => {
-                        let what = format!("execute campaign {id}");
-                        vec![self.request::<Campaign>(&what, "GET", &path(id)).await?]
-                    }
-                    None if *all_running => {
-                        let filters = campaign_filters(None, true, false);
-                        self.all_campaigns(&filters, *page_size).await?
-                    }
-                    None => return Err(Failure::usage("pass --id or --all-running")),
-                };
-                if *all_running {
-                    confirm(
-                        &format!(
-                            "Send /execute once to each of {} running campaign(s)? (The Go \
-                             service starts one loop per request: run this once, after the Rust \
-                             workers are gone.)",
-                            targets.len()
-                        ),
-                        *yes,
-                    )?;
-                }
-                self.execute(&targets).await
-            }
+            // Dispatched before an Rpc exists: it needs MySQL as well (see `kick`).
+            CampaignCmd::Execute(args) => Err(Failure::usage(format!(
+                "campaign execute is not an RPC-only command ({args:?})"
+            ))),
         }
     }
 

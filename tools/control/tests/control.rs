@@ -29,6 +29,8 @@ const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672";
 struct Ctx {
     queue_prefix: String,
     namespace: String,
+    /// The database of the hand-over records (`queue pause --durable`, `resume`, `execute`).
+    database_dsn: Option<String>,
     /// Deletes every queue and exchange under `queue_prefix` when the test ends.
     _names: TestNames,
 }
@@ -39,7 +41,16 @@ impl Ctx {
         Ctx {
             queue_prefix: names.prefix.clone(),
             namespace: format!("{}ticks", prefix.0),
+            database_dsn: None,
             _names: names,
+        }
+    }
+
+    /// A context whose commands also reach `db` (`--database_dsn`).
+    fn with_db(prefix: &TestPrefix, db: &TestDb) -> Ctx {
+        Ctx {
+            database_dsn: Some(db.url.clone()),
+            ..Ctx::new(prefix)
         }
     }
 
@@ -57,6 +68,9 @@ impl Ctx {
             "--tick_namespace".into(),
             self.namespace.clone(),
         ];
+        if let Some(dsn) = &self.database_dsn {
+            all.extend(["--database_dsn".into(), dsn.clone()]);
+        }
         all.extend(args.iter().map(|s| s.to_string()));
         cli(&all).await
     }
@@ -110,6 +124,7 @@ async fn cli<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_campaign-control"));
     for var in [
         "RABBITMQ_ADDRESS",
+        "DATABASE_DSN",
         "REDIS_ADDRESS",
         "REDIS_PASSWORD",
         "REDIS_DATABASE",
@@ -1029,7 +1044,8 @@ async fn queue_commands_with_tick_shards_cover_every_shard() {
 #[tokio::test]
 async fn drain_waits_for_running_ticks_and_resume_brings_every_chain_back() {
     let prefix = TestPrefix::new();
-    let ctx = Ctx::new(&prefix);
+    let db = TestDb::migrated().await;
+    let ctx = Ctx::with_db(&prefix, &db);
     let ids: Vec<String> = (0..6).map(|_| Uuid::new_v4().to_string()).collect();
     let w = workers(&ctx, &ids, Duration::from_millis(200)).await;
     w.wait_all_ticked(&ids, &HashMap::new(), Duration::from_secs(15))
@@ -1076,8 +1092,16 @@ async fn drain_waits_for_running_ticks_and_resume_brings_every_chain_back() {
     let paused = ctx.run(&["--json", "queue", "stats"]).await.ok().json();
     assert_eq!(paused["paused"], true);
 
-    let resumed = ctx.run(&["--json", "queue", "resume"]).await.ok().json();
+    // resume asks; without a terminal it needs --yes and changes nothing.
+    ctx.run(&["queue", "resume"]).await.fails(2, "pass --yes");
+    assert!(w.chains.is_paused().await.expect("paused"));
+    let resumed = ctx
+        .run(&["--json", "queue", "resume", "--yes"])
+        .await
+        .ok()
+        .json();
     assert_eq!(resumed["live_chains"], 6, "{resumed}");
+    assert_eq!(resumed["durable_switch_cleared"], false, "{resumed}");
     w.wait_all_ticked(&ids, &frozen, Duration::from_secs(15))
         .await;
 
@@ -1108,7 +1132,7 @@ async fn drain_waits_for_running_ticks_and_resume_brings_every_chain_back() {
         "{purged}"
     );
     let frozen = w.runner.counts();
-    ctx.run(&["queue", "resume"]).await.ok();
+    ctx.run(&["queue", "resume", "--yes"]).await.ok();
     w.wait_all_ticked(&ids, &frozen, Duration::from_secs(15))
         .await;
     for id in &ids {
@@ -1174,7 +1198,8 @@ async fn drain_waits_for_running_ticks_and_resume_brings_every_chain_back() {
 #[tokio::test]
 async fn drain_times_out_while_ticks_still_run() {
     let prefix = TestPrefix::new();
-    let ctx = Ctx::new(&prefix);
+    let db = TestDb::migrated().await;
+    let ctx = Ctx::with_db(&prefix, &db);
     let ids: Vec<String> = (0..2).map(|_| Uuid::new_v4().to_string()).collect();
     let w = workers(&ctx, &ids, Duration::from_secs(4)).await;
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -1190,7 +1215,7 @@ async fn drain_times_out_while_ticks_still_run() {
         w.chains.is_paused().await.expect("paused"),
         "a timed-out drain stays paused"
     );
-    ctx.run(&["queue", "resume"]).await.ok();
+    ctx.run(&["queue", "resume", "--yes"]).await.ok();
     w.shutdown().await;
 }
 
@@ -1879,21 +1904,23 @@ async fn delete_asks_on_a_terminal() {
     app.stop().await;
 }
 
-/// Rollback tooling: `campaign execute --all-running` sends exactly one `/execute` per running
-/// campaign of every customer, across pages, and none to other campaigns. Here the service is
-/// the receiver: campaigns whose loop is gone (`execute = stop`, no chain) get it back.
+/// Rollback tooling: `campaign execute --all-running` needs the durable switch off (`queue pause
+/// --durable`), has a dry run, sends exactly one `/execute` per running campaign of every
+/// customer, across pages, none to other campaigns, and none at all when run again (the kicks are
+/// recorded in MySQL); `queue resume` clears both. Here the service is the receiver: campaigns
+/// whose loop is gone (`execute = stop`, no chain) get it back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_all_running_sends_one_execute_per_running_campaign() {
     use campaign_manager::model::{CampaignStatus, Execute};
     let db = TestDb::migrated().await;
     let prefix = TestPrefix::new();
-    let ctx = Ctx::new(&prefix);
+    let ctx = Ctx::with_db(&prefix, &db);
     let app = service(&ctx, &db, &prefix).await;
     let store = campaign_manager::store::Store::with_pool(db.pool.clone(), prefix.cache());
     let executes = || {
         app.metrics
             .receive_request_process_time
-            .with_label_values(&["/v1/campaigns/<campaign-id>/execute", "POST"])
+            .with_label_values(&["/v1/campaigns/<campaign-id>/execute", "POST", "2xx"])
             .get_sample_count()
     };
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
@@ -1916,11 +1943,79 @@ async fn execute_all_running_sends_one_execute_per_running_campaign() {
             others.push(c.id);
         }
     }
+    running.sort();
+    let ids = |v: &serde_json::Value| -> Vec<Uuid> {
+        let mut ids: Vec<Uuid> = v
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .or(x["id"].as_str())
+                    .expect("id")
+                    .parse()
+                    .expect("uuid")
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+
+    // Refused while this service's ticking is not switched off durably: nothing is sent.
+    ctx.run(&["campaign", "execute", "--all-running", "--yes"])
+        .await
+        .fails(1, "not switched off durably");
+    assert_eq!(executes(), 0);
+    // `queue pause --durable` switches it off in MySQL and pauses Redis.
+    let paused = ctx
+        .run(&[
+            "--json",
+            "queue",
+            "pause",
+            "--durable",
+            "--reason",
+            "rollback test",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(
+        (&paused["paused"], &paused["durable"]),
+        (&json!(true), &json!(true))
+    );
+    let switch = store
+        .tick_switch
+        .state(&ctx.namespace)
+        .await
+        .expect("read the switch")
+        .expect("a row");
+    assert!(
+        switch.paused && switch.reason == "rollback test",
+        "{switch:?}"
+    );
+    assert!(app.chains.is_paused().await.expect("paused"));
 
     // Without a terminal it needs --yes; nothing is sent.
     ctx.run(&["campaign", "execute", "--all-running"])
         .await
         .fails(2, "pass --yes");
+    assert_eq!(executes(), 0);
+    // A dry run lists and sends nothing.
+    let dry = ctx
+        .run(&[
+            "--json",
+            "campaign",
+            "execute",
+            "--all-running",
+            "--dry-run",
+            "--page-size",
+            "1",
+        ])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ids(&dry["would_execute"]), running, "{dry}");
+    assert_eq!(dry["skipped"], json!([]));
     assert_eq!(executes(), 0);
 
     let out = ctx
@@ -1936,16 +2031,8 @@ async fn execute_all_running_sends_one_execute_per_running_campaign() {
         .await
         .ok()
         .json();
-    let mut sent: Vec<Uuid> = out["executed"]
-        .as_array()
-        .expect("executed")
-        .iter()
-        .map(|v| v.as_str().expect("id").parse().expect("uuid"))
-        .collect();
-    sent.sort();
-    running.sort();
-    assert_eq!(sent, running, "{out}");
-    assert_eq!(out["failed"], serde_json::json!([]));
+    assert_eq!(ids(&out["executed"]), running, "{out}");
+    assert_eq!(out["failed"], json!([]));
     assert_eq!(executes(), 3, "one request per running campaign");
     for id in &running {
         let c = store
@@ -1971,6 +2058,33 @@ async fn execute_all_running_sends_one_execute_per_running_campaign() {
         assert!(!app.chains.is_live(&id.to_string()).await.expect("is_live"));
     }
 
+    // Run again: every campaign was kicked already, nothing is sent (no second Go loop).
+    let again = ctx
+        .run(&["--json", "campaign", "execute", "--all-running", "--yes"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(again["executed"], json!([]), "{again}");
+    assert_eq!(ids(&again["skipped"]), running, "{again}");
+    assert!(
+        again["skipped"]
+            .as_array()
+            .expect("skipped")
+            .iter()
+            .all(|s| s["confirmed"] == true),
+        "{again}"
+    );
+    assert_eq!(executes(), 3);
+    let table = ctx
+        .run(&["campaign", "execute", "--all-running", "--dry-run"])
+        .await
+        .ok();
+    assert!(
+        table.stdout.contains("would send /execute to 0"),
+        "{}",
+        table.stdout
+    );
+
     // One campaign by id (a stopped one: the service leaves it alone).
     let one = ctx
         .run(&[
@@ -1983,14 +2097,39 @@ async fn execute_all_running_sends_one_execute_per_running_campaign() {
         .await
         .ok()
         .json();
-    assert_eq!(
-        one["executed"][0].as_str(),
-        Some(others[0].to_string().as_str())
-    );
+    assert_eq!(ids(&one["executed"]), [others[0]]);
     assert_eq!(executes(), 4);
+    // A campaign kicked already: --id asks before a second /execute.
+    let first = running[0].to_string();
+    ctx.run(&["campaign", "execute", "--id", &first])
+        .await
+        .fails(2, "pass --yes");
+    assert_eq!(executes(), 4);
+    ctx.run(&["campaign", "execute", "--id", &first, "--yes"])
+        .await
+        .ok();
+    assert_eq!(executes(), 5);
     ctx.run(&["campaign", "execute", "--id", &Uuid::new_v4().to_string()])
         .await
         .fails(1, "CAMPAIGN_NOT_FOUND");
+
+    // resume clears the switch and forgets the kicks (this service drives the campaigns again).
+    let resumed = ctx
+        .run(&["--json", "queue", "resume", "--yes"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(resumed["durable_switch_cleared"], true, "{resumed}");
+    assert_eq!(resumed["go_loop_kicks_forgotten"], 4, "{resumed}");
+    assert!(
+        !store
+            .tick_switch
+            .is_off(&ctx.namespace)
+            .await
+            .expect("switch")
+    );
+    assert!(!app.chains.is_paused().await.expect("paused"));
+    assert!(store.loop_kicks.all().await.expect("kicks").is_empty());
     app.stop().await;
 }
 
