@@ -14,56 +14,131 @@ async fn uri_matching_and_bare_404() {
     let mut raw = RawClient::new().await;
     let q = sys.names.names.request_queue.clone();
     let bare404 = r#"{"status_code":404,"data_type":""}"#;
-    let cases: Vec<(&str, String, Option<&str>)> = vec![
-        ("GET", format!("/v1/campaigns/{up}"), None),
-        ("DELETE", format!("/v1/campaigns/{up}"), None),
+    let campaign = format!("/v1/campaigns/{id}");
+    let cases: Vec<(&str, &str, String, Option<&str>)> = vec![
         (
+            "get, id upper case",
+            "GET",
+            format!("/v1/campaigns/{up}"),
+            None,
+        ),
+        (
+            "delete, id upper case",
+            "DELETE",
+            format!("/v1/campaigns/{up}"),
+            None,
+        ),
+        (
+            "status, id upper case",
             "PUT",
             format!("/v1/campaigns/{up}/status"),
             Some(r#"{"status":"run"}"#),
         ),
-        ("POST", format!("/v1/campaigns/{up}/execute"), None),
         (
+            "execute, id upper case",
+            "POST",
+            format!("/v1/campaigns/{up}/execute"),
+            None,
+        ),
+        (
+            "outplan get, id upper case",
             "GET",
             format!("/v1/outplans/{}", outplan.to_string().to_uppercase()),
             None,
         ),
-        ("GET", "/v1/campaigns/not-a-uuid".into(), None),
-        ("GET", format!("/v1/campaigns/{}", &id[..35]), None),
-        ("GET", format!("/v1/campaigns/{id}0"), None),
-        ("GET", format!("/v1/campaigns/{{{id}}}"), None),
         (
+            "id not a uuid",
+            "GET",
+            "/v1/campaigns/not-a-uuid".into(),
+            None,
+        ),
+        (
+            "id one char short",
+            "GET",
+            format!("/v1/campaigns/{}", &id[..35]),
+            None,
+        ),
+        ("id one char long", "GET", format!("{campaign}0"), None),
+        (
+            "id in braces",
+            "GET",
+            format!("/v1/campaigns/{{{id}}}"),
+            None,
+        ),
+        (
+            "id without dashes",
             "GET",
             format!("/v1/campaigns/{}", id.replace('-', "")),
             None,
         ),
         (
+            "campaigncall get, id upper case",
             "GET",
             format!("/v1/campaigncalls/{}", rand_id().to_uppercase()),
             None,
         ),
-        ("GET", "/v1/campaigns".into(), None),
-        ("GET", "/v1/outplans".into(), None),
-        ("GET", "/v1/campaigncalls".into(), None),
-        ("PATCH", format!("/v1/campaigns/{id}"), None),
-        ("get", format!("/v1/campaigns/{id}"), None),
-        ("POST", format!("/v1/campaigns/{id}"), None),
-        ("PUT", format!("/v1/campaigns/{id}/nope"), Some("{}")),
-        ("GET", format!("/v1/campaigns/{id}/execute"), None),
-        ("GET", format!("/v1/campaigns/{id}/extra/more"), None),
-        ("GET", format!("/v1/campaigns/{id}?x=1"), None),
-        ("GET", "/v2/campaigns?page_size=1".into(), None),
-        ("GET", "/v1/foo".into(), None),
-        ("GET", "/v1/outdials?page_size=1".into(), None),
-        ("GET", "".into(), None),
-        ("GET", "/".into(), None),
-        ("", "".into(), None),
-        ("DELETE", format!("/v1/outplans/{id}/dials"), None),
+        (
+            "campaign list without ?",
+            "GET",
+            "/v1/campaigns".into(),
+            None,
+        ),
+        ("outplan list without ?", "GET", "/v1/outplans".into(), None),
+        (
+            "campaigncall list without ?",
+            "GET",
+            "/v1/campaigncalls".into(),
+            None,
+        ),
+        ("PATCH", "PATCH", campaign.clone(), None),
+        ("method lower case", "get", campaign.clone(), None),
+        ("POST on a campaign", "POST", campaign.clone(), None),
+        (
+            "unknown sub-route",
+            "PUT",
+            format!("{campaign}/nope"),
+            Some("{}"),
+        ),
+        ("GET of execute", "GET", format!("{campaign}/execute"), None),
+        (
+            "two more segments",
+            "GET",
+            format!("{campaign}/extra/more"),
+            None,
+        ),
+        ("query on a get", "GET", format!("{campaign}?x=1"), None),
+        ("version 2", "GET", "/v2/campaigns?page_size=1".into(), None),
+        ("unknown resource", "GET", "/v1/foo".into(), None),
+        (
+            "another service's resource",
+            "GET",
+            "/v1/outdials?page_size=1".into(),
+            None,
+        ),
+        ("empty uri", "GET", "".into(), None),
+        ("root", "GET", "/".into(), None),
+        ("empty method and uri", "", "".into(), None),
+        (
+            "DELETE of outplan dials",
+            "DELETE",
+            format!("/v1/outplans/{id}/dials"),
+            None,
+        ),
     ];
-    for (method, uri, data) in cases {
-        let reply = raw.send(&q, &envelope(method, &uri, data)).await;
-        assert_eq!(reply, bare404, "{method} {uri}");
+    let mut wrong = Vec::new();
+    for (case, method, uri, data) in &cases {
+        let reply = raw.send(&q, &envelope(method, uri, *data)).await;
+        if reply != bare404 {
+            wrong.push(format!("  {case}: {method:?} {uri:?} → {reply}"));
+        }
     }
+    assert!(
+        wrong.is_empty(),
+        "{} of {} unmatched requests were not a bare 404:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
     // The lowercase form of the same id works.
     assert_eq!(
         sys.rpc("GET", &format!("/v1/campaigns/{id}"), None).await.0,
