@@ -58,8 +58,8 @@ pub struct Metrics {
     /// `not_running`).
     pub dial_refused_total: IntCounterVec,
     /// Open campaigncalls the repair looked at, by what it found (`never_created`,
-    /// `hangup_lost`, `flow_ended`, `still_up`, `over_max_duration`, `peer_error`,
-    /// `no_reference`).
+    /// `not_found_once`, `not_found_after_answer`, `hangup_lost`, `flow_ended`, `still_up`,
+    /// `over_max_duration`, `peer_error`, `no_reference`).
     pub campaigncall_repair_total: IntCounterVec,
     /// Campaigns whose state the repair completed, by repair (`stopping_stopped`,
     /// `run_without_execution`).
@@ -265,6 +265,8 @@ impl Metrics {
     fn start_at_zero(&self) {
         for found in [
             "never_created",
+            "not_found_once",
+            "not_found_after_answer",
             "hangup_lost",
             "flow_ended",
             "still_up",
