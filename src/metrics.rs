@@ -67,6 +67,11 @@ pub struct Metrics {
     /// Campaigns with `execute = run` (not deleted), read from MySQL by the service processes
     /// (`campaign_manager_campaigns_executing`; see `crate::gauges`).
     pub campaigns_executing: IntGauge,
+    /// Age in seconds of the oldest open campaigncall past its repair rule, due or postponed
+    /// (`campaign_manager_repair_oldest_overdue_seconds`; 0 when there is none), read by every
+    /// process running the repair after each of its passes: a campaigncall the repair cannot
+    /// resolve shows as a growing age, bounded by the longest call.
+    pub repair_oldest_overdue_seconds: IntGauge,
     /// 1 while the durable off switch of the tick namespace is set in MySQL, else 0
     /// (`campaign_manager_tick_switch_off`; see `crate::gauges`).
     pub tick_switch_off: IntGauge,
@@ -157,6 +162,10 @@ impl Metrics {
         let tick_switch_off = gauge(
             "tick_switch_off",
             "1 while the durable off switch of the tick namespace is set in MySQL.",
+        )?;
+        let repair_oldest_overdue_seconds = gauge(
+            "repair_oldest_overdue_seconds",
+            "Age in seconds of the oldest open campaigncall past its repair rule (0: none).",
         )?;
 
         let metrics = Metrics {
@@ -250,6 +259,7 @@ impl Metrics {
                 &["repair"],
             )?,
             campaigns_executing,
+            repair_oldest_overdue_seconds,
             tick_switch_off,
             registry,
         };

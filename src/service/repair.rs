@@ -134,6 +134,13 @@ pub async fn run_repair(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "repair pass failed"),
         }
+        match service.store.dials.oldest_overdue(settings.rule).await {
+            Ok(age) => service
+                .metrics
+                .repair_oldest_overdue_seconds
+                .set(i64::try_from(age.as_secs()).unwrap_or(i64::MAX)),
+            Err(e) => tracing::debug!(error = %e, "cannot read the oldest overdue campaigncall"),
+        }
     }
 }
 

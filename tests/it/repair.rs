@@ -1401,3 +1401,45 @@ async fn call_found_at_the_peer_keeps_its_try_taken() {
     let again = same_try(&cc);
     assert_eq!(record(&env, &again, fence()).await, Recorded::TryTaken);
 }
+
+/// `campaign_manager_repair_oldest_overdue_seconds`: after each pass, the age of the oldest
+/// open campaigncall past its rule, postponed ones included (by MySQL's clock); 0 with none.
+#[tokio::test]
+async fn oldest_overdue_age_is_exported_after_each_pass() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    m.call
+        .expect_get_call()
+        .returning(|_| Ok(Some(call_in("progressing", ""))));
+    let env = env_with(&s, m).await;
+    let rule = settings().rule;
+    let none = env.ts.store.dials.oldest_overdue(rule).await.expect("read");
+    assert_eq!(none, std::time::Duration::ZERO);
+    env.metrics.repair_oldest_overdue_seconds.set(-1);
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    // A young one is not overdue and does not count.
+    env.dial(&s.campaign, ReferenceType::Call).await;
+
+    let service = env.service.clone();
+    let stop = async {
+        while env.metrics.repair_oldest_overdue_seconds.get() < 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    campaign_manager::service::run_repair(
+        service,
+        settings(),
+        std::time::Duration::from_millis(20),
+        stop,
+    )
+    .await;
+    let age = env.metrics.repair_oldest_overdue_seconds.get();
+    assert!((OVERDUE_SECS..OVERDUE_SECS + 60).contains(&age), "{age}");
+    // Postponed (still up) it still counts.
+    assert_eq!(env.checks(cc.id).await.0, 1);
+    let again = env.ts.store.dials.oldest_overdue(rule).await.expect("read");
+    assert!(again.as_secs() >= u64::try_from(OVERDUE_SECS).unwrap_or(0));
+}
