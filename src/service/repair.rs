@@ -2,7 +2,8 @@
 //! open, and resolves it by asking the peer that knows, never by dialing again.
 //!
 //! A pass (run every few seconds by every process with tick workers, one process at a time
-//! under a MySQL named lock, at most `batch` campaigncalls per pass, the longest due first):
+//! under a MySQL named lock that is re-checked before each step, at most `batch` campaigncalls
+//! per pass, the longest due first):
 //! * an open campaigncall past its rule ([`OverdueRule`]: `dialing` or unconfirmed longer than
 //!   the outplan's `dial_timeout` + margin, `progressing` longer than the longest call) whose
 //!   next check is due is looked up at its peer by the id chosen before the peer was asked
@@ -43,7 +44,7 @@ use super::{Service, ServiceError, ServiceResult, hangup_result};
 use crate::model::{
     Campaign, CampaignStatus, Campaigncall, CampaigncallResult, Execute, ReferenceType, enum_str,
 };
-use crate::store::{DialStep, Overdue, OverdueRule};
+use crate::store::{DialStep, NamedLock, Overdue, OverdueRule};
 
 /// Settings of the repair.
 #[derive(Debug, Clone, Copy)]
@@ -147,15 +148,22 @@ pub async fn run_repair(
 impl Service {
     /// One repair pass (module doc), if no other process is running one.
     pub async fn repair_pass(&self, settings: &RepairSettings) -> ServiceResult<RepairReport> {
-        let Some(lock) = self.store.try_lock("campaigncall-repair").await? else {
+        let Some(mut lock) = self.store.try_lock("campaigncall-repair").await? else {
             return Ok(RepairReport::default());
         };
-        let result = self.repair_unlocked(settings).await;
+        let result = self.repair_locked(settings, &mut lock).await;
         lock.release().await;
         result
     }
 
-    async fn repair_unlocked(&self, settings: &RepairSettings) -> ServiceResult<RepairReport> {
+    /// The pass under `lock`, re-checked before each campaigncall and before the campaigns:
+    /// once its session is gone another process may be repairing the same rows, so the pass
+    /// stops where it is (the next pass, in whichever process, goes on).
+    async fn repair_locked(
+        &self,
+        settings: &RepairSettings,
+        lock: &mut NamedLock,
+    ) -> ServiceResult<RepairReport> {
         let mut report = RepairReport {
             ran: true,
             ..RepairReport::default()
@@ -166,6 +174,10 @@ impl Service {
             .overdue(settings.rule, settings.batch)
             .await?;
         for o in overdue {
+            if !lock.held().await {
+                tracing::warn!(checked = report.checked, "repair lock lost; pass stopped");
+                return Ok(report);
+            }
             report.checked += 1;
             match self.repair_campaigncall(&o, settings).await {
                 Ok(true) => report.finished += 1,
@@ -174,6 +186,10 @@ impl Service {
                     tracing::warn!(campaigncall_id = %o.campaigncall.id, error = %e, "repair failed; next pass");
                 }
             }
+        }
+        if !lock.held().await {
+            tracing::warn!(checked = report.checked, "repair lock lost; pass stopped");
+            return Ok(report);
         }
         let settled = Utc::now()
             - chrono::Duration::from_std(settings.settle).unwrap_or(chrono::Duration::zero());

@@ -981,6 +981,72 @@ async fn pass_waits_for_the_lock_holder() {
     pool.close().await;
 }
 
+/// Kills, from another session, the session holding the repair's named lock in database `db`
+/// (as a dropped connection would end it). Blocking: it runs on its own thread and runtime, so
+/// it can be called from a mock.
+fn kill_repair_lock_holder(url: String, db: String) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::MySqlConnection::connect(&url).await.expect("connect");
+            let name: String = format!("{db}.campaigncall-repair")
+                .chars()
+                .take(64)
+                .collect();
+            let (holder,): (Option<i64>,) = sqlx::query_as("SELECT IS_USED_LOCK(?)")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .expect("lock holder");
+            let holder = holder.expect("the pass holds the lock");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {holder}")))
+                .execute(&mut conn)
+                .await
+                .expect("kill");
+        });
+    })
+    .join()
+    .expect("kill thread");
+}
+
+/// A pass whose lock session dies mid-pass (another process may then take the lock) stops
+/// before the next campaigncall instead of repairing alongside the new holder.
+#[tokio::test]
+async fn pass_stops_when_its_lock_is_lost() {
+    let s = setup();
+    let (first, second) = (planned(), planned());
+    let mut m = Mocks::new();
+    let env_url = std::sync::Arc::new(std::sync::Mutex::new(None::<(String, String)>));
+    let killer = env_url.clone();
+    m.call
+        .expect_get_call()
+        .withf(move |id| *id == first.reference)
+        .times(1)
+        .returning(move |_| {
+            let target = killer.lock().expect("mutex").clone();
+            let (url, db) = target.expect("set before the pass");
+            kill_repair_lock_holder(url, db);
+            Ok(Some(call_in("progressing", "")))
+        });
+    // No expectation for the second campaigncall: asking about it fails the test.
+    let env = env_with(&s, m).await;
+    *env_url.lock().expect("mutex") = Some((env.ts.db.url.clone(), env.ts.db.name.clone()));
+    env.dial_planned(&s.campaign, &first, ReferenceType::Call, OVERDUE_SECS + 60)
+        .await;
+    let later = env
+        .dial_planned(&s.campaign, &second, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+
+    let r = env.pass().await;
+    assert!(r.ran);
+    assert_eq!((r.checked, r.finished), (1, 0), "stopped after the first");
+    assert_eq!(env.call(later.id).await.status, CampaigncallStatus::Dialing);
+}
+
 // ---------------------------------------------------------------- dial records
 
 /// `force_stop` settles every open campaigncall of a `stopping` campaign at once, young ones
