@@ -32,6 +32,12 @@
 //! resumes, so one 404 proves nothing. Two typed 404s a margin apart bound that window; an
 //! answered create has a call, whatever a later read says.
 //!
+//! A dial still at step `recorded` was never claimed: the tick notes the
+//! claim before it asks call-manager, so nothing was placed and outdial-manager counted no
+//! try. When such a dial is given up, its try is freed, never kept: outdial-manager offers the
+//! target again with that same try, which a kept row would refuse forever (the target never
+//! dialed, its campaign never ending).
+//!
 //! What each dial step leaves open after a death, a stall, a lost reply or a late effect, and
 //! what resolves it: docs/architecture.md ("Reliability").
 
@@ -295,7 +301,22 @@ impl Service {
         let cc = &o.campaigncall;
         if o.past_longest_call {
             self.count_repair("over_max_duration");
-            tracing::warn!(campaigncall_id = %cc.id, "open past the longest call; given up as failed");
+            tracing::warn!(campaigncall_id = %cc.id, step = ?o.step, "open past the longest call; given up as failed");
+            if o.step == Some(DialStep::Recorded) {
+                // Never claimed (module doc): keeping its try would refuse that try
+                // forever, and with it the target and the campaign's end.
+                let done = self
+                    .finish_campaigncall_because(
+                        cc.id,
+                        CampaigncallResult::Fail,
+                        Some("over_max_duration"),
+                    )
+                    .await?
+                    .is_some();
+                self.store.dials.release_try(cc.id).await?;
+                self.campaigncall_ended(cc.campaign_id).await?;
+                return Ok(done);
+            }
             self.mark_placed(cc.id).await?;
             return self
                 .finish_repaired(cc, CampaigncallResult::Fail, "over_max_duration")
@@ -356,12 +377,15 @@ impl Service {
         self.store.campaigns.set_execute(id, Execute::Stop).await?;
         for cc in self.store.campaigncalls.list_ongoing(id, 1000).await? {
             let found = self.ask_peer(&cc).await;
+            let step = self.store.dials.step(cc.id).await?;
             match found {
                 // The operator's word: a call the peer has no row of frees its try, unless
                 // its create was answered (then the 404 is not trusted: handled as still up).
-                Ok(Found::Absent)
-                    if self.store.dials.step(cc.id).await? != Some(DialStep::Requested) =>
-                {
+                // A dial never claimed frees it whatever the peer says (module doc).
+                Ok(Found::Absent) if step != Some(DialStep::Requested) => {
+                    self.abandon_dial(cc.id).await?;
+                }
+                Err(_) if step == Some(DialStep::Recorded) => {
                     self.abandon_dial(cc.id).await?;
                 }
                 Ok(Found::Ended(result, _)) => {

@@ -176,15 +176,55 @@ async fn wait_all_stopped(sys: &TestSystem, ids: &[Uuid], timeout: Duration) {
         if left.is_empty() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} campaigns never ended, e.g. {}; open campaigncalls: {}",
-            left.len(),
-            left[0],
-            open_campaigncalls(sys).await
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "{} campaigns never ended, e.g. {}; open campaigncalls: {}; {}",
+                left.len(),
+                left[0],
+                open_campaigncalls(sys).await,
+                straggler(sys, left[0]).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// (status, result, reason, dial step, destination index, try) of a campaigncall.
+type CampaigncallRow = (String, String, Option<String>, Option<String>, i32, i32);
+
+/// What a campaign that never ended left: its state, its campaigncalls with their dial steps,
+/// and its targets at the simulator.
+async fn straggler(sys: &TestSystem, id: Uuid) -> String {
+    let c: Value = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    let calls: Vec<CampaigncallRow> = sqlx::query_as(
+        "SELECT c.status, c.result, c.reason, d.step, c.destination_index, c.try_count \
+         FROM campaign_campaigncalls c LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
+         WHERE c.campaign_id = ? ORDER BY c.tm_create",
+    )
+    .bind(id.as_bytes().to_vec())
+    .fetch_all(&sys.db.pool)
+    .await
+    .unwrap_or_default();
+    let outdial = c["outdial_id"]
+        .as_str()
+        .and_then(|o| Uuid::parse_str(o).ok())
+        .unwrap_or_default();
+    let targets: Vec<String> = sys
+        .sim
+        .targets(outdial)
+        .iter()
+        .map(|t| {
+            format!(
+                "{:?} tries {}/{}",
+                t.status, t.target.try_count_0, t.target.try_count_1
+            )
+        })
+        .collect();
+    format!(
+        "campaign {}/{}; campaigncalls (status, result, reason, step, index, try): {calls:?}; \
+         targets: {targets:?}",
+        c["status"], c["execute"]
+    )
 }
 
 async fn open_campaigncalls(sys: &TestSystem) -> i64 {

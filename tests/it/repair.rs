@@ -746,11 +746,23 @@ async fn peer_error_postpones_it_with_the_backoff() {
 /// idle, try kept as perhaps placed) rather than asked forever, so the campaign can end.
 #[tokio::test]
 async fn flow_peer_error_past_the_longest_call_is_given_up() {
-    let (env, cc, r) = one_pass(ReferenceType::Flow, OVER_MAX_SECS, |m, p| {
-        expect_get_activeflow(m, p.activeflow, || Err(bare(400)));
-        expect_target(m, p.target, TargetStatus::Idle);
-    })
-    .await;
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_activeflow(&mut m, p.activeflow, || Err(bare(400)));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVER_MAX_SECS)
+        .await;
+    // Claimed, and the activeflow asked for without an answer.
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Unknown)
+        .await
+        .expect("step");
+    let r = env.pass().await;
     assert_eq!((r.checked, r.finished), (1, 1));
     let done = env.call(cc.id).await;
     assert_eq!(
@@ -1079,6 +1091,13 @@ async fn force_stop_settles_open_calls_by_their_peer_and_stops() {
                 .await,
         );
     }
+    // The silent one was claimed and asked for; its reply was lost.
+    env.ts
+        .store
+        .dials
+        .set_step(silent.id, DialStep::Unknown)
+        .await
+        .expect("step");
     let refused = env.service.force_stop_campaign(id).await.unwrap_err();
     assert!(refused.to_string().contains("stop it first"), "{refused}");
     assert!(
@@ -1508,4 +1527,25 @@ async fn oldest_overdue_age_is_exported_after_each_pass() {
     assert_eq!(env.checks(cc.id).await.0, 1);
     let again = env.ts.store.dials.oldest_overdue(rule).await.expect("read");
     assert!(again.as_secs() >= u64::try_from(OVERDUE_SECS).unwrap_or(0));
+}
+
+/// A dial never claimed (step `recorded`: outdial-manager counted no try) that the repair
+/// cannot resolve before the longest call (its peer kept failing) is given up with its try
+/// freed: outdial-manager offers the target again with that same try, which a kept row would
+/// refuse forever, so the target would never be dialed and the campaign never end.
+#[tokio::test]
+async fn unclaimed_dial_given_up_frees_its_try() {
+    let (env, cc, r) = one_pass(ReferenceType::Call, OVER_MAX_SECS, |m, p| {
+        expect_get_call(m, p.reference, 1, || Err(bare(500)));
+        expect_target(m, p.target, TargetStatus::Idle);
+    })
+    .await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.found("over_max_duration"), 1);
+    assert_eq!(env.step(cc.id).await, None, "the try is released");
+    assert!(matches!(
+        record(&env, &same_try(&cc), fence()).await,
+        Recorded::Dial(_)
+    ));
 }
