@@ -275,6 +275,24 @@ async fn assert_dial_invariants(sys: &TestSystem) {
         }
     }
     assert_eq!(seen.len(), placed.len(), "every call has its campaigncall");
+    // A call call-manager has keeps its try taken: its dial row is never released (as it is
+    // for a dial judged "nothing placed"), so that try is never dialed again.
+    let kept: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT c.reference_id FROM campaign_campaigncalls c \
+         JOIN campaign_dials d ON d.campaigncall_id = c.id",
+    )
+    .fetch_all(&sys.db.pool)
+    .await
+    .expect("dial rows");
+    let kept: HashSet<Uuid> = kept
+        .into_iter()
+        .filter_map(|(r,)| Uuid::from_slice(&r).ok())
+        .collect();
+    let freed: Vec<&Uuid> = placed.iter().filter(|c| !kept.contains(c)).collect();
+    assert!(
+        freed.is_empty(),
+        "calls placed but their try freed: {freed:?}"
+    );
     // Calls at the simulator: one per try, and never two up at once for one target.
     let mut per_target: HashMap<Uuid, Vec<(i64, i64)>> = HashMap::new();
     for c in sys.sim.calls() {
