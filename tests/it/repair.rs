@@ -1549,3 +1549,35 @@ async fn unclaimed_dial_given_up_frees_its_try() {
         Recorded::Dial(_)
     ));
 }
+
+/// `force_stop` of a dial never claimed (step `recorded`) whose peer cannot be asked frees its
+/// try rather than keeping a try outdial-manager never counted.
+#[tokio::test]
+async fn force_stop_frees_the_try_of_a_dial_never_claimed() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || Err(timeout()));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, 0)
+        .await;
+    let id = s.campaign.id;
+    assert!(
+        env.ts
+            .store
+            .campaigns
+            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
+            .await
+            .expect("stopping")
+    );
+    let c = env
+        .service
+        .force_stop_campaign(id)
+        .await
+        .expect("force stop");
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.step(cc.id).await, None, "the try is released");
+}
