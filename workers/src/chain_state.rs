@@ -204,7 +204,9 @@ return 1
 /// the control record is missing, or apalis already holds `max_queued` jobs not yet fetched.
 /// KEYS: feed, seq, lease, control, apalis scheduled, apalis active.
 /// ARGV: lead_ms, limit, lease_ms, max_queued.
-/// Returns {control, id, seq, due, id, seq, due...} with control 'absent', 'paused' or 'running'.
+/// Returns {control, id, seq, due, id, seq, due...} with control 'absent', 'paused' or 'running';
+/// after 'running' comes how many ms until the earliest tick left in the feed is `lead_ms` from
+/// due ('-1': the feed holds no other tick, '': not read because apalis is full).
 static TAKE_DUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(lua_with_clock!(
         r#"
@@ -213,11 +215,15 @@ if not paused then return {'absent'} end
 if paused ~= '0' then return {'paused'} end
 local queued = redis.call('ZCARD', KEYS[5]) + redis.call('LLEN', KEYS[6])
 local room = tonumber(ARGV[4]) - queued
-if room <= 0 then return {'running'} end
+if room <= 0 then return {'running', ''} end
 local limit = math.min(tonumber(ARGV[2]), room)
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now + tonumber(ARGV[1]),
   'WITHSCORES', 'LIMIT', 0, limit)
-local out = {'running'}
+local out = {'running', '-1'}
+local rest = redis.call('ZRANGE', KEYS[1], #items / 2, #items / 2, 'WITHSCORES')
+if #rest > 0 then
+  out[2] = string.format('%.0f', math.max(0, tonumber(rest[2]) - tonumber(ARGV[1]) - now))
+end
 if #items == 0 then return out end
 local lease_ms = tonumber(ARGV[3])
 local ids = {}
@@ -318,6 +324,38 @@ pub(crate) enum Finish {
     Stopped,
     /// The chain moved while the tick ran (stopped, re-seeded); nothing was written.
     Stale,
+}
+
+/// What one feeder step found: the pause state, the ticks it took, and when the next one is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Taken {
+    pub(crate) control: Control,
+    pub(crate) ticks: Vec<DueTick>,
+    pub(crate) ahead: FeedAhead,
+}
+
+/// How long until the earliest tick left in the feed is within the feeder's lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FeedAhead {
+    /// Not read (paused, no control record, or apalis full).
+    Unknown,
+    /// No other tick in the feed.
+    Empty,
+    /// The earliest is within the lead after this long (zero: already).
+    In(Duration),
+}
+
+impl FeedAhead {
+    fn parse(field: &str) -> Result<FeedAhead, SchedulerError> {
+        match field {
+            "" => Ok(FeedAhead::Unknown),
+            "-1" => Ok(FeedAhead::Empty),
+            ms => ms
+                .parse::<u64>()
+                .map(|ms| FeedAhead::In(Duration::from_millis(ms)))
+                .map_err(|_| protocol("take_due", format!("feed head {ms:?}"))),
+        }
+    }
 }
 
 /// The cluster's pause state as the control record gives it.
@@ -426,6 +464,9 @@ impl ChainState {
                 format!("{} flags for {}", flags.len(), chains.len()),
             ));
         }
+        if flags.contains(&1) {
+            self.publish_wake().await;
+        }
         Ok(flags.into_iter().map(|f| f == 1).collect())
     }
 
@@ -527,6 +568,9 @@ impl ChainState {
             .arg(due_ms)
             .invoke_async(&mut self.conn.clone())
             .await?;
+        if released == 1 {
+            self.publish_wake().await;
+        }
         Ok(released == 1)
     }
 
@@ -538,7 +582,7 @@ impl ChainState {
         limit: usize,
         lease: Duration,
         max_queued: usize,
-    ) -> Result<(Control, Vec<DueTick>), SchedulerError> {
+    ) -> Result<Taken, SchedulerError> {
         let k = &self.keys;
         let flat: Vec<String> = TAKE_DUE
             .key(&k.feed)
@@ -562,6 +606,11 @@ impl ChainState {
             "absent" => Control::Absent,
             other => return Err(protocol("take_due", format!("control {other:?}"))),
         };
+        let (ahead, flat) = match (control, flat.split_first()) {
+            (Control::Running, Some((ahead, rest))) => (FeedAhead::parse(ahead)?, rest),
+            (Control::Running, None) => return Err(protocol("take_due", "no feed head")),
+            _ => (FeedAhead::Unknown, flat),
+        };
         if !flat.len().is_multiple_of(3) {
             return Err(protocol("take_due", format!("{} fields", flat.len())));
         }
@@ -581,7 +630,11 @@ impl ChainState {
                 })
             })
             .collect::<Result<Vec<_>, SchedulerError>>()?;
-        Ok((control, ticks))
+        Ok(Taken {
+            control,
+            ticks,
+            ahead,
+        })
     }
 
     /// Write the control record with `paused` unless it exists. Returns whether it was written.
@@ -639,6 +692,20 @@ impl ChainState {
         }
         let cleared: i64 = inv.invoke_async(&mut self.conn.clone()).await?;
         Ok(usize::try_from(cleared).unwrap_or(0))
+    }
+
+    /// Tell every worker process of the namespace that a tick may be due sooner than they
+    /// think (see `wake`). A failure is only logged: notices are hints, the loops also wake on
+    /// their own.
+    pub(crate) async fn publish_wake(&self) {
+        let sent: Result<i64, redis::RedisError> = redis::cmd("PUBLISH")
+            .arg(&self.keys.wake)
+            .arg(1)
+            .query_async(&mut self.conn.clone())
+            .await;
+        if let Err(e) = sent {
+            tracing::debug!(error = %e, "publishing a wake notice failed");
+        }
     }
 
     /// Redis clock, in ms since the Unix epoch.

@@ -120,6 +120,8 @@ impl Chains {
                     if paused { "1" } else { "0" },
                 )
                 .await?;
+            // Idle feeders read the record at their next step: make that now.
+            state.publish_wake().await;
         }
         Ok(())
     }

@@ -27,8 +27,14 @@ pub struct SchedulerConfig {
     pub max_waiting: usize,
     /// How often an idle apalis worker polls Redis for jobs (DESIGN: 5-10 ms works, 0-2 ms stalls).
     pub poll_interval: Duration,
-    /// How often the feeder looks for ticks that are about to be due.
+    /// Shortest pause between two feeder steps (unless a step filled a whole `feed_batch`).
+    /// The feeder sleeps until the earliest pending tick is `lead` from due, or a wake notice
+    /// (see `wake`) arrives, but never longer than `idle_poll_interval`.
     pub feed_interval: Duration,
+    /// Longest the feeder and the apalis fetch sleep when nothing is due and no wake notice
+    /// came: the safety net for a lost notice. The apalis fetch polls every `poll_interval`
+    /// while it finds jobs and slows down to this when it finds none.
+    pub idle_poll_interval: Duration,
     /// How long before its due time a tick is handed to apalis. The worker then waits in the
     /// handler until the tick is due, which keeps lateness small despite apalis' whole-second
     /// schedule and its polling.
@@ -52,8 +58,12 @@ pub struct SchedulerConfig {
     /// re-seeded within one more `lease`), and [`Tick::deadline_ms`](crate::Tick) tells the runner
     /// that its remaining writes must be refused.
     pub max_tick: Duration,
-    /// How often the reconciler compares chains with [`ChainSource::wanted`](crate::ChainSource).
+    /// How often the reconciler compares chains with [`ChainSource::wanted`](crate::ChainSource)
+    /// and the cluster-wide gauges are read, while some chain is live or wanted.
     pub reconcile_interval: Duration,
+    /// The same while no chain is live and none was wanted at the last reconciliation (a wake
+    /// notice brings the next pass forward).
+    pub quiet_reconcile_interval: Duration,
     /// Re-seeded chains get their first tick spread over this window, so a flushed Redis does not
     /// make every chain due in the same millisecond.
     pub reseed_spread: Duration,
@@ -89,6 +99,7 @@ impl Default for SchedulerConfig {
             max_waiting: 2000,
             poll_interval: Duration::from_millis(5),
             feed_interval: Duration::from_millis(10),
+            idle_poll_interval: Duration::from_secs(1),
             lead: Duration::from_millis(150),
             feed_batch: 500,
             ticks_per_job: 32,
@@ -96,6 +107,7 @@ impl Default for SchedulerConfig {
             lease: Duration::from_secs(3),
             max_tick: Duration::from_secs(30),
             reconcile_interval: Duration::from_secs(2),
+            quiet_reconcile_interval: Duration::from_secs(30),
             reseed_spread: Duration::from_millis(500),
             vacuum_interval: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
@@ -196,6 +208,18 @@ impl SchedulerConfig {
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
         usize::try_from(hash % self.shards as u64).unwrap_or(0)
+    }
+
+    /// `idle_poll_interval`, never shorter than the busy intervals it relaxes.
+    pub(crate) fn idle_poll(&self) -> Duration {
+        self.idle_poll_interval
+            .max(self.poll_interval)
+            .max(self.feed_interval)
+    }
+
+    /// `quiet_reconcile_interval`, never shorter than `reconcile_interval`.
+    pub(crate) fn quiet_reconcile(&self) -> Duration {
+        self.quiet_reconcile_interval.max(self.reconcile_interval)
     }
 
     /// Jobs one apalis worker holds at once: the running ticks plus the waiting ones.

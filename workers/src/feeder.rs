@@ -19,7 +19,8 @@
 //! without persistence or deleted keys would lose it, and the reconciler would re-seed and run
 //! every chain of a drained cluster. Therefore:
 //! * every take also reads the control record, and each process' feeder remembers the pause
-//!   state it last read (it reads every `feed_interval`, 10 ms by default);
+//!   state it last read (it reads at every step: at least once per `idle_poll_interval`, 1 s by
+//!   default, and every `feed_interval`, 10 ms, while ticks are due);
 //! * without the record nothing is handed to apalis: re-seeded chains only refill the feed (and a
 //!   tick already handed over is stale, its chain's `seq` having gone with the wipe);
 //! * the first feeder that finds the record missing writes back the state it remembers, in one
@@ -39,17 +40,20 @@
 //! * keys deleted one by one rather than flushed: a tick already in apalis whose chain state
 //!   outlived the record for a moment may still run once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use apalis::prelude::TaskBuilder;
 use apalis_redis::RedisTask;
-use tokio::sync::watch;
+use prometheus::IntCounter;
+use tokio::sync::{Semaphore, watch};
 
 use crate::SchedulerError;
-use crate::chain_state::{ChainState, Control, DueTick};
+use crate::chain_state::{ChainState, Control, DueTick, FeedAhead};
 use crate::redis_conn::RedisConn;
 use crate::switch::OffSwitch;
 use crate::tick_job::{Delivery, TickJob};
+use crate::wake::Wakes;
 
 /// What the feeder needs besides the chain state.
 pub(crate) struct Feeder {
@@ -67,6 +71,25 @@ pub(crate) struct Feeder {
     pub(crate) unknown_pause_grace: Duration,
     /// The durable off switch: nothing is taken unless it reads on.
     pub(crate) switch: OffSwitch,
+    /// Longest wait between steps (see [`SchedulerConfig::idle_poll_interval`](crate::SchedulerConfig)).
+    pub(crate) idle_poll: Duration,
+    /// Wake notices for this feeder, and the local apalis fetch it wakes after a push.
+    pub(crate) wakes: Wakes,
+    /// This process' tick permits: none free means peers should fetch what it pushes.
+    pub(crate) permits: Arc<Semaphore>,
+    /// Counts steps (`campaign_manager_chain_loop_wakeups_total{loop="feeder"}`).
+    pub(crate) wakeups: IntCounter,
+}
+
+/// What one feeder step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Step {
+    /// Ticks handed to apalis.
+    pub(crate) handed: usize,
+    /// The pause state read (`Absent` when nothing was read).
+    pub(crate) control: Control,
+    /// When the next tick is due, if read.
+    pub(crate) ahead: FeedAhead,
 }
 
 const ERROR_PAUSE: Duration = Duration::from_millis(500);
@@ -89,16 +112,18 @@ impl PauseMirror {
 }
 
 impl Feeder {
-    /// Feed until `stopping` turns true.
+    /// Feed until `stopping` turns true. Between steps it waits at least `feed_interval`, then
+    /// until the earliest pending tick is within `lead` of due or a wake notice arrives, but no
+    /// longer than `idle_poll`: with nothing due it wakes about once a second, not 100 times.
     pub(crate) async fn run(self, mut stopping: watch::Receiver<bool>) {
         let mut mirror = PauseMirror::new();
         loop {
             if *stopping.borrow() {
                 return;
             }
+            self.wakeups.inc();
             let pause = match self.feed_once(&mut mirror).await {
-                Ok(n) if n >= self.feed_batch => Duration::ZERO,
-                Ok(_) => self.feed_interval,
+                Ok(step) => self.pause_after(step),
                 Err(e) => {
                     tracing::warn!(error = %e, "feeding ticks to apalis failed");
                     ERROR_PAUSE
@@ -108,42 +133,79 @@ impl Feeder {
                 tokio::task::yield_now().await;
                 continue;
             }
+            let first = pause.min(self.feed_interval);
             tokio::select! {
-                _ = tokio::time::sleep(pause) => {}
+                _ = tokio::time::sleep(first) => {}
                 _ = stopping.wait_for(|s| *s) => return,
+            }
+            if pause > first {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause - first) => {}
+                    _ = self.wakes.feeder_woken() => {}
+                    _ = stopping.wait_for(|s| *s) => return,
+                }
             }
         }
     }
 
-    /// One step: take due ticks and push them to apalis, noting the pause state in `mirror` (or
-    /// restoring it from there if the namespace was wiped). Returns how many were handed over.
-    pub(crate) async fn feed_once(
-        &self,
-        mirror: &mut PauseMirror,
-    ) -> Result<usize, SchedulerError> {
-        if !self.switch.allows_ticks() {
-            return Ok(0);
+    /// How long to wait after a step (a wake notice may cut it short).
+    fn pause_after(&self, step: Step) -> Duration {
+        if step.handed >= self.feed_batch {
+            return Duration::ZERO;
         }
-        let (control, ticks) = self
+        match step.ahead {
+            // Paused with the record read: `resume` publishes a notice.
+            _ if step.control == Control::Paused => self.idle_poll,
+            FeedAhead::Unknown => self.feed_interval,
+            FeedAhead::Empty => self.idle_poll,
+            FeedAhead::In(wait) => wait.clamp(self.feed_interval, self.idle_poll),
+        }
+    }
+
+    /// One step: take due ticks and push them to apalis, noting the pause state in `mirror` (or
+    /// restoring it from there if the namespace was wiped). Says how many were handed over and
+    /// when the next tick is due.
+    pub(crate) async fn feed_once(&self, mirror: &mut PauseMirror) -> Result<Step, SchedulerError> {
+        let unknown = Step {
+            handed: 0,
+            control: Control::Absent,
+            ahead: FeedAhead::Unknown,
+        };
+        if !self.switch.allows_ticks() {
+            return Ok(unknown);
+        }
+        let taken = self
             .state
             .take_due(self.lead, self.feed_batch, self.lease, self.max_queued)
             .await?;
-        match control {
+        match taken.control {
             Control::Running => mirror.seen = Some(false),
             Control::Paused => mirror.seen = Some(true),
             Control::Absent => {
                 self.restore_control(mirror).await?;
-                return Ok(0);
+                return Ok(unknown);
             }
         }
-        if ticks.is_empty() {
-            return Ok(0);
+        let step = Step {
+            handed: taken.ticks.len(),
+            control: taken.control,
+            ahead: taken.ahead,
+        };
+        if taken.ticks.is_empty() {
+            return Ok(step);
         }
-        match self.push(&ticks).await {
-            Ok(()) => Ok(ticks.len()),
+        match self.push(&taken.ticks).await {
+            Ok(()) => {
+                self.wakes.fetch();
+                if self.permits.available_permits() == 0 {
+                    // This process is full: let idle peers fetch what was just queued.
+                    self.state.publish_wake().await;
+                }
+                Ok(step)
+            }
             Err(e) => {
                 // Put them back so they are not lost until their lease expires.
-                for t in &ticks {
+                for t in &taken.ticks {
                     if let Err(e) = self.state.release(&t.id, t.seq, t.due_ms).await {
                         tracing::warn!(id = %t.id, error = %e, "could not put a tick back");
                     }

@@ -26,6 +26,11 @@ pub(crate) struct Keys {
     pub(crate) control: String,
     /// Reconciler leadership lock.
     pub(crate) reconciler_lock: String,
+    /// How many chains the last reconciliation found wanted (a hint for the other processes'
+    /// reconcilers, which slow down while nothing is live or wanted).
+    pub(crate) wanted_count: String,
+    /// Pub/sub channel of wake notices (see `wake`).
+    pub(crate) wake: String,
     /// Prefix of per-second tick counters (`{prefix}{unix_second}`).
     pub(crate) ticks_prefix: String,
     /// apalis: scheduled jobs (zset, whole seconds).
@@ -61,6 +66,8 @@ impl Keys {
             running: format!("{ns}:chain:running"),
             control: format!("{ns}:chain:control"),
             reconciler_lock: format!("{ns}:chain:reconciler"),
+            wanted_count: format!("{ns}:chain:wanted"),
+            wake: format!("{ns}:chain:wake"),
             ticks_prefix: format!("{ns}:chain:ticks:"),
             apalis_scheduled: format!("{ns}:scheduled"),
             apalis_active: format!("{ns}:active"),

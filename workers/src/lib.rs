@@ -44,6 +44,7 @@ mod stats;
 mod switch;
 mod tick_job;
 mod vacuum;
+mod wake;
 mod workers;
 
 pub use chains::Chains;

@@ -19,6 +19,34 @@ pub(crate) struct Metrics {
     pub(crate) live_workers: IntGauge,
     pub(crate) oldest_overdue_ms: IntGauge,
     pub(crate) paused: IntGauge,
+    wakeups: IntCounterVec,
+}
+
+/// The loops whose wake-ups are counted, the `loop` label of the wake-ups counter.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LoopName {
+    Feeder,
+    Fetch,
+    Reconciler,
+    Gauges,
+}
+
+impl LoopName {
+    const ALL: [LoopName; 4] = [
+        LoopName::Feeder,
+        LoopName::Fetch,
+        LoopName::Reconciler,
+        LoopName::Gauges,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            LoopName::Feeder => "feeder",
+            LoopName::Fetch => "fetch",
+            LoopName::Reconciler => "reconciler",
+            LoopName::Gauges => "gauges",
+        }
+    }
 }
 
 /// How a delivered tick ended, the `outcome` label of the ticks counter.
@@ -57,6 +85,7 @@ impl Metrics {
         registry.register(Box::new(m.live_workers.clone()))?;
         registry.register(Box::new(m.oldest_overdue_ms.clone()))?;
         registry.register(Box::new(m.paused.clone()))?;
+        registry.register(Box::new(m.wakeups.clone()))?;
         Ok(m)
     }
 
@@ -121,7 +150,18 @@ impl Metrics {
             "campaign_manager_chain_paused",
             "1 while the namespace is paused (`campaign-control queue drain`), else 0",
         )?;
+        let wakeups = IntCounterVec::new(
+            opts(
+                "campaign_manager_chain_loop_wakeups_total",
+                "Passes of the scheduler's background loops (feeder steps, apalis fetch polls, reconciliations, gauge reads)",
+            ),
+            &["loop"],
+        )?;
+        for l in LoopName::ALL {
+            wakeups.with_label_values(&[l.label()]);
+        }
         Ok(Self {
+            wakeups,
             ticks,
             lateness_ms,
             live_chains,
@@ -133,6 +173,11 @@ impl Metrics {
             oldest_overdue_ms,
             paused,
         })
+    }
+
+    /// The wake-ups counter of one loop.
+    pub(crate) fn wakeups(&self, name: LoopName) -> IntCounter {
+        self.wakeups.with_label_values(&[name.label()])
     }
 
     pub(crate) fn tick(&self, outcome: Outcome) {

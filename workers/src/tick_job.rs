@@ -37,6 +37,7 @@ use crate::chain_state::{ChainState, Claim, ClaimRequest, Finish, FinishRequest}
 use crate::lease_keeper::RunningTicks;
 use crate::metrics::{Metrics, Outcome};
 use crate::switch::OffSwitch;
+use crate::wake::Wakes;
 use crate::{ChainRunner, Tick, TickOutcome};
 
 /// One tick of one chain, as the feeder hands it over (alone or in a [`Delivery`]).
@@ -99,6 +100,8 @@ pub(crate) struct TickContext {
     pub(crate) panic_backoff: Duration,
     /// The durable off switch: a tick delivered while it is not on is handed back, unclaimed.
     pub(crate) switch: OffSwitch,
+    /// Wakes the local feeder when a finished tick scheduled its successor.
+    pub(crate) wakes: Wakes,
 }
 
 /// Local wall clock, ms since the Unix epoch.
@@ -291,6 +294,13 @@ impl TickContext {
             match self.finishes.call(req).await {
                 Ok(Finish::Scheduled { due_ms }) => {
                     tracing::trace!(id = %job.id, seq = next_seq, due_ms, "next tick scheduled");
+                    // The successor may be due before what the feeder sleeps for; once this
+                    // process stops feeding, the other processes' feeders must hear of it.
+                    if *self.stopping.borrow() {
+                        self.state.publish_wake().await;
+                    } else {
+                        self.wakes.feeder();
+                    }
                     return;
                 }
                 Ok(Finish::Stopped) => {

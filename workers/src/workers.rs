@@ -1,10 +1,14 @@
 //! [`run_workers`]: everything one process contributes to the cluster, until shutdown.
 //!
-//! * one apalis-redis worker (unique name, fast heartbeat, fetch polling every few ms, at most
-//!   `concurrency + max_waiting` jobs of up to `ticks_per_job` ticks in flight) running
-//!   [`tick_job::deliver`]; restarted under a fresh name if it dies
-//!   (apalis workers die on Redis errors, e.g. a flushed Redis unregisters them);
-//! * the feeder, the reconciler, the vacuum, the lease keeper and a gauge refresher;
+//! * one apalis-redis worker (unique name, fast heartbeat, at most `concurrency + max_waiting`
+//!   jobs of up to `ticks_per_job` ticks in flight) running [`tick_job::deliver`]; restarted
+//!   under a fresh name if it dies (apalis workers die on Redis errors, e.g. a flushed Redis
+//!   unregisters them). Its fetch polls every `poll_interval` (5 ms) while it finds jobs, slows
+//!   down to `idle_poll_interval` (1 s) while it finds none, and is woken at once when the feeder
+//!   hands jobs over (`wake::FetchPace`);
+//! * the feeder, the reconciler, the vacuum, the lease keeper and a gauge refresher, and the
+//!   subscriber of the namespace's wake notices (`wake`): with nothing due, each loop sleeps
+//!   until a notice or its long interval, so an idle process costs next to nothing;
 //! * once per process, a reader of the durable off switch (`switch`), which the feeder and the
 //!   tick jobs of every shard consult, and the permit-use gauge (`permits`);
 //! * two [`Batcher`]s that send the process' claims and finishes as one script call per batch.
@@ -39,7 +43,7 @@ use crate::feeder::Feeder;
 use crate::health::{Loop, WorkerHealth};
 use crate::keys::Keys;
 use crate::lease_keeper::{RunningTicks, keep_leases};
-use crate::metrics::Metrics;
+use crate::metrics::{LoopName, Metrics};
 use crate::permits::PermitUse;
 use crate::reconciler::Reconciler;
 use crate::redis_conn::{self, RedisConn};
@@ -47,6 +51,7 @@ use crate::stats::{read_gauges, read_stats};
 use crate::switch::OffSwitch;
 use crate::tick_job::{self, Delivery, TickContext, local_now_ms};
 use crate::vacuum::run_vacuum;
+use crate::wake::{self, FetchPace, Wakes};
 use crate::{ChainRunner, ChainSource, SchedulerConfig, SchedulerError};
 
 /// Pause before restarting an apalis worker that failed.
@@ -201,6 +206,7 @@ async fn run_shard(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let running = RunningTicks::default();
+    let wakes = Wakes::default();
     let ctx = Arc::new(TickContext {
         state: state.clone(),
         claims: claim_batcher(state.clone(), cfg.lease),
@@ -208,16 +214,23 @@ async fn run_shard(
         runner,
         metrics: metrics.clone(),
         running: running.clone(),
-        permits: shared.permits,
+        permits: shared.permits.clone(),
         stopping: stop_rx.clone(),
         max_tick: cfg.max_tick,
         clock_offset_ms,
         panic_backoff: PANIC_BACKOFF,
         switch: shared.switch.clone(),
+        wakes: wakes.clone(),
     });
     let apalis_config = apalis_config(&cfg);
-
     let mut background = JoinSet::new();
+    background.spawn(wake::listen(
+        subscribe_url(&cfg),
+        keys.wake.clone(),
+        wakes.clone(),
+        stop_rx.clone(),
+    ));
+
     background.spawn(
         health.track(
             Loop::Feeder,
@@ -234,6 +247,10 @@ async fn run_shard(
                 feed_interval: cfg.feed_interval,
                 unknown_pause_grace: cfg.unknown_pause_grace,
                 switch: shared.switch,
+                idle_poll: cfg.idle_poll(),
+                wakes: wakes.clone(),
+                permits: shared.permits.clone(),
+                wakeups: metrics.wakeups(LoopName::Feeder),
             }
             .run(stop_rx.clone()),
         ),
@@ -241,7 +258,7 @@ async fn run_shard(
     background.spawn(
         health.track(
             Loop::Reconciler,
-            cfg.reconcile_interval,
+            cfg.quiet_reconcile(),
             Reconciler {
                 state: state.clone(),
                 source,
@@ -249,6 +266,9 @@ async fn run_shard(
                 interval: cfg.reconcile_interval,
                 reseed_spread: cfg.reseed_spread,
                 lock_owner: base_name.clone(),
+                quiet_interval: cfg.quiet_reconcile(),
+                wakes: wakes.clone(),
+                wakeups: metrics.wakeups(LoopName::Reconciler),
             }
             .run(stop_rx.clone()),
         ),
@@ -260,10 +280,15 @@ async fn run_shard(
         stop_rx.clone(),
     ));
     background.spawn(refresh_gauges(
-        state.conn.clone(),
-        keys.clone(),
-        metrics.clone(),
-        cfg.heartbeat_interval * u32::try_from(cfg.missed_heartbeats).unwrap_or(u32::MAX),
+        GaugeReads {
+            conn: state.conn.clone(),
+            keys: keys.clone(),
+            metrics: metrics.clone(),
+            orphan_after: cfg.heartbeat_interval
+                * u32::try_from(cfg.missed_heartbeats).unwrap_or(u32::MAX),
+            quiet_interval: cfg.quiet_reconcile(),
+            wakes: wakes.clone(),
+        },
         stop_rx.clone(),
     ));
     // The lease keeper outlives the stop signal: it renews until the last tick finished.
@@ -273,11 +298,21 @@ async fn run_shard(
         cfg.lease / 3,
         keep_leases(state.clone(), running.clone(), cfg.lease, ticks_done_rx),
     ));
+    let pace = FetchPace::new(
+        &wakes,
+        cfg.poll_interval,
+        cfg.idle_poll(),
+        metrics.wakeups(LoopName::Fetch),
+    );
+    let backend = Apalis {
+        conn: apalis_conn,
+        config: apalis_config,
+        pace,
+    };
     let mut supervisor = tokio::spawn(supervise(
         ctx,
         base_name,
-        apalis_conn,
-        apalis_config,
+        backend,
         cfg.clone(),
         stop_rx,
         health.clone(),
@@ -356,17 +391,33 @@ fn apalis_config(cfg: &SchedulerConfig) -> apalis_redis::Config {
         .emit_events(false)
 }
 
+/// The apalis backend of one shard: its connection, its settings and its fetch pace.
+struct Apalis {
+    conn: RedisConn,
+    config: apalis_redis::Config,
+    pace: FetchPace,
+}
+
+/// The Redis URL the wake subscription uses: the single Redis, or the first cluster seed node
+/// (a `PUBLISH` on a cluster reaches the subscribers of every node).
+fn subscribe_url(cfg: &SchedulerConfig) -> String {
+    cfg.cluster_nodes
+        .first()
+        .cloned()
+        .unwrap_or_else(|| cfg.redis_url.clone())
+}
+
 /// Run the apalis worker until `stopping`; restart it under a fresh name when it fails.
 async fn supervise(
     ctx: Arc<TickContext>,
     base_name: String,
-    conn: RedisConn,
-    config: apalis_redis::Config,
+    backend: Apalis,
     cfg: SchedulerConfig,
     stopping: watch::Receiver<bool>,
     health: WorkerHealth,
 ) {
-    let (poll_interval, jobs_in_flight) = (cfg.poll_interval, cfg.jobs_in_flight());
+    let Apalis { conn, config, pace } = backend;
+    let jobs_in_flight = cfg.jobs_in_flight();
     let mut restarts = 0u32;
     loop {
         if *stopping.borrow() {
@@ -379,7 +430,7 @@ async fn supervise(
         };
         let storage = RedisStorage::<Delivery, RedisConn>::new(conn.clone())
             .with_config(config.clone())
-            .poll_with_interval(poll_interval);
+            .poll_with_strategy(pace.clone());
         let worker = WorkerBuilder::new(name.clone())
             .backend(storage)
             .data(ctx.clone())
@@ -475,44 +526,65 @@ async fn measure_clock_offset(state: &ChainState) -> Result<i64, SchedulerError>
     Ok(best.map(|(_, o)| o).unwrap_or(0))
 }
 
-/// Refresh the cluster-wide gauges until `stopping`. `orphan_after` is how old a worker's
-/// heartbeat may be for it to count as live (apalis' heartbeat × missed heartbeats).
-async fn refresh_gauges(
+/// What the gauge refresh reads and where it writes.
+struct GaugeReads {
     conn: RedisConn,
     keys: Arc<Keys>,
     metrics: Metrics,
+    /// How old a worker's heartbeat may be for it to count as live (apalis' heartbeat ×
+    /// missed heartbeats).
     orphan_after: Duration,
-    mut stopping: watch::Receiver<bool>,
-) {
+    /// The refresh interval while no chain is live and nothing is queued.
+    quiet_interval: Duration,
+    wakes: Wakes,
+}
+
+/// Refresh the cluster-wide gauges until `stopping`: every second while chains are live or
+/// ticks queued, every `quiet_interval` otherwise (a wake notice brings the next read forward).
+async fn refresh_gauges(g: GaugeReads, mut stopping: watch::Receiver<bool>) {
+    let wakeups = g.metrics.wakeups(LoopName::Gauges);
     loop {
-        match read_gauges(&conn, &keys).await {
-            Ok((live, depth)) => {
-                metrics
-                    .live_chains
-                    .set(i64::try_from(live).unwrap_or(i64::MAX));
-                metrics
-                    .queue_depth
-                    .set(i64::try_from(depth).unwrap_or(i64::MAX));
-            }
-            Err(e) => tracing::debug!(error = %e, "reading gauges failed"),
-        }
-        match read_stats(&conn, &keys, orphan_after).await {
-            Ok(stats) => {
-                let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                metrics.dead_jobs.set(int(stats.dead_jobs));
-                let live = stats.workers.iter().filter(|w| w.alive).count();
-                metrics.live_workers.set(int(live as u64));
-                let overdue = stats.oldest_overdue.map_or(0, |(_, late)| late.as_millis());
-                metrics
-                    .oldest_overdue_ms
-                    .set(i64::try_from(overdue).unwrap_or(i64::MAX));
-                metrics.paused.set(i64::from(stats.paused));
-            }
-            Err(e) => tracing::debug!(error = %e, "reading scheduler stats failed"),
-        }
+        wakeups.inc();
+        let quiet = read_gauges_once(&g).await;
+        let wait = if quiet {
+            g.quiet_interval
+        } else {
+            GAUGE_INTERVAL
+        };
         tokio::select! {
-            _ = tokio::time::sleep(GAUGE_INTERVAL) => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = g.wakes.gauges_woken(), if quiet => {}
             _ = stopping.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// One read of the gauges; whether the namespace is quiet (no live chain, nothing queued).
+async fn read_gauges_once(g: &GaugeReads) -> bool {
+    let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    let quiet = match read_gauges(&g.conn, &g.keys).await {
+        Ok((live, depth)) => {
+            g.metrics.live_chains.set(int(live));
+            g.metrics.queue_depth.set(int(depth));
+            live == 0 && depth == 0
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "reading gauges failed");
+            false
+        }
+    };
+    match read_stats(&g.conn, &g.keys, g.orphan_after).await {
+        Ok(stats) => {
+            g.metrics.dead_jobs.set(int(stats.dead_jobs));
+            let live = stats.workers.iter().filter(|w| w.alive).count();
+            g.metrics.live_workers.set(int(live as u64));
+            let overdue = stats.oldest_overdue.map_or(0, |(_, late)| late.as_millis());
+            g.metrics
+                .oldest_overdue_ms
+                .set(i64::try_from(overdue).unwrap_or(i64::MAX));
+            g.metrics.paused.set(i64::from(stats.paused));
+        }
+        Err(e) => tracing::debug!(error = %e, "reading scheduler stats failed"),
+    }
+    quiet
 }

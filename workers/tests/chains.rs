@@ -778,3 +778,64 @@ async fn a_hung_tick_loses_its_lease_at_its_deadline_and_the_chain_runs_again() 
     running.shutdown().await.unwrap();
     ns.cleanup().await;
 }
+
+/// Passes of the scheduler's background loops so far, summed over loops (feeder steps, apalis
+/// fetch polls, reconciliations, gauge reads).
+fn loop_wakeups(running: &Running) -> f64 {
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&running.registry.gather())
+        .unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("campaign_manager_chain_loop_wakeups_total{"))
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_scheduler_sleeps_and_a_chain_started_then_still_ticks() {
+    let ns = TestNs::new("idle");
+    let cfg = ns.config();
+    let chains = Chains::connect(&cfg).await.unwrap();
+    let wanted = Wanted::new(Vec::new());
+    let recorder = Recorder::new(Duration::from_millis(200));
+    let running = Running::start(cfg, recorder.clone(), wanted.clone());
+    // Started: the first reconciliation ran (it writes how many chains it found wanted).
+    let conn = ns.conn().await;
+    let wanted_key = format!("{}:chain:wanted", ns.name);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let mut conn = conn.clone();
+            let key = wanted_key.clone();
+            async move { conn.exists::<_, bool>(&key).await.unwrap_or(false) }
+        })
+        .await,
+        "the reconciler never ran"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Nothing live, nothing wanted: the loops sleep. Polling on the busy intervals (feeder every
+    // 10 ms, apalis fetch every 5 ms; `idle_poll_interval` = 10 ms) counts several hundred passes
+    // in these 3 s (366 on a loaded 2-core box); sleeping until something is due (at most
+    // `idle_poll_interval`, 1 s, per loop) counts about a dozen.
+    let before = loop_wakeups(&running);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = loop_wakeups(&running) - before;
+    assert!(
+        idle.is_finite() && idle <= 40.0,
+        "{idle} loop passes in 3 idle seconds"
+    );
+
+    // A campaign starts on the idle process: its chain ticks, and keeps ticking.
+    wanted.0.lock().unwrap().push("late".to_owned());
+    assert!(chains.start("late", Duration::ZERO).await.unwrap());
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            recorder.records_of("late").len() >= 3
+        })
+        .await,
+        "the chain started on an idle scheduler did not tick: {:?}",
+        recorder.records_of("late")
+    );
+    running.shutdown().await.unwrap();
+    ns.cleanup().await;
+}
