@@ -22,7 +22,9 @@
 //!
 //! Run: `cargo bench --bench e2e` or
 //! `cargo build --release --bin campaign-sim && cargo bench --bench e2e -- --campaigns 100,1000 --secs 10 --sim-process`. Paced campaigns
-//! (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`.
+//! (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`. The cost of the
+//! dial's suppression check: `-- --campaigns 100 --suppressions 100000` (entries for the
+//! campaigns' customer, none of them a number the campaigns dial).
 //! Each case uses its own database, queue prefix and Redis keys, removed at the end.
 
 use std::collections::BTreeMap;
@@ -93,6 +95,10 @@ struct Args {
     /// Run the simulator as its own `campaign-sim` process (so this process is the service).
     #[arg(long)]
     sim_process: bool,
+    /// Suppression list entries of the campaigns' customer, imported before the run (numbers
+    /// none of the campaigns dial: the dial's lookup in a list of this size).
+    #[arg(long, default_value_t = 0)]
+    suppressions: usize,
     /// Seconds over which MariaDB's statement rate is sampled before each case (other load).
     #[arg(long, default_value_t = 3)]
     baseline_secs: u64,
@@ -556,6 +562,20 @@ impl Rig {
         id_of(&v)
     }
 
+    /// Lists `n` numbers no campaign dials (`+1999…`) for the customer, 10,000 per import.
+    async fn suppress(&self, customer: Uuid, n: usize) -> anyhow::Result<()> {
+        let numbers: Vec<String> = (0..n).map(|i| format!("+1999{i:08}")).collect();
+        for chunk in numbers.chunks(10_000) {
+            self.ok(
+                "POST",
+                "/v1/suppressions/import",
+                json!({"customer_id": customer, "reason": "bench", "targets": chunk}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     async fn set_status(&self, id: Uuid, status: &str) -> anyhow::Result<()> {
         self.ok(
             "PUT",
@@ -687,6 +707,9 @@ async fn measure(
     // Enough targets that no list runs out during warm-up + measurement.
     let per = (rate * (args.warmup + args.secs + 4) as f64 * 1.3).ceil() as usize;
     let outplan = rig.create_outplan(customer).await?;
+    if args.suppressions > 0 {
+        rig.suppress(customer, args.suppressions).await?;
+    }
     let mut outdials = Vec::with_capacity(n);
     for _ in 0..n {
         outdials.push(rig.peers.create_outdial(customer, per).await?);

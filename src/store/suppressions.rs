@@ -12,7 +12,7 @@
 //! every other event of this service.
 
 use chrono::{DateTime, Utc};
-use sqlx::{MySql, MySqlPool, QueryBuilder, Row};
+use sqlx::{MySql, MySqlPool, QueryBuilder};
 use uuid::Uuid;
 
 use super::filter::{Column, Kind, Unfilterable};
@@ -223,17 +223,6 @@ impl Suppressions {
             .await?;
         tx.commit().await?;
         Ok(Some(gone))
-    }
-
-    /// How many entries the customer has, expired ones included (for the benchmark's and the
-    /// tests' checks).
-    pub async fn count(&self, customer_id: Uuid) -> StoreResult<i64> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM campaign_suppressions WHERE customer_id = ?")
-                .bind(uuid_bytes(customer_id))
-                .fetch_one(&self.pool)
-                .await?;
-        Ok(row.try_get("n")?)
     }
 }
 

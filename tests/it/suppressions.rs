@@ -565,3 +565,39 @@ async fn a_suppressed_destination_is_skipped_for_the_next_and_expired_entries_do
     assert_eq!(sys.sim.target(c).expect("c").target.try_count_0, 1);
     sys.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suppressed_target_whose_end_failed_is_ended_by_a_later_tick() {
+    // Ending a suppressed target is a step after the refused record: if outdial-manager
+    // refuses it (or the process dies first), the next tick offered the target ends it.
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 0, 1);
+    let target = sys
+        .sim
+        .add_target(
+            outdial,
+            TargetSpec {
+                destinations: vec![Some(campaign_manager::model::Address::tel("+15550000001"))],
+                ..TargetSpec::default()
+            },
+        )
+        .expect("target");
+    create(&sys, customer, "+15550000001").await;
+    sys.sim.inject(campaign_sim::Fault {
+        service: Some(campaign_sim::Service::Outdial),
+        method: Some("PUT".into()),
+        uri_contains: Some("/status".into()),
+        kind: campaign_sim::FaultKind::Status(500),
+        count: 2,
+    });
+    let campaign = id_of(&create_campaign(&sys, "retry", customer, outdial, json!({})).await);
+    set_status(&sys, campaign, "run").await;
+    wait_stopped(&sys, &[campaign]).await;
+    let t = sys.sim.target(target).expect("target");
+    assert_eq!(t.status, TargetState::Done);
+    assert_eq!(t.target.try_count_0, 0);
+    assert!(dials(&sys, campaign).await.is_empty());
+    assert!(sys.sim.calls().is_empty());
+    sys.stop().await;
+}
