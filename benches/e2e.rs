@@ -22,7 +22,9 @@
 //!
 //! Run: `cargo bench --bench e2e` or
 //! `cargo build --release --bin campaign-sim && cargo bench --bench e2e -- --campaigns 100,1000 --secs 10 --sim-process`. Paced campaigns
-//! (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`.
+//! (the cost of a paced tick): `-- --campaigns 1,10 --dials-per-second 10`. The cost of the
+//! dial's suppression check: `-- --campaigns 100 --suppressions 100000` (entries for the
+//! campaigns' customer, none of them a number the campaigns dial).
 //! Each case uses its own database, queue prefix and Redis keys, removed at the end.
 
 use std::collections::BTreeMap;
@@ -93,6 +95,10 @@ struct Args {
     /// Run the simulator as its own `campaign-sim` process (so this process is the service).
     #[arg(long)]
     sim_process: bool,
+    /// Suppression list entries of the campaigns' customer, imported before the run (numbers
+    /// none of the campaigns dial: the dial's lookup in a list of this size).
+    #[arg(long, default_value_t = 0)]
+    suppressions: usize,
     /// Seconds over which MariaDB's statement rate is sampled before each case (other load).
     #[arg(long, default_value_t = 3)]
     baseline_secs: u64,
@@ -652,7 +658,7 @@ async fn run_case_in(
     settings.dial_tick_ms = args.dial_tick_ms;
     settings.wait_tick_ms = 5000;
     let rig = Rig::start(&infra, &settings, args.sim_process).await?;
-    let outcome = measure(args, n, &rig, admin, &base_rate).await;
+    let outcome = measure(args, n, &rig, admin, db_name, &base_rate).await;
     // Stop every campaign before tearing down, so no tick dials into deleted queues.
     if let Ok((_, ids)) = &outcome {
         futures::stream::iter(ids.iter().copied())
@@ -668,11 +674,42 @@ async fn run_case_in(
     outcome.map(|(c, _)| c)
 }
 
+/// Writes `n` suppression list entries for the customer straight into the case's database,
+/// numbers no campaign dials (`+1999…`): the dial's lookup runs in a list of that size. (Not
+/// through the import route: its events and webhooks would still be on their way during the
+/// measured window.)
+async fn suppress(
+    admin: &mut MySqlConnection,
+    db_name: &str,
+    customer: Uuid,
+    n: usize,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now().naive_utc();
+    let rows: Vec<usize> = (0..n).collect();
+    for chunk in rows.chunks(1000) {
+        let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(format!(
+            "INSERT INTO {db_name}.campaign_suppressions \
+             (id, customer_id, target, reason, tm_expire, tm_create) "
+        ));
+        q.push_values(chunk, |mut b, i| {
+            b.push_bind(Uuid::new_v4().as_bytes().to_vec())
+                .push_bind(customer.as_bytes().to_vec())
+                .push_bind(format!("+1999{i:08}"))
+                .push_bind("bench")
+                .push_bind(None::<chrono::NaiveDateTime>)
+                .push_bind(now + chrono::Duration::microseconds(*i as i64));
+        });
+        q.build().execute(&mut *admin).await?;
+    }
+    Ok(())
+}
+
 async fn measure(
     args: &Args,
     n: usize,
     rig: &Rig,
     admin: &mut MySqlConnection,
+    db_name: &str,
     base_rate: &BTreeMap<String, f64>,
 ) -> anyhow::Result<(Case, Vec<Uuid>)> {
     let setup = Instant::now();
@@ -687,6 +724,9 @@ async fn measure(
     // Enough targets that no list runs out during warm-up + measurement.
     let per = (rate * (args.warmup + args.secs + 4) as f64 * 1.3).ceil() as usize;
     let outplan = rig.create_outplan(customer).await?;
+    if args.suppressions > 0 {
+        suppress(admin, db_name, customer, args.suppressions).await?;
+    }
     let mut outdials = Vec::with_capacity(n);
     for _ in 0..n {
         outdials.push(rig.peers.create_outdial(customer, per).await?);

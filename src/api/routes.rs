@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::bus::{Request, Response};
 use crate::model::{self, CallingHoursUpdate, PacingUpdate, enum_str};
-use crate::service::{Service, ServiceError, ServiceResult};
+use crate::service::{Service, ServiceError, ServiceResult, SuppressionQuery};
 use crate::store::{Page, ResourceInfo};
 
 /// A matched route with its path id and query string.
@@ -66,6 +66,14 @@ pub enum Route {
     OutplanUpdate(Uuid),
     /// O6 `PUT /v1/outplans/<id>/dials`.
     OutplanDials(Uuid),
+    /// `POST /v1/suppressions` (docs/contact-strategy.md, not on the platform).
+    SuppressionCreate,
+    /// `GET /v1/suppressions?customer_id=...`.
+    SuppressionList(String),
+    /// `POST /v1/suppressions/import`.
+    SuppressionImport,
+    /// `DELETE /v1/suppressions/<id>`.
+    SuppressionDelete(Uuid),
 }
 
 /// A lowercase canonical UUID, as the platform's route regexes accept.
@@ -140,6 +148,10 @@ static ROUTES: &[RouteSpec] = {
         row("DELETE", "/v1/outplans/{outplan_id}",                    Id(OutplanDelete)),
         row("PUT",    "/v1/outplans/{outplan_id}",                    Id(OutplanUpdate)),
         row("PUT",    "/v1/outplans/{outplan_id}/dials",              Id(OutplanDials)),
+        row("POST",   "/v1/suppressions",                             Fixed(SuppressionCreate)),
+        row("GET",    "/v1/suppressions?{query}",                     Query(SuppressionList)),
+        row("POST",   "/v1/suppressions/import",                      Fixed(SuppressionImport)),
+        row("DELETE", "/v1/suppressions/{suppression_id}",            Id(SuppressionDelete)),
     ]
 };
 
@@ -221,6 +233,9 @@ pub fn route_label(r: &Route) -> &'static str {
         // Deliberately `outdials`, not `outplans`: a quirk of the platform's label for
         // `PUT /v1/outplans/<id>/dials` (docs/metrics.md), kept because dashboards select on it.
         OutplanDials(_) => "/v1/outdials/<outplan-id>/dials",
+        SuppressionCreate | SuppressionList(_) => "/v1/suppressions",
+        SuppressionImport => "/v1/suppressions/import",
+        SuppressionDelete(_) => "/v1/suppressions/<suppression-id>",
     }
 }
 
@@ -391,6 +406,12 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
         OutplanDials(id) => ok(&s
             .update_outplan_dials(id, body::<model::OutplanDials>(req)?)
             .await?),
+        SuppressionCreate => ok(&s.create_suppression(&body(req)?).await?),
+        SuppressionList(q) => ok(&s
+            .suppressions(&SuppressionQuery::parse(&q)?, page(&q)?)
+            .await?),
+        SuppressionImport => ok(&s.import_suppressions(&body(req)?).await?),
+        SuppressionDelete(id) => ok(&s.delete_suppression(id).await?),
     }
 }
 
@@ -508,6 +529,7 @@ mod tests {
                 .replace("{campaign_id}", ID)
                 .replace("{campaigncall_id}", ID)
                 .replace("{outplan_id}", ID)
+                .replace("{suppression_id}", ID)
                 .replace("{query}", "page_size=1");
             let route = Route::parse(spec.method, &uri)
                 .unwrap_or_else(|| panic!("{} {uri} does not match", spec.method));

@@ -49,7 +49,8 @@ pub(super) struct NewCampaigncall<'a> {
 pub(super) enum DialRecord {
     /// The campaigncall as stored (`dialing`).
     Recorded(Box<Campaigncall>),
-    /// Nothing written, for this reason (`stale_tick`, `late_tick`, `try_taken`, `not_running`).
+    /// Nothing written, for this reason (`stale_tick`, `late_tick`, `try_taken`, `not_running`,
+    /// `suppressed`).
     Refused(&'static str),
     /// Nothing written: the dial rate allows the next dial only at this instant.
     Paced(chrono::DateTime<chrono::Utc>),
@@ -117,6 +118,7 @@ impl Service {
             Recorded::TryTaken => return Ok(DialRecord::Refused("try_taken")),
             Recorded::NotRunning => return Ok(DialRecord::Refused("not_running")),
             Recorded::Paced(at) => return Ok(DialRecord::Paced(at)),
+            Recorded::Suppressed => return Ok(DialRecord::Refused("suppressed")),
         };
         self.metrics
             .campaigncall_create_total

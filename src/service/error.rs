@@ -60,6 +60,10 @@ impl ServiceError {
                         ("CAMPAIGNCALL_NOT_FOUND", "The campaign call was not found.")
                     }
                     "outplan" => ("OUTPLAN_NOT_FOUND", "The outplan was not found."),
+                    "suppression" => (
+                        "SUPPRESSION_NOT_FOUND",
+                        "The suppression list entry was not found.",
+                    ),
                     _ => ("NOT_FOUND", "The resource was not found."),
                 };
                 VoipbinError::new("NOT_FOUND", reason, message)

@@ -19,6 +19,7 @@ mod repair;
 mod resources;
 mod sequence;
 mod stats;
+mod suppressions;
 pub mod tick;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use error::{ServiceError, ServiceResult};
 pub use event_sink::{EventSink, RecordingEvents};
 pub use flow_reconcile::{DEFAULT_RECENT_INTERVAL, ReconcileLimits};
 pub use repair::{RepairReport, RepairSettings, run_repair};
+pub use suppressions::SuppressionQuery;
 
 /// Refuses text that does not fit its column: `name` is `VARCHAR(255)` (characters),
 /// `detail` is `TEXT` (65,535 bytes).

@@ -62,6 +62,11 @@
 //! the store refuses for the rate ends the tick with `Sleeping("pacing")` until that instant.
 //! Waiting and back-off delays are not shortened. Unset: one dial per tick, today's delays.
 //!
+//! Suppression (docs/contact-strategy.md): the store refuses a dial to a destination on the
+//! customer's do-not-call list inside the fenced transaction; the tick then tries the target's
+//! next destination with tries left, and ends the target (`done`, reason `suppressed`) when
+//! none is left.
+//!
 //! A state the tick read is only acted on conditionally: ending the execution is refused if a
 //! `run` landed after the read (`end_execution_seen`).
 
@@ -288,6 +293,16 @@ pub fn target_ready(
 
 /// The first destination with tries left: `(address, index, try_count)`.
 pub fn pick_destination(target: &OutdialTarget, outplan: &Outplan) -> Option<(Address, i32, i32)> {
+    pick_destination_after(target, outplan, None)
+}
+
+/// The first destination with tries left whose index is above `after` (all of them for
+/// `None`): the one dialed when the destination at `after` is suppressed.
+pub fn pick_destination_after(
+    target: &OutdialTarget,
+    outplan: &Outplan,
+    after: Option<i32>,
+) -> Option<(Address, i32, i32)> {
     let max = outplan.max_try_counts();
     target
         .destinations()
@@ -295,7 +310,9 @@ pub fn pick_destination(target: &OutdialTarget, outplan: &Outplan) -> Option<(Ad
         .zip(max)
         .enumerate()
         .find_map(|(i, ((dest, tries), max))| match dest {
-            Some(a) if *tries < max => Some(((*a).clone(), i as i32, tries + 1)),
+            Some(a) if *tries < max && after.is_none_or(|a| i as i32 > a) => {
+                Some(((*a).clone(), i as i32, tries + 1))
+            }
             _ => None,
         })
 }
@@ -510,12 +527,22 @@ impl Ticker {
         // With destination_local: the earliest sleep until a skipped target's window opens.
         let mut hours_sleep: Option<Duration> = None;
         let mut other_wait = false;
-        for target in &targets {
+        // A target comes back with the index of its destination the store found suppressed,
+        // to be dialed on its next one (docs/contact-strategy.md).
+        let mut work: std::collections::VecDeque<(&OutdialTarget, Option<i32>)> =
+            targets.iter().map(|t| (t, None)).collect();
+        while let Some((target, after)) = work.pop_front() {
             if !target_ready(target, outplan.try_interval, now) {
                 other_wait = true;
                 continue;
             }
-            let Some((destination, index, try_count)) = pick_destination(target, &outplan) else {
+            let Some((destination, index, try_count)) =
+                pick_destination_after(target, &outplan, after)
+            else {
+                if after.is_some() {
+                    self.finish_suppressed(&campaign, target.id).await;
+                    continue;
+                }
                 tracing::warn!(campaign_id = %id, target_id = %target.id, "outdial offered a target without destination tries left");
                 waiting = "no_destination";
                 other_wait = true;
@@ -600,6 +627,7 @@ impl Ticker {
                     *next_dial = Some(at);
                     break;
                 }
+                Ok(Recording::Refused("suppressed")) => work.push_front((target, Some(index))),
                 // Another tick recorded this try (it may still be claiming the target): look
                 // at the next target.
                 Ok(Recording::Refused("try_taken")) => {
@@ -857,6 +885,27 @@ impl Ticker {
                 s.set_dial_step(cc.id, DialStep::Unknown).await;
                 s.metrics.dial_unknown_total.inc();
                 Err(e.into())
+            }
+        }
+    }
+
+    /// Ends a target whose every destination with tries left is suppressed: `done` at
+    /// outdial-manager, reason `suppressed` (logged). Nothing was dialed nor recorded, so if
+    /// this fails (or the process dies first) the next tick that is offered the target finds
+    /// the same and does it again.
+    async fn finish_suppressed(&self, c: &Campaign, target_id: Uuid) {
+        let s = &self.service;
+        match s
+            .peers
+            .outdial
+            .set_target_status(target_id, crate::model::TargetStatus::Done)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(campaign_id = %c.id, %target_id, reason = "suppressed", "target done");
+            }
+            Err(e) => {
+                tracing::warn!(campaign_id = %c.id, %target_id, error = %e, "could not end a suppressed target now; the next tick does");
             }
         }
     }

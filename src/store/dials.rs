@@ -8,8 +8,11 @@
 //! 2. MySQL's clock must not have passed the tick's deadline (a tick that stalled past it may
 //!    already have a successor, so it writes nothing);
 //! 3. the campaign must still be `run` with `execute = run` (a stop that landed meanwhile wins);
-//! 4. the dial row is inserted: its unique key refuses a second record of one try;
-//! 5. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
+//! 4. the destination must not be on the customer's suppression list (an unexpired entry, by
+//!    MySQL's clock; a locking read, so an entry committed before it is seen and one being
+//!    added waits for this dial: `suppressions::suppressed_in`);
+//! 5. the dial row is inserted: its unique key refuses a second record of one try;
+//! 6. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
 //!
 //! With a dial rate (`pacing.dials_per_second`), between 1 and 2 the campaign's most recent dial
 //! times are read and [`DialRate::next_allowed`] is applied to the creation time about to be
@@ -103,6 +106,8 @@ pub enum Recorded {
     NotRunning,
     /// The campaign's dial rate allows its next dial only at this instant.
     Paced(DateTime<Utc>),
+    /// The destination is on the customer's suppression list.
+    Suppressed,
 }
 
 /// An open campaigncall the repair should look at.
@@ -191,6 +196,11 @@ async fn record_in(
     .await?;
     if running.is_none() {
         return Ok(Err(Recorded::NotRunning));
+    }
+    if let Some(key) = cc.destination.as_ref().and_then(|d| d.suppression_key())
+        && super::suppressions::suppressed_in(tx, cc.customer_id, &key).await?
+    {
+        return Ok(Err(Recorded::Suppressed));
     }
     sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
         .bind(fence.seq)

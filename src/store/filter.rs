@@ -87,6 +87,13 @@ impl Filters {
         self
     }
 
+    /// Adds a `column = text` condition (for callers that filter by code, not by request).
+    pub fn and_text(mut self, column: &'static str, value: &str) -> Filters {
+        self.0
+            .push(Condition::Eq(column, Bound::Text(value.to_owned())));
+        self
+    }
+
     /// Adds a `deleted` condition.
     pub fn and_deleted(mut self, deleted: bool) -> Filters {
         self.0.push(Condition::Deleted(deleted));

@@ -16,6 +16,7 @@ mod outplans;
 pub mod page;
 mod row;
 mod stats;
+mod suppressions;
 mod table;
 mod tick_switch;
 
@@ -37,6 +38,7 @@ pub use migrate::MigrationReport;
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
 pub use stats::{Stats, StatusCount, TICK_RECORD_TTL};
+pub use suppressions::{Listed, Suppressions};
 pub use table::Deletion;
 pub use tick_switch::{SwitchState, TickSwitch};
 
@@ -150,6 +152,8 @@ pub struct Store {
     pub tick_switch: TickSwitch,
     /// Go execute loops started on a rollback.
     pub loop_kicks: LoopKicks,
+    /// The customers' suppression (do-not-call) lists.
+    pub suppressions: Suppressions,
 }
 
 /// A pool of at most `max_connections` to the database of `database` ([`Store::pool_options`]).
@@ -213,6 +217,7 @@ impl Store {
             stats: Stats::new(pool.clone(), cache.clone()),
             tick_switch: TickSwitch::new(pool.clone()),
             loop_kicks: LoopKicks::new(pool.clone()),
+            suppressions: Suppressions::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,
         }

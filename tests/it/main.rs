@@ -31,6 +31,7 @@ mod service;
 mod sim;
 mod sql_portability;
 mod store;
+mod suppressions;
 mod tick;
 mod tick_cache;
 mod topic_bus;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Campaign, Campaigncall, Outplan};
+use crate::{Campaign, Campaigncall, Outplan, Suppression};
 
 /// The record an event carries, borrowed; serializes as the record itself.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -24,9 +24,12 @@ pub enum EventRecord<'a> {
     Campaigncall(&'a Campaigncall),
     /// An outplan.
     Outplan(&'a Outplan),
+    /// A suppression list entry.
+    Suppression(&'a Suppression),
 }
 
-/// A change to a campaign, campaigncall or outplan, with the record after it.
+/// A change to a campaign, campaigncall, outplan or suppression list entry, with the record
+/// after it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     /// `campaign_created`: a campaign was created.
@@ -54,6 +57,11 @@ pub enum DomainEvent {
     OutplanUpdated(Outplan),
     /// `outplan_deleted`: an outplan was deleted (the record has `tm_delete`).
     OutplanDeleted(Outplan),
+    /// `suppression_created`: a target was put on a customer's suppression list (one event
+    /// per new entry; an import publishes one per target it added).
+    SuppressionCreated(Suppression),
+    /// `suppression_deleted`: an entry was removed from the list (the record as it was).
+    SuppressionDeleted(Suppression),
 }
 
 impl DomainEvent {
@@ -71,6 +79,8 @@ impl DomainEvent {
         "outplan_created",
         "outplan_updated",
         "outplan_deleted",
+        "suppression_created",
+        "suppression_deleted",
     ];
 
     /// The event's contract name: its `type` on the event exchange and in webhooks.
@@ -88,6 +98,8 @@ impl DomainEvent {
             DomainEvent::OutplanCreated(_) => "outplan_created",
             DomainEvent::OutplanUpdated(_) => "outplan_updated",
             DomainEvent::OutplanDeleted(_) => "outplan_deleted",
+            DomainEvent::SuppressionCreated(_) => "suppression_created",
+            DomainEvent::SuppressionDeleted(_) => "suppression_deleted",
         }
     }
 
@@ -106,6 +118,9 @@ impl DomainEvent {
             DomainEvent::OutplanCreated(o)
             | DomainEvent::OutplanUpdated(o)
             | DomainEvent::OutplanDeleted(o) => o.customer_id,
+            DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
+                x.customer_id
+            }
         }
     }
 
@@ -124,13 +139,14 @@ impl DomainEvent {
             DomainEvent::OutplanCreated(o)
             | DomainEvent::OutplanUpdated(o)
             | DomainEvent::OutplanDeleted(o) => o.id,
+            DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => x.id,
         }
     }
 
     /// The id subscribers follow this event by (its address on the platform's topic exchange):
     /// the campaign's id for campaign events **and for campaigncall events** (a campaigncall is
     /// addressed by its parent campaign, as the platform addresses it), the outplan's id for
-    /// outplan events.
+    /// outplan events, the entry's id for suppression events.
     pub fn subscription_id(&self) -> Uuid {
         match self {
             DomainEvent::CampaigncallCreated(c)
@@ -169,6 +185,9 @@ impl DomainEvent {
             DomainEvent::OutplanCreated(o)
             | DomainEvent::OutplanUpdated(o)
             | DomainEvent::OutplanDeleted(o) => serde_json::to_value(o),
+            DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
+                serde_json::to_value(x)
+            }
         };
         encoded.unwrap_or(Value::Null)
     }
@@ -189,11 +208,14 @@ impl DomainEvent {
             DomainEvent::OutplanCreated(o)
             | DomainEvent::OutplanUpdated(o)
             | DomainEvent::OutplanDeleted(o) => EventRecord::Outplan(o),
+            DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
+                EventRecord::Suppression(x)
+            }
         }
     }
 
     /// The customer-facing shape sent to the customer's webhook: a campaign's webhook view
-    /// ([`Campaign::webhook`]), the full record for campaigncalls and outplans.
+    /// ([`Campaign::webhook`]), the full record for the others.
     pub fn webhook_json(&self) -> Value {
         match self.campaign() {
             Some(c) => serde_json::to_value(c.webhook()).unwrap_or(Value::Null),
@@ -280,6 +302,17 @@ mod tests {
         }
     }
 
+    fn suppression() -> Suppression {
+        Suppression {
+            id: Uuid::new_v4(),
+            customer_id: Uuid::new_v4(),
+            target: "+15550002000".into(),
+            reason: "opt-out".into(),
+            tm_expire: None,
+            tm_create: None,
+        }
+    }
+
     fn every_event(c: &Campaign, cc: &Campaigncall, o: &Outplan) -> Vec<DomainEvent> {
         let (c, cc, o) = (c.clone(), cc.clone(), o.clone());
         vec![
@@ -295,6 +328,8 @@ mod tests {
             DomainEvent::OutplanCreated(o.clone()),
             DomainEvent::OutplanUpdated(o.clone()),
             DomainEvent::OutplanDeleted(o),
+            DomainEvent::SuppressionCreated(suppression()),
+            DomainEvent::SuppressionDeleted(suppression()),
         ]
     }
 
@@ -313,9 +348,12 @@ mod tests {
     fn every_event_carries_its_records_customer_and_json() {
         let (c, cc, o) = (campaign(), campaigncall(), outplan());
         for e in every_event(&c, &cc, &o) {
-            let (customer, record) = match e.name() {
-                n if n.starts_with("campaigncall_") => (cc.customer_id, serde_json::to_value(&cc)),
-                n if n.starts_with("campaign_") => (c.customer_id, serde_json::to_value(&c)),
+            let (customer, record) = match (e.name(), e.record()) {
+                (_, EventRecord::Suppression(x)) => (x.customer_id, serde_json::to_value(x)),
+                (n, _) if n.starts_with("campaigncall_") => {
+                    (cc.customer_id, serde_json::to_value(&cc))
+                }
+                (n, _) if n.starts_with("campaign_") => (c.customer_id, serde_json::to_value(&c)),
                 _ => (o.customer_id, serde_json::to_value(&o)),
             };
             assert_eq!(e.customer_id(), customer, "{}", e.name());
@@ -337,6 +375,7 @@ mod tests {
         let (c, cc, o) = (campaign(), campaigncall(), outplan());
         for e in every_event(&c, &cc, &o) {
             let want = match e.name() {
+                n if n.starts_with("suppression_") => e.record_id(),
                 n if n.starts_with("campaigncall_") => cc.campaign_id,
                 n if n.starts_with("campaign_") => c.id,
                 _ => o.id,

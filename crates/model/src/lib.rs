@@ -19,6 +19,7 @@ mod pacing;
 mod peer;
 mod requests;
 mod stats;
+mod suppression;
 mod voipbin_error;
 mod zone_table;
 
@@ -42,6 +43,10 @@ pub use requests::{
     ServiceLevelUpdate,
 };
 pub use stats::{CampaignStats, TickRecord};
+pub use suppression::{
+    MAX_IMPORT_TARGETS, Suppression, SuppressionCreate, SuppressionImport, SuppressionImported,
+    normalise_target,
+};
 pub use voipbin_error::VoipbinError;
 pub use zone_table::SOURCE as ZONE_DATA_SOURCE;
 

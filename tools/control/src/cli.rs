@@ -109,6 +109,9 @@ pub enum Command {
     /// The flows of deleted campaigns at flow-manager (via the service's RPC API).
     #[command(subcommand)]
     Flows(FlowsCmd),
+    /// A customer's suppression (do-not-call) list (via the service's RPC API).
+    #[command(subcommand)]
+    Suppression(SuppressionCmd),
     /// Print a shell completion script, e.g. `campaign-control completions bash >
     /// /etc/bash_completion.d/campaign-control`.
     Completions {
@@ -451,6 +454,52 @@ pub enum CampaigncallCmd {
         #[arg(long,
               value_parser = model_enum::<CampaigncallResult>("result", FINISH_RESULTS))]
         result: CampaigncallResult,
+    },
+}
+
+/// `suppression ...` (docs/contact-strategy.md)
+#[derive(Debug, Subcommand)]
+pub enum SuppressionCmd {
+    /// Put a target on the customer's list (a listed target: shows its entry).
+    Add {
+        /// Owner (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
+        /// An E.164 number (+ and digits; spaces, dashes, dots, parentheses are dropped) or
+        /// any other address target.
+        #[arg(long)]
+        target: String,
+        /// Why (free text).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// When the entry stops suppressing (RFC 3339, in the future); default: never.
+        #[arg(long)]
+        expire: Option<String>,
+    },
+    /// List the customer's entries, newest first.
+    List {
+        /// Owner (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
+        /// Only this target's entry.
+        #[arg(long)]
+        target: Option<String>,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Remove an entry (asks for confirmation).
+    Remove(ConfirmId),
+    /// List every target of FILE (one per line; blank lines and lines starting with # are
+    /// skipped; - reads stdin): all of them, or none. At most 10,000 per run.
+    Import {
+        /// Owner (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
+        /// Why (free text, the same for every target).
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// The file of targets.
+        file: std::path::PathBuf,
     },
 }
 

@@ -37,6 +37,7 @@ pub mod output;
 pub mod queue;
 pub mod rpc;
 pub mod stats;
+pub mod suppressions;
 pub mod watch;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -220,6 +221,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
         Command::Queue(c) => queue::Queue::connect(cli).await?.run(cli, c).await,
         Command::Events(c) => events::run(cli, c).await,
         Command::Flows(c) => rpc::Rpc::connect(cli).await?.flows(c).await,
+        Command::Suppression(c) => rpc::Rpc::connect(cli).await?.suppression(c).await,
     }
 }
 

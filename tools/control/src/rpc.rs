@@ -198,7 +198,11 @@ fn to_json<T: Serialize>(what: &str, v: &T) -> Result<Value, Failure> {
     serde_json::to_value(v).map_err(|e| Failure::new(format!("{what}: cannot show the reply: {e}")))
 }
 
-fn list_output<T: Serialize>(what: &str, rows: &[T], columns: &[&str]) -> Result<Output, Failure> {
+pub(crate) fn list_output<T: Serialize>(
+    what: &str,
+    rows: &[T],
+    columns: &[&str],
+) -> Result<Output, Failure> {
     let data = to_json(what, &rows)?;
     let mut human = records(&data, columns);
     if let Some(last) = data.as_array().and_then(|a| a.last())
@@ -209,7 +213,7 @@ fn list_output<T: Serialize>(what: &str, rows: &[T], columns: &[&str]) -> Result
     Ok(Output { json: data, human })
 }
 
-fn record_output<T: Serialize>(what: &str, v: &T) -> Result<Output, Failure> {
+pub(crate) fn record_output<T: Serialize>(what: &str, v: &T) -> Result<Output, Failure> {
     let data = to_json(what, v)?;
     Ok(Output {
         human: record(&data),
