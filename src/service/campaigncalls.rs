@@ -224,6 +224,42 @@ impl Service {
         self.finish_campaigncall_only(cc.id, result, reason).await
     }
 
+    /// A `call_hangup` / `activeflow_deleted` for `cc` (just read from MySQL): an open
+    /// campaigncall is finished with `result`; one already done changes nothing, except a
+    /// `success` for one stored `fail`, which is finished again as `success` (one
+    /// `campaigncall_updated`, the target `done`). Returns the campaigncall if this changed it.
+    pub async fn finish_from_event(
+        &self,
+        cc: &Campaigncall,
+        result: CampaigncallResult,
+        reason: &str,
+    ) -> ServiceResult<Option<Campaigncall>> {
+        if cc.status != CampaigncallStatus::Done {
+            return self
+                .finish_read_campaigncall(cc, result, Some(reason))
+                .await;
+        }
+        if cc.result != CampaigncallResult::Fail || result != CampaigncallResult::Success {
+            return Ok(None);
+        }
+        let Some(done) = self
+            .store
+            .campaigncalls
+            .refinish_success(cc.id, reason)
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(campaigncall_id = %cc.id, reason, "late success for a failed campaigncall; finished again as success");
+        self.peers
+            .outdial
+            .set_target_status(done.outdial_target_id, result.target_status())
+            .await?;
+        self.emit(DomainEvent::CampaigncallUpdated(done.clone()))
+            .await;
+        Ok(Some(done))
+    }
+
     /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so
     /// once done its try never looks abandoned and is not dialed again. Nothing for a
     /// campaigncall without a dial row (the Go service's).

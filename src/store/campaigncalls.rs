@@ -340,6 +340,30 @@ impl Campaigncalls {
         Ok(if changed == 1 { row } else { None })
     }
 
+    /// A late `success` for a campaigncall stored `done`/`fail`: its result becomes `success`
+    /// (and its reason `reason`), only if it is still `done`/`fail` in MySQL. Returns the row if
+    /// this call changed it, so two late events change it once.
+    pub async fn refinish_success(
+        &self,
+        id: Uuid,
+        reason: &str,
+    ) -> StoreResult<Option<Campaigncall>> {
+        let reason: String = reason.chars().take(64).collect();
+        let changed = table::update_where::<Campaigncall>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("result = 'success', reason = ").push_bind(reason);
+            },
+            |q| {
+                q.push(" AND status = 'done' AND result = 'fail'");
+            },
+        )
+        .await?;
+        let row = table::refresh(&self.pool, &self.cache, id).await?;
+        Ok(if changed == 1 { row } else { None })
+    }
+
     /// Soft-deletes; returns the row (None if unknown).
     pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Campaigncall>> {
         table::soft_delete::<Campaigncall>(&self.pool, id).await?;
