@@ -2,7 +2,9 @@
 //! outdial target status that follows), and the read/delete routes.
 //!
 //! Finishing is a compare-and-set on `status <> done`, so a repeated or late hangup or
-//! activeflow event changes nothing twice.
+//! activeflow event changes nothing twice. The compare-and-set and an outbox row for the
+//! target's status are one transaction; only the winner writes the target, and a write that
+//! failed or was cut short is done by the repair (`service::outbox`).
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -10,9 +12,9 @@ use uuid::Uuid;
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::{
     Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DialRate, DomainEvent,
-    Outplan, ReferenceType, enum_str,
+    Outplan, ReferenceType, TargetStatus, enum_str,
 };
-use crate::store::{Deletion, DialFence, DialStep, Filters, Page, Recorded};
+use crate::store::{Deletion, DialFence, DialStep, Filters, OutboxEntry, Page, Recorded};
 
 /// The result of a call by its `hangup_reason` (docs/contract.md#events-consumed). Unknown reasons (the Go
 /// service crashed on them) count as `fail`, with a warning.
@@ -43,6 +45,16 @@ pub(super) struct NewCampaigncall<'a> {
     pub reference_type: ReferenceType,
     pub reference_id: Uuid,
     pub activeflow_id: Uuid,
+}
+
+/// When the outbox row of a finish's target write is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// Once the target write succeeded.
+    Now,
+    /// Never here: the repair writes the target again after its margin (a claim that may still
+    /// land), then deletes the row.
+    AgainAfterMargin,
 }
 
 /// What [`Service::record_dial`] did.
@@ -135,16 +147,27 @@ impl Service {
         }
     }
 
-    /// A dial that placed no call (refused, or never sent): the target back to `idle`, the
-    /// campaigncall `done`/`fail`, and its try free again. If the target cannot be freed now,
-    /// the campaigncall stays open and the repair finishes both later (it asks the peer, which
-    /// knows no such call). Returns whether this call finished the campaigncall.
+    /// A dial that placed no call (refused, or never sent): the campaigncall `done`/`fail`, the
+    /// target back to `idle`, and its try free again. The claim of the target may still land
+    /// after this (a request outdial-manager took but acts on late), so the target's outbox row
+    /// is kept: the repair sets the target `idle` again after its margin, unless a later dial
+    /// has taken it. A campaigncall someone else finished meanwhile (a hangup: the call was
+    /// placed) keeps its try. If the campaigncall cannot be finished now, it stays open and the
+    /// repair finishes it later (it asks the peer, which knows no such call). Returns whether
+    /// this call finished the campaigncall.
     pub(super) async fn abandon_dial(&self, id: Uuid) -> ServiceResult<bool> {
         let finished = self
-            .finish_campaigncall_because(id, CampaigncallResult::Fail, Some("not_placed"))
+            .finish_settling(
+                id,
+                CampaigncallResult::Fail,
+                Some("not_placed"),
+                Settle::AgainAfterMargin,
+            )
             .await?
             .is_some();
-        self.store.dials.release_try(id).await?;
+        if finished {
+            self.store.dials.release_try(id).await?;
+        }
         Ok(finished)
     }
 
@@ -156,16 +179,23 @@ impl Service {
         Ok(())
     }
 
-    async fn finish_campaigncall_only(
+    /// The finish (module doc): the compare-and-set on the campaigncall with the target's
+    /// status as an outbox row in one transaction, then, by the winner only, the target write.
+    /// What a death leaves: before the commit, an open campaigncall (its event is redelivered,
+    /// or the repair asks the peer); after it, the outbox row, which the repair's
+    /// `settle_outbox` writes once it is older than the margin
+    /// (tests/it/dial_paths.rs `finish_*`).
+    async fn finish_settling(
         &self,
         id: Uuid,
         result: CampaigncallResult,
         reason: Option<&str>,
+        settle: Settle,
     ) -> ServiceResult<Option<Campaigncall>> {
-        let Some(done) = self
+        let Some((done, entry)) = self
             .store
             .campaigncalls
-            .finish_because(id, result, reason)
+            .finish_settling(id, result, reason)
             .await?
         else {
             return Ok(None);
@@ -176,14 +206,39 @@ impl Service {
             .campaigncall_done_total
             .with_label_values(&[&enum_str(&result)])
             .inc();
+        self.settle_target(&entry, result.target_status(), settle)
+            .await;
         Ok(Some(done))
+    }
+
+    /// Writes the target status of a finish whose outbox row is `entry`. A failure is logged:
+    /// the row stays, and the repair writes it later.
+    async fn settle_target(&self, entry: &OutboxEntry, status: TargetStatus, settle: Settle) {
+        match self
+            .peers
+            .outdial
+            .set_target_status(entry.subject_id, status)
+            .await
+        {
+            Ok(()) if settle == Settle::Now => {
+                if let Err(e) = self.store.outbox.delete(entry.id).await {
+                    tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "target set; its outbox row stays (written again by the repair)");
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(campaigncall_id = %entry.campaigncall_id, target_id = %entry.subject_id, error = %e, "target status not set now; the repair sets it");
+            }
+        }
     }
 
     /// Finishes a campaigncall once: `done` with `result`, then the target goes `done`
     /// (success) or back to `idle`. Returns the campaigncall if this call finished it.
     ///
-    /// The target is updated first: if outdial-manager fails, the campaigncall stays open
-    /// and a redelivered event finishes both (setting a target status twice is harmless).
+    /// The compare-and-set on the campaigncall comes first and only its winner writes the
+    /// target, so a give-up racing a `normal` hangup never leaves result `success` with the
+    /// target `idle`. If outdial-manager fails, the outbox row written with the finish stays and
+    /// the repair sets the target.
     pub async fn finish_campaigncall(
         &self,
         id: Uuid,
@@ -217,11 +272,8 @@ impl Service {
         if cc.status == CampaigncallStatus::Done {
             return Ok(None);
         }
-        self.peers
-            .outdial
-            .set_target_status(cc.outdial_target_id, result.target_status())
-            .await?;
-        self.finish_campaigncall_only(cc.id, result, reason).await
+        self.finish_settling(cc.id, result, reason, Settle::Now)
+            .await
     }
 
     /// A `call_hangup` / `activeflow_deleted` for `cc` (just read from MySQL): an open
@@ -242,7 +294,7 @@ impl Service {
         if cc.result != CampaigncallResult::Fail || result != CampaigncallResult::Success {
             return Ok(None);
         }
-        let Some(done) = self
+        let Some((done, entry)) = self
             .store
             .campaigncalls
             .refinish_success(cc.id, reason)
@@ -251,11 +303,9 @@ impl Service {
             return Ok(None);
         };
         tracing::info!(campaigncall_id = %cc.id, reason, "late success for a failed campaigncall; finished again as success");
-        self.peers
-            .outdial
-            .set_target_status(done.outdial_target_id, result.target_status())
-            .await?;
         self.emit(DomainEvent::CampaigncallUpdated(done.clone()))
+            .await;
+        self.settle_target(&entry, result.target_status(), Settle::Now)
             .await;
         Ok(Some(done))
     }

@@ -19,6 +19,8 @@
 //!   - a campaigncall still reported up longer than the longest call (`max_call_duration`)
 //!     is given up: `done/fail`, target `idle` (a call-manager record stuck "up" must not keep
 //!     a campaign from ever ending; the bound is a setting, 2 h by default).
+//! * then the outbox rows older than the margin are done (`service::outbox`): target statuses
+//!   a finish did not write, targets a late claim left `progressing`, sequence starts;
 //! * then campaigns whose state change was cut short are completed: `stopping` with nothing up
 //!   becomes `stop`; `run` with `execute = stop` (a crash inside `end_execution`) is stopped as
 //!   the tick had decided.
@@ -73,6 +75,8 @@ pub struct RepairReport {
     pub finished: usize,
     /// Campaigns whose state was completed.
     pub campaigns: usize,
+    /// Outbox rows settled (target statuses, sequence starts: `service::outbox`).
+    pub outbox: usize,
     /// False when another process held the repair lock.
     pub ran: bool,
 }
@@ -149,6 +153,7 @@ impl Service {
                 }
             }
         }
+        report.outbox = self.settle_outbox(settings.rule.margin_ms).await;
         let settled = Utc::now()
             - chrono::Duration::from_std(settings.settle).unwrap_or(chrono::Duration::zero());
         for id in self.store.campaigns.ids_stopping_idle(settled).await? {

@@ -477,7 +477,10 @@ impl Ticker {
             if s.store.campaigncalls.has_ongoing(id).await? {
                 return Ok(Outcome::Waiting("calls_in_flight"));
             }
-            let outcome = self.end(&campaign, "list_exhausted").await?;
+            // The end records the next campaign's start durably (sequence.rs).
+            let outcome = self
+                .end_then(&campaign, "list_exhausted", campaign.next_campaign_id)
+                .await?;
             if outcome == Outcome::Ended("list_exhausted") {
                 s.start_next_campaign(&campaign).await;
             }
@@ -667,9 +670,19 @@ impl Ticker {
     /// Ends the campaign's execution if it is still as read; otherwise the next tick looks
     /// again.
     async fn end(&self, c: &Campaign, reason: &'static str) -> Result<Outcome, ServiceError> {
+        self.end_then(c, reason, Uuid::nil()).await
+    }
+
+    /// [`Ticker::end`], recording the start of `next_campaign` (unless nil) with the end.
+    async fn end_then(
+        &self,
+        c: &Campaign,
+        reason: &'static str,
+        next_campaign: Uuid,
+    ) -> Result<Outcome, ServiceError> {
         if self
             .service
-            .end_execution_seen(c.id, c.status, c.execute)
+            .end_execution_seen_then(c.id, c.status, c.execute, next_campaign)
             .await?
         {
             Ok(Outcome::Ended(reason))

@@ -12,6 +12,7 @@ mod dials;
 pub mod filter;
 mod loop_kicks;
 pub mod migrate;
+mod outbox;
 mod outplans;
 pub mod page;
 mod row;
@@ -34,6 +35,7 @@ pub use dials::{
 pub use filter::Filters;
 pub use loop_kicks::{LoopKick, LoopKicks};
 pub use migrate::MigrationReport;
+pub use outbox::{Outbox, OutboxEntry, OutboxKind, TargetSettle};
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
 pub use stats::{Stats, StatusCount, TICK_RECORD_TTL};
@@ -135,6 +137,8 @@ pub struct Store {
     pub tick_switch: TickSwitch,
     /// Go execute loops started on a rollback.
     pub loop_kicks: LoopKicks,
+    /// Follow-up work that must outlive its process (target statuses, sequence starts).
+    pub outbox: Outbox,
 }
 
 /// A pool of at most `max_connections` to the database of `database` ([`Store::pool_options`]).
@@ -198,6 +202,7 @@ impl Store {
             stats: Stats::new(pool.clone(), cache.clone()),
             tick_switch: TickSwitch::new(pool.clone()),
             loop_kicks: LoopKicks::new(pool.clone()),
+            outbox: Outbox::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,
         }

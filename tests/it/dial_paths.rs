@@ -148,3 +148,135 @@ async fn late_hangup_for_a_done_campaigncall_changes_nothing_but_the_stop_check_
         "{events:?}"
     );
 }
+
+// ---------------------------------------------------------------- the finish
+
+/// outdial-manager is told `status` for `target` exactly `times` times (any other target write
+/// fails the test: the mock has no other expectation).
+fn expect_target(m: &mut Mocks, target: Uuid, status: TargetStatus, times: usize) {
+    m.outdial
+        .expect_set_target_status()
+        .withf(move |id, s| *id == target && *s == status)
+        .times(times)
+        .returning(|_, _| Ok(()));
+}
+
+/// A give-up (the repair's or an operator's `finish fail`) that read the campaigncall open, then
+/// lost the race to a `normal` hangup: the compare-and-set comes first and the loser writes no
+/// target, so the campaigncall ends `success` with its target `done` (before, the loser had
+/// already set the target `idle`: a reached person was offered again).
+#[tokio::test]
+async fn finish_loser_never_writes_the_target() {
+    let target = Uuid::new_v4();
+    let mut mocks = Mocks::new();
+    expect_target(&mut mocks, target, TargetStatus::Done, 1);
+    let m = Mocked::new(mocks).await;
+    let c = campaign_in(&m, CampaignStatus::Run, Execute::Run).await;
+    let mut cc = records::campaigncall_of(&c, CampaigncallStatus::Dialing);
+    cc.outdial_target_id = target;
+    let open =
+        m.ts.store
+            .campaigncalls
+            .create(&cc)
+            .await
+            .expect("campaigncall");
+    let subs = Subscriptions::new(m.service.clone());
+
+    // The give-up has read `open`; the hangup lands first.
+    subs.call_hangup(hangup(open.reference_id, "normal"))
+        .await
+        .expect("hangup");
+    let lost = m
+        .service
+        .finish_read_campaigncall(&open, CampaigncallResult::Fail, Some("over_max_duration"))
+        .await
+        .expect("give-up");
+
+    assert!(lost.is_none(), "the give-up lost the compare-and-set");
+    assert_eq!(fresh(&m, open.id).await.result, CampaigncallResult::Success);
+    assert_eq!(count(&m.events(), "campaigncall_updated"), 1);
+    assert_eq!(m.service.settle_outbox(0).await, 0, "nothing left to write");
+}
+
+/// The process dies between the finish's commit and its target write: the outbox row written
+/// with the finish is found by the repair and the target set as the finish decided.
+#[tokio::test]
+async fn finish_cut_before_its_target_write_is_completed_by_the_repair() {
+    let target = Uuid::new_v4();
+    let mut mocks = Mocks::new();
+    expect_target(&mut mocks, target, TargetStatus::Done, 1);
+    let m = Mocked::new(mocks).await;
+    let c = campaign_in(&m, CampaignStatus::Run, Execute::Run).await;
+    let mut cc = records::campaigncall_of(&c, CampaigncallStatus::Dialing);
+    cc.outdial_target_id = target;
+    let open =
+        m.ts.store
+            .campaigncalls
+            .create(&cc)
+            .await
+            .expect("campaigncall");
+
+    // The store half of the finish, as a process that dies right after its commit leaves it.
+    let (done, _) =
+        m.ts.store
+            .campaigncalls
+            .finish_settling(open.id, CampaigncallResult::Success, Some("normal"))
+            .await
+            .expect("finish")
+            .expect("won");
+    assert_eq!(done.result, CampaigncallResult::Success);
+
+    assert_eq!(
+        m.service.settle_outbox(60_000).await,
+        0,
+        "younger than the margin"
+    );
+    assert_eq!(
+        m.service.settle_outbox(0).await,
+        1,
+        "the repair writes the target"
+    );
+    assert_eq!(m.service.settle_outbox(0).await, 0, "once");
+}
+
+// ---------------------------------------------------------------- stop
+
+/// A `stop` decided on `stopping`/`execute = stop` with nothing up, racing a `run` that lands
+/// before its UPDATE: the UPDATE re-checks `execute` and open calls, so the run stays (before,
+/// it checked only the status and set `stop` under a running chain).
+#[tokio::test]
+async fn stop_decided_before_a_concurrent_run_does_not_undo_it() {
+    let m = Mocked::new(Mocks::new()).await;
+    let c = campaign_in(&m, CampaignStatus::Stopping, Execute::Stop).await;
+    let campaigns = &m.ts.store.campaigns;
+    // The concurrent `run` (its transition, as run_campaign makes it).
+    assert!(
+        campaigns
+            .transition(
+                c.id,
+                &[CampaignStatus::Stop, CampaignStatus::Stopping],
+                CampaignStatus::Run,
+                Some(Execute::Run),
+            )
+            .await
+            .expect("run")
+    );
+    // The stop's write, decided on the state read before the run.
+    assert!(!campaigns.stop_if_stoppable(c.id).await.expect("stop"));
+    let after = m.campaign(c.id).await;
+    assert_eq!(
+        (after.status, after.execute),
+        (CampaignStatus::Run, Execute::Run)
+    );
+
+    // Nor is a dial that lands between the check and the write undone.
+    let d = campaign_in(&m, CampaignStatus::Stopping, Execute::Stop).await;
+    m.insert_call(&d, CampaigncallStatus::Dialing).await;
+    assert!(!campaigns.stop_if_stoppable(d.id).await.expect("stop"));
+    assert_eq!(m.campaign(d.id).await.status, CampaignStatus::Stopping);
+
+    // With nothing racing it, it stops.
+    let e = campaign_in(&m, CampaignStatus::Stopping, Execute::Stop).await;
+    assert!(campaigns.stop_if_stoppable(e.id).await.expect("stop"));
+    assert_eq!(m.campaign(e.id).await.status, CampaignStatus::Stop);
+}

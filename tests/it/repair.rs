@@ -327,6 +327,7 @@ async fn call_never_created_fails_and_frees_the_try() {
             checked: 1,
             finished: 1,
             campaigns: 0,
+            outbox: 0,
             ran: true
         }
     );
