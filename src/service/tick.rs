@@ -82,7 +82,7 @@ use crate::model::{
     Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, DialRate, EndHandle,
     Execute, OutdialTarget, Outplan, ReferenceType, Schedule,
 };
-use crate::peers::{CallRequest, PeerError};
+use crate::peers::{CallRequest, DialPeer, PeerError};
 use crate::store::{DialFence, DialStep};
 
 /// The tick's identity in its chain, which fences its dials: the chain sequence number (a
@@ -804,10 +804,25 @@ impl Ticker {
             reference_id,
             activeflow_id,
         } = *p;
-        // 2. Claim the target.
+        // 2. Claim the target, only when the call request can follow: the claim adds a try at
+        // outdial-manager that is never taken back, so not under an open breaker or past the
+        // deadline (tests/it/dial_paths.rs `claim_*`).
         if fence.expired() {
             self.give_up(cc.id).await;
             return Ok(Dial::Late);
+        }
+        let peer = if source.is_some() {
+            DialPeer::Call
+        } else {
+            DialPeer::Flow
+        };
+        if s.peers.gate.is_refusing(peer) {
+            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, ?peer, "breaker open; dial abandoned before the claim");
+            self.give_up(cc.id).await;
+            return Err(PeerError::BreakerOpen {
+                target: format!("{peer:?}"),
+            }
+            .into());
         }
         if let Err(e) = s
             .peers

@@ -6,9 +6,13 @@
 
 use crate::support;
 
+use std::sync::Arc;
+
 use campaign_manager::events::Subscriptions;
 use campaign_manager::model::*;
-use support::mocked::Mocked;
+use campaign_manager::peers::{DialGate, DialPeer, PeerError};
+use campaign_manager::service::tick::Outcome;
+use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
 use support::records;
 use uuid::Uuid;
@@ -279,4 +283,235 @@ async fn stop_decided_before_a_concurrent_run_does_not_undo_it() {
     let e = campaign_in(&m, CampaignStatus::Stopping, Execute::Stop).await;
     assert!(campaigns.stop_if_stoppable(e.id).await.expect("stop"));
     assert_eq!(m.campaign(e.id).await.status, CampaignStatus::Stop);
+}
+
+// ---------------------------------------------------------------- the claim
+
+/// A gate whose call-manager breaker is open.
+struct RefusingCalls;
+
+impl DialGate for RefusingCalls {
+    fn is_refusing(&self, peer: DialPeer) -> bool {
+        peer == DialPeer::Call
+    }
+}
+
+/// A never-tried target.
+fn target() -> OutdialTarget {
+    OutdialTarget {
+        id: Uuid::new_v4(),
+        destination_0: Some(Address::tel("+15550001000")),
+        ..OutdialTarget::default()
+    }
+}
+
+/// outdial-manager offers `t` once.
+fn offer_once(m: &mut Mocks, t: OutdialTarget) {
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![t.clone()]));
+}
+
+/// The campaign's campaigncalls.
+async fn calls_of(m: &Mocked, campaign_id: Uuid) -> Vec<Campaigncall> {
+    let mut filters = serde_json::Map::new();
+    filters.insert("campaign_id".into(), campaign_id.to_string().into());
+    let f = m.ts.store.campaigncalls.filters(&filters).expect("filters");
+    m.ts.store
+        .campaigncalls
+        .list(
+            &f,
+            campaign_manager::store::Page {
+                token: None,
+                size: 100,
+            },
+        )
+        .await
+        .expect("list")
+}
+
+/// With call-manager's breaker open the request could not be sent: the target is not claimed
+/// (the claim would add a try outdial-manager never takes back), the dial is abandoned and its
+/// try freed. (Before, the claim was made and the create then refused by the breaker: a try
+/// lost for every dial of the outage.) The mock has no claim expectation: a claim fails the test.
+#[tokio::test]
+async fn claim_not_made_under_an_open_breaker() {
+    let t = target();
+    let mut mocks = Mocks::new();
+    offer_once(&mut mocks, t.clone());
+    expect_target(&mut mocks, t.id, TargetStatus::Idle, 1);
+    mocks.gate = Arc::new(RefusingCalls);
+    let (m, c) = Mocked::with_running_call(mocks, |_| {}).await;
+
+    let (_, outcome) = m.ticker().tick(c.id, &fresh_fence()).await;
+
+    assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+    let calls = calls_of(&m, c.id).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].result, CampaigncallResult::Fail);
+    assert_eq!(
+        m.ts.store.dials.step(calls[0].id).await.expect("step"),
+        None,
+        "try freed"
+    );
+}
+
+/// A claim whose reply was lost may land after the dial was given up, leaving the target
+/// `progressing` with no open campaigncall (never offered again). The give-up keeps its outbox
+/// row, and the repair sets the target `idle` again once the row is older than the margin.
+#[tokio::test]
+async fn claim_landing_after_give_up_is_set_back_by_the_repair() {
+    let t = target();
+    let mut mocks = Mocks::new();
+    offer_once(&mut mocks, t.clone());
+    mocks
+        .outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| {
+            Err(PeerError::Timeout {
+                target: "outdial".into(),
+            })
+        });
+    // Once by the give-up, once more by the repair after the late claim.
+    expect_target(&mut mocks, t.id, TargetStatus::Idle, 2);
+    let (m, c) = Mocked::with_running_call(mocks, |_| {}).await;
+
+    m.ticker().tick(c.id, &fresh_fence()).await;
+    let calls = calls_of(&m, c.id).await;
+    assert_eq!(calls[0].status, CampaigncallStatus::Done);
+
+    assert_eq!(
+        m.service.settle_outbox(60_000).await,
+        0,
+        "not before the margin"
+    );
+    assert_eq!(m.service.settle_outbox(0).await, 1, "set back to idle");
+    assert_eq!(m.service.settle_outbox(0).await, 0, "once");
+}
+
+/// The same, but a later dial has taken the target meanwhile (open campaigncall): the repair
+/// leaves the target alone (setting it `idle` would offer a person being called) and drops its
+/// row. The mock allows only the give-up's one write.
+#[tokio::test]
+async fn claim_set_back_leaves_a_target_a_later_dial_has() {
+    let t = target();
+    let mut mocks = Mocks::new();
+    offer_once(&mut mocks, t.clone());
+    mocks
+        .outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| {
+            Err(PeerError::Timeout {
+                target: "outdial".into(),
+            })
+        });
+    expect_target(&mut mocks, t.id, TargetStatus::Idle, 1);
+    let (m, c) = Mocked::with_running_call(mocks, |_| {}).await;
+
+    m.ticker().tick(c.id, &fresh_fence()).await;
+    let mut later = records::campaigncall_of(&c, CampaigncallStatus::Dialing);
+    later.outdial_target_id = t.id;
+    m.ts.store
+        .campaigncalls
+        .create(&later)
+        .await
+        .expect("later dial");
+
+    assert_eq!(m.service.settle_outbox(0).await, 1, "settled: moved on");
+    assert_eq!(m.service.settle_outbox(0).await, 0, "row dropped");
+}
+
+// ---------------------------------------------------------------- sequences
+
+/// A campaign that dialed and is about to end with its list exhausted, and its next campaign
+/// (stopped, same customer), both stored; outdial-manager answers `get_outdial` with `replies`
+/// in order.
+async fn sequence(replies: Vec<Result<Outdial, PeerError>>) -> (Mocked, Campaign, Campaign) {
+    let customer = Uuid::new_v4();
+    let mut mocks = Mocks::new();
+    let mut seq = mockall::Sequence::new();
+    for reply in replies {
+        mocks
+            .outdial
+            .expect_get_outdial()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(move |id| {
+                reply.clone().map(|o| Outdial {
+                    id,
+                    customer_id: customer,
+                    ..o
+                })
+            });
+    }
+    let m = Mocked::new(mocks).await;
+    let o = m.insert_outplan(&records::outplan(customer)).await;
+    let mut next = records::running_campaign(customer, o.id);
+    next.status = CampaignStatus::Stop;
+    next.execute = Execute::Stop;
+    let next = m.insert_campaign(&next).await;
+    let mut ended = records::running_campaign(customer, o.id);
+    ended.next_campaign_id = next.id;
+    let ended = m.insert_campaign(&ended).await;
+    m.insert_call(&ended, CampaigncallStatus::Done).await;
+    (m, ended, next)
+}
+
+/// The end of `ended` as the tick makes it when its list is exhausted.
+async fn end_exhausted(m: &Mocked, ended: &Campaign) {
+    assert!(
+        m.service
+            .end_execution_seen_then(
+                ended.id,
+                CampaignStatus::Run,
+                Execute::Run,
+                ended.next_campaign_id
+            )
+            .await
+            .expect("end")
+    );
+}
+
+/// The process dies right after the campaign's end (before it starts the next campaign): the
+/// start was recorded with the end, and the repair does it once the row is older than the
+/// margin. (Before, nothing recorded it: the next campaign never ran.)
+#[tokio::test]
+async fn sequence_start_survives_a_death_between_end_and_start() {
+    let (m, ended, next) = sequence(vec![Ok(Outdial::default())]).await;
+    end_exhausted(&m, &ended).await;
+    assert_eq!(m.campaign(ended.id).await.execute, Execute::Stop);
+
+    assert_eq!(
+        m.service.settle_outbox(60_000).await,
+        0,
+        "not before the margin"
+    );
+    assert_eq!(m.campaign(next.id).await.status, CampaignStatus::Stop);
+    assert_eq!(m.service.settle_outbox(0).await, 1, "started by the repair");
+    assert_eq!(m.campaign(next.id).await.status, CampaignStatus::Run);
+    assert_eq!(m.service.settle_outbox(0).await, 0, "once");
+}
+
+/// outdial-manager times out while the ending tick starts the next campaign: the row stays,
+/// postponed, and the repair starts it when due. (Before, the start was logged and lost.)
+#[tokio::test]
+async fn sequence_start_after_a_peer_timeout_is_retried_by_the_repair() {
+    let timeout = PeerError::Timeout {
+        target: "outdial".into(),
+    };
+    let (m, ended, next) = sequence(vec![Err(timeout), Ok(Outdial::default())]).await;
+    end_exhausted(&m, &ended).await;
+    m.service.start_next_campaign(&ended).await;
+    assert_eq!(m.campaign(next.id).await.status, CampaignStatus::Stop);
+
+    assert_eq!(m.service.settle_outbox(0).await, 0, "postponed");
+    sqlx::query("UPDATE campaign_outbox SET tm_due = tm_due - INTERVAL 10 MINUTE")
+        .execute(&m.ts.db.pool)
+        .await
+        .expect("age the row");
+    assert_eq!(m.service.settle_outbox(0).await, 1, "started by the repair");
+    assert_eq!(m.campaign(next.id).await.status, CampaignStatus::Run);
 }
