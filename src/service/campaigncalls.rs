@@ -47,13 +47,15 @@ pub(super) struct NewCampaigncall<'a> {
     pub activeflow_id: Uuid,
 }
 
-/// When the outbox row of a finish's target write is deleted.
+/// Whether the call of a finished campaigncall existed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Settle {
-    /// Once the target write succeeded.
+    /// It did (a hangup, an ended activeflow, the peer's word, an operator's): the dial is
+    /// marked placed in the finish's transaction (its try is never freed), and the target's
+    /// outbox row is deleted once the target is written.
     Now,
-    /// Never here: the repair writes the target again after its margin (a claim that may still
-    /// land), then deletes the row.
+    /// It did not (an abandoned dial): the try is freed, and the row is kept: the repair writes
+    /// the target again after its margin (a claim that may still land), then deletes it.
     AgainAfterMargin,
 }
 
@@ -139,12 +141,15 @@ impl Service {
         Ok(DialRecord::Recorded(Box::new(stored)))
     }
 
-    /// Notes how far a dial got. A failure is only logged: the step is a hint for the repair,
-    /// which asks the peer whatever the step says.
-    pub(super) async fn set_dial_step(&self, campaigncall_id: Uuid, step: DialStep) {
-        if let Err(e) = self.store.dials.set_step(campaigncall_id, step).await {
-            tracing::warn!(%campaigncall_id, ?step, error = %e, "could not record the dial step");
-        }
+    /// Notes how far a dial got. A failure is returned: the tick fails the dial rather than
+    /// carry on with a step the repair would misread.
+    pub(super) async fn set_dial_step(
+        &self,
+        campaigncall_id: Uuid,
+        step: DialStep,
+    ) -> ServiceResult<()> {
+        self.store.dials.set_step(campaigncall_id, step).await?;
+        Ok(())
     }
 
     /// A dial that placed no call (refused, or never sent): the campaigncall `done`/`fail`, the
@@ -195,7 +200,7 @@ impl Service {
         let Some((done, entry)) = self
             .store
             .campaigncalls
-            .finish_settling(id, result, reason)
+            .finish_settling(id, result, reason, settle == Settle::Now)
             .await?
         else {
             return Ok(None);
@@ -352,9 +357,11 @@ impl Service {
         if cc.status == CampaigncallStatus::Done {
             return Err(already_done());
         }
-        // The operator says the call existed: its try stays used.
-        self.mark_placed(id).await?;
-        let Some(done) = self.finish_campaigncall(id, result).await? else {
+        // The operator says the call existed: its try stays used (the finish marks it placed).
+        let Some(done) = self
+            .finish_campaigncall_because(id, result, Some("operator_finish"))
+            .await?
+        else {
             // Finished by a hangup between the read and the update.
             return Err(already_done());
         };

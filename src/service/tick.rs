@@ -834,7 +834,11 @@ impl Ticker {
             self.give_up(cc.id).await;
             return Err(e.into());
         }
-        s.set_dial_step(cc.id, DialStep::TargetClaimed).await;
+        if let Err(e) = s.set_dial_step(cc.id, DialStep::TargetClaimed).await {
+            // Nothing was asked yet: abandon (the repair does it if this fails too).
+            self.give_up(cc.id).await;
+            return Err(e.into());
+        }
         if fence.expired() {
             self.give_up(cc.id).await;
             return Ok(Dial::Late);
@@ -870,7 +874,10 @@ impl Ticker {
         };
         match asked {
             Ok(()) => {
-                s.set_dial_step(cc.id, DialStep::Requested).await;
+                // The call exists whatever happens next: a failed note leaves the campaigncall
+                // open for its hangup (which marks the dial placed) or the repair, which reads
+                // the call; the tick backs off.
+                s.set_dial_step(cc.id, DialStep::Requested).await?;
                 Ok(Dial::Placed)
             }
             Err(e) if is_definite(&e) => {
@@ -882,8 +889,8 @@ impl Ticker {
                 // The call may exist: never dial again to find out. Its hangup event or the
                 // repair finishes the campaigncall.
                 tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial outcome unknown; campaigncall left open");
-                s.set_dial_step(cc.id, DialStep::Unknown).await;
                 s.metrics.dial_unknown_total.inc();
+                s.set_dial_step(cc.id, DialStep::Unknown).await?;
                 Err(e.into())
             }
         }

@@ -345,16 +345,21 @@ impl Campaigncalls {
     /// outbox row written in the same transaction (`store::outbox`): the compare-and-set on the
     /// campaigncall decides, and only its winner ever writes the target. Returns the row and the
     /// outbox entry if this call finished it.
+    ///
+    /// With `placed` (the call existed: a hangup, the peer's word), the dial's step becomes
+    /// `requested` in the same transaction, so its try is never freed for a second dial.
     pub async fn finish_settling(
         &self,
         id: Uuid,
         result: CampaigncallResult,
         reason: Option<&str>,
+        placed: bool,
     ) -> StoreResult<Option<(Campaigncall, OutboxEntry)>> {
         let reason: Option<String> = reason.map(|r| r.chars().take(64).collect());
         self.decide_with_target(
             id,
             result,
+            placed,
             |q| {
                 q.push("status = 'done', result = ")
                     .push_bind(enum_str(&result))
@@ -379,6 +384,7 @@ impl Campaigncalls {
         self.decide_with_target(
             id,
             CampaigncallResult::Success,
+            true,
             |q| {
                 q.push("result = 'success', reason = ").push_bind(reason);
             },
@@ -388,11 +394,13 @@ impl Campaigncalls {
     }
 
     /// One compare-and-set on the campaigncall (`set` where `condition` holds) and, if it won,
-    /// the outbox row setting its target to `result`'s status, in one transaction.
+    /// the outbox row setting its target to `result`'s status (and, when `placed`, the dial's
+    /// step `requested`), in one transaction.
     async fn decide_with_target(
         &self,
         id: Uuid,
         result: CampaigncallResult,
+        placed: bool,
         set: impl FnOnce(&mut sqlx::QueryBuilder<MySql>),
         condition: &'static str,
     ) -> StoreResult<Option<(Campaigncall, OutboxEntry)>> {
@@ -424,6 +432,16 @@ impl Campaigncalls {
             &enum_str(&result.target_status()),
         );
         outbox::insert_in(&mut tx, &entry).await?;
+        if placed {
+            sqlx::query(
+                "UPDATE campaign_dials SET step = 'requested', tm_step = ? \
+                 WHERE campaigncall_id = ? AND step <> 'requested'",
+            )
+            .bind(db_time(now()))
+            .bind(uuid_bytes(id))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         let row = table::refresh(&self.pool, &self.cache, id).await?;
         Ok(row.map(|r| (r, entry)))

@@ -224,7 +224,7 @@ async fn finish_cut_before_its_target_write_is_completed_by_the_repair() {
     let (done, _) =
         m.ts.store
             .campaigncalls
-            .finish_settling(open.id, CampaigncallResult::Success, Some("normal"))
+            .finish_settling(open.id, CampaigncallResult::Success, Some("normal"), true)
             .await
             .expect("finish")
             .expect("won");
@@ -514,4 +514,56 @@ async fn sequence_start_after_a_peer_timeout_is_retried_by_the_repair() {
         .expect("age the row");
     assert_eq!(m.service.settle_outbox(0).await, 1, "started by the repair");
     assert_eq!(m.campaign(next.id).await.status, CampaignStatus::Run);
+}
+
+// ---------------------------------------------------------------- smaller
+
+/// A dial fence newer than any before in this process, with 30 s to run.
+fn fence() -> campaign_manager::store::DialFence {
+    campaign_manager::store::DialFence {
+        seq: u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0),
+        deadline: chrono::Utc::now() + chrono::Duration::seconds(30),
+    }
+}
+
+/// A hangup proves the call was placed: the finish marks the dial `requested` in its
+/// transaction, so its try is never freed for a second dial (before, a dial whose tick died
+/// before noting `requested` kept `recorded` and a later record freed its try). An operator's
+/// finish stores why it ended (`operator_finish`).
+#[tokio::test]
+async fn hangup_marks_the_dial_placed_and_operator_finish_stores_its_reason() {
+    let mut mocks = Mocks::new();
+    mocks
+        .outdial
+        .expect_set_target_status()
+        .times(2)
+        .returning(|_, _| Ok(()));
+    let m = Mocked::new(mocks).await;
+    let c = campaign_in(&m, CampaignStatus::Run, Execute::Run).await;
+    let dialed = records::campaigncall_of(&c, CampaigncallStatus::Dialing);
+    let dialed = match m.ts.store.dials.record(&dialed, fence()).await {
+        Ok(campaign_manager::store::Recorded::Dial(d)) => *d,
+        other => panic!("not recorded: {other:?}"),
+    };
+    Subscriptions::new(m.service.clone())
+        .call_hangup(hangup(dialed.reference_id, "busy"))
+        .await
+        .expect("hangup");
+    assert_eq!(
+        m.ts.store.dials.step(dialed.id).await.expect("step"),
+        Some(campaign_manager::store::DialStep::Requested)
+    );
+
+    let open = m.insert_call(&c, CampaigncallStatus::Dialing).await;
+    m.service
+        .operator_finish_campaigncall(open.id, CampaigncallResult::Fail)
+        .await
+        .expect("operator finish");
+    let (reason,): (Option<String>,) =
+        sqlx::query_as("SELECT reason FROM campaign_campaigncalls WHERE id = ?")
+            .bind(open.id.as_bytes().to_vec())
+            .fetch_one(&m.ts.db.pool)
+            .await
+            .expect("reason");
+    assert_eq!(reason.as_deref(), Some("operator_finish"));
 }
