@@ -285,15 +285,19 @@ impl Service {
                     self.abandon_dial(cc.id).await?;
                 }
                 Ok(Found::Ended(result, _)) => {
-                    self.mark_placed(cc.id).await?;
-                    self.finish_campaigncall(cc.id, result).await?;
+                    self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
+                        .await?;
                 }
                 Ok(Found::StillUp) | Err(_) => {
                     // Placed, or perhaps placed: its try must not be dialed again.
                     self.mark_placed(cc.id).await?;
                     tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
-                    self.finish_campaigncall(cc.id, CampaigncallResult::Fail)
-                        .await?;
+                    self.finish_campaigncall_because(
+                        cc.id,
+                        CampaigncallResult::Fail,
+                        Some("force_stop"),
+                    )
+                    .await?;
                 }
             }
         }

@@ -567,3 +567,38 @@ async fn hangup_marks_the_dial_placed_and_operator_finish_stores_its_reason() {
             .expect("reason");
     assert_eq!(reason.as_deref(), Some("operator_finish"));
 }
+
+/// `force_stop` stores why it ended the campaigncalls it settled (`force_stop`).
+#[tokio::test]
+async fn force_stop_stores_its_reason() {
+    let mut mocks = Mocks::new();
+    mocks.call.expect_get_call().times(1).returning(|id| {
+        Ok(Some(Call {
+            id,
+            status: "progressing".into(),
+            hangup_reason: String::new(),
+        }))
+    });
+    mocks
+        .outdial
+        .expect_set_target_status()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let m = Mocked::new(mocks).await;
+    let c = campaign_in(&m, CampaignStatus::Stopping, Execute::Stop).await;
+    let open = m.insert_call(&c, CampaigncallStatus::Dialing).await;
+
+    m.service
+        .force_stop_campaign(c.id)
+        .await
+        .expect("force stop");
+
+    let (reason,): (Option<String>,) =
+        sqlx::query_as("SELECT reason FROM campaign_campaigncalls WHERE id = ?")
+            .bind(open.id.as_bytes().to_vec())
+            .fetch_one(&m.ts.db.pool)
+            .await
+            .expect("reason");
+    assert_eq!(reason.as_deref(), Some("force_stop"));
+    assert_eq!(m.campaign(c.id).await.status, CampaignStatus::Stop);
+}
