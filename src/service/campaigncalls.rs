@@ -331,10 +331,15 @@ impl Service {
     /// whose call is known to be gone, as a hangup would: the target follows the result, the
     /// event is published, and a `stopping` campaign stops once nothing is up. The try counts
     /// as placed (never dialed again). A campaigncall already done is a 409 (its result stays).
+    ///
+    /// `fail` first asks the peer whether the call is gone (a call it reports up, or cannot say
+    /// about, is a 409: finishing it `fail` would set the target `idle` and offer a person who
+    /// may be talking), unless `force`.
     pub async fn operator_finish_campaigncall(
         &self,
         id: Uuid,
         result: CampaigncallResult,
+        force: bool,
     ) -> ServiceResult<Campaigncall> {
         if result == CampaigncallResult::None {
             return Err(ServiceError::Invalid(
@@ -357,6 +362,9 @@ impl Service {
         if cc.status == CampaigncallStatus::Done {
             return Err(already_done());
         }
+        if result == CampaigncallResult::Fail && !force {
+            self.call_gone(&cc).await?;
+        }
         // The operator says the call existed: its try stays used (the finish marks it placed).
         let Some(done) = self
             .finish_campaigncall_because(id, result, Some("operator_finish"))
@@ -368,6 +376,36 @@ impl Service {
         tracing::info!(campaigncall_id = %id, ?result, "campaigncall finished by an operator");
         self.campaigncall_ended(done.campaign_id).await?;
         Ok(done)
+    }
+
+    /// Ok if the peer says the campaigncall's call or activeflow is gone (not found, hung up,
+    /// ended); a 409 naming what it said otherwise.
+    async fn call_gone(&self, cc: &Campaigncall) -> ServiceResult<()> {
+        let up = match cc.reference_type {
+            ReferenceType::Call if !cc.reference_id.is_nil() => self
+                .peers
+                .call
+                .get_call(cc.reference_id)
+                .await
+                .map(|c| c.is_some_and(|c| !c.is_hungup())),
+            ReferenceType::Flow if !cc.activeflow_id.is_nil() => self
+                .peers
+                .flow
+                .get_activeflow(cc.activeflow_id)
+                .await
+                .map(|a| a.is_some_and(|a| !a.is_finished())),
+            _ => Ok(false),
+        };
+        match up {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(ServiceError::Precondition(
+                "the call is still up at its peer; finish with force to override".into(),
+            )),
+            Err(e) => Err(ServiceError::Precondition(format!(
+                "the peer could not say whether the call is gone ({e}); finish with force to \
+                 override"
+            ))),
+        }
     }
 
     /// `GET /v1/campaigncalls/<id>`.

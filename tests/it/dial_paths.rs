@@ -534,6 +534,11 @@ fn fence() -> campaign_manager::store::DialFence {
 async fn hangup_marks_the_dial_placed_and_operator_finish_stores_its_reason() {
     let mut mocks = Mocks::new();
     mocks
+        .call
+        .expect_get_call()
+        .times(1)
+        .returning(|_| Ok(None));
+    mocks
         .outdial
         .expect_set_target_status()
         .times(2)
@@ -556,7 +561,7 @@ async fn hangup_marks_the_dial_placed_and_operator_finish_stores_its_reason() {
 
     let open = m.insert_call(&c, CampaigncallStatus::Dialing).await;
     m.service
-        .operator_finish_campaigncall(open.id, CampaigncallResult::Fail)
+        .operator_finish_campaigncall(open.id, CampaigncallResult::Fail, false)
         .await
         .expect("operator finish");
     let (reason,): (Option<String>,) =
@@ -601,4 +606,69 @@ async fn force_stop_stores_its_reason() {
             .expect("reason");
     assert_eq!(reason.as_deref(), Some("force_stop"));
     assert_eq!(m.campaign(c.id).await.status, CampaignStatus::Stop);
+}
+
+/// `finish --result fail` asks call-manager first: a call it reports up is refused (409; a
+/// `fail` would set the target `idle` while the person may be talking), as is one it cannot
+/// say about; `force` finishes it anyway. (Before, the campaigncall was failed at once.)
+#[tokio::test]
+async fn operator_fail_asks_the_peer_unless_forced() {
+    let mut mocks = Mocks::new();
+    let mut seq = mockall::Sequence::new();
+    mocks
+        .call
+        .expect_get_call()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|id| {
+            Ok(Some(Call {
+                id,
+                status: "progressing".into(),
+                hangup_reason: String::new(),
+            }))
+        });
+    mocks
+        .call
+        .expect_get_call()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_| {
+            Err(PeerError::Timeout {
+                target: "call".into(),
+            })
+        });
+    mocks
+        .outdial
+        .expect_set_target_status()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    let m = Mocked::new(mocks).await;
+    let c = campaign_in(&m, CampaignStatus::Run, Execute::Run).await;
+    let open = m.insert_call(&c, CampaigncallStatus::Dialing).await;
+
+    for said in ["still up", "could not say"] {
+        let err = m
+            .service
+            .operator_finish_campaigncall(open.id, CampaigncallResult::Fail, false)
+            .await
+            .expect_err(said);
+        assert!(
+            matches!(
+                err,
+                campaign_manager::service::ServiceError::Precondition(_)
+            ),
+            "{said}: {err:?}"
+        );
+        assert_eq!(
+            fresh(&m, open.id).await.status,
+            CampaigncallStatus::Dialing,
+            "{said}"
+        );
+    }
+    let done = m
+        .service
+        .operator_finish_campaigncall(open.id, CampaigncallResult::Fail, true)
+        .await
+        .expect("forced");
+    assert_eq!(done.result, CampaigncallResult::Fail);
 }
