@@ -672,3 +672,46 @@ async fn operator_fail_asks_the_peer_unless_forced() {
         .expect("forced");
     assert_eq!(done.result, CampaigncallResult::Fail);
 }
+
+/// The dial's step cannot be noted after the claim (the database fails that write): the dial
+/// is abandoned before call-manager is asked, rather than a call placed whose record says it
+/// never got past `recorded`. (Before, the error was only logged and the call requested: the
+/// mock has no `create_call` expectation, so a request fails the test.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn step_write_failure_fails_the_dial_before_the_request() {
+    let t = target();
+    let mut mocks = Mocks::new();
+    offer_once(&mut mocks, t.clone());
+    let pool: Arc<std::sync::Mutex<Option<sqlx::MySqlPool>>> = Arc::default();
+    let in_claim = pool.clone();
+    mocks
+        .outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(move |_, _| {
+            // The claim succeeds; meanwhile the dial table becomes unwritable.
+            let pool = in_claim.lock().expect("pool").clone().expect("pool set");
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(async {
+                    sqlx::query("RENAME TABLE campaign_dials TO campaign_dials_away")
+                        .execute(&pool)
+                        .await
+                        .expect("rename");
+                })
+            });
+            Ok(())
+        });
+    expect_target(&mut mocks, t.id, TargetStatus::Idle, 1);
+    let (m, c) = Mocked::with_running_call(mocks, |_| {}).await;
+    *pool.lock().expect("pool") = Some(m.ts.db.pool.clone());
+
+    let (_, outcome) = m.ticker().tick(c.id, &fresh_fence()).await;
+
+    assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+    let calls = calls_of(&m, c.id).await;
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].status, calls[0].result),
+        (CampaigncallStatus::Done, CampaigncallResult::Fail)
+    );
+}
