@@ -493,6 +493,80 @@ mod tests {
     }
 
     #[test]
+    fn repair_settings_from_flags_and_env() {
+        let parse = |args: &[&str]| {
+            let mut all = vec!["x"];
+            all.extend_from_slice(args);
+            SettingsOnly::try_parse_from(all).expect("parse").settings
+        };
+        let r = parse(&[]).repair().expect("defaults");
+        assert_eq!(
+            (
+                r.backoff,
+                r.backoff_max,
+                r.rule.margin_ms,
+                r.rule.max_call_ms
+            ),
+            (
+                Duration::from_secs(30),
+                Duration::from_secs(600),
+                60_000,
+                7_200_000
+            )
+        );
+        let r = parse(&[
+            "--repair_backoff_ms",
+            "1000",
+            "--repair_backoff_max_ms",
+            "4000",
+            "--repair_margin_ms",
+            "40000",
+            "--max_call_duration_s",
+            "60",
+        ])
+        .repair()
+        .expect("flags");
+        assert_eq!(
+            (
+                r.backoff,
+                r.backoff_max,
+                r.rule.margin_ms,
+                r.rule.max_call_ms
+            ),
+            (
+                Duration::from_secs(1),
+                Duration::from_secs(4),
+                40_000,
+                60_000
+            )
+        );
+        assert_eq!(r.delay(5), Duration::from_secs(4));
+        for args in [
+            &["--repair_backoff_ms", "0"][..],
+            &[
+                "--repair_backoff_ms",
+                "5000",
+                "--repair_backoff_max_ms",
+                "4000",
+            ][..],
+        ] {
+            let err = parse(args).repair().expect_err("refused").to_string();
+            assert!(err.contains("repair_backoff_ms"), "{err}");
+        }
+        let command = SettingsOnly::command();
+        for (id, env) in [
+            ("repair_backoff_ms", "REPAIR_BACKOFF_MS"),
+            ("repair_backoff_max_ms", "REPAIR_BACKOFF_MAX_MS"),
+            ("repair_margin_ms", "REPAIR_MARGIN_MS"),
+            ("max_call_duration_s", "MAX_CALL_DURATION_S"),
+        ] {
+            let arg = command.get_arguments().find(|a| a.get_id() == id);
+            let got = arg.and_then(|a| a.get_env()).and_then(|e| e.to_str());
+            assert_eq!(got, Some(env), "{id}");
+        }
+    }
+
+    #[test]
     fn redis_and_listen() {
         assert_eq!(
             redis_url("127.0.0.1:6379", "", 1, false),
@@ -635,6 +709,23 @@ pub struct Settings {
     )]
     pub max_call_duration_s: u64,
 
+    /// First delay before the repair looks again at an open campaigncall it could not resolve
+    /// (still up, a 404 it does not trust yet, a peer error), ms; doubles with every look.
+    #[arg(
+        long = "repair_backoff_ms",
+        env = "REPAIR_BACKOFF_MS",
+        default_value_t = 30_000
+    )]
+    pub repair_backoff_ms: u64,
+
+    /// Longest delay between two looks of the repair at one open campaigncall, ms.
+    #[arg(
+        long = "repair_backoff_max_ms",
+        env = "REPAIR_BACKOFF_MAX_MS",
+        default_value_t = 600_000
+    )]
+    pub repair_backoff_max_ms: u64,
+
     /// Delays before retry 1, 2, 3 of a failed subscribed event, ms (comma-separated; the
     /// count is the number of retries). After the last, the event goes to the dead-letter queue.
     #[arg(
@@ -672,12 +763,21 @@ impl Settings {
                 self.max_tick_ms
             );
         }
+        if self.repair_backoff_ms == 0 || self.repair_backoff_max_ms < self.repair_backoff_ms {
+            anyhow::bail!(
+                "repair_backoff_ms ({}) must be positive and at most repair_backoff_max_ms ({})",
+                self.repair_backoff_ms,
+                self.repair_backoff_max_ms
+            );
+        }
         let ms = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         Ok(RepairSettings {
             rule: OverdueRule {
                 margin_ms: ms(self.repair_margin_ms),
                 max_call_ms: ms(self.max_call_duration_s.saturating_mul(1000)),
             },
+            backoff: Duration::from_millis(self.repair_backoff_ms),
+            backoff_max: Duration::from_millis(self.repair_backoff_max_ms),
             ..RepairSettings::default()
         })
     }

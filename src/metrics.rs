@@ -58,8 +58,8 @@ pub struct Metrics {
     /// `not_running`).
     pub dial_refused_total: IntCounterVec,
     /// Open campaigncalls the repair looked at, by what it found (`never_created`,
-    /// `hangup_lost`, `flow_ended`, `still_up`, `over_max_duration`, `peer_error`,
-    /// `no_reference`).
+    /// `not_found_once`, `not_found_after_answer`, `hangup_lost`, `flow_ended`, `still_up`,
+    /// `over_max_duration`, `peer_error`, `no_reference`).
     pub campaigncall_repair_total: IntCounterVec,
     /// Campaigns whose state the repair completed, by repair (`stopping_stopped`,
     /// `run_without_execution`).
@@ -67,6 +67,11 @@ pub struct Metrics {
     /// Campaigns with `execute = run` (not deleted), read from MySQL by the service processes
     /// (`campaign_manager_campaigns_executing`; see `crate::gauges`).
     pub campaigns_executing: IntGauge,
+    /// Age in seconds of the oldest open campaigncall past its repair rule, due or postponed
+    /// (`campaign_manager_repair_oldest_overdue_seconds`; 0 when there is none), read by every
+    /// process running the repair after each of its passes: a campaigncall the repair cannot
+    /// resolve shows as a growing age, bounded by the longest call.
+    pub repair_oldest_overdue_seconds: IntGauge,
     /// 1 while the durable off switch of the tick namespace is set in MySQL, else 0
     /// (`campaign_manager_tick_switch_off`; see `crate::gauges`).
     pub tick_switch_off: IntGauge,
@@ -157,6 +162,10 @@ impl Metrics {
         let tick_switch_off = gauge(
             "tick_switch_off",
             "1 while the durable off switch of the tick namespace is set in MySQL.",
+        )?;
+        let repair_oldest_overdue_seconds = gauge(
+            "repair_oldest_overdue_seconds",
+            "Age in seconds of the oldest open campaigncall past its repair rule (0: none).",
         )?;
 
         let metrics = Metrics {
@@ -250,6 +259,7 @@ impl Metrics {
                 &["repair"],
             )?,
             campaigns_executing,
+            repair_oldest_overdue_seconds,
             tick_switch_off,
             registry,
         };
@@ -265,6 +275,8 @@ impl Metrics {
     fn start_at_zero(&self) {
         for found in [
             "never_created",
+            "not_found_once",
+            "not_found_after_answer",
             "hangup_lost",
             "flow_ended",
             "still_up",

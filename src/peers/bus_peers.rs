@@ -93,11 +93,12 @@ impl BusPeers {
 
 const NO_BODY: Option<&()> = None;
 
-/// A read whose 404 means "there is none" rather than an error.
+/// A read whose typed 404 means "there is none"; every other failure (a bare 404 included,
+/// which older call-manager versions answered for any read error) is an error.
 fn found<T>(r: PeerResult<T>) -> PeerResult<Option<T>> {
     match r {
         Ok(v) => Ok(Some(v)),
-        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) if e.is_typed_not_found() => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -269,11 +270,7 @@ impl FlowManager for BusPeers {
                 NO_BODY,
             )
             .await;
-        match got {
-            Ok(flow) => Ok(Some(flow)),
-            Err(e) if e.is_typed_not_found() => Ok(None),
-            Err(e) => Err(e),
-        }
+        found(got)
     }
 
     async fn create_activeflow(

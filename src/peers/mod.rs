@@ -83,6 +83,20 @@ impl PeerError {
     pub fn is_typed_not_found(&self) -> bool {
         matches!(self, PeerError::Status { typed: Some(t), .. } if t.status == "NOT_FOUND")
     }
+
+    /// Whether a create request certainly took no effect: the peer refused it with a 4xx, or
+    /// the breaker kept it from being sent. A timeout, a transport failure, an unreadable reply
+    /// or a 5xx leave the outcome unknown: call-manager answers a bare 500 for errors after it
+    /// inserted the call row.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            PeerError::BreakerOpen { .. } => true,
+            PeerError::Status { status, .. } => *status < 500,
+            PeerError::Timeout { .. } | PeerError::Transport { .. } | PeerError::Decode { .. } => {
+                false
+            }
+        }
+    }
 }
 
 /// Short alias.
@@ -137,7 +151,9 @@ pub trait CallManager: Send + Sync {
     /// `POST /v1/calls/<call_id>`. Not idempotent at call-manager: never repeat it to learn
     /// whether a call exists; read it with [`CallManager::get_call`].
     async fn create_call(&self, call: &CallRequest) -> PeerResult<()>;
-    /// `GET /v1/calls/<call_id>`: the call, or `None` when call-manager answers 404.
+    /// `GET /v1/calls/<call_id>`: the call, or `None` when call-manager answers its typed 404
+    /// (`CALL_NOT_FOUND`: it has no row of the call); any other failure (its bare 500, a bare
+    /// 404) is an error.
     async fn get_call(&self, call_id: Uuid) -> PeerResult<Option<Call>>;
 }
 
@@ -164,7 +180,9 @@ pub trait FlowManager: Send + Sync {
     ) -> PeerResult<Activeflow>;
     /// `POST /v1/activeflows/<id>/execute`.
     async fn execute_activeflow(&self, activeflow_id: Uuid) -> PeerResult<()>;
-    /// `GET /v1/activeflows/<id>`: the activeflow, or `None` when flow-manager answers 404.
+    /// `GET /v1/activeflows/<id>`: the activeflow, or `None` when flow-manager answers its
+    /// typed 404 (`ACTIVEFLOW_NOT_FOUND`); any other failure (its bare 400 for a failed read) is
+    /// an error.
     async fn get_activeflow(&self, activeflow_id: Uuid) -> PeerResult<Option<Activeflow>>;
 }
 

@@ -168,11 +168,11 @@ async fn while_placing<T>(
     }
 }
 
-/// Whether a peer failure says for sure that nothing was created: the peer answered (with an
-/// error status) or the request was never sent (open breaker). Timeouts, transport errors and
-/// unreadable replies leave the outcome unknown.
+/// Whether a peer failure says for sure that nothing was created ([`PeerError::is_refusal`]:
+/// a 4xx, or never sent). Timeouts, transport errors, unreadable replies and 5xx leave the
+/// outcome unknown.
 fn is_definite(e: &PeerError) -> bool {
-    matches!(e, PeerError::Status { .. } | PeerError::BreakerOpen { .. })
+    e.is_refusal()
 }
 
 /// What the chain does after a tick.

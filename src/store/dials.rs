@@ -113,8 +113,13 @@ pub struct Overdue {
     /// Its dial step (`None` for campaigncalls this service did not record, e.g. the Go
     /// service's).
     pub step: Option<DialStep>,
-    /// How often the repair already found it still up.
+    /// How often the repair already postponed it (the backoff's exponent).
     pub checks: i32,
+    /// The peer's typed 404 was noted more than the margin ago (by MySQL's clock): with a
+    /// second one, a create whose outcome was never answered is known never to have landed.
+    pub not_found_past_margin: bool,
+    /// Created longer ago than the longest call (by MySQL's clock): the repair stops asking.
+    pub past_longest_call: bool,
 }
 
 /// When the repair looks at open campaigncalls.
@@ -272,6 +277,47 @@ async fn paced_instant(
     }
 }
 
+/// The open campaigncalls past their [`OverdueRule`] (binds: [`bind_rule`]): `dialing` (or
+/// with an unconfirmed peer request) longer than the outplan's `dial_timeout` + the margin,
+/// `progressing` unchanged longer than the longest call. Every age by MySQL's clock.
+const OVERDUE_FROM: &str = "FROM campaign_campaigncalls c \
+     LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
+     LEFT JOIN campaign_outplans o ON o.id = c.outplan_id \
+     WHERE c.status IN ('dialing', 'progressing') AND c.tm_delete IS NULL \
+       AND c.tm_create < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND \
+       AND ( \
+         ((c.status = 'dialing' OR (d.step IS NOT NULL AND d.step <> 'requested')) \
+           AND c.tm_create < UTC_TIMESTAMP(6) \
+             - INTERVAL (GREATEST(COALESCE(o.dial_timeout, 0), 0) + ?) * 1000 MICROSECOND) \
+         OR (c.status = 'progressing' \
+           AND COALESCE(c.tm_update, c.tm_create) < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND) \
+       )";
+
+/// Binds the three parameters of [`OVERDUE_FROM`].
+fn bind_rule<'q, Q: BindRule<'q>>(q: Q, rule: OverdueRule) -> Q {
+    let smallest = rule.margin_ms.min(rule.max_call_ms).max(0);
+    q.bind_i64(smallest * 1000)
+        .bind_i64(rule.margin_ms)
+        .bind_i64(rule.max_call_ms.max(0) * 1000)
+}
+
+/// `bind` of the two query kinds [`bind_rule`] is used with.
+trait BindRule<'q> {
+    fn bind_i64(self, v: i64) -> Self;
+}
+
+impl<'q> BindRule<'q> for sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    fn bind_i64(self, v: i64) -> Self {
+        self.bind(v)
+    }
+}
+
+impl<'q, O> BindRule<'q> for sqlx::query::QueryAs<'q, sqlx::MySql, O, sqlx::mysql::MySqlArguments> {
+    fn bind_i64(self, v: i64) -> Self {
+        self.bind(v)
+    }
+}
+
 /// Name of the histogram of [`DialRecords::pool_wait`].
 pub const POOL_WAIT_METRIC: &str = "campaign_manager_dial_pool_wait_ms";
 
@@ -404,17 +450,28 @@ impl DialRecords {
         Ok(())
     }
 
-    /// Postpones the next look of the repair at a campaigncall that is still up. A
-    /// campaigncall this service did not record (the Go service's) gets a dial row here, at
-    /// step `requested` (the peer has the call, so its try is never freed), so that it is
-    /// postponed too rather than asked about on every pass; if its try is already keyed to
-    /// another row, it stays without one.
-    pub async fn check_later(&self, cc: &Campaigncall, at: DateTime<Utc>) -> StoreResult<()> {
+    /// Postpones the repair's next look at a campaigncall by `after` (from MySQL's clock), and
+    /// with `not_found` notes the peer's first typed 404 (kept once noted). A campaigncall this
+    /// service did not record (the Go service's) gets a dial row here, at step `requested` (the
+    /// peer had the call, so its try is never freed), so that it is postponed too rather than
+    /// asked about on every pass; if its try is already keyed to another row, it stays without
+    /// one.
+    pub async fn check_later(
+        &self,
+        cc: &Campaigncall,
+        after: Duration,
+        not_found: bool,
+    ) -> StoreResult<()> {
+        let after_us = i64::try_from(after.as_micros()).unwrap_or(i64::MAX);
         let updated = sqlx::query(
-            "UPDATE campaign_dials SET checks = checks + 1, tm_next_check = ? \
+            "UPDATE campaign_dials SET checks = checks + 1, \
+             tm_next_check = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND, \
+             tm_not_found = CASE WHEN ? THEN COALESCE(tm_not_found, UTC_TIMESTAMP(6)) \
+               ELSE tm_not_found END \
              WHERE campaigncall_id = ?",
         )
-        .bind(db_time(at))
+        .bind(after_us)
+        .bind(not_found)
         .bind(uuid_bytes(cc.id))
         .execute(&self.pool)
         .await?
@@ -424,7 +481,8 @@ impl DialRecords {
             sqlx::query(
                 "INSERT IGNORE INTO campaign_dials (campaigncall_id, campaign_id, \
                  outdial_target_id, destination_index, try_count, seq, step, checks, tm_create, \
-                 tm_step, tm_next_check) VALUES (?, ?, ?, ?, ?, 0, ?, 1, ?, ?, ?)",
+                 tm_step, tm_next_check) VALUES (?, ?, ?, ?, ?, 0, ?, 1, ?, ?, \
+                 UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)",
             )
             .bind(uuid_bytes(cc.id))
             .bind(uuid_bytes(cc.campaign_id))
@@ -434,42 +492,35 @@ impl DialRecords {
             .bind(DialStep::Requested.as_str())
             .bind(t)
             .bind(t)
-            .bind(db_time(at))
+            .bind(after_us)
             .execute(&self.pool)
             .await?;
         }
         Ok(())
     }
 
-    /// Up to `limit` open campaigncalls past their rule (oldest first), whose next check is due.
+    /// Up to `limit` open campaigncalls past their rule whose next check is due, the longest
+    /// due first (by next check, else by creation): a row postponed again and again never
+    /// keeps a newer one from being looked at.
     pub async fn overdue(&self, rule: OverdueRule, limit: u32) -> StoreResult<Vec<Overdue>> {
         let columns: Vec<String> = Campaigncall::COLUMNS
             .split(',')
             .map(|c| format!("c.{}", c.trim()))
             .collect();
-        let smallest = rule.margin_ms.min(rule.max_call_ms).max(0);
         let sql = format!(
-            "SELECT {}, d.step AS dial_step, COALESCE(d.checks, 0) AS dial_checks \
-             FROM campaign_campaigncalls c \
-             LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
-             LEFT JOIN campaign_outplans o ON o.id = c.outplan_id \
-             WHERE c.status IN ('dialing', 'progressing') AND c.tm_delete IS NULL \
-               AND c.tm_create < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND \
+            "SELECT {}, d.step AS dial_step, COALESCE(d.checks, 0) AS dial_checks, \
+               COALESCE(d.tm_not_found < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND, 0) \
+                 AS not_found_past_margin, \
+               c.tm_create < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND AS past_longest_call \
+             {OVERDUE_FROM} \
                AND (d.tm_next_check IS NULL OR d.tm_next_check <= UTC_TIMESTAMP(6)) \
-               AND ( \
-                 ((c.status = 'dialing' OR (d.step IS NOT NULL AND d.step <> 'requested')) \
-                   AND c.tm_create < UTC_TIMESTAMP(6) \
-                     - INTERVAL (GREATEST(COALESCE(o.dial_timeout, 0), 0) + ?) * 1000 MICROSECOND) \
-                 OR (c.status = 'progressing' \
-                   AND COALESCE(c.tm_update, c.tm_create) < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND) \
-               ) \
-             ORDER BY c.tm_create LIMIT ?",
+             ORDER BY COALESCE(d.tm_next_check, c.tm_create) LIMIT ?",
             columns.join(", ")
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(smallest * 1000)
-            .bind(rule.margin_ms)
-            .bind(rule.max_call_ms.max(0) * 1000)
+        let query = sqlx::query(AssertSqlSafe(sql))
+            .bind(rule.margin_ms.max(0) * 1000)
+            .bind(rule.max_call_ms.max(0) * 1000);
+        let rows = bind_rule(query, rule)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
@@ -481,13 +532,32 @@ impl DialRecords {
                 })?;
                 let step: Option<String> = row.try_get("dial_step")?;
                 let checks: i64 = row.try_get("dial_checks")?;
+                let past_margin: i64 = row.try_get("not_found_past_margin")?;
+                let past_longest: Option<i64> = row.try_get("past_longest_call")?;
                 Ok(Overdue {
                     campaigncall,
                     step: step.as_deref().and_then(DialStep::parse),
                     checks: i32::try_from(checks).unwrap_or(i32::MAX),
+                    not_found_past_margin: past_margin == 1,
+                    past_longest_call: past_longest == Some(1),
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()
+    }
+
+    /// Age of the oldest open campaigncall past its rule (due or postponed), by MySQL's clock;
+    /// zero when there is none.
+    pub async fn oldest_overdue(&self, rule: OverdueRule) -> StoreResult<Duration> {
+        let sql = format!(
+            "SELECT TIMESTAMPDIFF(MICROSECOND, MIN(c.tm_create), UTC_TIMESTAMP(6)) \
+             {OVERDUE_FROM}"
+        );
+        let (age,): (Option<i64>,) = bind_rule(sqlx::query_as(AssertSqlSafe(sql)), rule)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Duration::from_micros(
+            u64::try_from(age.unwrap_or(0)).unwrap_or(0),
+        ))
     }
 
     /// The highest tick number that recorded a dial of the campaign (0 when none).

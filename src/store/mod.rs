@@ -54,6 +54,21 @@ pub struct NamedLock {
 }
 
 impl NamedLock {
+    /// Whether this session still holds the lock. A lock dies with its connection (a dropped
+    /// or killed session), and another process may then take it: work done under the lock
+    /// checks this before each step rather than trusting the lock it took once.
+    pub async fn held(&mut self) -> bool {
+        let Some(conn) = self.conn.as_mut() else {
+            return false;
+        };
+        let held: Result<(Option<i64>,), _> =
+            sqlx::query_as("SELECT IS_USED_LOCK(?) = CONNECTION_ID()")
+                .bind(&self.name)
+                .fetch_one(&mut **conn)
+                .await;
+        matches!(held, Ok((Some(1),)))
+    }
+
     /// Releases the lock and returns the connection to the pool.
     pub async fn release(mut self) {
         if let Some(mut conn) = self.conn.take() {

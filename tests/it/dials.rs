@@ -30,6 +30,9 @@ const REPAIR_MARGIN_MS: u64 = 7_500;
 /// enough that the bounds above are not mistaken for stalls.
 static HEAVY: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 const MAX_CALL_S: u64 = 20;
+/// The repair looks again at what it could not resolve after 1 s, doubling up to 4 s.
+const REPAIR_BACKOFF_MS: u64 = 1_000;
+const REPAIR_BACKOFF_MAX_MS: u64 = 4_000;
 /// The outplans' `dial_timeout`.
 const DIAL_TIMEOUT_MS: i64 = 500;
 
@@ -41,6 +44,8 @@ fn fast_repair(s: &mut Settings) {
     s.repair_margin_ms = REPAIR_MARGIN_MS;
     s.repair_interval_ms = 300;
     s.max_call_duration_s = MAX_CALL_S;
+    s.repair_backoff_ms = REPAIR_BACKOFF_MS;
+    s.repair_backoff_max_ms = REPAIR_BACKOFF_MAX_MS;
 }
 
 /// Calls ring 100 ms and talk `talk_ms`; `busy` of them are busy instead.
@@ -60,10 +65,12 @@ fn calls(talk_ms: MsRange, busy: f64) -> Scenario {
 
 /// A `campaign-worker` child with the short delays and repair bounds.
 fn spawn_worker(sys: &TestSystem) -> tokio::process::Child {
-    let (max_tick, margin, max_call) = (
+    let (max_tick, margin, max_call, backoff, backoff_max) = (
         MAX_TICK_MS.to_string(),
         REPAIR_MARGIN_MS.to_string(),
         MAX_CALL_S.to_string(),
+        REPAIR_BACKOFF_MS.to_string(),
+        REPAIR_BACKOFF_MAX_MS.to_string(),
     );
     support::spawn_worker(
         sys,
@@ -86,6 +93,10 @@ fn spawn_worker(sys: &TestSystem) -> tokio::process::Child {
             "300",
             "--max_call_duration_s",
             &max_call,
+            "--repair_backoff_ms",
+            &backoff,
+            "--repair_backoff_max_ms",
+            &backoff_max,
         ],
     )
 }
@@ -165,15 +176,55 @@ async fn wait_all_stopped(sys: &TestSystem, ids: &[Uuid], timeout: Duration) {
         if left.is_empty() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{} campaigns never ended, e.g. {}; open campaigncalls: {}",
-            left.len(),
-            left[0],
-            open_campaigncalls(sys).await
-        );
+        if Instant::now() >= deadline {
+            panic!(
+                "{} campaigns never ended, e.g. {}; open campaigncalls: {}; {}",
+                left.len(),
+                left[0],
+                open_campaigncalls(sys).await,
+                straggler(sys, left[0]).await
+            );
+        }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// (status, result, reason, dial step, destination index, try) of a campaigncall.
+type CampaigncallRow = (String, String, Option<String>, Option<String>, i32, i32);
+
+/// What a campaign that never ended left: its state, its campaigncalls with their dial steps,
+/// and its targets at the simulator.
+async fn straggler(sys: &TestSystem, id: Uuid) -> String {
+    let c: Value = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+    let calls: Vec<CampaigncallRow> = sqlx::query_as(
+        "SELECT c.status, c.result, c.reason, d.step, c.destination_index, c.try_count \
+         FROM campaign_campaigncalls c LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
+         WHERE c.campaign_id = ? ORDER BY c.tm_create",
+    )
+    .bind(id.as_bytes().to_vec())
+    .fetch_all(&sys.db.pool)
+    .await
+    .unwrap_or_default();
+    let outdial = c["outdial_id"]
+        .as_str()
+        .and_then(|o| Uuid::parse_str(o).ok())
+        .unwrap_or_default();
+    let targets: Vec<String> = sys
+        .sim
+        .targets(outdial)
+        .iter()
+        .map(|t| {
+            format!(
+                "{:?} tries {}/{}",
+                t.status, t.target.try_count_0, t.target.try_count_1
+            )
+        })
+        .collect();
+    format!(
+        "campaign {}/{}; campaigncalls (status, result, reason, step, index, try): {calls:?}; \
+         targets: {targets:?}",
+        c["status"], c["execute"]
+    )
 }
 
 async fn open_campaigncalls(sys: &TestSystem) -> i64 {
@@ -224,6 +275,24 @@ async fn assert_dial_invariants(sys: &TestSystem) {
         }
     }
     assert_eq!(seen.len(), placed.len(), "every call has its campaigncall");
+    // A call call-manager has keeps its try taken: its dial row is never released (as it is
+    // for a dial judged "nothing placed"), so that try is never dialed again.
+    let kept: Vec<(Vec<u8>,)> = sqlx::query_as(
+        "SELECT c.reference_id FROM campaign_campaigncalls c \
+         JOIN campaign_dials d ON d.campaigncall_id = c.id",
+    )
+    .fetch_all(&sys.db.pool)
+    .await
+    .expect("dial rows");
+    let kept: HashSet<Uuid> = kept
+        .into_iter()
+        .filter_map(|(r,)| Uuid::from_slice(&r).ok())
+        .collect();
+    let freed: Vec<&Uuid> = placed.iter().filter(|c| !kept.contains(c)).collect();
+    assert!(
+        freed.is_empty(),
+        "calls placed but their try freed: {freed:?}"
+    );
     // Calls at the simulator: one per try, and never two up at once for one target.
     let mut per_target: HashMap<Uuid, Vec<(i64, i64)>> = HashMap::new();
     for c in sys.sim.calls() {
@@ -569,6 +638,48 @@ fn flush_our_keys(sys: &TestSystem) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_campaigns_survive_kills_a_flush_and_a_broker_restart() {
+    a_hundred_campaigns(false).await;
+}
+
+/// The same run with call-manager answering as it really does besides: bare 500s (and the
+/// older versions' bare 404s) for reads, a bare 500 after it inserted the call, and creates a
+/// stalled consumer took and acts on only seconds later, never answering them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_campaigns_survive_the_peers_realistic_errors_too() {
+    a_hundred_campaigns(true).await;
+}
+
+/// call-manager's realistic errors, `scale` of each: reads answered with a bare 500 or 404,
+/// creates answered 500 after they took effect, and creates that land 4 s or 10 s after they
+/// were taken (past the RPC timeout; 10 s is past the repair's first look, so only a second
+/// typed 404 a margin later could end such a dial). The stalled ones come first.
+fn inject_realistic_errors(sys: &TestSystem, scale: u32) {
+    for stall in [4_000, 10_000] {
+        sys.sim.inject(
+            Fault::late_effect(Service::Call, Duration::from_millis(stall), scale)
+                .on_method("POST"),
+        );
+    }
+    sys.sim
+        .inject(Fault::status_after_effect(Service::Call, 500, 3 * scale).on_method("POST"));
+    sys.sim
+        .inject(Fault::status(Service::Call, 500, 6 * scale).on_method("GET"));
+    sys.sim
+        .inject(Fault::status(Service::Call, 404, 2 * scale).on_method("GET"));
+}
+
+/// The faults not used up yet, as `(method, count)`.
+fn unused_faults(sys: &TestSystem) -> Vec<(String, u32)> {
+    sys.sim.with_state(|s| {
+        s.faults
+            .pending()
+            .iter()
+            .map(|f| (f.method.clone().unwrap_or_default(), f.count))
+            .collect()
+    })
+}
+
+async fn a_hundred_campaigns(realistic: bool) {
     let _heavy = HEAVY.acquire().await.expect("semaphore");
     let sys = TestSystem::start(calls(MsRange::new(200, 1_200), 0.3), |s| {
         fast_repair(s);
@@ -576,6 +687,10 @@ async fn a_hundred_campaigns_survive_kills_a_flush_and_a_broker_restart() {
     })
     .await;
     let mut workers = vec![spawn_worker(&sys), spawn_worker(&sys)];
+    if realistic {
+        // Campaigns dial most of their targets within seconds: the faults go in before.
+        inject_realistic_errors(&sys, 3);
+    }
     let mut ids = Vec::new();
     for _ in 0..100 {
         let customer = Uuid::new_v4();
@@ -609,6 +724,33 @@ async fn a_hundred_campaigns_survive_kills_a_flush_and_a_broker_restart() {
     wait_all_stopped(&sys, &ids, Duration::from_secs(180)).await;
     for w in &mut workers {
         kill(w).await;
+    }
+    eprintln!(
+        "all ended after {:?}; {} calls; faults left unused: {:?}; repair here: {:?}",
+        started.elapsed(),
+        sys.sim.calls().len(),
+        unused_faults(&sys),
+        [
+            "never_created",
+            "not_found_once",
+            "not_found_after_answer",
+            "peer_error",
+            "hangup_lost",
+            "over_max_duration"
+        ]
+        .map(|f| (
+            f,
+            metric(&sys, "campaign_manager_campaigncall_repair_total", f)
+        ))
+    );
+    if realistic {
+        assert!(
+            unused_faults(&sys)
+                .iter()
+                .all(|(method, _)| method != "POST"),
+            "every faulted create took effect: {:?}",
+            unused_faults(&sys)
+        );
     }
     assert_dial_invariants(&sys).await;
     sys.stop().await;

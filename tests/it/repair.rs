@@ -36,6 +36,7 @@ fn settings() -> RepairSettings {
         },
         batch: 100,
         settle: std::time::Duration::from_secs(10),
+        ..RepairSettings::default()
     }
 }
 
@@ -183,6 +184,33 @@ impl Env {
         (checks, next.is_some())
     }
 
+    /// Makes the campaigncall's next check due now and, with `past_margin`, its first typed 404
+    /// (if noted) older than the margin: what waiting that long would do.
+    async fn wait_for_next_check(&self, id: Uuid, past_margin: bool) {
+        sqlx::query(
+            "UPDATE campaign_dials SET tm_next_check = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND, \
+             tm_not_found = CASE WHEN ? THEN tm_not_found - INTERVAL ? SECOND \
+               ELSE tm_not_found END WHERE campaigncall_id = ?",
+        )
+        .bind(past_margin)
+        .bind(MARGIN_MS / 1000 + 1)
+        .bind(id.as_bytes().to_vec())
+        .execute(&self.ts.db.pool)
+        .await
+        .expect("next check due");
+    }
+
+    /// Whether the repair noted a first typed 404 for the campaigncall.
+    async fn not_found_noted(&self, id: Uuid) -> bool {
+        let (t,): (Option<chrono::NaiveDateTime>,) =
+            sqlx::query_as("SELECT tm_not_found FROM campaign_dials WHERE campaigncall_id = ?")
+                .bind(id.as_bytes().to_vec())
+                .fetch_one(&self.ts.db.pool)
+                .await
+                .expect("dial row");
+        t.is_some()
+    }
+
     fn found(&self, found: &str) -> u64 {
         self.metrics
             .campaigncall_repair_total
@@ -307,18 +335,27 @@ impl Env {
 
 // ---------------------------------------------------------------- call campaigncalls
 
+/// A dial whose create was never answered (here only recorded) is judged never created on
+/// the second typed 404 more than the margin after the first: fail, target idle, try free.
 #[tokio::test]
 async fn call_never_created_fails_and_frees_the_try() {
     let s = setup();
     let p = planned();
     let mut m = Mocks::new();
-    expect_get_call(&mut m, p.reference, 1, || Ok(None));
+    expect_get_call(&mut m, p.reference, 2, || Ok(None));
     expect_target(&mut m, p.target, TargetStatus::Idle);
     let env = env_with(&s, m).await;
     let cc = env
         .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
         .await;
     assert_eq!(env.step(cc.id).await, Some(DialStep::Recorded));
+
+    let first = env.pass().await;
+    assert_eq!((first.checked, first.finished), (1, 0));
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert!(env.not_found_noted(cc.id).await);
+    assert_eq!(env.found("not_found_once"), 1);
+    env.wait_for_next_check(cc.id, true).await;
 
     let r = env.pass().await;
     assert_eq!(
@@ -339,6 +376,115 @@ async fn call_never_created_fails_and_frees_the_try() {
     assert!(env.events().contains(&"campaigncall_updated".to_string()));
     // Done now: the next pass has nothing to ask.
     assert_eq!(env.pass().await.checked, 0);
+}
+
+/// The create's outcome is unknown (a timeout or a 5xx): one typed 404 is not enough, nor two
+/// within the margin (a request a stalled consumer took may still land); two more than the
+/// margin apart are.
+#[tokio::test]
+async fn unknown_dial_needs_two_not_founds_more_than_the_margin_apart() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 3, || Ok(None));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Unknown)
+        .await
+        .expect("step");
+
+    assert_eq!(env.pass().await.finished, 0, "one 404");
+    assert_eq!(env.checks(cc.id).await, (1, true));
+    assert_eq!(
+        env.pass().await.checked,
+        0,
+        "not looked at before the margin"
+    );
+    env.wait_for_next_check(cc.id, false).await;
+    assert_eq!(
+        env.pass().await.finished,
+        0,
+        "a second 404 within the margin"
+    );
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Unknown));
+    assert_eq!(env.found("not_found_once"), 2);
+    env.wait_for_next_check(cc.id, true).await;
+
+    assert_eq!(env.pass().await.finished, 1, "a second 404 past the margin");
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.step(cc.id).await, None, "the try is released");
+    assert_eq!(env.found("never_created"), 1);
+}
+
+/// call-manager answered the create (step `requested`): a 404 then is never taken for "never
+/// created" (older call-manager versions answer 404 for any read error), however often and
+/// however far apart. The call is looked at later, like one still up, and the person is not
+/// dialed again while they may be talking.
+#[tokio::test]
+async fn answered_call_is_never_judged_never_created_by_a_404() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 2, || Ok(None));
+    // No target expectation: telling outdial-manager anything fails the test.
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Requested)
+        .await
+        .expect("step");
+
+    for _ in 0..2 {
+        let r = env.pass().await;
+        assert_eq!((r.checked, r.finished), (1, 0));
+        env.wait_for_next_check(cc.id, true).await;
+    }
+    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Requested));
+    assert_eq!(env.found("not_found_after_answer"), 2);
+    assert_eq!(env.found("never_created"), 0);
+    assert_eq!(env.checks(cc.id).await.0, 2);
+}
+
+/// ... until the longest call: then it is given up as any call still reported up, its try kept.
+#[tokio::test]
+async fn answered_call_not_found_past_the_longest_call_is_given_up_keeping_its_try() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || Ok(None));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVER_MAX_SECS)
+        .await;
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Requested)
+        .await
+        .expect("step");
+
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.found("over_max_duration"), 1);
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Requested), "try kept");
+    assert_eq!(
+        record(&env, &same_try(&cc), fence()).await,
+        Recorded::TryTaken
+    );
 }
 
 #[tokio::test]
@@ -476,11 +622,22 @@ async fn confirmed_call_younger_than_the_longest_call_is_not_asked() {
 
 #[tokio::test]
 async fn flow_never_created_fails_and_frees_the_try() {
-    let (env, cc, r) = one_pass(ReferenceType::Flow, OVERDUE_SECS, |m, p| {
-        expect_get_activeflow(m, p.activeflow, || Ok(None));
-        expect_target(m, p.target, TargetStatus::Idle);
-    })
-    .await;
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    m.flow
+        .expect_get_activeflow()
+        .withf(move |id| *id == p.activeflow)
+        .times(2)
+        .returning(|_| Ok(None));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVERDUE_SECS)
+        .await;
+    assert_eq!(env.pass().await.finished, 0, "one 404");
+    env.wait_for_next_check(cc.id, true).await;
+    let r = env.pass().await;
     assert_eq!((r.checked, r.finished), (1, 1));
     let done = env.call(cc.id).await;
     assert_eq!(
@@ -554,21 +711,113 @@ async fn recent_campaigncall_is_not_asked() {
     assert_eq!(env.step(cc.id).await, Some(DialStep::Recorded));
 }
 
-#[tokio::test]
-async fn peer_error_leaves_it_for_the_next_pass() {
-    let (env, cc, r) = one_pass(ReferenceType::Call, OVERDUE_SECS, |m, p| {
-        expect_get_call(m, p.reference, 2, || Err(timeout()));
-    })
-    .await;
-    assert_eq!((r.checked, r.finished, r.ran), (1, 0, true));
-    assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
-    assert_eq!(env.checks(cc.id).await, (0, false), "not postponed");
-    assert_eq!(env.found("peer_error"), 1);
+fn bare(status: u16) -> PeerError {
+    PeerError::Status {
+        target: "peer".into(),
+        status,
+        typed: None,
+    }
+}
 
-    let again = env.pass().await;
-    assert_eq!((again.checked, again.finished), (1, 0));
-    assert_eq!(env.found("peer_error"), 2);
-    assert_eq!(env.step(cc.id).await, Some(DialStep::Recorded));
+/// A peer that cannot say (a timeout, call-manager's bare 500, a bare 404) postpones the
+/// campaigncall with the backoff of one still up: it is not asked again on every pass.
+#[tokio::test]
+async fn peer_error_postpones_it_with_the_backoff() {
+    for err in [timeout(), bare(500), bare(404)] {
+        let (env, cc, r) = one_pass(ReferenceType::Call, OVERDUE_SECS, |m, p| {
+            let e = err.clone();
+            expect_get_call(m, p.reference, 2, move || Err(e.clone()));
+        })
+        .await;
+        assert_eq!((r.checked, r.finished, r.ran), (1, 0, true), "{err}");
+        assert_eq!(env.call(cc.id).await.status, CampaigncallStatus::Dialing);
+        assert_eq!(env.checks(cc.id).await, (1, true), "postponed: {err}");
+        assert_eq!(env.found("peer_error"), 1);
+        assert!(!env.not_found_noted(cc.id).await, "{err}");
+        assert_eq!(env.pass().await.checked, 0, "next check not due yet: {err}");
+
+        env.wait_for_next_check(cc.id, true).await;
+        assert_eq!(env.pass().await.finished, 0, "{err}");
+        assert_eq!(env.checks(cc.id).await, (2, true));
+        assert_eq!(env.step(cc.id).await, Some(DialStep::Recorded));
+    }
+}
+
+/// flow-manager's bare 400 for a failed read, past the longest call: given up (failed, target
+/// idle, try kept as perhaps placed) rather than asked forever, so the campaign can end.
+#[tokio::test]
+async fn flow_peer_error_past_the_longest_call_is_given_up() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_activeflow(&mut m, p.activeflow, || Err(bare(400)));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Flow, OVER_MAX_SECS)
+        .await;
+    // Claimed, and the activeflow asked for without an answer.
+    env.ts
+        .store
+        .dials
+        .set_step(cc.id, DialStep::Unknown)
+        .await
+        .expect("step");
+    let r = env.pass().await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    let done = env.call(cc.id).await;
+    assert_eq!(
+        (done.status, done.result),
+        (CampaigncallStatus::Done, CampaigncallResult::Fail)
+    );
+    assert_eq!(env.found("over_max_duration"), 1);
+    assert_eq!(env.step(cc.id).await, Some(DialStep::Requested));
+}
+
+/// Rows that keep erroring never starve newer ones: the longest-due row is asked first, and
+/// a postponed row comes due only at its next check.
+#[tokio::test]
+async fn erroring_rows_do_not_starve_newer_ones() {
+    let s = setup();
+    let (old, new) = (planned(), planned());
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, old.reference, 1, || Err(bare(500)));
+    expect_get_call(&mut m, new.reference, 1, || {
+        Ok(Some(call_in("hangup", "normal")))
+    });
+    expect_target(&mut m, new.target, TargetStatus::Done);
+    let env = env_with(&s, m).await;
+    let a = env
+        .dial_planned(&s.campaign, &old, ReferenceType::Call, OVERDUE_SECS + 60)
+        .await;
+    let b = env
+        .dial_planned(&s.campaign, &new, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    let one = RepairSettings {
+        batch: 1,
+        ..settings()
+    };
+    let first = env.service.repair_pass(&one).await.expect("pass");
+    assert_eq!(
+        (first.checked, first.finished),
+        (1, 0),
+        "the older row first"
+    );
+    // The erroring row is due again, but since just now: the newer row, due longer, goes first.
+    env.wait_for_next_check(a.id, false).await;
+    let second = env.service.repair_pass(&one).await.expect("pass");
+    assert_eq!((second.checked, second.finished), (1, 1));
+    assert_eq!(env.call(b.id).await.status, CampaigncallStatus::Done);
+    assert_eq!(env.call(a.id).await.status, CampaigncallStatus::Dialing);
+}
+
+/// The backoff: 30 s doubling to 10 min by default.
+#[test]
+fn repair_backoff_doubles_to_its_cap() {
+    let s = RepairSettings::default();
+    let secs: Vec<u64> = (0..8).map(|n| s.delay(n).as_secs()).collect();
+    assert_eq!(secs, [30, 60, 120, 240, 480, 600, 600, 600]);
+    assert_eq!(s.delay(i32::MAX).as_secs(), 600);
 }
 
 // ---------------------------------------------------------------- campaigns
@@ -578,8 +827,10 @@ async fn stopping_campaign_stops_when_its_last_call_is_repaired() {
     let s = setup();
     let p = planned();
     let mut m = Mocks::new();
-    expect_get_call(&mut m, p.reference, 1, || Ok(None));
-    expect_target(&mut m, p.target, TargetStatus::Idle);
+    expect_get_call(&mut m, p.reference, 1, || {
+        Ok(Some(call_in("hangup", "normal")))
+    });
+    expect_target(&mut m, p.target, TargetStatus::Done);
     let env = env_with(&s, m).await;
     let cc = env
         .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
@@ -743,6 +994,72 @@ async fn pass_waits_for_the_lock_holder() {
     pool.close().await;
 }
 
+/// Kills, from another session, the session holding the repair's named lock in database `db`
+/// (as a dropped connection would end it). Blocking: it runs on its own thread and runtime, so
+/// it can be called from a mock.
+fn kill_repair_lock_holder(url: String, db: String) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::MySqlConnection::connect(&url).await.expect("connect");
+            let name: String = format!("{db}.campaigncall-repair")
+                .chars()
+                .take(64)
+                .collect();
+            let (holder,): (Option<i64>,) = sqlx::query_as("SELECT IS_USED_LOCK(?)")
+                .bind(name)
+                .fetch_one(&mut conn)
+                .await
+                .expect("lock holder");
+            let holder = holder.expect("the pass holds the lock");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {holder}")))
+                .execute(&mut conn)
+                .await
+                .expect("kill");
+        });
+    })
+    .join()
+    .expect("kill thread");
+}
+
+/// A pass whose lock session dies mid-pass (another process may then take the lock) stops
+/// before the next campaigncall instead of repairing alongside the new holder.
+#[tokio::test]
+async fn pass_stops_when_its_lock_is_lost() {
+    let s = setup();
+    let (first, second) = (planned(), planned());
+    let mut m = Mocks::new();
+    let env_url = std::sync::Arc::new(std::sync::Mutex::new(None::<(String, String)>));
+    let killer = env_url.clone();
+    m.call
+        .expect_get_call()
+        .withf(move |id| *id == first.reference)
+        .times(1)
+        .returning(move |_| {
+            let target = killer.lock().expect("mutex").clone();
+            let (url, db) = target.expect("set before the pass");
+            kill_repair_lock_holder(url, db);
+            Ok(Some(call_in("progressing", "")))
+        });
+    // No expectation for the second campaigncall: asking about it fails the test.
+    let env = env_with(&s, m).await;
+    *env_url.lock().expect("mutex") = Some((env.ts.db.url.clone(), env.ts.db.name.clone()));
+    env.dial_planned(&s.campaign, &first, ReferenceType::Call, OVERDUE_SECS + 60)
+        .await;
+    let later = env
+        .dial_planned(&s.campaign, &second, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+
+    let r = env.pass().await;
+    assert!(r.ran);
+    assert_eq!((r.checked, r.finished), (1, 0), "stopped after the first");
+    assert_eq!(env.call(later.id).await.status, CampaigncallStatus::Dialing);
+}
+
 // ---------------------------------------------------------------- dial records
 
 /// `force_stop` settles every open campaigncall of a `stopping` campaign at once, young ones
@@ -775,6 +1092,13 @@ async fn force_stop_settles_open_calls_by_their_peer_and_stops() {
                 .await,
         );
     }
+    // The silent one was claimed and asked for; its reply was lost.
+    env.ts
+        .store
+        .dials
+        .set_step(silent.id, DialStep::Unknown)
+        .await
+        .expect("step");
     let refused = env.service.force_stop_campaign(id).await.unwrap_err();
     assert!(refused.to_string().contains("stop it first"), "{refused}");
     assert!(
@@ -1162,4 +1486,99 @@ async fn call_found_at_the_peer_keeps_its_try_taken() {
     assert_eq!(env.step(cc.id).await, Some(DialStep::Requested));
     let again = same_try(&cc);
     assert_eq!(record(&env, &again, fence()).await, Recorded::TryTaken);
+}
+
+/// `campaign_manager_repair_oldest_overdue_seconds`: after each pass, the age of the oldest
+/// open campaigncall past its rule, postponed ones included (by MySQL's clock); 0 with none.
+#[tokio::test]
+async fn oldest_overdue_age_is_exported_after_each_pass() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    m.call
+        .expect_get_call()
+        .returning(|_| Ok(Some(call_in("progressing", ""))));
+    let env = env_with(&s, m).await;
+    let rule = settings().rule;
+    let none = env.ts.store.dials.oldest_overdue(rule).await.expect("read");
+    assert_eq!(none, std::time::Duration::ZERO);
+    env.metrics.repair_oldest_overdue_seconds.set(-1);
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
+        .await;
+    // A young one is not overdue and does not count.
+    env.dial(&s.campaign, ReferenceType::Call).await;
+
+    let service = env.service.clone();
+    let stop = async {
+        while env.metrics.repair_oldest_overdue_seconds.get() < 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    campaign_manager::service::run_repair(
+        service,
+        settings(),
+        std::time::Duration::from_millis(20),
+        stop,
+    )
+    .await;
+    let age = env.metrics.repair_oldest_overdue_seconds.get();
+    assert!((OVERDUE_SECS..OVERDUE_SECS + 60).contains(&age), "{age}");
+    // Postponed (still up) it still counts.
+    assert_eq!(env.checks(cc.id).await.0, 1);
+    let again = env.ts.store.dials.oldest_overdue(rule).await.expect("read");
+    assert!(again.as_secs() >= u64::try_from(OVERDUE_SECS).unwrap_or(0));
+}
+
+/// A dial never claimed (step `recorded`: outdial-manager counted no try) that the repair
+/// cannot resolve before the longest call (its peer kept failing) is given up with its try
+/// freed: outdial-manager offers the target again with that same try, which a kept row would
+/// refuse forever, so the target would never be dialed and the campaign never end.
+#[tokio::test]
+async fn unclaimed_dial_given_up_frees_its_try() {
+    let (env, cc, r) = one_pass(ReferenceType::Call, OVER_MAX_SECS, |m, p| {
+        expect_get_call(m, p.reference, 1, || Err(bare(500)));
+        expect_target(m, p.target, TargetStatus::Idle);
+    })
+    .await;
+    assert_eq!((r.checked, r.finished), (1, 1));
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.found("over_max_duration"), 1);
+    assert_eq!(env.step(cc.id).await, None, "the try is released");
+    assert!(matches!(
+        record(&env, &same_try(&cc), fence()).await,
+        Recorded::Dial(_)
+    ));
+}
+
+/// `force_stop` of a dial never claimed (step `recorded`) whose peer cannot be asked frees its
+/// try rather than keeping a try outdial-manager never counted.
+#[tokio::test]
+async fn force_stop_frees_the_try_of_a_dial_never_claimed() {
+    let s = setup();
+    let p = planned();
+    let mut m = Mocks::new();
+    expect_get_call(&mut m, p.reference, 1, || Err(timeout()));
+    expect_target(&mut m, p.target, TargetStatus::Idle);
+    let env = env_with(&s, m).await;
+    let cc = env
+        .dial_planned(&s.campaign, &p, ReferenceType::Call, 0)
+        .await;
+    let id = s.campaign.id;
+    assert!(
+        env.ts
+            .store
+            .campaigns
+            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
+            .await
+            .expect("stopping")
+    );
+    let c = env
+        .service
+        .force_stop_campaign(id)
+        .await
+        .expect("force stop");
+    assert_eq!(c.status, CampaignStatus::Stop);
+    assert_eq!(env.call(cc.id).await.result, CampaigncallResult::Fail);
+    assert_eq!(env.step(cc.id).await, None, "the try is released");
 }

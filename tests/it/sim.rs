@@ -957,3 +957,93 @@ async fn late_reply_times_the_caller_out_but_the_request_takes_effect() {
     assert_eq!(peers.get_call(lost.call_id).await.expect("get"), None);
     env.finish().await;
 }
+
+/// The peers' read errors as their handlers answer them: call-manager's typed 404
+/// `CALL_NOT_FOUND` only for a call it has no row of (read as "none"), its bare 500 (and a bare
+/// 404) for anything else; flow-manager's bare 400 for a failed activeflow read. Each error
+/// reaches the caller as an error, never as "none".
+#[tokio::test]
+async fn read_errors_are_errors_and_only_a_typed_404_is_none() {
+    let env = Env::start(Scenario::instant(Outcome::Silent)).await;
+    let peers = env.peers();
+    let dial = call_request("+4000");
+    peers.create_call(&dial).await.expect("create");
+    assert_eq!(peers.get_call(Uuid::new_v4()).await.expect("get"), None);
+    for status in [500, 404] {
+        env.sim
+            .inject(Fault::status(Service::Call, status, 1).on_method("GET"));
+        let res = peers.get_call(dial.call_id).await;
+        assert!(
+            matches!(res, Err(PeerError::Status { status: s, typed: None, .. }) if s == status),
+            "{res:?}"
+        );
+    }
+    assert!(peers.get_call(dial.call_id).await.expect("get").is_some());
+
+    let af = Uuid::new_v4();
+    assert_eq!(peers.get_activeflow(af).await.expect("get"), None);
+    env.sim
+        .inject(Fault::status(Service::Flow, 400, 1).on_method("GET"));
+    let res = peers.get_activeflow(af).await;
+    assert!(
+        matches!(res, Err(PeerError::Status { status: 400, .. })),
+        "{res:?}"
+    );
+    env.finish().await;
+}
+
+/// `status_after_effect`: call-manager inserts the call, then answers a bare 500 (the call
+/// rings and ends as planned). `late_effect_ms`: the request is taken at once, answered never
+/// (the caller times out), and the call appears only later, as when a stalled consumer resumes.
+#[tokio::test]
+async fn effects_after_an_error_or_after_a_stall_still_land() {
+    let timeout = Duration::from_millis(1000);
+    let env = Env::start_with_timeout(Scenario::instant(Outcome::Busy), timeout).await;
+    let (_ch, mut events) = env.listen("call-manager").await;
+    let peers = env.peers();
+
+    env.sim
+        .inject(Fault::status_after_effect(Service::Call, 500, 1).on_method("POST"));
+    let inserted = call_request("+4100");
+    let res = peers.create_call(&inserted).await;
+    assert!(
+        matches!(
+            res,
+            Err(PeerError::Status {
+                status: 500,
+                typed: None,
+                ..
+            })
+        ),
+        "{res:?}"
+    );
+    let ended = hangup_of(&mut events, inserted.call_id, Duration::from_secs(5))
+        .await
+        .expect("call_hangup of the call answered 500");
+    assert_eq!(ended.hangup_reason, "busy");
+
+    let stall = Duration::from_millis(2500);
+    env.sim
+        .inject(Fault::late_effect(Service::Call, stall, 1).on_method("POST"));
+    let stalled = call_request("+4101");
+    let res = peers.create_call(&stalled).await;
+    assert!(matches!(res, Err(PeerError::Timeout { .. })), "{res:?}");
+    assert_eq!(
+        peers.get_call(stalled.call_id).await.expect("get"),
+        None,
+        "taken but not acted on yet"
+    );
+    let ended = hangup_of(&mut events, stalled.call_id, Duration::from_secs(10))
+        .await
+        .expect("call_hangup of the stalled call");
+    assert_eq!(ended.hangup_reason, "busy");
+    assert!(
+        peers
+            .get_call(stalled.call_id)
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(env.sim.calls().len(), 2, "each dialed once");
+    env.finish().await;
+}

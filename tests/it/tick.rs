@@ -990,24 +990,39 @@ async fn assert_failed_dial(env: &Env, s: &Setup, (next, outcome): (Next, Outcom
 }
 
 #[tokio::test]
-async fn call_manager_500_fails_the_campaigncall_and_backs_off() {
+async fn call_manager_500_is_an_unknown_outcome_and_leaves_the_campaigncall_open() {
+    // call-manager answers a bare 500 for errors after it inserted the call row: the call may
+    // exist and ring. As for a timeout, the campaigncall stays open with its call id, the
+    // target stays claimed and the try taken; the hangup or the repair finishes it.
     let s = setup(CampaignType::Call);
-    let env = env_with(&s, failing_call_dials(&s, 1, status_err(500))).await;
+    let mut m = Mocks::new();
+    offer(&mut m, s.campaign.outdial_id, target(), 1);
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call
+        .expect_create_call()
+        .times(1)
+        .returning(|_| Err(status_err(500)));
+    m.outdial.expect_set_target_status().times(0);
+    let env = env_with(&s, m).await;
 
-    let r = env.tick(s.campaign.id).await;
-    assert_eq!(r.0, WAIT);
-    assert_failed_dial(&env, &s, r).await;
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(next, WAIT);
+    assert!(matches!(outcome, Outcome::Backoff(_)), "{outcome:?}");
+    let calls = env.calls_of(s.campaign.id).await;
+    assert_eq!(calls.len(), 1);
     assert_eq!(
-        env.events(),
-        vec!["campaigncall_created", "campaigncall_updated"]
+        (calls[0].status, calls[0].result),
+        (CampaigncallStatus::Dialing, CampaigncallResult::None)
     );
     assert_eq!(
-        env.metrics
-            .campaigncall_done_total
-            .with_label_values(&["fail"])
-            .get(),
-        1
+        env.ts.store.dials.step(calls[0].id).await.expect("step"),
+        Some(DialStep::Unknown)
     );
+    assert_eq!(env.metrics.dial_unknown_total.get(), 1);
+    assert_eq!(env.events(), vec!["campaigncall_created"]);
 }
 
 #[tokio::test]
@@ -1061,7 +1076,7 @@ async fn call_manager_refusal_fails_the_campaigncall_and_backs_off() {
 async fn repeated_dial_failures_grow_the_delay_up_to_the_cap() {
     let s = setup(CampaignType::Call);
     let n = 8;
-    let env = env_with(&s, failing_call_dials(&s, n, status_err(500))).await;
+    let env = env_with(&s, failing_call_dials(&s, n, status_err(400))).await;
 
     let mut delays = Vec::new();
     for _ in 0..n {
@@ -1126,7 +1141,7 @@ async fn activeflow_failure_fails_the_campaigncall_and_backs_off() {
     m.flow
         .expect_create_activeflow()
         .times(1)
-        .returning(|_, _, _, _| Err(status_err(500)));
+        .returning(|_, _, _, _| Err(status_err(409)));
     m.flow.expect_execute_activeflow().times(0);
     m.outdial
         .expect_set_target_status()

@@ -2,9 +2,16 @@
 //!
 //! Faults are consumed in insertion order, first match wins. `status` and `no_reply_ms` are
 //! checked before a request is routed, so such a request changes no state (as if the peer had
-//! crashed before handling it). `late_reply_ms` is the other half of an unknown outcome: the
-//! request is handled as usual (the call exists, its timers run, its events fire) and only the
-//! reply is held back, as when a peer is slow or its reply is lost after the work was done.
+//! crashed before handling it). The other kinds are what the real peers do after taking a
+//! request (docs/contract.md, "The peers as they answer"):
+//! * `late_reply_ms`: the request is handled as usual (the call exists, its timers run, its
+//!   events fire) and only the reply is held back, as when a peer is slow or its reply is lost
+//!   after the work was done;
+//! * `status_after_effect`: the request takes effect and is then answered with a bare status,
+//!   as call-manager answers 500 for errors after it inserted the call row;
+//! * `late_effect_ms`: the request is taken now, takes effect only after N ms and is never
+//!   answered: a consumer that stalled after taking it and acts whenever it resumes (the
+//!   broker's expiry only drops requests still queued).
 
 use std::time::Duration;
 
@@ -24,6 +31,11 @@ pub enum FaultKind {
     /// Handle the request as usual and send its reply only after this many ms: a caller with a
     /// shorter timeout sees no reply although the request took effect.
     LateReplyMs(u64),
+    /// Handle the request as usual (it takes effect), then answer with this bare status
+    /// instead of its reply, e.g. `500`.
+    StatusAfterEffect(u16),
+    /// Take the request now, handle it only after this many ms, and never answer it.
+    LateEffectMs(u64),
 }
 
 /// A rule matching requests; all given selectors must match.
@@ -77,6 +89,23 @@ impl Fault {
             kind: FaultKind::LateReplyMs(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)),
             count,
         }
+    }
+
+    /// The next `count` requests to `service` take effect, then get a bare `status`.
+    pub fn status_after_effect(service: Service, status: u16, count: u32) -> Fault {
+        Fault::status(service, status, count).with_kind(FaultKind::StatusAfterEffect(status))
+    }
+
+    /// The next `count` requests to `service` take effect only after `delay` and are never
+    /// answered.
+    pub fn late_effect(service: Service, delay: Duration, count: u32) -> Fault {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        Fault::status(service, 500, count).with_kind(FaultKind::LateEffectMs(ms))
+    }
+
+    fn with_kind(mut self, kind: FaultKind) -> Fault {
+        self.kind = kind;
+        self
     }
 
     /// Restrict to `method`, e.g. `POST`.
@@ -178,6 +207,21 @@ mod tests {
         assert_eq!(
             json,
             Fault::late_reply(Service::Call, Duration::from_millis(2500), 1).on_method("POST")
+        );
+        let json: Fault = serde_json::from_str(
+            r#"{"service":"call","method":"POST","kind":{"status_after_effect":500},"count":2}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            json,
+            Fault::status_after_effect(Service::Call, 500, 2).on_method("POST")
+        );
+        let json: Fault =
+            serde_json::from_str(r#"{"service":"flow","kind":{"late_effect_ms":4000},"count":1}"#)
+                .unwrap();
+        assert_eq!(
+            json,
+            Fault::late_effect(Service::Flow, Duration::from_secs(4), 1)
         );
     }
 }

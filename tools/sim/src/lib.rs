@@ -146,6 +146,23 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// A request taken now that takes effect only after `after` (a stalled consumer): handled
+    /// then, without faults, and its reply dropped.
+    fn take_effect_later(self: &Arc<Self>, service: Service, req: Request, after: Duration) {
+        let shared = self.clone();
+        let mut stop = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(after) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let handled = shared.lock().route(service, &req, Utc::now());
+            shared.schedule(handled.effects);
+        });
+    }
+}
+
 /// The address the platform's peers publish an event under: the top-level `id` of its data (a
 /// call's or an activeflow's own id; empty, hence the placeholder, when there is none).
 fn subscription_id(event: &Event) -> String {
@@ -167,8 +184,13 @@ impl RequestHandler for ServiceHandler {
     async fn handle(&self, req: Request) -> Response {
         let handled = self.shared.lock().handle(self.service, &req, Utc::now());
         self.shared.schedule(handled.effects);
-        if let Some(delay) = handled.delay {
-            let mut stop = self.shared.shutdown.subscribe();
+        let mut stop = self.shared.shutdown.subscribe();
+        if let Some(after) = handled.late_effect {
+            // Never answered: the handler holds its slot until the simulator stops, as a
+            // stalled consumer holds its unacknowledged message.
+            self.shared.take_effect_later(self.service, req, after);
+            let _ = stop.wait_for(|s| *s).await;
+        } else if let Some(delay) = handled.delay {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = stop.wait_for(|s| *s) => {}
@@ -301,10 +323,14 @@ impl Sim {
         f(&mut self.shared.lock())
     }
 
-    /// Handle a request as if it came from the bus (no transport; timers still run).
+    /// Handle a request as if it came from the bus (no transport; timers still run, and a
+    /// `late_effect_ms` request still takes effect later).
     pub fn handle_local(&self, service: Service, req: &Request) -> Response {
         let handled = self.shared.lock().handle(service, req, Utc::now());
         self.shared.schedule(handled.effects);
+        if let Some(after) = handled.late_effect {
+            self.shared.take_effect_later(service, req.clone(), after);
+        }
         handled.response
     }
 

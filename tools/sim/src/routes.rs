@@ -2,9 +2,12 @@
 //!
 //! `SimState::handle` is the whole RPC surface as a pure function: request and `now` in, response
 //! plus timed effects out. Each service only answers its own routes, like the real managers on
-//! their own queues. Errors follow the platform: unknown route or id → bare 404 (a flow flow-manager
-//! does not have → its typed 404 `FLOW_NOT_FOUND`), undecodable body or query → bare 400,
-//! duplicate/wrong state → bare 409. Nothing here can panic on input.
+//! their own queues. Errors follow the platform: unknown route or id → bare 404, except where a
+//! peer answers its typed 404 (a call call-manager does not have → `CALL_NOT_FOUND`, a flow or an
+//! activeflow flow-manager does not have → `FLOW_NOT_FOUND`, `ACTIVEFLOW_NOT_FOUND`); undecodable
+//! body or query → bare 400, duplicate/wrong state → bare 409. The peers' other read errors
+//! (call-manager's bare 500, flow-manager's bare 400) are faults (`faults`). Nothing here can
+//! panic on input.
 
 use std::time::Duration;
 
@@ -58,6 +61,8 @@ pub struct Handled {
     pub effects: Vec<Effect>,
     /// Hold the reply back this long (simulated timeout).
     pub delay: Option<Duration>,
+    /// Handle the request only after this long, and never answer it (`late_effect_ms`).
+    pub late_effect: Option<Duration>,
 }
 
 impl From<Response> for Handled {
@@ -66,6 +71,7 @@ impl From<Response> for Handled {
             response,
             effects: Vec::new(),
             delay: None,
+            late_effect: None,
         }
     }
 }
@@ -74,16 +80,35 @@ fn not_found() -> Response {
     Response::status(404)
 }
 
-/// flow-manager's typed 404 for a flow it does not have.
-fn flow_not_found() -> Response {
+/// A peer's typed 404 (`NOT_FOUND` with its reason, from its domain).
+fn typed_not_found(domain: &str, reason: &str, message: &str) -> Response {
     let typed = crate::model::VoipbinError {
-        domain: "flow-manager".into(),
-        ..crate::model::VoipbinError::new("NOT_FOUND", "FLOW_NOT_FOUND", "The flow was not found.")
+        domain: domain.into(),
+        ..crate::model::VoipbinError::new("NOT_FOUND", reason, message)
     };
     match crate::bus::envelope::to_raw(&typed) {
         Ok(raw) => Response::new(404, "voipbin_error", Some(raw)),
         Err(_) => not_found(),
     }
+}
+
+/// flow-manager's typed 404 for a flow it does not have.
+fn flow_not_found() -> Response {
+    typed_not_found("flow-manager", "FLOW_NOT_FOUND", "The flow was not found.")
+}
+
+/// flow-manager's typed 404 for an activeflow it does not have.
+fn activeflow_not_found() -> Response {
+    typed_not_found(
+        "flow-manager",
+        "ACTIVEFLOW_NOT_FOUND",
+        "The activeflow was not found.",
+    )
+}
+
+/// call-manager's typed 404 for a call it has no row of.
+fn call_not_found() -> Response {
+    typed_not_found("call-manager", "CALL_NOT_FOUND", "The call was not found.")
 }
 
 fn bad_request() -> Response {
@@ -176,29 +201,37 @@ impl SimState {
     /// Handle one request addressed to `service` at time `now`.
     ///
     /// A `status` or `no_reply_ms` fault answers before routing (nothing changes); a
-    /// `late_reply_ms` fault lets the request be handled as usual and only holds its reply back.
+    /// `late_reply_ms` fault lets the request be handled as usual and only holds its reply back;
+    /// `status_after_effect` handles it and replaces its reply with a bare status;
+    /// `late_effect_ms` handles nothing now: the transport hands the request to
+    /// [`SimState::route`] after the delay and never answers it.
     pub fn handle(&mut self, service: Service, req: &Request, now: DateTime<Utc>) -> Handled {
         *self.requests.entry(service).or_insert(0) += 1;
-        let late = match self.faults.take(service, &req.method, &req.uri) {
-            Some(FaultKind::Status(code)) => return Response::status(code).into(),
-            Some(FaultKind::NoReplyMs(ms)) => {
-                return Handled {
-                    response: Response::status(500),
-                    effects: Vec::new(),
-                    delay: Some(Duration::from_millis(ms)),
-                };
-            }
-            Some(FaultKind::LateReplyMs(ms)) => Some(Duration::from_millis(ms)),
-            None => None,
+        let fault = self.faults.take(service, &req.method, &req.uri);
+        let early = |delay: Option<Duration>, late_effect: Option<Duration>| Handled {
+            response: Response::status(500),
+            effects: Vec::new(),
+            delay,
+            late_effect,
         };
-        let mut handled = self.route(service, req, now);
-        if late.is_some() {
-            handled.delay = late;
+        match fault {
+            Some(FaultKind::Status(code)) => Response::status(code).into(),
+            Some(FaultKind::NoReplyMs(ms)) => early(Some(Duration::from_millis(ms)), None),
+            Some(FaultKind::LateEffectMs(ms)) => early(None, Some(Duration::from_millis(ms))),
+            Some(FaultKind::LateReplyMs(ms)) => Handled {
+                delay: Some(Duration::from_millis(ms)),
+                ..self.route(service, req, now)
+            },
+            Some(FaultKind::StatusAfterEffect(code)) => Handled {
+                response: Response::status(code),
+                ..self.route(service, req, now)
+            },
+            None => self.route(service, req, now),
         }
-        handled
     }
 
-    fn route(&mut self, service: Service, req: &Request, now: DateTime<Utc>) -> Handled {
+    /// Handles a request with no fault applied (what a consumer does once it acts on it).
+    pub fn route(&mut self, service: Service, req: &Request, now: DateTime<Utc>) -> Handled {
         let (segs, query) = split_uri(&req.uri);
         if segs.first() != Some(&"v1") {
             return not_found().into();
@@ -302,9 +335,10 @@ impl SimState {
                     Err(r) => r.into(),
                 }
             }
+            // As call-manager answers: its typed 404 only when it has no row of the call.
             ("GET", ["calls", id]) => match path_id(id).and_then(|id| self.calls.get(id)) {
                 Some(c) => ok(&c.json(now)).into(),
-                None => not_found().into(),
+                None => call_not_found().into(),
             },
             _ => not_found().into(),
         }
@@ -358,6 +392,7 @@ impl SimState {
             response,
             effects,
             delay: None,
+            late_effect: None,
         })
     }
 
@@ -401,7 +436,7 @@ impl SimState {
             }
             ("GET", ["activeflows", id]) => {
                 let id = path_id(id).ok_or_else(not_found)?;
-                let af = self.flows.activeflow(id).ok_or_else(not_found)?;
+                let af = self.flows.activeflow(id).ok_or_else(activeflow_not_found)?;
                 Ok(ok(&af.json()).into())
             }
             ("POST", ["activeflows", id, "execute"]) => {
@@ -412,6 +447,7 @@ impl SimState {
                     response: ok(&af.json()),
                     effects: vec![Effect::EndActiveflow { id, after }],
                     delay: None,
+                    late_effect: None,
                 })
             }
             _ => Err(not_found()),
@@ -887,6 +923,108 @@ mod tests {
         assert!(s.calls.get(late).is_some());
         assert_eq!(s.handle(Service::Call, &get, now).delay, None, "used up");
         assert_eq!(s.hang_up(late, now)[0].event.r#type, "call_hangup");
+    }
+
+    #[test]
+    fn realistic_faults_take_effect_as_the_peers_do() {
+        let mut s = st();
+        let now = Utc::now();
+        let create = |id: Uuid| {
+            req(
+                "POST",
+                &format!("/v1/calls/{id}"),
+                Some(json!({"destination":{"type":"tel","target":"+1"}})),
+            )
+        };
+        // A bare 500 after the call row was inserted: the call exists and ends as planned.
+        let inserted = Uuid::new_v4();
+        s.faults.add(
+            super::super::faults::Fault::status_after_effect(Service::Call, 500, 1)
+                .on_method("POST"),
+        );
+        let h = s.handle(Service::Call, &create(inserted), now);
+        assert_eq!(
+            (h.response.status_code, h.response.data_type.as_str()),
+            (500, "")
+        );
+        assert_eq!(h.effects.len(), 1, "its hangup timer runs");
+        assert!(s.calls.get(inserted).is_some());
+
+        // Taken now, acted on later, never answered: nothing changes until `route` runs it.
+        let stalled = Uuid::new_v4();
+        s.faults.add(super::super::faults::Fault::late_effect(
+            Service::Call,
+            Duration::from_secs(7),
+            1,
+        ));
+        let h = s.handle(Service::Call, &create(stalled), now);
+        assert_eq!(h.late_effect, Some(Duration::from_secs(7)));
+        assert!(h.effects.is_empty());
+        assert!(s.calls.get(stalled).is_none());
+        let get = req("GET", &format!("/v1/calls/{stalled}"), None);
+        let r = s.handle(Service::Call, &get, now).response;
+        assert_eq!(
+            (r.status_code, r.data_type.as_str()),
+            (404, "voipbin_error")
+        );
+        let typed: crate::model::VoipbinError = r.data_as().unwrap();
+        assert_eq!(
+            (typed.status.as_str(), typed.reason.as_str()),
+            ("NOT_FOUND", "CALL_NOT_FOUND")
+        );
+        let later = s.route(Service::Call, &create(stalled), now);
+        assert_eq!(later.response.status_code, 200);
+        assert!(s.calls.get(stalled).is_some());
+        assert_eq!(s.handle(Service::Call, &get, now).response.status_code, 200);
+    }
+
+    #[test]
+    fn activeflows_flow_manager_does_not_have_get_its_typed_404() {
+        let mut s = st();
+        let r = s
+            .handle(
+                Service::Flow,
+                &req("GET", &format!("/v1/activeflows/{}", Uuid::new_v4()), None),
+                Utc::now(),
+            )
+            .response;
+        let typed: crate::model::VoipbinError = r.data_as().unwrap();
+        assert_eq!(
+            (r.status_code, typed.reason.as_str(), typed.domain.as_str()),
+            (404, "ACTIVEFLOW_NOT_FOUND", "flow-manager")
+        );
+    }
+
+    #[test]
+    fn target_tries_only_go_up() {
+        let mut s = st();
+        let now = Utc::now();
+        let od = s.outdials.create(None, Uuid::nil(), "l", now);
+        let spec = TargetSpec {
+            destinations: vec![Some(Address::tel("+300"))],
+            ..TargetSpec::default()
+        };
+        let t = s.outdials.add_target(od, spec, now).unwrap();
+        let progressing = req(
+            "POST",
+            &format!("/v1/outdialtargets/{t}/progressing"),
+            Some(json!({"destination_index":0})),
+        );
+        for (i, status) in ["idle", "idle", "done"].into_iter().enumerate() {
+            let h = s.handle(Service::Outdial, &progressing, now);
+            assert_eq!(data(&h)["try_count_0"], i + 1);
+            let set = req(
+                "PUT",
+                &format!("/v1/outdialtargets/{t}/status"),
+                Some(json!({"status":status})),
+            );
+            let h = s.handle(Service::Outdial, &set, now);
+            assert_eq!(
+                data(&h)["try_count_0"],
+                i + 1,
+                "a status never lowers a try"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 """campaign_outbox_add_table
 
 Revision ID: 6c0e3b1f9a27
-Revises: 25d4c601f492
+Revises: 8d1e5a7c42b0
 Create Date: 2026-12-07 04:00:00.000000
 
 Follow-up work of the Rust campaign-manager that must outlive the process that decided it
@@ -13,7 +13,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '6c0e3b1f9a27'
-down_revision = '25d4c601f492'
+down_revision = '8d1e5a7c42b0'
 branch_labels = None
 depends_on = None
 
