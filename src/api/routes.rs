@@ -393,9 +393,12 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
         CampaigncallList(q) => ok(&s.campaigncalls(&filters(req)?, page(&q)?).await?),
         CampaigncallGet(id) => ok(&s.campaigncall(id).await?),
         CampaigncallDelete(id) => ok(&s.delete_campaigncall(id).await?),
-        CampaigncallFinish(id) => ok(&s
-            .operator_finish_campaigncall(id, body::<model::CampaigncallFinish>(req)?.result)
-            .await?),
+        CampaigncallFinish(id) => {
+            let f = body::<model::CampaigncallFinish>(req)?;
+            ok(&s
+                .operator_finish_campaigncall(id, f.result, f.force)
+                .await?)
+        }
         OutplanCreate => ok(&s.create_outplan(body::<model::OutplanCreate>(req)?).await?),
         OutplanList(q) => ok(&s.outplans(&filters(req)?, page(&q)?).await?),
         OutplanGet(id) => ok(&s.outplan(id).await?),

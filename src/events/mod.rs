@@ -2,7 +2,11 @@
 //! flow-manager finish the matching campaigncall, then let a `stopping` campaign stop.
 //!
 //! Idempotent: finishing is a compare-and-set in the store, so a repeated or late event
-//! changes nothing twice. A hangup only ever finishes a `call` campaigncall: flow campaigncalls
+//! changes nothing twice. The one late event that does change something is a `success` for a
+//! campaigncall stored as `fail` (call-manager closes a never-answered call with `failed`
+//! before its real hangup, and the repair may have failed a dial whose call did come up): it is
+//! finished again as `success`, with its target `done`. Either way the campaign's stop check
+//! runs, so a `stopping` campaign whose last event arrives late still stops. A hangup only ever finishes a `call` campaigncall: flow campaigncalls
 //! carry the nil reference id, so a hangup without a call id (missing or nil) is ignored
 //! before the lookup, and the reference type is checked after it. An unknown hangup reason is a `fail` with a warning, never a
 //! crash. A transient failure (database, outdial-manager) is returned as an error so the
@@ -17,7 +21,7 @@ use async_trait::async_trait;
 
 use crate::bus::routing::pattern_for_event_type;
 use crate::bus::{BoxError, Event, EventHandler};
-use crate::model::{Activeflow, Call, CampaigncallResult, CampaigncallStatus, ReferenceType};
+use crate::model::{Activeflow, Call, CampaigncallResult, ReferenceType};
 use crate::service::{Service, hangup_result};
 
 /// `call_hangup` from call-manager, as `(publisher, type)`.
@@ -61,7 +65,7 @@ impl Subscriptions {
             return Ok(());
         };
         // Flow campaigncalls end with their activeflow, never with a hangup.
-        if cc.status == CampaigncallStatus::Done || cc.reference_type != ReferenceType::Call {
+        if cc.reference_type != ReferenceType::Call {
             return Ok(());
         }
         let result = hangup_result(&call.hangup_reason);
@@ -69,8 +73,7 @@ impl Subscriptions {
             "" => "unknown",
             r => r,
         };
-        s.finish_read_campaigncall(&cc, result, Some(reason))
-            .await?;
+        s.finish_from_event(&cc, result, reason).await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())
     }
@@ -82,10 +85,10 @@ impl Subscriptions {
             return Ok(());
         };
         // Call campaigncalls end with their hangup, not with their flow.
-        if cc.status == CampaigncallStatus::Done || cc.reference_type == ReferenceType::Call {
+        if cc.reference_type == ReferenceType::Call {
             return Ok(());
         }
-        s.finish_read_campaigncall(&cc, CampaigncallResult::Success, Some("flow_ended"))
+        s.finish_from_event(&cc, CampaigncallResult::Success, "flow_ended")
             .await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())

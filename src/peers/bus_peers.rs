@@ -8,8 +8,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{
-    CallManager, CallRequest, FlowManager, OutdialManager, PeerError, PeerResult, QueueManager,
-    WebhookManager,
+    CallManager, CallRequest, DialGate, DialPeer, FlowManager, OutdialManager, PeerError,
+    PeerResult, QueueManager, WebhookManager,
 };
 use crate::bus::{Names, Request, Response, RpcClient, RpcError};
 use crate::model::{
@@ -169,6 +169,16 @@ impl OutdialManager for BusPeers {
         )
         .await?;
         Ok(())
+    }
+}
+
+impl DialGate for BusPeers {
+    fn is_refusing(&self, peer: DialPeer) -> bool {
+        let target = match peer {
+            DialPeer::Call => &self.names.call_queue,
+            DialPeer::Flow => &self.names.flow_queue,
+        };
+        self.rpc.breaker_state(target) == crate::bus::BreakerState::Open
     }
 }
 

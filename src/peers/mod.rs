@@ -209,6 +209,33 @@ pub trait WebhookManager: Send + Sync {
     ) -> PeerResult<()>;
 }
 
+/// The peer a dial asks for its call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialPeer {
+    /// call-manager (`call` campaigns).
+    Call,
+    /// flow-manager (`flow` campaigns).
+    Flow,
+}
+
+/// Whether a request to a dial's peer would be sent now. The tick asks before it claims a
+/// target: outdial-manager's claim adds a try that is never taken back, so it is made only when
+/// the call request can follow.
+pub trait DialGate: Send + Sync {
+    /// Whether the circuit breaker of `peer` refuses requests now (open).
+    fn is_refusing(&self, peer: DialPeer) -> bool;
+}
+
+/// A gate that never refuses (peers without a breaker, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenGate;
+
+impl DialGate for OpenGate {
+    fn is_refusing(&self, _peer: DialPeer) -> bool {
+        false
+    }
+}
+
 /// All peers, as the service layer holds them.
 #[derive(Clone)]
 pub struct Peers {
@@ -222,6 +249,8 @@ pub struct Peers {
     pub queue: std::sync::Arc<dyn QueueManager>,
     /// webhook-manager.
     pub webhook: std::sync::Arc<dyn WebhookManager>,
+    /// Whether a dial's call request can be sent now.
+    pub gate: std::sync::Arc<dyn DialGate>,
 }
 
 impl Peers {
@@ -233,7 +262,8 @@ impl Peers {
             call: p.clone(),
             flow: p.clone(),
             queue: p.clone(),
-            webhook: p,
+            webhook: p.clone(),
+            gate: p,
         }
     }
 }

@@ -2,7 +2,9 @@
 //! outdial target status that follows), and the read/delete routes.
 //!
 //! Finishing is a compare-and-set on `status <> done`, so a repeated or late hangup or
-//! activeflow event changes nothing twice.
+//! activeflow event changes nothing twice. The compare-and-set and an outbox row for the
+//! target's status are one transaction; only the winner writes the target, and a write that
+//! failed or was cut short is done by the repair (`service::outbox`).
 
 use serde_json::Value;
 use uuid::Uuid;
@@ -10,9 +12,9 @@ use uuid::Uuid;
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::{
     Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DialRate, DomainEvent,
-    Outplan, ReferenceType, enum_str,
+    Outplan, ReferenceType, TargetStatus, enum_str,
 };
-use crate::store::{Deletion, DialFence, DialStep, Filters, Page, Recorded};
+use crate::store::{Deletion, DialFence, DialStep, Filters, OutboxEntry, Page, Recorded};
 
 /// The result of a call by its `hangup_reason` (docs/contract.md#events-consumed). Unknown reasons (the Go
 /// service crashed on them) count as `fail`, with a warning.
@@ -43,6 +45,18 @@ pub(super) struct NewCampaigncall<'a> {
     pub reference_type: ReferenceType,
     pub reference_id: Uuid,
     pub activeflow_id: Uuid,
+}
+
+/// Whether the call of a finished campaigncall existed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settle {
+    /// It did (a hangup, an ended activeflow, the peer's word, an operator's): the dial is
+    /// marked placed in the finish's transaction (its try is never freed), and the target's
+    /// outbox row is deleted once the target is written.
+    Now,
+    /// It did not (an abandoned dial): the try is freed, and the row is kept: the repair writes
+    /// the target again after its margin (a claim that may still land), then deletes it.
+    AgainAfterMargin,
 }
 
 /// What [`Service::record_dial`] did.
@@ -129,24 +143,38 @@ impl Service {
         Ok(DialRecord::Recorded(Box::new(stored)))
     }
 
-    /// Notes how far a dial got. A failure is only logged: the step is a hint for the repair,
-    /// which asks the peer whatever the step says.
-    pub(super) async fn set_dial_step(&self, campaigncall_id: Uuid, step: DialStep) {
-        if let Err(e) = self.store.dials.set_step(campaigncall_id, step).await {
-            tracing::warn!(%campaigncall_id, ?step, error = %e, "could not record the dial step");
-        }
+    /// Notes how far a dial got. A failure is returned: the tick fails the dial rather than
+    /// carry on with a step the repair would misread.
+    pub(super) async fn set_dial_step(
+        &self,
+        campaigncall_id: Uuid,
+        step: DialStep,
+    ) -> ServiceResult<()> {
+        self.store.dials.set_step(campaigncall_id, step).await?;
+        Ok(())
     }
 
-    /// A dial that placed no call (refused, or never sent): the target back to `idle`, the
-    /// campaigncall `done`/`fail`, and its try free again. If the target cannot be freed now,
-    /// the campaigncall stays open and the repair finishes both later (it asks the peer, which
-    /// knows no such call). Returns whether this call finished the campaigncall.
+    /// A dial that placed no call (refused, or never sent): the campaigncall `done`/`fail`, the
+    /// target back to `idle`, and its try free again. The claim of the target may still land
+    /// after this (a request outdial-manager took but acts on late), so the target's outbox row
+    /// is kept: the repair sets the target `idle` again after its margin, unless a later dial
+    /// has taken it. A campaigncall someone else finished meanwhile (a hangup: the call was
+    /// placed) keeps its try. If the campaigncall cannot be finished now, it stays open and the
+    /// repair finishes it later (it asks the peer, which knows no such call). Returns whether
+    /// this call finished the campaigncall.
     pub(super) async fn abandon_dial(&self, id: Uuid) -> ServiceResult<bool> {
         let finished = self
-            .finish_campaigncall_because(id, CampaigncallResult::Fail, Some("not_placed"))
+            .finish_settling(
+                id,
+                CampaigncallResult::Fail,
+                Some("not_placed"),
+                Settle::AgainAfterMargin,
+            )
             .await?
             .is_some();
-        self.store.dials.release_try(id).await?;
+        if finished {
+            self.store.dials.release_try(id).await?;
+        }
         Ok(finished)
     }
 
@@ -158,16 +186,23 @@ impl Service {
         Ok(())
     }
 
-    async fn finish_campaigncall_only(
+    /// The finish (module doc): the compare-and-set on the campaigncall with the target's
+    /// status as an outbox row in one transaction, then, by the winner only, the target write.
+    /// What a death leaves: before the commit, an open campaigncall (its event is redelivered,
+    /// or the repair asks the peer); after it, the outbox row, which the repair's
+    /// `settle_outbox` writes once it is older than the margin
+    /// (tests/it/dial_paths.rs `finish_*`).
+    async fn finish_settling(
         &self,
         id: Uuid,
         result: CampaigncallResult,
         reason: Option<&str>,
+        settle: Settle,
     ) -> ServiceResult<Option<Campaigncall>> {
-        let Some(done) = self
+        let Some((done, entry)) = self
             .store
             .campaigncalls
-            .finish_because(id, result, reason)
+            .finish_settling(id, result, reason, settle == Settle::Now)
             .await?
         else {
             return Ok(None);
@@ -178,14 +213,39 @@ impl Service {
             .campaigncall_done_total
             .with_label_values(&[&enum_str(&result)])
             .inc();
+        self.settle_target(&entry, result.target_status(), settle)
+            .await;
         Ok(Some(done))
+    }
+
+    /// Writes the target status of a finish whose outbox row is `entry`. A failure is logged:
+    /// the row stays, and the repair writes it later.
+    async fn settle_target(&self, entry: &OutboxEntry, status: TargetStatus, settle: Settle) {
+        match self
+            .peers
+            .outdial
+            .set_target_status(entry.subject_id, status)
+            .await
+        {
+            Ok(()) if settle == Settle::Now => {
+                if let Err(e) = self.store.outbox.delete(entry.id).await {
+                    tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "target set; its outbox row stays (written again by the repair)");
+                }
+            }
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(campaigncall_id = %entry.campaigncall_id, target_id = %entry.subject_id, error = %e, "target status not set now; the repair sets it");
+            }
+        }
     }
 
     /// Finishes a campaigncall once: `done` with `result`, then the target goes `done`
     /// (success) or back to `idle`. Returns the campaigncall if this call finished it.
     ///
-    /// The target is updated first: if outdial-manager fails, the campaigncall stays open
-    /// and a redelivered event finishes both (setting a target status twice is harmless).
+    /// The compare-and-set on the campaigncall comes first and only its winner writes the
+    /// target, so a give-up racing a `normal` hangup never leaves result `success` with the
+    /// target `idle`. If outdial-manager fails, the outbox row written with the finish stays and
+    /// the repair sets the target.
     pub async fn finish_campaigncall(
         &self,
         id: Uuid,
@@ -219,11 +279,42 @@ impl Service {
         if cc.status == CampaigncallStatus::Done {
             return Ok(None);
         }
-        self.peers
-            .outdial
-            .set_target_status(cc.outdial_target_id, result.target_status())
-            .await?;
-        self.finish_campaigncall_only(cc.id, result, reason).await
+        self.finish_settling(cc.id, result, reason, Settle::Now)
+            .await
+    }
+
+    /// A `call_hangup` / `activeflow_deleted` for `cc` (just read from MySQL): an open
+    /// campaigncall is finished with `result`; one already done changes nothing, except a
+    /// `success` for one stored `fail`, which is finished again as `success` (one
+    /// `campaigncall_updated`, the target `done`). Returns the campaigncall if this changed it.
+    pub async fn finish_from_event(
+        &self,
+        cc: &Campaigncall,
+        result: CampaigncallResult,
+        reason: &str,
+    ) -> ServiceResult<Option<Campaigncall>> {
+        if cc.status != CampaigncallStatus::Done {
+            return self
+                .finish_read_campaigncall(cc, result, Some(reason))
+                .await;
+        }
+        if cc.result != CampaigncallResult::Fail || result != CampaigncallResult::Success {
+            return Ok(None);
+        }
+        let Some((done, entry)) = self
+            .store
+            .campaigncalls
+            .refinish_success(cc.id, reason)
+            .await?
+        else {
+            return Ok(None);
+        };
+        tracing::info!(campaigncall_id = %cc.id, reason, "late success for a failed campaigncall; finished again as success");
+        self.emit(DomainEvent::CampaigncallUpdated(done.clone()))
+            .await;
+        self.settle_target(&entry, result.target_status(), Settle::Now)
+            .await;
+        Ok(Some(done))
     }
 
     /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so
@@ -242,10 +333,15 @@ impl Service {
     /// whose call is known to be gone, as a hangup would: the target follows the result, the
     /// event is published, and a `stopping` campaign stops once nothing is up. The try counts
     /// as placed (never dialed again). A campaigncall already done is a 409 (its result stays).
+    ///
+    /// `fail` first asks the peer whether the call is gone (a call it reports up, or cannot say
+    /// about, is a 409: finishing it `fail` would set the target `idle` and offer a person who
+    /// may be talking), unless `force`.
     pub async fn operator_finish_campaigncall(
         &self,
         id: Uuid,
         result: CampaigncallResult,
+        force: bool,
     ) -> ServiceResult<Campaigncall> {
         if result == CampaigncallResult::None {
             return Err(ServiceError::Invalid(
@@ -268,15 +364,50 @@ impl Service {
         if cc.status == CampaigncallStatus::Done {
             return Err(already_done());
         }
-        // The operator says the call existed: its try stays used.
-        self.mark_placed(id).await?;
-        let Some(done) = self.finish_campaigncall(id, result).await? else {
+        if result == CampaigncallResult::Fail && !force {
+            self.call_gone(&cc).await?;
+        }
+        // The operator says the call existed: its try stays used (the finish marks it placed).
+        let Some(done) = self
+            .finish_campaigncall_because(id, result, Some("operator_finish"))
+            .await?
+        else {
             // Finished by a hangup between the read and the update.
             return Err(already_done());
         };
         tracing::info!(campaigncall_id = %id, ?result, "campaigncall finished by an operator");
         self.campaigncall_ended(done.campaign_id).await?;
         Ok(done)
+    }
+
+    /// Ok if the peer says the campaigncall's call or activeflow is gone (not found, hung up,
+    /// ended); a 409 naming what it said otherwise.
+    async fn call_gone(&self, cc: &Campaigncall) -> ServiceResult<()> {
+        let up = match cc.reference_type {
+            ReferenceType::Call if !cc.reference_id.is_nil() => self
+                .peers
+                .call
+                .get_call(cc.reference_id)
+                .await
+                .map(|c| c.is_some_and(|c| !c.is_hungup())),
+            ReferenceType::Flow if !cc.activeflow_id.is_nil() => self
+                .peers
+                .flow
+                .get_activeflow(cc.activeflow_id)
+                .await
+                .map(|a| a.is_some_and(|a| !a.is_finished())),
+            _ => Ok(false),
+        };
+        match up {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(ServiceError::Precondition(
+                "the call is still up at its peer; finish with force to override".into(),
+            )),
+            Err(e) => Err(ServiceError::Precondition(format!(
+                "the peer could not say whether the call is gone ({e}); finish with force to \
+                 override"
+            ))),
+        }
     }
 
     /// `GET /v1/campaigncalls/<id>`.

@@ -17,7 +17,7 @@ use crate::model::{
     Action, Campaign, CampaignCreate, CampaignStatus, CampaignType, CampaignUpdate, DomainEvent,
     EndHandle, Execute,
 };
-use crate::store::{BasicInfo, Deletion, Filters, Page, ResourceInfo};
+use crate::store::{BasicInfo, Deletion, Filters, OutboxEntry, OutboxKind, Page, ResourceInfo};
 
 /// `type` and `end_handle` given in a request must be real values (`""` exists only in
 /// legacy rows).
@@ -459,18 +459,11 @@ impl Service {
         if c.status == CampaignStatus::Stop {
             return Ok(c);
         }
+        // Each UPDATE re-checks in SQL the state this decision was made on, so a `run` or a
+        // dial landing between the read and the write is never undone
+        // (tests/it/dial_paths.rs `stop_*`).
         if self.is_stoppable(&c).await? {
-            if self
-                .store
-                .campaigns
-                .transition(
-                    id,
-                    &[CampaignStatus::Run, CampaignStatus::Stopping],
-                    CampaignStatus::Stop,
-                    None,
-                )
-                .await?
-            {
+            if self.store.campaigns.stop_if_stoppable(id).await? {
                 let u = self
                     .store
                     .campaigns
@@ -481,12 +474,7 @@ impl Service {
                 self.emit(DomainEvent::CampaignStatusStop(u.clone())).await;
                 return Ok(u);
             }
-        } else if self
-            .store
-            .campaigns
-            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
-            .await?
-        {
+        } else if self.store.campaigns.stopping_if(id, c.execute).await? {
             let u = self
                 .store
                 .campaigns
@@ -522,11 +510,28 @@ impl Service {
         seen_status: CampaignStatus,
         seen_execute: Execute,
     ) -> ServiceResult<bool> {
+        self.end_execution_seen_then(id, seen_status, seen_execute, Uuid::nil())
+            .await
+    }
+
+    /// [`Service::end_execution_seen`] for a campaign whose list is exhausted: with a
+    /// `next_campaign` (not nil), the end records its start durably in the same transaction
+    /// (`sequence.rs`).
+    pub async fn end_execution_seen_then(
+        &self,
+        id: Uuid,
+        seen_status: CampaignStatus,
+        seen_execute: Execute,
+        next_campaign: Uuid,
+    ) -> ServiceResult<bool> {
+        let then = (!next_campaign.is_nil()).then(|| {
+            OutboxEntry::new(OutboxKind::NextCampaign, id, Uuid::nil(), next_campaign, "")
+        });
         if seen_execute == Execute::Run
             && !self
                 .store
                 .campaigns
-                .stop_execute_if(id, seen_status, seen_execute)
+                .stop_execute_if(id, seen_status, seen_execute, then.as_ref())
                 .await?
         {
             return Ok(false);

@@ -13,6 +13,7 @@ mod campaigns;
 mod error;
 mod event_sink;
 mod flow_reconcile;
+mod outbox;
 mod outplans;
 mod pacing;
 mod repair;

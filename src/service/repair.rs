@@ -22,6 +22,8 @@
 //!     forever and no campaign is kept from ending;
 //!   - whenever the peer knows the call or activeflow, the dial's step becomes `requested`
 //!     first: it was placed, so its try must never look abandoned (free) once it is done.
+//! * then the outbox rows older than the margin are done (`service::outbox`): target statuses
+//!   a finish did not write, targets a late claim left `progressing`, sequence starts;
 //! * then campaigns whose state change was cut short are completed: `stopping` with nothing up
 //!   becomes `stop`; `run` with `execute = stop` (a crash inside `end_execution`) is stopped as
 //!   the tick had decided.
@@ -104,6 +106,8 @@ pub struct RepairReport {
     pub finished: usize,
     /// Campaigns whose state was completed.
     pub campaigns: usize,
+    /// Outbox rows settled (target statuses, sequence starts: `service::outbox`).
+    pub outbox: usize,
     /// False when another process held the repair lock.
     pub ran: bool,
 }
@@ -197,6 +201,7 @@ impl Service {
             tracing::warn!(checked = report.checked, "repair lock lost; pass stopped");
             return Ok(report);
         }
+        report.outbox = self.settle_outbox(settings.rule.margin_ms).await;
         let settled = Utc::now()
             - chrono::Duration::from_std(settings.settle).unwrap_or(chrono::Duration::zero());
         for id in self.store.campaigns.ids_stopping_idle(settled).await? {
@@ -389,15 +394,19 @@ impl Service {
                     self.abandon_dial(cc.id).await?;
                 }
                 Ok(Found::Ended(result, _)) => {
-                    self.mark_placed(cc.id).await?;
-                    self.finish_campaigncall(cc.id, result).await?;
+                    self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
+                        .await?;
                 }
                 Ok(Found::StillUp | Found::Absent) | Err(_) => {
                     // Placed, or perhaps placed: its try must not be dialed again.
                     self.mark_placed(cc.id).await?;
                     tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
-                    self.finish_campaigncall(cc.id, CampaigncallResult::Fail)
-                        .await?;
+                    self.finish_campaigncall_because(
+                        cc.id,
+                        CampaigncallResult::Fail,
+                        Some("force_stop"),
+                    )
+                    .await?;
                 }
             }
         }

@@ -12,43 +12,97 @@
 //! B (empty) → A: A dials, ends, starts B; B ends without dialing and does not restart A.
 //!
 //! Not started (logged at info with the reason): no dial in this run, next campaign missing or deleted, of another customer, or not `stop`.
+//!
+//! **Durable:** the campaign's end (`execute = stop`) and an outbox row `next_campaign` are
+//! written in one transaction (`store::campaigns::stop_execute_if`). The ending tick then starts
+//! the next campaign and deletes the row; a death or a failure that may pass (a database error,
+//! a peer timeout while the next campaign's resources are checked) leaves the row, and the
+//! campaigncall repair tries it again once it is older than the margin, every minute, until it
+//! is started or refused by a rule (tests/it/dial_paths.rs `sequence_*`).
 
-use super::Service;
+use super::{Service, ServiceError};
 use crate::model::{Campaign, CampaignStatus, DomainEvent};
+use crate::store::{OutboxEntry, OutboxKind};
+
+/// What one attempt at a sequence start came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum SequenceStart {
+    /// Started, or not to be started (a rule refused it): the outbox row is done.
+    Settled,
+    /// Failed in a way that may pass (database, peer timeout): try again later.
+    Retry,
+}
 
 impl Service {
-    /// After `ended` ended because its list is exhausted: starts its next campaign when the
-    /// rules allow (module header). Never fails the caller; every refusal is logged.
+    /// After `ended` ended because its list is exhausted: starts its next campaign from the
+    /// outbox row its end wrote (module header), then deletes the row; a failure that may pass
+    /// leaves the row for the repair. Never fails the caller.
     pub async fn start_next_campaign(&self, ended: &Campaign) {
-        let next_id = ended.next_campaign_id;
-        if next_id.is_nil() {
-            return;
+        let entries = match self
+            .store
+            .outbox
+            .of_campaign(ended.id, OutboxKind::NextCampaign)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(campaign_id = %ended.id, error = %e, "next campaign not started now; the repair starts it");
+                return;
+            }
+        };
+        for entry in entries {
+            self.settle_sequence_entry(&entry, 60).await;
         }
+    }
+
+    /// One attempt at the sequence start `entry` asks for; deletes the row when settled, else
+    /// postpones it by `retry_secs`. Returns what it came to.
+    pub(super) async fn settle_sequence_entry(
+        &self,
+        entry: &OutboxEntry,
+        retry_secs: i64,
+    ) -> SequenceStart {
+        let outcome = match self.store.campaigns.get_fresh(entry.campaign_id).await {
+            Ok(Some(ended)) => self.start_next_of(&ended, entry.subject_id).await,
+            Ok(None) => SequenceStart::Settled,
+            Err(e) => {
+                tracing::warn!(campaign_id = %entry.campaign_id, error = %e, "next campaign not started: campaign unreadable");
+                SequenceStart::Retry
+            }
+        };
+        let done = match outcome {
+            SequenceStart::Settled => self.store.outbox.delete(entry.id).await,
+            SequenceStart::Retry => self.store.outbox.postpone(entry.id, retry_secs).await,
+        };
+        if let Err(e) = done {
+            tracing::warn!(campaign_id = %entry.campaign_id, error = %e, "sequence outbox row not updated; the repair looks again");
+        }
+        outcome
+    }
+
+    /// Starts `next_id` after `ended` when the rules allow (module header).
+    async fn start_next_of(&self, ended: &Campaign, next_id: uuid::Uuid) -> SequenceStart {
         let skip = |reason: &str| {
             tracing::info!(campaign_id = %ended.id, next_campaign_id = %next_id, reason, "next campaign not started");
+            SequenceStart::Settled
+        };
+        let retry = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::warn!(campaign_id = %ended.id, next_campaign_id = %next_id, error = %e, what, "next campaign not started now; tried again later");
+            SequenceStart::Retry
         };
         let since = match self.store.stats.run_started(ended.id).await {
             Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(campaign_id = %ended.id, error = %e, "next campaign not started: run start unreadable");
-                return;
-            }
+            Err(e) => return retry("run start unreadable", &e),
         };
         match self.store.stats.dialed_since(ended.id, since).await {
             Ok(true) => {}
             Ok(false) => return skip("no_dial_in_this_run"),
-            Err(e) => {
-                tracing::warn!(campaign_id = %ended.id, error = %e, "next campaign not started: dials unreadable");
-                return;
-            }
+            Err(e) => return retry("dials unreadable", &e),
         }
         let next = match self.store.campaigns.get_fresh(next_id).await {
             Ok(Some(n)) => n,
             Ok(None) => return skip("next_missing"),
-            Err(e) => {
-                tracing::warn!(campaign_id = %ended.id, error = %e, "next campaign not started: unreadable");
-                return;
-            }
+            Err(e) => return retry("next unreadable", &e),
         };
         if next.tm_delete.is_some() {
             return skip("next_deleted");
@@ -61,9 +115,12 @@ impl Service {
         }
         let started = match self.update_status(next_id, "run").await {
             Ok(c) => c,
+            Err(e) if may_pass(&e) => {
+                return retry("next could not run", &e);
+            }
             Err(e) => {
                 tracing::warn!(campaign_id = %ended.id, next_campaign_id = %next_id, error = %e, "next campaign could not run");
-                return;
+                return SequenceStart::Settled;
             }
         };
         tracing::info!(campaign_id = %ended.id, next_campaign_id = %next_id, "next campaign started");
@@ -73,5 +130,15 @@ impl Service {
         }
         self.emit(DomainEvent::CampaignUpdated(started.clone()))
             .await;
+        SequenceStart::Settled
+    }
+}
+
+/// Whether a failed start may succeed later: any database error, a peer that did not answer.
+fn may_pass(e: &ServiceError) -> bool {
+    match e {
+        ServiceError::Store(_) => true,
+        ServiceError::Peer(p) => p.is_transient(),
+        _ => false,
     }
 }

@@ -87,7 +87,7 @@ use crate::model::{
     Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, DialRate, EndHandle,
     Execute, OutdialTarget, Outplan, ReferenceType, Schedule,
 };
-use crate::peers::{CallRequest, PeerError};
+use crate::peers::{CallRequest, DialPeer, PeerError};
 use crate::store::{DialFence, DialStep};
 
 /// The tick's identity in its chain, which fences its dials: the chain sequence number (a
@@ -494,7 +494,10 @@ impl Ticker {
             if s.store.campaigncalls.has_ongoing(id).await? {
                 return Ok(Outcome::Waiting("calls_in_flight"));
             }
-            let outcome = self.end(&campaign, "list_exhausted").await?;
+            // The end records the next campaign's start durably (sequence.rs).
+            let outcome = self
+                .end_then(&campaign, "list_exhausted", campaign.next_campaign_id)
+                .await?;
             if outcome == Outcome::Ended("list_exhausted") {
                 s.start_next_campaign(&campaign).await;
             }
@@ -695,9 +698,19 @@ impl Ticker {
     /// Ends the campaign's execution if it is still as read; otherwise the next tick looks
     /// again.
     async fn end(&self, c: &Campaign, reason: &'static str) -> Result<Outcome, ServiceError> {
+        self.end_then(c, reason, Uuid::nil()).await
+    }
+
+    /// [`Ticker::end`], recording the start of `next_campaign` (unless nil) with the end.
+    async fn end_then(
+        &self,
+        c: &Campaign,
+        reason: &'static str,
+        next_campaign: Uuid,
+    ) -> Result<Outcome, ServiceError> {
         if self
             .service
-            .end_execution_seen(c.id, c.status, c.execute)
+            .end_execution_seen_then(c.id, c.status, c.execute, next_campaign)
             .await?
         {
             Ok(Outcome::Ended(reason))
@@ -819,10 +832,25 @@ impl Ticker {
             reference_id,
             activeflow_id,
         } = *p;
-        // 2. Claim the target.
+        // 2. Claim the target, only when the call request can follow: the claim adds a try at
+        // outdial-manager that is never taken back, so not under an open breaker or past the
+        // deadline (tests/it/dial_paths.rs `claim_*`).
         if fence.expired() {
             self.give_up(cc.id).await;
             return Ok(Dial::Late);
+        }
+        let peer = if source.is_some() {
+            DialPeer::Call
+        } else {
+            DialPeer::Flow
+        };
+        if s.peers.gate.is_refusing(peer) {
+            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, ?peer, "breaker open; dial abandoned before the claim");
+            self.give_up(cc.id).await;
+            return Err(PeerError::BreakerOpen {
+                target: format!("{peer:?}"),
+            }
+            .into());
         }
         if let Err(e) = s
             .peers
@@ -834,7 +862,11 @@ impl Ticker {
             self.give_up(cc.id).await;
             return Err(e.into());
         }
-        s.set_dial_step(cc.id, DialStep::TargetClaimed).await;
+        if let Err(e) = s.set_dial_step(cc.id, DialStep::TargetClaimed).await {
+            // Nothing was asked yet: abandon (the repair does it if this fails too).
+            self.give_up(cc.id).await;
+            return Err(e.into());
+        }
         if fence.expired() {
             self.give_up(cc.id).await;
             return Ok(Dial::Late);
@@ -870,7 +902,10 @@ impl Ticker {
         };
         match asked {
             Ok(()) => {
-                s.set_dial_step(cc.id, DialStep::Requested).await;
+                // The call exists whatever happens next: a failed note leaves the campaigncall
+                // open for its hangup (which marks the dial placed) or the repair, which reads
+                // the call; the tick backs off.
+                s.set_dial_step(cc.id, DialStep::Requested).await?;
                 Ok(Dial::Placed)
             }
             Err(e) if is_definite(&e) => {
@@ -882,8 +917,8 @@ impl Ticker {
                 // The call may exist: never dial again to find out. Its hangup event or the
                 // repair finishes the campaigncall.
                 tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial outcome unknown; campaigncall left open");
-                s.set_dial_step(cc.id, DialStep::Unknown).await;
                 s.metrics.dial_unknown_total.inc();
+                s.set_dial_step(cc.id, DialStep::Unknown).await?;
                 Err(e.into())
             }
         }

@@ -4,10 +4,11 @@
 use chrono::NaiveDateTime;
 use sqlx::mysql::MySqlArguments;
 use sqlx::query::Query;
-use sqlx::{AssertSqlSafe, MySql, MySqlPool};
+use sqlx::{Acquire, AssertSqlSafe, MySql, MySqlPool};
 use uuid::Uuid;
 
 use super::filter::{Column, Kind, Unfilterable};
+use super::outbox::{self, OutboxEntry, OutboxKind};
 use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
 use super::table::{self, Record};
 use super::{Cache, Filters, Page, StoreResult};
@@ -338,6 +339,112 @@ impl Campaigncalls {
         .await?;
         let row = table::refresh(&self.pool, &self.cache, id).await?;
         Ok(if changed == 1 { row } else { None })
+    }
+
+    /// [`Campaigncalls::finish_because`] with the target status that follows (`result`'s) as an
+    /// outbox row written in the same transaction (`store::outbox`): the compare-and-set on the
+    /// campaigncall decides, and only its winner ever writes the target. Returns the row and the
+    /// outbox entry if this call finished it.
+    ///
+    /// With `placed` (the call existed: a hangup, the peer's word), the dial's step becomes
+    /// `requested` in the same transaction, so its try is never freed for a second dial.
+    pub async fn finish_settling(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+        reason: Option<&str>,
+        placed: bool,
+    ) -> StoreResult<Option<(Campaigncall, OutboxEntry)>> {
+        let reason: Option<String> = reason.map(|r| r.chars().take(64).collect());
+        self.decide_with_target(
+            id,
+            result,
+            placed,
+            |q| {
+                q.push("status = 'done', result = ")
+                    .push_bind(enum_str(&result))
+                    .push(", reason = ")
+                    .push_bind(reason);
+            },
+            " AND status <> 'done'",
+        )
+        .await
+    }
+
+    /// A late `success` for a campaigncall stored `done`/`fail`: its result becomes `success`
+    /// (and its reason `reason`), only if it is still `done`/`fail` in MySQL, with the target's
+    /// `done` as an outbox row in the same transaction. Returns the row and the entry if this
+    /// call changed it, so two late events change it once.
+    pub async fn refinish_success(
+        &self,
+        id: Uuid,
+        reason: &str,
+    ) -> StoreResult<Option<(Campaigncall, OutboxEntry)>> {
+        let reason: String = reason.chars().take(64).collect();
+        self.decide_with_target(
+            id,
+            CampaigncallResult::Success,
+            true,
+            |q| {
+                q.push("result = 'success', reason = ").push_bind(reason);
+            },
+            " AND status = 'done' AND result = 'fail'",
+        )
+        .await
+    }
+
+    /// One compare-and-set on the campaigncall (`set` where `condition` holds) and, if it won,
+    /// the outbox row setting its target to `result`'s status (and, when `placed`, the dial's
+    /// step `requested`), in one transaction.
+    async fn decide_with_target(
+        &self,
+        id: Uuid,
+        result: CampaigncallResult,
+        placed: bool,
+        set: impl FnOnce(&mut sqlx::QueryBuilder<MySql>),
+        condition: &'static str,
+    ) -> StoreResult<Option<(Campaigncall, OutboxEntry)>> {
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let changed = table::update_where_in::<Campaigncall>(&mut tx, id, set, |q| {
+            q.push(condition);
+        })
+        .await?;
+        let target: Option<(Vec<u8>, Vec<u8>)> = if changed == 1 {
+            sqlx::query_as(
+                "SELECT campaign_id, outdial_target_id FROM campaign_campaigncalls WHERE id = ?",
+            )
+            .bind(uuid_bytes(id))
+            .fetch_optional(&mut *tx)
+            .await?
+        } else {
+            None
+        };
+        let Some((campaign_id, target_id)) = target else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let entry = OutboxEntry::new(
+            OutboxKind::TargetStatus,
+            Uuid::from_slice(&campaign_id).unwrap_or_default(),
+            id,
+            Uuid::from_slice(&target_id).unwrap_or_default(),
+            &enum_str(&result.target_status()),
+        );
+        outbox::insert_in(&mut tx, &entry).await?;
+        if placed {
+            sqlx::query(
+                "UPDATE campaign_dials SET step = 'requested', tm_step = ? \
+                 WHERE campaigncall_id = ? AND step <> 'requested'",
+            )
+            .bind(db_time(now()))
+            .bind(uuid_bytes(id))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        let row = table::refresh(&self.pool, &self.cache, id).await?;
+        Ok(row.map(|r| (r, entry)))
     }
 
     /// Soft-deletes; returns the row (None if unknown).

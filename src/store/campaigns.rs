@@ -1,9 +1,10 @@
 //! `campaign_campaigns`: campaigns and their two state fields.
 
-use sqlx::MySqlPool;
+use sqlx::{Acquire, MySqlPool};
 use uuid::Uuid;
 
 use super::filter::{Column, Kind, Unfilterable};
+use super::outbox::{self, OutboxEntry};
 use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
 use super::table::{self, Record};
 use super::{Cache, Deletion, Filters, Page, StoreResult};
@@ -407,6 +408,50 @@ impl Campaigns {
         Ok(changed == 1)
     }
 
+    /// `run`/`stopping` → `stop` only if the campaign is still stoppable in MySQL when the
+    /// `UPDATE` runs: `execute = stop` and no campaigncall `dialing` or `progressing`. So a
+    /// `run` (which sets `execute = run`) or a dial that lands between the caller's check and
+    /// this statement is never undone. Returns whether it changed.
+    pub async fn stop_if_stoppable(&self, id: Uuid) -> StoreResult<bool> {
+        let changed = table::update_where::<Campaign>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("status = 'stop'");
+            },
+            |q| {
+                q.push(
+                    " AND tm_delete IS NULL AND status IN ('run', 'stopping') \
+                     AND execute = 'stop' AND NOT EXISTS (SELECT 1 FROM campaign_campaigncalls cc \
+                     WHERE cc.campaign_id = campaign_campaigns.id \
+                     AND cc.status IN ('dialing', 'progressing') AND cc.tm_delete IS NULL)",
+                );
+            },
+        )
+        .await?;
+        table::refresh::<Campaign>(&self.pool, &self.cache, id).await?;
+        Ok(changed == 1)
+    }
+
+    /// `run` → `stopping` only while `execute` is still what the caller saw (a `run` that
+    /// landed meanwhile is not undone). Returns whether it changed.
+    pub async fn stopping_if(&self, id: Uuid, seen_execute: Execute) -> StoreResult<bool> {
+        let changed = table::update_where::<Campaign>(
+            &self.pool,
+            id,
+            |q| {
+                q.push("status = 'stopping'");
+            },
+            |q| {
+                q.push(" AND tm_delete IS NULL AND status = 'run' AND execute = ")
+                    .push_bind(enum_str(&seen_execute));
+            },
+        )
+        .await?;
+        table::refresh::<Campaign>(&self.pool, &self.cache, id).await?;
+        Ok(changed == 1)
+    }
+
     /// Sets `execute`; returns whether it changed.
     pub async fn set_execute(&self, id: Uuid, execute: Execute) -> StoreResult<bool> {
         let value = enum_str(&execute);
@@ -467,16 +512,20 @@ impl Campaigns {
     }
 
     /// Sets `execute = stop` only if the campaign still has the status and execute the caller
-    /// saw, so a tick that read `stopping` cannot undo a `run` that landed meanwhile. Returns
-    /// whether it changed.
+    /// saw, so a tick that read `stopping` cannot undo a `run` that landed meanwhile. With
+    /// `then`, its outbox row (a sequence's next start) is written in the same transaction, so
+    /// the end is never recorded without it. Returns whether it changed.
     pub async fn stop_execute_if(
         &self,
         id: Uuid,
         seen_status: CampaignStatus,
         seen_execute: Execute,
+        then: Option<&OutboxEntry>,
     ) -> StoreResult<bool> {
-        let changed = table::update_where::<Campaign>(
-            &self.pool,
+        let mut conn = self.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        let changed = table::update_where_in::<Campaign>(
+            &mut tx,
             id,
             |q| {
                 q.push("execute = 'stop'");
@@ -489,6 +538,12 @@ impl Campaigns {
             },
         )
         .await?;
+        if changed == 1
+            && let Some(entry) = then
+        {
+            outbox::insert_in(&mut tx, entry).await?;
+        }
+        tx.commit().await?;
         table::refresh::<Campaign>(&self.pool, &self.cache, id).await?;
         Ok(changed == 1)
     }

@@ -12,6 +12,7 @@ mod dials;
 pub mod filter;
 mod loop_kicks;
 pub mod migrate;
+mod outbox;
 mod outplans;
 pub mod page;
 mod row;
@@ -35,6 +36,7 @@ pub use dials::{
 pub use filter::Filters;
 pub use loop_kicks::{LoopKick, LoopKicks};
 pub use migrate::MigrationReport;
+pub use outbox::{Outbox, OutboxEntry, OutboxKind, TargetSettle};
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
 pub use stats::{Stats, StatusCount, TICK_RECORD_TTL};
@@ -154,6 +156,8 @@ pub struct Store {
     pub loop_kicks: LoopKicks,
     /// The customers' suppression (do-not-call) lists.
     pub suppressions: Suppressions,
+    /// Follow-up work that must outlive its process (target statuses, sequence starts).
+    pub outbox: Outbox,
 }
 
 /// A pool of at most `max_connections` to the database of `database` ([`Store::pool_options`]).
@@ -218,6 +222,7 @@ impl Store {
             tick_switch: TickSwitch::new(pool.clone()),
             loop_kicks: LoopKicks::new(pool.clone()),
             suppressions: Suppressions::new(pool.clone()),
+            outbox: Outbox::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,
         }

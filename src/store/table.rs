@@ -195,13 +195,33 @@ pub async fn update_where<T: Record>(
     build: impl FnOnce(&mut QueryBuilder<MySql>),
     condition: impl FnOnce(&mut QueryBuilder<MySql>),
 ) -> StoreResult<u64> {
+    let mut q = update_query::<T>(id, build, condition);
+    Ok(q.build().execute(pool).await?.rows_affected())
+}
+
+/// [`update_where`] inside a transaction (or on one connection).
+pub async fn update_where_in<T: Record>(
+    conn: &mut sqlx::MySqlConnection,
+    id: Uuid,
+    build: impl FnOnce(&mut QueryBuilder<MySql>),
+    condition: impl FnOnce(&mut QueryBuilder<MySql>),
+) -> StoreResult<u64> {
+    let mut q = update_query::<T>(id, build, condition);
+    Ok(q.build().execute(conn).await?.rows_affected())
+}
+
+fn update_query<T: Record>(
+    id: Uuid,
+    build: impl FnOnce(&mut QueryBuilder<MySql>),
+    condition: impl FnOnce(&mut QueryBuilder<MySql>),
+) -> QueryBuilder<MySql> {
     let mut q = QueryBuilder::<MySql>::new(format!("UPDATE {} SET ", T::TABLE));
     build(&mut q);
     q.push(", ");
     push_tm_update(&mut q);
     q.push(" WHERE id = ").push_bind(uuid_bytes(id));
     condition(&mut q);
-    Ok(q.build().execute(pool).await?.rows_affected())
+    q
 }
 
 /// Pushes `tm_update = <now, or 1 µs after the stored value if that is not earlier>`.

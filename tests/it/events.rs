@@ -521,7 +521,8 @@ async fn call_hangups_finish_campaigncalls_on(bus: EventBus) {
     assert_eq!(campaign(&sys, &id).await["status"], "stop");
     let done: Vec<Value> = campaigncalls(&sys, &id).await;
     assert!(done.iter().all(|cc| cc["status"] == "done"));
-    assert_eq!(done.iter().filter(|cc| cc["result"] == "fail").count(), 3);
+    // The second was finished again as success by its late `normal` hangup.
+    assert_eq!(done.iter().filter(|cc| cc["result"] == "fail").count(), 2);
 
     // Customer webhooks for campaigncalls: identical payloads.
     let first = ccs[0]["id"].as_str().unwrap();
@@ -648,11 +649,11 @@ async fn hang_up_and_check(
         .await;
     assert_eq!(stored, ev);
 
-    // A repeated hangup (even with another reason) changes nothing.
+    // A repeated hangup that is not a late success changes nothing.
     raw.publish_event(
         "call-manager",
         "call_hangup",
-        json!({"id": call_id, "hangup_reason": "normal"}),
+        json!({"id": call_id, "hangup_reason": "busy"}),
     )
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -662,6 +663,31 @@ async fn hang_up_and_check(
         stored
     );
     assert_eq!(tap.count("campaigncall_updated", &ccid), 1);
+    if i == 1 {
+        // A late `normal` hangup after a `fail`: finished again as success, target `done`.
+        raw.publish_event(
+            "call-manager",
+            "call_hangup",
+            json!({"id": call_id, "hangup_reason": "normal"}),
+        )
+        .await;
+        wait_until("the late success", Duration::from_secs(10), || async {
+            tap.count("campaigncall_updated", &ccid) == 2
+        })
+        .await;
+        let again = sys
+            .ok("GET", &format!("/v1/campaigncalls/{ccid}"), None)
+            .await;
+        assert_eq!(
+            (&again["status"], &again["result"]),
+            (&json!("done"), &json!("success"))
+        );
+        wait_until("the target done", Duration::from_secs(10), || {
+            let st = sys.sim.target(target).map(|t| t.status);
+            async move { st == Some(TargetState::Done) }
+        })
+        .await;
+    }
 
     // Running until the last call ends (each target is out of tries), then stop.
     let status = campaign(sys, id).await["status"].clone();

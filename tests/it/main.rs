@@ -16,6 +16,7 @@ mod contract_docs;
 mod cutover;
 mod dbscheme;
 mod deploy;
+mod dial_paths;
 mod dials;
 mod e2e;
 mod events;

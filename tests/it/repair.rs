@@ -364,6 +364,7 @@ async fn call_never_created_fails_and_frees_the_try() {
             checked: 1,
             finished: 1,
             campaigns: 0,
+            outbox: 0,
             ran: true
         }
     );
@@ -1184,14 +1185,14 @@ async fn operator_finish_keeps_the_try_and_stops_a_stopping_campaign() {
     );
     let refused = env
         .service
-        .operator_finish_campaigncall(cc.id, CampaigncallResult::None)
+        .operator_finish_campaigncall(cc.id, CampaigncallResult::None, false)
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("success or fail"), "{refused}");
 
     let done = env
         .service
-        .operator_finish_campaigncall(cc.id, CampaigncallResult::Success)
+        .operator_finish_campaigncall(cc.id, CampaigncallResult::Success, false)
         .await
         .expect("finish");
     assert_eq!(
@@ -1211,7 +1212,7 @@ async fn operator_finish_keeps_the_try_and_stops_a_stopping_campaign() {
     );
     let again = env
         .service
-        .operator_finish_campaigncall(cc.id, CampaigncallResult::Fail)
+        .operator_finish_campaigncall(cc.id, CampaigncallResult::Fail, false)
         .await
         .unwrap_err();
     assert!(

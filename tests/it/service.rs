@@ -1351,14 +1351,13 @@ async fn outplan_used_by_a_running_campaign_cannot_be_deleted() {
     assert!(env.service.outplan(o.id).await.is_ok());
 }
 
-/// The event path promises (src/events/mod.rs header) that a transient outdial-manager
-/// failure is returned so the bus redelivers the event. But `finish_campaigncall` marks the
-/// campaigncall `done` before it updates the target, so the redelivered hangup sees `done`
-/// and returns early: the target stays `progressing` for ever (the contact is never dialed
-/// again) and a `stopping` campaign waiting for this last call never stops.
+/// A finish whose target update fails: the compare-and-set on the campaigncall has already
+/// won, so the hangup is handled (the campaigncall done, the `stopping` campaign stopped) and
+/// the target write is left in the outbox row written with the finish; the repair's outbox step
+/// writes it. (Before, the target was written first and a failure made the bus redeliver the
+/// hangup; a racing finish could then leave the result and the target disagreeing.)
 #[tokio::test]
-
-async fn redelivered_hangup_completes_a_finish_whose_target_update_failed() {
+async fn a_finish_whose_target_update_failed_is_completed_by_the_repair() {
     let mut m = Mocks::new();
     let mut seq = mockall::Sequence::new();
     m.outdial
@@ -1385,13 +1384,7 @@ async fn redelivered_hangup_completes_a_finish_whose_target_update_failed() {
         status: "hangup".into(),
         hangup_reason: "busy".into(),
     };
-    assert!(
-        subs.call_hangup(hangup.clone()).await.is_err(),
-        "a transient failure is returned so the bus redelivers"
-    );
-    // The bus redelivers the event; this time outdial-manager answers.
-    subs.call_hangup(hangup).await.expect("redelivery");
-
+    subs.call_hangup(hangup).await.expect("handled");
     let stored = env.service.campaigncall(cc.id).await.expect("read");
     assert_eq!(stored.status, CampaigncallStatus::Done);
     assert_eq!(stored.result, CampaigncallResult::Fail);
@@ -1400,5 +1393,12 @@ async fn redelivered_hangup_completes_a_finish_whose_target_update_failed() {
         CampaignStatus::Stop,
         "the last call ended: the stopping campaign stops"
     );
-    // (Drop also checks that the target was put back to idle by the redelivery.)
+
+    assert_eq!(
+        env.service.settle_outbox(0).await,
+        1,
+        "the repair writes the target"
+    );
+    assert_eq!(env.service.settle_outbox(0).await, 0, "once");
+    // (Drop also checks that the target was put back to idle by the repair.)
 }

@@ -159,6 +159,9 @@ pub struct PacingUpdate {
 pub struct CampaigncallFinish {
     /// `success` or `fail`.
     pub result: CampaigncallResult,
+    /// `fail` without asking the peer whether the call is gone (absent: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
 }
 
 /// Body of `POST /v1/outplans` (the id is always generated).

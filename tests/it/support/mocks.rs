@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use campaign_manager::peers::{
-    MockCallManager, MockFlowManager, MockOutdialManager, MockQueueManager, MockWebhookManager,
-    Peers,
+    DialGate, MockCallManager, MockFlowManager, MockOutdialManager, MockQueueManager,
+    MockWebhookManager, OpenGate, Peers,
 };
 
 /// One mock per peer service.
@@ -21,6 +21,8 @@ pub struct Mocks {
     pub queue: MockQueueManager,
     /// webhook-manager.
     pub webhook: MockWebhookManager,
+    /// Whether a dial's call request can be sent (never refusing unless a test says so).
+    pub gate: Arc<dyn DialGate>,
 }
 
 impl Mocks {
@@ -32,6 +34,7 @@ impl Mocks {
             flow: MockFlowManager::new(),
             queue: MockQueueManager::new(),
             webhook: MockWebhookManager::new(),
+            gate: Arc::new(OpenGate),
         }
     }
 
@@ -43,6 +46,7 @@ impl Mocks {
             flow: Arc::new(self.flow),
             queue: Arc::new(self.queue),
             webhook: Arc::new(self.webhook),
+            gate: self.gate,
         }
     }
 }

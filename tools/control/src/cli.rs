@@ -454,6 +454,10 @@ pub enum CampaigncallCmd {
         #[arg(long,
               value_parser = model_enum::<CampaigncallResult>("result", FINISH_RESULTS))]
         result: CampaigncallResult,
+        /// With `--result fail`: do not ask call-manager / flow-manager whether the call is
+        /// gone first (without it, a call the peer reports up, or cannot say about, is refused).
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -704,10 +704,13 @@ impl Rpc {
                     Err(f) => Err(f),
                 }
             }
-            CampaigncallCmd::Finish { id, result } => {
+            CampaigncallCmd::Finish { id, result, force } => {
                 let what = format!("finish campaign call {id}");
                 let uri = format!("/v1/campaigncalls/{id}/finish");
-                let body = CampaigncallFinish { result: *result };
+                let body = CampaigncallFinish {
+                    result: *result,
+                    force: *force,
+                };
                 match self
                     .call::<_, Campaigncall>(&what, "POST", &uri, Some(&body))
                     .await
