@@ -714,44 +714,11 @@ impl Ticker {
             reference_id,
             activeflow_id,
         } = *p;
-        // 2. Claim the target, only when the call request can follow: the claim adds a try at
-        // outdial-manager that is never taken back, so not under an open breaker or past the
-        // deadline (tests/it/dial_paths.rs `claim_*`).
-        if fence.expired() {
-            self.give_up(cc.id).await;
-            return Ok(Dial::Late);
-        }
-        let peer = if source.is_some() {
-            DialPeer::Call
-        } else {
-            DialPeer::Flow
-        };
-        if s.peers.gate.is_refusing(peer) {
-            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, ?peer, "breaker open; dial abandoned before the claim");
-            self.give_up(cc.id).await;
-            return Err(PeerError::BreakerOpen {
-                target: format!("{peer:?}"),
-            }
-            .into());
-        }
-        if let Err(e) = s
-            .peers
-            .outdial
-            .set_target_progressing(target_id, index)
-            .await
+        if let Some(late) = self
+            .claim(c, cc.id, target_id, index, source.is_some(), fence)
+            .await?
         {
-            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "target claim failed; dial abandoned");
-            self.give_up(cc.id).await;
-            return Err(e.into());
-        }
-        if let Err(e) = s.set_dial_step(cc.id, DialStep::TargetClaimed).await {
-            // Nothing was asked yet: abandon (the repair does it if this fails too).
-            self.give_up(cc.id).await;
-            return Err(e.into());
-        }
-        if fence.expired() {
-            self.give_up(cc.id).await;
-            return Ok(Dial::Late);
+            return Ok(late);
         }
         // 3. Ask the peer.
         let asked = match source {
@@ -782,25 +749,96 @@ impl Ticker {
                 }
             }
         };
+        self.settle(c, cc.id, asked).await
+    }
+
+    /// Step 2 of a recorded dial: claim the target (`progressing` at outdial-manager) and note
+    /// it. `Some(Late)` when the tick's deadline passed and nothing was dialed; an error
+    /// abandons the dial (nothing was asked).
+    async fn claim(
+        &self,
+        c: &Campaign,
+        campaigncall_id: Uuid,
+        target_id: Uuid,
+        index: i32,
+        calls: bool,
+        fence: &Fence,
+    ) -> Result<Option<Dial>, Fail> {
+        let s = &self.service;
+        // 2. Claim the target, only when the call request can follow: the claim adds a try at
+        // outdial-manager that is never taken back, so not under an open breaker or past the
+        // deadline (tests/it/dial_paths.rs `claim_*`).
+        if fence.expired() {
+            self.give_up(campaigncall_id).await;
+            return Ok(Some(Dial::Late));
+        }
+        let peer = if calls {
+            DialPeer::Call
+        } else {
+            DialPeer::Flow
+        };
+        if s.peers.gate.is_refusing(peer) {
+            tracing::warn!(campaign_id = %c.id, %campaigncall_id, ?peer, "breaker open; dial abandoned before the claim");
+            self.give_up(campaigncall_id).await;
+            return Err(PeerError::BreakerOpen {
+                target: format!("{peer:?}"),
+            }
+            .into());
+        }
+        if let Err(e) = s
+            .peers
+            .outdial
+            .set_target_progressing(target_id, index)
+            .await
+        {
+            tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "target claim failed; dial abandoned");
+            self.give_up(campaigncall_id).await;
+            return Err(e.into());
+        }
+        if let Err(e) = s
+            .set_dial_step(campaigncall_id, DialStep::TargetClaimed)
+            .await
+        {
+            // Nothing was asked yet: abandon (the repair does it if this fails too).
+            self.give_up(campaigncall_id).await;
+            return Err(e.into());
+        }
+        if fence.expired() {
+            self.give_up(campaigncall_id).await;
+            return Ok(Some(Dial::Late));
+        }
+        Ok(None)
+    }
+
+    /// After step 3: a taken request is noted `requested`, a definite refusal abandons the
+    /// dial, an unknown outcome leaves the campaigncall open (noted `unknown`).
+    async fn settle(
+        &self,
+        c: &Campaign,
+        campaigncall_id: Uuid,
+        asked: Result<(), PeerError>,
+    ) -> Result<Dial, Fail> {
+        let s = &self.service;
         match asked {
             Ok(()) => {
                 // The call exists whatever happens next: a failed note leaves the campaigncall
                 // open for its hangup (which marks the dial placed) or the repair, which reads
                 // the call; the tick backs off.
-                s.set_dial_step(cc.id, DialStep::Requested).await?;
+                s.set_dial_step(campaigncall_id, DialStep::Requested)
+                    .await?;
                 Ok(Dial::Placed)
             }
             Err(e) if is_definite(&e) => {
-                tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial refused");
-                self.give_up(cc.id).await;
+                tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "dial refused");
+                self.give_up(campaigncall_id).await;
                 Err(e.into())
             }
             Err(e) => {
                 // The call may exist: never dial again to find out. Its hangup event or the
                 // repair finishes the campaigncall.
-                tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial outcome unknown; campaigncall left open");
+                tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "dial outcome unknown; campaigncall left open");
                 s.metrics.dial_unknown_total.inc();
-                s.set_dial_step(cc.id, DialStep::Unknown).await?;
+                s.set_dial_step(campaigncall_id, DialStep::Unknown).await?;
                 Err(e.into())
             }
         }
