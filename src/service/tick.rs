@@ -1,74 +1,16 @@
-//! One campaign tick (docs/contract.md#campaign-lifecycle), returning what the chain should do next.
+//! One campaign tick: what it dials now and what its chain does next ([`Next`], [`Outcome`]).
 //!
-//! Order: campaign (must be `run`) → calling hours → outplan → next available target →
-//! capacity → target retry interval → destination → campaigncall (`dialing`) + target
-//! progressing → dial.
-//! An empty list ends an `end_handle = stop` campaign only once none of its calls is still
-//! up (their targets may come back with tries left; the Go service ended early and never
-//! made those retries).
+//! Owns the tick's steps, in `Ticker::run`: load what it needs (campaign, calling hours,
+//! outplan, a batch of available targets), settle an empty list (wait, or end the campaign and
+//! start its next one), check whether it may dial (pacing cap, queue capacity), dial the ready
+//! targets (`Dials`: one per tick, or several at the dial rate's instants), and summarise.
+//! A dial is three steps, each of which may be the last a dying process makes: record it behind
+//! the tick's [`Fence`], claim the target, ask the peer; `Ticker::place` says what repairs
+//! each intermediate state. A transient failure backs the chain off and keeps the campaign
+//! running; only what can never work stops it.
 //!
-//! Fixed against the Go service: a transient failure (peer timeout, open breaker, database
-//! error) backs off (5 s doubling to a cap) and keeps the campaign running; only what can
-//! never work stops it (campaign or outplan gone, outdial gone, call campaign whose outplan
-//! has no source), with the reason logged and counted in `tick_stop_total{reason}`. The
-//! outdial is asked for a batch of available targets and the first one ready is dialed, so a
-//! target inside its retry interval does not hold back never-tried ones (docs/go-differences.md, item 12).
-//!
-//! The dial (README "Reliability"): each step may be the last one a dying process makes, and
-//! each intermediate state has a repair.
-//! 1. Record: campaigncall `dialing` + dial row, in one transaction behind the tick's fence
-//!    ([`Fence`]: chain sequence number and deadline, checked by MySQL). A stale or late tick,
-//!    a stopped campaign or an already recorded (target, destination, try) records nothing.
-//!    Crash after it: the repair asks the peer about the pre-chosen call/activeflow id, gets a
-//!    404, and finishes the campaigncall `fail` with the target back to `idle`.
-//! 2. Claim the target (`progressing` at outdial-manager). Any failure here means no call was
-//!    placed: the dial is abandoned (target `idle`, campaigncall `fail`, try free again).
-//! 3. Ask call-manager / flow-manager, unless the tick's deadline passed. A definite refusal
-//!    abandons the dial as in 2. A timeout or transport error is an unknown outcome: the call
-//!    may exist and ring, so the campaigncall stays open with its reference id, to be finished
-//!    by its hangup event or, if that never comes, by the repair (which reads the call).
-//!    The tick then backs off, as for any transient failure.
-//!
-//! Calling hours (docs/calling_hours.md): outside every window the tick dials nothing and asks no
-//! peer; it returns [`Outcome::Sleeping`] with the delay until the next window opens, capped
-//! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again), and the campaign stays `run`. A
-//! change of the hours wakes the chain (`ChainControl::wake_chain`). The clock is injectable
-//! ([`Ticker::with_clock`]) so the sleep is tested at any instant.
-//! With `destination_local`, the hours are checked per target instead, in its callee's zone
-//! (`model::destination_zone`): a target outside its local window is skipped for now and the
-//! others are dialed; when every target offered is outside its window (and none waits for
-//! anything else), the tick sleeps until the earliest of their openings.
-//! Each tick's decision is recorded for the live stats (one Redis write, `stats.rs`); an
-//! `end_handle = stop` campaign whose list is exhausted starts its next campaign
-//! (`sequence.rs`).
-//!
-//! Pacing (docs/pacing.md, `model::pacing`): `max_concurrent_calls` N holds the campaign's
-//! calls up (`dialing` or `progressing` campaigncalls) below N, with or without a queue (the
-//! queue's service-level capacity applies as well; the smaller wins); at the cap the tick
-//! returns `Waiting("pacing")`. `dials_per_second` R is the rule of [`DialRate`], applied to
-//! the recorded creation times of the campaign's dials: the store refuses a dial the rule does
-//! not allow yet, and waits up to [`crate::store::PACING_WAIT_IN_TRANSACTION`] for one that is nearly due,
-//! so the rule holds on the stored times whatever this process' timing. A paced tick reads
-//! the recent dial times once, then dials one ready target after another, each at its allowed
-//! instant (sleeping until [`PACED_RECORD_LEAD`] before it, the store waits the rest), for up
-//! to [`PACED_TICK_SPAN`] and while the caps allow (re-checked before each further dial); it
-//! asks the outdial for at least ⌈R⌉ targets. The
-//! target claim and peer request of a recorded dial (steps 2 and 3) run alongside the tick's
-//! next waits and records (one task, polled together), so their latency does not delay the
-//! next dial; the tick ends only
-//! once every placement finished, and a failed one backs the chain off as before. The next
-//! tick is due
-//! [`PACED_TICK_LEAD`] before the next allowed instant, so its reads are done by then. A dial
-//! the store refuses for the rate ends the tick with `Sleeping("pacing")` until that instant.
-//! Waiting and back-off delays are not shortened. Unset: one dial per tick, today's delays.
-//!
-//! Suppression (docs/contact-strategy.md): the store refuses a dial to a destination on the
-//! customer's do-not-call list inside the fenced transaction; the tick then tries the target's
-//! next destination with tries left, and ends the target (`done`, reason `suppressed`) when
-//! none is left.
-//!
-//! A state the tick read is only acted on conditionally: ending the execution is refused if a
-//! `run` landed after the read (`end_execution_seen`).
+//! The details are in docs/architecture.md (the tick and its dial steps), docs/pacing.md,
+//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
@@ -634,8 +576,9 @@ impl Ticker {
         Ok(capacity > dialing)
     }
 
-    /// Step 1 of a dial (module doc): the campaigncall and dial row, behind the fence and the
-    /// dial rate.
+    /// Step 1 of a dial: the campaigncall (`dialing`) and dial row in one transaction, behind
+    /// the fence and the dial rate. A stale or late tick, a stopped campaign, an already
+    /// recorded (target, destination, try) or a suppressed destination records nothing.
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
@@ -702,7 +645,11 @@ impl Ticker {
         }
     }
 
-    /// Steps 2 and 3 of a recorded dial: claim the target, ask the peer.
+    /// Steps 2 and 3 of a recorded dial: claim the target, ask the peer. A death after the
+    /// record (step 1) leaves a campaigncall whose call the repair finds never created (two
+    /// typed 404s): `fail`, target `idle`. A failed claim or a definite refusal abandons the
+    /// dial here (`give_up`; the repair if that fails too). A timeout or transport error is an
+    /// unknown outcome: the campaigncall stays open for its hangup event or the repair.
     async fn place(&self, c: &Campaign, p: Box<Pending>, fence: &Fence) -> Result<Dial, Fail> {
         let s = &self.service;
         let Pending {
