@@ -85,17 +85,7 @@ impl Service {
 
     /// `POST /v1/campaigns`.
     pub async fn create_campaign(&self, req: CampaignCreate) -> ServiceResult<Campaign> {
-        let kind = req
-            .kind
-            .ok_or_else(|| ServiceError::Invalid("type is required (call or flow)".into()))?;
-        check_enums(Some(kind), req.end_handle)?;
-        check_service_level(req.service_level)?;
-        super::check_text(&req.name, &req.detail)?;
-        super::calling_hours::check(&req.calling_hours)?;
-        super::pacing::check(&req.pacing)?;
-        if req.customer_id.is_nil() {
-            return Err(ServiceError::Invalid("customer_id is required".into()));
-        }
+        let kind = check_create(&req)?;
         let id = if req.id.is_nil() {
             Uuid::new_v4()
         } else {
@@ -129,33 +119,13 @@ impl Service {
             undo_flow().await;
             return Err(e);
         }
-        let campaign = Campaign {
-            id,
-            customer_id: req.customer_id,
-            kind,
-            execute: Execute::Stop,
-            name: req.name,
-            detail: req.detail,
-            status: CampaignStatus::Stop,
-            service_level: req.service_level,
-            end_handle: req.end_handle.unwrap_or(EndHandle::Stop),
-            flow_id: flow.id,
-            actions: req.actions,
-            outplan_id: req.outplan_id,
-            outdial_id: req.outdial_id,
-            queue_id: req.queue_id,
-            next_campaign_id: req.next_campaign_id,
-            tm_create: None,
-            tm_update: None,
-            tm_delete: None,
-            calling_hours: req.calling_hours,
-            pacing: req.pacing,
-        };
+        let outdial_id = req.outdial_id;
+        let campaign = new_campaign(id, kind, flow.id, req);
         let stored = match self.store.campaigns.create(&campaign).await {
             Ok(c) => c,
             Err(e) => {
                 undo_flow().await;
-                self.release_outdial(req.outdial_id, id).await;
+                self.release_outdial(outdial_id, id).await;
                 return Err(e.into());
             }
         };
@@ -563,5 +533,47 @@ impl Service {
             self.stop_campaign(campaign_id).await?;
         }
         Ok(())
+    }
+}
+
+/// Checks a create request's fields (400 naming the field); returns its campaign type.
+fn check_create(req: &CampaignCreate) -> ServiceResult<CampaignType> {
+    let kind = req
+        .kind
+        .ok_or_else(|| ServiceError::Invalid("type is required (call or flow)".into()))?;
+    check_enums(Some(kind), req.end_handle)?;
+    check_service_level(req.service_level)?;
+    super::check_text(&req.name, &req.detail)?;
+    super::calling_hours::check(&req.calling_hours)?;
+    super::pacing::check(&req.pacing)?;
+    if req.customer_id.is_nil() {
+        return Err(ServiceError::Invalid("customer_id is required".into()));
+    }
+    Ok(kind)
+}
+
+/// The campaign a create request stores: stopped, with the flow made for it.
+fn new_campaign(id: Uuid, kind: CampaignType, flow_id: Uuid, req: CampaignCreate) -> Campaign {
+    Campaign {
+        id,
+        customer_id: req.customer_id,
+        kind,
+        execute: Execute::Stop,
+        name: req.name,
+        detail: req.detail,
+        status: CampaignStatus::Stop,
+        service_level: req.service_level,
+        end_handle: req.end_handle.unwrap_or(EndHandle::Stop),
+        flow_id,
+        actions: req.actions,
+        outplan_id: req.outplan_id,
+        outdial_id: req.outdial_id,
+        queue_id: req.queue_id,
+        next_campaign_id: req.next_campaign_id,
+        tm_create: None,
+        tm_update: None,
+        tm_delete: None,
+        calling_hours: req.calling_hours,
+        pacing: req.pacing,
     }
 }

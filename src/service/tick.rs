@@ -1,76 +1,19 @@
-//! One campaign tick (docs/contract.md#campaign-lifecycle), returning what the chain should do next.
+//! One campaign tick: what it dials now and what its chain does next ([`Next`], [`Outcome`]).
 //!
-//! Order: campaign (must be `run`) → calling hours → outplan → next available target →
-//! capacity → target retry interval → destination → campaigncall (`dialing`) + target
-//! progressing → dial.
-//! An empty list ends an `end_handle = stop` campaign only once none of its calls is still
-//! up (their targets may come back with tries left; the Go service ended early and never
-//! made those retries).
+//! Owns the tick's steps, in `Ticker::run`: load what it needs (campaign, calling hours,
+//! outplan, a batch of available targets), settle an empty list (wait, or end the campaign and
+//! start its next one), check whether it may dial (pacing cap, queue capacity), dial the ready
+//! targets (`Dials`: one per tick, or several at the dial rate's instants), and summarise.
+//! A dial is three steps, each of which may be the last a dying process makes: record it behind
+//! the tick's [`Fence`], claim the target, ask the peer; `Ticker::place` says what repairs
+//! each intermediate state. A transient failure backs the chain off and keeps the campaign
+//! running; only what can never work stops it.
 //!
-//! Fixed against the Go service: a transient failure (peer timeout, open breaker, database
-//! error) backs off (5 s doubling to a cap) and keeps the campaign running; only what can
-//! never work stops it (campaign or outplan gone, outdial gone, call campaign whose outplan
-//! has no source), with the reason logged and counted in `tick_stop_total{reason}`. The
-//! outdial is asked for a batch of available targets and the first one ready is dialed, so a
-//! target inside its retry interval does not hold back never-tried ones (docs/go-differences.md, item 12).
-//!
-//! The dial (README "Reliability"): each step may be the last one a dying process makes, and
-//! each intermediate state has a repair.
-//! 1. Record: campaigncall `dialing` + dial row, in one transaction behind the tick's fence
-//!    ([`Fence`]: chain sequence number and deadline, checked by MySQL). A stale or late tick,
-//!    a stopped campaign or an already recorded (target, destination, try) records nothing.
-//!    Crash after it: the repair asks the peer about the pre-chosen call/activeflow id, gets a
-//!    404, and finishes the campaigncall `fail` with the target back to `idle`.
-//! 2. Claim the target (`progressing` at outdial-manager). Any failure here means no call was
-//!    placed: the dial is abandoned (target `idle`, campaigncall `fail`, try free again).
-//! 3. Ask call-manager / flow-manager, unless the tick's deadline passed. A definite refusal
-//!    abandons the dial as in 2. A timeout or transport error is an unknown outcome: the call
-//!    may exist and ring, so the campaigncall stays open with its reference id, to be finished
-//!    by its hangup event or, if that never comes, by the repair (which reads the call).
-//!    The tick then backs off, as for any transient failure.
-//!
-//! Calling hours (docs/calling_hours.md): outside every window the tick dials nothing and asks no
-//! peer; it returns [`Outcome::Sleeping`] with the delay until the next window opens, capped
-//! at [`CALLING_HOURS_MAX_SLEEP`] (then it looks again), and the campaign stays `run`. A
-//! change of the hours wakes the chain (`ChainControl::wake_chain`). The clock is injectable
-//! ([`Ticker::with_clock`]) so the sleep is tested at any instant.
-//! With `destination_local`, the hours are checked per target instead, in its callee's zone
-//! (`model::destination_zone`): a target outside its local window is skipped for now and the
-//! others are dialed; when every target offered is outside its window (and none waits for
-//! anything else), the tick sleeps until the earliest of their openings.
-//! Each tick's decision is recorded for the live stats (one Redis write, `stats.rs`); an
-//! `end_handle = stop` campaign whose list is exhausted starts its next campaign
-//! (`sequence.rs`).
-//!
-//! Pacing (docs/pacing.md, `model::pacing`): `max_concurrent_calls` N holds the campaign's
-//! calls up (`dialing` or `progressing` campaigncalls) below N, with or without a queue (the
-//! queue's service-level capacity applies as well; the smaller wins); at the cap the tick
-//! returns `Waiting("pacing")`. `dials_per_second` R is the rule of [`DialRate`], applied to
-//! the recorded creation times of the campaign's dials: the store refuses a dial the rule does
-//! not allow yet, and waits up to [`crate::store::PACING_WAIT_IN_TRANSACTION`] for one that is nearly due,
-//! so the rule holds on the stored times whatever this process' timing. A paced tick reads
-//! the recent dial times once, then dials one ready target after another, each at its allowed
-//! instant (sleeping until [`PACED_RECORD_LEAD`] before it, the store waits the rest), for up
-//! to [`PACED_TICK_SPAN`] and while the caps allow (re-checked before each further dial); it
-//! asks the outdial for at least ⌈R⌉ targets. The
-//! target claim and peer request of a recorded dial (steps 2 and 3) run alongside the tick's
-//! next waits and records (one task, polled together), so their latency does not delay the
-//! next dial; the tick ends only
-//! once every placement finished, and a failed one backs the chain off as before. The next
-//! tick is due
-//! [`PACED_TICK_LEAD`] before the next allowed instant, so its reads are done by then. A dial
-//! the store refuses for the rate ends the tick with `Sleeping("pacing")` until that instant.
-//! Waiting and back-off delays are not shortened. Unset: one dial per tick, today's delays.
-//!
-//! Suppression (docs/contact-strategy.md): the store refuses a dial to a destination on the
-//! customer's do-not-call list inside the fenced transaction; the tick then tries the target's
-//! next destination with tries left, and ends the target (`done`, reason `suppressed`) when
-//! none is left.
-//!
-//! A state the tick read is only acted on conditionally: ending the execution is refused if a
-//! `run` landed after the read (`end_execution_seen`).
+//! The details are in docs/architecture.md (the tick and its dial steps), docs/pacing.md,
+//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -357,9 +300,9 @@ impl Ticker {
         let started = Instant::now();
         let m = &self.service.metrics;
         m.campaign_execute_total.inc();
-        let mut seen = None;
-        let mut next_dial = None;
-        let result = self.run(id, fence, &mut seen, &mut next_dial).await;
+        let mut trace = Trace::default();
+        let result = self.run(id, fence, &mut trace).await;
+        let Trace { seen, next_dial } = trace;
         let delays = self.service.delays;
         let out = match result {
             Ok(outcome) => {
@@ -434,29 +377,51 @@ impl Ticker {
         }
     }
 
-    async fn run(
-        &self,
-        id: Uuid,
-        fence: &Fence,
-        seen: &mut Option<(CampaignStatus, Execute)>,
-        next_dial: &mut Option<DateTime<Utc>>,
-    ) -> Result<Outcome, Fail> {
+    /// The tick's steps: load what it needs, settle an empty list, check the caps, dial.
+    async fn run(&self, id: Uuid, fence: &Fence, trace: &mut Trace) -> Result<Outcome, Fail> {
+        let plan = match self.load(id, trace).await? {
+            ControlFlow::Continue(plan) => plan,
+            ControlFlow::Break(outcome) => return Ok(outcome),
+        };
+        if plan.targets.is_empty() {
+            return self.list_empty(&plan.campaign).await;
+        }
+        if let Some(wait) = self.may_dial(&plan.campaign).await? {
+            return Ok(wait);
+        }
+        let mut dials = Dials::new(self, &plan, fence).await?;
+        let outcome = dials.dial_all().await;
+        trace.next_dial = dials.next_dial;
+        match outcome? {
+            Some(outcome) => Ok(outcome),
+            None => dials.summarise().await,
+        }
+    }
+
+    /// Loads the campaign, its calling hours, outplan and a batch of available targets; breaks
+    /// with the outcome when the campaign cannot dial now.
+    async fn load(&self, id: Uuid, trace: &mut Trace) -> Result<ControlFlow<Outcome, Plan>, Fail> {
         let s = &self.service;
         let Some(campaign) = self.cache.campaign(&s.store, id).await? else {
-            return Ok(Outcome::Ended("campaign_gone"));
+            return Ok(ControlFlow::Break(Outcome::Ended("campaign_gone")));
         };
-        *seen = Some((campaign.status, campaign.execute));
+        trace.seen = Some((campaign.status, campaign.execute));
         if campaign.tm_delete.is_some() {
             return Err(Fail::Permanent("campaign_deleted"));
         }
         if campaign.status != CampaignStatus::Run || campaign.execute != Execute::Run {
-            return Ok(self.end(&campaign, "not_running").await?);
+            return Ok(ControlFlow::Break(
+                self.end(&campaign, "not_running").await?,
+            ));
         }
         if campaign.kind == CampaignType::Unset {
             return Err(Fail::Permanent("invalid_type"));
         }
         let local_hours = match self.calling_hours(&campaign) {
-            Hours::Closed(sleep) => return Ok(Outcome::Sleeping("outside_calling_hours", sleep)),
+            Hours::Closed(sleep) => {
+                let outcome = Outcome::Sleeping("outside_calling_hours", sleep);
+                return Ok(ControlFlow::Break(outcome));
+            }
             Hours::Open => None,
             Hours::PerDestination(schedule) => Some(schedule),
         };
@@ -484,192 +449,51 @@ impl Ticker {
             Err(e) if e.is_not_found() => return Err(Fail::Permanent("outdial_gone")),
             Err(e) => return Err(e.into()),
         };
-        if targets.is_empty() {
-            // Legacy "" behaves as continue, as on the platform (only `stop` stops).
-            if campaign.end_handle != EndHandle::Stop {
-                return Ok(Outcome::Waiting("list_empty"));
-            }
-            // Targets of calls still up are hidden from "available" but may come back idle
-            // with tries left: the list is only exhausted once no call is in progress.
-            if s.store.campaigncalls.has_ongoing(id).await? {
-                return Ok(Outcome::Waiting("calls_in_flight"));
-            }
-            // The end records the next campaign's start durably (sequence.rs).
-            let outcome = self
-                .end_then(&campaign, "list_exhausted", campaign.next_campaign_id)
-                .await?;
-            if outcome == Outcome::Ended("list_exhausted") {
-                s.start_next_campaign(&campaign).await;
-            }
-            return Ok(outcome);
+        Ok(ControlFlow::Continue(Plan {
+            campaign,
+            outplan,
+            local_hours,
+            targets,
+        }))
+    }
+
+    /// No target is available: wait, or end an `end_handle = stop` campaign whose list is
+    /// exhausted and start its next campaign.
+    async fn list_empty(&self, campaign: &Campaign) -> Result<Outcome, Fail> {
+        // Legacy "" behaves as continue, as on the platform (only `stop` stops).
+        if campaign.end_handle != EndHandle::Stop {
+            return Ok(Outcome::Waiting("list_empty"));
         }
-        if self.at_pacing_cap(&campaign).await? {
-            return Ok(Outcome::Waiting("pacing"));
-        }
-        if !self.has_capacity(&campaign).await? {
-            return Ok(Outcome::Waiting("no_capacity"));
-        }
-        let now = Utc::now();
-        let rate = campaign.pacing.and_then(|p| p.rate());
-        // The recent dial times the rate applies to (also kept up to date with this tick's own).
-        let mut recent = match rate {
-            Some(r) => {
-                s.store
-                    .dials
-                    .recent_dial_times(id, r.window_dials())
-                    .await?
-            }
-            None => Vec::new(),
-        };
-        let span_end = Instant::now() + PACED_TICK_SPAN;
-        let mut in_flight: Placements<'_> = FuturesUnordered::new();
-        let mut placed: Vec<Result<Dial, Fail>> = Vec::new();
-        let mut failed: Option<Fail> = None;
-        let mut dialed = 0u32;
-        let mut waiting = "retry_interval";
-        // With destination_local: the earliest sleep until a skipped target's window opens.
-        let mut hours_sleep: Option<Duration> = None;
-        let mut other_wait = false;
-        // A target comes back with the index of its destination the store found suppressed,
-        // to be dialed on its next one (docs/contact-strategy.md).
-        let mut work: std::collections::VecDeque<(&OutdialTarget, Option<i32>)> =
-            targets.iter().map(|t| (t, None)).collect();
-        while let Some((target, after)) = work.pop_front() {
-            if !target_ready(target, outplan.try_interval, now) {
-                other_wait = true;
-                continue;
-            }
-            let Some((destination, index, try_count)) =
-                pick_destination_after(target, &outplan, after)
-            else {
-                if after.is_some() {
-                    self.finish_suppressed(&campaign, target.id).await;
-                    continue;
-                }
-                tracing::warn!(campaign_id = %id, target_id = %target.id, "outdial offered a target without destination tries left");
-                waiting = "no_destination";
-                other_wait = true;
-                continue;
-            };
-            if let Some(schedule) = &local_hours
-                && let Some(sleep) = schedule.for_destination(&destination).sleep(
-                    (self.clock)(),
-                    CALLING_HOURS_MIN_SLEEP,
-                    CALLING_HOURS_MAX_SLEEP,
-                )
-            {
-                // Outside the callee's local hours: leave it for now, dial the others.
-                hours_sleep = Some(hours_sleep.map_or(sleep, |s| s.min(sleep)));
-                continue;
-            }
-            if dialed > 0 {
-                // More than one dial per tick only with a rate, and only while the caps allow.
-                if rate.is_none() {
-                    break;
-                }
-                match while_placing(self.below_caps(&campaign), &mut in_flight, &mut placed).await {
-                    Ok(true) => {}
-                    Ok(false) => break,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            if let Some(at) = rate.and_then(|r| r.next_allowed(&recent)) {
-                let wait = until(at).saturating_sub(PACED_RECORD_LEAD);
-                if dialed > 0 && Instant::now() + wait > span_end {
-                    *next_dial = Some(at);
-                    break;
-                }
-                if wait > PACED_TICK_SPAN {
-                    // Scheduled early (the rate changed, or another tick dialed): sleep on.
-                    return Ok(Outcome::Sleeping(
-                        "pacing",
-                        wait.saturating_sub(PACED_TICK_LEAD),
-                    ));
-                }
-                while_placing(tokio::time::sleep(wait), &mut in_flight, &mut placed).await;
-            }
-            let recording = self.record(
-                &campaign,
-                &outplan,
-                target.id,
-                destination,
-                index,
-                try_count,
-                fence,
-                rate,
-            );
-            match while_placing(recording, &mut in_flight, &mut placed).await {
-                // Placements already running finish first (below).
-                Err(e) if dialed > 0 => {
-                    failed = Some(e);
-                    break;
-                }
-                Err(e) => return Err(e),
-                Ok(Recording::Recorded(pending)) => {
-                    dialed += 1;
-                    if let Some(r) = rate {
-                        recent.push(pending.cc.tm_create.unwrap_or_else(Utc::now));
-                        *next_dial = r.next_allowed(&recent);
-                    }
-                    // The target claim and the peer request run while the tick waits for its
-                    // next dial instant, so their latency does not delay the next dial.
-                    in_flight.push(self.place(&campaign, pending, fence).boxed());
-                }
-                Ok(Recording::Paced(at)) if dialed == 0 => {
-                    return Ok(Outcome::Sleeping(
-                        "pacing",
-                        until(at)
-                            .saturating_sub(PACED_TICK_LEAD)
-                            .max(CALLING_HOURS_MIN_SLEEP),
-                    ));
-                }
-                Ok(Recording::Paced(at)) => {
-                    *next_dial = Some(at);
-                    break;
-                }
-                Ok(Recording::Refused("suppressed")) => work.push_front((target, Some(index))),
-                // Another tick recorded this try (it may still be claiming the target): look
-                // at the next target.
-                Ok(Recording::Refused("try_taken")) => {
-                    waiting = "try_taken";
-                    other_wait = true;
-                }
-                Ok(Recording::Refused(_)) if dialed > 0 => break,
-                Ok(Recording::Refused(reason)) => return Ok(Outcome::Waiting(reason)),
-            }
-        }
-        while let Some(r) = in_flight.next().await {
-            placed.push(r);
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        if dialed > 0 {
-            // A failed placement backs the chain off as before; a tick past its deadline
-            // placed nothing.
-            let mut any_placed = false;
-            let mut late = false;
-            for r in placed {
-                match r? {
-                    Dial::Placed => any_placed = true,
-                    Dial::Late => late = true,
-                }
-            }
-            if !any_placed && late {
-                return Ok(Outcome::Waiting("late_tick"));
-            }
-            return Ok(Outcome::Dialed);
-        }
-        if let Some(sleep) = hours_sleep
-            && !other_wait
+        // Targets of calls still up are hidden from "available" but may come back idle
+        // with tries left: the list is only exhausted once no call is in progress.
+        if self
+            .service
+            .store
+            .campaigncalls
+            .has_ongoing(campaign.id)
+            .await?
         {
-            // Every target offered is outside its local hours: sleep until the first opens.
-            return Ok(Outcome::Sleeping("outside_calling_hours", sleep));
+            return Ok(Outcome::Waiting("calls_in_flight"));
         }
-        Ok(Outcome::Waiting(waiting))
+        // The end records the next campaign's start durably (sequence.rs).
+        let outcome = self
+            .end_then(campaign, "list_exhausted", campaign.next_campaign_id)
+            .await?;
+        if outcome == Outcome::Ended("list_exhausted") {
+            self.service.start_next_campaign(campaign).await;
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the campaign may dial now: `Some(wait)` at its pacing cap or without capacity.
+    async fn may_dial(&self, campaign: &Campaign) -> Result<Option<Outcome>, Fail> {
+        if self.at_pacing_cap(campaign).await? {
+            return Ok(Some(Outcome::Waiting("pacing")));
+        }
+        if !self.has_capacity(campaign).await? {
+            return Ok(Some(Outcome::Waiting("no_capacity")));
+        }
+        Ok(None)
     }
 
     /// Where the campaign stands against its calling hours. Stored hours that no longer
@@ -752,8 +576,9 @@ impl Ticker {
         Ok(capacity > dialing)
     }
 
-    /// Step 1 of a dial (module doc): the campaigncall and dial row, behind the fence and the
-    /// dial rate.
+    /// Step 1 of a dial: the campaigncall (`dialing`) and dial row in one transaction, behind
+    /// the fence and the dial rate. A stale or late tick, a stopped campaign, an already
+    /// recorded (target, destination, try) or a suppressed destination records nothing.
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
@@ -820,7 +645,11 @@ impl Ticker {
         }
     }
 
-    /// Steps 2 and 3 of a recorded dial: claim the target, ask the peer.
+    /// Steps 2 and 3 of a recorded dial: claim the target, ask the peer. A death after the
+    /// record (step 1) leaves a campaigncall whose call the repair finds never created (two
+    /// typed 404s): `fail`, target `idle`. A failed claim or a definite refusal abandons the
+    /// dial here (`give_up`; the repair if that fails too). A timeout or transport error is an
+    /// unknown outcome: the campaigncall stays open for its hangup event or the repair.
     async fn place(&self, c: &Campaign, p: Box<Pending>, fence: &Fence) -> Result<Dial, Fail> {
         let s = &self.service;
         let Pending {
@@ -832,44 +661,11 @@ impl Ticker {
             reference_id,
             activeflow_id,
         } = *p;
-        // 2. Claim the target, only when the call request can follow: the claim adds a try at
-        // outdial-manager that is never taken back, so not under an open breaker or past the
-        // deadline (tests/it/dial_paths.rs `claim_*`).
-        if fence.expired() {
-            self.give_up(cc.id).await;
-            return Ok(Dial::Late);
-        }
-        let peer = if source.is_some() {
-            DialPeer::Call
-        } else {
-            DialPeer::Flow
-        };
-        if s.peers.gate.is_refusing(peer) {
-            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, ?peer, "breaker open; dial abandoned before the claim");
-            self.give_up(cc.id).await;
-            return Err(PeerError::BreakerOpen {
-                target: format!("{peer:?}"),
-            }
-            .into());
-        }
-        if let Err(e) = s
-            .peers
-            .outdial
-            .set_target_progressing(target_id, index)
-            .await
+        if let Some(late) = self
+            .claim(c, cc.id, target_id, index, source.is_some(), fence)
+            .await?
         {
-            tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "target claim failed; dial abandoned");
-            self.give_up(cc.id).await;
-            return Err(e.into());
-        }
-        if let Err(e) = s.set_dial_step(cc.id, DialStep::TargetClaimed).await {
-            // Nothing was asked yet: abandon (the repair does it if this fails too).
-            self.give_up(cc.id).await;
-            return Err(e.into());
-        }
-        if fence.expired() {
-            self.give_up(cc.id).await;
-            return Ok(Dial::Late);
+            return Ok(late);
         }
         // 3. Ask the peer.
         let asked = match source {
@@ -900,25 +696,96 @@ impl Ticker {
                 }
             }
         };
+        self.settle(c, cc.id, asked).await
+    }
+
+    /// Step 2 of a recorded dial: claim the target (`progressing` at outdial-manager) and note
+    /// it. `Some(Late)` when the tick's deadline passed and nothing was dialed; an error
+    /// abandons the dial (nothing was asked).
+    async fn claim(
+        &self,
+        c: &Campaign,
+        campaigncall_id: Uuid,
+        target_id: Uuid,
+        index: i32,
+        calls: bool,
+        fence: &Fence,
+    ) -> Result<Option<Dial>, Fail> {
+        let s = &self.service;
+        // 2. Claim the target, only when the call request can follow: the claim adds a try at
+        // outdial-manager that is never taken back, so not under an open breaker or past the
+        // deadline (tests/it/dial_paths.rs `claim_*`).
+        if fence.expired() {
+            self.give_up(campaigncall_id).await;
+            return Ok(Some(Dial::Late));
+        }
+        let peer = if calls {
+            DialPeer::Call
+        } else {
+            DialPeer::Flow
+        };
+        if s.peers.gate.is_refusing(peer) {
+            tracing::warn!(campaign_id = %c.id, %campaigncall_id, ?peer, "breaker open; dial abandoned before the claim");
+            self.give_up(campaigncall_id).await;
+            return Err(PeerError::BreakerOpen {
+                target: format!("{peer:?}"),
+            }
+            .into());
+        }
+        if let Err(e) = s
+            .peers
+            .outdial
+            .set_target_progressing(target_id, index)
+            .await
+        {
+            tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "target claim failed; dial abandoned");
+            self.give_up(campaigncall_id).await;
+            return Err(e.into());
+        }
+        if let Err(e) = s
+            .set_dial_step(campaigncall_id, DialStep::TargetClaimed)
+            .await
+        {
+            // Nothing was asked yet: abandon (the repair does it if this fails too).
+            self.give_up(campaigncall_id).await;
+            return Err(e.into());
+        }
+        if fence.expired() {
+            self.give_up(campaigncall_id).await;
+            return Ok(Some(Dial::Late));
+        }
+        Ok(None)
+    }
+
+    /// After step 3: a taken request is noted `requested`, a definite refusal abandons the
+    /// dial, an unknown outcome leaves the campaigncall open (noted `unknown`).
+    async fn settle(
+        &self,
+        c: &Campaign,
+        campaigncall_id: Uuid,
+        asked: Result<(), PeerError>,
+    ) -> Result<Dial, Fail> {
+        let s = &self.service;
         match asked {
             Ok(()) => {
                 // The call exists whatever happens next: a failed note leaves the campaigncall
                 // open for its hangup (which marks the dial placed) or the repair, which reads
                 // the call; the tick backs off.
-                s.set_dial_step(cc.id, DialStep::Requested).await?;
+                s.set_dial_step(campaigncall_id, DialStep::Requested)
+                    .await?;
                 Ok(Dial::Placed)
             }
             Err(e) if is_definite(&e) => {
-                tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial refused");
-                self.give_up(cc.id).await;
+                tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "dial refused");
+                self.give_up(campaigncall_id).await;
                 Err(e.into())
             }
             Err(e) => {
                 // The call may exist: never dial again to find out. Its hangup event or the
                 // repair finishes the campaigncall.
-                tracing::warn!(campaign_id = %c.id, campaigncall_id = %cc.id, error = %e, "dial outcome unknown; campaigncall left open");
+                tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "dial outcome unknown; campaigncall left open");
                 s.metrics.dial_unknown_total.inc();
-                s.set_dial_step(cc.id, DialStep::Unknown).await?;
+                s.set_dial_step(campaigncall_id, DialStep::Unknown).await?;
                 Err(e.into())
             }
         }
@@ -950,5 +817,300 @@ impl Ticker {
         if let Err(e) = self.service.abandon_dial(campaigncall_id).await {
             tracing::warn!(%campaigncall_id, error = %e, "could not abandon the dial now; left to the repair");
         }
+    }
+}
+
+/// What a tick that may dial works with (the load step's result).
+struct Plan {
+    campaign: Campaign,
+    outplan: Outplan,
+    /// `destination_local`: the hours each target is checked against, in its callee's zone.
+    local_hours: Option<Schedule>,
+    targets: Vec<OutdialTarget>,
+}
+
+/// What [`Ticker::tick`] learns from a run besides its outcome.
+#[derive(Default)]
+struct Trace {
+    /// The campaign's state as read, for the conditional end of a permanent failure.
+    seen: Option<(CampaignStatus, Execute)>,
+    /// A paced campaign's next allowed dial, which times its next tick.
+    next_dial: Option<DateTime<Utc>>,
+}
+
+/// How the dial loop goes on after one target.
+enum Flow {
+    /// Look at the next target.
+    Next,
+    /// Dial the same target on its destination after this (suppressed) index.
+    Suppressed(i32),
+    /// Dial no more in this tick; the placements finish and the tick is summarised.
+    Stop,
+    /// The tick ends now with this outcome (nothing was dialed).
+    Done(Outcome),
+}
+
+/// The dial step of one tick: the targets it dials one after another, the placements running
+/// alongside, and what it saw for the summary.
+struct Dials<'a> {
+    ticker: &'a Ticker,
+    plan: &'a Plan,
+    fence: &'a Fence,
+    rate: Option<DialRate>,
+    now: DateTime<Utc>,
+    /// The recent dial times the rate applies to (also kept up to date with this tick's own).
+    recent: Vec<DateTime<Utc>>,
+    span_end: Instant,
+    in_flight: Placements<'a>,
+    placed: Vec<Result<Dial, Fail>>,
+    /// A failure after the first dial: the placements finish first, then it is returned.
+    failed: Option<Fail>,
+    dialed: u32,
+    waiting: &'static str,
+    /// With destination_local: the earliest sleep until a skipped target's window opens.
+    hours_sleep: Option<Duration>,
+    /// A target waits for something other than its local hours.
+    other_wait: bool,
+    next_dial: Option<DateTime<Utc>>,
+}
+
+impl<'a> Dials<'a> {
+    /// Reads the recent dial times when the campaign has a dial rate.
+    async fn new(ticker: &'a Ticker, plan: &'a Plan, fence: &'a Fence) -> Result<Self, Fail> {
+        let now = Utc::now();
+        let rate = plan.campaign.pacing.and_then(|p| p.rate());
+        let recent = match rate {
+            Some(r) => {
+                let dials = &ticker.service.store.dials;
+                dials
+                    .recent_dial_times(plan.campaign.id, r.window_dials())
+                    .await?
+            }
+            None => Vec::new(),
+        };
+        Ok(Dials {
+            ticker,
+            plan,
+            fence,
+            rate,
+            now,
+            recent,
+            span_end: Instant::now() + PACED_TICK_SPAN,
+            in_flight: FuturesUnordered::new(),
+            placed: Vec::new(),
+            failed: None,
+            dialed: 0,
+            waiting: "retry_interval",
+            hours_sleep: None,
+            other_wait: false,
+            next_dial: None,
+        })
+    }
+
+    /// Dials the ready targets in turn; `Some` when the tick ends before its summary.
+    async fn dial_all(&mut self) -> Result<Option<Outcome>, Fail> {
+        // A target comes back with the index of its destination the store found suppressed,
+        // to be dialed on its next one (docs/contact-strategy.md).
+        let plan = self.plan;
+        let mut work: VecDeque<(&OutdialTarget, Option<i32>)> =
+            plan.targets.iter().map(|t| (t, None)).collect();
+        while let Some((target, after)) = work.pop_front() {
+            match self.dial_one(target, after).await? {
+                Flow::Next => {}
+                Flow::Suppressed(index) => work.push_front((target, Some(index))),
+                Flow::Stop => break,
+                Flow::Done(outcome) => return Ok(Some(outcome)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// One target: pick its destination, wait for the caps and the rate, record the dial and
+    /// start its placement.
+    async fn dial_one(&mut self, target: &OutdialTarget, after: Option<i32>) -> Result<Flow, Fail> {
+        let Some((destination, index, try_count)) = self.choose(target, after).await else {
+            return Ok(Flow::Next);
+        };
+        if let Some(flow) = self.pace().await? {
+            return Ok(flow);
+        }
+        let (ticker, plan, fence) = (self.ticker, self.plan, self.fence);
+        let recording = ticker.record(
+            &plan.campaign,
+            &plan.outplan,
+            target.id,
+            destination,
+            index,
+            try_count,
+            fence,
+            self.rate,
+        );
+        let recorded = while_placing(recording, &mut self.in_flight, &mut self.placed).await;
+        self.recorded(recorded, index)
+    }
+
+    /// The destination to dial for `target` now, or `None` when it waits (retry interval,
+    /// no destination left, outside its callee's local hours) or ends suppressed.
+    async fn choose(
+        &mut self,
+        target: &OutdialTarget,
+        after: Option<i32>,
+    ) -> Option<(Address, i32, i32)> {
+        let plan = self.plan;
+        if !target_ready(target, plan.outplan.try_interval, self.now) {
+            self.other_wait = true;
+            return None;
+        }
+        let Some((destination, index, try_count)) =
+            pick_destination_after(target, &plan.outplan, after)
+        else {
+            if after.is_some() {
+                self.ticker
+                    .finish_suppressed(&plan.campaign, target.id)
+                    .await;
+                return None;
+            }
+            tracing::warn!(campaign_id = %plan.campaign.id, target_id = %target.id, "outdial offered a target without destination tries left");
+            self.waiting = "no_destination";
+            self.other_wait = true;
+            return None;
+        };
+        if let Some(schedule) = &plan.local_hours
+            && let Some(sleep) = schedule.for_destination(&destination).sleep(
+                (self.ticker.clock)(),
+                CALLING_HOURS_MIN_SLEEP,
+                CALLING_HOURS_MAX_SLEEP,
+            )
+        {
+            // Outside the callee's local hours: leave it for now, dial the others.
+            self.hours_sleep = Some(self.hours_sleep.map_or(sleep, |s| s.min(sleep)));
+            return None;
+        }
+        Some((destination, index, try_count))
+    }
+
+    /// Before a further dial: the caps again (only with a rate), then the wait until the rate
+    /// allows it. `Some` when the tick dials no more.
+    async fn pace(&mut self) -> Result<Option<Flow>, Fail> {
+        let (ticker, plan) = (self.ticker, self.plan);
+        if self.dialed > 0 {
+            // More than one dial per tick only with a rate, and only while the caps allow.
+            if self.rate.is_none() {
+                return Ok(Some(Flow::Stop));
+            }
+            let caps = ticker.below_caps(&plan.campaign);
+            match while_placing(caps, &mut self.in_flight, &mut self.placed).await {
+                Ok(true) => {}
+                Ok(false) => return Ok(Some(Flow::Stop)),
+                Err(e) => {
+                    self.failed = Some(e);
+                    return Ok(Some(Flow::Stop));
+                }
+            }
+        }
+        if let Some(at) = self.rate.and_then(|r| r.next_allowed(&self.recent)) {
+            let wait = until(at).saturating_sub(PACED_RECORD_LEAD);
+            if self.dialed > 0 && Instant::now() + wait > self.span_end {
+                self.next_dial = Some(at);
+                return Ok(Some(Flow::Stop));
+            }
+            if wait > PACED_TICK_SPAN {
+                // Scheduled early (the rate changed, or another tick dialed): sleep on.
+                let sleep = wait.saturating_sub(PACED_TICK_LEAD);
+                return Ok(Some(Flow::Done(Outcome::Sleeping("pacing", sleep))));
+            }
+            let sleep = tokio::time::sleep(wait);
+            while_placing(sleep, &mut self.in_flight, &mut self.placed).await;
+        }
+        Ok(None)
+    }
+
+    /// Acts on what the store made of a dial: a recorded one starts its placement.
+    fn recorded(&mut self, recorded: Result<Recording, Fail>, index: i32) -> Result<Flow, Fail> {
+        let (ticker, plan, fence) = (self.ticker, self.plan, self.fence);
+        match recorded {
+            // Placements already running finish first (summarise).
+            Err(e) if self.dialed > 0 => {
+                self.failed = Some(e);
+                Ok(Flow::Stop)
+            }
+            Err(e) => Err(e),
+            Ok(Recording::Recorded(pending)) => {
+                self.dialed += 1;
+                if let Some(r) = self.rate {
+                    self.recent
+                        .push(pending.cc.tm_create.unwrap_or_else(Utc::now));
+                    self.next_dial = r.next_allowed(&self.recent);
+                }
+                // The target claim and the peer request run while the tick waits for its
+                // next dial instant, so their latency does not delay the next dial.
+                let placement = ticker.place(&plan.campaign, pending, fence).boxed();
+                self.in_flight.push(placement);
+                Ok(Flow::Next)
+            }
+            Ok(Recording::Paced(at)) if self.dialed == 0 => {
+                let sleep = until(at)
+                    .saturating_sub(PACED_TICK_LEAD)
+                    .max(CALLING_HOURS_MIN_SLEEP);
+                Ok(Flow::Done(Outcome::Sleeping("pacing", sleep)))
+            }
+            Ok(Recording::Paced(at)) => {
+                self.next_dial = Some(at);
+                Ok(Flow::Stop)
+            }
+            Ok(Recording::Refused("suppressed")) => Ok(Flow::Suppressed(index)),
+            // Another tick recorded this try (it may still be claiming the target): look
+            // at the next target.
+            Ok(Recording::Refused("try_taken")) => {
+                self.waiting = "try_taken";
+                self.other_wait = true;
+                Ok(Flow::Next)
+            }
+            Ok(Recording::Refused(_)) if self.dialed > 0 => Ok(Flow::Stop),
+            Ok(Recording::Refused(reason)) => Ok(Flow::Done(Outcome::Waiting(reason))),
+        }
+    }
+
+    /// Waits for every placement, then says what the tick did.
+    async fn summarise(self) -> Result<Outcome, Fail> {
+        let Dials {
+            mut in_flight,
+            mut placed,
+            failed,
+            dialed,
+            hours_sleep,
+            other_wait,
+            waiting,
+            ..
+        } = self;
+        while let Some(r) = in_flight.next().await {
+            placed.push(r);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if dialed > 0 {
+            // A failed placement backs the chain off as before; a tick past its deadline
+            // placed nothing.
+            let mut any_placed = false;
+            let mut late = false;
+            for r in placed {
+                match r? {
+                    Dial::Placed => any_placed = true,
+                    Dial::Late => late = true,
+                }
+            }
+            if !any_placed && late {
+                return Ok(Outcome::Waiting("late_tick"));
+            }
+            return Ok(Outcome::Dialed);
+        }
+        if let Some(sleep) = hours_sleep
+            && !other_wait
+        {
+            // Every target offered is outside its local hours: sleep until the first opens.
+            return Ok(Outcome::Sleeping("outside_calling_hours", sleep));
+        }
+        Ok(Outcome::Waiting(waiting))
     }
 }
