@@ -34,6 +34,7 @@ pub mod outdials;
 pub mod queues;
 pub mod routes;
 pub mod scenario;
+pub mod service;
 pub mod state;
 pub mod webhooks;
 
@@ -63,8 +64,8 @@ pub use calls::CallRecord;
 pub use faults::{Fault, FaultKind};
 pub use flows::{SimActiveflow, SimFlow};
 pub use outdials::{Attempt, SimOutdial, SimTarget, TargetSpec, TargetState};
-pub use routes::Service;
 pub use scenario::{CallPlan, MsRange, Outcome, Override, Scenario, Weights};
+pub use service::Service;
 pub use state::{Effect, Exchange, Publish, SimState, Stats};
 
 /// Requests handled concurrently per service queue.

@@ -20,37 +20,11 @@ use super::calls::{CallCreate, CallError, CallRecord};
 use super::faults::FaultKind;
 use super::flows::{ActiveflowCreate, FlowCreate, FlowError};
 use super::outdials::{OutdialError, TargetState};
+use super::service::Service;
 use super::state::{Effect, SimState};
 use crate::bus::{Request, Response};
 use crate::model::Action;
 use crate::model::json::uuid_or_nil;
-
-/// One of the simulated platform services (one request queue each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Service {
-    /// outdial-manager.
-    Outdial,
-    /// call-manager.
-    Call,
-    /// flow-manager.
-    Flow,
-    /// queue-manager.
-    Queue,
-    /// webhook-manager.
-    Webhook,
-}
-
-impl Service {
-    /// All services.
-    pub const ALL: [Service; 5] = [
-        Service::Outdial,
-        Service::Call,
-        Service::Flow,
-        Service::Queue,
-        Service::Webhook,
-    ];
-}
 
 /// Result of handling one request.
 #[derive(Debug)]
