@@ -78,11 +78,9 @@ pub struct CallRecord {
     /// Created at.
     #[serde(with = "opt_time")]
     pub tm_create: Option<DateTime<Utc>>,
-    /// Hung up at (`None` while up, forever for a `Silent` call nobody hangs up).
+    /// Hung up at (`None` while up, forever for `Silent`).
     #[serde(with = "opt_time")]
     pub tm_hangup: Option<DateTime<Utc>>,
-    /// Hung up by `POST /v1/calls/<id>/hangup` (ends with `normal` whatever the plan).
-    pub hangup_requested: bool,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -92,9 +90,6 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl CallRecord {
     /// The `hangup_reason` this call ends with.
     pub fn hangup_reason(&self) -> &'static str {
-        if self.hangup_requested {
-            return "normal";
-        }
         self.outcome.hangup_reason()
     }
 
@@ -233,21 +228,10 @@ impl Calls {
     /// End a call now; `None` if unknown, already ended or `Silent`.
     pub fn hang_up(&mut self, id: Uuid, now: DateTime<Utc>) -> Option<&CallRecord> {
         let c = self.calls.get_mut(&id)?;
-        if c.is_ended() || (c.outcome == Outcome::Silent && !c.hangup_requested) {
+        if c.is_ended() || c.outcome == Outcome::Silent {
             return None;
         }
         c.tm_hangup = Some(now);
-        Some(c)
-    }
-
-    /// `POST /v1/calls/<id>/hangup`: marks a live call to end at once with `normal` (whatever
-    /// its plan, a `Silent` call too; the transport's [`Calls::hang_up`] then ends it). The call
-    /// as it is now, or `None` when there is no such call.
-    pub fn request_hangup(&mut self, id: Uuid) -> Option<&CallRecord> {
-        let c = self.calls.get_mut(&id)?;
-        if !c.is_ended() {
-            c.hangup_requested = true;
-        }
         Some(c)
     }
 
@@ -312,7 +296,6 @@ mod tests {
             duration: ring + Duration::from_millis(10),
             tm_create: Some(Utc::now()),
             tm_hangup: None,
-            hangup_requested: false,
         }
     }
 
