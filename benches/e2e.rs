@@ -35,7 +35,7 @@ use campaign_demo::{
     ProcUsage, delete_broker_names, delete_redis_prefixes, proc_usage, proc_usage_of,
 };
 use campaign_manager::app::{App, Role};
-use campaign_manager::bus::{Bus, Names, Request};
+use campaign_manager::bus::{Bus, Names};
 use campaign_manager::config::Infra;
 use campaign_manager::config::Settings;
 use campaign_sim::{Outcome, Scenario, Sim};
@@ -511,18 +511,7 @@ impl Rig {
 
     /// One request to the service, failing unless the reply is 200.
     async fn ok(&self, method: &str, uri: &str, body: Value) -> anyhow::Result<Value> {
-        let req = Request::new(method, uri).with_json(&body)?;
-        let res = self
-            .client
-            .rpc()
-            .call(&self.names.request_queue, &req)
-            .await
-            .with_context(|| format!("{method} {uri}"))?;
-        let data = res.data_as::<Value>().unwrap_or(Value::Null);
-        if res.status_code != 200 {
-            bail!("{method} {uri} answered {}: {data}", res.status_code);
-        }
-        Ok(data)
+        campaign_demo::service_ok(&self.client, &self.names, method, uri, Some(body)).await
     }
 
     async fn create_outplan(&self, customer: Uuid) -> anyhow::Result<Uuid> {

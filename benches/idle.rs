@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use campaign_demo::{ProcUsage, delete_broker_names, delete_redis_prefixes, proc_usage_of};
-use campaign_manager::bus::{Bus, Names, Request};
+use campaign_manager::bus::{Bus, Names};
 use campaign_sim::{Outcome, Scenario, Sim};
 use clap::Parser;
 use serde_json::{Value, json};
@@ -180,18 +180,7 @@ struct Caller {
 
 impl Caller {
     async fn ok(&self, method: &str, uri: &str, body: Value) -> anyhow::Result<Value> {
-        let req = Request::new(method, uri).with_json(&body)?;
-        let res = self
-            .client
-            .rpc()
-            .call(&self.names.request_queue, &req)
-            .await
-            .with_context(|| format!("{method} {uri}"))?;
-        let data = res.data_as::<Value>().unwrap_or(Value::Null);
-        if res.status_code != 200 {
-            bail!("{method} {uri} answered {}: {data}", res.status_code);
-        }
-        Ok(data)
+        campaign_demo::service_ok(&self.client, &self.names, method, uri, Some(body)).await
     }
 
     /// A one-target campaign (status `stop`).

@@ -210,27 +210,12 @@ impl Stack {
         uri: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
-        let mut req = Request::new(method, uri);
-        if let Some(b) = body {
-            req = req.with_json(&b)?;
-        }
-        let res = self
-            .client
-            .rpc()
-            .call(&self.names.request_queue, &req)
-            .await
-            .with_context(|| format!("{method} {uri}"))?;
-        let data = res.data_as::<Value>().unwrap_or(Value::Null);
-        Ok((res.status_code, data))
+        service_rpc(&self.client, &self.names, method, uri, body).await
     }
 
     /// Like [`Stack::rpc`], failing unless the reply is 200.
     pub async fn ok(&self, method: &str, uri: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let (status, data) = self.rpc(method, uri, body).await?;
-        if status != 200 {
-            bail!("{method} {uri} answered {status}: {data}");
-        }
-        Ok(data)
+        service_ok(&self.client, &self.names, method, uri, body).await
     }
 
     /// Creates an outplan (tel source, one retry interval, the same max tries for every
@@ -351,6 +336,42 @@ fn id_of(v: &Value) -> anyhow::Result<Uuid> {
         .as_str()
         .and_then(|s| Uuid::parse_str(s).ok())
         .with_context(|| format!("reply without an id: {v}"))
+}
+
+/// One request to campaign-manager's request queue over `client`: `(status_code, data)`.
+pub async fn service_rpc(
+    client: &Bus,
+    names: &Names,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut req = Request::new(method, uri);
+    if let Some(b) = body {
+        req = req.with_json(&b)?;
+    }
+    let res = client
+        .rpc()
+        .call(&names.request_queue, &req)
+        .await
+        .with_context(|| format!("{method} {uri}"))?;
+    let data = res.data_as::<Value>().unwrap_or(Value::Null);
+    Ok((res.status_code, data))
+}
+
+/// Like [`service_rpc`], failing unless the reply is 200.
+pub async fn service_ok(
+    client: &Bus,
+    names: &Names,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let (status, data) = service_rpc(client, names, method, uri, body).await?;
+    if status != 200 {
+        bail!("{method} {uri} answered {status}: {data}");
+    }
+    Ok(data)
 }
 
 /// Deletes the service's own queues and exchanges of `names` (best effort).
