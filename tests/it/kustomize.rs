@@ -558,9 +558,17 @@ fn long_running(
     let cpu = millicores(str_at(res, &["requests", "cpu"]).expect("cpu request"));
     let mem = bytes(str_at(res, &["requests", "memory"]).expect("memory request"));
     let limit = bytes(str_at(res, &["limits", "memory"]).expect("memory limit"));
+    // Floors from `cargo bench --bench idle` and the e2e bench (docs/benchmarks.md): the
+    // service answers RPCs only (idle ~1 millicore, 23 MiB); a worker ticks (39 % of a core and
+    // 82 MiB at 100 campaigns), and its CPU request is the autoscaler's CPU trigger's base.
+    let (min_cpu, min_mem) = if binary == "campaign-manager" {
+        (20, 48 << 20)
+    } else {
+        (100, 128 << 20)
+    };
     assert!(
-        cpu >= 100 && mem >= 128 << 20,
-        "{dir}: {n}: requests {cpu}m {mem}"
+        cpu >= min_cpu && mem >= min_mem,
+        "{dir}: {n}: requests {cpu}m {mem} below {min_cpu}m {min_mem}"
     );
     assert!(limit >= mem, "{dir}: {n}: memory limit below the request");
 }
