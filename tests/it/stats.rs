@@ -93,7 +93,7 @@ async fn write_one(service: &Service, store: &Store, c: &Campaign, i: usize) {
         .set_progressing(cc.id)
         .await
         .expect("progressing");
-    let (result, reason) = if i % 2 == 0 {
+    let (result, reason) = if i.is_multiple_of(2) {
         (CampaigncallResult::Success, "normal")
     } else {
         (CampaigncallResult::Fail, "busy")
@@ -103,7 +103,7 @@ async fn write_one(service: &Service, store: &Store, c: &Campaign, i: usize) {
         .finish_because(cc.id, result, Some(reason))
         .await
         .expect("finish");
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         service
             .mark_suppressed(c.id, cc.outdial_target_id)
             .await
