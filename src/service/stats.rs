@@ -151,3 +151,65 @@ fn reason_key(n: &StatusCount) -> String {
         (_, result) => result.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(status: &str, result: &str, reason: Option<&str>, count: i64) -> StatusCount {
+        StatusCount {
+            status: status.into(),
+            result: result.into(),
+            reason: reason.map(str::to_owned),
+            count,
+        }
+    }
+
+    #[test]
+    fn counts_add_up_and_suppressed_targets_join_by_reason() {
+        let snap = StatsSnapshot {
+            counts: vec![
+                count("dialing", "", None, 2),
+                count("progressing", "", None, 3),
+                count("done", "success", Some("normal"), 10),
+                count("done", "fail", Some("busy"), 4),
+                count("done", "fail", None, 1),
+                count("done", "", None, 1),
+            ],
+            dials_last_minute: 5,
+            last_dial_at: None,
+            suppressed: 6,
+            zone_fallback_targets: 7,
+        };
+        let s = stats_of(Uuid::nil(), CampaignStatus::Run, Execute::Run, snap);
+        assert_eq!(
+            (s.dials, s.dialing, s.progressing, s.calls_up),
+            (21, 2, 3, 5)
+        );
+        assert_eq!((s.done_success, s.done_fail), (10, 5));
+        let reasons: Vec<(&str, i64)> = s.by_reason.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            reasons,
+            [
+                ("busy", 4),
+                ("fail", 1),
+                ("normal", 10),
+                ("suppressed", 6),
+                ("unknown", 1)
+            ]
+        );
+        assert_eq!((s.suppressed, s.zone_fallback_targets), (6, 7));
+    }
+
+    #[test]
+    fn no_suppressed_key_without_suppressed_targets() {
+        let s = stats_of(
+            Uuid::nil(),
+            CampaignStatus::Stop,
+            Execute::Stop,
+            StatsSnapshot::default(),
+        );
+        assert!(s.by_reason.is_empty());
+        assert_eq!((s.dials, s.suppressed, s.zone_fallback_targets), (0, 0, 0));
+    }
+}
