@@ -792,11 +792,16 @@ impl Ticker {
     }
 
     /// Ends a target whose every destination with tries left is suppressed: `done` at
-    /// outdial-manager, reason `suppressed` (logged). Nothing was dialed nor recorded, so if
-    /// this fails (or the process dies first) the next tick that is offered the target finds
-    /// the same and does it again.
+    /// outdial-manager, reason `suppressed` (logged), counted for the stats first. Nothing was
+    /// dialed nor recorded, so if this fails (or the process dies first) the next tick that is
+    /// offered the target finds the same and does it again (the count stays one).
     async fn finish_suppressed(&self, c: &Campaign, target_id: Uuid) {
         let s = &self.service;
+        // Counted first (once per target, stats.rs); uncounted, the target waits for a tick.
+        if let Err(e) = s.mark_suppressed(c.id, target_id).await {
+            tracing::warn!(campaign_id = %c.id, %target_id, error = %e, "could not count a suppressed target now; the next tick ends it");
+            return;
+        }
         match s
             .peers
             .outdial
@@ -975,6 +980,12 @@ impl<'a> Dials<'a> {
             self.other_wait = true;
             return None;
         };
+        if let Some(schedule) = &plan.local_hours
+            && schedule.falls_back(&destination)
+        {
+            let s = &self.ticker.service;
+            s.mark_zone_fallback(plan.campaign.id, target.id).await;
+        }
         if let Some(schedule) = &plan.local_hours
             && let Some(sleep) = schedule.for_destination(&destination).sleep(
                 (self.ticker.clock)(),

@@ -39,7 +39,7 @@ pub use migrate::MigrationReport;
 pub use outbox::{Outbox, OutboxEntry, OutboxKind, TargetSettle};
 pub use outplans::{Dials, Outplans};
 pub use page::Page;
-pub use stats::{Stats, StatusCount, TICK_RECORD_TTL};
+pub use stats::{Stats, StatsSnapshot, StatusCount, TICK_RECORD_TTL};
 pub use suppressions::{Listed, Suppressions};
 pub use table::Deletion;
 pub use tick_switch::{SwitchState, TickSwitch};

@@ -1,7 +1,10 @@
 //! What the live stats and campaign sequences read and write besides the platform's rows:
-//! grouped counts of one campaign's campaigncalls (covering index, see the migration
-//! `20261129060000_stats_sequences.sql`), the last tick's decision, and when a campaign was
-//! last put to `run`.
+//! every MySQL figure of one campaign's stats in one statement ([`Stats::snapshot`]: grouped
+//! counts of its campaigncalls on a covering index, see the migration
+//! `20261129060000_stats_sequences.sql`, its recent dials and its target marks), the target
+//! marks themselves (`campaign_target_marks`, migration `20261207060000_target_marks.sql`: what
+//! is counted once per target), the last tick's decision, and when a campaign was last put to
+//! `run`.
 //!
 //! The tick record lives in Redis, not MySQL: every tick of every campaign writes it (one
 //! pipelined `DEL`+`HSET`+`EXPIRE`, one round trip), any process reads it, and losing it costs
@@ -9,7 +12,8 @@
 //! TTL [`TICK_RECORD_TTL`]. The run start is in MySQL (`campaign_runs`) because the sequence
 //! rule that keeps a cycle from running forever depends on it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -18,7 +22,7 @@ use uuid::Uuid;
 
 use super::row::{db_time, now, uuid_bytes};
 use super::{Cache, StoreResult};
-use crate::model::TickRecord;
+use crate::model::{TargetMark, TickRecord};
 
 /// How long a tick record outlives its tick (a running chain rewrites it every few seconds).
 pub const TICK_RECORD_TTL: Duration = Duration::from_secs(3600);
@@ -38,58 +42,142 @@ pub struct StatusCount {
     pub count: i64,
 }
 
-/// Stats queries and the tick and run records.
+/// Every MySQL figure of one campaign's stats, read at one instant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// Its (not deleted) campaigncalls by status, result and reason.
+    pub counts: Vec<StatusCount>,
+    /// Campaigncalls created in the 60 s before the read (MySQL's clock).
+    pub dials_last_minute: i64,
+    /// When the latest campaigncall was created.
+    pub last_dial_at: Option<DateTime<Utc>>,
+    /// Targets marked [`TargetMark::Suppressed`].
+    pub suppressed: i64,
+    /// Targets marked [`TargetMark::ZoneFallback`].
+    pub zone_fallback_targets: i64,
+}
+
+/// The stats in one statement. The first part is the `GROUP BY` over the covering index
+/// `(campaign_id, status, result, reason, tm_delete)` (`part` 0, a row per group); the second
+/// is one row (`part` 1) of scalar reads: the range count and `MAX` on
+/// `(campaign_id, tm_create)`, the minute measured on MySQL's clock, and the two target mark
+/// counts on the primary key of `campaign_target_marks`. A `UNION ALL` of subqueries is still
+/// one statement, so InnoDB reads all of it from one read view (also under `READ COMMITTED`,
+/// where two statements of one transaction would each see their own). The string columns come
+/// from `campaign_campaigncalls` alone, so no collations of two tables are mixed.
+const SNAPSHOT: &str = "\
+    SELECT 0 AS part, status, result, reason, COUNT(*) AS n, 0 AS recent, \
+           CAST(NULL AS DATETIME(6)) AS last_dial, 0 AS suppressed, 0 AS fallback \
+      FROM campaign_campaigncalls WHERE campaign_id = ? AND tm_delete IS NULL \
+     GROUP BY status, result, reason \
+    UNION ALL \
+    SELECT 1, '', '', NULL, 0, \
+           (SELECT COUNT(*) FROM campaign_campaigncalls WHERE campaign_id = ? \
+               AND tm_create >= UTC_TIMESTAMP(6) - INTERVAL 60 SECOND), \
+           (SELECT MAX(tm_create) FROM campaign_campaigncalls WHERE campaign_id = ?), \
+           (SELECT COUNT(*) FROM campaign_target_marks WHERE campaign_id = ? AND mark = ?), \
+           (SELECT COUNT(*) FROM campaign_target_marks WHERE campaign_id = ? AND mark = ?)";
+
+/// A row of [`SNAPSHOT`].
+type SnapshotRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<NaiveDateTime>,
+    i64,
+    i64,
+);
+
+/// How many target marks a process remembers having written (then it forgets them all and
+/// the next repeats write again, finding their rows).
+const MARKS_REMEMBERED: usize = 100_000;
+
+/// Stats queries, the target marks, and the tick and run records.
 #[derive(Clone)]
 pub struct Stats {
     pool: MySqlPool,
     cache: Cache,
+    /// Target marks this process wrote: a tick that sees the same target again (a
+    /// `destination_local` fall-back target skipped every tick until its hours open) writes
+    /// nothing.
+    marked: Arc<Mutex<HashSet<(Uuid, TargetMark, Uuid)>>>,
 }
 
 impl Stats {
     pub(super) fn new(pool: MySqlPool, cache: Cache) -> Stats {
-        Stats { pool, cache }
+        Stats {
+            pool,
+            cache,
+            marked: Arc::default(),
+        }
     }
 
-    /// The campaign's campaigncalls grouped by status, result and reason (reads only the
-    /// covering index `(campaign_id, status, result, reason, tm_delete)`).
-    pub async fn status_counts(&self, campaign_id: Uuid) -> StoreResult<Vec<StatusCount>> {
-        let rows: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT status, result, reason, COUNT(*) FROM campaign_campaigncalls \
-             WHERE campaign_id = ? AND tm_delete IS NULL GROUP BY status, result, reason",
-        )
-        .bind(uuid_bytes(campaign_id))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(status, result, reason, count)| StatusCount {
-                status,
-                result,
-                reason,
-                count,
-            })
-            .collect())
+    /// Every MySQL figure of the campaign's stats, from one statement: one statement reads
+    /// one consistent view of the data under any isolation level, so the counts agree with each
+    /// other whatever commits meanwhile (see [`SNAPSHOT`]).
+    pub async fn snapshot(&self, campaign_id: Uuid) -> StoreResult<StatsSnapshot> {
+        let id = uuid_bytes(campaign_id);
+        let rows: Vec<SnapshotRow> = sqlx::query_as(SNAPSHOT)
+            .bind(&id)
+            .bind(&id)
+            .bind(&id)
+            .bind(&id)
+            .bind(TargetMark::Suppressed.as_str())
+            .bind(&id)
+            .bind(TargetMark::ZoneFallback.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        let mut snap = StatsSnapshot::default();
+        for (part, status, result, reason, count, recent, last, suppressed, fallback) in rows {
+            if part == 0 {
+                snap.counts.push(StatusCount {
+                    status,
+                    result,
+                    reason,
+                    count,
+                });
+            } else {
+                snap.dials_last_minute = recent;
+                snap.last_dial_at = last.map(|t| t.and_utc());
+                snap.suppressed = suppressed;
+                snap.zone_fallback_targets = fallback;
+            }
+        }
+        Ok(snap)
     }
 
-    /// Campaigncalls created since `since`, and when the latest one was created (a range and
-    /// one end of the index `(campaign_id, tm_create)`).
-    pub async fn recent_dials(
+    /// Counts `target_id` under `mark` for the campaign, once however often it is called (a
+    /// row per campaign, mark and target; a repeat is skipped in this process, and a repeat
+    /// from another process finds the row).
+    pub async fn mark_target(
         &self,
         campaign_id: Uuid,
-        since: DateTime<Utc>,
-    ) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
-        let id = uuid_bytes(campaign_id);
-        let (n, last): (i64, Option<NaiveDateTime>) = sqlx::query_as(
-            "SELECT \
-               (SELECT COUNT(*) FROM campaign_campaigncalls WHERE campaign_id = ? AND tm_create >= ?), \
-               (SELECT MAX(tm_create) FROM campaign_campaigncalls WHERE campaign_id = ?)",
+        mark: TargetMark,
+        target_id: Uuid,
+    ) -> StoreResult<()> {
+        let key = (campaign_id, mark, target_id);
+        if self.marked.lock().is_ok_and(|m| m.contains(&key)) {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO campaign_target_marks (campaign_id, mark, target_id, tm_create) \
+             VALUES (?, ?, ?, UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE campaign_id = campaign_id",
         )
-        .bind(&id)
-        .bind(db_time(since))
-        .bind(&id)
-        .fetch_one(&self.pool)
+        .bind(uuid_bytes(campaign_id))
+        .bind(mark.as_str())
+        .bind(uuid_bytes(target_id))
+        .execute(&self.pool)
         .await?;
-        Ok((n, last.map(|t| t.and_utc())))
+        if let Ok(mut m) = self.marked.lock() {
+            if m.len() >= MARKS_REMEMBERED {
+                m.clear();
+            }
+            m.insert(key);
+        }
+        Ok(())
     }
 
     /// Records what the campaign's last tick decided (best effort, see the module header).

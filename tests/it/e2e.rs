@@ -969,7 +969,9 @@ async fn stats_match_the_campaigncalls_and_say_why_a_campaign_waits() {
             "dials_last_minute",
             "last_dial_at",
             "next_tick_at",
-            "waiting_reason"
+            "waiting_reason",
+            "suppressed",
+            "zone_fallback_targets"
         ]
     );
     assert_eq!(uuid(&s["campaign_id"]), id);

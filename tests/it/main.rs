@@ -31,6 +31,7 @@ mod secure;
 mod service;
 mod sim;
 mod sql_portability;
+mod stats;
 mod store;
 mod suppressions;
 mod tick;

@@ -42,7 +42,7 @@ pub use requests::{
     OutplanDials, OutplanFilters, OutplanUpdate, PacingUpdate, ResourceInfoUpdate,
     ServiceLevelUpdate,
 };
-pub use stats::{CampaignStats, TickRecord};
+pub use stats::{CampaignStats, TargetMark, TickRecord};
 pub use suppression::{
     MAX_IMPORT_TARGETS, Suppression, SuppressionCreate, SuppressionImport, SuppressionImported,
     normalise_target,

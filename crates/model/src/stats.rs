@@ -1,6 +1,7 @@
 //! The live figures of one campaign (`GET /v1/campaigns/<id>/stats`, docs/stats-and-sequences.md): counts
 //! from its campaigncalls and what its last tick decided. A read model only: nothing stores it
-//! as a whole, the service assembles it per request from indexed queries and the tick record.
+//! as a whole, the service assembles it per request from one consistent read of MySQL and the
+//! tick record. [`TargetMark`] names what is counted once per target.
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,35 @@ pub struct CampaignStats {
     /// Why the last tick did not dial (`no_capacity`, `retry_interval`, `list_empty`,
     /// `backoff`, ...); `null` when it dialed, when the chain ended, or when no tick is known.
     pub waiting_reason: Option<String>,
+    /// Targets ended untried because every destination with tries left is on the suppression
+    /// list (also `by_reason["suppressed"]`; such a target has no campaigncall). Counted once
+    /// per target.
+    #[serde(default)]
+    pub suppressed: i64,
+    /// Targets checked against `destination_local` calling hours in the campaign's zone
+    /// because their number has no zone in the E.164 zone table. Counted once per target.
+    #[serde(default)]
+    pub zone_fallback_targets: i64,
+}
+
+/// What the stats count once per target rather than per campaigncall (a row per campaign,
+/// mark and target, so a retried or racing tick counts a target once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TargetMark {
+    /// Ended untried: every destination with tries left is suppressed.
+    Suppressed,
+    /// Its destination's zone is unknown: `destination_local` used the campaign's zone.
+    ZoneFallback,
+}
+
+impl TargetMark {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetMark::Suppressed => "suppressed",
+            TargetMark::ZoneFallback => "zone_fallback",
+        }
+    }
 }
 
 /// What the last tick of a campaign decided, as recorded for the stats (any process writes it,

@@ -23,6 +23,8 @@ const ROWS: &[&str] = &[
     "last_dial_at",
     "next_tick_at",
     "waiting_reason",
+    "suppressed",
+    "zone_fallback_targets",
 ];
 
 /// The stats as an [`Output`]: a `STAT  VALUE` table (plus one `by_reason.<reason>` row per
@@ -60,14 +62,27 @@ mod tests {
             "progressing": 0, "done_success": 1, "done_fail": 1,
             "by_reason": {"fail": 1, "success": 1}, "calls_up": 1, "dials_last_minute": 3,
             "last_dial_at": "2026-11-29T06:00:00Z", "next_tick_at": null,
-            "waiting_reason": "no_capacity"
+            "waiting_reason": "no_capacity", "suppressed": 2, "zone_fallback_targets": 4
         }));
         assert!(out.human.starts_with("STAT"), "{}", out.human);
         for k in ROWS {
             assert!(out.human.contains(k), "{k} missing in {}", out.human);
         }
-        assert!(out.human.contains("by_reason.fail     1"), "{}", out.human);
-        assert!(out.human.contains("next_tick_at       -"), "{}", out.human);
+        assert!(
+            out.human.contains("by_reason.fail         1"),
+            "{}",
+            out.human
+        );
+        assert!(
+            out.human.contains("next_tick_at           -"),
+            "{}",
+            out.human
+        );
+        assert!(
+            out.human.contains("zone_fallback_targets  4"),
+            "{}",
+            out.human
+        );
         assert_eq!(out.json["dials"], 3);
     }
 }

@@ -2,8 +2,9 @@
 
 use super::*;
 
-/// `campaign stats`: after a small campaign against the simulator, `--json` matches the
-/// campaigncalls, the table names every stat, an unknown id fails with exit 1, and `--watch`
+/// `campaign stats`: after a small campaign against the simulator (three targets answered, one
+/// ended suppressed), `--json` matches the campaigncalls and the suppressed target, the table
+/// names every stat, an unknown id fails with exit 1, and `--watch`
 /// keeps printing (one JSON object per line with `--json`) until interrupted, then exits 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_stats_as_json_table_and_watch() {
@@ -18,6 +19,23 @@ async fn campaign_stats_as_json_table_and_watch() {
     .await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 3, 1);
+    // A fourth target whose only number is on the customer's suppression list: ended untried,
+    // counted under `suppressed`.
+    sys.sim
+        .add_target(
+            outdial,
+            campaign_sim::TargetSpec {
+                destinations: vec![Some(campaign_manager::model::Address::tel("+15559990001"))],
+                ..campaign_sim::TargetSpec::default()
+            },
+        )
+        .expect("target");
+    sys.ok(
+        "POST",
+        "/v1/suppressions",
+        Some(serde_json::json!({"customer_id": customer, "target": "+15559990001", "reason": "opt-out"})),
+    )
+    .await;
     let outplan = sys
         .ok(
             "POST",
@@ -82,7 +100,17 @@ async fn campaign_stats_as_json_table_and_watch() {
         (s["done_fail"].as_i64(), s["calls_up"].as_i64()),
         (Some(0), Some(0))
     );
-    assert_eq!(s["by_reason"], serde_json::json!({"normal": 3}));
+    assert_eq!(
+        s["by_reason"],
+        serde_json::json!({"normal": 3, "suppressed": 1})
+    );
+    assert_eq!(
+        (
+            s["suppressed"].as_i64(),
+            s["zone_fallback_targets"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
     assert_eq!(s["status"], "stop");
 
     let table = cli(&infra(&["campaign", "stats", "--id", &id])).await.ok();
@@ -92,6 +120,8 @@ async fn campaign_stats_as_json_table_and_watch() {
         "done_success",
         "waiting_reason",
         "by_reason.normal",
+        "by_reason.suppressed",
+        "zone_fallback_targets",
     ] {
         assert!(table.stdout.contains(stat), "{stat}: {}", table.stdout);
     }
