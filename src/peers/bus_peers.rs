@@ -215,6 +215,17 @@ impl CallManager for BusPeers {
             .await,
         )
     }
+
+    async fn hangup_call(&self, call_id: Uuid) -> PeerResult<()> {
+        self.call_unit(
+            &self.names.call_queue,
+            "POST",
+            format!("/v1/calls/{call_id}/hangup"),
+            NO_BODY,
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]

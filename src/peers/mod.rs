@@ -155,6 +155,9 @@ pub trait CallManager: Send + Sync {
     /// (`CALL_NOT_FOUND`: it has no row of the call); any other failure (its bare 500, a bare
     /// 404) is an error.
     async fn get_call(&self, call_id: Uuid) -> PeerResult<Option<Call>>;
+    /// `POST /v1/calls/<call_id>/hangup`: call-manager hangs the call up with reason `normal`
+    /// (its `call_hangup` event follows) and answers the call, or a bare 500 for any error.
+    async fn hangup_call(&self, call_id: Uuid) -> PeerResult<()>;
 }
 
 /// flow-manager: flows and activeflows.

@@ -54,6 +54,9 @@ use crate::model::{
 };
 use crate::store::{DialStep, NamedLock, Overdue, OverdueRule};
 
+/// Open campaigncalls `force_stop` reads at a time (it goes on until none is left).
+const FORCE_STOP_PAGE: u32 = 500;
+
 /// Settings of the repair.
 #[derive(Debug, Clone, Copy)]
 pub struct RepairSettings {
@@ -353,13 +356,18 @@ impl Service {
 
     /// `POST /v1/campaigns/<id>/force_stop` (docs/cli.md): an operator ends a campaign stuck
     /// in `stopping` whose calls are gone, without waiting for the repair's bounds. Its chain is
-    /// told to end (`execute = stop`), then every open campaigncall is settled as a repair pass
-    /// would, except that the operator's word decides what the peer cannot: a call the peer
-    /// never created frees its try, one it reports ended gets its real result, and one it still
-    /// reports up, or that it cannot be asked about, is finished as `fail` (their tries stay
-    /// used, as for any placed call, so none is dialed twice). Then the campaign
-    /// stops. A stopped campaign is returned as it is; a running one is refused (stop it first,
-    /// so no tick is dialing while its calls are settled).
+    /// told to end (`execute = stop`), then every open campaigncall, page after page, is
+    /// settled as a repair pass would, except that the operator's word decides what the peer
+    /// cannot: a call the peer never created frees its try, one it reports ended gets its real
+    /// result, and one it still reports up, or that it cannot be asked about, is finished as
+    /// `fail` (their tries stay used, as for any placed call, so none is dialed twice); a call
+    /// call-manager reports up is also hung up (`POST /v1/calls/<id>/hangup`, best effort: its
+    /// `call_hangup` with `normal` then finishes it again as `success`, the person was reached).
+    /// Then the campaign stops. A stopped campaign is returned as it is; a running one is
+    /// refused (stop it first, so no tick is dialing while its calls are settled).
+    ///
+    /// A death part-way leaves the campaign `stopping` with `execute = stop` and some calls
+    /// settled: running it again settles the rest (each settle is its own compare-and-set).
     pub async fn force_stop_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
         let c = self
             .store
@@ -380,39 +388,66 @@ impl Service {
             CampaignStatus::Stopping => {}
         }
         self.store.campaigns.set_execute(id, Execute::Stop).await?;
-        for cc in self.store.campaigncalls.list_ongoing(id, 1000).await? {
-            let found = self.ask_peer(&cc).await;
-            let step = self.store.dials.step(cc.id).await?;
-            match found {
-                // The operator's word: a call the peer has no row of frees its try, unless
-                // its create was answered (then the 404 is not trusted: handled as still up).
-                // A dial never claimed frees it whatever the peer says (module doc).
-                Ok(Found::Absent) if step != Some(DialStep::Requested) => {
-                    self.abandon_dial(cc.id).await?;
-                }
-                Err(_) if step == Some(DialStep::Recorded) => {
-                    self.abandon_dial(cc.id).await?;
-                }
-                Ok(Found::Ended(result, _)) => {
-                    self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
-                        .await?;
-                }
-                Ok(Found::StillUp | Found::Absent) | Err(_) => {
-                    // Placed, or perhaps placed: its try must not be dialed again.
-                    self.mark_placed(cc.id).await?;
-                    tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
-                    self.finish_campaigncall_because(
-                        cc.id,
-                        CampaigncallResult::Fail,
-                        Some("force_stop"),
-                    )
-                    .await?;
-                }
+        let mut settled = std::collections::HashSet::new();
+        loop {
+            let open = self
+                .store
+                .campaigncalls
+                .list_ongoing(id, FORCE_STOP_PAGE)
+                .await?;
+            let fresh: Vec<Campaigncall> = open
+                .into_iter()
+                .filter(|cc| settled.insert(cc.id))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for cc in &fresh {
+                self.force_settle(id, cc).await?;
             }
         }
         let stopped = self.stop_campaign(id).await?;
-        tracing::info!(campaign_id = %id, status = ?stopped.status, "campaign force-stopped by an operator");
+        tracing::info!(campaign_id = %id, status = ?stopped.status, settled = settled.len(), "campaign force-stopped by an operator");
         Ok(stopped)
+    }
+
+    /// Settles one open campaigncall for [`Service::force_stop_campaign`].
+    async fn force_settle(&self, id: Uuid, cc: &Campaigncall) -> ServiceResult<()> {
+        let found = self.ask_peer(cc).await;
+        let step = self.store.dials.step(cc.id).await?;
+        match found {
+            // The operator's word: a call the peer has no row of frees its try, unless
+            // its create was answered (then the 404 is not trusted: handled as still up).
+            // A dial never claimed frees it whatever the peer says (module doc).
+            Ok(Found::Absent) if step != Some(DialStep::Requested) => {
+                self.abandon_dial(cc.id).await?;
+            }
+            Err(_) if step == Some(DialStep::Recorded) => {
+                self.abandon_dial(cc.id).await?;
+            }
+            Ok(Found::Ended(result, _)) => {
+                self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
+                    .await?;
+            }
+            Ok(Found::StillUp | Found::Absent) | Err(_) => {
+                if matches!(found, Ok(Found::StillUp)) && cc.reference_type == ReferenceType::Call {
+                    // Nobody should stay on a line the campaign no longer follows.
+                    if let Err(e) = self.peers.call.hangup_call(cc.reference_id).await {
+                        tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, error = %e, "force stop: call-manager did not hang the call up");
+                    }
+                }
+                // Placed, or perhaps placed: its try must not be dialed again.
+                self.mark_placed(cc.id).await?;
+                tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
+                self.finish_campaigncall_because(
+                    cc.id,
+                    CampaigncallResult::Fail,
+                    Some("force_stop"),
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn ask_peer(&self, cc: &Campaigncall) -> ServiceResult<Found> {

@@ -78,9 +78,11 @@ pub struct CallRecord {
     /// Created at.
     #[serde(with = "opt_time")]
     pub tm_create: Option<DateTime<Utc>>,
-    /// Hung up at (`None` while up, forever for `Silent`).
+    /// Hung up at (`None` while up, forever for a `Silent` call nobody hangs up).
     #[serde(with = "opt_time")]
     pub tm_hangup: Option<DateTime<Utc>>,
+    /// Hung up by `POST /v1/calls/<id>/hangup` (ends with `normal` whatever the plan).
+    pub hangup_requested: bool,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -90,6 +92,9 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl CallRecord {
     /// The `hangup_reason` this call ends with.
     pub fn hangup_reason(&self) -> &'static str {
+        if self.hangup_requested {
+            return "normal";
+        }
         self.outcome.hangup_reason()
     }
 
@@ -228,10 +233,21 @@ impl Calls {
     /// End a call now; `None` if unknown, already ended or `Silent`.
     pub fn hang_up(&mut self, id: Uuid, now: DateTime<Utc>) -> Option<&CallRecord> {
         let c = self.calls.get_mut(&id)?;
-        if c.is_ended() || c.outcome == Outcome::Silent {
+        if c.is_ended() || (c.outcome == Outcome::Silent && !c.hangup_requested) {
             return None;
         }
         c.tm_hangup = Some(now);
+        Some(c)
+    }
+
+    /// `POST /v1/calls/<id>/hangup`: marks a live call to end at once with `normal` (whatever
+    /// its plan, a `Silent` call too; the transport's [`Calls::hang_up`] then ends it). The call
+    /// as it is now, or `None` when there is no such call.
+    pub fn request_hangup(&mut self, id: Uuid) -> Option<&CallRecord> {
+        let c = self.calls.get_mut(&id)?;
+        if !c.is_ended() {
+            c.hangup_requested = true;
+        }
         Some(c)
     }
 
@@ -296,6 +312,7 @@ mod tests {
             duration: ring + Duration::from_millis(10),
             tm_create: Some(Utc::now()),
             tm_hangup: None,
+            hangup_requested: false,
         }
     }
 

@@ -314,6 +314,22 @@ impl SimState {
                 Some(c) => ok(&c.json(now)).into(),
                 None => call_not_found().into(),
             },
+            // As call-manager's hangup handler answers: the call, or a bare 500 for any error
+            // (an unknown call included); the call then ends at once with `normal`.
+            ("POST", ["calls", id, "hangup"]) => {
+                match path_id(id).and_then(|id| self.calls.request_hangup(id)) {
+                    Some(c) => Handled {
+                        response: ok(&c.json(now)),
+                        effects: vec![Effect::HangUp {
+                            call_id: c.id,
+                            after: Duration::ZERO,
+                        }],
+                        delay: None,
+                        late_effect: None,
+                    },
+                    None => Response::status(500).into(),
+                }
+            }
             _ => not_found().into(),
         }
     }
@@ -348,6 +364,7 @@ impl SimState {
             duration: plan.duration,
             tm_create: Some(now),
             tm_hangup: None,
+            hangup_requested: false,
         };
         let call = self
             .calls
@@ -819,6 +836,50 @@ mod tests {
         s.scenario.call_activeflow_events = true;
         assert_eq!(s.hang_up(stranger, now).len(), 2);
         assert_eq!(s.stats().calls_live, 0);
+    }
+
+    #[test]
+    fn hangup_request_ends_a_call_at_once_with_normal_and_500s_unknown_ids() {
+        // Planned busy after a long ring: the request ends it now, as `normal`.
+        let mut s = SimState::new(Scenario {
+            ring_ms: crate::MsRange::fixed(600_000),
+            ..Scenario::instant(Outcome::Busy)
+        });
+        let now = Utc::now();
+        let id = Uuid::new_v4();
+        let create = req(
+            "POST",
+            &format!("/v1/calls/{id}"),
+            Some(json!({"destination":{"type":"tel","target":"+1"}})),
+        );
+        assert_eq!(
+            s.handle(Service::Call, &create, now).response.status_code,
+            200
+        );
+        let hangup = req("POST", &format!("/v1/calls/{id}/hangup"), None);
+        let h = s.handle(Service::Call, &hangup, now);
+        assert_eq!(h.response.status_code, 200);
+        assert_eq!(h.effects.len(), 1, "it ends at once");
+        let ended = s.hang_up(id, now);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].event.r#type, "call_hangup");
+        let get = req("GET", &format!("/v1/calls/{id}"), None);
+        let h = s.handle(Service::Call, &get, now);
+        assert_eq!(
+            (
+                data(&h)["status"].clone(),
+                data(&h)["hangup_reason"].clone()
+            ),
+            (json!("hangup"), json!("normal"))
+        );
+        let unknown = req(
+            "POST",
+            &format!("/v1/calls/{}/hangup", Uuid::new_v4()),
+            None,
+        );
+        let h = s.handle(Service::Call, &unknown, now);
+        assert_eq!(h.response.status_code, 500);
+        assert!(h.response.data.is_none(), "a bare 500");
     }
 
     #[test]
