@@ -584,6 +584,12 @@ async fn force_stop_stores_its_reason() {
             hangup_reason: String::new(),
         }))
     });
+    // The call is up: force_stop hangs it up at call-manager too.
+    mocks
+        .call
+        .expect_hangup_call()
+        .times(1)
+        .returning(|_| Ok(()));
     mocks
         .outdial
         .expect_set_target_status()
