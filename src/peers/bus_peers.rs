@@ -216,15 +216,14 @@ impl CallManager for BusPeers {
         )
     }
 
-    async fn hangup_call(&self, call_id: Uuid) -> PeerResult<()> {
-        self.call_unit(
+    async fn hangup_call(&self, call_id: Uuid) -> PeerResult<Call> {
+        self.call(
             &self.names.call_queue,
             "POST",
             format!("/v1/calls/{call_id}/hangup"),
             NO_BODY,
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 

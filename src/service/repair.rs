@@ -50,7 +50,8 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult, hangup_result};
 use crate::model::{
-    Campaign, CampaignStatus, Campaigncall, CampaigncallResult, Execute, ReferenceType, enum_str,
+    Call, Campaign, CampaignStatus, Campaigncall, CampaigncallResult, Execute, ReferenceType,
+    enum_str,
 };
 use crate::store::{DialStep, NamedLock, Overdue, OverdueRule};
 
@@ -359,15 +360,25 @@ impl Service {
     /// told to end (`execute = stop`), then every open campaigncall, page after page, is
     /// settled as a repair pass would, except that the operator's word decides what the peer
     /// cannot: a call the peer never created frees its try, one it reports ended gets its real
-    /// result, and one it still reports up, or that it cannot be asked about, is finished as
-    /// `fail` (their tries stay used, as for any placed call, so none is dialed twice); a call
-    /// call-manager reports up is also hung up (`POST /v1/calls/<id>/hangup`, best effort: its
-    /// `call_hangup` with `normal` then finishes it again as `success`, the person was reached).
+    /// result, and one it cannot be asked about (or a flow still running) is finished as `fail`
+    /// (their tries stay used, as for any placed call, so none is dialed twice).
+    ///
+    /// A call call-manager still reports up is hung up (`POST /v1/calls/<id>/hangup`) and
+    /// finished with the result its hangup will carry ([`hung_up_result`]): answered →
+    /// `success` (target `done`: the person was reached), not yet answered → `fail` (target
+    /// `idle`). Its `call_hangup` says the same, so whichever of the two lands first the other
+    /// changes nothing: the final state does not depend on the order. When call-manager does not
+    /// answer the hangup (an unknown outcome), the call is finished as `fail`, and a later
+    /// `call_hangup` with `normal` finishes it again as `success` (the late-success rule), also
+    /// when that event read the campaigncall before this finish.
+    ///
     /// Then the campaign stops. A stopped campaign is returned as it is; a running one is
     /// refused (stop it first, so no tick is dialing while its calls are settled).
     ///
     /// A death part-way leaves the campaign `stopping` with `execute = stop` and some calls
-    /// settled: running it again settles the rest (each settle is its own compare-and-set).
+    /// settled: running it again settles the rest (each settle is its own compare-and-set). A
+    /// death between the hangup and the finish leaves the campaigncall open with its call
+    /// ending: its `call_hangup` finishes it, or the next force_stop finds the call ended.
     pub async fn force_stop_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
         let c = self
             .store
@@ -429,13 +440,25 @@ impl Service {
                 self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
                     .await?;
             }
-            Ok(Found::StillUp | Found::Absent) | Err(_) => {
-                if matches!(found, Ok(Found::StillUp)) && cc.reference_type == ReferenceType::Call {
-                    // Nobody should stay on a line the campaign no longer follows.
-                    if let Err(e) = self.peers.call.hangup_call(cc.reference_id).await {
-                        tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, error = %e, "force stop: call-manager did not hang the call up");
+            Ok(Found::StillUp) if cc.reference_type == ReferenceType::Call => {
+                // Nobody should stay on a line the campaign no longer follows. The call ends
+                // as call-manager's reply says, and this finish stores that same result, so
+                // its `call_hangup`, landing before or after, changes nothing (module doc of
+                // `events`; tests/it/force_stop.rs).
+                let result = match self.peers.call.hangup_call(cc.reference_id).await {
+                    Ok(call) => hung_up_result(&call),
+                    Err(e) => {
+                        // Unknown outcome: the operator's word, until a `normal` hangup says
+                        // otherwise (a late success finishes it again).
+                        tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, error = %e, "force stop: call-manager did not answer the hangup; finished as fail");
+                        CampaigncallResult::Fail
                     }
-                }
+                };
+                self.mark_placed(cc.id).await?;
+                self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
+                    .await?;
+            }
+            Ok(Found::StillUp | Found::Absent) | Err(_) => {
                 // Placed, or perhaps placed: its try must not be dialed again.
                 self.mark_placed(cc.id).await?;
                 tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
@@ -480,5 +503,18 @@ impl Service {
             .campaigncall_repair_total
             .with_label_values(&[found])
             .inc();
+    }
+}
+
+/// The result of a call `force_stop` hung up, from call-manager's reply to the hangup: the
+/// result its `call_hangup` will carry. `terminating`: it was answered, and call-manager ends
+/// an answered call with `normal` (success: the person was reached); `hangup`: it had ended,
+/// with its reason's result; anything else (`canceling`: not answered yet, it ends with
+/// `cancel`) is a fail.
+fn hung_up_result(reply: &Call) -> CampaigncallResult {
+    match reply.status.as_str() {
+        "terminating" => CampaigncallResult::Success,
+        "hangup" => hangup_result(&reply.hangup_reason),
+        _ => CampaigncallResult::Fail,
     }
 }
