@@ -500,15 +500,29 @@ fn hangups_handled(sys: &TestSystem) -> u64 {
         .sum()
 }
 
-/// Over RabbitMQ with the simulator: two answered calls that never hang up by themselves keep
-/// a stopped campaign `stopping`; force_stop hangs both up (call-manager's `POST
-/// /v1/calls/<id>/hangup`) and stops the campaign. Once both `call_hangup` events (`normal`)
-/// have been handled, both campaigncalls are `success` and both targets `done`: the finish
-/// and the event race, and the result does not depend on which lands first.
-#[tokio::test]
-async fn over_rabbitmq_force_stop_hangs_up_answered_calls_and_they_end_success() {
+/// How the calls of an over-RabbitMQ force stop end.
+struct Ending {
+    /// The campaigncalls' result.
+    result: &'static str,
+    /// The targets' status at outdial-manager.
+    target: campaign_sim::TargetState,
+    /// The calls' `hangup_reason` at call-manager.
+    hangup_reason: &'static str,
+}
+
+/// Over RabbitMQ with the simulator (`scenario`, `faults` injected before the force stop): two
+/// calls that never end by themselves keep a stopped campaign `stopping`; force_stop hangs
+/// both up (call-manager's `POST /v1/calls/<id>/hangup`) and stops the campaign. Once both
+/// `call_hangup` events have been handled, the campaigncalls and targets are as `want` says:
+/// force_stop's finish and the event race, and the final state does not depend on which lands
+/// first.
+async fn force_stop_over_rabbitmq(
+    scenario: campaign_sim::Scenario,
+    faults: &[campaign_sim::Fault],
+    want: Ending,
+) {
     const CALLS: usize = 2;
-    let sys = TestSystem::start(support::scenarios::silent(), support::scenarios::fast_ticks).await;
+    let sys = TestSystem::start(scenario, support::scenarios::fast_ticks).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, CALLS, 1);
     let c = support::black_box::create_campaign(
@@ -532,11 +546,22 @@ async fn over_rabbitmq_force_stop_hangs_up_answered_calls_and_they_end_success()
     })
     .await;
     let before = hangups_handled(&sys);
+    for f in faults {
+        sys.sim.inject(f.clone());
+    }
 
-    let stopped = sys
-        .ok("POST", &format!("/v1/campaigns/{id}/force_stop"), None)
-        .await;
-    assert_eq!(stopped["status"], "stop");
+    if faults.is_empty() {
+        let stopped = sys
+            .ok("POST", &format!("/v1/campaigns/{id}/force_stop"), None)
+            .await;
+        assert_eq!(stopped["status"], "stop");
+    } else {
+        // Each unanswered hangup costs force_stop the RPC timeout, longer than this client
+        // waits for its reply: the service is called in process.
+        let app = sys.app.as_ref().expect("service running");
+        let stopped = app.service.force_stop_campaign(id).await.expect("force stop");
+        assert_eq!(stopped.status, CampaignStatus::Stop);
+    }
     wait_until("both calls hung up", Duration::from_secs(10), || {
         let live = sys.sim.live_calls();
         async move { live == 0 }
@@ -552,22 +577,79 @@ async fn over_rabbitmq_force_stop_hangs_up_answered_calls_and_they_end_success()
     for cc in &ccs {
         assert_eq!(
             (cc["status"].as_str(), cc["result"].as_str()),
-            (Some("done"), Some("success")),
+            (Some("done"), Some(want.result)),
             "{cc}"
         );
     }
     for t in sys.sim.targets(outdial) {
-        wait_until("target done", Duration::from_secs(10), || {
-            let st = sys.sim.target(t.target.id).map(|t| t.status);
-            async move { st == Some(campaign_sim::TargetState::Done) }
+        let target = t.target.id;
+        wait_until("the target's status", Duration::from_secs(10), || {
+            let st = sys.sim.target(target).map(|t| t.status);
+            async move { st == Some(want.target) }
         })
         .await;
     }
     let calls = sys.sim.calls();
     assert_eq!(calls.len(), CALLS);
-    assert!(
-        calls.iter().all(|c| c.hangup_reason() == "normal"),
-        "call-manager ended both as answered calls"
-    );
+    for call in &calls {
+        assert_eq!(call.hangup_reason(), want.hangup_reason, "{call:?}");
+    }
     sys.stop().await;
+}
+
+/// Two answered calls hung up: `success`, targets `done` (the people were reached).
+#[tokio::test]
+async fn over_rabbitmq_force_stop_hangs_up_answered_calls_and_they_end_success() {
+    force_stop_over_rabbitmq(
+        support::scenarios::silent(),
+        &[],
+        Ending {
+            result: "success",
+            target: campaign_sim::TargetState::Done,
+            hangup_reason: "normal",
+        },
+    )
+    .await;
+}
+
+/// Two calls still ringing hung up: call-manager cancels them, `fail`, targets `idle`.
+#[tokio::test]
+async fn over_rabbitmq_force_stop_cancels_ringing_calls_and_they_end_fail() {
+    force_stop_over_rabbitmq(
+        campaign_sim::Scenario {
+            ring_ms: campaign_sim::MsRange::fixed(3_600_000),
+            ..support::scenarios::silent()
+        },
+        &[],
+        Ending {
+            result: "fail",
+            target: campaign_sim::TargetState::Idle,
+            hangup_reason: "cancel",
+        },
+    )
+    .await;
+}
+
+/// Two answered calls whose hangup replies are lost (they take effect; the replies come after
+/// the RPC timeout): force_stop cannot tell and stores `fail`, the `normal` hangups say
+/// otherwise, and both end `success`, targets `done`, whichever landed first.
+#[tokio::test]
+async fn over_rabbitmq_force_stop_with_lost_hangup_replies_still_ends_success() {
+    let lost = campaign_sim::Fault::late_reply(
+        campaign_sim::Service::Call,
+        Duration::from_secs(10),
+        2,
+    )
+    .on_method("POST")
+    .on_uri("/hangup");
+    force_stop_over_rabbitmq(
+        support::scenarios::silent(),
+        &[lost],
+        Ending {
+            result: "success",
+            target: campaign_sim::TargetState::Done,
+            hangup_reason: "normal",
+        },
+    )
+    .await;
 }
