@@ -443,8 +443,8 @@ impl Service {
             Ok(Found::StillUp) if cc.reference_type == ReferenceType::Call => {
                 // Nobody should stay on a line the campaign no longer follows. The call ends
                 // as call-manager's reply says, and this finish stores that same result, so
-                // its `call_hangup`, landing before or after, changes nothing (module doc of
-                // `events`; tests/it/force_stop.rs).
+                // its `call_hangup`, landing before or after, changes nothing (docs/cli.md;
+                // tests/it/force_stop.rs).
                 let result = match self.peers.call.hangup_call(cc.reference_id).await {
                     Ok(call) => hung_up_result(&call),
                     Err(e) => {

@@ -559,7 +559,11 @@ async fn force_stop_over_rabbitmq(
         // Each unanswered hangup costs force_stop the RPC timeout, longer than this client
         // waits for its reply: the service is called in process.
         let app = sys.app.as_ref().expect("service running");
-        let stopped = app.service.force_stop_campaign(id).await.expect("force stop");
+        let stopped = app
+            .service
+            .force_stop_campaign(id)
+            .await
+            .expect("force stop");
         assert_eq!(stopped.status, CampaignStatus::Stop);
     }
     wait_until("both calls hung up", Duration::from_secs(10), || {
@@ -635,13 +639,10 @@ async fn over_rabbitmq_force_stop_cancels_ringing_calls_and_they_end_fail() {
 /// otherwise, and both end `success`, targets `done`, whichever landed first.
 #[tokio::test]
 async fn over_rabbitmq_force_stop_with_lost_hangup_replies_still_ends_success() {
-    let lost = campaign_sim::Fault::late_reply(
-        campaign_sim::Service::Call,
-        Duration::from_secs(10),
-        2,
-    )
-    .on_method("POST")
-    .on_uri("/hangup");
+    let lost =
+        campaign_sim::Fault::late_reply(campaign_sim::Service::Call, Duration::from_secs(10), 2)
+            .on_method("POST")
+            .on_uri("/hangup");
     force_stop_over_rabbitmq(
         support::scenarios::silent(),
         &[lost],
