@@ -215,6 +215,16 @@ impl CallManager for BusPeers {
             .await,
         )
     }
+
+    async fn hangup_call(&self, call_id: Uuid) -> PeerResult<Call> {
+        self.call(
+            &self.names.call_queue,
+            "POST",
+            format!("/v1/calls/{call_id}/hangup"),
+            NO_BODY,
+        )
+        .await
+    }
 }
 
 #[async_trait]

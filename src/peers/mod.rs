@@ -155,6 +155,12 @@ pub trait CallManager: Send + Sync {
     /// (`CALL_NOT_FOUND`: it has no row of the call); any other failure (its bare 500, a bare
     /// 404) is an error.
     async fn get_call(&self, call_id: Uuid) -> PeerResult<Option<Call>>;
+    /// `POST /v1/calls/<call_id>/hangup`: call-manager starts hanging the call up and answers
+    /// the call as it is then: `terminating` (it was answered; it ends with `normal`),
+    /// `canceling` (not answered yet; it ends with `cancel`), or, for a call already ending or
+    /// ended, unchanged. Its `call_hangup` event follows. A bare 500 for any error, an unknown
+    /// call included (so a failure says nothing about whether the call exists).
+    async fn hangup_call(&self, call_id: Uuid) -> PeerResult<Call>;
 }
 
 /// flow-manager: flows and activeflows.

@@ -220,7 +220,43 @@ impl Service {
 
     /// Writes the target status of a finish whose outbox row is `entry`. A failure is logged:
     /// the row stays, and the repair writes it later.
+    ///
+    /// A `fail` and a late `success` of one campaigncall (a force_stop or give-up racing a
+    /// `normal` hangup) each write the target, and the two writes may reach outdial-manager in
+    /// either order. So once an `idle` is written, the campaigncall is read again: if it is
+    /// `success` by now, `done` is written after it. Either the success was stored before that
+    /// read (then this writes `done` last) or after it (then its own `done` is sent after this
+    /// `idle` was answered): the target ends `done` in both orders.
     async fn settle_target(&self, entry: &OutboxEntry, status: TargetStatus, settle: Settle) {
+        let written = self.write_target(entry, status, settle).await;
+        if !written || status != TargetStatus::Idle {
+            return;
+        }
+        match self
+            .store
+            .campaigncalls
+            .get_fresh(entry.campaigncall_id)
+            .await
+        {
+            Ok(Some(cc)) if cc.result == CampaigncallResult::Success => {
+                tracing::info!(campaigncall_id = %entry.campaigncall_id, "a success landed while its target was set idle; target set done");
+                self.write_target(entry, TargetStatus::Done, Settle::Now)
+                    .await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "campaigncall unreadable after its target was set idle");
+            }
+        }
+    }
+
+    /// One target write for [`Service::settle_target`]; whether outdial-manager took it.
+    async fn write_target(
+        &self,
+        entry: &OutboxEntry,
+        status: TargetStatus,
+        settle: Settle,
+    ) -> bool {
         match self
             .peers
             .outdial
@@ -231,10 +267,12 @@ impl Service {
                 if let Err(e) = self.store.outbox.delete(entry.id).await {
                     tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "target set; its outbox row stays (written again by the repair)");
                 }
+                true
             }
-            Ok(()) => {}
+            Ok(()) => true,
             Err(e) => {
                 tracing::warn!(campaigncall_id = %entry.campaigncall_id, target_id = %entry.subject_id, error = %e, "target status not set now; the repair sets it");
+                false
             }
         }
     }
@@ -283,22 +321,34 @@ impl Service {
             .await
     }
 
-    /// A `call_hangup` / `activeflow_deleted` for `cc` (just read from MySQL): an open
-    /// campaigncall is finished with `result`; one already done changes nothing, except a
-    /// `success` for one stored `fail`, which is finished again as `success` (one
-    /// `campaigncall_updated`, the target `done`). Returns the campaigncall if this changed it.
+    /// A `call_hangup` / `activeflow_deleted` for `cc` (just read): an open campaigncall is
+    /// finished with `result`; one already done changes nothing, except a `success` for one
+    /// stored `fail`, which is finished again as `success` (one `campaigncall_updated`, the
+    /// target `done`). Returns the campaigncall if this changed it.
+    ///
+    /// The read may be stale: someone (force_stop, the repair's give-up, an operator) can
+    /// finish the campaigncall between it and this finish, whose compare-and-set then loses.
+    /// The late-success rule then applies to what they stored (its own compare-and-set on
+    /// `done`/`fail` in MySQL), so a `success` ends as `success` whichever finish came first
+    /// (tests/it/force_stop.rs).
     pub async fn finish_from_event(
         &self,
         cc: &Campaigncall,
         result: CampaigncallResult,
         reason: &str,
     ) -> ServiceResult<Option<Campaigncall>> {
-        if cc.status != CampaigncallStatus::Done {
-            return self
+        let read_open = cc.status != CampaigncallStatus::Done;
+        if read_open
+            && let Some(done) = self
                 .finish_read_campaigncall(cc, result, Some(reason))
-                .await;
+                .await?
+        {
+            return Ok(Some(done));
         }
-        if cc.result != CampaigncallResult::Fail || result != CampaigncallResult::Success {
+        // Read done with another result than `fail`: nothing to change. Read open but finished
+        // meanwhile: its stored result is unknown here, and the update below checks it.
+        let stored_fail = read_open || cc.result == CampaigncallResult::Fail;
+        if !stored_fail || result != CampaigncallResult::Success {
             return Ok(None);
         }
         let Some((done, entry)) = self

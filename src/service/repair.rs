@@ -50,9 +50,13 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult, hangup_result};
 use crate::model::{
-    Campaign, CampaignStatus, Campaigncall, CampaigncallResult, Execute, ReferenceType, enum_str,
+    Call, Campaign, CampaignStatus, Campaigncall, CampaigncallResult, Execute, ReferenceType,
+    enum_str,
 };
 use crate::store::{DialStep, NamedLock, Overdue, OverdueRule};
+
+/// Open campaigncalls `force_stop` reads at a time (it goes on until none is left).
+const FORCE_STOP_PAGE: u32 = 500;
 
 /// Settings of the repair.
 #[derive(Debug, Clone, Copy)]
@@ -353,13 +357,28 @@ impl Service {
 
     /// `POST /v1/campaigns/<id>/force_stop` (docs/cli.md): an operator ends a campaign stuck
     /// in `stopping` whose calls are gone, without waiting for the repair's bounds. Its chain is
-    /// told to end (`execute = stop`), then every open campaigncall is settled as a repair pass
-    /// would, except that the operator's word decides what the peer cannot: a call the peer
-    /// never created frees its try, one it reports ended gets its real result, and one it still
-    /// reports up, or that it cannot be asked about, is finished as `fail` (their tries stay
-    /// used, as for any placed call, so none is dialed twice). Then the campaign
-    /// stops. A stopped campaign is returned as it is; a running one is refused (stop it first,
-    /// so no tick is dialing while its calls are settled).
+    /// told to end (`execute = stop`), then every open campaigncall, page after page, is
+    /// settled as a repair pass would, except that the operator's word decides what the peer
+    /// cannot: a call the peer never created frees its try, one it reports ended gets its real
+    /// result, and one it cannot be asked about (or a flow still running) is finished as `fail`
+    /// (their tries stay used, as for any placed call, so none is dialed twice).
+    ///
+    /// A call call-manager still reports up is hung up (`POST /v1/calls/<id>/hangup`) and
+    /// finished with the result its hangup will carry ([`hung_up_result`]): answered →
+    /// `success` (target `done`: the person was reached), not yet answered → `fail` (target
+    /// `idle`). Its `call_hangup` says the same, so whichever of the two lands first the other
+    /// changes nothing: the final state does not depend on the order. When call-manager does not
+    /// answer the hangup (an unknown outcome), the call is finished as `fail`, and a later
+    /// `call_hangup` with `normal` finishes it again as `success` (the late-success rule), also
+    /// when that event read the campaigncall before this finish.
+    ///
+    /// Then the campaign stops. A stopped campaign is returned as it is; a running one is
+    /// refused (stop it first, so no tick is dialing while its calls are settled).
+    ///
+    /// A death part-way leaves the campaign `stopping` with `execute = stop` and some calls
+    /// settled: running it again settles the rest (each settle is its own compare-and-set). A
+    /// death between the hangup and the finish leaves the campaigncall open with its call
+    /// ending: its `call_hangup` finishes it, or the next force_stop finds the call ended.
     pub async fn force_stop_campaign(&self, id: Uuid) -> ServiceResult<Campaign> {
         let c = self
             .store
@@ -380,39 +399,78 @@ impl Service {
             CampaignStatus::Stopping => {}
         }
         self.store.campaigns.set_execute(id, Execute::Stop).await?;
-        for cc in self.store.campaigncalls.list_ongoing(id, 1000).await? {
-            let found = self.ask_peer(&cc).await;
-            let step = self.store.dials.step(cc.id).await?;
-            match found {
-                // The operator's word: a call the peer has no row of frees its try, unless
-                // its create was answered (then the 404 is not trusted: handled as still up).
-                // A dial never claimed frees it whatever the peer says (module doc).
-                Ok(Found::Absent) if step != Some(DialStep::Requested) => {
-                    self.abandon_dial(cc.id).await?;
-                }
-                Err(_) if step == Some(DialStep::Recorded) => {
-                    self.abandon_dial(cc.id).await?;
-                }
-                Ok(Found::Ended(result, _)) => {
-                    self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
-                        .await?;
-                }
-                Ok(Found::StillUp | Found::Absent) | Err(_) => {
-                    // Placed, or perhaps placed: its try must not be dialed again.
-                    self.mark_placed(cc.id).await?;
-                    tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
-                    self.finish_campaigncall_because(
-                        cc.id,
-                        CampaigncallResult::Fail,
-                        Some("force_stop"),
-                    )
-                    .await?;
-                }
+        let mut settled = std::collections::HashSet::new();
+        loop {
+            let open = self
+                .store
+                .campaigncalls
+                .list_ongoing(id, FORCE_STOP_PAGE)
+                .await?;
+            let fresh: Vec<Campaigncall> = open
+                .into_iter()
+                .filter(|cc| settled.insert(cc.id))
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            for cc in &fresh {
+                self.force_settle(id, cc).await?;
             }
         }
         let stopped = self.stop_campaign(id).await?;
-        tracing::info!(campaign_id = %id, status = ?stopped.status, "campaign force-stopped by an operator");
+        tracing::info!(campaign_id = %id, status = ?stopped.status, settled = settled.len(), "campaign force-stopped by an operator");
         Ok(stopped)
+    }
+
+    /// Settles one open campaigncall for [`Service::force_stop_campaign`].
+    async fn force_settle(&self, id: Uuid, cc: &Campaigncall) -> ServiceResult<()> {
+        let found = self.ask_peer(cc).await;
+        let step = self.store.dials.step(cc.id).await?;
+        match found {
+            // The operator's word: a call the peer has no row of frees its try, unless
+            // its create was answered (then the 404 is not trusted: handled as still up).
+            // A dial never claimed frees it whatever the peer says (module doc).
+            Ok(Found::Absent) if step != Some(DialStep::Requested) => {
+                self.abandon_dial(cc.id).await?;
+            }
+            Err(_) if step == Some(DialStep::Recorded) => {
+                self.abandon_dial(cc.id).await?;
+            }
+            Ok(Found::Ended(result, _)) => {
+                self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
+                    .await?;
+            }
+            Ok(Found::StillUp) if cc.reference_type == ReferenceType::Call => {
+                // Nobody should stay on a line the campaign no longer follows. The call ends
+                // as call-manager's reply says, and this finish stores that same result, so
+                // its `call_hangup`, landing before or after, changes nothing (docs/cli.md;
+                // tests/it/force_stop.rs).
+                let result = match self.peers.call.hangup_call(cc.reference_id).await {
+                    Ok(call) => hung_up_result(&call),
+                    Err(e) => {
+                        // Unknown outcome: the operator's word, until a `normal` hangup says
+                        // otherwise (a late success finishes it again).
+                        tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, error = %e, "force stop: call-manager did not answer the hangup; finished as fail");
+                        CampaigncallResult::Fail
+                    }
+                };
+                self.mark_placed(cc.id).await?;
+                self.finish_campaigncall_because(cc.id, result, Some("force_stop"))
+                    .await?;
+            }
+            Ok(Found::StillUp | Found::Absent) | Err(_) => {
+                // Placed, or perhaps placed: its try must not be dialed again.
+                self.mark_placed(cc.id).await?;
+                tracing::warn!(campaign_id = %id, campaigncall_id = %cc.id, peer_error = found.is_err(), "force stop: campaigncall the peer does not report ended finished as fail");
+                self.finish_campaigncall_because(
+                    cc.id,
+                    CampaigncallResult::Fail,
+                    Some("force_stop"),
+                )
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn ask_peer(&self, cc: &Campaigncall) -> ServiceResult<Found> {
@@ -445,5 +503,18 @@ impl Service {
             .campaigncall_repair_total
             .with_label_values(&[found])
             .inc();
+    }
+}
+
+/// The result of a call `force_stop` hung up, from call-manager's reply to the hangup: the
+/// result its `call_hangup` will carry. `terminating`: it was answered, and call-manager ends
+/// an answered call with `normal` (success: the person was reached); `hangup`: it had ended,
+/// with its reason's result; anything else (`canceling`: not answered yet, it ends with
+/// `cancel`) is a fail.
+fn hung_up_result(reply: &Call) -> CampaigncallResult {
+    match reply.status.as_str() {
+        "terminating" => CampaigncallResult::Success,
+        "hangup" => hangup_result(&reply.hangup_reason),
+        _ => CampaigncallResult::Fail,
     }
 }

@@ -573,7 +573,9 @@ async fn hangup_marks_the_dial_placed_and_operator_finish_stores_its_reason() {
     assert_eq!(reason.as_deref(), Some("operator_finish"));
 }
 
-/// `force_stop` stores why it ended the campaigncalls it settled (`force_stop`).
+/// `force_stop` stores why it ended the campaigncalls it settled (`force_stop`); a call it
+/// hangs up that call-manager answers `terminating` (it was answered) ends `success`, its
+/// target `done`.
 #[tokio::test]
 async fn force_stop_stores_its_reason() {
     let mut mocks = Mocks::new();
@@ -584,9 +586,18 @@ async fn force_stop_stores_its_reason() {
             hangup_reason: String::new(),
         }))
     });
+    // The call is up: force_stop hangs it up at call-manager too (answered: `terminating`).
+    mocks.call.expect_hangup_call().times(1).returning(|id| {
+        Ok(Call {
+            id,
+            status: "terminating".into(),
+            hangup_reason: String::new(),
+        })
+    });
     mocks
         .outdial
         .expect_set_target_status()
+        .withf(|_, s| *s == TargetStatus::Done)
         .times(1)
         .returning(|_, _| Ok(()));
     let m = Mocked::new(mocks).await;
@@ -605,6 +616,17 @@ async fn force_stop_stores_its_reason() {
             .await
             .expect("reason");
     assert_eq!(reason.as_deref(), Some("force_stop"));
+    let done =
+        m.ts.store
+            .campaigncalls
+            .get_fresh(open.id)
+            .await
+            .expect("read")
+            .expect("campaigncall");
+    assert_eq!(
+        (done.status, done.result),
+        (CampaigncallStatus::Done, CampaigncallResult::Success)
+    );
     assert_eq!(m.campaign(c.id).await.status, CampaignStatus::Stop);
 }
 

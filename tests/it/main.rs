@@ -21,6 +21,7 @@ mod dials;
 mod e2e;
 mod events;
 mod flow_reconcile;
+mod force_stop;
 mod health;
 mod kustomize;
 mod migrations;

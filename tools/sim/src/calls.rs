@@ -9,7 +9,12 @@
 //! disagree with the timers: the create reply says `dialing`; then `ringing` until the ring time
 //! has passed; then `progressing` for an answered call (and for a `Silent` one, forever) or
 //! `terminating` for a busy, unanswered or failed call whose hangup is due but has not fired yet;
-//! `hangup` once ended. The simulator has no cancel route, so it never reports `canceling`.
+//! `hangup` once ended.
+//!
+//! `POST /v1/calls/<id>/hangup` ends a live call at once the way call-manager's `HangingUp`
+//! does: an answered call goes `terminating` and ends with `normal`; one not answered yet goes
+//! `canceling` and ends with `cancel`; an ended call is answered as it is. The reply carries
+//! that `terminating` / `canceling` status; the call is `hangup` right after.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -78,9 +83,12 @@ pub struct CallRecord {
     /// Created at.
     #[serde(with = "opt_time")]
     pub tm_create: Option<DateTime<Utc>>,
-    /// Hung up at (`None` while up, forever for `Silent`).
+    /// Hung up at (`None` while up, forever for a `Silent` call nobody hangs up).
     #[serde(with = "opt_time")]
     pub tm_hangup: Option<DateTime<Utc>>,
+    /// The reason a `POST /v1/calls/<id>/hangup` ends it with (`normal` when it was answered,
+    /// `cancel` when not yet), whatever the plan; `None` when nobody asked.
+    pub requested_hangup: Option<&'static str>,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -90,7 +98,8 @@ fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl CallRecord {
     /// The `hangup_reason` this call ends with.
     pub fn hangup_reason(&self) -> &'static str {
-        self.outcome.hangup_reason()
+        self.requested_hangup
+            .unwrap_or_else(|| self.outcome.hangup_reason())
     }
 
     /// Whether the call has hung up.
@@ -128,7 +137,9 @@ impl CallRecord {
     fn tm_progressing(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let answered = match self.tm_hangup {
             // An ended call was answered iff its outcome says so (its ring time had passed).
-            Some(_) => matches!(self.outcome, Outcome::Answered),
+            Some(_) => {
+                matches!(self.outcome, Outcome::Answered) || self.requested_hangup == Some("normal")
+            }
             None => self.is_answered_at(now),
         };
         if !answered {
@@ -228,11 +239,30 @@ impl Calls {
     /// End a call now; `None` if unknown, already ended or `Silent`.
     pub fn hang_up(&mut self, id: Uuid, now: DateTime<Utc>) -> Option<&CallRecord> {
         let c = self.calls.get_mut(&id)?;
-        if c.is_ended() || c.outcome == Outcome::Silent {
+        if c.is_ended() || (c.outcome == Outcome::Silent && c.requested_hangup.is_none()) {
             return None;
         }
         c.tm_hangup = Some(now);
         Some(c)
+    }
+
+    /// `POST /v1/calls/<id>/hangup` at `now`: a live call is marked to end at once (whatever
+    /// its plan, a `Silent` call too; the transport's [`Calls::hang_up`] then ends it) with
+    /// `normal` if it was answered, `cancel` if not. Returns the reply's Call JSON (status
+    /// `terminating` / `canceling`, or the ended call as it is), or `None` when there is no such
+    /// call.
+    pub fn request_hangup(&mut self, id: Uuid, now: DateTime<Utc>) -> Option<Value> {
+        let c = self.calls.get_mut(&id)?;
+        if c.is_ended() {
+            return Some(c.json(now));
+        }
+        let (reason, status) = if c.is_answered_at(now) {
+            ("normal", "terminating")
+        } else {
+            ("cancel", "canceling")
+        };
+        c.requested_hangup = Some(reason);
+        Some(c.json_with_status(status, now))
     }
 
     /// One call.
@@ -296,6 +326,7 @@ mod tests {
             duration: ring + Duration::from_millis(10),
             tm_create: Some(Utc::now()),
             tm_hangup: None,
+            requested_hangup: None,
         }
     }
 

@@ -314,6 +314,22 @@ impl SimState {
                 Some(c) => ok(&c.json(now)).into(),
                 None => call_not_found().into(),
             },
+            // As call-manager's hangup handler answers: the call, or a bare 500 for any error
+            // (an unknown call included); a live call then ends at once (`calls.rs`).
+            ("POST", ["calls", id, "hangup"]) => {
+                match path_id(id).and_then(|id| Some((id, self.calls.request_hangup(id, now)?))) {
+                    Some((call_id, reply)) => Handled {
+                        response: ok(&reply),
+                        effects: vec![Effect::HangUp {
+                            call_id,
+                            after: Duration::ZERO,
+                        }],
+                        delay: None,
+                        late_effect: None,
+                    },
+                    None => Response::status(500).into(),
+                }
+            }
             _ => not_found().into(),
         }
     }
@@ -348,6 +364,7 @@ impl SimState {
             duration: plan.duration,
             tm_create: Some(now),
             tm_hangup: None,
+            requested_hangup: None,
         };
         let call = self
             .calls
@@ -819,6 +836,68 @@ mod tests {
         s.scenario.call_activeflow_events = true;
         assert_eq!(s.hang_up(stranger, now).len(), 2);
         assert_eq!(s.stats().calls_live, 0);
+    }
+
+    /// A hangup request as call-manager's `HangingUp` answers it: an answered call goes
+    /// `terminating` and ends with `normal`, one still ringing goes `canceling` and ends with
+    /// `cancel`, an ended call is answered as it is, an unknown id is a bare 500.
+    #[test]
+    fn hangup_request_ends_a_call_as_call_manager_does_and_500s_unknown_ids() {
+        let now = Utc::now();
+        let create = |s: &mut SimState, id: Uuid| {
+            let create = req(
+                "POST",
+                &format!("/v1/calls/{id}"),
+                Some(json!({"destination":{"type":"tel","target":"+1"}})),
+            );
+            assert_eq!(
+                s.handle(Service::Call, &create, now).response.status_code,
+                200
+            );
+        };
+        let hangup = |id: Uuid| req("POST", &format!("/v1/calls/{id}/hangup"), None);
+        let get = |id: Uuid| req("GET", &format!("/v1/calls/{id}"), None);
+        // (plan, reply status, hangup reason): a `Silent` call answered at once; a busy call
+        // still in its long ring.
+        for (scenario, replied, reason) in [
+            (Scenario::instant(Outcome::Silent), "terminating", "normal"),
+            (
+                Scenario {
+                    ring_ms: crate::MsRange::fixed(600_000),
+                    ..Scenario::instant(Outcome::Busy)
+                },
+                "canceling",
+                "cancel",
+            ),
+        ] {
+            let mut s = SimState::new(scenario);
+            let id = Uuid::new_v4();
+            create(&mut s, id);
+            let h = s.handle(Service::Call, &hangup(id), now);
+            assert_eq!(h.response.status_code, 200);
+            assert_eq!(data(&h)["status"], json!(replied), "{reason}");
+            assert_eq!(h.effects.len(), 1, "it ends at once");
+            let ended = s.hang_up(id, now);
+            assert_eq!(ended.len(), 1);
+            assert_eq!(ended[0].event.r#type, "call_hangup");
+            let h = s.handle(Service::Call, &get(id), now);
+            assert_eq!(
+                (
+                    data(&h)["status"].clone(),
+                    data(&h)["hangup_reason"].clone()
+                ),
+                (json!("hangup"), json!(reason))
+            );
+            // Asked again once ended: the call as it is, nothing ends twice.
+            let h = s.handle(Service::Call, &hangup(id), now);
+            assert_eq!(h.response.status_code, 200);
+            assert_eq!(data(&h)["status"], json!("hangup"));
+            assert!(s.hang_up(id, now).is_empty(), "already ended");
+        }
+        let mut s = SimState::new(Scenario::instant(Outcome::Silent));
+        let h = s.handle(Service::Call, &hangup(Uuid::new_v4()), now);
+        assert_eq!(h.response.status_code, 500);
+        assert!(h.response.data.is_none(), "a bare 500");
     }
 
     #[test]

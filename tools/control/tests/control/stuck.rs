@@ -4,7 +4,8 @@ use super::*;
 
 /// The escape hatches go through the service: `campaigncall finish` ends one stuck
 /// campaigncall (target and campaign follow), `campaign stop --force` ends a campaign stuck in
-/// `stopping` whose calls the peer still reports up. A running campaign is not force-stopped.
+/// `stopping` whose calls the peer still reports up (hung up: answered, so `success`). A
+/// running campaign is not force-stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finish_and_force_stop_end_stuck_records() {
     let sys =
@@ -149,7 +150,8 @@ async fn finish_and_force_stop_end_stuck_records() {
         .await;
     assert_ne!(cc["status"], "done", "{cc}");
 
-    // force: the other two are still up at call-manager; the operator's word ends them.
+    // force: the other two are still up (answered) at call-manager: they are hung up and end
+    // as call-manager ends them, `success` (the person was reached), their targets `done`.
     let (code, out, err) = control(v(&["campaign", "stop", "--id", &id, "--force"])).await;
     assert_eq!(code, 0, "{err}");
     let stopped: Value = serde_json::from_str(&out).expect("json");
@@ -161,9 +163,18 @@ async fn finish_and_force_stop_end_stuck_records() {
     let calls = sys.ok("GET", calls_uri, Some(filter.clone())).await;
     for cc in calls.as_array().expect("calls") {
         assert_eq!(cc["status"], "done", "{cc}");
-        if cc["id"] != first.as_str() {
-            assert_eq!(cc["result"], "fail", "{cc}");
-        }
+        assert_eq!(cc["result"], "success", "{cc}");
+        let t: Uuid = cc["outdial_target_id"]
+            .as_str()
+            .expect("target")
+            .parse()
+            .expect("uuid");
+        // Written by force_stop or by the hangup event, whichever finished the call.
+        support::wait_until("target done", Duration::from_secs(10), || {
+            let st = sys.sim.target(t).map(|t| t.status);
+            async move { st == Some(campaign_sim::TargetState::Done) }
+        })
+        .await;
     }
     // Stopped: force again returns it as it is.
     let (code, out, err) = control(v(&["campaign", "stop", "--id", &id, "--force"])).await;
