@@ -36,6 +36,11 @@ use crate::model::{
 /// How long the CLI waits for the service's reply (the platform's RPC timeout).
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long `campaign stop --force` waits: the service hangs live calls up one after another,
+/// each bounded by its own call-manager timeout, so a campaign with many calls up takes longer
+/// than one RPC timeout. Running it again is safe (it settles what is still open).
+pub const FORCE_STOP_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long `campaign execute` waits for each reply: the Go service runs the whole tick
 /// (peer requests included) before it answers.
 pub const EXECUTE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -655,7 +660,10 @@ impl Rpc {
             CampaignCmd::Stop { id, force: true } => {
                 let what = format!("force-stop campaign {id}");
                 let uri = format!("{}/force_stop", path(id));
-                let c: Campaign = self.request(&what, "POST", &uri).await?;
+                let resp = self
+                    .send(&what, "POST", &uri, None, FORCE_STOP_TIMEOUT)
+                    .await?;
+                let c: Campaign = typed(&what, reply_data(&what, &resp)?)?;
                 record_output(&what, &c)
             }
             CampaignCmd::Delete(a) => {
