@@ -25,10 +25,11 @@ use uuid::Uuid;
 
 use super::campaign_cache::TickCache;
 use super::campaigncalls::{DialRecord, NewCampaigncall};
+use super::retry_rules::RetryView;
 use super::{Service, ServiceError};
 use crate::model::{
     Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, DialRate, EndHandle,
-    Execute, OutdialTarget, Outplan, ReferenceType, Schedule,
+    Execute, Finals, OutdialTarget, Outplan, ReferenceType, Schedule,
 };
 use crate::peers::{CallRequest, DialPeer, PeerError};
 use crate::store::{DialFence, DialStep};
@@ -246,6 +247,17 @@ pub fn pick_destination_after(
     outplan: &Outplan,
     after: Option<i32>,
 ) -> Option<(Address, i32, i32)> {
+    pick_destination_skipping(target, outplan, after, Finals::default())
+}
+
+/// [`pick_destination_after`] leaving out the destinations a final retry rule ended
+/// (docs/contact-strategy.md#retry-rules).
+pub fn pick_destination_skipping(
+    target: &OutdialTarget,
+    outplan: &Outplan,
+    after: Option<i32>,
+    finals: Finals,
+) -> Option<(Address, i32, i32)> {
     let max = outplan.max_try_counts();
     target
         .destinations()
@@ -253,7 +265,11 @@ pub fn pick_destination_after(
         .zip(max)
         .enumerate()
         .find_map(|(i, ((dest, tries), max))| match dest {
-            Some(a) if *tries < max && after.is_none_or(|a| i as i32 > a) => {
+            Some(a)
+                if *tries < max
+                    && after.is_none_or(|a| i as i32 > a)
+                    && !finals.contains(i as i32) =>
+            {
                 Some(((*a).clone(), i as i32, tries + 1))
             }
             _ => None,
@@ -791,11 +807,11 @@ impl Ticker {
         }
     }
 
-    /// Ends a target whose every destination with tries left is suppressed: `done` at
-    /// outdial-manager, reason `suppressed` (logged). Nothing was dialed nor recorded, so if
-    /// this fails (or the process dies first) the next tick that is offered the target finds
-    /// the same and does it again.
-    async fn finish_suppressed(&self, c: &Campaign, target_id: Uuid) {
+    /// Ends a target whose every destination with tries left is suppressed or ended by a final
+    /// retry rule: `done` at outdial-manager, with the `reason` logged. Nothing was dialed nor
+    /// recorded, so if this fails (or the process dies first) the next tick that is offered
+    /// the target finds the same and does it again.
+    async fn finish_target(&self, c: &Campaign, target_id: Uuid, reason: &'static str) {
         let s = &self.service;
         match s
             .peers
@@ -804,10 +820,10 @@ impl Ticker {
             .await
         {
             Ok(()) => {
-                tracing::info!(campaign_id = %c.id, %target_id, reason = "suppressed", "target done");
+                tracing::info!(campaign_id = %c.id, %target_id, reason, "target done");
             }
             Err(e) => {
-                tracing::warn!(campaign_id = %c.id, %target_id, error = %e, "could not end a suppressed target now; the next tick does");
+                tracing::warn!(campaign_id = %c.id, %target_id, reason, error = %e, "could not end the target now; the next tick does");
             }
         }
     }
@@ -872,6 +888,8 @@ struct Dials<'a> {
     /// A target waits for something other than its local hours.
     other_wait: bool,
     next_dial: Option<DateTime<Utc>>,
+    /// The retry rules' view of the batch's targets (their waits, their final destinations).
+    retry: RetryView,
 }
 
 impl<'a> Dials<'a> {
@@ -888,6 +906,10 @@ impl<'a> Dials<'a> {
             }
             None => Vec::new(),
         };
+        let retry = ticker
+            .service
+            .retry_view(plan.campaign.id, &plan.outplan, &plan.targets)
+            .await?;
         Ok(Dials {
             ticker,
             plan,
@@ -904,6 +926,7 @@ impl<'a> Dials<'a> {
             hours_sleep: None,
             other_wait: false,
             next_dial: None,
+            retry,
         })
     }
 
@@ -957,16 +980,24 @@ impl<'a> Dials<'a> {
         after: Option<i32>,
     ) -> Option<(Address, i32, i32)> {
         let plan = self.plan;
-        if !target_ready(target, plan.outplan.try_interval, self.now) {
+        // The wait and the final destinations follow the last outcomes' retry rules.
+        if !target_ready(target, self.retry.delay_ms(target.id), self.now) {
             self.other_wait = true;
             return None;
         }
+        let finals = self.retry.finals(target.id);
         let Some((destination, index, try_count)) =
-            pick_destination_after(target, &plan.outplan, after)
+            pick_destination_skipping(target, &plan.outplan, after, finals)
         else {
-            if after.is_some() {
-                self.ticker
-                    .finish_suppressed(&plan.campaign, target.id)
+            if after.is_some() || !finals.is_empty() {
+                let reason = if after.is_some() {
+                    "suppressed"
+                } else {
+                    "final"
+                };
+                let ticker = self.ticker;
+                ticker
+                    .finish_target(&plan.campaign, target.id, reason)
                     .await;
                 return None;
             }
