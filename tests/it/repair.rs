@@ -670,8 +670,6 @@ async fn flow_deleted_counts_as_ended() {
         expect_get_activeflow(m, p.activeflow, || {
             Ok(Some(Activeflow {
                 tm_delete: Some(Utc::now()),
-                retry_rules: None,
-                min_talk_ms: None,
                 ..activeflow_in("running")
             }))
         });
