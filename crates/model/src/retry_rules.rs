@@ -116,12 +116,12 @@ pub fn check_min_talk_ms(v: i32) -> Result<(), String> {
 /// The reason to store for a hangup: [`SHORT_CALL`] for a `normal` one that talked less than
 /// `min_talk_ms` (answer `tm_progressing` → `tm_hangup`), the hangup reason otherwise. A
 /// `normal` hangup without both times keeps `normal`: nothing shows it was short.
-pub fn stored_reason<'a>(
-    reason: &'a str,
+pub fn stored_reason(
+    reason: &str,
     tm_progressing: Option<DateTime<Utc>>,
     tm_hangup: Option<DateTime<Utc>>,
     min_talk_ms: Option<i32>,
-) -> &'a str {
+) -> &str {
     match (reason, min_talk_ms, tm_progressing, tm_hangup) {
         ("normal", Some(min), Some(answer), Some(hangup))
             if (hangup - answer).num_milliseconds() < i64::from(min) =>
@@ -298,6 +298,22 @@ mod tests {
         );
         assert!(serde_json::from_str::<RetryRules>(r#"{"busy":{"delay":1}}"#).is_err());
         assert!(serde_json::from_str::<RetryRules>(r#"{"busy":{"delay_ms":"x"}}"#).is_err());
+    }
+
+    #[test]
+    fn outplan_shows_them_last_and_only_when_set() {
+        let platform = r#"{"id":"3ca9708e-c463-11ec-95e7-53d07a0e8bb2","customer_id":"99f40c64-c462-11ec-b1e4-57c64041ff4e","name":"n","detail":"","source":null,"dial_timeout":30000,"try_interval":600000,"max_try_count_0":5,"max_try_count_1":5,"max_try_count_2":5,"max_try_count_3":5,"max_try_count_4":5,"tm_create":"2022-04-25T10:11:12.123456Z","tm_update":null,"tm_delete":null"#;
+        let plain = format!("{platform}}}");
+        let o: crate::Outplan = serde_json::from_str(&plain).unwrap();
+        assert_eq!((o.retry_rules.as_ref(), o.min_talk_ms), (None, None));
+        assert_eq!(serde_json::to_string(&o).unwrap(), plain);
+        let with = format!(
+            r#"{platform},"retry_rules":{{"amd":{{"delay_ms":0,"final":true}},"busy":{{"delay_ms":60000,"final":false}}}},"min_talk_ms":5000}}"#
+        );
+        let o: crate::Outplan = serde_json::from_str(&with).unwrap();
+        assert_eq!(o.min_talk_ms, Some(5000));
+        assert!(o.retry_rules.as_ref().is_some_and(|r| r.is_final("amd")));
+        assert_eq!(serde_json::to_string(&o).unwrap(), with);
     }
 
     #[test]
