@@ -326,7 +326,8 @@ impl Service {
     /// A `call_hangup` for `cc` (just read from MySQL): the reason is stored as the retry rules
     /// read it (`short_call` for a `normal` hangup shorter than the outplan's `min_talk_ms`,
     /// `service::retry_rules`), with its result, through [`Service::finish_from_event`]. An
-    /// empty reason is stored as `unknown`.
+    /// empty reason is stored as `unknown`. An outplan that cannot be read for `min_talk_ms`
+    /// is an error: nothing is finished, and the bus delivers the event again.
     pub async fn finish_hangup(
         &self,
         cc: &Campaigncall,
@@ -335,7 +336,7 @@ impl Service {
     ) -> ServiceResult<Option<Campaigncall>> {
         let reason = match hangup_reason {
             "" => "unknown".to_owned(),
-            r => self.hangup_reason(cc, r, talk).await,
+            r => self.hangup_reason(cc, r, talk).await?,
         };
         let result = hangup_result(hangup_reason);
         let result = if reason == crate::model::SHORT_CALL {

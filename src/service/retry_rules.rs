@@ -94,23 +94,24 @@ impl Service {
 
     /// The reason to store for a hangup of `cc`: the call's reason, or `short_call` for a
     /// `normal` one that talked less than its outplan's `min_talk_ms` (the outplan is read
-    /// only then). An outplan that cannot be read now keeps the reason as it is.
+    /// only then, through the cache). An outplan that cannot be read now is an error, so the
+    /// event is handled again later rather than finished on a guess; a deleted one still
+    /// counts (its campaigncalls were dialed under it).
     pub(super) async fn hangup_reason(
         &self,
         cc: &Campaigncall,
         reason: &str,
         talk: CallTalk,
-    ) -> String {
+    ) -> ServiceResult<String> {
         if reason != "normal" || talk.tm_progressing.is_none() {
-            return reason.to_owned();
+            return Ok(reason.to_owned());
         }
-        let min_talk_ms = match self.store.outplans.get(cc.outplan_id).await {
-            Ok(o) => o.and_then(|o| o.min_talk_ms),
-            Err(e) => {
-                tracing::warn!(campaigncall_id = %cc.id, error = %e, "outplan not read; the hangup keeps its reason");
-                None
-            }
-        };
-        stored_reason(reason, talk.tm_progressing, talk.tm_hangup, min_talk_ms).to_owned()
+        let min_talk_ms = self
+            .store
+            .outplans
+            .get(cc.outplan_id)
+            .await?
+            .and_then(|o| o.min_talk_ms);
+        Ok(stored_reason(reason, talk.tm_progressing, talk.tm_hangup, min_talk_ms).to_owned())
     }
 }

@@ -10,7 +10,8 @@
 //! running; only what can never work stops it.
 //!
 //! The details are in docs/architecture.md (the tick and its dial steps), docs/pacing.md,
-//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations).
+//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations; retry rules:
+//! a target's wait and its final destinations come from `service::retry_rules`).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;

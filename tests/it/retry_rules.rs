@@ -7,7 +7,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use campaign_sim::{Attempt, MsRange, Outcome, Override, Scenario, TargetSpec, TargetState};
+use campaign_sim::{
+    Attempt, Fault, FaultKind, MsRange, Outcome, Override, Scenario, Service, TargetSpec,
+    TargetState,
+};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -213,6 +216,79 @@ async fn each_target_is_dialed_as_the_rules_of_its_outcomes_say_and_amd_counts_a
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     assert_eq!(by_reason(&sys, id).await, want);
+    sys.stop().await;
+}
+
+/// The one step after a final reason that is not the finish itself: ending a target with only
+/// final destinations left at outdial-manager. When it fails (or the process dies before it),
+/// nothing was dialed nor recorded, and the next tick offered the target ends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_final_target_whose_end_fails_is_ended_by_a_later_tick_without_another_call() {
+    let number = "+15550300100";
+    let sys = TestSystem::start(scenario(&[(number, Outcome::Failed)]), settings).await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 0, 1);
+    let target = add_target(&sys, outdial, &[number]);
+    let mut body = json!({
+        "customer_id": customer, "name": "retry", "detail": "",
+        "source": {"type": "tel", "target": "+15550001000"},
+        "dial_timeout": 30000, "try_interval": 3_600_000, "max_try_count_0": 3,
+        // The delay leaves time to break the end before a tick looks at the target again.
+        "retry_rules": {"failed": {"delay_ms": 2000, "final": true}},
+    });
+    let outplan = sys.ok("POST", "/v1/outplans", Some(body.take())).await;
+    let c = create_campaign(
+        &sys,
+        "retry",
+        customer,
+        outdial,
+        json!({"outplan_id": outplan["id"]}),
+    )
+    .await;
+    let id = id_of(&c);
+    set_status(&sys, id, "run").await;
+    wait_until(
+        "the failed call is finished",
+        Duration::from_secs(30),
+        || async {
+            let ended = sys
+                .sim
+                .attempts()
+                .iter()
+                .any(|a| a.target_id == target && a.tm_hangup.is_some());
+            ended && sys.sim.target(target).map(|t| t.status) == Some(TargetState::Idle)
+        },
+    )
+    .await;
+    // The next two attempts to end it fail.
+    sys.sim.inject(Fault {
+        service: Some(Service::Outdial),
+        method: Some("PUT".into()),
+        uri_contains: Some(format!("{target}/status")),
+        kind: FaultKind::Status(500),
+        count: 2,
+    });
+    wait_until("the campaign ends", Duration::from_secs(60), || async {
+        let c = sys.ok("GET", &format!("/v1/campaigns/{id}"), None).await;
+        c["status"] == "stop"
+    })
+    .await;
+    assert!(
+        sys.sim.with_state(|s| s.faults.pending().is_empty()),
+        "the end was not tried again after it failed"
+    );
+    check_target(
+        "failed",
+        &sys.sim.attempts(),
+        target,
+        &[(0, "failed", 2000)],
+    );
+    assert_eq!(
+        sys.sim
+            .target(target)
+            .map(|t| (t.status, t.target.try_count_0)),
+        Some((TargetState::Done, 1))
+    );
     sys.stop().await;
 }
 
