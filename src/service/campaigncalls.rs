@@ -338,13 +338,8 @@ impl Service {
             "" => "unknown".to_owned(),
             r => self.hangup_reason(cc, r, talk).await?,
         };
-        let result = hangup_result(hangup_reason);
-        let result = if reason == crate::model::SHORT_CALL {
-            CampaigncallResult::Fail
-        } else {
-            result
-        };
-        self.finish_from_event(cc, result, &reason).await
+        self.finish_from_event(cc, hangup_result(&reason), &reason)
+            .await
     }
 
     /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so
