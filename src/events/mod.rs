@@ -21,8 +21,8 @@ use async_trait::async_trait;
 
 use crate::bus::routing::pattern_for_event_type;
 use crate::bus::{BoxError, Event, EventHandler};
-use crate::model::{Activeflow, Call, CampaigncallResult, ReferenceType};
-use crate::service::{Service, hangup_result};
+use crate::model::{Activeflow, Call, CallTalk, CampaigncallResult, ReferenceType};
+use crate::service::Service;
 
 /// `call_hangup` from call-manager, as `(publisher, type)`.
 pub const CALL_HANGUP: (&str, &str) = ("call-manager", "call_hangup");
@@ -55,6 +55,12 @@ impl Subscriptions {
 
     /// `call_hangup`: finish the call's campaigncall with the result of its hangup reason.
     pub async fn call_hangup(&self, call: Call) -> Result<(), BoxError> {
+        self.call_hangup_talked(call, CallTalk::default()).await
+    }
+
+    /// [`Subscriptions::call_hangup`] with the call's answer and hangup times, which decide
+    /// whether a `normal` hangup was long enough (`min_talk_ms`, docs/contact-strategy.md).
+    pub async fn call_hangup_talked(&self, call: Call, talk: CallTalk) -> Result<(), BoxError> {
         let s = &self.service;
         // A missing id decodes as nil, the reference id of every flow campaigncall.
         if call.id.is_nil() {
@@ -68,12 +74,7 @@ impl Subscriptions {
         if cc.reference_type != ReferenceType::Call {
             return Ok(());
         }
-        let result = hangup_result(&call.hangup_reason);
-        let reason = match call.hangup_reason.as_str() {
-            "" => "unknown",
-            r => r,
-        };
-        s.finish_from_event(&cc, result, reason).await?;
+        s.finish_hangup(&cc, &call.hangup_reason, talk).await?;
         s.campaigncall_ended(cc.campaign_id).await?;
         Ok(())
     }
@@ -106,7 +107,10 @@ impl EventHandler for Subscriptions {
                 CALL_HANGUP => (
                     [CALL_HANGUP.0, CALL_HANGUP.1],
                     match ev.data_as::<Call>() {
-                        Ok(call) => self.call_hangup(call).await,
+                        Ok(call) => {
+                            let talk = ev.data_as::<CallTalk>().unwrap_or_default();
+                            self.call_hangup_talked(call, talk).await
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "unreadable call_hangup; ignored");
                             Ok(())

@@ -16,14 +16,20 @@ use crate::model::{
 };
 use crate::store::{Deletion, DialFence, DialStep, Filters, OutboxEntry, Page, Recorded};
 
-/// The result of a call by its `hangup_reason` (docs/contract.md#events-consumed). Unknown reasons (the Go
-/// service crashed on them) count as `fail`, with a warning.
+/// The result of a call by its `hangup_reason` (docs/contract.md#events-consumed), or by the
+/// reason stored for it (`short_call`: a `normal` hangup below the outplan's `min_talk_ms`).
+/// Unknown reasons (the Go service crashed on them) count as `fail`, with a warning.
 pub fn hangup_result(reason: &str) -> CampaigncallResult {
     match reason {
         "normal" => CampaigncallResult::Success,
-        "failed" | "busy" | "cancel" | "timeout" | "noanswer" | "dialout" | "amd" => {
-            CampaigncallResult::Fail
-        }
+        "failed"
+        | "busy"
+        | "cancel"
+        | "timeout"
+        | "noanswer"
+        | "dialout"
+        | "amd"
+        | crate::model::SHORT_CALL => CampaigncallResult::Fail,
         other => {
             tracing::warn!(
                 hangup_reason = other,
@@ -365,6 +371,25 @@ impl Service {
         self.settle_target(&entry, result.target_status(), Settle::Now)
             .await;
         Ok(Some(done))
+    }
+
+    /// A `call_hangup` for `cc` (just read from MySQL): the reason is stored as the retry rules
+    /// read it (`short_call` for a `normal` hangup shorter than the outplan's `min_talk_ms`,
+    /// `service::retry_rules`), with its result, through [`Service::finish_from_event`]. An
+    /// empty reason is stored as `unknown`. An outplan that cannot be read for `min_talk_ms`
+    /// is an error: nothing is finished, and the bus delivers the event again.
+    pub async fn finish_hangup(
+        &self,
+        cc: &Campaigncall,
+        hangup_reason: &str,
+        talk: crate::model::CallTalk,
+    ) -> ServiceResult<Option<Campaigncall>> {
+        let reason = match hangup_reason {
+            "" => "unknown".to_owned(),
+            r => self.hangup_reason(cc, r, talk).await?,
+        };
+        self.finish_from_event(cc, hangup_result(&reason), &reason)
+            .await
     }
 
     /// Notes that the campaigncall's call was placed (its dial step becomes `requested`), so

@@ -18,6 +18,7 @@ mod outplans;
 mod pacing;
 mod repair;
 mod resources;
+mod retry_rules;
 mod sequence;
 mod stats;
 mod suppressions;

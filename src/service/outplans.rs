@@ -1,13 +1,35 @@
 //! Outplans: dial settings CRUD. Unlike the Go service, outplan changes publish
 //! `outplan_created/updated/deleted`, and values that cannot work (negative intervals or
-//! try counts) are refused.
+//! try counts, a retry rule for an unknown hangup reason or with a negative delay) are refused.
+//! The retry settings (`retry_rules`, `min_talk_ms`, docs/contact-strategy.md) are written on
+//! create and by `PUT .../dials` only when the body has them.
 
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::{DomainEvent, Outplan, OutplanCreate, OutplanDials, OutplanUpdate};
-use crate::store::{Deletion, Dials, Filters, Page};
+use crate::model::{
+    DomainEvent, Outplan, OutplanCreate, OutplanDials, OutplanUpdate, check_min_talk_ms,
+};
+use crate::store::{Deletion, Dials, Filters, Page, RetryUpdate};
+
+/// The retry settings of a request, checked (each message names its field).
+fn checked_retry(req: &OutplanDials) -> ServiceResult<RetryUpdate> {
+    if let Some(Some(rules)) = &req.retry_rules {
+        rules.check().map_err(ServiceError::Invalid)?;
+    }
+    if let Some(Some(min)) = req.min_talk_ms {
+        check_min_talk_ms(min).map_err(ServiceError::Invalid)?;
+    }
+    Ok(RetryUpdate {
+        // An empty object is no rule at all: stored as NULL.
+        retry_rules: req
+            .retry_rules
+            .clone()
+            .map(|r| r.filter(|r| !r.0.is_empty())),
+        min_talk_ms: req.min_talk_ms,
+    })
+}
 
 /// The dial settings of a request, checked: negative times or try counts cannot work.
 fn checked_dials(req: OutplanDials) -> ServiceResult<Dials> {
@@ -42,6 +64,7 @@ impl Service {
             return Err(ServiceError::Invalid("customer_id is required".into()));
         }
         super::check_text(&req.name, &req.detail)?;
+        let retry = checked_retry(&req.dials)?;
         let d = checked_dials(req.dials)?;
         let [m0, m1, m2, m3, m4] = d.max_try_counts;
         let o = Outplan {
@@ -60,6 +83,8 @@ impl Service {
             tm_create: None,
             tm_update: None,
             tm_delete: None,
+            retry_rules: retry.retry_rules.flatten(),
+            min_talk_ms: retry.min_talk_ms.flatten(),
         };
         let stored = self.store.outplans.create(&o).await?;
         self.emit(DomainEvent::OutplanCreated(stored.clone())).await;
@@ -106,12 +131,13 @@ impl Service {
         id: Uuid,
         req: OutplanDials,
     ) -> ServiceResult<Outplan> {
+        let retry = checked_retry(&req)?;
         let d = checked_dials(req)?;
         self.outplan(id).await?;
         let u = self
             .store
             .outplans
-            .update_dials(id, &d)
+            .update_dials_and_retry(id, &d, &retry)
             .await?
             .ok_or(ServiceError::NotFound("outplan"))?;
         self.emit(DomainEvent::OutplanUpdated(u.clone())).await;

@@ -10,7 +10,8 @@
 //! running; only what can never work stops it.
 //!
 //! The details are in docs/architecture.md (the tick and its dial steps), docs/pacing.md,
-//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations).
+//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations; retry rules:
+//! a target's wait and its final destinations come from `service::retry_rules`).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
@@ -25,10 +26,11 @@ use uuid::Uuid;
 
 use super::campaign_cache::TickCache;
 use super::campaigncalls::{DialRecord, NewCampaigncall};
+use super::retry_rules::RetryView;
 use super::{Service, ServiceError};
 use crate::model::{
     Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, DialRate, EndHandle,
-    Execute, OutdialTarget, Outplan, ReferenceType, Schedule,
+    Execute, Finals, OutdialTarget, Outplan, ReferenceType, Schedule,
 };
 use crate::peers::{CallRequest, DialPeer, PeerError};
 use crate::store::{DialFence, DialStep};
@@ -246,6 +248,17 @@ pub fn pick_destination_after(
     outplan: &Outplan,
     after: Option<i32>,
 ) -> Option<(Address, i32, i32)> {
+    pick_destination_skipping(target, outplan, after, Finals::default())
+}
+
+/// [`pick_destination_after`] leaving out the destinations a final retry rule ended
+/// (docs/contact-strategy.md#retry-rules).
+pub fn pick_destination_skipping(
+    target: &OutdialTarget,
+    outplan: &Outplan,
+    after: Option<i32>,
+    finals: Finals,
+) -> Option<(Address, i32, i32)> {
     let max = outplan.max_try_counts();
     target
         .destinations()
@@ -253,7 +266,11 @@ pub fn pick_destination_after(
         .zip(max)
         .enumerate()
         .find_map(|(i, ((dest, tries), max))| match dest {
-            Some(a) if *tries < max && after.is_none_or(|a| i as i32 > a) => {
+            Some(a)
+                if *tries < max
+                    && after.is_none_or(|a| i as i32 > a)
+                    && !finals.contains(i as i32) =>
+            {
                 Some(((*a).clone(), i as i32, tries + 1))
             }
             _ => None,
@@ -791,14 +808,17 @@ impl Ticker {
         }
     }
 
-    /// Ends a target whose every destination with tries left is suppressed: `done` at
-    /// outdial-manager, reason `suppressed` (logged), counted for the stats first. Nothing was
-    /// dialed nor recorded, so if this fails (or the process dies first) the next tick that is
-    /// offered the target finds the same and does it again (the count stays one).
-    async fn finish_suppressed(&self, c: &Campaign, target_id: Uuid) {
+    /// Ends a target whose every destination with tries left is suppressed or ended by a final
+    /// retry rule: `done` at outdial-manager, with the `reason` logged; a suppressed one is
+    /// counted for the stats first. Nothing was dialed nor recorded, so if this fails (or the
+    /// process dies first) the next tick that is offered the target finds the same and does it
+    /// again (the count stays one).
+    async fn finish_target(&self, c: &Campaign, target_id: Uuid, reason: &'static str) {
         let s = &self.service;
         // Counted first (once per target, stats.rs); uncounted, the target waits for a tick.
-        if let Err(e) = s.mark_suppressed(c.id, target_id).await {
+        if reason == "suppressed"
+            && let Err(e) = s.mark_suppressed(c.id, target_id).await
+        {
             tracing::warn!(campaign_id = %c.id, %target_id, error = %e, "could not count a suppressed target now; the next tick ends it");
             return;
         }
@@ -809,10 +829,10 @@ impl Ticker {
             .await
         {
             Ok(()) => {
-                tracing::info!(campaign_id = %c.id, %target_id, reason = "suppressed", "target done");
+                tracing::info!(campaign_id = %c.id, %target_id, reason, "target done");
             }
             Err(e) => {
-                tracing::warn!(campaign_id = %c.id, %target_id, error = %e, "could not end a suppressed target now; the next tick does");
+                tracing::warn!(campaign_id = %c.id, %target_id, reason, error = %e, "could not end the target now; the next tick does");
             }
         }
     }
@@ -877,6 +897,8 @@ struct Dials<'a> {
     /// A target waits for something other than its local hours.
     other_wait: bool,
     next_dial: Option<DateTime<Utc>>,
+    /// The retry rules' view of the batch's targets (their waits, their final destinations).
+    retry: RetryView,
 }
 
 impl<'a> Dials<'a> {
@@ -893,6 +915,10 @@ impl<'a> Dials<'a> {
             }
             None => Vec::new(),
         };
+        let retry = ticker
+            .service
+            .retry_view(plan.campaign.id, &plan.outplan, &plan.targets)
+            .await?;
         Ok(Dials {
             ticker,
             plan,
@@ -909,6 +935,7 @@ impl<'a> Dials<'a> {
             hours_sleep: None,
             other_wait: false,
             next_dial: None,
+            retry,
         })
     }
 
@@ -962,16 +989,24 @@ impl<'a> Dials<'a> {
         after: Option<i32>,
     ) -> Option<(Address, i32, i32)> {
         let plan = self.plan;
-        if !target_ready(target, plan.outplan.try_interval, self.now) {
+        // The wait and the final destinations follow the last outcomes' retry rules.
+        if !target_ready(target, self.retry.delay_ms(target.id), self.now) {
             self.other_wait = true;
             return None;
         }
+        let finals = self.retry.finals(target.id);
         let Some((destination, index, try_count)) =
-            pick_destination_after(target, &plan.outplan, after)
+            pick_destination_skipping(target, &plan.outplan, after, finals)
         else {
-            if after.is_some() {
-                self.ticker
-                    .finish_suppressed(&plan.campaign, target.id)
+            if after.is_some() || !finals.is_empty() {
+                let reason = if after.is_some() {
+                    "suppressed"
+                } else {
+                    "final"
+                };
+                let ticker = self.ticker;
+                ticker
+                    .finish_target(&plan.campaign, target.id, reason)
                     .await;
                 return None;
             }

@@ -467,4 +467,42 @@ impl Campaigncalls {
         )
         .await
     }
+    /// The finished attempts of `targets` in `campaign_id`, oldest first, as `(target,
+    /// destination_index, reason)`: what the retry rules read once per tick batch
+    /// (`service::retry_rules`). One query on the target index.
+    pub async fn finished_attempts(
+        &self,
+        campaign_id: Uuid,
+        targets: &[Uuid],
+    ) -> StoreResult<Vec<(Uuid, i32, Option<String>)>> {
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = sqlx::QueryBuilder::<MySql>::new(
+            "SELECT outdial_target_id, destination_index, reason FROM campaign_campaigncalls \
+             WHERE status = 'done' AND campaign_id = ",
+        );
+        q.push_bind(uuid_bytes(campaign_id));
+        q.push(" AND outdial_target_id IN (");
+        let mut ids = q.separated(", ");
+        for t in targets {
+            ids.push_bind(uuid_bytes(*t));
+        }
+        q.push(") ORDER BY tm_create, try_count");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let r = RowReader {
+                    row,
+                    table: Campaigncall::TABLE,
+                };
+                let reason: Option<String> = sqlx::Row::try_get(row, "reason")?;
+                Ok((
+                    r.uuid("outdial_target_id")?,
+                    r.int("destination_index")?,
+                    reason,
+                ))
+            })
+            .collect()
+    }
 }

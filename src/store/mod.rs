@@ -37,7 +37,7 @@ pub use filter::Filters;
 pub use loop_kicks::{LoopKick, LoopKicks};
 pub use migrate::MigrationReport;
 pub use outbox::{Outbox, OutboxEntry, OutboxKind, TargetSettle};
-pub use outplans::{Dials, Outplans};
+pub use outplans::{Dials, Outplans, RetryUpdate};
 pub use page::Page;
 pub use stats::{Stats, StatsSnapshot, StatusCount, TICK_RECORD_TTL};
 pub use suppressions::{Listed, Suppressions};

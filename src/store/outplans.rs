@@ -1,20 +1,21 @@
-//! `campaign_outplans`: dial settings.
+//! `campaign_outplans`: dial settings, and this product's retry rules and minimum talk time
+//! (`retry_rules` JSON, `min_talk_ms` INTEGER; both NULL when unset, as in the Go service's rows).
 
-use sqlx::MySqlPool;
+use sqlx::{MySqlPool, Row};
 use uuid::Uuid;
 
 use super::filter::{Column, Kind, Unfilterable};
 use super::row::{RowReader, db_time, json_text, now, uuid_bytes};
 use super::table::{self, Record};
 use super::{Cache, Filters, Page, StoreResult};
-use crate::model::{Address, Outplan};
+use crate::model::{Address, Outplan, RetryRules};
 
 impl Record for Outplan {
     const TABLE: &'static str = "campaign_outplans";
     const CACHE_KIND: &'static str = "outplan";
     const COLUMNS: &'static str = "id, customer_id, name, detail, source, dial_timeout, \
         try_interval, max_try_count_0, max_try_count_1, max_try_count_2, max_try_count_3, \
-        max_try_count_4, tm_create, tm_update, tm_delete";
+        max_try_count_4, tm_create, tm_update, tm_delete, retry_rules, min_talk_ms";
     const FILTERS: &'static [Column] = &[
         Column {
             name: "id",
@@ -61,7 +62,14 @@ impl Record for Outplan {
             kind: Kind::Int,
         },
     ];
-    const UNFILTERABLE: Unfilterable = &["source", "tm_create", "tm_update", "tm_delete"];
+    const UNFILTERABLE: Unfilterable = &[
+        "source",
+        "tm_create",
+        "tm_update",
+        "tm_delete",
+        "retry_rules",
+        "min_talk_ms",
+    ];
 
     fn from_row(r: &RowReader<'_>) -> StoreResult<Outplan> {
         Ok(Outplan {
@@ -80,6 +88,9 @@ impl Record for Outplan {
             tm_create: r.time("tm_create")?,
             tm_update: r.time("tm_update")?,
             tm_delete: r.time("tm_delete")?,
+            retry_rules: r.json("retry_rules")?,
+            // NULL (unset) stays `None` here, unlike `RowReader::int`.
+            min_talk_ms: r.row.try_get("min_talk_ms")?,
         })
     }
 }
@@ -95,6 +106,16 @@ pub struct Dials {
     pub try_interval: i32,
     /// Max tries per destination.
     pub max_try_counts: [i32; 5],
+}
+
+/// What a dials update does to the retry settings: each `None` keeps the stored value,
+/// `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RetryUpdate {
+    /// The retry rules.
+    pub retry_rules: Option<Option<RetryRules>>,
+    /// The minimum talk time, ms.
+    pub min_talk_ms: Option<Option<i32>>,
 }
 
 /// The outplan repository.
@@ -114,8 +135,8 @@ impl Outplans {
         sqlx::query(
             "INSERT INTO campaign_outplans (id, customer_id, name, detail, source, dial_timeout, \
              try_interval, max_try_count_0, max_try_count_1, max_try_count_2, max_try_count_3, \
-             max_try_count_4, tm_create, tm_update, tm_delete) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+             max_try_count_4, tm_create, tm_update, tm_delete, retry_rules, min_talk_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, ?)",
         )
         .bind(uuid_bytes(o.id))
         .bind(uuid_bytes(o.customer_id))
@@ -130,6 +151,8 @@ impl Outplans {
         .bind(o.max_try_count_3)
         .bind(o.max_try_count_4)
         .bind(db_time(now()))
+        .bind(json_text(&o.retry_rules))
+        .bind(o.min_talk_ms)
         .execute(&self.pool)
         .await?;
         table::refresh::<Outplan>(&self.pool, &self.cache, o.id)
@@ -170,8 +193,19 @@ impl Outplans {
         table::refresh(&self.pool, &self.cache, id).await
     }
 
-    /// Overwrites the dial settings.
+    /// Overwrites the dial settings (the retry settings are kept).
     pub async fn update_dials(&self, id: Uuid, d: &Dials) -> StoreResult<Option<Outplan>> {
+        self.update_dials_and_retry(id, d, &RetryUpdate::default())
+            .await
+    }
+
+    /// Overwrites the dial settings and the retry settings `retry` gives, in one `UPDATE`.
+    pub async fn update_dials_and_retry(
+        &self,
+        id: Uuid,
+        d: &Dials,
+        retry: &RetryUpdate,
+    ) -> StoreResult<Option<Outplan>> {
         let source = json_text(&d.source);
         table::update::<Outplan>(&self.pool, id, |q| {
             q.push("source = ").push_bind(source);
@@ -179,6 +213,12 @@ impl Outplans {
             q.push(", try_interval = ").push_bind(d.try_interval);
             for (i, n) in d.max_try_counts.iter().enumerate() {
                 q.push(format!(", max_try_count_{i} = ")).push_bind(*n);
+            }
+            if let Some(rules) = &retry.retry_rules {
+                q.push(", retry_rules = ").push_bind(json_text(rules));
+            }
+            if let Some(min) = retry.min_talk_ms {
+                q.push(", min_talk_ms = ").push_bind(min);
             }
         })
         .await?;

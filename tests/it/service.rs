@@ -1238,6 +1238,7 @@ fn outplan_req(customer: Uuid) -> OutplanCreate {
             max_try_count_2: 1,
             max_try_count_3: 0,
             max_try_count_4: 0,
+            ..OutplanDials::default()
         },
     }
 }

@@ -57,6 +57,8 @@ fn outplan(customer: Uuid) -> Outplan {
         tm_create: None,
         tm_update: None,
         tm_delete: None,
+        retry_rules: None,
+        min_talk_ms: None,
     }
 }
 

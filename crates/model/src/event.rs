@@ -299,6 +299,8 @@ mod tests {
             tm_create: None,
             tm_update: None,
             tm_delete: None,
+            retry_rules: None,
+            min_talk_ms: None,
         }
     }
 

@@ -18,6 +18,7 @@ mod outplan;
 mod pacing;
 mod peer;
 mod requests;
+mod retry_rules;
 mod stats;
 mod suppression;
 mod voipbin_error;
@@ -41,6 +42,10 @@ pub use requests::{
     CampaignUpdate, CampaigncallFilters, CampaigncallFinish, NextCampaignUpdate, OutplanCreate,
     OutplanDials, OutplanFilters, OutplanUpdate, PacingUpdate, ResourceInfoUpdate,
     ServiceLevelUpdate,
+};
+pub use retry_rules::{
+    CallTalk, Finals, HANGUP_REASONS, RetryRule, RetryRules, SHORT_CALL, TargetHistory,
+    check_min_talk_ms, stored_reason,
 };
 pub use stats::{CampaignStats, TargetMark, TickRecord};
 pub use suppression::{

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::Address;
 use super::json::opt_time;
+use super::{Address, RetryRules};
 
 /// Dial settings shared by campaigns (docs/contract.md#json-records).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +43,14 @@ pub struct Outplan {
     /// Soft-deleted at.
     #[serde(with = "opt_time")]
     pub tm_delete: Option<DateTime<Utc>>,
+    /// What follows each hangup reason (docs/contact-strategy.md#retry-rules); omitted when
+    /// unset, so an outplan without it has the platform's bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_rules: Option<RetryRules>,
+    /// A `normal` hangup that talked less is not a reach (docs/contact-strategy.md#minimum-talk-time);
+    /// omitted when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_talk_ms: Option<i32>,
 }
 
 impl Outplan {

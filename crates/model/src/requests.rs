@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::json::uuid_or_nil;
 use super::{
     Action, Address, CallingHours, CampaignStatus, CampaignType, CampaigncallResult,
-    CampaigncallStatus, EndHandle, Pacing,
+    CampaigncallStatus, EndHandle, Pacing, RetryRules,
 };
 
 /// Body of `POST /v1/campaigns`.
@@ -181,8 +181,10 @@ pub struct OutplanCreate {
     pub dials: OutplanDials,
 }
 
-/// Body of `PUT /v1/outplans/<id>/dials`: every field is written (an omitted number is 0, an
-/// omitted source stores `null`).
+/// Body of `PUT /v1/outplans/<id>/dials`: every field of the platform is written (an omitted
+/// number is 0, an omitted source stores `null`); `retry_rules` and `min_talk_ms` (this
+/// product's) only when given, `null` clearing them, so a client that does not know them keeps
+/// them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct OutplanDials {
     /// Caller id.
@@ -209,6 +211,30 @@ pub struct OutplanDials {
     /// Max tries, destination 4.
     #[serde(default)]
     pub max_try_count_4: i32,
+    /// Retry rules: absent keeps them, `null` clears them (docs/contact-strategy.md).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub retry_rules: Option<Option<RetryRules>>,
+    /// Minimum talk time of a `normal` hangup, ms: absent keeps it, `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_talk_ms: Option<Option<i32>>,
+}
+
+/// A key that is present, whatever its value (`null` included): `Some`. With
+/// `#[serde(default)]` an absent key stays `None`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 impl OutplanDials {

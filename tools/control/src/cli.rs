@@ -549,6 +549,15 @@ pub struct Dials {
     /// Maximum attempts per destination: one value for all five, or five comma-separated.
     #[arg(long = "max-try-count", value_delimiter = ',', num_args = 1..=5)]
     pub max_try_count: Option<Vec<i32>>,
+    /// Retry rules by hangup reason as a JSON object, e.g.
+    /// '{"busy":{"delay_ms":300000},"failed":{"final":true}}'; `null` clears them
+    /// (docs/contact-strategy.md). Unset: kept.
+    #[arg(long = "retry-rules")]
+    pub retry_rules: Option<String>,
+    /// A `normal` hangup that talked less (ms) is a fail retried under `noanswer`; 0 turns it
+    /// off. Unset: kept.
+    #[arg(long = "min-talk-ms")]
+    pub min_talk_ms: Option<i32>,
 }
 
 /// `outplan create` flags.

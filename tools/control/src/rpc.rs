@@ -30,7 +30,7 @@ use crate::bus::{
 use crate::model::{
     self, Action, Address, CallingHours, Campaign, CampaignFilters, CampaignStats, CampaignStatus,
     CampaignStatusUpdate, Campaigncall, CampaigncallFilters, CampaigncallFinish, EndHandle,
-    Outplan, OutplanDials, OutplanFilters, Pacing, VoipbinError,
+    Outplan, OutplanDials, OutplanFilters, Pacing, RetryRules, VoipbinError,
 };
 
 /// How long the CLI waits for the service's reply (the platform's RPC timeout).
@@ -275,7 +275,29 @@ pub fn outplan_dials_body(current: &Outplan, d: &Dials) -> Result<OutplanDials, 
     if let Some(v) = &d.max_try_count {
         b.set_max_try_counts(max_try_counts(v)?);
     }
+    b.retry_rules = retry_rules(&d.retry_rules)?;
+    b.min_talk_ms = d.min_talk_ms.map(Some);
     Ok(b)
+}
+
+/// `--retry-rules`: a JSON object by hangup reason, or `null` to clear (the service checks the
+/// reasons and delays); `None` when the flag is not given (the stored rules are kept).
+pub fn retry_rules(text: &Option<String>) -> Result<Option<Option<RetryRules>>, Failure> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Null) => Ok(Some(None)),
+        Ok(v @ Value::Object(_)) => serde_json::from_value(v)
+            .map(|r| Some(Some(r)))
+            .map_err(|e| Failure::usage(format!("--retry-rules holds an invalid rule: {e}"))),
+        Ok(_) => Err(Failure::usage(
+            "--retry-rules must be a JSON object by hangup reason, e.g.              '{\"busy\":{\"delay_ms\":300000}}', or null",
+        )),
+        Err(e) => Err(Failure::usage(format!(
+            "--retry-rules is not valid JSON: {e}"
+        ))),
+    }
 }
 
 fn dials_given(d: &Dials) -> bool {
@@ -284,6 +306,8 @@ fn dials_given(d: &Dials) -> bool {
         || d.dial_timeout.is_some()
         || d.try_interval.is_some()
         || d.max_try_count.is_some()
+        || d.retry_rules.is_some()
+        || d.min_talk_ms.is_some()
 }
 
 /// The body of `POST /v1/campaigns`.
@@ -326,6 +350,8 @@ pub fn outplan_create_body(c: &OutplanCreate) -> Result<model::OutplanCreate, Fa
         Some(v) => max_try_counts(v)?,
         None => [5; 5],
     });
+    dials.retry_rules = retry_rules(&d.retry_rules)?;
+    dials.min_talk_ms = d.min_talk_ms.map(Some);
     Ok(model::OutplanCreate {
         customer_id: c.customer_id,
         name: c.name.clone(),
@@ -898,6 +924,8 @@ mod tests {
             dial_timeout: None,
             try_interval: Some(1),
             max_try_count: Some(vec![2]),
+            retry_rules: None,
+            min_talk_ms: None,
         };
         let op: Outplan = serde_json::from_value(json!({
             "id": nil, "customer_id": nil, "name": "p", "detail": "",
@@ -912,6 +940,25 @@ mod tests {
         assert_eq!(b["try_interval"], json!(1));
         assert_eq!(b["dial_timeout"], json!(30000));
         assert_eq!(b["max_try_count_4"], json!(2));
+        assert!(
+            b.get("retry_rules").is_none() && b.get("min_talk_ms").is_none(),
+            "kept: {b}"
+        );
+        let with_rules = Dials {
+            retry_rules: Some(r#"{"busy":{"delay_ms":5}}"#.into()),
+            min_talk_ms: Some(3000),
+            ..d.clone()
+        };
+        let b = serde_json::to_value(outplan_dials_body(&op, &with_rules).unwrap()).unwrap();
+        assert_eq!(
+            b["retry_rules"],
+            json!({"busy": {"delay_ms": 5, "final": false}})
+        );
+        assert_eq!(b["min_talk_ms"], json!(3000));
+        assert_eq!(retry_rules(&Some("null".into())).unwrap(), Some(None));
+        for bad in ["[]", "{", r#"{"busy":{"delay":1}}"#] {
+            assert_eq!(retry_rules(&Some(bad.into())).unwrap_err().code, 2, "{bad}");
+        }
         assert_eq!(max_try_counts(&[1, 2]).unwrap_err().code, 2);
         assert_eq!(parse_actions("{}").unwrap_err().code, 2);
         assert_eq!(parse_actions("[").unwrap_err().code, 2);

@@ -16,7 +16,8 @@
 //! | `POST /outdials/<id>/targets` | `{"count":N,"destinations"?:1..5}` or `{"targets":[TargetSpec]}` | `{"target_ids"}` |
 //! | `POST /queues` | `{"customer_id"?, "agents":N}` | `{"id"}` |
 //! | `PUT /queues/<id>/agents` | `{"agents":N}` | `{}` |
-//! | `GET /calls`, `/activeflows`, `/flows`, `/attempts` | – | arrays of records |
+//! | `GET /calls`, `/activeflows`, `/flows` | – | arrays of records |
+//! | `GET /attempts` | – | every dial attempt in order: target, destination index, try, time, and once placed and ended the call, destination, outcome, hangup reason, talk time (docs/operations.md) |
 //! | `GET /webhooks` | – | `{"count":N,"recent":[...]}` |
 //! | `GET /faults`, `POST /faults` (`Fault`), `DELETE /faults` | | pending faults / `{}` |
 //!

@@ -115,9 +115,10 @@ impl CallRecord {
         if !self.ring_over_at(now) {
             return "ringing";
         }
-        match self.outcome {
-            Outcome::Answered | Outcome::Silent => "progressing",
-            Outcome::Busy | Outcome::NoAnswer | Outcome::Failed => "terminating",
+        if self.outcome.answers() {
+            "progressing"
+        } else {
+            "terminating"
         }
     }
 
@@ -130,16 +131,14 @@ impl CallRecord {
     }
 
     fn is_answered_at(&self, now: DateTime<Utc>) -> bool {
-        matches!(self.outcome, Outcome::Answered | Outcome::Silent) && self.ring_over_at(now)
+        self.outcome.answers() && self.ring_over_at(now)
     }
 
     /// When the call was answered, if it was by `now`.
-    fn tm_progressing(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn tm_progressing(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let answered = match self.tm_hangup {
             // An ended call was answered iff its outcome says so (its ring time had passed).
-            Some(_) => {
-                matches!(self.outcome, Outcome::Answered) || self.requested_hangup == Some("normal")
-            }
+            Some(_) => self.outcome.answers() || self.requested_hangup == Some("normal"),
             None => self.is_answered_at(now),
         };
         if !answered {
@@ -165,10 +164,11 @@ impl CallRecord {
         let (reason, hangup_by) = if self.is_ended() {
             (
                 self.hangup_reason(),
-                if self.outcome == Outcome::Answered {
-                    "remote"
-                } else {
-                    ""
+                match self.outcome {
+                    // The call's own detection ended it.
+                    Outcome::Amd => "local",
+                    o if o.answers() => "remote",
+                    _ => "",
                 },
             )
         } else {
@@ -365,6 +365,9 @@ mod tests {
             (Outcome::Busy, "terminating"),
             (Outcome::NoAnswer, "terminating"),
             (Outcome::Failed, "terminating"),
+            (Outcome::Amd, "progressing"),
+            (Outcome::Voicemail, "progressing"),
+            (Outcome::Talk(5), "progressing"),
         ] {
             let mut r = record_ringing(outcome, ring);
             assert_eq!(r.created_json()["status"], "dialing");

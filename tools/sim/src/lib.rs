@@ -64,7 +64,9 @@ pub use calls::CallRecord;
 pub use faults::{Fault, FaultKind};
 pub use flows::{SimActiveflow, SimFlow};
 pub use outdials::{Attempt, SimOutdial, SimTarget, TargetSpec, TargetState};
-pub use scenario::{CallPlan, MsRange, Outcome, Override, Scenario, Weights};
+pub use scenario::{
+    AMD_DETECTION_MS, CallPlan, MsRange, Outcome, Override, Scenario, VOICEMAIL_TALK_MS, Weights,
+};
 pub use service::Service;
 pub use state::{Effect, Exchange, Publish, SimState, Stats};
 
@@ -423,9 +425,10 @@ impl Sim {
         self.shared.lock().outdials.target(id).cloned()
     }
 
-    /// Every `progressing` request received, in order (one per dial attempt).
+    /// Every `progressing` request received, in order (one per dial attempt), with the call
+    /// placed for it and how it ended (`GET /attempts`).
     pub fn attempts(&self) -> Vec<Attempt> {
-        self.shared.lock().outdials.attempts().to_vec()
+        self.shared.lock().attempts()
     }
 
     /// Create a queue with `agents` available agents. Returns its id.

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::scenario::Outcome;
 use crate::model::json::opt_time;
 use crate::model::{Address, Outdial, OutdialTarget};
 
@@ -213,7 +214,8 @@ pub enum OutdialError {
     Invalid(String),
 }
 
-/// An entry of the progressing log: one dial attempt as outdial-manager saw it.
+/// An entry of the progressing log: one dial attempt as outdial-manager saw it, with the call
+/// call-manager placed for it (once placed) and how that call ended (once ended).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
     /// Target id.
@@ -225,6 +227,24 @@ pub struct Attempt {
     /// When.
     #[serde(with = "opt_time")]
     pub at: Option<DateTime<Utc>>,
+    /// The call placed for it (none for a flow campaign's attempt, or before the call).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<Uuid>,
+    /// The destination's address `target` the call went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    /// The call's planned outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Its `hangup_reason`, once it ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hangup_reason: Option<String>,
+    /// Answer to hangup, ms, once an answered call ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talk_ms: Option<i64>,
+    /// When it ended.
+    #[serde(with = "opt_time", skip_serializing_if = "Option::is_none")]
+    pub tm_hangup: Option<DateTime<Utc>>,
 }
 
 /// All outdials and targets.
@@ -406,6 +426,12 @@ impl Outdials {
             destination_index: index,
             try_count,
             at: Some(now),
+            call_id: None,
+            destination: None,
+            outcome: None,
+            hangup_reason: None,
+            talk_ms: None,
+            tm_hangup: None,
         });
         Ok(t)
     }
@@ -437,6 +463,26 @@ impl Outdials {
     /// Every progressing call, in order.
     pub fn attempts(&self) -> &[Attempt] {
         &self.attempts
+    }
+
+    /// Notes the call placed for the newest attempt on `(target, index)` that has none yet.
+    pub fn note_call(
+        &mut self,
+        target: Uuid,
+        index: usize,
+        call_id: Uuid,
+        destination: &str,
+        outcome: Outcome,
+    ) {
+        if let Some(a) =
+            self.attempts.iter_mut().rev().find(|a| {
+                a.target_id == target && a.destination_index == index && a.call_id.is_none()
+            })
+        {
+            a.call_id = Some(call_id);
+            a.destination = Some(destination.to_owned());
+            a.outcome = Some(outcome);
+        }
     }
 
     /// Number of targets in each status: (idle, progressing, done).

@@ -370,6 +370,10 @@ impl SimState {
             .calls
             .insert(record)
             .map_err(|CallError::Duplicate| Response::status(409))?;
+        if let Some((target, index)) = located {
+            self.outdials
+                .note_call(target, index, id, &call.destination.target, call.outcome);
+        }
         let response = ok(&call.created_json());
         let effects = if call.outcome == super::scenario::Outcome::Silent {
             Vec::new()

@@ -3,7 +3,9 @@
 //! A `Scenario` is plain data (serde, so it can come from a JSON file or be built in a test) and a
 //! seeded RNG turns it into concrete outcomes, so a run with the same seed and the same request order
 //! is reproducible. Per-destination overrides let a test force an outcome, e.g. "destination 0 is
-//! always busy", without touching the random weights for everything else.
+//! always busy", without touching the random weights for everything else. The random weights
+//! draw the four everyday outcomes; an answering machine (`amd`), a voicemail (a short `normal`)
+//! and a call that talks for a set time (`{"talk": ms}`) come from overrides.
 
 use std::time::Duration;
 
@@ -25,7 +27,20 @@ pub enum Outcome {
     Failed,
     /// Never ends: no `call_hangup` is ever published (a lost event, for robustness tests).
     Silent,
+    /// Answered by a machine that the call's detection hung up: hangup reason `amd`, after
+    /// [`AMD_DETECTION_MS`] of answer.
+    Amd,
+    /// A voicemail reached without detection: hangup reason `normal` after only
+    /// [`VOICEMAIL_TALK_MS`] of talk.
+    Voicemail,
+    /// Answered and talked exactly this many ms; hangup reason `normal`.
+    Talk(u64),
 }
+
+/// Talk time of a [`Outcome::Voicemail`] call, ms.
+pub const VOICEMAIL_TALK_MS: u64 = 1_000;
+/// Time from answer to the hangup of an [`Outcome::Amd`] call, ms.
+pub const AMD_DETECTION_MS: u64 = 500;
 
 impl Outcome {
     /// The call-manager `hangup_reason` of this outcome (`""` for `Silent`).
@@ -36,7 +51,14 @@ impl Outcome {
             Outcome::NoAnswer => "noanswer",
             Outcome::Failed => "failed",
             Outcome::Silent => "",
+            Outcome::Amd => "amd",
+            Outcome::Voicemail | Outcome::Talk(_) => "normal",
         }
+    }
+
+    /// Whether a call with this outcome is answered once its ring time is over.
+    pub fn answers(self) -> bool {
+        !matches!(self, Outcome::Busy | Outcome::NoAnswer | Outcome::Failed)
     }
 }
 
@@ -105,7 +127,12 @@ impl Weights {
             failed: 0.0,
         };
         match outcome {
-            Outcome::Answered | Outcome::Silent => w.answered = 1.0,
+            // Drawn only through overrides; `instant` of them answers.
+            Outcome::Answered
+            | Outcome::Silent
+            | Outcome::Amd
+            | Outcome::Voicemail
+            | Outcome::Talk(_) => w.answered = 1.0,
             Outcome::Busy => w.busy = 1.0,
             Outcome::NoAnswer => w.noanswer = 1.0,
             Outcome::Failed => w.failed = 1.0,
@@ -253,7 +280,10 @@ impl Scenario {
         let ring = self.ring_ms.sample(rng);
         let duration = match outcome {
             Outcome::Answered => ring + self.talk_ms.sample(rng),
-            _ => ring,
+            Outcome::Amd => ring + Duration::from_millis(AMD_DETECTION_MS),
+            Outcome::Voicemail => ring + Duration::from_millis(VOICEMAIL_TALK_MS),
+            Outcome::Talk(ms) => ring + Duration::from_millis(ms),
+            Outcome::Busy | Outcome::NoAnswer | Outcome::Failed | Outcome::Silent => ring,
         };
         CallPlan {
             outcome,
@@ -350,5 +380,42 @@ mod tests {
         assert!(Scenario::from_json(r#"{"weights":{"answered":"x"}}"#).is_err());
         assert_eq!(Outcome::NoAnswer.hangup_reason(), "noanswer");
         assert_eq!(Outcome::Answered.hangup_reason(), "normal");
+    }
+
+    #[test]
+    fn outcomes_by_destination_with_their_reason_and_talk() {
+        let s = Scenario::from_json(
+            r#"{"ring_ms":{"min":100,"max":100},"overrides":[
+                {"destination_index":0,"outcome":"amd"},
+                {"destination_index":1,"outcome":"voicemail"},
+                {"destination_index":2,"outcome":{"talk":8000}},
+                {"target":"+9","outcome":"busy"}]}"#,
+        )
+        .unwrap();
+        let mut rng = s.rng();
+        // (index, target, outcome, reason, duration ms)
+        let table = [
+            (Some(0), "+1", Outcome::Amd, "amd", 100 + AMD_DETECTION_MS),
+            (
+                Some(1),
+                "+1",
+                Outcome::Voicemail,
+                "normal",
+                100 + VOICEMAIL_TALK_MS,
+            ),
+            (Some(2), "+1", Outcome::Talk(8000), "normal", 8100),
+            (Some(3), "+9", Outcome::Busy, "busy", 100),
+        ];
+        for (index, target, outcome, reason, ms) in table {
+            let p = s.plan_call(&mut rng, index, target);
+            assert_eq!(p.outcome, outcome, "{index:?}");
+            assert_eq!(p.outcome.hangup_reason(), reason);
+            assert_eq!(p.duration, Duration::from_millis(ms), "{outcome:?}");
+            assert_eq!(p.outcome.answers(), outcome != Outcome::Busy);
+        }
+        assert_eq!(
+            serde_json::to_string(&Outcome::Talk(5)).unwrap(),
+            r#"{"talk":5}"#
+        );
     }
 }

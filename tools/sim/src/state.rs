@@ -150,6 +150,26 @@ impl SimState {
         self.scenario = scenario;
     }
 
+    /// The attempt log: every `progressing` request, with the call placed for it and, once it
+    /// ended, its hangup reason, talk time and hangup time.
+    pub fn attempts(&self) -> Vec<super::outdials::Attempt> {
+        let mut out = self.outdials.attempts().to_vec();
+        for a in &mut out {
+            let Some(call) = a.call_id.and_then(|id| self.calls.get(id)) else {
+                continue;
+            };
+            let Some(hangup) = call.tm_hangup else {
+                continue;
+            };
+            a.tm_hangup = Some(hangup);
+            a.hangup_reason = Some(call.hangup_reason().to_owned());
+            a.talk_ms = call
+                .tm_progressing(hangup)
+                .map(|answer| (hangup - answer).num_milliseconds());
+        }
+        out
+    }
+
     /// The call's timer fired: hang it up and say what to publish (`call_hangup`, and the call's
     /// `activeflow_deleted` when the scenario asks for it). Empty if already ended.
     pub fn hang_up(&mut self, call_id: Uuid, now: DateTime<Utc>) -> Vec<Publish> {
