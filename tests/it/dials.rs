@@ -764,6 +764,9 @@ async fn a_hundred_campaigns(realistic: bool) {
         // Campaigns dial most of their targets within seconds: the faults go in before.
         inject_realistic_errors(&sys, 3);
     }
+    // The fault window: from the first campaign's start (the realistic errors are in place by
+    // then, and the kills begin as soon as all are started) to the last fault.
+    let from = db_now(&sys).await;
     let mut ids = Vec::new();
     for _ in 0..100 {
         let customer = Uuid::new_v4();
@@ -773,7 +776,6 @@ async fn a_hundred_campaigns(realistic: bool) {
     let mut kills = 0;
     let mut faults_done = (false, false);
     let started = Instant::now();
-    let from = db_now(&sys).await;
     while kills < 10 {
         tokio::time::sleep(Duration::from_millis(rand::random_range(300..1_200))).await;
         let which = rand::random_range(0..workers.len());
