@@ -23,6 +23,7 @@ mod events;
 mod flow_reconcile;
 mod health;
 mod kustomize;
+mod liveness;
 mod migrations;
 mod pacing;
 mod repair;
