@@ -415,9 +415,6 @@ impl Ticker {
     /// Counts this tick's dials into the campaign's run of unknown outcomes and returns it: a
     /// placed dial ends the run, each unknown one extends it.
     fn note_unknowns(&self, id: Uuid, settled: Settled) -> u32 {
-        if settled.placed == 0 && settled.unknown == 0 {
-            return self.unknown_streaks.lock().map_or(0, |s| s.get(&id).copied().unwrap_or(0));
-        }
         let Ok(mut streaks) = self.unknown_streaks.lock() else {
             return 0;
         };
@@ -425,11 +422,15 @@ impl Ticker {
             streaks.remove(&id);
             return 0;
         }
+        if settled.unknown == 0 {
+            return streaks.get(&id).copied().unwrap_or(0);
+        }
         let n = streaks.entry(id).or_insert(0);
         *n = n.saturating_add(settled.unknown);
         *n
     }
 
+    /// Drops the campaign's run of unknown outcomes (its chain ended).
     fn forget_unknowns(&self, id: Uuid) {
         if let Ok(mut s) = self.unknown_streaks.lock() {
             s.remove(&id);

@@ -353,7 +353,7 @@ async fn largest_dial_gaps(
     sys: &TestSystem,
     ids: &[Uuid],
     (from, to): (chrono::NaiveDateTime, chrono::NaiveDateTime),
-) -> Vec<i64> {
+) -> Vec<(i64, Uuid)> {
     let rows: Vec<(Vec<u8>, chrono::NaiveDateTime)> = sqlx::query_as(
         "SELECT campaign_id, tm_create FROM campaign_campaigncalls ORDER BY tm_create",
     )
@@ -369,11 +369,41 @@ async fn largest_dial_gaps(
     ids.iter()
         .filter_map(|id| {
             let times = per_campaign.get(id)?;
-            times
+            let gap = times
                 .windows(2)
                 .filter(|w| w[1] > from && w[0] < to)
                 .map(|w| (w[1] - w[0]).num_milliseconds())
-                .max()
+                .max()?;
+            Some((gap, *id))
+        })
+        .collect()
+}
+
+/// The dials of a campaign, oldest first: ms since the first, status, result, reason, step.
+async fn dial_history(
+    sys: &TestSystem,
+    id: Uuid,
+) -> Vec<(i64, String, String, Option<String>, Option<String>)> {
+    let rows: Vec<(
+        chrono::NaiveDateTime,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+    )> = sqlx::query_as(
+        "SELECT c.tm_create, c.status, c.result, c.reason, d.step \
+             FROM campaign_campaigncalls c LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
+             WHERE c.campaign_id = ? ORDER BY c.tm_create",
+    )
+    .bind(id.as_bytes().to_vec())
+    .fetch_all(&sys.db.pool)
+    .await
+    .unwrap_or_default();
+    let first = rows.first().map(|r| r.0);
+    rows.into_iter()
+        .map(|(at, status, result, reason, step)| {
+            let ms = first.map_or(0, |f| (at - f).num_milliseconds());
+            (ms, status, result, reason, step)
         })
         .collect()
 }
@@ -386,8 +416,9 @@ async fn print_dial_gaps(
     ids: &[Uuid],
     window: (chrono::NaiveDateTime, chrono::NaiveDateTime),
 ) {
-    let mut gaps = largest_dial_gaps(sys, ids, window).await;
-    gaps.sort_unstable();
+    let mut worst = largest_dial_gaps(sys, ids, window).await;
+    worst.sort_unstable();
+    let gaps: Vec<i64> = worst.iter().map(|(gap, _)| *gap).collect();
     let at = |q: f64| {
         let i = ((gaps.len() as f64 * q).ceil() as usize).clamp(1, gaps.len().max(1)) - 1;
         gaps.get(i).copied().unwrap_or(0)
@@ -403,6 +434,13 @@ async fn print_dial_gaps(
         metric(sys, "campaign_manager_dial_unknown_total", ""),
         metric(sys, "campaign_manager_tick_backoff_total", ""),
     );
+    if let Some((gap, id)) = worst.last() {
+        eprintln!(
+            "{run}: the largest gap, {gap} ms, is campaign {id}'s; its dials (ms since its \
+             first, status, result, reason, step): {:?}",
+            dial_history(sys, *id).await
+        );
+    }
 }
 
 // ---------------------------------------------------------------- unknown outcomes

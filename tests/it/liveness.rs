@@ -159,13 +159,18 @@ async fn a_paced_tick_whose_first_create_times_out_still_dials_the_other_two() {
     let calls = calls_of(&m, c.id).await;
     assert_eq!(calls.len(), 3);
     assert!(
-        calls.iter().all(|cc| cc.status == CampaigncallStatus::Dialing),
+        calls
+            .iter()
+            .all(|cc| cc.status == CampaigncallStatus::Dialing),
         "{calls:?}"
     );
     assert_eq!(m.metrics.dial_unknown_total.get(), 1);
     assert_eq!(backoffs(&m, "transient") + backoffs(&m, "unknown"), 0);
     let row = m.campaign(c.id).await;
-    assert_eq!((row.status, row.execute), (CampaignStatus::Run, Execute::Run));
+    assert_eq!(
+        (row.status, row.execute),
+        (CampaignStatus::Run, Execute::Run)
+    );
 }
 
 #[tokio::test]
@@ -302,7 +307,10 @@ async fn an_open_breaker_backs_the_campaign_off() {
         "{calls:?}"
     );
     let row = m.campaign(c.id).await;
-    assert_eq!((row.status, row.execute), (CampaignStatus::Run, Execute::Run));
+    assert_eq!(
+        (row.status, row.execute),
+        (CampaignStatus::Run, Execute::Run)
+    );
 }
 
 #[tokio::test]
