@@ -379,21 +379,15 @@ async fn largest_dial_gaps(
         .collect()
 }
 
-/// The dials of a campaign, oldest first: ms since the first, status, result, reason, step.
-async fn dial_history(
-    sys: &TestSystem,
-    id: Uuid,
-) -> Vec<(i64, String, String, Option<String>, Option<String>)> {
-    let rows: Vec<(
-        chrono::NaiveDateTime,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+/// A dial of a campaign: when (ms since its first dial), status, result, reason, dial step.
+type DialHistoryRow<T> = (T, String, String, Option<String>, Option<String>);
+
+/// The dials of a campaign, oldest first.
+async fn dial_history(sys: &TestSystem, id: Uuid) -> Vec<DialHistoryRow<i64>> {
+    let rows: Vec<DialHistoryRow<chrono::NaiveDateTime>> = sqlx::query_as(
         "SELECT c.tm_create, c.status, c.result, c.reason, d.step \
-             FROM campaign_campaigncalls c LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
-             WHERE c.campaign_id = ? ORDER BY c.tm_create",
+         FROM campaign_campaigncalls c LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
+         WHERE c.campaign_id = ? ORDER BY c.tm_create",
     )
     .bind(id.as_bytes().to_vec())
     .fetch_all(&sys.db.pool)
