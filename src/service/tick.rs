@@ -191,8 +191,9 @@ pub const DEFAULT_TARGET_BATCH: u32 = 20;
 
 /// After this many dials of a campaign in a row ended with an unknown outcome (no placed dial
 /// between them, counted by this process), its chain backs off as for a transient failure
-/// (`tick_backoff_total{reason="unknown"}`): the peer looks down although its breaker, which
-/// counts the whole process' requests, is still closed. Fewer hold back only their targets.
+/// (`tick_backoff_total{reason="unknown"}`): the peer looks down although its breaker is still
+/// closed (it counts the whole process' timeouts, and a 5xx reply not at all). Fewer hold back
+/// only their targets.
 pub const UNKNOWN_STREAK_LIMIT: u32 = 3;
 
 /// Why a tick could not go on.
