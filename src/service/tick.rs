@@ -7,7 +7,10 @@
 //! A dial is three steps, each of which may be the last a dying process makes: record it behind
 //! the tick's [`Fence`], claim the target, ask the peer; `Ticker::place` says what repairs
 //! each intermediate state. A transient failure backs the chain off and keeps the campaign
-//! running; only what can never work stops it.
+//! running; only what can never work stops it. An unknown outcome of one dial holds back only
+//! its target (claimed, its campaigncall open at step `unknown`): the tick goes on and the chain
+//! keeps its pace, unless the campaign's last [`UNKNOWN_STREAK_LIMIT`] dials all ended unknown
+//! (then it backs off, as it does under an open breaker).
 //!
 //! The details are in docs/architecture.md (the tick and its dial steps), docs/pacing.md,
 //! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations; retry rules:
@@ -95,6 +98,10 @@ struct Pending {
 enum Dial {
     /// The peer took the request.
     Placed,
+    /// The peer may or may not have taken the request (a timeout, a transport error, a 5xx):
+    /// the campaigncall stays open at step `unknown` and the target claimed, for its hangup
+    /// or the repair. Only this target is held back.
+    Unknown,
     /// Nothing was dialed: the tick passed its deadline.
     Late,
 }
@@ -152,10 +159,12 @@ pub enum Outcome {
 /// The tick's wall clock (injectable for tests of the calling-hours sleep).
 pub type Clock = std::sync::Arc<dyn Fn() -> chrono::DateTime<Utc> + Send + Sync>;
 
-/// Runs ticks; remembers consecutive transient failures per campaign for the back-off.
+/// Runs ticks; remembers consecutive transient failures per campaign for the back-off, and
+/// consecutive dials that ended with an unknown outcome ([`UNKNOWN_STREAK_LIMIT`]).
 pub struct Ticker {
     service: Service,
     failures: Mutex<HashMap<Uuid, u32>>,
+    unknown_streaks: Mutex<HashMap<Uuid, u32>>,
     target_batch: u32,
     clock: Clock,
     cache: std::sync::Arc<TickCache>,
@@ -182,8 +191,20 @@ pub const PACED_RECORD_LEAD: Duration = Duration::from_millis(40);
 /// How many available targets a tick asks the outdial for by default.
 pub const DEFAULT_TARGET_BATCH: u32 = 20;
 
+/// After this many dials of a campaign in a row ended with an unknown outcome (no placed dial
+/// between them, counted by this process), its chain backs off as for a transient failure
+/// (`tick_backoff_total{reason="unknown"}`): the peer looks down although its breaker is still
+/// closed (it counts the whole process' timeouts, and a 5xx reply not at all). Fewer hold back
+/// only their targets.
+pub const UNKNOWN_STREAK_LIMIT: u32 = 3;
+
+/// Why a tick could not go on.
 enum Fail {
+    /// It may work later (a store or peer error, a refusal, an open breaker): back off.
     Transient(String),
+    /// The campaign's last dials all ended unknown ([`UNKNOWN_STREAK_LIMIT`]): back off.
+    Unanswered(u32),
+    /// It can never work: end the chain.
     Permanent(&'static str),
 }
 
@@ -283,6 +304,7 @@ impl Ticker {
         Ticker {
             service,
             failures: Mutex::new(HashMap::new()),
+            unknown_streaks: Mutex::new(HashMap::new()),
             target_batch: DEFAULT_TARGET_BATCH,
             clock: std::sync::Arc::new(Utc::now),
             cache: std::sync::Arc::new(TickCache::default()),
@@ -319,8 +341,21 @@ impl Ticker {
         m.campaign_execute_total.inc();
         let mut trace = Trace::default();
         let result = self.run(id, fence, &mut trace).await;
-        let Trace { seen, next_dial } = trace;
+        let Trace {
+            seen,
+            next_dial,
+            settled,
+        } = trace;
         let delays = self.service.delays;
+        let streak = self.note_unknowns(id, settled);
+        let result = match result {
+            // Every dial of this tick ended unknown, and so did the ones before it: the peer
+            // looks down. Each dial is left to its repair all the same.
+            Ok(Outcome::Dialed) if settled.placed == 0 && streak >= UNKNOWN_STREAK_LIMIT => {
+                Err(Fail::Unanswered(streak))
+            }
+            other => other,
+        };
         let out = match result {
             Ok(outcome) => {
                 self.reset_failures(id);
@@ -334,23 +369,21 @@ impl Ticker {
                     Outcome::Ended(_) | Outcome::Backoff(_) => Next::Stop,
                 };
                 if let Outcome::Ended(reason) = &outcome {
+                    self.forget_unknowns(id);
                     m.tick_stop_total.with_label_values(&[reason]).inc();
                     tracing::info!(campaign_id = %id, reason, "campaign chain ended");
                 }
                 (next, outcome)
             }
-            Err(Fail::Transient(reason)) => {
-                let n = self.bump_failures(id);
-                let delay = delays
-                    .wait
-                    .saturating_mul(1 << n.min(6).saturating_sub(1))
-                    .min(delays.max_backoff);
-                m.tick_backoff_total.with_label_values(&["transient"]).inc();
-                tracing::warn!(campaign_id = %id, failures = n, delay_ms = delay.as_millis() as u64, reason, "tick backs off");
-                (Next::Continue(delay), Outcome::Backoff(reason))
-            }
+            Err(Fail::Transient(reason)) => self.back_off(id, "transient", reason),
+            Err(Fail::Unanswered(streak)) => self.back_off(
+                id,
+                "unknown",
+                format!("the last {streak} dials all ended with an unknown outcome"),
+            ),
             Err(Fail::Permanent(reason)) => {
                 self.reset_failures(id);
+                self.forget_unknowns(id);
                 m.tick_stop_total.with_label_values(&[reason]).inc();
                 tracing::warn!(campaign_id = %id, reason, "campaign cannot run; stopping it");
                 let ended = match seen {
@@ -377,6 +410,49 @@ impl Ticker {
         m.tick_process_time
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         out
+    }
+
+    /// Backs the chain off after one more consecutive failure: the wait delay, doubling per
+    /// failure up to `max_backoff`; counted in `tick_backoff_total{reason=label}`.
+    fn back_off(&self, id: Uuid, label: &'static str, reason: String) -> (Next, Outcome) {
+        let delays = self.service.delays;
+        let n = self.bump_failures(id);
+        let delay = delays
+            .wait
+            .saturating_mul(1 << n.min(6).saturating_sub(1))
+            .min(delays.max_backoff);
+        self.service
+            .metrics
+            .tick_backoff_total
+            .with_label_values(&[label])
+            .inc();
+        tracing::warn!(campaign_id = %id, failures = n, delay_ms = delay.as_millis() as u64, reason, "tick backs off");
+        (Next::Continue(delay), Outcome::Backoff(reason))
+    }
+
+    /// Counts this tick's dials into the campaign's run of unknown outcomes and returns it: a
+    /// placed dial ends the run, each unknown one extends it.
+    fn note_unknowns(&self, id: Uuid, settled: Settled) -> u32 {
+        let Ok(mut streaks) = self.unknown_streaks.lock() else {
+            return 0;
+        };
+        if settled.placed > 0 {
+            streaks.remove(&id);
+            return 0;
+        }
+        if settled.unknown == 0 {
+            return streaks.get(&id).copied().unwrap_or(0);
+        }
+        let n = streaks.entry(id).or_insert(0);
+        *n = n.saturating_add(settled.unknown);
+        *n
+    }
+
+    /// Drops the campaign's run of unknown outcomes (its chain ended).
+    fn forget_unknowns(&self, id: Uuid) {
+        if let Ok(mut s) = self.unknown_streaks.lock() {
+            s.remove(&id);
+        }
     }
 
     fn bump_failures(&self, id: Uuid) -> u32 {
@@ -411,7 +487,7 @@ impl Ticker {
         trace.next_dial = dials.next_dial;
         match outcome? {
             Some(outcome) => Ok(outcome),
-            None => dials.summarise().await,
+            None => dials.summarise(&mut trace.settled).await,
         }
     }
 
@@ -666,7 +742,8 @@ impl Ticker {
     /// record (step 1) leaves a campaigncall whose call the repair finds never created (two
     /// typed 404s): `fail`, target `idle`. A failed claim or a definite refusal abandons the
     /// dial here (`give_up`; the repair if that fails too). A timeout or transport error is an
-    /// unknown outcome: the campaigncall stays open for its hangup event or the repair.
+    /// unknown outcome ([`Dial::Unknown`]): the campaigncall stays open for its hangup event or
+    /// the repair.
     async fn place(&self, c: &Campaign, p: Box<Pending>, fence: &Fence) -> Result<Dial, Fail> {
         let s = &self.service;
         let Pending {
@@ -775,7 +852,8 @@ impl Ticker {
     }
 
     /// After step 3: a taken request is noted `requested`, a definite refusal abandons the
-    /// dial, an unknown outcome leaves the campaigncall open (noted `unknown`).
+    /// dial (and backs the chain off), an unknown outcome leaves the campaigncall open (noted
+    /// `unknown`) and holds back only its target: the tick goes on with the others.
     async fn settle(
         &self,
         c: &Campaign,
@@ -799,11 +877,13 @@ impl Ticker {
             }
             Err(e) => {
                 // The call may exist: never dial again to find out. Its hangup event or the
-                // repair finishes the campaigncall.
-                tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "dial outcome unknown; campaigncall left open");
+                // repair finishes the campaigncall; the target stays claimed meanwhile, so no
+                // other tick offers it. If noting `unknown` fails, the step stays
+                // `target_claimed`, which the repair resolves the same way (it asks the peer).
+                tracing::warn!(campaign_id = %c.id, %campaigncall_id, error = %e, "dial outcome unknown; campaigncall left open, target held back");
                 s.metrics.dial_unknown_total.inc();
                 s.set_dial_step(campaigncall_id, DialStep::Unknown).await?;
-                Err(e.into())
+                Ok(Dial::Unknown)
             }
         }
     }
@@ -861,6 +941,15 @@ struct Trace {
     seen: Option<(CampaignStatus, Execute)>,
     /// A paced campaign's next allowed dial, which times its next tick.
     next_dial: Option<DateTime<Utc>>,
+    /// What became of the tick's dials, for the run of unknown outcomes.
+    settled: Settled,
+}
+
+/// How many of a tick's dials the peer took, and how many ended with an unknown outcome.
+#[derive(Debug, Default, Clone, Copy)]
+struct Settled {
+    placed: u32,
+    unknown: u32,
 }
 
 /// How the dial loop goes on after one target.
@@ -1117,8 +1206,11 @@ impl<'a> Dials<'a> {
         }
     }
 
-    /// Waits for every placement, then says what the tick did.
-    async fn summarise(self) -> Result<Outcome, Fail> {
+    /// Waits for every placement, then says what the tick did (and counts into `settled` what
+    /// became of its dials). A dial whose outcome is unknown counts as made: the tick's chain
+    /// keeps its pace ([`Ticker::tick`] backs off after [`UNKNOWN_STREAK_LIMIT`] in a row). A
+    /// refused dial or a store error backs the chain off.
+    async fn summarise(self, settled: &mut Settled) -> Result<Outcome, Fail> {
         let Dials {
             mut in_flight,
             mut placed,
@@ -1132,21 +1224,22 @@ impl<'a> Dials<'a> {
         while let Some(r) = in_flight.next().await {
             placed.push(r);
         }
-        if let Some(e) = failed {
+        let mut late = false;
+        let mut first_failure = failed;
+        for r in placed {
+            match r {
+                Ok(Dial::Placed) => settled.placed += 1,
+                Ok(Dial::Unknown) => settled.unknown += 1,
+                Ok(Dial::Late) => late = true,
+                Err(e) => first_failure = first_failure.or(Some(e)),
+            }
+        }
+        if let Some(e) = first_failure {
             return Err(e);
         }
         if dialed > 0 {
-            // A failed placement backs the chain off as before; a tick past its deadline
-            // placed nothing.
-            let mut any_placed = false;
-            let mut late = false;
-            for r in placed {
-                match r? {
-                    Dial::Placed => any_placed = true,
-                    Dial::Late => late = true,
-                }
-            }
-            if !any_placed && late {
+            // A tick past its deadline placed nothing.
+            if settled.placed == 0 && settled.unknown == 0 && late {
                 return Ok(Outcome::Waiting("late_tick"));
             }
             return Ok(Outcome::Dialed);

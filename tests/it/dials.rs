@@ -335,6 +335,108 @@ fn metric(sys: &TestSystem, name: &str, label: &str) -> u64 {
         .sum()
 }
 
+// ---------------------------------------------------------------- dial gaps
+
+/// The database's clock now: the fault window is bounded on the clock that stamps the dials.
+async fn db_now(sys: &TestSystem) -> chrono::NaiveDateTime {
+    let (now,): (chrono::NaiveDateTime,) = sqlx::query_as("SELECT UTC_TIMESTAMP(6)")
+        .fetch_one(&sys.db.pool)
+        .await
+        .expect("database clock");
+    now
+}
+
+/// The largest gap (ms) between two consecutive dials (campaigncalls, whatever became of them)
+/// of each campaign among those that overlap the window `from..to`; campaigns with fewer than
+/// two dials are left out.
+async fn largest_dial_gaps(
+    sys: &TestSystem,
+    ids: &[Uuid],
+    (from, to): (chrono::NaiveDateTime, chrono::NaiveDateTime),
+) -> Vec<(i64, Uuid)> {
+    let rows: Vec<(Vec<u8>, chrono::NaiveDateTime)> = sqlx::query_as(
+        "SELECT campaign_id, tm_create FROM campaign_campaigncalls ORDER BY tm_create",
+    )
+    .fetch_all(&sys.db.pool)
+    .await
+    .expect("dial times");
+    let mut per_campaign: HashMap<Uuid, Vec<chrono::NaiveDateTime>> = HashMap::new();
+    for (campaign, at) in rows {
+        if let Ok(id) = Uuid::from_slice(&campaign) {
+            per_campaign.entry(id).or_default().push(at);
+        }
+    }
+    ids.iter()
+        .filter_map(|id| {
+            let times = per_campaign.get(id)?;
+            let gap = times
+                .windows(2)
+                .filter(|w| w[1] > from && w[0] < to)
+                .map(|w| (w[1] - w[0]).num_milliseconds())
+                .max()?;
+            Some((gap, *id))
+        })
+        .collect()
+}
+
+/// A dial of a campaign: when (ms since its first dial), status, result, reason, dial step.
+type DialHistoryRow<T> = (T, String, String, Option<String>, Option<String>);
+
+/// The dials of a campaign, oldest first.
+async fn dial_history(sys: &TestSystem, id: Uuid) -> Vec<DialHistoryRow<i64>> {
+    let rows: Vec<DialHistoryRow<chrono::NaiveDateTime>> = sqlx::query_as(
+        "SELECT c.tm_create, c.status, c.result, c.reason, d.step \
+         FROM campaign_campaigncalls c LEFT JOIN campaign_dials d ON d.campaigncall_id = c.id \
+         WHERE c.campaign_id = ? ORDER BY c.tm_create",
+    )
+    .bind(id.as_bytes().to_vec())
+    .fetch_all(&sys.db.pool)
+    .await
+    .unwrap_or_default();
+    let first = rows.first().map(|r| r.0);
+    rows.into_iter()
+        .map(|(at, status, result, reason, step)| {
+            let ms = first.map_or(0, |f| (at - f).num_milliseconds());
+            (ms, status, result, reason, step)
+        })
+        .collect()
+}
+
+/// Prints the largest dial gap per campaign during the fault window as p50/p99/max (a number
+/// to compare runs by, never asserted: the machine is shared).
+async fn print_dial_gaps(
+    sys: &TestSystem,
+    run: &str,
+    ids: &[Uuid],
+    window: (chrono::NaiveDateTime, chrono::NaiveDateTime),
+) {
+    let mut worst = largest_dial_gaps(sys, ids, window).await;
+    worst.sort_unstable();
+    let gaps: Vec<i64> = worst.iter().map(|(gap, _)| *gap).collect();
+    let at = |q: f64| {
+        let i = ((gaps.len() as f64 * q).ceil() as usize).clamp(1, gaps.len().max(1)) - 1;
+        gaps.get(i).copied().unwrap_or(0)
+    };
+    eprintln!(
+        "{run}: largest dial gap per campaign during the fault window ({} ms, {} campaigns): \
+         p50 {} ms, p99 {} ms, max {} ms; in-process unknown outcomes {}, tick back-offs {}",
+        (window.1 - window.0).num_milliseconds(),
+        gaps.len(),
+        at(0.5),
+        at(0.99),
+        gaps.last().copied().unwrap_or(0),
+        metric(sys, "campaign_manager_dial_unknown_total", ""),
+        metric(sys, "campaign_manager_tick_backoff_total", ""),
+    );
+    if let Some((gap, id)) = worst.last() {
+        eprintln!(
+            "{run}: the largest gap, {gap} ms, is campaign {id}'s; its dials (ms since its \
+             first, status, result, reason, step): {:?}",
+            dial_history(sys, *id).await
+        );
+    }
+}
+
 // ---------------------------------------------------------------- unknown outcomes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -576,11 +678,14 @@ async fn a_worker_stopped_past_its_lease_neither_dials_twice_nor_writes_late() {
         sys.sim.calls().len() >= 40
     })
     .await;
+    let from = db_now(&sys).await;
     signal(&a, "-STOP");
     tokio::time::sleep(Duration::from_millis(MAX_TICK_MS + 5_000)).await;
     signal(&a, "-CONT");
+    let to = db_now(&sys).await;
 
     wait_all_stopped(&sys, &ids, Duration::from_secs(120)).await;
+    print_dial_gaps(&sys, "stall", &ids, (from, to)).await;
     kill(&mut a).await;
     kill(&mut b).await;
     assert_dial_invariants(&sys).await;
@@ -691,6 +796,9 @@ async fn a_hundred_campaigns(realistic: bool) {
         // Campaigns dial most of their targets within seconds: the faults go in before.
         inject_realistic_errors(&sys, 3);
     }
+    // The fault window: from the first campaign's start (the realistic errors are in place by
+    // then, and the kills begin as soon as all are started) to the last fault.
+    let from = db_now(&sys).await;
     let mut ids = Vec::new();
     for _ in 0..100 {
         let customer = Uuid::new_v4();
@@ -716,6 +824,7 @@ async fn a_hundred_campaigns(realistic: bool) {
             faults_done.1 = true;
         }
     }
+    let to = db_now(&sys).await;
     eprintln!(
         "10 kills, a flush and a broker restart in {:?}; {} calls so far",
         started.elapsed(),
@@ -743,6 +852,12 @@ async fn a_hundred_campaigns(realistic: bool) {
             metric(&sys, "campaign_manager_campaigncall_repair_total", f)
         ))
     );
+    let run = if realistic {
+        "a hundred campaigns, realistic errors"
+    } else {
+        "a hundred campaigns"
+    };
+    print_dial_gaps(&sys, run, &ids, (from, to)).await;
     if realistic {
         assert!(
             unused_faults(&sys)

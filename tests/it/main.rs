@@ -24,6 +24,7 @@ mod flow_reconcile;
 mod force_stop;
 mod health;
 mod kustomize;
+mod liveness;
 mod migrations;
 mod pacing;
 mod repair;

@@ -5,7 +5,7 @@ Revises: b5e81f3a6d24
 Create Date: 2026-12-07 06:00:00.000000
 
 An outplan's retry rules by hangup reason and its minimum talk time (the Rust
-campaign-manager's additions; its migrations/20261207060000_retry_rules.sql): a JSON object and
+campaign-manager's additions; its migrations/20261207060100_retry_rules.sql): a JSON object and
 an integer, NULL when unset. Nullable, and never selected by the Go service, which lists its
 columns.
 """
