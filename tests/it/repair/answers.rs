@@ -99,18 +99,34 @@ fn lower(v: impl std::fmt::Debug) -> String {
     format!("{v:?}").to_lowercase()
 }
 
-/// The values of `campaigncall_repair_total`'s label.
-const FOUND: [&str; 9] = [
-    "never_created",
-    "not_found_once",
-    "not_found_after_answer",
-    "hangup_lost",
-    "flow_ended",
-    "still_up",
-    "over_max_duration",
-    "peer_error",
-    "no_reference",
-];
+/// The non-zero `campaigncall_repair_total` counts, as `label=n`, sorted.
+fn found_counts(env: &Env) -> Vec<String> {
+    use prometheus::core::Collector;
+    let mut found = Vec::new();
+    for family in env.metrics.campaigncall_repair_total.collect() {
+        for m in family.get_metric() {
+            let n = m.get_counter().get_value();
+            let label = m.get_label().first().map(|l| l.value()).unwrap_or("");
+            if n > 0.0 {
+                found.push(format!("{label}={n}"));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// A peer's reply to every question, each question counted.
+fn counted<T: Clone + Send + 'static>(
+    asked: &Arc<AtomicUsize>,
+    reply: T,
+) -> impl Fn(Uuid) -> T + Send + 'static {
+    let asked = asked.clone();
+    move |_| {
+        asked.fetch_add(1, Ordering::SeqCst);
+        reply.clone()
+    }
+}
 
 /// Records the row's campaigncall as `dial` says, for the planned ids.
 async fn record_as(
@@ -189,7 +205,6 @@ async fn run(answer: Answer, dial: Dial, age: i64, passes: &'static [Before]) ->
     let asked = Arc::new(AtomicUsize::new(0));
     let told = Arc::new(Mutex::new(Vec::new()));
     let mut m = Mocks::new();
-    let counter = asked.clone();
     let kind = match answer {
         Answer::Flow(_) => ReferenceType::Flow,
         _ => ReferenceType::Call,
@@ -200,19 +215,13 @@ async fn run(answer: Answer, dial: Dial, age: i64, passes: &'static [Before]) ->
             m.call
                 .expect_get_call()
                 .withf(move |id| *id == p.reference)
-                .returning(move |_| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    reply.clone()
-                });
+                .returning(counted(&asked, reply));
         }
         Answer::Flow(reply) => {
             m.flow
                 .expect_get_activeflow()
                 .withf(move |id| *id == p.activeflow)
-                .returning(move |_| {
-                    counter.fetch_add(1, Ordering::SeqCst);
-                    reply.clone()
-                });
+                .returning(counted(&asked, reply));
         }
     }
     let targets = told.clone();
@@ -238,12 +247,7 @@ async fn run(answer: Answer, dial: Dial, age: i64, passes: &'static [Before]) ->
         seen.push(pass_line(&env, cc.id, &r).await);
     }
     let done = env.call(cc.id).await;
-    let found: Vec<String> = FOUND
-        .iter()
-        .map(|f| (f, env.found(f)))
-        .filter(|(_, n)| *n > 0)
-        .map(|(f, n)| format!("{f}={n}"))
-        .collect();
+    let found = found_counts(&env);
     let event = if env.events().contains(&"campaigncall_updated".to_string()) {
         "event"
     } else {

@@ -133,208 +133,79 @@ fn outdial_read(m: &mut Mocks, known: Uuid, customer: Uuid, campaign_id: Uuid) {
         .returning(move |_| Ok(od.clone()));
 }
 
+/// The customer's outdial `known`, owned by another campaign.
+fn outdial_taken(m: &mut Mocks, i: &Ids) {
+    outdial_read(m, i.known, i.customer, Uuid::new_v4());
+}
+
+/// Another customer's outdial `known`.
+fn outdial_foreign(m: &mut Mocks, i: &Ids) {
+    outdial_read(m, i.known, Uuid::new_v4(), Uuid::nil());
+}
+
+/// outdial-manager's 404 for the outdial `known`.
+fn outdial_missing(m: &mut Mocks, i: &Ids) {
+    let known = i.known;
+    m.outdial
+        .expect_get_outdial()
+        .withf(move |id| *id == known)
+        .returning(|_| {
+            Err(PeerError::Status {
+                target: "bin-manager.outdial-manager.request".into(),
+                status: 404,
+                typed: None,
+            })
+        });
+}
+
+/// The customer's queue `known`, deleted.
+fn queue_deleted(m: &mut Mocks, i: &Ids) {
+    let q = Queue {
+        id: i.known,
+        tm_delete: Some(chrono::Utc::now()),
+        ..queue(i.customer)
+    };
+    m.queue
+        .expect_get_queue()
+        .times(1)
+        .returning(move |_| Ok(q.clone()));
+}
+
+/// queue-manager not answering.
+fn queue_silent(m: &mut Mocks, _: &Ids) {
+    m.queue
+        .expect_get_queue()
+        .times(1)
+        .returning(|_| Err(timeout()));
+}
+
+fn no_peer(_: &mut Mocks, _: &Ids) {}
+
+/// Every row: `stored`, the peers, the request, and how it must be refused.
+#[rustfmt::skip]
 #[tokio::test]
 async fn create_refusal_rows() {
     use Refused::{Naming, Peer};
     use Stored::{DeletedOutplan, ForeignCampaign, ForeignOutplan, Nothing};
     let invalid = Naming("");
-    let no_peer: fn(&mut Mocks, &Ids) = |_, _| {};
     let cases = vec![
-        // create_rejects_bad_bodies_before_any_flow
-        case(
-            "create_rejects_bad_bodies_before_any_flow: no type",
-            Nothing,
-            no_peer,
-            |i| CampaignCreate {
-                kind: None,
-                ..create_req(i.customer)
-            },
-            invalid,
-        ),
-        case(
-            "create_rejects_bad_bodies_before_any_flow: negative service level",
-            Nothing,
-            no_peer,
-            |i| CampaignCreate {
-                service_level: -1,
-                ..create_req(i.customer)
-            },
-            invalid,
-        ),
-        case(
-            "create_rejects_bad_bodies_before_any_flow: nil customer",
-            Nothing,
-            no_peer,
-            |_| create_req(Uuid::nil()),
-            invalid,
-        ),
+        case("create_rejects_bad_bodies_before_any_flow: no type", Nothing, no_peer, |i| CampaignCreate { kind: None, ..create_req(i.customer) }, invalid),
+        case("create_rejects_bad_bodies_before_any_flow: negative service level", Nothing, no_peer, |i| CampaignCreate { service_level: -1, ..create_req(i.customer) }, invalid),
+        case("create_rejects_bad_bodies_before_any_flow: nil customer", Nothing, no_peer, |_| create_req(Uuid::nil()), invalid),
         // "" exists only in legacy rows; requests must give a real value.
-        case(
-            "create_rejects_bad_bodies_before_any_flow: type \"\"",
-            Nothing,
-            no_peer,
-            |i| CampaignCreate {
-                kind: Some(CampaignType::Unset),
-                ..create_req(i.customer)
-            },
-            invalid,
-        ),
-        case(
-            "create_rejects_bad_bodies_before_any_flow: end handle \"\"",
-            Nothing,
-            no_peer,
-            |i| CampaignCreate {
-                end_handle: Some(EndHandle::Unset),
-                ..create_req(i.customer)
-            },
-            invalid,
-        ),
-        case(
-            "outplan_of_another_customer_is_invalid",
-            ForeignOutplan,
-            no_peer,
-            |i| CampaignCreate {
-                outplan_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("outplan_id"),
-        ),
-        case(
-            "deleted_or_unknown_outplan_is_invalid: deleted",
-            DeletedOutplan,
-            no_peer,
-            |i| CampaignCreate {
-                outplan_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("outplan_id"),
-        ),
-        case(
-            "deleted_or_unknown_outplan_is_invalid: unknown",
-            Nothing,
-            no_peer,
-            |i| CampaignCreate {
-                outplan_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("outplan_id"),
-        ),
-        case(
-            "outdial_used_by_another_campaign_is_invalid",
-            Nothing,
-            |m, i| outdial_read(m, i.known, i.customer, Uuid::new_v4()),
-            |i| CampaignCreate {
-                outdial_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("another campaign"),
-        ),
-        case(
-            "outdial_of_another_customer_or_missing_is_invalid: another customer",
-            Nothing,
-            |m, i| outdial_read(m, i.known, Uuid::new_v4(), Uuid::nil()),
-            |i| CampaignCreate {
-                outdial_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("outdial_id"),
-        ),
-        case(
-            "outdial_of_another_customer_or_missing_is_invalid: missing",
-            Nothing,
-            |m, i| {
-                let known = i.known;
-                m.outdial
-                    .expect_get_outdial()
-                    .withf(move |id| *id == known)
-                    .returning(|_| {
-                        Err(PeerError::Status {
-                            target: "bin-manager.outdial-manager.request".into(),
-                            status: 404,
-                            typed: None,
-                        })
-                    });
-            },
-            |i| CampaignCreate {
-                outdial_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("outdial_id"),
-        ),
-        case(
-            "deleted_queue_is_invalid",
-            Nothing,
-            |m, i| {
-                let q = Queue {
-                    id: i.known,
-                    tm_delete: Some(chrono::Utc::now()),
-                    ..queue(i.customer)
-                };
-                m.queue
-                    .expect_get_queue()
-                    .times(1)
-                    .returning(move |_| Ok(q.clone()));
-            },
-            |i| CampaignCreate {
-                queue_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("queue_id"),
-        ),
-        case(
-            "unanswered_validation_is_a_peer_error_not_invalid",
-            Nothing,
-            |m, _| {
-                m.queue
-                    .expect_get_queue()
-                    .times(1)
-                    .returning(|_| Err(timeout()));
-            },
-            |i| CampaignCreate {
-                queue_id: i.known,
-                ..create_req(i.customer)
-            },
-            Peer,
-        ),
-        case(
-            "next_campaign_must_exist_belong_to_the_customer_and_not_be_itself: another customer's",
-            ForeignCampaign,
-            no_peer,
-            |i| CampaignCreate {
-                id: i.campaign,
-                next_campaign_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("next_campaign_id"),
-        ),
-        case(
-            "next_campaign_must_exist_belong_to_the_customer_and_not_be_itself: unknown",
-            Nothing,
-            no_peer,
-            |i| CampaignCreate {
-                id: i.campaign,
-                next_campaign_id: i.known,
-                ..create_req(i.customer)
-            },
-            Naming("next_campaign_id"),
-        ),
-        case(
-            "next_campaign_must_exist_belong_to_the_customer_and_not_be_itself: itself",
-            Nothing,
-            no_peer,
-            |i| CampaignCreate {
-                id: i.campaign,
-                next_campaign_id: i.campaign,
-                ..create_req(i.customer)
-            },
-            Naming("next_campaign_id"),
-        ),
+        case("create_rejects_bad_bodies_before_any_flow: type \"\"", Nothing, no_peer, |i| CampaignCreate { kind: Some(CampaignType::Unset), ..create_req(i.customer) }, invalid),
+        case("create_rejects_bad_bodies_before_any_flow: end handle \"\"", Nothing, no_peer, |i| CampaignCreate { end_handle: Some(EndHandle::Unset), ..create_req(i.customer) }, invalid),
+        case("outplan_of_another_customer_is_invalid", ForeignOutplan, no_peer, |i| CampaignCreate { outplan_id: i.known, ..create_req(i.customer) }, Naming("outplan_id")),
+        case("deleted_or_unknown_outplan_is_invalid: deleted", DeletedOutplan, no_peer, |i| CampaignCreate { outplan_id: i.known, ..create_req(i.customer) }, Naming("outplan_id")),
+        case("deleted_or_unknown_outplan_is_invalid: unknown", Nothing, no_peer, |i| CampaignCreate { outplan_id: i.known, ..create_req(i.customer) }, Naming("outplan_id")),
+        case("outdial_used_by_another_campaign_is_invalid", Nothing, outdial_taken, |i| CampaignCreate { outdial_id: i.known, ..create_req(i.customer) }, Naming("another campaign")),
+        case("outdial_of_another_customer_or_missing_is_invalid: another customer", Nothing, outdial_foreign, |i| CampaignCreate { outdial_id: i.known, ..create_req(i.customer) }, Naming("outdial_id")),
+        case("outdial_of_another_customer_or_missing_is_invalid: missing", Nothing, outdial_missing, |i| CampaignCreate { outdial_id: i.known, ..create_req(i.customer) }, Naming("outdial_id")),
+        case("deleted_queue_is_invalid", Nothing, queue_deleted, |i| CampaignCreate { queue_id: i.known, ..create_req(i.customer) }, Naming("queue_id")),
+        case("unanswered_validation_is_a_peer_error_not_invalid", Nothing, queue_silent, |i| CampaignCreate { queue_id: i.known, ..create_req(i.customer) }, Peer),
+        case("next_campaign_must_exist_belong_to_the_customer_and_not_be_itself: another customer's", ForeignCampaign, no_peer, |i| CampaignCreate { id: i.campaign, next_campaign_id: i.known, ..create_req(i.customer) }, Naming("next_campaign_id")),
+        case("next_campaign_must_exist_belong_to_the_customer_and_not_be_itself: unknown", Nothing, no_peer, |i| CampaignCreate { id: i.campaign, next_campaign_id: i.known, ..create_req(i.customer) }, Naming("next_campaign_id")),
+        case("next_campaign_must_exist_belong_to_the_customer_and_not_be_itself: itself", Nothing, no_peer, |i| CampaignCreate { id: i.campaign, next_campaign_id: i.campaign, ..create_req(i.customer) }, Naming("next_campaign_id")),
     ];
-    check_table(
-        cases
-            .into_iter()
-            .map(|c| table_row(c.case, wanted(c.want), run(c)))
-            .collect(),
-    )
-    .await;
+    check_table(cases.into_iter().map(|c| table_row(c.case, wanted(c.want), run(c))).collect()).await;
 }
