@@ -12,194 +12,79 @@ fn no_targets(m: &mut Mocks, _: &Setup) {
         .returning(|_, _, _| Ok(vec![]));
 }
 
-/// One row per state: the campaign missing, `stopping` (with and without a call up), `stop`,
-/// deleted; the outplan deleted, unknown or without a source; a legacy campaign without a type
-/// or end handle; the outdial gone; the list empty with each end handle.
+/// outdial-manager's 404 for the campaign's outdial.
+fn outdial_gone(m: &mut Mocks, _: &Setup) {
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(|_, _, _| Err(status_err(404)));
+}
+
+/// The outplan's tries per destination, on a `continue` campaign.
+fn max_tries(s: &mut Setup) {
+    s.outplan.max_try_count_0 = 1;
+    s.outplan.max_try_count_1 = 2;
+    s.outplan.max_try_count_2 = 0;
+    s.outplan.max_try_count_3 = 4;
+    s.outplan.max_try_count_4 = 5;
+    s.campaign.end_handle = EndHandle::Continue;
+}
+
+/// outdial-manager asked once with the outplan's tries of [`max_tries`], offering nothing.
+fn asked_with_max_tries(m: &mut Mocks, s: &Setup) {
+    let outdial_id = s.campaign.outdial_id;
+    m.outdial
+        .expect_available_targets()
+        .withf(move |id, max, limit| {
+            *id == outdial_id && *max == [1, 2, 0, 4, 5] && *limit == DEFAULT_TARGET_BATCH
+        })
+        .times(1)
+        .returning(|_, _, _| Ok(vec![]));
+}
+
+/// One row per state: the campaign missing, `stopping` (with and without a call up), `stop`
+/// (already stopped: no second stop event), deleted; the outplan deleted, unknown or without a
+/// source (no dial tried); a legacy campaign without a type or end handle; the outdial gone;
+/// the list empty with each end handle (a call up may bring its target back with tries left:
+/// not exhausted yet).
+#[rustfmt::skip]
 #[tokio::test]
 async fn campaign_state_rows() {
-    let ended = |reason: &'static str, campaign, events: &[&str]| TickSeen {
-        tick: (Next::Stop, Outcome::Ended(reason)),
-        campaign,
-        stopped: 1,
-        unknown: 0,
-        events: super::events(events),
-        calls: vec![],
-        references: 0,
-    };
-    let waiting = |reason: &'static str| TickSeen {
-        tick: (WAIT, Outcome::Waiting(reason)),
-        campaign: RUNNING,
-        stopped: 0,
-        unknown: 0,
-        events: vec![],
-        calls: vec![],
-        references: 0,
-    };
-    check_ticks(vec![
-        TickCase {
-            change: Change::Missing,
-            ..tick_case(
-                "missing_campaign_stops_the_chain",
-                |_, _| {},
-                ended("campaign_gone", None, &[]),
-            )
-        },
-        TickCase {
-            tweak: |s| s.campaign.status = CampaignStatus::Stopping,
-            ..tick_case(
-                "stopping_campaign_without_ongoing_calls_ends_stopped",
-                |_, _| {},
-                ended("not_running", STOPPED, &["campaign_status_stop"]),
-            )
-        },
-        TickCase {
-            tweak: |s| s.campaign.status = CampaignStatus::Stopping,
-            calls: &[CampaigncallStatus::Dialing],
-            ..tick_case(
-                "stopping_campaign_with_a_dialing_call_stays_stopping",
-                |_, _| {},
-                TickSeen {
-                    calls: vec![(CampaigncallStatus::Dialing, CampaigncallResult::None, None)],
-                    references: 1,
-                    ..ended(
-                        "not_running",
-                        Some((CampaignStatus::Stopping, Execute::Stop)),
-                        &[],
-                    )
-                },
-            )
-        },
-        TickCase {
-            // Already stopped: no second stop event.
-            tweak: |s| s.campaign.status = CampaignStatus::Stop,
-            ..tick_case(
-                "stopped_campaign_with_a_live_chain_ends_the_chain",
-                |_, _| {},
-                ended("not_running", STOPPED, &[]),
-            )
-        },
-        TickCase {
-            change: Change::DeleteCampaign,
-            ..tick_case(
-                "deleted_campaign_ends_the_chain",
-                |_, _| {},
-                ended(
-                    "campaign_deleted",
-                    Some((CampaignStatus::Run, Execute::Stop)),
-                    &[],
-                ),
-            )
-        },
-        TickCase {
-            change: Change::DeleteOutplan,
-            ..tick_case(
-                "deleted_outplan_stops_the_campaign_for_good",
-                |_, _| {},
-                ended("outplan_gone", STOPPED, &["campaign_status_stop"]),
-            )
-        },
-        TickCase {
-            tweak: |s| s.campaign.kind = CampaignType::Unset,
-            ..tick_case(
-                "legacy_campaign_without_type_stops_for_good",
-                |_, _| {},
-                ended("invalid_type", STOPPED, &["campaign_status_stop"]),
-            )
-        },
-        TickCase {
-            tweak: |s| s.campaign.end_handle = EndHandle::Unset,
-            ..tick_case(
-                "legacy_empty_end_handle_continues_like_the_platform",
-                no_targets,
-                waiting("list_empty"),
-            )
-        },
-        TickCase {
-            kind: CampaignType::Flow,
-            tweak: |s| s.campaign.outplan_id = Uuid::nil(),
-            ..tick_case(
-                "unknown_outplan_stops_the_campaign_for_good",
-                |_, _| {},
-                ended("outplan_gone", STOPPED, &["campaign_status_stop"]),
-            )
-        },
-        TickCase {
-            // No outdial/call expectations: any dial attempt fails the row.
-            tweak: |s| s.outplan.source = None,
-            ..tick_case(
-                "call_campaign_whose_outplan_has_no_source_stops_without_dialing",
-                |_, _| {},
-                ended("outplan_without_source", STOPPED, &["campaign_status_stop"]),
-            )
-        },
-        tick_case(
-            "outdial_not_found_stops_the_campaign_for_good",
-            |m, _| {
-                m.outdial
-                    .expect_available_targets()
-                    .times(1)
-                    .returning(|_, _, _| Err(status_err(404)));
-            },
-            ended("outdial_gone", STOPPED, &["campaign_status_stop"]),
-        ),
-        TickCase {
-            tweak: |s| {
-                s.outplan.max_try_count_0 = 1;
-                s.outplan.max_try_count_1 = 2;
-                s.outplan.max_try_count_2 = 0;
-                s.outplan.max_try_count_3 = 4;
-                s.outplan.max_try_count_4 = 5;
-                s.campaign.end_handle = EndHandle::Continue;
-            },
-            ..tick_case(
-                "available_targets_is_asked_with_the_outplan_max_tries",
-                |m, s| {
-                    let outdial_id = s.campaign.outdial_id;
-                    m.outdial
-                        .expect_available_targets()
-                        .withf(move |id, max, limit| {
-                            *id == outdial_id
-                                && *max == [1, 2, 0, 4, 5]
-                                && *limit == DEFAULT_TARGET_BATCH
-                        })
-                        .times(1)
-                        .returning(|_, _, _| Ok(vec![]));
-                },
-                waiting("list_empty"),
-            )
-        },
-        tick_case(
-            "empty_list_with_end_handle_stop_stops_the_campaign",
-            no_targets,
-            ended("list_exhausted", STOPPED, &["campaign_status_stop"]),
-        ),
-        TickCase {
-            // The call's target may come back with tries left: not exhausted yet.
-            calls: &[CampaigncallStatus::Progressing],
-            ..tick_case(
-                "empty_list_with_end_handle_stop_waits_while_a_call_is_in_progress",
-                no_targets,
-                TickSeen {
-                    calls: vec![(
-                        CampaigncallStatus::Progressing,
-                        CampaigncallResult::None,
-                        None,
-                    )],
-                    references: 1,
-                    ..waiting("calls_in_flight")
-                },
-            )
-        },
-        TickCase {
-            tweak: |s| s.campaign.end_handle = EndHandle::Continue,
-            ..tick_case(
-                "empty_list_with_end_handle_continue_waits",
-                no_targets,
-                waiting("list_empty"),
-            )
-        },
-    ])
-    .await;
+    use CampaignType::{Call, Flow};
+    use CampaigncallStatus::{Dialing, Progressing};
+    use Change::{DeleteCampaign, DeleteOutplan, Missing, Nothing};
+    check_table(vec![
+        tick_row("missing_campaign_stops_the_chain", Call, as_is, Missing, &[], no_peer,
+                 "stop ended campaign_gone | campaign gone | stops 1 | unknown dials 0 | events - | calls - | references 0"),
+        tick_row("stopping_campaign_without_ongoing_calls_ends_stopped", Call, |s| s.campaign.status = CampaignStatus::Stopping, Nothing, &[], no_peer,
+                 "stop ended not_running | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
+        tick_row("stopping_campaign_with_a_dialing_call_stays_stopping", Call, |s| s.campaign.status = CampaignStatus::Stopping, Nothing, &[Dialing], no_peer,
+                 "stop ended not_running | campaign stopping/stop | stops 1 | unknown dials 0 | events - | calls dialing none - | references 1"),
+        tick_row("stopped_campaign_with_a_live_chain_ends_the_chain", Call, |s| s.campaign.status = CampaignStatus::Stop, Nothing, &[], no_peer,
+                 "stop ended not_running | campaign stop/stop | stops 1 | unknown dials 0 | events - | calls - | references 0"),
+        tick_row("deleted_campaign_ends_the_chain", Call, as_is, DeleteCampaign, &[], no_peer,
+                 "stop ended campaign_deleted | campaign run/stop | stops 1 | unknown dials 0 | events - | calls - | references 0"),
+        tick_row("deleted_outplan_stops_the_campaign_for_good", Call, as_is, DeleteOutplan, &[], no_peer,
+                 "stop ended outplan_gone | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
+        tick_row("legacy_campaign_without_type_stops_for_good", Call, |s| s.campaign.kind = CampaignType::Unset, Nothing, &[], no_peer,
+                 "stop ended invalid_type | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
+        tick_row("legacy_empty_end_handle_continues_like_the_platform", Call, |s| s.campaign.end_handle = EndHandle::Unset, Nothing, &[], no_targets,
+                 "after 5s waiting list_empty | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
+        tick_row("unknown_outplan_stops_the_campaign_for_good", Flow, |s| s.campaign.outplan_id = Uuid::nil(), Nothing, &[], no_peer,
+                 "stop ended outplan_gone | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
+        tick_row("call_campaign_whose_outplan_has_no_source_stops_without_dialing", Call, |s| s.outplan.source = None, Nothing, &[], no_peer,
+                 "stop ended outplan_without_source | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
+        tick_row("outdial_not_found_stops_the_campaign_for_good", Call, as_is, Nothing, &[], outdial_gone,
+                 "stop ended outdial_gone | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
+        tick_row("available_targets_is_asked_with_the_outplan_max_tries", Call, max_tries, Nothing, &[], asked_with_max_tries,
+                 "after 5s waiting list_empty | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
+        tick_row("empty_list_with_end_handle_stop_stops_the_campaign", Call, as_is, Nothing, &[], no_targets,
+                 "stop ended list_exhausted | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
+        tick_row("empty_list_with_end_handle_stop_waits_while_a_call_is_in_progress", Call, as_is, Nothing, &[Progressing], no_targets,
+                 "after 5s waiting calls_in_flight | campaign run/run | stops 0 | unknown dials 0 | events - | calls progressing none - | references 1"),
+        tick_row("empty_list_with_end_handle_continue_waits", Call, |s| s.campaign.end_handle = EndHandle::Continue, Nothing, &[], no_targets,
+                 "after 5s waiting list_empty | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
+    ]).await;
 }
 
 #[tokio::test]

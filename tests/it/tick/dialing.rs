@@ -212,100 +212,58 @@ fn expect_idle(m: &mut Mocks, target_id: Uuid) {
         .returning(|_, _| Ok(()));
 }
 
+/// call-manager refuses the call with `err`, the target told nothing.
+fn call_refused_with(m: &mut Mocks, s: &Setup, err: PeerError) {
+    offered_and_claimed(m, s, Ok(()));
+    m.call
+        .expect_create_call()
+        .times(1)
+        .returning(move |_| Err(err.clone()));
+    m.outdial.expect_set_target_status().times(0);
+}
+
+/// flow-manager refuses the activeflow with a 409; the target goes back to idle.
+fn activeflow_refused(m: &mut Mocks, s: &Setup) {
+    let target_id = offered_and_claimed(m, s, Ok(()));
+    m.flow
+        .expect_create_activeflow()
+        .times(1)
+        .returning(|_, _, _, _| Err(status_err(409)));
+    m.flow.expect_execute_activeflow().times(0);
+    expect_idle(m, target_id);
+}
+
+/// The claim times out; no call is requested and the target goes back to idle.
+fn claim_timed_out(m: &mut Mocks, s: &Setup) {
+    let target_id = offered_and_claimed(m, s, Err(timeout()));
+    m.call.expect_create_call().times(0);
+    expect_idle(m, target_id);
+}
+
 /// Each way one dial fails. call-manager's bare 500 (it answers that for errors after it
 /// inserted the call row) and a timeout are unknown outcomes: the call may exist and ring, so
 /// the campaigncall stays open with its call id, the target claimed and the try taken (the
-/// hangup or the repair finishes it). A 4xx refusal, a failed activeflow and a failed claim
-/// (no call requested) fail the campaigncall and free the target; none stops the campaign.
+/// hangup or the repair finishes it). A 4xx refusal (not a reason to stop the whole campaign),
+/// a failed activeflow and a failed claim (it may or may not have happened, but no call was
+/// requested: the target goes back to idle, harmless if it never left it, and the try is free)
+/// fail the campaigncall; none stops the campaign.
+#[rustfmt::skip]
 #[tokio::test]
 async fn dial_failure_rows() {
-    let unknown = TickSeen {
-        tick: (WAIT, Outcome::Backoff(String::new())),
-        campaign: RUNNING,
-        stopped: 0,
-        unknown: 1,
-        events: events(&["campaigncall_created"]),
-        calls: vec![(
-            CampaigncallStatus::Dialing,
-            CampaigncallResult::None,
-            Some(DialStep::Unknown),
-        )],
-        references: 1,
-    };
-    let failed = |step: Option<DialStep>, references: usize| TickSeen {
-        unknown: 0,
-        events: events(&["campaigncall_created", "campaigncall_updated"]),
-        calls: vec![(CampaigncallStatus::Done, CampaigncallResult::Fail, step)],
-        references,
-        ..unknown.clone()
-    };
-    check_ticks(vec![
-        tick_case(
-            "call_manager_500_is_an_unknown_outcome_and_leaves_the_campaigncall_open",
-            |m, s| {
-                offered_and_claimed(m, s, Ok(()));
-                m.call
-                    .expect_create_call()
-                    .times(1)
-                    .returning(|_| Err(status_err(500)));
-                m.outdial.expect_set_target_status().times(0);
-            },
-            unknown.clone(),
-        ),
-        tick_case(
-            "call_manager_timeout_leaves_the_campaigncall_open_and_backs_off",
-            |m, s| {
-                offered_and_claimed(m, s, Ok(()));
-                m.call
-                    .expect_create_call()
-                    .times(1)
-                    .returning(|_| Err(timeout()));
-                m.outdial.expect_set_target_status().times(0);
-            },
-            unknown.clone(),
-        ),
-        tick_case(
-            // A 4xx refusal of one call is not a reason to stop the whole campaign.
-            "call_manager_refusal_fails_the_campaigncall_and_backs_off",
-            |m, s| *m = failing_call_dials(s, 1, status_err(400)),
-            failed(None, 1),
-        ),
-        TickCase {
-            kind: CampaignType::Flow,
-            ..tick_case(
-                "activeflow_failure_fails_the_campaigncall_and_backs_off",
-                |m, s| {
-                    let target_id = offered_and_claimed(m, s, Ok(()));
-                    m.flow
-                        .expect_create_activeflow()
-                        .times(1)
-                        .returning(|_, _, _, _| Err(status_err(409)));
-                    m.flow.expect_execute_activeflow().times(0);
-                    expect_idle(m, target_id);
-                },
-                TickSeen {
-                    events: events(&[
-                        "campaigncall_created",
-                        "campaigncall_updated",
-                        "campaigncall_updated",
-                    ]),
-                    ..failed(None, 0)
-                },
-            )
-        },
-        tick_case(
-            // The claim may or may not have happened (timeout), but no call was requested:
-            // the target goes back to idle (harmless if it never left it) and the try is free.
-            "target_claim_failure_abandons_the_dial_and_frees_the_target_and_try",
-            |m, s| {
-                let target_id = offered_and_claimed(m, s, Err(timeout()));
-                m.call.expect_create_call().times(0);
-                expect_idle(m, target_id);
-            },
-            failed(None, 1),
-        ),
-    ])
-    .await;
+    use CampaignType::{Call, Flow};
+    let nothing = Change::Nothing;
+    check_table(vec![
+        tick_row("call_manager_500_is_an_unknown_outcome_and_leaves_the_campaigncall_open", Call, as_is, nothing, &[], |m, s| call_refused_with(m, s, status_err(500)),
+                 "after 5s backoff | campaign run/run | stops 0 | unknown dials 1 | events campaigncall_created | calls dialing none unknown | references 1"),
+        tick_row("call_manager_timeout_leaves_the_campaigncall_open_and_backs_off", Call, as_is, nothing, &[], |m, s| call_refused_with(m, s, timeout()),
+                 "after 5s backoff | campaign run/run | stops 0 | unknown dials 1 | events campaigncall_created | calls dialing none unknown | references 1"),
+        tick_row("call_manager_refusal_fails_the_campaigncall_and_backs_off", Call, as_is, nothing, &[], |m, s| *m = failing_call_dials(s, 1, status_err(400)),
+                 "after 5s backoff | campaign run/run | stops 0 | unknown dials 0 | events campaigncall_created,campaigncall_updated | calls done fail - | references 1"),
+        tick_row("activeflow_failure_fails_the_campaigncall_and_backs_off", Flow, as_is, nothing, &[], activeflow_refused,
+                 "after 5s backoff | campaign run/run | stops 0 | unknown dials 0 | events campaigncall_created,campaigncall_updated,campaigncall_updated | calls done fail - | references 0"),
+        tick_row("target_claim_failure_abandons_the_dial_and_frees_the_target_and_try", Call, as_is, nothing, &[], claim_timed_out,
+                 "after 5s backoff | campaign run/run | stops 0 | unknown dials 0 | events campaigncall_created,campaigncall_updated | calls done fail - | references 1"),
+    ]).await;
 }
 
 #[tokio::test]

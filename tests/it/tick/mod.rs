@@ -28,12 +28,11 @@ use campaign_manager::service::Delays;
 use campaign_manager::service::tick::{
     DEFAULT_TARGET_BATCH, Fence, Next, Outcome, Ticker, pick_destination, target_ready,
 };
-use campaign_manager::store::DialStep;
 use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
 use support::records;
-use support::table::{check_table, table_row};
+use support::table::{TableRow, check_table, table_row};
 use uuid::Uuid;
 
 const WAIT: Next = Next::Continue(Duration::from_millis(5000));
@@ -215,126 +214,116 @@ enum Change {
     DeleteOutplan,
 }
 
-/// One tick of the setup's campaign: `tweak` changes the setup before it is stored, `peers`
-/// sets what the peers expect and answer, `calls` are campaigncalls already there.
-struct TickCase {
-    case: &'static str,
+/// A one-tick row: the setup's campaign of `kind` (changed by `tweak` before it is stored,
+/// then by `change`), the campaigncalls `calls` already there, the peers as `peers` sets them,
+/// and the line it must come out as, in this form:
+///
+/// `<next> <outcome> | campaign <status>/<execute> | stops <n> | unknown dials <n> | events
+/// <types> | calls <status result step>, … | references <n>`
+///
+/// - the tick's next step (`stop`, or the delay to the next tick) and outcome (a back-off's
+///   reason left out); the campaign after it (`gone`: none);
+/// - `tick_stop_total` of the reason it ended with (0 when it did not end);
+///   `dial_unknown_total`; the events published (`-`: none);
+/// - the campaign's campaigncalls, newest first (`-`: none), and how many have a call or
+///   activeflow reference.
+#[allow(clippy::too_many_arguments)]
+fn tick_row(
+    name: &'static str,
     kind: CampaignType,
     tweak: fn(&mut Setup),
     change: Change,
     calls: &'static [CampaigncallStatus],
     peers: fn(&mut Mocks, &Setup),
-    want: TickSeen,
+    want: &str,
+) -> TableRow<String> {
+    table_row(
+        name,
+        want.to_string(),
+        run_tick(kind, tweak, change, calls, peers),
+    )
 }
 
-/// What a one-tick row comes out as.
-#[derive(Clone, Debug, PartialEq)]
-struct TickSeen {
-    /// The tick's next step and outcome (a back-off's reason left out).
-    tick: (Next, Outcome),
-    /// The campaign's status and execute after the tick (`None`: no such campaign).
-    campaign: Option<(CampaignStatus, Execute)>,
-    /// `tick_stop_total` of the reason the tick ended with (0 when it did not end).
-    stopped: u64,
-    /// `dial_unknown_total`: dials whose outcome is unknown.
-    unknown: u64,
-    /// The events published.
-    events: Vec<String>,
-    /// The campaign's campaigncalls, newest first: status, result and dial step.
-    calls: Vec<(CampaigncallStatus, CampaigncallResult, Option<DialStep>)>,
-    /// How many of them have a call or activeflow reference (not nil).
-    references: usize,
+/// A setup left as it is.
+fn as_is(_: &mut Setup) {}
+
+/// Peers that expect nothing: any question fails the row.
+fn no_peer(_: &mut Mocks, _: &Setup) {}
+
+/// A value's name, lowercase (`Done` → `done`).
+fn lower(v: impl std::fmt::Debug) -> String {
+    format!("{v:?}").to_lowercase()
 }
 
-/// A row's campaign left running and unchanged.
-const RUNNING: Option<(CampaignStatus, Execute)> = Some((CampaignStatus::Run, Execute::Run));
-/// A row's campaign stopped for good.
-const STOPPED: Option<(CampaignStatus, Execute)> = Some((CampaignStatus::Stop, Execute::Stop));
-
-/// A row that changes nothing before the tick but what `peers` sets.
-fn tick_case(case: &'static str, peers: fn(&mut Mocks, &Setup), want: TickSeen) -> TickCase {
-    TickCase {
-        case,
-        kind: CampaignType::Call,
-        tweak: |_| {},
-        change: Change::Nothing,
-        calls: &[],
-        peers,
-        want,
+/// `items` joined with `sep`, or `-` when there are none.
+fn listed(items: Vec<String>, sep: &str) -> String {
+    if items.is_empty() {
+        "-".to_string()
+    } else {
+        items.join(sep)
     }
 }
 
-/// Runs one row on a database of its own.
-async fn run_tick(case: TickCase) -> TickSeen {
-    let mut s = setup(case.kind);
-    (case.tweak)(&mut s);
+/// Runs one row on a database of its own; returns its line.
+async fn run_tick(
+    kind: CampaignType,
+    tweak: fn(&mut Setup),
+    change: Change,
+    calls: &'static [CampaigncallStatus],
+    peers: fn(&mut Mocks, &Setup),
+) -> String {
+    let mut s = setup(kind);
+    tweak(&mut s);
     let mut m = Mocks::new();
-    (case.peers)(&mut m, &s);
+    peers(&mut m, &s);
     let env = env_with(&s, m).await;
-    for status in case.calls {
+    for status in calls {
         env.insert_call(&s.campaign, *status).await;
     }
-    let id = match case.change {
-        Change::Nothing => s.campaign.id,
+    let store = &env.ts.store;
+    let id = match change {
         Change::Missing => Uuid::new_v4(),
         Change::DeleteCampaign => {
-            env.ts
-                .store
-                .campaigns
-                .delete(s.campaign.id)
-                .await
-                .expect("delete");
+            store.campaigns.delete(s.campaign.id).await.expect("delete");
             s.campaign.id
         }
         Change::DeleteOutplan => {
-            env.ts
-                .store
-                .outplans
-                .delete(s.outplan.id)
-                .await
-                .expect("delete outplan");
+            store.outplans.delete(s.outplan.id).await.expect("delete");
             s.campaign.id
         }
+        Change::Nothing => s.campaign.id,
     };
     let (next, outcome) = env.tick(id).await;
-    let stopped = match &outcome {
+    let stops = match &outcome {
         Outcome::Ended(reason) => env.stop_metric(reason),
         _ => 0,
     };
-    let outcome = match outcome {
-        Outcome::Backoff(_) => Outcome::Backoff(String::new()),
-        other => other,
+    let next = match next {
+        Next::Stop => "stop".to_string(),
+        Next::Continue(d) => format!("after {d:?}"),
     };
-    let mut calls = Vec::new();
+    let outcome = match outcome {
+        Outcome::Ended(reason) => format!("ended {reason}"),
+        Outcome::Waiting(reason) => format!("waiting {reason}"),
+        Outcome::Backoff(_) => "backoff".to_string(),
+        other => lower(other),
+    };
+    let campaign = match env.row(id).await {
+        Some(c) => format!("{}/{}", lower(c.status), lower(c.execute)),
+        None => "gone".to_string(),
+    };
+    let mut seen = Vec::new();
     let mut references = 0;
     for cc in env.calls_of(s.campaign.id).await {
-        let step = env.ts.store.dials.step(cc.id).await.expect("step");
-        calls.push((cc.status, cc.result, step));
+        let step = store.dials.step(cc.id).await.expect("step");
+        let step = step.map(lower).unwrap_or_else(|| "-".to_string());
+        seen.push(format!("{} {} {step}", lower(cc.status), lower(cc.result)));
         references += usize::from(!cc.reference_id.is_nil());
     }
-    TickSeen {
-        tick: (next, outcome),
-        campaign: env.row(id).await.map(|c| (c.status, c.execute)),
-        stopped,
-        unknown: env.metrics.dial_unknown_total.get(),
-        events: env.events(),
-        calls,
-        references,
-    }
-}
-
-/// Runs every row as a table.
-async fn check_ticks(cases: Vec<TickCase>) {
-    check_table(
-        cases
-            .into_iter()
-            .map(|c| table_row(c.case, c.want.clone(), run_tick(c)))
-            .collect(),
+    format!(
+        "{next} {outcome} | campaign {campaign} | stops {stops} | unknown dials {} | events {} | calls {} | references {references}",
+        env.metrics.dial_unknown_total.get(),
+        listed(env.events(), ","),
+        listed(seen, ", "),
     )
-    .await;
-}
-
-/// The events of a row, as `&str`s.
-fn events(types: &[&str]) -> Vec<String> {
-    types.iter().map(|t| (*t).to_string()).collect()
 }

@@ -30,144 +30,61 @@ fn tried_minutes_ago(m: &mut Mocks, s: &Setup, minutes: i64) {
     offer(m, s.campaign.outdial_id, t, 1);
 }
 
-/// The tick dialed one call: open, its create answered.
-fn dialed(before: &[CampaigncallStatus]) -> TickSeen {
-    let mut calls = vec![(
-        CampaigncallStatus::Dialing,
-        CampaigncallResult::None,
-        Some(DialStep::Requested),
-    )];
-    calls.extend(
-        before
-            .iter()
-            .rev()
-            .map(|s| (*s, CampaigncallResult::None, None)),
-    );
-    TickSeen {
-        tick: (AFTER_DIAL, Outcome::Dialed),
-        campaign: RUNNING,
-        stopped: 0,
-        unknown: 0,
-        events: events(&["campaigncall_created"]),
-        references: calls.len(),
-        calls,
-    }
+/// One call dial expected, answered.
+fn dials(m: &mut Mocks) {
+    expect_call_dial(m, Arc::new(Mutex::new(Vec::new())));
 }
 
-/// The tick waited for `reason`, the campaigncalls `before` left as they were.
-fn waited(outcome: Outcome, before: &[CampaigncallStatus]) -> TickSeen {
-    TickSeen {
-        tick: (WAIT, outcome),
-        campaign: RUNNING,
-        stopped: 0,
-        unknown: 0,
-        events: vec![],
-        calls: before
-            .iter()
-            .rev()
-            .map(|s| (*s, CampaigncallResult::None, None))
-            .collect(),
-        references: before.len(),
-    }
+/// No dial: neither a claim nor a call.
+fn no_dial(m: &mut Mocks) {
+    m.call.expect_create_call().times(0);
+    m.outdial.expect_set_target_progressing().times(0);
 }
 
 /// Queue capacity: agents × service level (integer division) against the calls dialing
-/// (progressing calls do not count); no agent or a failed lookup dials nothing.
+/// (progressing calls do not count): 3 × 50 % = 1 with one dialing waits, 3 × 100 % = 3 with
+/// two dialing dials; no agent or a failed lookup dials nothing.
+#[rustfmt::skip]
 #[tokio::test]
 async fn queue_capacity_rows() {
     use CampaigncallStatus::{Dialing, Progressing};
-    check_ticks(vec![
-        TickCase {
-            // 3 agents × 50 % = 1; 1 call already dialing.
-            tweak: |s| with_queue(s, 50),
-            calls: &[Dialing],
-            ..tick_case(
-                "no_queue_capacity_waits_without_dialing",
-                |m, s| {
-                    agents(m, s, Ok(3));
-                    m.call.expect_create_call().times(0);
-                    m.outdial.expect_set_target_progressing().times(0);
-                },
-                waited(Outcome::Waiting("no_capacity"), &[Dialing]),
-            )
-        },
-        TickCase {
-            tweak: |s| s.campaign.queue_id = Uuid::new_v4(),
-            ..tick_case(
-                "no_available_agents_waits",
-                |m, s| agents(m, s, Ok(0)),
-                waited(Outcome::Waiting("no_capacity"), &[]),
-            )
-        },
-        TickCase {
-            // 3 agents × 100 % = 3 > 2 dialing.
-            tweak: |s| with_queue(s, 100),
-            calls: &[Dialing, Dialing, Progressing],
-            ..tick_case(
-                "queue_capacity_left_dials",
-                |m, s| {
-                    agents(m, s, Ok(3));
-                    expect_call_dial(m, Arc::new(Mutex::new(Vec::new())));
-                },
-                dialed(&[Dialing, Dialing, Progressing]),
-            )
-        },
-        TickCase {
-            tweak: |s| s.campaign.queue_id = Uuid::new_v4(),
-            ..tick_case(
-                "queue_agent_lookup_failure_backs_off",
-                |m, s| agents(m, s, Err(timeout())),
-                waited(Outcome::Backoff(String::new()), &[]),
-            )
-        },
-    ])
-    .await;
+    let call = CampaignType::Call;
+    check_table(vec![
+        tick_row("no_queue_capacity_waits_without_dialing", call, |s| with_queue(s, 50), Change::Nothing, &[Dialing], |m, s| { agents(m, s, Ok(3)); no_dial(m) },
+                 "after 5s waiting no_capacity | campaign run/run | stops 0 | unknown dials 0 | events - | calls dialing none - | references 1"),
+        tick_row("no_available_agents_waits", call, |s| s.campaign.queue_id = Uuid::new_v4(), Change::Nothing, &[], |m, s| agents(m, s, Ok(0)),
+                 "after 5s waiting no_capacity | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
+        tick_row("queue_capacity_left_dials", call, |s| with_queue(s, 100), Change::Nothing, &[Dialing, Dialing, Progressing], |m, s| { agents(m, s, Ok(3)); dials(m) },
+                 "after 500ms dialed | campaign run/run | stops 0 | unknown dials 0 | events campaigncall_created | calls dialing none requested, progressing none -, dialing none -, dialing none - | references 4"),
+        tick_row("queue_agent_lookup_failure_backs_off", call, |s| s.campaign.queue_id = Uuid::new_v4(), Change::Nothing, &[], |m, s| agents(m, s, Err(timeout())),
+                 "after 5s backoff | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
+    ]).await;
 }
 
 /// The retry interval (10 min in the outplan): a target tried within it waits; one tried
-/// before it, or never tried (`tm_update` null or equal to `tm_create`), is dialed.
+/// before it, or never tried (`tm_update` null, or equal to `tm_create`: created just now, well
+/// inside the interval, but never tried), is dialed.
+#[rustfmt::skip]
 #[tokio::test]
 async fn retry_interval_rows() {
-    check_ticks(vec![
-        tick_case(
-            "target_inside_its_retry_interval_waits",
-            |m, s| {
-                tried_minutes_ago(m, s, 1);
-                m.call.expect_create_call().times(0);
-            },
-            waited(Outcome::Waiting("retry_interval"), &[]),
-        ),
-        tick_case(
-            "target_past_its_retry_interval_dials",
-            |m, s| {
-                tried_minutes_ago(m, s, 11);
-                expect_call_dial(m, Arc::new(Mutex::new(Vec::new())));
-            },
-            dialed(&[]),
-        ),
-        tick_case(
-            "never_tried_target_with_null_tm_update_dials",
-            |m, s| {
-                let mut t = target();
-                t.tm_update = None;
-                offer(m, s.campaign.outdial_id, t, 1);
-                expect_call_dial(m, Arc::new(Mutex::new(Vec::new())));
-            },
-            dialed(&[]),
-        ),
-        tick_case(
-            // Created just now (well inside try_interval), but never tried.
-            "never_tried_target_with_tm_update_equal_to_tm_create_dials",
-            |m, s| {
-                let t = target();
-                assert_eq!(t.tm_create, t.tm_update);
-                offer(m, s.campaign.outdial_id, t, 1);
-                expect_call_dial(m, Arc::new(Mutex::new(Vec::new())));
-            },
-            dialed(&[]),
-        ),
-    ])
-    .await;
+    let call = CampaignType::Call;
+    let dialed = "after 500ms dialed | campaign run/run | stops 0 | unknown dials 0 | events campaigncall_created | calls dialing none requested | references 1";
+    check_table(vec![
+        tick_row("target_inside_its_retry_interval_waits", call, as_is, Change::Nothing, &[], |m, s| { tried_minutes_ago(m, s, 1); no_dial(m) },
+                 "after 5s waiting retry_interval | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
+        tick_row("target_past_its_retry_interval_dials", call, as_is, Change::Nothing, &[], |m, s| { tried_minutes_ago(m, s, 11); dials(m) }, dialed),
+        tick_row("never_tried_target_with_null_tm_update_dials", call, as_is, Change::Nothing, &[], |m, s| {
+            let t = OutdialTarget { tm_update: None, ..target() };
+            offer(m, s.campaign.outdial_id, t, 1);
+            dials(m)
+        }, dialed),
+        tick_row("never_tried_target_with_tm_update_equal_to_tm_create_dials", call, as_is, Change::Nothing, &[], |m, s| {
+            let t = target();
+            assert_eq!(t.tm_create, t.tm_update);
+            offer(m, s.campaign.outdial_id, t, 1);
+            dials(m)
+        }, dialed),
+    ]).await;
 }
 
 #[test]
