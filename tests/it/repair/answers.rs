@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use support::table::{TableRow, check_table, table_row};
+use crate::table::{TableRow, check_table, table_row};
 
 use super::*;
 

@@ -4,7 +4,7 @@
 //! error, not `Invalid`). Every row starts with mocks that expect nothing else, so a flow
 //! created or an outdial claimed fails the row, and no event may be published.
 
-use support::table::{check_table, table_row};
+use crate::table::{check_table, table_row};
 
 use super::*;
 

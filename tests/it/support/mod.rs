@@ -9,8 +9,7 @@
 //! - [`black_box`]: steps over the RPC API (create a campaign, set its status, expect a 400);
 //! - [`scenarios`]: simulator scenarios and fast tick settings;
 //! - [`amqp`], [`proxy`], [`recorder`], [`contract`]: raw broker access, a relay a test can cut,
-//!   a recording peer, and the contract's key lists;
-//! - [`table`]: tables of same-shape mocked-peer runs, failing once with every wrong row.
+//!   a recording peer, and the contract's key lists.
 
 #![allow(dead_code)]
 
@@ -26,7 +25,6 @@ pub mod records;
 pub mod scenarios;
 pub mod schema;
 pub mod seed;
-pub mod table;
 
 use std::future::Future;
 use std::time::{Duration, Instant};

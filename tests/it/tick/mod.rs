@@ -22,6 +22,7 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::table::{TableRow, check_table, table_row};
 use campaign_manager::model::*;
 use campaign_manager::peers::{CallRequest, PeerError};
 use campaign_manager::service::Delays;
@@ -32,7 +33,6 @@ use chrono::{Duration as ChronoDuration, SubsecRound, Utc};
 use support::mocked::{Mocked, fresh_fence};
 use support::mocks::Mocks;
 use support::records;
-use support::table::{TableRow, check_table, table_row};
 use uuid::Uuid;
 
 const WAIT: Next = Next::Continue(Duration::from_millis(5000));

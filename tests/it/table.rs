@@ -5,8 +5,6 @@
 //! to expect, a setup step failing) is caught and listed as one wrong row instead of ending the
 //! table.
 
-#![allow(dead_code)]
-
 use std::fmt::Debug;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
