@@ -164,12 +164,7 @@ async fn record_as(
         Dial::Recorded | Dial::Legacy => None,
     };
     if let Some(step) = step {
-        env.ts
-            .store
-            .dials
-            .set_step(cc.id, step)
-            .await
-            .expect("step");
+        env.set_step(cc.id, step).await;
     }
     if dial == Dial::Confirmed {
         env.ts

@@ -17,22 +17,8 @@ async fn stopping_campaign_stops_when_its_last_call_is_repaired() {
         .dial_planned(&s.campaign, &p, ReferenceType::Call, OVERDUE_SECS)
         .await;
     let id = s.campaign.id;
-    assert!(
-        env.ts
-            .store
-            .campaigns
-            .set_execute(id, Execute::Stop)
-            .await
-            .expect("execute")
-    );
-    assert!(
-        env.ts
-            .store
-            .campaigns
-            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
-            .await
-            .expect("stopping")
-    );
+    env.tell_to_stop(id).await;
+    env.set_stopping(id).await;
 
     let r = env.pass().await;
     assert_eq!((r.checked, r.finished), (1, 1));
@@ -107,14 +93,7 @@ async fn run_campaign_just_changed_is_left_alone() {
     let env = env_with(&s, Mocks::new()).await;
     let id = s.campaign.id;
     // `execute = stop` written just now: its `end_execution` may still be running.
-    assert!(
-        env.ts
-            .store
-            .campaigns
-            .set_execute(id, Execute::Stop)
-            .await
-            .expect("execute")
-    );
+    env.tell_to_stop(id).await;
 
     let r = env.pass().await;
     assert_eq!((r.campaigns, r.ran), (0, true));

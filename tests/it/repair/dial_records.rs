@@ -9,16 +9,9 @@ async fn abandoned_try_can_be_recorded_again() {
     let s = setup();
     let env = env_with(&s, Mocks::new()).await;
     let f = fence();
-    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
-    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
+    let first = env.first_try(&s.campaign, f).await;
     // Finished without its try released (a crash between the two): step still `recorded`.
-    env.ts
-        .store
-        .campaigncalls
-        .finish(first.id, CampaigncallResult::Fail)
-        .await
-        .expect("finish")
-        .expect("was open");
+    env.finish(first.id, CampaigncallResult::Fail).await;
     assert_eq!(env.step(first.id).await, Some(DialStep::Recorded));
 
     let again = same_try(&first);
@@ -35,34 +28,14 @@ async fn done_try_whose_call_was_placed_stays_taken() {
     let s = setup();
     let env = env_with(&s, Mocks::new()).await;
     let f = fence();
-    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
-    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
-    env.ts
-        .store
-        .dials
-        .set_step(first.id, DialStep::Requested)
-        .await
-        .expect("step");
-    env.ts
-        .store
-        .campaigncalls
-        .finish(first.id, CampaigncallResult::Success)
-        .await
-        .expect("finish")
-        .expect("was open");
+    let first = env.first_try(&s.campaign, f).await;
+    env.set_step(first.id, DialStep::Requested).await;
+    env.finish(first.id, CampaigncallResult::Success).await;
 
     let again = same_try(&first);
     assert_eq!(record(&env, &again, f).await, Recorded::TryTaken);
     assert_eq!(env.step(first.id).await, Some(DialStep::Requested));
-    assert!(
-        env.ts
-            .store
-            .campaigncalls
-            .get_fresh(again.id)
-            .await
-            .expect("read")
-            .is_none()
-    );
+    assert!(!env.stored(again.id).await);
 }
 
 #[tokio::test]
@@ -70,20 +43,13 @@ async fn open_try_is_taken() {
     let s = setup();
     let env = env_with(&s, Mocks::new()).await;
     let f = fence();
-    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
-    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
+    let first = env.first_try(&s.campaign, f).await;
 
     let again = same_try(&first);
     assert_eq!(record(&env, &again, f).await, Recorded::TryTaken);
     assert_eq!(env.step(again.id).await, None);
     assert!(
-        env.ts
-            .store
-            .campaigncalls
-            .get_fresh(again.id)
-            .await
-            .expect("read")
-            .is_none(),
+        !env.stored(again.id).await,
         "nothing written for a taken try"
     );
     assert_eq!(env.call(first.id).await.status, CampaigncallStatus::Dialing);
@@ -94,17 +60,8 @@ async fn stale_fence_records_nothing() {
     let s = setup();
     let env = env_with(&s, Mocks::new()).await;
     let f = fence();
-    let first = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
-    assert!(matches!(record(&env, &first, f).await, Recorded::Dial(_)));
-    assert_eq!(
-        env.ts
-            .store
-            .dials
-            .fence(s.campaign.id)
-            .await
-            .expect("fence"),
-        f.seq
-    );
+    env.first_try(&s.campaign, f).await;
+    assert_eq!(env.fence_of(s.campaign.id).await, f.seq);
 
     // Another target, by a tick older than the one that dialed.
     let stale = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
@@ -117,15 +74,7 @@ async fn stale_fence_records_nothing() {
     // The same tick may dial several targets.
     let sibling = support::records::campaigncall_of(&s.campaign, CampaigncallStatus::Dialing);
     assert!(matches!(record(&env, &sibling, f).await, Recorded::Dial(_)));
-    assert_eq!(
-        env.ts
-            .store
-            .dials
-            .fence(s.campaign.id)
-            .await
-            .expect("fence"),
-        f.seq
-    );
+    assert_eq!(env.fence_of(s.campaign.id).await, f.seq);
 }
 
 #[tokio::test]
@@ -139,15 +88,7 @@ async fn late_tick_records_nothing() {
     };
     assert_eq!(record(&env, &cc, late).await, Recorded::Late);
     assert_eq!(env.step(cc.id).await, None);
-    assert_eq!(
-        env.ts
-            .store
-            .dials
-            .fence(s.campaign.id)
-            .await
-            .expect("fence"),
-        0
-    );
+    assert_eq!(env.fence_of(s.campaign.id).await, 0);
 }
 
 #[tokio::test]
@@ -170,13 +111,5 @@ async fn campaign_not_running_records_nothing() {
     assert_eq!(env.campaign(id).await.execute, Execute::Stop);
     assert_eq!(record(&env, &cc, fence()).await, Recorded::NotRunning);
     assert_eq!(env.step(cc.id).await, None);
-    assert!(
-        env.ts
-            .store
-            .campaigncalls
-            .get_fresh(cc.id)
-            .await
-            .expect("read")
-            .is_none()
-    );
+    assert!(!env.stored(cc.id).await);
 }

@@ -169,6 +169,70 @@ impl Env {
         .expect("age campaign");
     }
 
+    /// Sets the campaign's `execute` to `stop` (as a stop request does first).
+    async fn tell_to_stop(&self, id: Uuid) {
+        let store = &self.ts.store;
+        assert!(
+            store
+                .campaigns
+                .set_execute(id, Execute::Stop)
+                .await
+                .expect("execute")
+        );
+    }
+
+    /// Moves the running campaign to `stopping`.
+    async fn set_stopping(&self, id: Uuid) {
+        let (from, to) = (&[CampaignStatus::Run], CampaignStatus::Stopping);
+        let store = &self.ts.store;
+        assert!(
+            store
+                .campaigns
+                .transition(id, from, to, None)
+                .await
+                .expect("stopping")
+        );
+    }
+
+    /// Sets the campaigncall's dial step.
+    async fn set_step(&self, id: Uuid, step: DialStep) {
+        self.ts.store.dials.set_step(id, step).await.expect("step");
+    }
+
+    /// Finishes the open campaigncall with `result` (its try left as it is).
+    async fn finish(&self, id: Uuid, result: CampaigncallResult) {
+        let store = &self.ts.store;
+        let open = store
+            .campaigncalls
+            .finish(id, result)
+            .await
+            .expect("finish");
+        open.expect("was open");
+    }
+
+    /// Whether a campaigncall of this id is stored.
+    async fn stored(&self, id: Uuid) -> bool {
+        let store = &self.ts.store;
+        store
+            .campaigncalls
+            .get_fresh(id)
+            .await
+            .expect("read")
+            .is_some()
+    }
+
+    /// The campaign's dial fence (the newest tick sequence that recorded a dial).
+    async fn fence_of(&self, id: Uuid) -> u64 {
+        self.ts.store.dials.fence(id).await.expect("fence")
+    }
+
+    /// Records a first try of `c` for a new target under `f`; it must be recorded.
+    async fn first_try(&self, c: &Campaign, f: DialFence) -> Campaigncall {
+        let first = support::records::campaigncall_of(c, CampaigncallStatus::Dialing);
+        assert!(matches!(record(self, &first, f).await, Recorded::Dial(_)));
+        first
+    }
+
     /// The campaigncall as MySQL holds it.
     async fn call(&self, id: Uuid) -> Campaigncall {
         self.ts

@@ -35,22 +35,10 @@ async fn force_stop_settles_open_calls_by_their_peer_and_stops() {
         );
     }
     // The silent one was claimed and asked for; its reply was lost.
-    env.ts
-        .store
-        .dials
-        .set_step(silent.id, DialStep::Unknown)
-        .await
-        .expect("step");
+    env.set_step(silent.id, DialStep::Unknown).await;
     let refused = env.service.force_stop_campaign(id).await.unwrap_err();
     assert!(refused.to_string().contains("stop it first"), "{refused}");
-    assert!(
-        env.ts
-            .store
-            .campaigns
-            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
-            .await
-            .expect("stopping")
-    );
+    env.set_stopping(id).await;
     assert_eq!(env.pass().await.checked, 0, "too young for the repair");
 
     let c = env
@@ -109,14 +97,7 @@ async fn force_stop_frees_the_try_of_a_dial_never_claimed() {
         .dial_planned(&s.campaign, &p, ReferenceType::Call, 0)
         .await;
     let id = s.campaign.id;
-    assert!(
-        env.ts
-            .store
-            .campaigns
-            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
-            .await
-            .expect("stopping")
-    );
+    env.set_stopping(id).await;
     let c = env
         .service
         .force_stop_campaign(id)
@@ -141,22 +122,8 @@ async fn operator_finish_keeps_the_try_and_stops_a_stopping_campaign() {
     let cc = env
         .dial_planned(&s.campaign, &p, ReferenceType::Call, 0)
         .await;
-    assert!(
-        env.ts
-            .store
-            .campaigns
-            .set_execute(id, Execute::Stop)
-            .await
-            .expect("execute")
-    );
-    assert!(
-        env.ts
-            .store
-            .campaigns
-            .transition(id, &[CampaignStatus::Run], CampaignStatus::Stopping, None)
-            .await
-            .expect("stopping")
-    );
+    env.tell_to_stop(id).await;
+    env.set_stopping(id).await;
     let refused = env
         .service
         .operator_finish_campaigncall(cc.id, CampaigncallResult::None, false)
