@@ -18,9 +18,7 @@ async fn finishing_a_campaigncall_twice_changes_it_once() {
         .times(1)
         .returning(|_, _| Ok(()));
     let env = Env::new(m).await;
-    let c = env
-        .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-        .await;
+    let c = env.stopped_campaign().await;
     let cc = env.insert_call(&c, CampaigncallStatus::Dialing).await;
 
     let first = env
@@ -67,9 +65,7 @@ async fn a_failed_campaigncall_puts_its_target_back_to_idle() {
         .times(1)
         .returning(|_, _| Ok(()));
     let env = Env::new(m).await;
-    let c = env
-        .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-        .await;
+    let c = env.stopped_campaign().await;
     let cc = env.insert_call(&c, CampaigncallStatus::Progressing).await;
     let done = env
         .service
@@ -101,9 +97,7 @@ async fn campaigncall_delete_requires_done() {
         .expect_set_target_status()
         .returning(|_, _| Ok(()));
     let env = Env::new(m).await;
-    let c = env
-        .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-        .await;
+    let c = env.stopped_campaign().await;
     let cc = env.insert_call(&c, CampaigncallStatus::Dialing).await;
     let err = env
         .service

@@ -118,17 +118,8 @@ async fn create_that_fails_in_the_store_deletes_the_flow_and_releases_the_outdia
     let flow_id = Uuid::new_v4();
     let mut m = Mocks::new();
     let (owner, sets) = stateful_outdial(&mut m, od.clone());
-    m.flow.expect_create_flow().times(1).returning(move |_, _| {
-        Ok(Flow {
-            id: flow_id,
-            ..Flow::default()
-        })
-    });
-    m.flow
-        .expect_delete_flow()
-        .withf(move |id| *id == flow_id)
-        .times(1)
-        .returning(|_| Ok(()));
+    flow_created(&mut m, flow_id);
+    flow_deleted(&mut m, flow_id);
     let env = Env::new(m).await;
     // Make the INSERT (and only the INSERT) fail.
     sqlx::query("ALTER TABLE campaign_campaigns ADD CONSTRAINT no_boom CHECK (name <> 'boom')")
@@ -169,17 +160,8 @@ async fn create_whose_outdial_claim_fails_deletes_the_flow() {
         .expect_set_outdial_campaign()
         .times(1)
         .returning(|_, _| Err(timeout()));
-    m.flow.expect_create_flow().times(1).returning(move |_, _| {
-        Ok(Flow {
-            id: flow_id,
-            ..Flow::default()
-        })
-    });
-    m.flow
-        .expect_delete_flow()
-        .withf(move |id| *id == flow_id)
-        .times(1)
-        .returning(|_| Ok(()));
+    flow_created(&mut m, flow_id);
+    flow_deleted(&mut m, flow_id);
     let env = Env::new(m).await;
 
     let id = Uuid::new_v4();

@@ -50,11 +50,7 @@ async fn delete_of_a_stopped_campaign_deletes_its_flow_and_releases_its_outdial(
     let flow_id = c.flow_id;
     let mut m = Mocks::new();
     let (owner, _) = stateful_outdial(&mut m, od);
-    m.flow
-        .expect_delete_flow()
-        .withf(move |id| *id == flow_id)
-        .times(1)
-        .returning(|_| Ok(()));
+    flow_deleted(&mut m, flow_id);
     let env = Env::new(m).await;
     let c = env.insert_campaign(&c).await;
 
@@ -118,9 +114,7 @@ async fn delete_survives_a_flow_manager_failure_and_counts_it_by_reason() {
         assert!(text.contains(&series), "{series}");
     }
     for _ in 0..3 {
-        let c = env
-            .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-            .await;
+        let c = env.stopped_campaign().await;
         let d = env.service.delete_campaign(c.id).await.expect("delete");
         assert!(d.tm_delete.is_some());
     }

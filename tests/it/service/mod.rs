@@ -58,6 +58,12 @@ impl Env {
         self.chains.started.lock().expect("lock").clone()
     }
 
+    /// Stores a stopped campaign of a new customer without outplan or outdial ([`campaign`]).
+    async fn stopped_campaign(&self) -> Campaign {
+        self.insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
+            .await
+    }
+
     /// Stores an outplan of `customer` ([`records::outplan`]).
     async fn insert_outplan_of(&self, customer: Uuid) -> Outplan {
         self.insert_outplan(&records::outplan(customer)).await
@@ -118,6 +124,27 @@ fn stateful_outdial(m: &mut Mocks, outdial: Outdial) -> OutdialState {
             Ok(())
         });
     (owner, sets)
+}
+
+/// flow-manager creates the flow `flow_id`, once.
+fn flow_created(m: &mut Mocks, flow_id: Uuid) {
+    let flow = Flow {
+        id: flow_id,
+        ..Flow::default()
+    };
+    m.flow
+        .expect_create_flow()
+        .times(1)
+        .returning(move |_, _| Ok(flow.clone()));
+}
+
+/// flow-manager deletes the flow `flow_id`, once.
+fn flow_deleted(m: &mut Mocks, flow_id: Uuid) {
+    m.flow
+        .expect_delete_flow()
+        .withf(move |id| *id == flow_id)
+        .times(1)
+        .returning(|_| Ok(()));
 }
 
 fn outdial(customer: Uuid) -> Outdial {

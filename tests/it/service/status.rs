@@ -90,9 +90,7 @@ async fn run_a_stopping_campaign_runs_it_again() {
 #[tokio::test]
 async fn run_without_outplan_or_outdial_is_invalid() {
     let env = Env::new(Mocks::new()).await;
-    let c = env
-        .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-        .await;
+    let c = env.stopped_campaign().await;
     let err = env
         .service
         .update_status(c.id, "run")

@@ -6,9 +6,7 @@ use super::*;
 #[tokio::test]
 async fn update_reads_omitted_keys_as_the_platform_means_them() {
     let env = Env::new(Mocks::new()).await;
-    let c = env
-        .insert_campaign(&campaign(Uuid::new_v4(), Uuid::nil(), Uuid::nil()))
-        .await;
+    let c = env.stopped_campaign().await;
     assert!(!c.detail.is_empty() && c.service_level != 0);
 
     // api-manager omits empty values: name/detail/service_level omitted are ""/""/0;
