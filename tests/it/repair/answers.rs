@@ -143,13 +143,15 @@ async fn record_as(
         legacy.outdial_target_id = p.target;
         legacy.reference_id = p.reference;
         legacy.outplan_id = s.outplan.id;
-        return env
+        let cc = env
             .ts
             .store
             .campaigncalls
             .create(&legacy)
             .await
             .expect("campaigncall");
+        assert_eq!(env.step(cc.id).await, None, "no dial row");
+        return cc;
     }
     let cc = env.dial_planned(&s.campaign, p, kind, 0).await;
     assert_eq!(
