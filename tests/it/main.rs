@@ -7,6 +7,8 @@
 //! binary) and share `support` from here.
 
 mod support;
+/// Tables of same-shape mocked-peer runs (`repair::answers`, `tick`, `service::refusals`).
+mod table;
 
 mod api;
 mod binaries;

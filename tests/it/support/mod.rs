@@ -368,6 +368,8 @@ impl TestSystem {
         tweak: impl FnOnce(&mut campaign_manager::config::Settings),
         sim_names: Option<&campaign_manager::bus::Names>,
     ) -> TestSystem {
+        // The simulator's outcomes follow its seed: printed, so a failing run can be re-run.
+        eprintln!("simulator scenario seed {}", scenario.seed);
         let names = TestNames::new();
         let db = TestDb::empty().await;
         let prefix = TestPrefix::new();
