@@ -10,7 +10,8 @@
 //! running; only what can never work stops it.
 //!
 //! The details are in docs/architecture.md (the tick and its dial steps), docs/pacing.md,
-//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations).
+//! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations, callbacks: the
+//! tick asks `service::callbacks` which targets to hold back and which to dial first).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
@@ -24,6 +25,7 @@ use futures::stream::FuturesUnordered;
 use uuid::Uuid;
 
 use super::campaign_cache::TickCache;
+use super::callbacks::{DueCallbacks, callback_destination};
 use super::campaigncalls::{DialRecord, NewCampaigncall};
 use super::{Service, ServiceError};
 use crate::model::{
@@ -302,7 +304,11 @@ impl Ticker {
         m.campaign_execute_total.inc();
         let mut trace = Trace::default();
         let result = self.run(id, fence, &mut trace).await;
-        let Trace { seen, next_dial } = trace;
+        let Trace {
+            seen,
+            next_dial,
+            next_callback,
+        } = trace;
         let delays = self.service.delays;
         let out = match result {
             Ok(outcome) => {
@@ -356,6 +362,7 @@ impl Ticker {
                 }
             }
         };
+        let out = (DueCallbacks::next_tick(next_callback, out.0), out.1);
         self.service.record_tick(id, out.0, &out.1).await;
         m.tick_process_time
             .observe(started.elapsed().as_secs_f64() * 1000.0);
@@ -379,10 +386,16 @@ impl Ticker {
 
     /// The tick's steps: load what it needs, settle an empty list, check the caps, dial.
     async fn run(&self, id: Uuid, fence: &Fence, trace: &mut Trace) -> Result<Outcome, Fail> {
-        let plan = match self.load(id, trace).await? {
+        let mut plan = match self.load(id, trace).await? {
             ControlFlow::Continue(plan) => plan,
             ControlFlow::Break(outcome) => return Ok(outcome),
         };
+        plan.callbacks = self.service.due_callbacks(&plan.campaign).await?;
+        plan.callbacks.arrange(&mut plan.targets);
+        trace.next_callback = plan.callbacks.next_in();
+        if plan.targets.is_empty() && plan.callbacks.any_pending() {
+            return Ok(Outcome::Waiting("callback_pending"));
+        }
         if plan.targets.is_empty() {
             return self.list_empty(&plan.campaign).await;
         }
@@ -454,6 +467,7 @@ impl Ticker {
             outplan,
             local_hours,
             targets,
+            callbacks: DueCallbacks::default(),
         }))
     }
 
@@ -590,6 +604,7 @@ impl Ticker {
         try_count: i32,
         fence: &Fence,
         rate: Option<DialRate>,
+        callback_id: Option<Uuid>,
     ) -> Result<Recording, Fail> {
         let s = &self.service;
         let (reference_type, reference_id, source) = match c.kind {
@@ -618,6 +633,7 @@ impl Ticker {
                     reference_type,
                     reference_id,
                     activeflow_id,
+                    callback_id,
                 },
                 fence.dial(),
                 rate,
@@ -827,6 +843,8 @@ struct Plan {
     /// `destination_local`: the hours each target is checked against, in its callee's zone.
     local_hours: Option<Schedule>,
     targets: Vec<OutdialTarget>,
+    /// The campaign's callbacks: due ones' targets lead `targets`, held ones are left out.
+    callbacks: DueCallbacks,
 }
 
 /// What [`Ticker::tick`] learns from a run besides its outcome.
@@ -836,6 +854,8 @@ struct Trace {
     seen: Option<(CampaignStatus, Execute)>,
     /// A paced campaign's next allowed dial, which times its next tick.
     next_dial: Option<DateTime<Utc>>,
+    /// How long until the campaign's next callback is due, which caps its next tick's delay.
+    next_callback: Option<Duration>,
 }
 
 /// How the dial loop goes on after one target.
@@ -944,6 +964,7 @@ impl<'a> Dials<'a> {
             try_count,
             fence,
             self.rate,
+            plan.callbacks.due_for(target.id).map(|c| c.id),
         );
         let recorded = while_placing(recording, &mut self.in_flight, &mut self.placed).await;
         self.recorded(recorded, index)
@@ -957,6 +978,10 @@ impl<'a> Dials<'a> {
         after: Option<i32>,
     ) -> Option<(Address, i32, i32)> {
         let plan = self.plan;
+        if let Some(callback) = plan.callbacks.due_for(target.id) {
+            let picked = callback_destination(callback, target, after)?;
+            return self.in_local_hours(picked);
+        }
         if !target_ready(target, plan.outplan.try_interval, self.now) {
             self.other_wait = true;
             return None;
@@ -975,7 +1000,13 @@ impl<'a> Dials<'a> {
             self.other_wait = true;
             return None;
         };
-        if let Some(schedule) = &plan.local_hours
+        self.in_local_hours((destination, index, try_count))
+    }
+
+    /// The pick, unless its callee is outside their local hours (then `None`: the target waits).
+    fn in_local_hours(&mut self, picked: (Address, i32, i32)) -> Option<(Address, i32, i32)> {
+        let (destination, index, try_count) = picked;
+        if let Some(schedule) = &self.plan.local_hours
             && let Some(sleep) = schedule.for_destination(&destination).sleep(
                 (self.ticker.clock)(),
                 CALLING_HOURS_MIN_SLEEP,
@@ -1066,6 +1097,8 @@ impl<'a> Dials<'a> {
                 self.other_wait = true;
                 Ok(Flow::Next)
             }
+            // A callback holds the target, or took another dial: look at the next target.
+            Ok(Recording::Refused("callback_pending" | "callback_taken")) => Ok(Flow::Next),
             Ok(Recording::Refused(_)) if self.dialed > 0 => Ok(Flow::Stop),
             Ok(Recording::Refused(reason)) => Ok(Flow::Done(Outcome::Waiting(reason))),
         }
