@@ -22,6 +22,8 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use chrono::SubsecRound;
+
 use sqlx::{MySql, MySqlPool, Row};
 use uuid::Uuid;
 
@@ -142,9 +144,11 @@ impl Callbacks {
 
     /// Stores a new callback (its `tm_create` is now) and returns it as stored.
     pub async fn create(&self, c: &Callback) -> StoreResult<Callback> {
+        // Stored to the microsecond (truncated, not rounded by the database).
         let mut stored = c.clone();
+        stored.at = stored.at.trunc_subsecs(6);
         stored.campaigncall_id = None;
-        stored.tm_create = Some(now());
+        stored.tm_create = Some(now().trunc_subsecs(6));
         sqlx::query(
             "INSERT INTO campaign_callbacks (id, customer_id, campaign_id, outdial_target_id, \
              destination_index, tm_due, campaigncall_id, tm_create) \
@@ -159,9 +163,6 @@ impl Callbacks {
         .bind(stored.tm_create.map(db_time))
         .execute(&self.pool)
         .await?;
-        // Stored to the microsecond.
-        stored.at = db_time(stored.at).and_utc();
-        stored.tm_create = stored.tm_create.map(|t| db_time(t).and_utc());
         Ok(stored)
     }
 

@@ -11,6 +11,7 @@ mod support;
 mod api;
 mod binaries;
 mod bus;
+mod callbacks;
 mod calling_hours;
 mod contract_docs;
 mod cutover;
