@@ -69,9 +69,7 @@ impl DueCallbacks {
     /// The next tick after `next`, but no later than the next callback's time.
     pub fn next_tick(next_in: Option<Duration>, next: Next) -> Next {
         match (next, next_in) {
-            (Next::Continue(d), Some(at)) => {
-                Next::Continue(d.min(at.max(CALLING_HOURS_MIN_SLEEP)))
-            }
+            (Next::Continue(d), Some(at)) => Next::Continue(d.min(at.max(CALLING_HOURS_MIN_SLEEP))),
             (next, _) => next,
         }
     }
@@ -95,7 +93,11 @@ pub fn callback_destination(
     }
     let i = usize::try_from(callback.destination_index).ok()?;
     let (dest, tries) = target.destinations().get(i).copied()?;
-    Some((dest?.clone(), callback.destination_index, tries.saturating_add(1)))
+    Some((
+        dest?.clone(),
+        callback.destination_index,
+        tries.saturating_add(1),
+    ))
 }
 
 impl Service {
@@ -219,15 +221,19 @@ impl Service {
     /// call up (`progressing`) or cannot be read now waits for a later tick; one whose target
     /// is gone from the campaign's outdial is deleted (`callback_deleted`).
     pub async fn due_callbacks(&self, c: &Campaign) -> ServiceResult<DueCallbacks> {
-        let TickCallbacks { due, held, next_in } =
-            self.store.callbacks.for_tick(c.id).await?;
+        let TickCallbacks { due, held, next_in } = self.store.callbacks.for_tick(c.id).await?;
         let mut out = DueCallbacks {
             due: Vec::new(),
             held,
             next_in,
         };
         for callback in due.into_iter().take(DUE_PER_TICK) {
-            match self.peers.outdial.get_target(callback.outdial_target_id).await {
+            match self
+                .peers
+                .outdial
+                .get_target(callback.outdial_target_id)
+                .await
+            {
                 Ok(t) if t.tm_delete.is_none() && t.outdial_id == c.outdial_id => {
                     if t.status != "progressing" {
                         out.due.push((callback, t));
@@ -299,7 +305,10 @@ mod tests {
             DueCallbacks::next_tick(Some(Duration::ZERO), Next::Continue(d)),
             Next::Continue(CALLING_HOURS_MIN_SLEEP)
         );
-        assert_eq!(DueCallbacks::next_tick(None, Next::Continue(d)), Next::Continue(d));
+        assert_eq!(
+            DueCallbacks::next_tick(None, Next::Continue(d)),
+            Next::Continue(d)
+        );
         assert_eq!(
             DueCallbacks::next_tick(Some(Duration::ZERO), Next::Stop),
             Next::Stop

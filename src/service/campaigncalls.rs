@@ -131,7 +131,8 @@ impl Service {
             .store
             .dials
             .record_for(&cc, fence, rate, n.callback_id)
-            .await? {
+            .await?
+        {
             Recorded::Dial(stored) => *stored,
             Recorded::Stale => return Ok(DialRecord::Refused("stale_tick")),
             Recorded::Late => return Ok(DialRecord::Refused("late_tick")),

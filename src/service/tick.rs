@@ -24,8 +24,8 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use uuid::Uuid;
 
-use super::campaign_cache::TickCache;
 use super::callbacks::{DueCallbacks, callback_destination};
+use super::campaign_cache::TickCache;
 use super::campaigncalls::{DialRecord, NewCampaigncall};
 use super::{Service, ServiceError};
 use crate::model::{

@@ -90,7 +90,10 @@ async fn first_call_of(sys: &TestSystem, campaign: Uuid, target: Uuid) -> Value 
 /// [`TOLERANCE`] after.
 fn assert_on_time(call: &Value, at: DateTime<Utc>) {
     let dialed = time(&call["tm_create"]);
-    assert!(dialed >= at, "dialed at {dialed}, before its callback at {at}");
+    assert!(
+        dialed >= at,
+        "dialed at {dialed}, before its callback at {at}"
+    );
     let late = (dialed - at).to_std().unwrap_or_default();
     assert!(
         late <= TOLERANCE,
@@ -153,13 +156,9 @@ async fn a_callback_dials_its_target_at_its_time_and_not_before() {
         .ok("GET", &format!("/v1/campaigns/{c}/callbacks/{id}"), None)
         .await;
     assert_eq!(served["campaigncall_id"], call["id"]);
-    wait_until(
-        "the campaign stopped",
-        Duration::from_secs(60),
-        || async {
-            sys.ok("GET", &format!("/v1/campaigns/{c}"), None).await["status"] == "stop"
-        },
-    )
+    wait_until("the campaign stopped", Duration::from_secs(60), || async {
+        sys.ok("GET", &format!("/v1/campaigns/{c}"), None).await["status"] == "stop"
+    })
     .await;
     assert_eq!(calls_of(&sys, c, held).await.len(), 1);
     sys.stop().await;
@@ -198,13 +197,9 @@ async fn a_callback_on_a_running_campaign_dials_past_the_used_up_tries() {
     assert_eq!(t.target.try_count_0, 2, "outdial-manager counted the claim");
 
     set_status(&sys, c, "stop").await;
-    wait_until(
-        "the campaign stopped",
-        Duration::from_secs(60),
-        || async {
-            sys.ok("GET", &format!("/v1/campaigns/{c}"), None).await["status"] == "stop"
-        },
-    )
+    wait_until("the campaign stopped", Duration::from_secs(60), || async {
+        sys.ok("GET", &format!("/v1/campaigns/{c}"), None).await["status"] == "stop"
+    })
     .await;
     assert_eq!(calls_of(&sys, c, target).await.len(), 1, "dialed once");
     sys.stop().await;
@@ -234,13 +229,9 @@ async fn a_callback_of_a_stopped_campaign_fires_after_run() {
     let dialed = time(&call["tm_create"]);
     assert!(dialed >= run_at, "{dialed} before the run at {run_at}");
     // The list is exhausted once the callback is served (end_handle stop).
-    wait_until(
-        "the campaign stopped",
-        Duration::from_secs(60),
-        || async {
-            sys.ok("GET", &format!("/v1/campaigns/{c}"), None).await["status"] == "stop"
-        },
-    )
+    wait_until("the campaign stopped", Duration::from_secs(60), || async {
+        sys.ok("GET", &format!("/v1/campaigns/{c}"), None).await["status"] == "stop"
+    })
     .await;
     assert_eq!(calls_of(&sys, c, target).await.len(), 1);
     sys.stop().await;
@@ -350,10 +341,7 @@ async fn bad_fields_are_400s_and_unknown_records_404s() {
     made.reverse();
     assert_eq!(seen, made, "every callback once, newest first");
     let id = id_of(&made[0]);
-    assert_eq!(
-        sys.ok("GET", &format!("{uri}/{id}"), None).await,
-        made[0]
-    );
+    assert_eq!(sys.ok("GET", &format!("{uri}/{id}"), None).await, made[0]);
     // Another campaign's callback is not this one's.
     let c2 = id_of(&create_campaign(&sys, "cb2", customer, elsewhere, json!({})).await);
     expect_404(
@@ -376,7 +364,12 @@ async fn deleting_the_campaign_deletes_its_callbacks() {
     let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
     let customer = Uuid::new_v4();
     let outdial = sys.sim.create_outdial(customer, 2, 1);
-    let targets: Vec<Uuid> = sys.sim.targets(outdial).iter().map(|t| t.target.id).collect();
+    let targets: Vec<Uuid> = sys
+        .sim
+        .targets(outdial)
+        .iter()
+        .map(|t| t.target.id)
+        .collect();
     let c = id_of(&create_campaign(&sys, "cb", customer, outdial, json!({})).await);
     let kept = sys.sim.create_outdial(customer, 1, 1);
     let other = id_of(&create_campaign(&sys, "kept", customer, kept, json!({})).await);
@@ -399,7 +392,11 @@ async fn deleting_the_campaign_deletes_its_callbacks() {
     };
     assert_eq!(count(c).await, 2);
     sys.ok("DELETE", &format!("/v1/campaigns/{c}"), None).await;
-    assert_eq!(count(c).await, 0, "the deleted campaign's callbacks are gone");
+    assert_eq!(
+        count(c).await,
+        0,
+        "the deleted campaign's callbacks are gone"
+    );
     assert_eq!(count(other).await, 1, "another campaign keeps its own");
     expect_404(
         &sys,
@@ -412,8 +409,10 @@ async fn deleting_the_campaign_deletes_its_callbacks() {
         &sys,
         "POST",
         &format!("/v1/campaigns/{c}/callbacks"),
-        Some(json!({"outdial_target_id": targets[0], "destination_index": 0,
-            "at": later.to_rfc3339()})),
+        Some(
+            json!({"outdial_target_id": targets[0], "destination_index": 0,
+            "at": later.to_rfc3339()}),
+        ),
     )
     .await;
     sys.stop().await;
@@ -438,7 +437,10 @@ async fn created_and_deleted_events_on_both_buses() {
         tokio::spawn(async move {
             while let Some(Ok(d)) = consumer.next().await {
                 let v: Value = serde_json::from_slice(&d.data).unwrap_or(Value::Null);
-                if v["type"].as_str().is_some_and(|t| t.starts_with("callback_")) {
+                if v["type"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("callback_"))
+                {
                     sink.lock().unwrap().push((d.routing_key.to_string(), v));
                 }
             }
@@ -495,7 +497,10 @@ async fn created_and_deleted_events_on_both_buses() {
             assert_eq!(v["publisher"], "campaign-manager");
         }
         if bus == EventBus::Topic {
-            assert_eq!(events[0].0, format!("campaign-manager.callback.{c}.created"));
+            assert_eq!(
+                events[0].0,
+                format!("campaign-manager.callback.{c}.created")
+            );
         }
         let _ = conn.close(0, "done".into()).await;
         sys.stop().await;
