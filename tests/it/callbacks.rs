@@ -14,7 +14,7 @@ use std::time::Duration;
 use campaign_manager::bus::EventBus;
 use campaign_manager::bus::routing::routing_key;
 use campaign_manager::model::Address;
-use campaign_sim::{Outcome as SimOutcome, Scenario, TargetSpec};
+use campaign_sim::{Fault, Outcome as SimOutcome, Scenario, Service, TargetSpec};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
@@ -234,6 +234,71 @@ async fn a_callback_of_a_stopped_campaign_fires_after_run() {
     })
     .await;
     assert_eq!(calls_of(&sys, c, target).await.len(), 1);
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dial_that_placed_no_call_frees_its_callback() {
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |s| {
+        s.workers = 2;
+        s.first_tick_ms = 100;
+        s.dial_tick_ms = 100;
+        s.wait_tick_ms = 200;
+    })
+    .await;
+    let customer = Uuid::new_v4();
+    let outdial = sys.sim.create_outdial(customer, 0, 1);
+    let target = sys
+        .sim
+        .add_target(outdial, tel_target("+15550000006", 1))
+        .expect("target");
+    let c = id_of(
+        &create_campaign(
+            &sys,
+            "cb",
+            customer,
+            outdial,
+            json!({"end_handle": "continue"}),
+        )
+        .await,
+    );
+    // call-manager refuses the first call: the dial is abandoned, nothing was placed.
+    sys.sim
+        .inject(Fault::status(Service::Call, 400, 1).on_method("POST"));
+    set_status(&sys, c, "run").await;
+    let at = Utc::now() + chrono::Duration::seconds(1);
+    let cb = add_callback(&sys, c, target, at).await;
+    wait_until(
+        "a second dial of the callback",
+        Duration::from_secs(30),
+        || async { calls_of(&sys, c, target).await.len() >= 2 },
+    )
+    .await;
+    let calls = calls_of(&sys, c, target).await;
+    let refused: Vec<&Value> = calls.iter().filter(|c| c["result"] == "fail").collect();
+    assert_eq!(refused.len(), 1, "{calls:?}");
+    for call in &calls {
+        assert!(time(&call["tm_create"]) >= at, "{call}");
+    }
+    let placed = calls
+        .iter()
+        .find(|c| c["result"] != "fail")
+        .expect("the placed dial");
+    wait_until("the callback served", Duration::from_secs(30), || async {
+        let now = sys
+            .ok(
+                "GET",
+                &format!("/v1/campaigns/{c}/callbacks/{}", id_of(&cb)),
+                None,
+            )
+            .await;
+        now["campaigncall_id"] == placed["id"]
+    })
+    .await;
+    assert_eq!(sys.sim.calls().len(), 1, "one call placed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(calls_of(&sys, c, target).await.len(), 2, "not dialed again");
+    set_status(&sys, c, "stop").await;
     sys.stop().await;
 }
 
