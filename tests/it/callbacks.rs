@@ -463,6 +463,28 @@ async fn deleting_the_campaign_deletes_its_callbacks() {
         "the deleted campaign's callbacks are gone"
     );
     assert_eq!(count(other).await, 1, "another campaign keeps its own");
+    // A process that died between the campaign's delete and its callbacks' left a row: the
+    // repair pass removes it.
+    sqlx::query(
+        "INSERT INTO campaign_callbacks (id, customer_id, campaign_id, outdial_target_id, \
+         destination_index, tm_due, campaigncall_id, tm_create) \
+         VALUES (?, ?, ?, ?, 0, UTC_TIMESTAMP(6), NULL, UTC_TIMESTAMP(6))",
+    )
+    .bind(Uuid::new_v4().as_bytes().to_vec())
+    .bind(customer.as_bytes().to_vec())
+    .bind(c.as_bytes().to_vec())
+    .bind(targets[0].as_bytes().to_vec())
+    .execute(&sys.db.pool)
+    .await
+    .expect("insert");
+    assert_eq!(count(c).await, 1);
+    let app = sys.app.as_ref().expect("running");
+    app.service
+        .repair_pass(&campaign_manager::service::RepairSettings::default())
+        .await
+        .expect("repair pass");
+    assert_eq!(count(c).await, 0, "the repair pass removed the orphan");
+    assert_eq!(count(other).await, 1);
     expect_404(
         &sys,
         "GET",
