@@ -74,6 +74,14 @@ pub enum Route {
     SuppressionImport,
     /// `DELETE /v1/suppressions/<id>`.
     SuppressionDelete(Uuid),
+    /// `POST /v1/campaigns/<id>/callbacks` (docs/contact-strategy.md, not on the platform).
+    CallbackCreate(Uuid),
+    /// `GET /v1/campaigns/<id>/callbacks?page_size=&page_token=`.
+    CallbackList(Uuid, String),
+    /// `GET /v1/campaigns/<id>/callbacks/<callback id>`.
+    CallbackGet(Uuid, Uuid),
+    /// `DELETE /v1/campaigns/<id>/callbacks/<callback id>`.
+    CallbackDelete(Uuid, Uuid),
 }
 
 /// A lowercase canonical UUID, as the platform's route regexes accept.
@@ -103,8 +111,12 @@ enum Build {
     Fixed(Route),
     /// A route of the path's id.
     Id(fn(Uuid) -> Route),
+    /// A route of the path's two ids (a record of a campaign).
+    Ids(fn(Uuid, Uuid) -> Route),
     /// A list route of the query string.
     Query(fn(String) -> Route),
+    /// A list route of the path's id and the query string.
+    IdQuery(fn(Uuid, String) -> Route),
 }
 
 const fn row(method: &'static str, pattern: &'static str, build: Build) -> RouteSpec {
@@ -152,6 +164,10 @@ static ROUTES: &[RouteSpec] = {
         row("GET",    "/v1/suppressions?{query}",                     Query(SuppressionList)),
         row("POST",   "/v1/suppressions/import",                      Fixed(SuppressionImport)),
         row("DELETE", "/v1/suppressions/{suppression_id}",            Id(SuppressionDelete)),
+        row("POST",   "/v1/campaigns/{campaign_id}/callbacks",        Id(CallbackCreate)),
+        row("GET",    "/v1/campaigns/{campaign_id}/callbacks?{query}", IdQuery(CallbackList)),
+        row("GET",    "/v1/campaigns/{campaign_id}/callbacks/{callback_id}", Ids(CallbackGet)),
+        row("DELETE", "/v1/campaigns/{campaign_id}/callbacks/{callback_id}", Ids(CallbackDelete)),
     ]
 };
 
@@ -161,8 +177,9 @@ pub fn route_table() -> &'static [RouteSpec] {
 }
 
 impl RouteSpec {
-    /// The path id (nil if the pattern has none) when `path` and `query` fit the pattern.
-    fn fit(&self, path: &str, query: Option<&str>) -> Option<Uuid> {
+    /// The path's ids in order (nil where the pattern has none) when `path` and `query` fit
+    /// the pattern.
+    fn fit(&self, path: &str, query: Option<&str>) -> Option<[Uuid; 2]> {
         let (pattern_path, wants_query) = match self.pattern.split_once('?') {
             Some((p, _)) => (p, true),
             None => (self.pattern, false),
@@ -170,17 +187,19 @@ impl RouteSpec {
         if wants_query != query.is_some() {
             return None;
         }
-        let mut id = Uuid::nil();
+        let mut ids = [Uuid::nil(); 2];
+        let mut found = 0;
         let mut segs = path.split('/');
         for want in pattern_path.split('/') {
             let seg = segs.next()?;
             if want.starts_with('{') {
-                id = lower_uuid(seg)?;
+                *ids.get_mut(found)? = lower_uuid(seg)?;
+                found += 1;
             } else if want != seg {
                 return None;
             }
         }
-        segs.next().is_none().then_some(id)
+        segs.next().is_none().then_some(ids)
     }
 }
 
@@ -191,14 +210,16 @@ impl Route {
             Some((p, q)) => (p, Some(q)),
             None => (uri, None),
         };
-        let (spec, id) = ROUTES
+        let (spec, [id, second]) = ROUTES
             .iter()
             .filter(|r| r.method == method)
             .find_map(|r| Some((r, r.fit(path, query)?)))?;
         Some(match &spec.build {
             Build::Fixed(route) => route.clone(),
             Build::Id(make) => make(id),
+            Build::Ids(make) => make(id, second),
             Build::Query(make) => make(query.unwrap_or_default().to_owned()),
+            Build::IdQuery(make) => make(id, query.unwrap_or_default().to_owned()),
         })
     }
 
@@ -236,6 +257,10 @@ pub fn route_label(r: &Route) -> &'static str {
         SuppressionCreate | SuppressionList(_) => "/v1/suppressions",
         SuppressionImport => "/v1/suppressions/import",
         SuppressionDelete(_) => "/v1/suppressions/<suppression-id>",
+        CallbackCreate(_) | CallbackList(..) => "/v1/campaigns/<campaign-id>/callbacks",
+        CallbackGet(..) | CallbackDelete(..) => {
+            "/v1/campaigns/<campaign-id>/callbacks/<callback-id>"
+        }
     }
 }
 
@@ -415,6 +440,10 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
             .await?),
         SuppressionImport => ok(&s.import_suppressions(&body(req)?).await?),
         SuppressionDelete(id) => ok(&s.delete_suppression(id).await?),
+        CallbackCreate(id) => ok(&s.create_callback(id, &body(req)?).await?),
+        CallbackList(id, q) => ok(&s.callbacks(id, page(&q)?).await?),
+        CallbackGet(id, callback) => ok(&s.callback(id, callback).await?),
+        CallbackDelete(id, callback) => ok(&s.delete_callback(id, callback).await?),
     }
 }
 
@@ -467,6 +496,19 @@ mod tests {
         );
         assert_eq!(
             Route::parse("POST", &format!("/v1/campaigncalls/{ID}/finish?x=1")),
+            None
+        );
+        let other = Uuid::new_v4();
+        assert_eq!(
+            Route::parse("GET", &format!("/v1/campaigns/{ID}/callbacks/{other}")),
+            Some(Route::CallbackGet(id, other))
+        );
+        assert_eq!(
+            Route::parse("GET", &format!("/v1/campaigns/{ID}/callbacks?page_size=2")),
+            Some(Route::CallbackList(id, "page_size=2".into()))
+        );
+        assert_eq!(
+            Route::parse("GET", &format!("/v1/campaigns/{ID}/callbacks/{other}/x")),
             None
         );
         assert_eq!(
@@ -533,6 +575,7 @@ mod tests {
                 .replace("{campaigncall_id}", ID)
                 .replace("{outplan_id}", ID)
                 .replace("{suppression_id}", ID)
+                .replace("{callback_id}", ID)
                 .replace("{query}", "page_size=1");
             let route = Route::parse(spec.method, &uri)
                 .unwrap_or_else(|| panic!("{} {uri} does not match", spec.method));

@@ -170,6 +170,16 @@ impl OutdialManager for BusPeers {
         .await?;
         Ok(())
     }
+
+    async fn get_target(&self, target_id: Uuid) -> PeerResult<OutdialTarget> {
+        self.call(
+            &self.names.outdial_queue,
+            "GET",
+            format!("/v1/outdialtargets/{target_id}"),
+            NO_BODY,
+        )
+        .await
+    }
 }
 
 impl DialGate for BusPeers {

@@ -125,6 +125,10 @@ pub trait OutdialManager: Send + Sync {
     ) -> PeerResult<()>;
     /// `PUT /v1/outdialtargets/<id>/status` (`idle` or `done`).
     async fn set_target_status(&self, target_id: Uuid, status: TargetStatus) -> PeerResult<()>;
+    /// `GET /v1/outdialtargets/<id>`: the target with its outdial and status. A target it does
+    /// not have is its typed 404 (`OUTDIAL_TARGET_NOT_FOUND`; older versions answered a bare
+    /// 400, which reads as an unknown answer).
+    async fn get_target(&self, target_id: Uuid) -> PeerResult<OutdialTarget>;
 }
 
 /// What call-manager needs to place a campaign call.

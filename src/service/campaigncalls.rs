@@ -51,6 +51,8 @@ pub(super) struct NewCampaigncall<'a> {
     pub reference_type: ReferenceType,
     pub reference_id: Uuid,
     pub activeflow_id: Uuid,
+    /// The callback this dial serves (`service::callbacks`), if any.
+    pub callback_id: Option<Uuid>,
 }
 
 /// Whether the call of a finished campaigncall existed.
@@ -70,7 +72,7 @@ pub(super) enum DialRecord {
     /// The campaigncall as stored (`dialing`).
     Recorded(Box<Campaigncall>),
     /// Nothing written, for this reason (`stale_tick`, `late_tick`, `try_taken`, `not_running`,
-    /// `suppressed`).
+    /// `suppressed`, `callback_pending`, `callback_taken`).
     Refused(&'static str),
     /// Nothing written: the dial rate allows the next dial only at this instant.
     Paced(chrono::DateTime<chrono::Utc>),
@@ -131,7 +133,12 @@ impl Service {
             tm_update: None,
             tm_delete: None,
         };
-        let stored = match self.store.dials.record_paced(&cc, fence, rate).await? {
+        let stored = match self
+            .store
+            .dials
+            .record_for(&cc, fence, rate, n.callback_id)
+            .await?
+        {
             Recorded::Dial(stored) => *stored,
             Recorded::Stale => return Ok(DialRecord::Refused("stale_tick")),
             Recorded::Late => return Ok(DialRecord::Refused("late_tick")),
@@ -139,6 +146,8 @@ impl Service {
             Recorded::NotRunning => return Ok(DialRecord::Refused("not_running")),
             Recorded::Paced(at) => return Ok(DialRecord::Paced(at)),
             Recorded::Suppressed => return Ok(DialRecord::Refused("suppressed")),
+            Recorded::CallbackPending => return Ok(DialRecord::Refused("callback_pending")),
+            Recorded::CallbackTaken => return Ok(DialRecord::Refused("callback_taken")),
         };
         self.metrics
             .campaigncall_create_total

@@ -303,6 +303,7 @@ impl Service {
             Deletion::Missing => return Err(ServiceError::NotFound("campaign")),
         };
         self.emit(DomainEvent::CampaignDeleted(d.clone())).await;
+        self.delete_campaign_callbacks(id).await;
         if let Err(e) = self.peers.flow.delete_flow(d.flow_id).await {
             let reason = if e.is_typed_not_found() {
                 "not_found"

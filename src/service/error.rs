@@ -64,6 +64,11 @@ impl ServiceError {
                         "SUPPRESSION_NOT_FOUND",
                         "The suppression list entry was not found.",
                     ),
+                    "callback" => ("CALLBACK_NOT_FOUND", "The callback was not found."),
+                    "outdial_target" => (
+                        "OUTDIAL_TARGET_NOT_FOUND",
+                        "The outdial target was not found in the campaign's outdial.",
+                    ),
                     _ => ("NOT_FOUND", "The resource was not found."),
                 };
                 VoipbinError::new("NOT_FOUND", reason, message)

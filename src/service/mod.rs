@@ -6,6 +6,7 @@
 //! scheduler. That keeps it free of AMQP and apalis and testable with mocks. Its fields are
 //! private: the layers above (api, events, scheduler) reach the store only through its methods.
 
+mod callbacks;
 mod calling_hours;
 mod campaign_cache;
 mod campaigncalls;
@@ -37,6 +38,7 @@ use crate::store::Store;
 pub use crate::model::{
     CampaignCreate, CampaignUpdate, OutplanCreate, OutplanDials, OutplanUpdate,
 };
+pub use callbacks::{DUE_PER_TICK, DueCallbacks};
 pub use campaign_cache::{Changed, SAFETY_TTL, TickCache};
 pub use campaigncalls::hangup_result;
 pub use error::{ServiceError, ServiceResult};

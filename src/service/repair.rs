@@ -206,6 +206,7 @@ impl Service {
             return Ok(report);
         }
         report.outbox = self.settle_outbox(settings.rule.margin_ms).await;
+        self.sweep_callbacks().await;
         let settled = Utc::now()
             - chrono::Duration::from_std(settings.settle).unwrap_or(chrono::Duration::zero());
         for id in self.store.campaigns.ids_stopping_idle(settled).await? {

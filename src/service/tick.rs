@@ -14,7 +14,8 @@
 //!
 //! The details are in docs/architecture.md (the tick and its dial steps), docs/pacing.md,
 //! docs/calling_hours.md and docs/contact-strategy.md (suppressed destinations; retry rules:
-//! a target's wait and its final destinations come from `service::retry_rules`).
+//! a target's wait and its final destinations come from `service::retry_rules`; callbacks: the
+//! tick asks `service::callbacks` which targets to hold back and which to dial first).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
@@ -27,6 +28,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::stream::FuturesUnordered;
 use uuid::Uuid;
 
+use super::callbacks::{DueCallbacks, callback_destination};
 use super::campaign_cache::TickCache;
 use super::campaigncalls::{DialRecord, NewCampaigncall};
 use super::retry_rules::RetryView;
@@ -345,6 +347,7 @@ impl Ticker {
             seen,
             next_dial,
             settled,
+            next_callback,
         } = trace;
         let delays = self.service.delays;
         let streak = self.note_unknowns(id, settled);
@@ -406,6 +409,7 @@ impl Ticker {
                 }
             }
         };
+        let out = (DueCallbacks::next_tick(next_callback, out.0), out.1);
         self.service.record_tick(id, out.0, &out.1).await;
         m.tick_process_time
             .observe(started.elapsed().as_secs_f64() * 1000.0);
@@ -472,10 +476,16 @@ impl Ticker {
 
     /// The tick's steps: load what it needs, settle an empty list, check the caps, dial.
     async fn run(&self, id: Uuid, fence: &Fence, trace: &mut Trace) -> Result<Outcome, Fail> {
-        let plan = match self.load(id, trace).await? {
+        let mut plan = match self.load(id, trace).await? {
             ControlFlow::Continue(plan) => plan,
             ControlFlow::Break(outcome) => return Ok(outcome),
         };
+        plan.callbacks = self.service.due_callbacks(&plan.campaign).await?;
+        plan.callbacks.arrange(&mut plan.targets);
+        trace.next_callback = plan.callbacks.next_in();
+        if plan.targets.is_empty() && plan.callbacks.any_pending() {
+            return Ok(Outcome::Waiting("callback_pending"));
+        }
         if plan.targets.is_empty() {
             return self.list_empty(&plan.campaign).await;
         }
@@ -547,6 +557,7 @@ impl Ticker {
             outplan,
             local_hours,
             targets,
+            callbacks: DueCallbacks::default(),
         }))
     }
 
@@ -683,6 +694,7 @@ impl Ticker {
         try_count: i32,
         fence: &Fence,
         rate: Option<DialRate>,
+        callback_id: Option<Uuid>,
     ) -> Result<Recording, Fail> {
         let s = &self.service;
         let (reference_type, reference_id, source) = match c.kind {
@@ -711,6 +723,7 @@ impl Ticker {
                     reference_type,
                     reference_id,
                     activeflow_id,
+                    callback_id,
                 },
                 fence.dial(),
                 rate,
@@ -932,6 +945,8 @@ struct Plan {
     /// `destination_local`: the hours each target is checked against, in its callee's zone.
     local_hours: Option<Schedule>,
     targets: Vec<OutdialTarget>,
+    /// The campaign's callbacks: due ones' targets lead `targets`, held ones are left out.
+    callbacks: DueCallbacks,
 }
 
 /// What [`Ticker::tick`] learns from a run besides its outcome.
@@ -943,6 +958,8 @@ struct Trace {
     next_dial: Option<DateTime<Utc>>,
     /// What became of the tick's dials, for the run of unknown outcomes.
     settled: Settled,
+    /// How long until the campaign's next callback is due, which caps its next tick's delay.
+    next_callback: Option<Duration>,
 }
 
 /// How many of a tick's dials the peer took, and how many ended with an unknown outcome.
@@ -1065,6 +1082,7 @@ impl<'a> Dials<'a> {
             try_count,
             fence,
             self.rate,
+            plan.callbacks.due_for(target.id).map(|c| c.id),
         );
         let recorded = while_placing(recording, &mut self.in_flight, &mut self.placed).await;
         self.recorded(recorded, index)
@@ -1078,6 +1096,10 @@ impl<'a> Dials<'a> {
         after: Option<i32>,
     ) -> Option<(Address, i32, i32)> {
         let plan = self.plan;
+        if let Some(callback) = plan.callbacks.due_for(target.id) {
+            let picked = callback_destination(callback, target, after)?;
+            return self.in_local_hours(target.id, picked).await;
+        }
         // The wait and the final destinations follow the last outcomes' retry rules.
         if !target_ready(target, self.retry.delay_ms(target.id), self.now) {
             self.other_wait = true;
@@ -1104,11 +1126,24 @@ impl<'a> Dials<'a> {
             self.other_wait = true;
             return None;
         };
+        self.in_local_hours(target.id, (destination, index, try_count))
+            .await
+    }
+
+    /// The pick, unless its callee is outside their local hours (then `None`: the target
+    /// waits). A callee without a zone of their own is counted for the stats (once per target).
+    async fn in_local_hours(
+        &mut self,
+        target_id: Uuid,
+        picked: (Address, i32, i32),
+    ) -> Option<(Address, i32, i32)> {
+        let (destination, index, try_count) = picked;
+        let plan = self.plan;
         if let Some(schedule) = &plan.local_hours
             && schedule.falls_back(&destination)
         {
             let s = &self.ticker.service;
-            s.mark_zone_fallback(plan.campaign.id, target.id).await;
+            s.mark_zone_fallback(plan.campaign.id, target_id).await;
         }
         if let Some(schedule) = &plan.local_hours
             && let Some(sleep) = schedule.for_destination(&destination).sleep(
@@ -1201,6 +1236,8 @@ impl<'a> Dials<'a> {
                 self.other_wait = true;
                 Ok(Flow::Next)
             }
+            // A callback holds the target, or took another dial: look at the next target.
+            Ok(Recording::Refused("callback_pending" | "callback_taken")) => Ok(Flow::Next),
             Ok(Recording::Refused(_)) if self.dialed > 0 => Ok(Flow::Stop),
             Ok(Recording::Refused(reason)) => Ok(Flow::Done(Outcome::Waiting(reason))),
         }

@@ -11,8 +11,10 @@
 //! 4. the destination must not be on the customer's suppression list (an unexpired entry, by
 //!    MySQL's clock; a locking read, so an entry committed before it is seen and one being
 //!    added waits for this dial: `suppressions::suppressed_in`);
-//! 5. the dial row is inserted: its unique key refuses a second record of one try;
-//! 6. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
+//! 5. a callback's dial takes its callback (a compare-and-set); any other dial of a target
+//!    with a pending callback is refused (`callbacks::take_in`, `callbacks::held_in`);
+//! 6. the dial row is inserted: its unique key refuses a second record of one try;
+//! 7. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
 //!
 //! With a dial rate (`pacing.dials_per_second`), between 1 and 2 the campaign's most recent dial
 //! times are read and [`DialRate::next_allowed`] is applied to the creation time about to be
@@ -108,6 +110,10 @@ pub enum Recorded {
     Paced(DateTime<Utc>),
     /// The destination is on the customer's suppression list.
     Suppressed,
+    /// The target has a pending callback, and this dial is not its own.
+    CallbackPending,
+    /// The callback of this dial is taken by another dial, deleted, or not due.
+    CallbackTaken,
 }
 
 /// An open campaigncall the repair should look at.
@@ -144,6 +150,7 @@ async fn record_in(
     cc: &Campaigncall,
     fence: DialFence,
     rate: Option<DialRate>,
+    callback: Option<Uuid>,
 ) -> StoreResult<Result<NaiveDateTime, Recorded>> {
     let campaign = uuid_bytes(cc.campaign_id);
     let t = db_time(now());
@@ -201,6 +208,15 @@ async fn record_in(
         && super::suppressions::suppressed_in(tx, cc.customer_id, &key).await?
     {
         return Ok(Err(Recorded::Suppressed));
+    }
+    match callback {
+        Some(id) if !super::callbacks::take_in(tx, id, cc.id).await? => {
+            return Ok(Err(Recorded::CallbackTaken));
+        }
+        None if super::callbacks::held_in(tx, cc.campaign_id, cc.outdial_target_id).await? => {
+            return Ok(Err(Recorded::CallbackPending));
+        }
+        _ => {}
     }
     sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
         .bind(fence.seq)
@@ -383,6 +399,18 @@ impl DialRecords {
         fence: DialFence,
         rate: Option<DialRate>,
     ) -> StoreResult<Recorded> {
+        self.record_for(cc, fence, rate, None).await
+    }
+
+    /// [`DialRecords::record_paced`], as the dial of `callback` when given (it takes the
+    /// callback in the same transaction), or as a dial that no pending callback holds back.
+    pub async fn record_for(
+        &self,
+        cc: &Campaigncall,
+        fence: DialFence,
+        rate: Option<DialRate>,
+        callback: Option<Uuid>,
+    ) -> StoreResult<Recorded> {
         // The row is wholly known once written (its creation time is the one the transaction
         // chose, a paced dial's allowed instant or now), so it is not read back.
         let mut stored = cc.clone();
@@ -393,7 +421,7 @@ impl DialRecords {
         self.pool_wait
             .observe(waiting.elapsed().as_secs_f64() * 1000.0);
         let mut tx = conn.begin().await?;
-        let outcome = record_in(&mut tx, &stored, fence, rate).await;
+        let outcome = record_in(&mut tx, &stored, fence, rate, callback).await;
         match outcome {
             Ok(Ok(created)) => {
                 tx.commit().await?;

@@ -6,6 +6,7 @@
 //! in UTC, JSON columns hold serde JSON. Reads treat SQL NULL and JSON `null` alike.
 
 mod cache;
+mod callbacks;
 mod campaigncalls;
 mod campaigns;
 mod dials;
@@ -27,6 +28,7 @@ use sqlx::{ConnectOptions, MySqlPool};
 use crate::dsn::DatabaseDsn;
 
 pub use cache::Cache;
+pub use callbacks::{Callbacks, TICK_READ_LIMIT, TickCallbacks};
 pub use campaigncalls::Campaigncalls;
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
 pub use dials::{
@@ -158,6 +160,8 @@ pub struct Store {
     pub suppressions: Suppressions,
     /// Follow-up work that must outlive its process (target statuses, sequence starts).
     pub outbox: Outbox,
+    /// The campaigns' callbacks.
+    pub callbacks: Callbacks,
 }
 
 /// A pool of at most `max_connections` to the database of `database` ([`Store::pool_options`]).
@@ -223,6 +227,7 @@ impl Store {
             loop_kicks: LoopKicks::new(pool.clone()),
             suppressions: Suppressions::new(pool.clone()),
             outbox: Outbox::new(pool.clone()),
+            callbacks: Callbacks::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,
         }

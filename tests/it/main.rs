@@ -13,6 +13,7 @@ mod table;
 mod api;
 mod binaries;
 mod bus;
+mod callbacks;
 mod calling_hours;
 mod contract_docs;
 mod cutover;

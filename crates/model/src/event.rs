@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Campaign, Campaigncall, Outplan, Suppression};
+use crate::{Callback, Campaign, Campaigncall, Outplan, Suppression};
 
 /// The record an event carries, borrowed; serializes as the record itself.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -26,10 +26,12 @@ pub enum EventRecord<'a> {
     Outplan(&'a Outplan),
     /// A suppression list entry.
     Suppression(&'a Suppression),
+    /// A callback.
+    Callback(&'a Callback),
 }
 
-/// A change to a campaign, campaigncall, outplan or suppression list entry, with the record
-/// after it.
+/// A change to a campaign, campaigncall, outplan, suppression list entry or callback, with the
+/// record after it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     /// `campaign_created`: a campaign was created.
@@ -62,6 +64,10 @@ pub enum DomainEvent {
     SuppressionCreated(Suppression),
     /// `suppression_deleted`: an entry was removed from the list (the record as it was).
     SuppressionDeleted(Suppression),
+    /// `callback_created`: a callback was set for one of a campaign's targets.
+    CallbackCreated(Callback),
+    /// `callback_deleted`: a callback was removed (the record as it was).
+    CallbackDeleted(Callback),
 }
 
 impl DomainEvent {
@@ -81,6 +87,8 @@ impl DomainEvent {
         "outplan_deleted",
         "suppression_created",
         "suppression_deleted",
+        "callback_created",
+        "callback_deleted",
     ];
 
     /// The event's contract name: its `type` on the event exchange and in webhooks.
@@ -100,6 +108,8 @@ impl DomainEvent {
             DomainEvent::OutplanDeleted(_) => "outplan_deleted",
             DomainEvent::SuppressionCreated(_) => "suppression_created",
             DomainEvent::SuppressionDeleted(_) => "suppression_deleted",
+            DomainEvent::CallbackCreated(_) => "callback_created",
+            DomainEvent::CallbackDeleted(_) => "callback_deleted",
         }
     }
 
@@ -121,6 +131,7 @@ impl DomainEvent {
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
                 x.customer_id
             }
+            DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => x.customer_id,
         }
     }
 
@@ -140,18 +151,21 @@ impl DomainEvent {
             | DomainEvent::OutplanUpdated(o)
             | DomainEvent::OutplanDeleted(o) => o.id,
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => x.id,
+            DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => x.id,
         }
     }
 
     /// The id subscribers follow this event by (its address on the platform's topic exchange):
     /// the campaign's id for campaign events **and for campaigncall events** (a campaigncall is
     /// addressed by its parent campaign, as the platform addresses it), the outplan's id for
-    /// outplan events, the entry's id for suppression events.
+    /// outplan events, the entry's id for suppression events, the campaign's id for callback
+    /// events (like a campaigncall, a callback belongs to its campaign).
     pub fn subscription_id(&self) -> Uuid {
         match self {
             DomainEvent::CampaigncallCreated(c)
             | DomainEvent::CampaigncallUpdated(c)
             | DomainEvent::CampaigncallDeleted(c) => c.campaign_id,
+            DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => x.campaign_id,
             other => other.record_id(),
         }
     }
@@ -188,6 +202,9 @@ impl DomainEvent {
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
                 serde_json::to_value(x)
             }
+            DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => {
+                serde_json::to_value(x)
+            }
         };
         encoded.unwrap_or(Value::Null)
     }
@@ -210,6 +227,9 @@ impl DomainEvent {
             | DomainEvent::OutplanDeleted(o) => EventRecord::Outplan(o),
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
                 EventRecord::Suppression(x)
+            }
+            DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => {
+                EventRecord::Callback(x)
             }
         }
     }
@@ -315,6 +335,19 @@ mod tests {
         }
     }
 
+    fn callback() -> Callback {
+        Callback {
+            id: Uuid::new_v4(),
+            customer_id: Uuid::new_v4(),
+            campaign_id: Uuid::new_v4(),
+            outdial_target_id: Uuid::new_v4(),
+            destination_index: 0,
+            at: chrono::Utc::now(),
+            campaigncall_id: None,
+            tm_create: None,
+        }
+    }
+
     fn every_event(c: &Campaign, cc: &Campaigncall, o: &Outplan) -> Vec<DomainEvent> {
         let (c, cc, o) = (c.clone(), cc.clone(), o.clone());
         vec![
@@ -332,6 +365,8 @@ mod tests {
             DomainEvent::OutplanDeleted(o),
             DomainEvent::SuppressionCreated(suppression()),
             DomainEvent::SuppressionDeleted(suppression()),
+            DomainEvent::CallbackCreated(callback()),
+            DomainEvent::CallbackDeleted(callback()),
         ]
     }
 
@@ -352,6 +387,7 @@ mod tests {
         for e in every_event(&c, &cc, &o) {
             let (customer, record) = match (e.name(), e.record()) {
                 (_, EventRecord::Suppression(x)) => (x.customer_id, serde_json::to_value(x)),
+                (_, EventRecord::Callback(x)) => (x.customer_id, serde_json::to_value(x)),
                 (n, _) if n.starts_with("campaigncall_") => {
                     (cc.customer_id, serde_json::to_value(&cc))
                 }
@@ -378,6 +414,10 @@ mod tests {
         for e in every_event(&c, &cc, &o) {
             let want = match e.name() {
                 n if n.starts_with("suppression_") => e.record_id(),
+                n if n.starts_with("callback_") => match e.record() {
+                    EventRecord::Callback(x) => x.campaign_id,
+                    _ => Uuid::nil(),
+                },
                 n if n.starts_with("campaigncall_") => cc.campaign_id,
                 n if n.starts_with("campaign_") => c.id,
                 _ => o.id,

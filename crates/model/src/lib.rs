@@ -7,6 +7,7 @@
 
 mod action;
 mod address;
+mod callback;
 mod calling_hours;
 mod campaign;
 mod campaigncall;
@@ -26,6 +27,7 @@ mod zone_table;
 
 pub use action::Action;
 pub use address::Address;
+pub use callback::{Callback, CallbackCreate};
 pub use calling_hours::{CallingHours, CallingWindow, DAY_NAMES, Gate, MAX_CLOSED_DATES, Schedule};
 pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndHandle, Execute};
 pub use campaigncall::{

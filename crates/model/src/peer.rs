@@ -64,6 +64,14 @@ pub struct OutdialTarget {
     /// Last updated at (set by every attempt).
     #[serde(with = "opt_time")]
     pub tm_update: Option<DateTime<Utc>>,
+    /// The outdial it belongs to (read by `GET /v1/outdialtargets/<id>`; nil when not sent).
+    #[serde(deserialize_with = "uuid_or_nil")]
+    pub outdial_id: Uuid,
+    /// `idle`, `progressing` (a call is up) or `done`; empty when not sent.
+    pub status: String,
+    /// Soft-deleted at.
+    #[serde(with = "opt_time")]
+    pub tm_delete: Option<DateTime<Utc>>,
 }
 
 impl OutdialTarget {

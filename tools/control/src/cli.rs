@@ -112,6 +112,9 @@ pub enum Command {
     /// A customer's suppression (do-not-call) list (via the service's RPC API).
     #[command(subcommand)]
     Suppression(SuppressionCmd),
+    /// A campaign's callbacks: a target dialed at a time asked for (via the service's RPC API).
+    #[command(subcommand)]
+    Callback(CallbackCmd),
     /// Print a shell completion script, e.g. `campaign-control completions bash >
     /// /etc/bash_completion.d/campaign-control`.
     Completions {
@@ -504,6 +507,47 @@ pub enum SuppressionCmd {
         reason: String,
         /// The file of targets.
         file: std::path::PathBuf,
+    },
+}
+
+/// `callback ...` (docs/contact-strategy.md)
+#[derive(Debug, Subcommand)]
+pub enum CallbackCmd {
+    /// Dial a target of the campaign's outdial at a time (not before it, and within a tick of
+    /// it, inside the calling hours), whatever its tries used.
+    Add {
+        /// The campaign (UUID).
+        #[arg(long = "campaign-id")]
+        campaign_id: Uuid,
+        /// The outdial target (UUID).
+        #[arg(long = "target-id")]
+        target_id: Uuid,
+        /// Which of its destinations (0 to 4).
+        #[arg(long = "destination-index", default_value_t = 0)]
+        destination_index: i32,
+        /// When (RFC 3339, in the future), e.g. 2026-12-07T18:00:00+01:00.
+        #[arg(long)]
+        at: String,
+    },
+    /// List the campaign's callbacks, newest first.
+    List {
+        /// The campaign (UUID).
+        #[arg(long = "campaign-id")]
+        campaign_id: Uuid,
+        #[command(flatten)]
+        page: Page,
+    },
+    /// Remove a callback (asks for confirmation).
+    Remove {
+        /// The campaign (UUID).
+        #[arg(long = "campaign-id")]
+        campaign_id: Uuid,
+        /// The callback (UUID).
+        #[arg(long)]
+        id: Uuid,
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
 }
 

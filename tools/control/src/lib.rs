@@ -28,6 +28,7 @@
 //! Every failure is a [`Failure`]: a message that says what failed and what to check, and the
 //! exit code (1 failure, 2 usage).
 
+pub mod callbacks;
 pub mod cli;
 pub mod events;
 pub mod flows;
@@ -222,6 +223,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
         Command::Events(c) => events::run(cli, c).await,
         Command::Flows(c) => rpc::Rpc::connect(cli).await?.flows(c).await,
         Command::Suppression(c) => rpc::Rpc::connect(cli).await?.suppression(c).await,
+        Command::Callback(c) => rpc::Rpc::connect(cli).await?.callback(c).await,
     }
 }
 

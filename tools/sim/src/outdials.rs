@@ -321,6 +321,7 @@ impl Outdials {
             try_count_4: tries(4),
             tm_create: Some(now),
             tm_update: if spec.null_tm_update { None } else { Some(now) },
+            ..OutdialTarget::default()
         };
         for (i, (d, _)) in target.destinations().iter().enumerate() {
             if let Some(d) = d {

@@ -4,7 +4,8 @@
 //! plus timed effects out. Each service only answers its own routes, like the real managers on
 //! their own queues. Errors follow the platform: unknown route or id → bare 404, except where a
 //! peer answers its typed 404 (a call call-manager does not have → `CALL_NOT_FOUND`, a flow or an
-//! activeflow flow-manager does not have → `FLOW_NOT_FOUND`, `ACTIVEFLOW_NOT_FOUND`); undecodable
+//! activeflow flow-manager does not have → `FLOW_NOT_FOUND`, `ACTIVEFLOW_NOT_FOUND`, an outdial
+//! target outdial-manager does not have → `OUTDIAL_TARGET_NOT_FOUND`); undecodable
 //! body or query → bare 400, duplicate/wrong state → bare 409. The peers' other read errors
 //! (call-manager's bare 500, flow-manager's bare 400) are faults (`faults`). Nothing here can
 //! panic on input.
@@ -77,6 +78,15 @@ fn activeflow_not_found() -> Response {
         "flow-manager",
         "ACTIVEFLOW_NOT_FOUND",
         "The activeflow was not found.",
+    )
+}
+
+/// outdial-manager's typed 404 for a target it does not have (`GET /v1/outdialtargets/<id>`).
+fn target_not_found() -> Response {
+    typed_not_found(
+        "outdial-manager",
+        "OUTDIAL_TARGET_NOT_FOUND",
+        "The outdial target was not found.",
     )
 }
 
@@ -263,7 +273,7 @@ impl SimState {
             }
             ("GET", ["outdialtargets", id]) => {
                 let id = path_id(id).ok_or_else(not_found)?;
-                let t = self.outdials.target(id).ok_or_else(not_found)?;
+                let t = self.outdials.target(id).ok_or_else(target_not_found)?;
                 Ok(ok(&t.json()))
             }
             ("POST", ["outdialtargets", id, "progressing"]) => {
