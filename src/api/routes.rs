@@ -74,6 +74,13 @@ pub enum Route {
     SuppressionImport,
     /// `DELETE /v1/suppressions/<id>`.
     SuppressionDelete(Uuid),
+    /// `GET /v1/customers/<customer_id>/dial_limits` (docs/contact-strategy.md, not on the
+    /// platform).
+    CustomerDialLimitsGet(Uuid),
+    /// `PUT /v1/customers/<customer_id>/dial_limits`.
+    CustomerDialLimitsSet(Uuid),
+    /// `DELETE /v1/customers/<customer_id>/dial_limits`.
+    CustomerDialLimitsClear(Uuid),
 }
 
 /// A lowercase canonical UUID, as the platform's route regexes accept.
@@ -152,6 +159,9 @@ static ROUTES: &[RouteSpec] = {
         row("GET",    "/v1/suppressions?{query}",                     Query(SuppressionList)),
         row("POST",   "/v1/suppressions/import",                      Fixed(SuppressionImport)),
         row("DELETE", "/v1/suppressions/{suppression_id}",            Id(SuppressionDelete)),
+        row("GET",    "/v1/customers/{customer_id}/dial_limits",      Id(CustomerDialLimitsGet)),
+        row("PUT",    "/v1/customers/{customer_id}/dial_limits",      Id(CustomerDialLimitsSet)),
+        row("DELETE", "/v1/customers/{customer_id}/dial_limits",      Id(CustomerDialLimitsClear)),
     ]
 };
 
@@ -236,6 +246,9 @@ pub fn route_label(r: &Route) -> &'static str {
         SuppressionCreate | SuppressionList(_) => "/v1/suppressions",
         SuppressionImport => "/v1/suppressions/import",
         SuppressionDelete(_) => "/v1/suppressions/<suppression-id>",
+        CustomerDialLimitsGet(_) | CustomerDialLimitsSet(_) | CustomerDialLimitsClear(_) => {
+            "/v1/customers/<customer-id>/dial_limits"
+        }
     }
 }
 
@@ -415,6 +428,9 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
             .await?),
         SuppressionImport => ok(&s.import_suppressions(&body(req)?).await?),
         SuppressionDelete(id) => ok(&s.delete_suppression(id).await?),
+        CustomerDialLimitsGet(id) => ok(&s.customer_dial_limits(id).await?),
+        CustomerDialLimitsSet(id) => ok(&s.set_customer_dial_limits(id, body(req)?).await?),
+        CustomerDialLimitsClear(id) => ok(&s.clear_customer_dial_limits(id).await?),
     }
 }
 
@@ -533,6 +549,7 @@ mod tests {
                 .replace("{campaigncall_id}", ID)
                 .replace("{outplan_id}", ID)
                 .replace("{suppression_id}", ID)
+                .replace("{customer_id}", ID)
                 .replace("{query}", "page_size=1");
             let route = Route::parse(spec.method, &uri)
                 .unwrap_or_else(|| panic!("{} {uri} does not match", spec.method));

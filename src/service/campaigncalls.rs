@@ -70,10 +70,13 @@ pub(super) enum DialRecord {
     /// The campaigncall as stored (`dialing`).
     Recorded(Box<Campaigncall>),
     /// Nothing written, for this reason (`stale_tick`, `late_tick`, `try_taken`, `not_running`,
-    /// `suppressed`).
+    /// `suppressed`, `customer_limit`).
     Refused(&'static str),
     /// Nothing written: the dial rate allows the next dial only at this instant.
     Paced(chrono::DateTime<chrono::Utc>),
+    /// Nothing written: the customer's dial rate (all its campaigns) allows the next dial
+    /// only at this instant.
+    CustomerPaced(chrono::DateTime<chrono::Utc>),
 }
 
 impl Service {
@@ -139,6 +142,8 @@ impl Service {
             Recorded::NotRunning => return Ok(DialRecord::Refused("not_running")),
             Recorded::Paced(at) => return Ok(DialRecord::Paced(at)),
             Recorded::Suppressed => return Ok(DialRecord::Refused("suppressed")),
+            Recorded::CustomerLimit => return Ok(DialRecord::Refused("customer_limit")),
+            Recorded::CustomerPaced(at) => return Ok(DialRecord::CustomerPaced(at)),
         };
         self.metrics
             .campaigncall_create_total

@@ -11,6 +11,9 @@
 //! 4. the destination must not be on the customer's suppression list (an unexpired entry, by
 //!    MySQL's clock; a locking read, so an entry committed before it is seen and one being
 //!    added waits for this dial: `suppressions::suppressed_in`);
+//!    Then the customer's dial limits across all its campaigns, if it has any
+//!    (`customer_limits::admit_in`: the customer's row locked, its open calls counted, its dial
+//!    rate applied to the creation time);
 //! 5. the dial row is inserted: its unique key refuses a second record of one try;
 //! 6. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
 //!
@@ -108,6 +111,12 @@ pub enum Recorded {
     Paced(DateTime<Utc>),
     /// The destination is on the customer's suppression list.
     Suppressed,
+    /// The customer's calls up across all its campaigns are at its `max_concurrent_calls`
+    /// (`store::customer_limits`).
+    CustomerLimit,
+    /// The customer's dial rate across all its campaigns allows its next dial only at this
+    /// instant (`store::customer_limits`).
+    CustomerPaced(DateTime<Utc>),
 }
 
 /// An open campaigncall the repair should look at.
@@ -202,6 +211,10 @@ async fn record_in(
     {
         return Ok(Err(Recorded::Suppressed));
     }
+    let t = match super::customer_limits::admit_in(tx, cc.customer_id, t, fence.deadline).await? {
+        Ok(t) => t,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
         .bind(fence.seq)
         .bind(t)

@@ -8,6 +8,7 @@
 mod cache;
 mod campaigncalls;
 mod campaigns;
+mod customer_limits;
 mod dials;
 pub mod filter;
 mod loop_kicks;
@@ -29,6 +30,7 @@ use crate::dsn::DatabaseDsn;
 pub use cache::Cache;
 pub use campaigncalls::Campaigncalls;
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
+pub use customer_limits::CustomerLimits;
 pub use dials::{
     DialFence, DialRecords, DialStep, Overdue, OverdueRule, PACING_WAIT_IN_TRANSACTION,
     POOL_WAIT_METRIC, Recorded,
@@ -156,6 +158,8 @@ pub struct Store {
     pub loop_kicks: LoopKicks,
     /// The customers' suppression (do-not-call) lists.
     pub suppressions: Suppressions,
+    /// The customers' dial limits across all their campaigns.
+    pub customer_limits: CustomerLimits,
     /// Follow-up work that must outlive its process (target statuses, sequence starts).
     pub outbox: Outbox,
 }
@@ -222,6 +226,7 @@ impl Store {
             tick_switch: TickSwitch::new(pool.clone()),
             loop_kicks: LoopKicks::new(pool.clone()),
             suppressions: Suppressions::new(pool.clone()),
+            customer_limits: CustomerLimits::new(pool.clone()),
             outbox: Outbox::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,

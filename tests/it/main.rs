@@ -15,6 +15,7 @@ mod binaries;
 mod bus;
 mod calling_hours;
 mod contract_docs;
+mod customer_limits;
 mod cutover;
 mod dbscheme;
 mod deploy;

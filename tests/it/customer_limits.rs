@@ -1,0 +1,343 @@
+//! Customer-wide dial limits (docs/contact-strategy.md "Customer-wide limits"), black box over
+//! RabbitMQ with `campaign-sim` as the platform: the route (set, get, clear, a 400 per bad
+//! field), and two campaigns of one customer that together never have more calls up than the
+//! customer's `max_concurrent_calls` nor more dials in any 1 s window than its
+//! `dials_per_second`, while a campaign of another customer is not held back and the stats say
+//! `customer_limit`. `campaign-control customer limits` is tested in
+//! tools/control/tests/customer_limits.rs.
+
+use crate::support;
+use crate::support::black_box::{create_campaign, expect_400, expect_404, id_of, set_status};
+use crate::support::wait_until;
+
+use std::time::{Duration, Instant};
+
+use campaign_sim::{MsRange, Outcome as SimOutcome, Scenario};
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::{Value, json};
+use support::TestSystem;
+use uuid::Uuid;
+
+/// Short delays and a few tick workers: without the customer's limits the campaigns would
+/// dial far faster than them.
+fn fast(s: &mut campaign_manager::config::Settings) {
+    s.workers = 2;
+    s.first_tick_ms = 100;
+    s.dial_tick_ms = 20;
+    s.wait_tick_ms = 100;
+}
+
+fn uri(customer: Uuid) -> String {
+    format!("/v1/customers/{customer}/dial_limits")
+}
+
+async fn run(sys: &TestSystem, id: Uuid) {
+    assert_eq!(set_status(sys, id, "run").await["status"], "run");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_route_sets_gets_and_clears_and_names_each_bad_field() {
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
+    let customer = Uuid::new_v4();
+    // None set: both null (not a 404: a customer without limits is the usual case).
+    let none = sys.ok("GET", &uri(customer), None).await;
+    assert_eq!(
+        none,
+        json!({"customer_id": customer, "max_concurrent_calls": null,
+               "dials_per_second": null, "tm_update": null})
+    );
+
+    let set = sys
+        .ok(
+            "PUT",
+            &uri(customer),
+            Some(json!({"max_concurrent_calls": 3, "dials_per_second": 2.5})),
+        )
+        .await;
+    let keys: Vec<&str> = set
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "customer_id",
+            "max_concurrent_calls",
+            "dials_per_second",
+            "tm_update"
+        ]
+    );
+    assert_eq!(set["max_concurrent_calls"], 3);
+    assert_eq!(set["dials_per_second"], 2.5);
+    assert!(set["tm_update"].is_string(), "{set}");
+    assert_eq!(sys.ok("GET", &uri(customer), None).await, set);
+    // Another customer has none.
+    assert_eq!(
+        sys.ok("GET", &uri(Uuid::new_v4()), None).await["max_concurrent_calls"],
+        Value::Null
+    );
+
+    // A PUT replaces both: an absent key clears that limit.
+    let one = sys
+        .ok("PUT", &uri(customer), Some(json!({"dials_per_second": 1})))
+        .await;
+    assert_eq!(one["max_concurrent_calls"], Value::Null);
+    assert_eq!(one["dials_per_second"], 1.0);
+
+    for (body, field) in [
+        (json!({"max_concurrent_calls": -1}), "max_concurrent_calls"),
+        (json!({"max_concurrent_calls": 2.5}), "max_concurrent_calls"),
+        (json!({"max_concurrent_calls": "3"}), "max_concurrent_calls"),
+        (json!({"dials_per_second": 0}), "dials_per_second"),
+        (json!({"dials_per_second": 50.5}), "dials_per_second"),
+        (json!({"dials_per_second": "fast"}), "dials_per_second"),
+        (json!({"dial_per_second": 1}), "dial_per_second"),
+        (json!([1]), "JSON object"),
+    ] {
+        expect_400(&sys, "PUT", &uri(customer), body, field).await;
+    }
+    // Refused bodies changed nothing.
+    assert_eq!(sys.ok("GET", &uri(customer), None).await, one);
+
+    // Nulls clear, and so does DELETE.
+    let cleared = sys
+        .ok(
+            "PUT",
+            &uri(customer),
+            Some(json!({"max_concurrent_calls": null, "dials_per_second": null})),
+        )
+        .await;
+    assert_eq!(cleared, none);
+    assert_eq!(sys.ok("GET", &uri(customer), None).await, none);
+    sys.ok(
+        "PUT",
+        &uri(customer),
+        Some(json!({"max_concurrent_calls": 0})),
+    )
+    .await;
+    assert_eq!(sys.ok("DELETE", &uri(customer), None).await, none);
+    assert_eq!(sys.ok("GET", &uri(customer), None).await, none);
+
+    expect_404(&sys, "GET", "/v1/customers/not-a-uuid/dial_limits", None).await;
+    expect_404(&sys, "POST", &uri(customer), Some(json!({}))).await;
+    sys.stop().await;
+}
+
+/// The customer's calls up (created, not hung up) at instant `at`, from the simulator's records.
+fn up_at(calls: &[campaign_sim::CallRecord], customer: Uuid, at: DateTime<Utc>) -> usize {
+    calls
+        .iter()
+        .filter(|c| c.customer_id == customer)
+        .filter(|d| d.tm_create.is_some_and(|s| s <= at) && d.tm_hangup.is_none_or(|e| e > at))
+        .count()
+}
+
+/// The customer's calls up now.
+fn live(sys: &TestSystem, customer: Uuid) -> usize {
+    sys.sim
+        .calls()
+        .iter()
+        .filter(|c| c.customer_id == customer && c.tm_create.is_some() && c.tm_hangup.is_none())
+        .count()
+}
+
+async fn waiting_reason(sys: &TestSystem, id: Uuid) -> Value {
+    sys.ok("GET", &format!("/v1/campaigns/{id}/stats"), None)
+        .await["waiting_reason"]
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_campaigns_of_a_customer_never_have_more_calls_up_together_than_its_cap() {
+    // Calls talk 1.5 s. Customer A: cap 3; its first campaign has no pacing, its second a cap
+    // of 10 of its own. Customer B: no limits, one campaign.
+    let scenario = Scenario {
+        ring_ms: MsRange::fixed(100),
+        talk_ms: MsRange::fixed(1500),
+        ..Scenario::instant(SimOutcome::Answered)
+    };
+    let sys = TestSystem::start(scenario, fast).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    sys.ok("PUT", &uri(a), Some(json!({"max_concurrent_calls": 3})))
+        .await;
+    let a1 =
+        id_of(&create_campaign(&sys, "a1", a, sys.sim.create_outdial(a, 8, 1), json!({})).await);
+    let a2 = id_of(
+        &create_campaign(
+            &sys,
+            "a2",
+            a,
+            sys.sim.create_outdial(a, 8, 1),
+            json!({"pacing": {"max_concurrent_calls": 10}}),
+        )
+        .await,
+    );
+    let b1 =
+        id_of(&create_campaign(&sys, "b1", b, sys.sim.create_outdial(b, 8, 1), json!({})).await);
+    for id in [a1, a2, b1] {
+        run(&sys, id).await;
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut most_a, mut most_b, mut saw_reason) = (0, 0, false);
+    while sys.sim.calls().iter().filter(|c| c.is_ended()).count() < 24 {
+        assert!(
+            Instant::now() < deadline,
+            "the lists were not dialed in time"
+        );
+        let up = live(&sys, a);
+        assert!(up <= 3, "{up} calls of customer A up with a cap of 3");
+        most_a = most_a.max(up);
+        most_b = most_b.max(live(&sys, b));
+        if !saw_reason && up == 3 {
+            for id in [a1, a2] {
+                saw_reason |= waiting_reason(&sys, id).await == "customer_limit";
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("customer cap 3: at most {most_a} calls of A up, {most_b} of B (no limit)");
+    assert_eq!(most_a, 3, "customer A's cap was never reached");
+    assert!(
+        most_b > 3,
+        "customer B was held back: at most {most_b} calls up"
+    );
+    assert!(
+        saw_reason,
+        "the stats never showed waiting_reason customer_limit"
+    );
+
+    // The same from the call records: at each creation of one of A's calls, at most 3 of A's
+    // calls (itself included) were up; both campaigns dialed.
+    let calls = sys.sim.calls();
+    assert_eq!(calls.len(), 24);
+    for c in calls.iter().filter(|c| c.customer_id == a) {
+        let at = c.tm_create.expect("created at");
+        let up = up_at(&calls, a, at);
+        assert!(up <= 3, "{up} calls of customer A up at {at}");
+    }
+    sys.stop().await;
+}
+
+/// The creation times of the campaign's campaigncalls, read through the RPC API.
+async fn campaigncall_times(sys: &TestSystem, campaign: Uuid) -> Vec<DateTime<Utc>> {
+    let list = sys
+        .ok(
+            "GET",
+            "/v1/campaigncalls?page_size=1000",
+            Some(json!({ "campaign_id": campaign.to_string() })),
+        )
+        .await;
+    list.as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| {
+            let t = c["tm_create"].as_str().expect("tm_create");
+            DateTime::parse_from_rfc3339(t)
+                .or_else(|_| {
+                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S%.f")
+                        .map(|n| n.and_utc().fixed_offset())
+                })
+                .expect("a time")
+                .with_timezone(&Utc)
+        })
+        .collect()
+}
+
+/// The most creations in any half-open 1 s window `[t, t + 1 s)`.
+fn busiest_second(times: &[DateTime<Utc>]) -> usize {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    (0..sorted.len())
+        .map(|i| {
+            let end = sorted[i] + ChronoDuration::seconds(1);
+            sorted[i..].iter().take_while(|t| **t < end).count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_campaigns_of_a_customer_never_dial_faster_together_than_its_rate() {
+    // Calls end at once. Customer A: 4 dials per second; its first campaign has no pacing,
+    // its second 20 per second of its own. Customer B: no limits, one campaign.
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), fast).await;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    sys.ok("PUT", &uri(a), Some(json!({"dials_per_second": 4})))
+        .await;
+    let a1 =
+        id_of(&create_campaign(&sys, "a1", a, sys.sim.create_outdial(a, 200, 1), json!({})).await);
+    let a2 = id_of(
+        &create_campaign(
+            &sys,
+            "a2",
+            a,
+            sys.sim.create_outdial(a, 200, 1),
+            json!({"pacing": {"dials_per_second": 20}}),
+        )
+        .await,
+    );
+    let b1 =
+        id_of(&create_campaign(&sys, "b1", b, sys.sim.create_outdial(b, 400, 1), json!({})).await);
+    for id in [a1, a2, b1] {
+        run(&sys, id).await;
+    }
+    wait_until(
+        "customer A's first dials",
+        Duration::from_secs(20),
+        || async {
+            sys.sim
+                .calls()
+                .iter()
+                .filter(|c| c.customer_id == a)
+                .count()
+                >= 2
+        },
+    )
+    .await;
+    let mut saw_reason = false;
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        for id in [a1, a2] {
+            saw_reason |= waiting_reason(&sys, id).await == "customer_limit";
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in [a1, a2, b1] {
+        set_status(&sys, id, "stop").await;
+    }
+
+    let (t1, t2) = (
+        campaigncall_times(&sys, a1).await,
+        campaigncall_times(&sys, a2).await,
+    );
+    let both: Vec<DateTime<Utc>> = t1.iter().chain(t2.iter()).copied().collect();
+    let times_b = campaigncall_times(&sys, b1).await;
+    let (busiest_a, busiest_b) = (busiest_second(&both), busiest_second(&times_b));
+    eprintln!(
+        "customer rate 4/s: {} + {} dials of A, at most {busiest_a} in any 1 s window; \
+         B (no limit) {} dials, at most {busiest_b} in one",
+        t1.len(),
+        t2.len(),
+        times_b.len()
+    );
+    assert!(
+        !t1.is_empty() && !t2.is_empty(),
+        "both of A's campaigns dial"
+    );
+    assert!(
+        busiest_a <= 4,
+        "{busiest_a} dials of customer A in one second at 4 per second"
+    );
+    assert!(
+        busiest_b > 4,
+        "customer B was held back: at most {busiest_b} dials in a second"
+    );
+    assert!(
+        saw_reason,
+        "the stats never showed waiting_reason customer_limit"
+    );
+    sys.stop().await;
+}
