@@ -2,13 +2,15 @@
 //! limits"): a customer's dial limits across all its campaigns. The body validates like a
 //! campaign's pacing (`model::parse_dial_limits`). The limits are enforced where each dial is
 //! recorded (`store::customer_limits`), so a change applies from the next dial of any of the
-//! customer's campaigns; no chain is woken.
+//! customer's campaigns; no chain is woken. Each set or clear publishes
+//! `customer_dial_limits_updated` after it is stored (as every setting route publishes its
+//! record); a process dying in between leaves the limits right and the event unsent.
 
 use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
-use crate::model::{CustomerDialLimits, parse_dial_limits};
+use crate::model::{CustomerDialLimits, DomainEvent, parse_dial_limits};
 
 impl Service {
     /// The customer's limits; both `null` when none are set (a customer without limits is not
@@ -28,7 +30,10 @@ impl Service {
         body: Value,
     ) -> ServiceResult<CustomerDialLimits> {
         let limits = parse_dial_limits(body).map_err(ServiceError::Invalid)?;
-        Ok(self.store.customer_limits.set(customer_id, limits).await?)
+        let stored = self.store.customer_limits.set(customer_id, limits).await?;
+        self.emit(DomainEvent::CustomerDialLimitsUpdated(stored.clone()))
+            .await;
+        Ok(stored)
     }
 
     /// Clears the customer's limits; the (empty) limits after it.
@@ -37,6 +42,9 @@ impl Service {
         customer_id: Uuid,
     ) -> ServiceResult<CustomerDialLimits> {
         self.store.customer_limits.clear(customer_id).await?;
-        Ok(CustomerDialLimits::none(customer_id))
+        let none = CustomerDialLimits::none(customer_id);
+        self.emit(DomainEvent::CustomerDialLimitsUpdated(none.clone()))
+            .await;
+        Ok(none)
     }
 }

@@ -10,10 +10,13 @@ use crate::support;
 use crate::support::black_box::{create_campaign, expect_400, expect_404, id_of, set_status};
 use crate::support::wait_until;
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use campaign_manager::bus::routing::routing_key;
 use campaign_sim::{MsRange, Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures::StreamExt;
 use serde_json::{Value, json};
 use support::TestSystem;
 use uuid::Uuid;
@@ -339,5 +342,57 @@ async fn two_campaigns_of_a_customer_never_dial_faster_together_than_its_rate() 
         saw_reason,
         "the stats never showed waiting_reason customer_limit"
     );
+    sys.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_and_clear_publish_customer_dial_limits_updated() {
+    let sys = TestSystem::start(Scenario::instant(SimOutcome::Answered), |_| {}).await;
+    let (exchange, kind, binding) = support::peer_events::service_events(&sys);
+    let conn =
+        lapin::Connection::connect(&support::amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("tap connect");
+    let ch = conn.create_channel().await.expect("channel");
+    support::peer_events::declare(&ch, &exchange, kind).await;
+    let mut consumer = support::amqp::tap(&ch, &exchange, binding, "tap").await;
+    let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(d)) = consumer.next().await {
+            let v: Value = serde_json::from_slice(&d.data).unwrap_or(Value::Null);
+            sink.lock().unwrap().push((d.routing_key.to_string(), v));
+        }
+    });
+    let customer = Uuid::new_v4();
+    let set = sys
+        .ok(
+            "PUT",
+            &uri(customer),
+            Some(json!({"max_concurrent_calls": 2})),
+        )
+        .await;
+    let cleared = sys.ok("DELETE", &uri(customer), None).await;
+    sys.ok("GET", &uri(customer), None).await; // a read publishes nothing
+    wait_until("the events", Duration::from_secs(10), || async {
+        seen.lock().unwrap().len() >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = seen.lock().unwrap().clone();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for ((key, v), data) in events.iter().zip([&set, &cleared]) {
+        assert_eq!(v["type"], "customer_dial_limits_updated");
+        assert_eq!(&v["data"], data);
+        assert_eq!(
+            key,
+            &routing_key(
+                "campaign-manager",
+                "customer_dial_limits_updated",
+                &customer.to_string()
+            )
+        );
+    }
+    let _ = conn.close(0, "done".into()).await;
     sys.stop().await;
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Campaign, Campaigncall, Outplan, Suppression};
+use crate::{Campaign, Campaigncall, CustomerDialLimits, Outplan, Suppression};
 
 /// The record an event carries, borrowed; serializes as the record itself.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -26,6 +26,8 @@ pub enum EventRecord<'a> {
     Outplan(&'a Outplan),
     /// A suppression list entry.
     Suppression(&'a Suppression),
+    /// A customer's dial limits.
+    CustomerDialLimits(&'a CustomerDialLimits),
 }
 
 /// A change to a campaign, campaigncall, outplan or suppression list entry, with the record
@@ -62,6 +64,9 @@ pub enum DomainEvent {
     SuppressionCreated(Suppression),
     /// `suppression_deleted`: an entry was removed from the list (the record as it was).
     SuppressionDeleted(Suppression),
+    /// `customer_dial_limits_updated`: a customer's dial limits across all its campaigns were
+    /// set or cleared (the limits after it; both `null` once cleared).
+    CustomerDialLimitsUpdated(CustomerDialLimits),
 }
 
 impl DomainEvent {
@@ -81,6 +86,7 @@ impl DomainEvent {
         "outplan_deleted",
         "suppression_created",
         "suppression_deleted",
+        "customer_dial_limits_updated",
     ];
 
     /// The event's contract name: its `type` on the event exchange and in webhooks.
@@ -100,6 +106,7 @@ impl DomainEvent {
             DomainEvent::OutplanDeleted(_) => "outplan_deleted",
             DomainEvent::SuppressionCreated(_) => "suppression_created",
             DomainEvent::SuppressionDeleted(_) => "suppression_deleted",
+            DomainEvent::CustomerDialLimitsUpdated(_) => "customer_dial_limits_updated",
         }
     }
 
@@ -121,6 +128,7 @@ impl DomainEvent {
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
                 x.customer_id
             }
+            DomainEvent::CustomerDialLimitsUpdated(x) => x.customer_id,
         }
     }
 
@@ -140,13 +148,15 @@ impl DomainEvent {
             | DomainEvent::OutplanUpdated(o)
             | DomainEvent::OutplanDeleted(o) => o.id,
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => x.id,
+            DomainEvent::CustomerDialLimitsUpdated(x) => x.customer_id,
         }
     }
 
     /// The id subscribers follow this event by (its address on the platform's topic exchange):
     /// the campaign's id for campaign events **and for campaigncall events** (a campaigncall is
     /// addressed by its parent campaign, as the platform addresses it), the outplan's id for
-    /// outplan events, the entry's id for suppression events.
+    /// outplan events, the entry's id for suppression events, the customer's id for its dial
+    /// limits.
     pub fn subscription_id(&self) -> Uuid {
         match self {
             DomainEvent::CampaigncallCreated(c)
@@ -188,6 +198,7 @@ impl DomainEvent {
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
                 serde_json::to_value(x)
             }
+            DomainEvent::CustomerDialLimitsUpdated(x) => serde_json::to_value(x),
         };
         encoded.unwrap_or(Value::Null)
     }
@@ -211,6 +222,7 @@ impl DomainEvent {
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => {
                 EventRecord::Suppression(x)
             }
+            DomainEvent::CustomerDialLimitsUpdated(x) => EventRecord::CustomerDialLimits(x),
         }
     }
 
@@ -332,6 +344,12 @@ mod tests {
             DomainEvent::OutplanDeleted(o),
             DomainEvent::SuppressionCreated(suppression()),
             DomainEvent::SuppressionDeleted(suppression()),
+            DomainEvent::CustomerDialLimitsUpdated(CustomerDialLimits {
+                customer_id: Uuid::new_v4(),
+                max_concurrent_calls: Some(3),
+                dials_per_second: None,
+                tm_update: None,
+            }),
         ]
     }
 
@@ -352,6 +370,7 @@ mod tests {
         for e in every_event(&c, &cc, &o) {
             let (customer, record) = match (e.name(), e.record()) {
                 (_, EventRecord::Suppression(x)) => (x.customer_id, serde_json::to_value(x)),
+                (_, EventRecord::CustomerDialLimits(x)) => (x.customer_id, serde_json::to_value(x)),
                 (n, _) if n.starts_with("campaigncall_") => {
                     (cc.customer_id, serde_json::to_value(&cc))
                 }
@@ -378,6 +397,7 @@ mod tests {
         for e in every_event(&c, &cc, &o) {
             let want = match e.name() {
                 n if n.starts_with("suppression_") => e.record_id(),
+                n if n.starts_with("customer_") => e.customer_id(),
                 n if n.starts_with("campaigncall_") => cc.campaign_id,
                 n if n.starts_with("campaign_") => c.id,
                 _ => o.id,
