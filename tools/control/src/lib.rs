@@ -29,6 +29,7 @@
 //! exit code (1 failure, 2 usage).
 
 pub mod cli;
+pub mod customer_limits;
 pub mod events;
 pub mod flows;
 pub mod handover;
@@ -222,6 +223,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
         Command::Events(c) => events::run(cli, c).await,
         Command::Flows(c) => rpc::Rpc::connect(cli).await?.flows(c).await,
         Command::Suppression(c) => rpc::Rpc::connect(cli).await?.suppression(c).await,
+        Command::Customer(c) => rpc::Rpc::connect(cli).await?.customer(c).await,
     }
 }
 
