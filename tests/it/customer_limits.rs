@@ -3,7 +3,9 @@
 //! field), and two campaigns of one customer that together never have more calls up than the
 //! customer's `max_concurrent_calls` nor more dials in any 1 s window than its
 //! `dials_per_second`, while a campaign of another customer is not held back and the stats say
-//! `customer_limit`. `campaign-control customer limits` is tested in
+//! `customer_limit`. Also the tick against a real test store with mocked peers: at the
+//! customer's cap it waits, below it dials, and a dial the customer's rate does not allow yet
+//! makes the chain sleep until its instant. `campaign-control customer limits` is tested in
 //! tools/control/tests/customer_limits.rs.
 
 use crate::support;
@@ -14,11 +16,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use campaign_manager::bus::routing::routing_key;
+use campaign_manager::model::{
+    Address, Campaign, CampaigncallStatus, EndHandle, OutdialTarget, Pacing,
+};
+use campaign_manager::service::Delays;
+use campaign_manager::service::tick::{Next, Outcome};
 use campaign_sim::{MsRange, Outcome as SimOutcome, Scenario};
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use support::TestSystem;
+use support::mocked::{Mocked, fresh_fence};
+use support::mocks::Mocks;
 use uuid::Uuid;
 
 /// Short delays and a few tick workers: without the customer's limits the campaigns would
@@ -319,11 +328,18 @@ async fn two_campaigns_of_a_customer_never_dial_faster_together_than_its_rate() 
     let both: Vec<DateTime<Utc>> = t1.iter().chain(t2.iter()).copied().collect();
     let times_b = campaigncall_times(&sys, b1).await;
     let (busiest_a, busiest_b) = (busiest_second(&both), busiest_second(&times_b));
+    let mut sorted = both.clone();
+    sorted.sort();
+    let span = match (sorted.first(), sorted.last()) {
+        (Some(f), Some(l)) => (*l - *f).as_seconds_f64(),
+        _ => 0.0,
+    };
     eprintln!(
-        "customer rate 4/s: {} + {} dials of A, at most {busiest_a} in any 1 s window; \
-         B (no limit) {} dials, at most {busiest_b} in one",
+        "customer rate 4/s: {} + {} dials of A over {span:.2} s ({:.2}/s), at most {busiest_a} \
+         in any 1 s window; B (no limit) {} dials, at most {busiest_b} in one",
         t1.len(),
         t2.len(),
+        (sorted.len().max(1) - 1) as f64 / span.max(0.001),
         times_b.len()
     );
     assert!(
@@ -395,4 +411,102 @@ async fn set_and_clear_publish_customer_dial_limits_updated() {
     }
     let _ = conn.close(0, "done".into()).await;
     sys.stop().await;
+}
+
+// ---------------------------------------------------------------- the tick, mocked peers
+
+/// The outdial offers one never-tried target once.
+fn offer_one(m: &mut Mocks) {
+    let created = Utc::now();
+    let t = OutdialTarget {
+        id: Uuid::new_v4(),
+        destination_0: Some(Address::tel("+15550001000")),
+        tm_create: Some(created),
+        tm_update: Some(created),
+        ..OutdialTarget::default()
+    };
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .returning(move |_, _, _| Ok(vec![t.clone()]));
+}
+
+/// A running call campaign without pacing, its customer limited to `limits`, and `up` calls
+/// of another campaign of the same customer in `dialing`.
+async fn customer_env(m: Mocks, limits: Pacing, up: usize) -> (Mocked, Campaign) {
+    let (mocked, campaign) =
+        Mocked::with_running_call(m, |c| c.end_handle = EndHandle::Continue).await;
+    mocked
+        .ts
+        .store
+        .customer_limits
+        .set(campaign.customer_id, limits)
+        .await
+        .expect("set limits");
+    let mut other = campaign.clone();
+    other.id = Uuid::new_v4();
+    for _ in 0..up {
+        mocked
+            .insert_call(&other, CampaigncallStatus::Dialing)
+            .await;
+    }
+    (mocked, campaign)
+}
+
+#[tokio::test]
+async fn at_the_customers_cap_the_tick_waits_with_reason_customer_limit() {
+    // Cap 2 for the customer, two calls of its other campaign up: no dial (the mocks expect
+    // none), a wait with reason customer_limit.
+    let mut m = Mocks::new();
+    offer_one(&mut m);
+    let cap = Pacing {
+        max_concurrent_calls: Some(2),
+        dials_per_second: None,
+    };
+    let (mocked, campaign) = customer_env(m, cap, 2).await;
+    let got = mocked.ticker().tick(campaign.id, &fresh_fence()).await;
+    assert_eq!(
+        got,
+        (
+            Next::Continue(Delays::default().wait),
+            Outcome::Waiting("customer_limit")
+        )
+    );
+}
+
+#[tokio::test]
+async fn below_the_customers_cap_the_tick_dials() {
+    let mut m = Mocks::new();
+    offer_one(&mut m);
+    m.outdial
+        .expect_set_target_progressing()
+        .times(1)
+        .returning(|_, _| Ok(()));
+    m.call.expect_create_call().times(1).returning(|_| Ok(()));
+    let cap = Pacing {
+        max_concurrent_calls: Some(2),
+        dials_per_second: None,
+    };
+    let (mocked, campaign) = customer_env(m, cap, 1).await;
+    let (_, outcome) = mocked.ticker().tick(campaign.id, &fresh_fence()).await;
+    assert_eq!(outcome, Outcome::Dialed);
+}
+
+#[tokio::test]
+async fn a_dial_the_customers_rate_does_not_allow_yet_sleeps_until_its_instant() {
+    // 1 dial per second for the customer; its other campaign dialed just now: the next dial
+    // is allowed about 1 s later, too far to wait for in the transaction.
+    let mut m = Mocks::new();
+    offer_one(&mut m);
+    let rate = Pacing {
+        max_concurrent_calls: None,
+        dials_per_second: Some(1.0),
+    };
+    let (mocked, campaign) = customer_env(m, rate, 1).await;
+    let (next, outcome) = mocked.ticker().tick(campaign.id, &fresh_fence()).await;
+    let Outcome::Sleeping("customer_limit", d) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(d <= Duration::from_secs(1) && d > Duration::ZERO, "{d:?}");
+    assert_eq!(next, Next::Continue(d));
 }

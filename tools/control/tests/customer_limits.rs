@@ -64,7 +64,10 @@ async fn control_gets_sets_and_clears_customer_dial_limits() {
     )
     .await;
     assert_ne!(code, 0, "stdout {out}");
-    assert!(format!("{out}{err}").contains("dials_per_second"), "stderr {err}");
+    assert!(
+        format!("{out}{err}").contains("dials_per_second"),
+        "stderr {err}"
+    );
     assert_eq!(
         control(&sys, &["customer", "limits", "get", "--customer-id", c]).await,
         set
