@@ -510,3 +510,144 @@ async fn a_dial_the_customers_rate_does_not_allow_yet_sleeps_until_its_instant()
     assert!(d <= Duration::from_secs(1) && d > Duration::ZERO, "{d:?}");
     assert_eq!(next, Next::Continue(d));
 }
+
+// ---------------------------------------------------------------- the store, concurrent dials
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_dials_of_six_campaigns_never_pass_the_customers_cap_and_never_fail() {
+    // Six running campaigns of one customer (cap 4) record dials concurrently while their calls
+    // are moved to progressing and finished concurrently, and an observer reads the customer's
+    // open calls throughout. Every committed state has at most 4 open; no statement fails (a
+    // deadlock between the dial's locking reads and the finishes would show as an error).
+    use campaign_manager::model::{CampaignStatus, CampaigncallResult, Execute};
+    use campaign_manager::store::{DialFence, Recorded};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const CAP: i64 = 4;
+    const DIALS_EACH: usize = 12;
+    let ts = Arc::new(support::TestStore::new().await);
+    let customer = Uuid::new_v4();
+    ts.store
+        .customer_limits
+        .set(
+            customer,
+            Pacing {
+                max_concurrent_calls: Some(CAP),
+                dials_per_second: None,
+            },
+        )
+        .await
+        .expect("set limits");
+    let mut campaigns = Vec::new();
+    for _ in 0..6 {
+        let mut c = support::records::campaign_row(customer);
+        c.status = CampaignStatus::Run;
+        c.execute = Execute::Run;
+        campaigns.push(ts.store.campaigns.create(&c).await.expect("campaign"));
+    }
+    let fence = DialFence {
+        seq: 1,
+        deadline: Utc::now() + ChronoDuration::hours(1),
+    };
+    let open: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let count_open = {
+        let pool = ts.db.pool.clone();
+        move || {
+            let pool = pool.clone();
+            async move {
+                let (n,): (i64,) = sqlx::query_as(
+                    "SELECT COUNT(*) FROM campaign_campaigncalls WHERE customer_id = ? \
+                     AND status IN ('dialing', 'progressing')",
+                )
+                .bind(customer.as_bytes().to_vec())
+                .fetch_one(&pool)
+                .await
+                .expect("count open");
+                n
+            }
+        }
+    };
+
+    let mut dialers = Vec::new();
+    for c in campaigns.clone() {
+        let (ts, open) = (ts.clone(), open.clone());
+        dialers.push(tokio::spawn(async move {
+            let (mut recorded, mut refused) = (0, 0);
+            while recorded < DIALS_EACH {
+                let cc = support::records::campaigncall_of(&c, CampaigncallStatus::Dialing);
+                match ts.store.dials.record(&cc, fence).await.expect("record") {
+                    Recorded::Dial(stored) => {
+                        recorded += 1;
+                        open.lock().unwrap().push(stored.id);
+                    }
+                    Recorded::CustomerLimit => {
+                        refused += 1;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    other => panic!("unexpected refusal {other:?}"),
+                }
+            }
+            refused
+        }));
+    }
+    let finisher = {
+        let (ts, open, done) = (ts.clone(), open.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut k = 0usize;
+            while !done.load(Ordering::SeqCst) || !open.lock().unwrap().is_empty() {
+                let next = {
+                    let mut o = open.lock().unwrap();
+                    (!o.is_empty()).then(|| o.remove(0))
+                };
+                let Some(id) = next else {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                };
+                k += 1;
+                if k % 2 == 0 {
+                    ts.store
+                        .campaigncalls
+                        .set_progressing(id)
+                        .await
+                        .expect("progressing");
+                }
+                ts.store
+                    .campaigncalls
+                    .finish(id, CampaigncallResult::Success)
+                    .await
+                    .expect("finish");
+            }
+        })
+    };
+    let observer = {
+        let (done, count_open) = (done.clone(), count_open.clone());
+        tokio::spawn(async move {
+            let mut most = 0;
+            while !done.load(Ordering::SeqCst) {
+                let n = count_open().await;
+                assert!(
+                    n <= CAP,
+                    "{n} open calls of the customer with a cap of {CAP}"
+                );
+                most = most.max(n);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            most
+        })
+    };
+    let mut refused = 0;
+    for d in dialers {
+        refused += d.await.expect("dialer");
+    }
+    done.store(true, Ordering::SeqCst);
+    finisher.await.expect("finisher");
+    let most = observer.await.expect("observer");
+    eprintln!(
+        "6 campaigns, cap {CAP}: {} dials recorded, {refused} refused at the cap, at most {most} \
+         open seen",
+        6 * DIALS_EACH
+    );
+    assert!(refused > 0, "the cap never refused a dial");
+    assert_eq!(count_open().await, 0);
+}
