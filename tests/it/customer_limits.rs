@@ -605,7 +605,7 @@ async fn concurrent_dials_of_six_campaigns_never_pass_the_customers_cap_and_neve
                     continue;
                 };
                 k += 1;
-                if k % 2 == 0 {
+                if k.is_multiple_of(2) {
                     ts.store
                         .campaigncalls
                         .set_progressing(id)
