@@ -55,7 +55,7 @@ pub struct Metrics {
     /// Dials whose peer request timed out or was lost (the campaigncall stays open).
     pub dial_unknown_total: IntCounter,
     /// Dials a tick did not record, by reason (`stale_tick`, `late_tick`, `try_taken`,
-    /// `not_running`, `suppressed`, `callback_pending`, `callback_taken`).
+    /// `not_running`, `suppressed`, `callback_pending`, `callback_taken`, `customer_limit`).
     pub dial_refused_total: IntCounterVec,
     /// Open campaigncalls the repair looked at, by what it found (`never_created`,
     /// `not_found_once`, `not_found_after_answer`, `hangup_lost`, `flow_ended`, `still_up`,

@@ -82,6 +82,13 @@ pub enum Route {
     CallbackGet(Uuid, Uuid),
     /// `DELETE /v1/campaigns/<id>/callbacks/<callback id>`.
     CallbackDelete(Uuid, Uuid),
+    /// `GET /v1/customers/<customer_id>/dial_limits` (docs/contact-strategy.md, not on the
+    /// platform).
+    CustomerDialLimitsGet(Uuid),
+    /// `PUT /v1/customers/<customer_id>/dial_limits`.
+    CustomerDialLimitsSet(Uuid),
+    /// `DELETE /v1/customers/<customer_id>/dial_limits`.
+    CustomerDialLimitsClear(Uuid),
 }
 
 /// A lowercase canonical UUID, as the platform's route regexes accept.
@@ -168,6 +175,9 @@ static ROUTES: &[RouteSpec] = {
         row("GET",    "/v1/campaigns/{campaign_id}/callbacks?{query}", IdQuery(CallbackList)),
         row("GET",    "/v1/campaigns/{campaign_id}/callbacks/{callback_id}", Ids(CallbackGet)),
         row("DELETE", "/v1/campaigns/{campaign_id}/callbacks/{callback_id}", Ids(CallbackDelete)),
+        row("GET",    "/v1/customers/{customer_id}/dial_limits",      Id(CustomerDialLimitsGet)),
+        row("PUT",    "/v1/customers/{customer_id}/dial_limits",      Id(CustomerDialLimitsSet)),
+        row("DELETE", "/v1/customers/{customer_id}/dial_limits",      Id(CustomerDialLimitsClear)),
     ]
 };
 
@@ -260,6 +270,9 @@ pub fn route_label(r: &Route) -> &'static str {
         CallbackCreate(_) | CallbackList(..) => "/v1/campaigns/<campaign-id>/callbacks",
         CallbackGet(..) | CallbackDelete(..) => {
             "/v1/campaigns/<campaign-id>/callbacks/<callback-id>"
+        }
+        CustomerDialLimitsGet(_) | CustomerDialLimitsSet(_) | CustomerDialLimitsClear(_) => {
+            "/v1/customers/<customer-id>/dial_limits"
         }
     }
 }
@@ -444,6 +457,9 @@ pub async fn handle(s: &Service, route: Route, req: &Request) -> ServiceResult<R
         CallbackList(id, q) => ok(&s.callbacks(id, page(&q)?).await?),
         CallbackGet(id, callback) => ok(&s.callback(id, callback).await?),
         CallbackDelete(id, callback) => ok(&s.delete_callback(id, callback).await?),
+        CustomerDialLimitsGet(id) => ok(&s.customer_dial_limits(id).await?),
+        CustomerDialLimitsSet(id) => ok(&s.set_customer_dial_limits(id, body(req)?).await?),
+        CustomerDialLimitsClear(id) => ok(&s.clear_customer_dial_limits(id).await?),
     }
 }
 
@@ -576,6 +592,7 @@ mod tests {
                 .replace("{outplan_id}", ID)
                 .replace("{suppression_id}", ID)
                 .replace("{callback_id}", ID)
+                .replace("{customer_id}", ID)
                 .replace("{query}", "page_size=1");
             let route = Route::parse(spec.method, &uri)
                 .unwrap_or_else(|| panic!("{} {uri} does not match", spec.method));

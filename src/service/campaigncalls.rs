@@ -72,10 +72,13 @@ pub(super) enum DialRecord {
     /// The campaigncall as stored (`dialing`).
     Recorded(Box<Campaigncall>),
     /// Nothing written, for this reason (`stale_tick`, `late_tick`, `try_taken`, `not_running`,
-    /// `suppressed`, `callback_pending`, `callback_taken`).
+    /// `suppressed`, `callback_pending`, `callback_taken`, `customer_limit`).
     Refused(&'static str),
     /// Nothing written: the dial rate allows the next dial only at this instant.
     Paced(chrono::DateTime<chrono::Utc>),
+    /// Nothing written: the customer's dial rate (all its campaigns) allows the next dial
+    /// only at this instant.
+    CustomerPaced(chrono::DateTime<chrono::Utc>),
 }
 
 impl Service {
@@ -148,6 +151,8 @@ impl Service {
             Recorded::Suppressed => return Ok(DialRecord::Refused("suppressed")),
             Recorded::CallbackPending => return Ok(DialRecord::Refused("callback_pending")),
             Recorded::CallbackTaken => return Ok(DialRecord::Refused("callback_taken")),
+            Recorded::CustomerLimit => return Ok(DialRecord::Refused("customer_limit")),
+            Recorded::CustomerPaced(at) => return Ok(DialRecord::CustomerPaced(at)),
         };
         self.metrics
             .campaigncall_create_total

@@ -11,6 +11,7 @@ mod calling_hours;
 mod campaign_cache;
 mod campaigncalls;
 mod campaigns;
+mod customer_limits;
 mod error;
 mod event_sink;
 mod flow_reconcile;

@@ -83,6 +83,8 @@ enum Recording {
     Refused(&'static str),
     /// Nothing was recorded: the dial rate allows it only at this instant.
     Paced(DateTime<Utc>),
+    /// Nothing was recorded: the customer's dial rate allows it only at this instant.
+    CustomerPaced(DateTime<Utc>),
 }
 
 /// A recorded dial whose target is not claimed nor its peer asked yet.
@@ -740,6 +742,7 @@ impl Ticker {
                 activeflow_id,
             }))),
             DialRecord::Paced(at) => Ok(Recording::Paced(at)),
+            DialRecord::CustomerPaced(at) => Ok(Recording::CustomerPaced(at)),
             DialRecord::Refused(reason) => {
                 tracing::info!(campaign_id = %c.id, target_id = %target_id, seq = fence.seq, reason, "dial not recorded");
                 s.metrics
@@ -1228,6 +1231,11 @@ impl<'a> Dials<'a> {
                 self.next_dial = Some(at);
                 Ok(Flow::Stop)
             }
+            // The customer's limits (all its campaigns): wait for its instant, or end the span.
+            Ok(Recording::CustomerPaced(at)) if self.dialed == 0 => Ok(Flow::Done(
+                Outcome::Sleeping("customer_limit", until(at).max(CALLING_HOURS_MIN_SLEEP)),
+            )),
+            Ok(Recording::CustomerPaced(_)) => Ok(Flow::Stop),
             Ok(Recording::Refused("suppressed")) => Ok(Flow::Suppressed(index)),
             // Another tick recorded this try (it may still be claiming the target): look
             // at the next target.

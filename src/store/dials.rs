@@ -13,8 +13,11 @@
 //!    added waits for this dial: `suppressions::suppressed_in`);
 //! 5. a callback's dial takes its callback (a compare-and-set); any other dial of a target
 //!    with a pending callback is refused (`callbacks::take_in`, `callbacks::held_in`);
-//! 6. the dial row is inserted: its unique key refuses a second record of one try;
-//! 7. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
+//! 6. the customer's dial limits across all its campaigns, if it has any
+//!    (`customer_limits::admit_in`: the customer's row locked, its open calls counted, its dial
+//!    rate applied to the creation time);
+//! 7. the dial row is inserted: its unique key refuses a second record of one try;
+//! 8. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
 //!
 //! With a dial rate (`pacing.dials_per_second`), between 1 and 2 the campaign's most recent dial
 //! times are read and [`DialRate::next_allowed`] is applied to the creation time about to be
@@ -114,6 +117,12 @@ pub enum Recorded {
     CallbackPending,
     /// The callback of this dial is taken by another dial, deleted, or not due.
     CallbackTaken,
+    /// The customer's calls up across all its campaigns are at its `max_concurrent_calls`
+    /// (`store::customer_limits`).
+    CustomerLimit,
+    /// The customer's dial rate across all its campaigns allows its next dial only at this
+    /// instant (`store::customer_limits`).
+    CustomerPaced(DateTime<Utc>),
 }
 
 /// An open campaigncall the repair should look at.
@@ -218,6 +227,10 @@ async fn record_in(
         }
         _ => {}
     }
+    let t = match super::customer_limits::admit_in(tx, cc.customer_id, t, fence.deadline).await? {
+        Ok(t) => t,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
         .bind(fence.seq)
         .bind(t)

@@ -9,6 +9,7 @@ mod cache;
 mod callbacks;
 mod campaigncalls;
 mod campaigns;
+mod customer_limits;
 mod dials;
 pub mod filter;
 mod loop_kicks;
@@ -31,6 +32,7 @@ pub use cache::Cache;
 pub use callbacks::{Callbacks, TICK_READ_LIMIT, TickCallbacks};
 pub use campaigncalls::Campaigncalls;
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
+pub use customer_limits::CustomerLimits;
 pub use dials::{
     DialFence, DialRecords, DialStep, Overdue, OverdueRule, PACING_WAIT_IN_TRANSACTION,
     POOL_WAIT_METRIC, Recorded,
@@ -158,6 +160,8 @@ pub struct Store {
     pub loop_kicks: LoopKicks,
     /// The customers' suppression (do-not-call) lists.
     pub suppressions: Suppressions,
+    /// The customers' dial limits across all their campaigns.
+    pub customer_limits: CustomerLimits,
     /// Follow-up work that must outlive its process (target statuses, sequence starts).
     pub outbox: Outbox,
     /// The campaigns' callbacks.
@@ -226,6 +230,7 @@ impl Store {
             tick_switch: TickSwitch::new(pool.clone()),
             loop_kicks: LoopKicks::new(pool.clone()),
             suppressions: Suppressions::new(pool.clone()),
+            customer_limits: CustomerLimits::new(pool.clone()),
             outbox: Outbox::new(pool.clone()),
             callbacks: Callbacks::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),

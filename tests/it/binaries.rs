@@ -102,14 +102,14 @@ async fn service_is_ready_serves_metrics_and_exits_0_on_sigterm() {
     ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
-    // The migrations ran at start: the platform's three tables and the service's nine
+    // The migrations ran at start: the platform's three tables and the service's ten
     // (dial records, dial fences, run starts, the tick switch, Go loop kicks, the outbox, the
-    // suppression list, the stats' target marks, callbacks).
+    // suppression list, the stats' target marks, callbacks, the customer-wide dial limits).
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'campaign_%'")
         .fetch_one(&db.pool)
         .await
         .expect("count tables");
-    assert_eq!(n, 12);
+    assert_eq!(n, 13);
 
     let pid = child.id().expect("pid").to_string();
     let killed = std::process::Command::new("kill")

@@ -16,6 +16,7 @@ mod bus;
 mod callbacks;
 mod calling_hours;
 mod contract_docs;
+mod customer_limits;
 mod cutover;
 mod dbscheme;
 mod deploy;

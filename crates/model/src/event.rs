@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::{Callback, Campaign, Campaigncall, Outplan, Suppression};
+use crate::{Callback, Campaign, Campaigncall, CustomerDialLimits, Outplan, Suppression};
 
 /// The record an event carries, borrowed; serializes as the record itself.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -28,6 +28,8 @@ pub enum EventRecord<'a> {
     Suppression(&'a Suppression),
     /// A callback.
     Callback(&'a Callback),
+    /// A customer's dial limits.
+    CustomerDialLimits(&'a CustomerDialLimits),
 }
 
 /// A change to a campaign, campaigncall, outplan, suppression list entry or callback, with the
@@ -68,6 +70,9 @@ pub enum DomainEvent {
     CallbackCreated(Callback),
     /// `callback_deleted`: a callback was removed (the record as it was).
     CallbackDeleted(Callback),
+    /// `customer_dial_limits_updated`: a customer's dial limits across all its campaigns were
+    /// set or cleared (the limits after it; both `null` once cleared).
+    CustomerDialLimitsUpdated(CustomerDialLimits),
 }
 
 impl DomainEvent {
@@ -89,6 +94,7 @@ impl DomainEvent {
         "suppression_deleted",
         "callback_created",
         "callback_deleted",
+        "customer_dial_limits_updated",
     ];
 
     /// The event's contract name: its `type` on the event exchange and in webhooks.
@@ -110,6 +116,7 @@ impl DomainEvent {
             DomainEvent::SuppressionDeleted(_) => "suppression_deleted",
             DomainEvent::CallbackCreated(_) => "callback_created",
             DomainEvent::CallbackDeleted(_) => "callback_deleted",
+            DomainEvent::CustomerDialLimitsUpdated(_) => "customer_dial_limits_updated",
         }
     }
 
@@ -132,6 +139,7 @@ impl DomainEvent {
                 x.customer_id
             }
             DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => x.customer_id,
+            DomainEvent::CustomerDialLimitsUpdated(x) => x.customer_id,
         }
     }
 
@@ -152,6 +160,7 @@ impl DomainEvent {
             | DomainEvent::OutplanDeleted(o) => o.id,
             DomainEvent::SuppressionCreated(x) | DomainEvent::SuppressionDeleted(x) => x.id,
             DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => x.id,
+            DomainEvent::CustomerDialLimitsUpdated(x) => x.customer_id,
         }
     }
 
@@ -159,7 +168,8 @@ impl DomainEvent {
     /// the campaign's id for campaign events **and for campaigncall events** (a campaigncall is
     /// addressed by its parent campaign, as the platform addresses it), the outplan's id for
     /// outplan events, the entry's id for suppression events, the campaign's id for callback
-    /// events (like a campaigncall, a callback belongs to its campaign).
+    /// events (like a campaigncall, a callback belongs to its campaign), the customer's id for
+    /// its dial limits.
     pub fn subscription_id(&self) -> Uuid {
         match self {
             DomainEvent::CampaigncallCreated(c)
@@ -205,6 +215,7 @@ impl DomainEvent {
             DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => {
                 serde_json::to_value(x)
             }
+            DomainEvent::CustomerDialLimitsUpdated(x) => serde_json::to_value(x),
         };
         encoded.unwrap_or(Value::Null)
     }
@@ -231,6 +242,7 @@ impl DomainEvent {
             DomainEvent::CallbackCreated(x) | DomainEvent::CallbackDeleted(x) => {
                 EventRecord::Callback(x)
             }
+            DomainEvent::CustomerDialLimitsUpdated(x) => EventRecord::CustomerDialLimits(x),
         }
     }
 
@@ -367,6 +379,12 @@ mod tests {
             DomainEvent::SuppressionDeleted(suppression()),
             DomainEvent::CallbackCreated(callback()),
             DomainEvent::CallbackDeleted(callback()),
+            DomainEvent::CustomerDialLimitsUpdated(CustomerDialLimits {
+                customer_id: Uuid::new_v4(),
+                max_concurrent_calls: Some(3),
+                dials_per_second: None,
+                tm_update: None,
+            }),
         ]
     }
 
@@ -388,6 +406,7 @@ mod tests {
             let (customer, record) = match (e.name(), e.record()) {
                 (_, EventRecord::Suppression(x)) => (x.customer_id, serde_json::to_value(x)),
                 (_, EventRecord::Callback(x)) => (x.customer_id, serde_json::to_value(x)),
+                (_, EventRecord::CustomerDialLimits(x)) => (x.customer_id, serde_json::to_value(x)),
                 (n, _) if n.starts_with("campaigncall_") => {
                     (cc.customer_id, serde_json::to_value(&cc))
                 }
@@ -418,6 +437,7 @@ mod tests {
                     EventRecord::Callback(x) => x.campaign_id,
                     _ => Uuid::nil(),
                 },
+                n if n.starts_with("customer_") => e.customer_id(),
                 n if n.starts_with("campaigncall_") => cc.campaign_id,
                 n if n.starts_with("campaign_") => c.id,
                 _ => o.id,

@@ -11,6 +11,7 @@ mod callback;
 mod calling_hours;
 mod campaign;
 mod campaigncall;
+mod customer_limits;
 mod destination_zone;
 mod event;
 mod flow_reconcile;
@@ -33,6 +34,7 @@ pub use campaign::{Campaign, CampaignStatus, CampaignType, CampaignWebhook, EndH
 pub use campaigncall::{
     Campaigncall, CampaigncallResult, CampaigncallStatus, ReferenceType, TargetStatus,
 };
+pub use customer_limits::{CustomerDialLimits, parse_dial_limits};
 pub use destination_zone::{destination_zones, e164_zones};
 pub use event::{DomainEvent, EventRecord};
 pub use flow_reconcile::{FlowReconcile, recent_interval_sec};

@@ -115,6 +115,9 @@ pub enum Command {
     /// A campaign's callbacks: a target dialed at a time asked for (via the service's RPC API).
     #[command(subcommand)]
     Callback(CallbackCmd),
+    /// A customer's settings across all its campaigns (via the service's RPC API).
+    #[command(subcommand)]
+    Customer(CustomerCmd),
     /// Print a shell completion script, e.g. `campaign-control completions bash >
     /// /etc/bash_completion.d/campaign-control`.
     Completions {
@@ -545,6 +548,51 @@ pub enum CallbackCmd {
         /// The callback (UUID).
         #[arg(long)]
         id: Uuid,
+        /// Do not ask for confirmation (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `customer ...` (docs/contact-strategy.md)
+#[derive(Debug, Subcommand)]
+pub enum CustomerCmd {
+    /// The customer's dial limits across all its campaigns.
+    #[command(subcommand)]
+    Limits(LimitsCmd),
+}
+
+/// `customer limits ...`
+#[derive(Debug, Subcommand)]
+pub enum LimitsCmd {
+    /// Show the customer's dial limits (both null when none are set).
+    Get {
+        /// Customer (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
+    },
+    /// Set the customer's dial limits; a limit not given is unset.
+    Set {
+        /// Customer (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
+        /// Most calls of all the customer's campaigns up at once (an integer >= 0; 0 dials
+        /// nothing).
+        #[arg(
+            long = "max-concurrent-calls",
+            allow_negative_numbers = true,
+            required_unless_present = "dials_per_second"
+        )]
+        max_concurrent_calls: Option<i64>,
+        /// Most dials per second of all the customer's campaigns (0.1 to 50).
+        #[arg(long = "dials-per-second", allow_negative_numbers = true)]
+        dials_per_second: Option<f64>,
+    },
+    /// Clear the customer's dial limits (asks for confirmation).
+    Clear {
+        /// Customer (UUID).
+        #[arg(long = "customer-id")]
+        customer_id: Uuid,
         /// Do not ask for confirmation (needed when stdin is not a terminal).
         #[arg(long)]
         yes: bool,

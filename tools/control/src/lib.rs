@@ -30,6 +30,7 @@
 
 pub mod callbacks;
 pub mod cli;
+pub mod customer_limits;
 pub mod events;
 pub mod flows;
 pub mod handover;
@@ -224,6 +225,7 @@ pub async fn execute(cli: &Cli) -> Result<Output, Failure> {
         Command::Flows(c) => rpc::Rpc::connect(cli).await?.flows(c).await,
         Command::Suppression(c) => rpc::Rpc::connect(cli).await?.suppression(c).await,
         Command::Callback(c) => rpc::Rpc::connect(cli).await?.callback(c).await,
+        Command::Customer(c) => rpc::Rpc::connect(cli).await?.customer(c).await,
     }
 }
 
