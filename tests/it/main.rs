@@ -12,6 +12,7 @@ mod api;
 mod binaries;
 mod bus;
 mod calling_hours;
+mod clock;
 mod contract_docs;
 mod cutover;
 mod dbscheme;
