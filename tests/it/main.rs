@@ -18,6 +18,7 @@ mod cutover;
 mod dbscheme;
 mod deploy;
 mod dial_paths;
+mod dial_tx;
 mod dials;
 mod e2e;
 mod events;
