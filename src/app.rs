@@ -148,6 +148,10 @@ impl App {
             .registry
             .register(Box::new(store.dials.pool_wait()))
             .context("registering the pool wait metric")?;
+        metrics
+            .registry
+            .register(Box::new(store.dials.retries()))
+            .context("registering the record retries metric")?;
         if settings.migrate {
             store
                 .migrate()

@@ -34,7 +34,7 @@ impl ChainControl for SchedulerChains {
 }
 
 /// Runs campaign ticks for the scheduler. The chain's sequence number and deadline become the
-/// tick's [`Fence`], which MySQL checks before it records a dial.
+/// tick's [`Fence`], checked in the transaction that records a dial.
 pub struct CampaignRunner(pub Arc<Ticker>);
 
 #[async_trait]
@@ -50,10 +50,17 @@ impl ChainRunner for CampaignRunner {
             tracing::warn!(chain = %tick.id, "chain id is not a campaign id; ending it");
             return TickOutcome::Stop;
         };
-        let deadline_ms = i64::try_from(tick.deadline_ms).unwrap_or(i64::MAX);
+        // The deadline on this process' clocks only (the record uses the time left until it;
+        // Redis' clock, which set it, is compared with nothing here).
+        let left = tick
+            .deadline
+            .saturating_duration_since(std::time::Instant::now());
         let fence = Fence {
             seq: tick.seq,
-            deadline: chrono::DateTime::from_timestamp_millis(deadline_ms).unwrap_or_default(),
+            deadline: chrono::TimeDelta::from_std(left)
+                .ok()
+                .and_then(|left| chrono::Utc::now().checked_add_signed(left))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC),
             local_deadline: tick.deadline,
         };
         match self.0.tick(campaign_id, &fence).await.0 {

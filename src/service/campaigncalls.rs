@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use super::{Service, ServiceError, ServiceResult};
 use crate::model::{
-    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DialRate, DomainEvent,
-    Outplan, ReferenceType, TargetStatus, enum_str,
+    Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DomainEvent, Outplan,
+    ReferenceType, TargetStatus, enum_str,
 };
 use crate::store::{Deletion, DialFence, DialStep, Filters, OutboxEntry, Page, Recorded};
 
@@ -67,20 +67,6 @@ enum Settle {
     AgainAfterMargin,
 }
 
-/// What [`Service::record_dial`] did.
-pub(super) enum DialRecord {
-    /// The campaigncall as stored (`dialing`).
-    Recorded(Box<Campaigncall>),
-    /// Nothing written, for this reason (`stale_tick`, `late_tick`, `try_taken`, `not_running`,
-    /// `suppressed`, `callback_pending`, `callback_taken`, `customer_limit`).
-    Refused(&'static str),
-    /// Nothing written: the dial rate allows the next dial only at this instant.
-    Paced(chrono::DateTime<chrono::Utc>),
-    /// Nothing written: the customer's dial rate (all its campaigns) allows the next dial
-    /// only at this instant.
-    CustomerPaced(chrono::DateTime<chrono::Utc>),
-}
-
 impl Service {
     /// The campaigncall of a call (`reference_id`), for the `call_hangup` handler.
     pub async fn campaigncall_by_call(&self, call_id: Uuid) -> ServiceResult<Option<Campaigncall>> {
@@ -104,16 +90,16 @@ impl Service {
     }
 
     /// Records a `dialing` campaigncall behind the tick's fence (see `store::dials`): nothing
-    /// is written when the tick is stale or late, the campaign stopped, or the try is already
-    /// recorded; the reason is returned instead. The target is not touched here.
-    /// With a dial `rate`, the dial is recorded only at an instant the rate allows; an instant
-    /// further than the store waits in its transaction is returned as `Paced`.
+    /// is written when the tick is stale or late, the campaign stopped or is at one of its
+    /// limits (cap, queue capacity with `agents` available, dial rate), the try is already
+    /// recorded or the destination suppressed; the store's [`Recorded`] says which. The target
+    /// is not touched here.
     pub(super) async fn record_dial(
         &self,
         n: NewCampaigncall<'_>,
         fence: DialFence,
-        rate: Option<DialRate>,
-    ) -> ServiceResult<DialRecord> {
+        agents: Option<i64>,
+    ) -> ServiceResult<Recorded> {
         let cc = Campaigncall {
             id: Uuid::new_v4(),
             customer_id: n.campaign.customer_id,
@@ -136,31 +122,20 @@ impl Service {
             tm_update: None,
             tm_delete: None,
         };
-        let stored = match self
+        let recorded = self
             .store
             .dials
-            .record_for(&cc, fence, rate, n.callback_id)
-            .await?
-        {
-            Recorded::Dial(stored) => *stored,
-            Recorded::Stale => return Ok(DialRecord::Refused("stale_tick")),
-            Recorded::Late => return Ok(DialRecord::Refused("late_tick")),
-            Recorded::TryTaken => return Ok(DialRecord::Refused("try_taken")),
-            Recorded::NotRunning => return Ok(DialRecord::Refused("not_running")),
-            Recorded::Paced(at) => return Ok(DialRecord::Paced(at)),
-            Recorded::Suppressed => return Ok(DialRecord::Refused("suppressed")),
-            Recorded::CallbackPending => return Ok(DialRecord::Refused("callback_pending")),
-            Recorded::CallbackTaken => return Ok(DialRecord::Refused("callback_taken")),
-            Recorded::CustomerLimit => return Ok(DialRecord::Refused("customer_limit")),
-            Recorded::CustomerPaced(at) => return Ok(DialRecord::CustomerPaced(at)),
-        };
-        self.metrics
-            .campaigncall_create_total
-            .with_label_values(&[&enum_str(&stored.reference_type)])
-            .inc();
-        self.emit(DomainEvent::CampaigncallCreated(stored.clone()))
-            .await;
-        Ok(DialRecord::Recorded(Box::new(stored)))
+            .record_with(&cc, fence, agents, n.callback_id)
+            .await?;
+        if let Recorded::Dial(stored) = &recorded {
+            self.metrics
+                .campaigncall_create_total
+                .with_label_values(&[&enum_str(&stored.reference_type)])
+                .inc();
+            self.emit(DomainEvent::CampaigncallCreated((**stored).clone()))
+                .await;
+        }
+        Ok(recorded)
     }
 
     /// Notes how far a dial got. A failure is returned: the tick fails the dial rather than

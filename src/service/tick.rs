@@ -30,15 +30,15 @@ use uuid::Uuid;
 
 use super::callbacks::{DueCallbacks, callback_destination};
 use super::campaign_cache::TickCache;
-use super::campaigncalls::{DialRecord, NewCampaigncall};
+use super::campaigncalls::NewCampaigncall;
 use super::retry_rules::RetryView;
 use super::{Service, ServiceError};
 use crate::model::{
-    Address, Campaign, CampaignStatus, CampaignType, CampaigncallStatus, DialRate, EndHandle,
-    Execute, Finals, OutdialTarget, Outplan, ReferenceType, Schedule,
+    Address, Campaign, CampaignStatus, CampaignType, DialRate, EndHandle, Execute, Finals,
+    OutdialTarget, Outplan, ReferenceType, Schedule,
 };
 use crate::peers::{CallRequest, DialPeer, PeerError};
-use crate::store::{DialFence, DialStep};
+use crate::store::{DialFence, DialStep, Recorded};
 
 /// The tick's identity in its chain, which fences its dials: the chain sequence number (a
 /// fencing token that only grows, also across re-seeds) and the tick's deadline.
@@ -46,7 +46,8 @@ use crate::store::{DialFence, DialStep};
 pub struct Fence {
     /// The tick's sequence number.
     pub seq: u64,
-    /// Past this instant (database clock) the tick records no dial.
+    /// Past this instant (this process' wall clock, `Utc::now()`) the tick records no dial:
+    /// the record transaction uses only the time left until it (`store::dials`).
     pub deadline: chrono::DateTime<Utc>,
     /// The same deadline on this process' monotonic clock: past it the tick asks no peer.
     pub local_deadline: Instant,
@@ -75,16 +76,14 @@ enum Hours {
     PerDestination(Schedule),
 }
 
-/// What became of recording a dial (step 1).
-enum Recording {
-    /// Recorded; steps 2 and 3 are still to do.
-    Recorded(Box<Pending>),
-    /// Nothing was recorded, for this reason.
-    Refused(&'static str),
-    /// Nothing was recorded: the dial rate allows it only at this instant.
-    Paced(DateTime<Utc>),
-    /// Nothing was recorded: the customer's dial rate allows it only at this instant.
-    CustomerPaced(DateTime<Utc>),
+/// One dial to record: the target, and the destination and try chosen for it.
+struct DialTry {
+    target_id: Uuid,
+    destination: Address,
+    index: i32,
+    try_count: i32,
+    /// The due callback this dial is for (it takes the callback in its transaction).
+    callback_id: Option<Uuid>,
 }
 
 /// A recorded dial whose target is not claimed nor its peer asked yet.
@@ -188,9 +187,9 @@ pub const PACED_TICK_SPAN: Duration = Duration::from_secs(1);
 /// campaign, outplan, targets and caps are done by then; it sleeps the rest).
 pub const PACED_TICK_LEAD: Duration = Duration::from_millis(400);
 
-/// How long before a paced dial's allowed instant the tick starts recording it (the store waits
-/// the rest inside its transaction, so the creation time lands on the instant).
-pub const PACED_RECORD_LEAD: Duration = Duration::from_millis(40);
+/// How often in a row the store may answer `Paced` for one dial before the tick stops trying
+/// (each answer names a later instant, which the tick waits for).
+pub const PACED_ATTEMPTS: u32 = 3;
 
 /// How many available targets a tick asks the outdial for by default.
 pub const DEFAULT_TARGET_BATCH: u32 = 20;
@@ -491,10 +490,11 @@ impl Ticker {
         if plan.targets.is_empty() {
             return self.list_empty(&plan.campaign).await;
         }
-        if let Some(wait) = self.may_dial(&plan.campaign).await? {
-            return Ok(wait);
-        }
-        let mut dials = Dials::new(self, &plan, fence).await?;
+        let agents = match self.agents(&plan.campaign).await? {
+            Ok(agents) => agents,
+            Err(reason) => return Ok(Outcome::Waiting(reason)),
+        };
+        let mut dials = Dials::new(self, &plan, fence, agents).await?;
         let outcome = dials.dial_all().await;
         trace.next_dial = dials.next_dial;
         match outcome? {
@@ -591,17 +591,6 @@ impl Ticker {
         Ok(outcome)
     }
 
-    /// Whether the campaign may dial now: `Some(wait)` at its pacing cap or without capacity.
-    async fn may_dial(&self, campaign: &Campaign) -> Result<Option<Outcome>, Fail> {
-        if self.at_pacing_cap(campaign).await? {
-            return Ok(Some(Outcome::Waiting("pacing")));
-        }
-        if !self.has_capacity(campaign).await? {
-            return Ok(Some(Outcome::Waiting("no_capacity")));
-        }
-        Ok(None)
-    }
-
     /// Where the campaign stands against its calling hours. Stored hours that no longer
     /// validate (written by hand) dial nothing and are logged.
     fn calling_hours(&self, c: &Campaign) -> Hours {
@@ -649,55 +638,41 @@ impl Ticker {
         }
     }
 
-    /// Whether both caps (pacing's and the queue's) allow one more dial.
-    async fn below_caps(&self, c: &Campaign) -> Result<bool, Fail> {
-        Ok(!self.at_pacing_cap(c).await? && self.has_capacity(c).await?)
-    }
-
-    /// Whether the campaign already has `pacing.max_concurrent_calls` calls up.
-    async fn at_pacing_cap(&self, c: &Campaign) -> Result<bool, Fail> {
-        let Some(cap) = c.pacing.and_then(|p| p.max_concurrent_calls) else {
-            return Ok(false);
-        };
-        if cap <= 0 {
-            return Ok(true);
-        }
-        let up = self.service.store.campaigncalls.count_ongoing(c.id).await?;
-        Ok(up >= cap)
-    }
-
-    /// Queue capacity: `agents × service_level / 100` must exceed the campaign's dialing calls.
-    async fn has_capacity(&self, c: &Campaign) -> Result<bool, Fail> {
+    /// The available agents of the campaign's queue (`None`: no queue), passed to the record
+    /// transaction, which holds the queue's capacity against the campaign's dialing calls
+    /// there (`store::dials`). Two cheap pre-checks spare a pointless request or transaction
+    /// (the record checks both again on what MySQL has): with a cap, a campaign at it does not
+    /// ask the queue (`Err("pacing")`); no agent at all is no capacity (`Err("no_capacity")`).
+    async fn agents(&self, c: &Campaign) -> Result<Result<Option<i64>, &'static str>, Fail> {
         if c.queue_id.is_nil() {
-            return Ok(true);
+            return Ok(Ok(None));
         }
         let s = &self.service;
-        let agents = s.peers.queue.available_agents(c.queue_id).await? as i64;
-        let capacity = agents * i64::from(c.service_level) / 100;
-        let dialing = s
-            .store
-            .campaigncalls
-            .count_status(c.id, CampaigncallStatus::Dialing)
-            .await?;
-        Ok(capacity > dialing)
+        if let Some(cap) = c.pacing.and_then(|p| p.max_concurrent_calls)
+            && (cap <= 0 || s.store.campaigncalls.count_ongoing(c.id).await? >= cap)
+        {
+            return Ok(Err("pacing"));
+        }
+        let agents = s.peers.queue.available_agents(c.queue_id).await?;
+        if agents == 0 {
+            return Ok(Err("no_capacity"));
+        }
+        Ok(Ok(Some(i64::try_from(agents).unwrap_or(i64::MAX))))
     }
 
     /// Step 1 of a dial: the campaigncall (`dialing`) and dial row in one transaction, behind
-    /// the fence and the dial rate. A stale or late tick, a stopped campaign, an already
-    /// recorded (target, destination, try) or a suppressed destination records nothing.
-    #[allow(clippy::too_many_arguments)]
+    /// the fence and the campaign's limits as MySQL has them. `Err` with the store's refusal
+    /// when nothing was recorded: a stale or late tick, a stopped campaign, a limit (cap, queue
+    /// capacity, dial rate), an already recorded (target, destination, try) or a suppressed
+    /// destination.
     async fn record(
         &self,
-        c: &Campaign,
-        o: &Outplan,
-        target_id: Uuid,
-        destination: Address,
-        index: i32,
-        try_count: i32,
+        plan: &Plan,
+        dial: DialTry,
         fence: &Fence,
-        rate: Option<DialRate>,
-        callback_id: Option<Uuid>,
-    ) -> Result<Recording, Fail> {
+        agents: Option<i64>,
+    ) -> Result<Result<Box<Pending>, Recorded>, Fail> {
+        let (c, o) = (&plan.campaign, &plan.outplan);
         let s = &self.service;
         let (reference_type, reference_id, source) = match c.kind {
             CampaignType::Call => (
@@ -713,7 +688,14 @@ impl Ticker {
             CampaignType::Unset => return Err(Fail::Permanent("invalid_type")),
         };
         let activeflow_id = Uuid::new_v4();
-        match s
+        let DialTry {
+            target_id,
+            destination,
+            index,
+            try_count,
+            callback_id,
+        } = dial;
+        let recorded = s
             .record_dial(
                 NewCampaigncall {
                     campaign: c,
@@ -728,11 +710,11 @@ impl Ticker {
                     callback_id,
                 },
                 fence.dial(),
-                rate,
+                agents,
             )
-            .await?
-        {
-            DialRecord::Recorded(cc) => Ok(Recording::Recorded(Box::new(Pending {
+            .await?;
+        match recorded {
+            Recorded::Dial(cc) => Ok(Ok(Box::new(Pending {
                 cc: *cc,
                 target_id,
                 index,
@@ -741,15 +723,18 @@ impl Ticker {
                 reference_id,
                 activeflow_id,
             }))),
-            DialRecord::Paced(at) => Ok(Recording::Paced(at)),
-            DialRecord::CustomerPaced(at) => Ok(Recording::CustomerPaced(at)),
-            DialRecord::Refused(reason) => {
+            // The campaign's own limits: the tick waits, nothing is counted as refused.
+            refusal @ (Recorded::Paced(_) | Recorded::AtCap | Recorded::NoCapacity) => {
+                Ok(Err(refusal))
+            }
+            refusal => {
+                let reason = refusal.reason();
                 tracing::info!(campaign_id = %c.id, target_id = %target_id, seq = fence.seq, reason, "dial not recorded");
                 s.metrics
                     .dial_refused_total
                     .with_label_values(&[reason])
                     .inc();
-                Ok(Recording::Refused(reason))
+                Ok(Err(refusal))
             }
         }
     }
@@ -978,6 +963,8 @@ enum Flow {
     Next,
     /// Dial the same target on its destination after this (suppressed) index.
     Suppressed(i32),
+    /// Dial the same target again (the store named a later instant for it, now waited for).
+    Again,
     /// Dial no more in this tick; the placements finish and the tick is summarised.
     Stop,
     /// The tick ends now with this outcome (nothing was dialed).
@@ -986,14 +973,28 @@ enum Flow {
 
 /// The dial step of one tick: the targets it dials one after another, the placements running
 /// alongside, and what it saw for the summary.
+///
+/// A paced tick plans its dial instants on MySQL's times: the recent dial times and MySQL's
+/// now are read together, and every MySQL time is moved onto this process' clock by their
+/// difference (`offset`), read once per tick; the store's `Paced` instants come converted.
+/// The plan only says when to try: whether a dial may be recorded is decided by the store, on
+/// MySQL's clock.
 struct Dials<'a> {
     ticker: &'a Ticker,
     plan: &'a Plan,
     fence: &'a Fence,
+    /// The queue's available agents (`None`: no queue), asked before each dial.
+    agents: Option<i64>,
     rate: Option<DialRate>,
     now: DateTime<Utc>,
-    /// The recent dial times the rate applies to (also kept up to date with this tick's own).
+    /// MySQL's clock less this process' (with a dial rate; zero otherwise).
+    offset: chrono::TimeDelta,
+    /// The recent dial times the rate applies to, on this process' clock (also kept up to date
+    /// with this tick's own).
     recent: Vec<DateTime<Utc>>,
+    /// The store's last `Paced` instant for the dial being tried, and how often in a row.
+    not_before: Option<DateTime<Utc>>,
+    paced: u32,
     span_end: Instant,
     in_flight: Placements<'a>,
     placed: Vec<Result<Dial, Fail>>,
@@ -1011,18 +1012,27 @@ struct Dials<'a> {
 }
 
 impl<'a> Dials<'a> {
-    /// Reads the recent dial times when the campaign has a dial rate.
-    async fn new(ticker: &'a Ticker, plan: &'a Plan, fence: &'a Fence) -> Result<Self, Fail> {
+    /// Reads the recent dial times (and MySQL's now) when the campaign has a dial rate.
+    async fn new(
+        ticker: &'a Ticker,
+        plan: &'a Plan,
+        fence: &'a Fence,
+        agents: Option<i64>,
+    ) -> Result<Self, Fail> {
         let now = Utc::now();
         let rate = plan.campaign.pacing.and_then(|p| p.rate());
-        let recent = match rate {
+        let (offset, recent) = match rate {
             Some(r) => {
                 let dials = &ticker.service.store.dials;
-                dials
-                    .recent_dial_times(plan.campaign.id, r.window_dials())
-                    .await?
+                let read = dials
+                    .recent_dials(plan.campaign.id, r.window_dials())
+                    .await?;
+                // Read after the statement returned: MySQL's times land a hair late here,
+                // never early.
+                let offset = read.now - Utc::now();
+                (offset, read.times.iter().map(|t| *t - offset).collect())
             }
-            None => Vec::new(),
+            None => (chrono::TimeDelta::zero(), Vec::new()),
         };
         let retry = ticker
             .service
@@ -1032,9 +1042,13 @@ impl<'a> Dials<'a> {
             ticker,
             plan,
             fence,
+            agents,
             rate,
             now,
+            offset,
             recent,
+            not_before: None,
+            paced: 0,
             span_end: Instant::now() + PACED_TICK_SPAN,
             in_flight: FuturesUnordered::new(),
             placed: Vec::new(),
@@ -1059,6 +1073,7 @@ impl<'a> Dials<'a> {
             match self.dial_one(target, after).await? {
                 Flow::Next => {}
                 Flow::Suppressed(index) => work.push_front((target, Some(index))),
+                Flow::Again => work.push_front((target, after)),
                 Flow::Stop => break,
                 Flow::Done(outcome) => return Ok(Some(outcome)),
             }
@@ -1076,17 +1091,14 @@ impl<'a> Dials<'a> {
             return Ok(flow);
         }
         let (ticker, plan, fence) = (self.ticker, self.plan, self.fence);
-        let recording = ticker.record(
-            &plan.campaign,
-            &plan.outplan,
-            target.id,
+        let dial = DialTry {
+            target_id: target.id,
             destination,
             index,
             try_count,
-            fence,
-            self.rate,
-            plan.callbacks.due_for(target.id).map(|c| c.id),
-        );
+            callback_id: plan.callbacks.due_for(target.id).map(|c| c.id),
+        };
+        let recording = ticker.record(plan, dial, fence, self.agents);
         let recorded = while_placing(recording, &mut self.in_flight, &mut self.placed).await;
         self.recorded(recorded, index)
     }
@@ -1162,27 +1174,31 @@ impl<'a> Dials<'a> {
         Some((destination, index, try_count))
     }
 
-    /// Before a further dial: the caps again (only with a rate), then the wait until the rate
-    /// allows it. `Some` when the tick dials no more.
+    /// Before a further dial: the queue's agents again (only with a rate; the caps themselves
+    /// are checked by the record), then the wait until the rate allows it (or until the
+    /// store's last `Paced` instant). `Some` when the tick dials no more.
     async fn pace(&mut self) -> Result<Option<Flow>, Fail> {
         let (ticker, plan) = (self.ticker, self.plan);
-        if self.dialed > 0 {
-            // More than one dial per tick only with a rate, and only while the caps allow.
+        if self.dialed > 0 && self.paced == 0 {
+            // More than one dial per tick only with a rate.
             if self.rate.is_none() {
                 return Ok(Some(Flow::Stop));
             }
-            let caps = ticker.below_caps(&plan.campaign);
-            match while_placing(caps, &mut self.in_flight, &mut self.placed).await {
-                Ok(true) => {}
-                Ok(false) => return Ok(Some(Flow::Stop)),
-                Err(e) => {
-                    self.failed = Some(e);
-                    return Ok(Some(Flow::Stop));
+            if self.agents.is_some() {
+                let agents = ticker.agents(&plan.campaign);
+                match while_placing(agents, &mut self.in_flight, &mut self.placed).await {
+                    Ok(Ok(agents)) => self.agents = agents,
+                    Ok(Err(_)) => return Ok(Some(Flow::Stop)),
+                    Err(e) => {
+                        self.failed = Some(e);
+                        return Ok(Some(Flow::Stop));
+                    }
                 }
             }
         }
-        if let Some(at) = self.rate.and_then(|r| r.next_allowed(&self.recent)) {
-            let wait = until(at).saturating_sub(PACED_RECORD_LEAD);
+        let planned = self.rate.and_then(|r| r.next_allowed(&self.recent));
+        if let Some(at) = planned.max(self.not_before) {
+            let wait = until(at);
             if self.dialed > 0 && Instant::now() + wait > self.span_end {
                 self.next_dial = Some(at);
                 return Ok(Some(Flow::Stop));
@@ -1198,57 +1214,78 @@ impl<'a> Dials<'a> {
         Ok(None)
     }
 
-    /// Acts on what the store made of a dial: a recorded one starts its placement.
-    fn recorded(&mut self, recorded: Result<Recording, Fail>, index: i32) -> Result<Flow, Fail> {
+    /// Acts on what the store made of a dial: a recorded one starts its placement, a paced one
+    /// is tried again at the store's instant (while the tick's span allows).
+    fn recorded(
+        &mut self,
+        recorded: Result<Result<Box<Pending>, Recorded>, Fail>,
+        index: i32,
+    ) -> Result<Flow, Fail> {
         let (ticker, plan, fence) = (self.ticker, self.plan, self.fence);
-        match recorded {
+        let refusal = match recorded {
             // Placements already running finish first (summarise).
             Err(e) if self.dialed > 0 => {
                 self.failed = Some(e);
-                Ok(Flow::Stop)
+                return Ok(Flow::Stop);
             }
-            Err(e) => Err(e),
-            Ok(Recording::Recorded(pending)) => {
+            Err(e) => return Err(e),
+            Ok(Ok(pending)) => {
                 self.dialed += 1;
+                self.not_before = None;
+                self.paced = 0;
                 if let Some(r) = self.rate {
-                    self.recent
-                        .push(pending.cc.tm_create.unwrap_or_else(Utc::now));
+                    let created = pending
+                        .cc
+                        .tm_create
+                        .map_or_else(Utc::now, |t| t - self.offset);
+                    self.recent.push(created);
                     self.next_dial = r.next_allowed(&self.recent);
                 }
                 // The target claim and the peer request run while the tick waits for its
                 // next dial instant, so their latency does not delay the next dial.
                 let placement = ticker.place(&plan.campaign, pending, fence).boxed();
                 self.in_flight.push(placement);
-                Ok(Flow::Next)
+                return Ok(Flow::Next);
             }
-            Ok(Recording::Paced(at)) if self.dialed == 0 => {
-                let sleep = until(at)
-                    .saturating_sub(PACED_TICK_LEAD)
-                    .max(CALLING_HOURS_MIN_SLEEP);
-                Ok(Flow::Done(Outcome::Sleeping("pacing", sleep)))
-            }
-            Ok(Recording::Paced(at)) => {
-                self.next_dial = Some(at);
-                Ok(Flow::Stop)
-            }
-            // The customer's limits (all its campaigns): wait for its instant, or end the span.
-            Ok(Recording::CustomerPaced(at)) if self.dialed == 0 => Ok(Flow::Done(
-                Outcome::Sleeping("customer_limit", until(at).max(CALLING_HOURS_MIN_SLEEP)),
-            )),
-            Ok(Recording::CustomerPaced(_)) => Ok(Flow::Stop),
-            Ok(Recording::Refused("suppressed")) => Ok(Flow::Suppressed(index)),
-            // Another tick recorded this try (it may still be claiming the target): look
-            // at the next target.
-            Ok(Recording::Refused("try_taken")) => {
-                self.waiting = "try_taken";
-                self.other_wait = true;
-                Ok(Flow::Next)
+            Ok(Err(refusal)) => refusal,
+        };
+        Ok(match refusal {
+            Recorded::Paced(at) => {
+                self.paced += 1;
+                let wait = until(at);
+                let in_span = self.dialed == 0 || Instant::now() + wait <= self.span_end;
+                if self.paced < PACED_ATTEMPTS && wait <= PACED_TICK_SPAN && in_span {
+                    // The store's instant is exact (MySQL's clock): wait for it, record again.
+                    self.not_before = Some(at);
+                    Flow::Again
+                } else if self.dialed == 0 {
+                    let sleep = wait
+                        .saturating_sub(PACED_TICK_LEAD)
+                        .max(CALLING_HOURS_MIN_SLEEP);
+                    Flow::Done(Outcome::Sleeping("pacing", sleep))
+                } else {
+                    self.next_dial = Some(at);
+                    Flow::Stop
+                }
             }
             // A callback holds the target, or took another dial: look at the next target.
-            Ok(Recording::Refused("callback_pending" | "callback_taken")) => Ok(Flow::Next),
-            Ok(Recording::Refused(_)) if self.dialed > 0 => Ok(Flow::Stop),
-            Ok(Recording::Refused(reason)) => Ok(Flow::Done(Outcome::Waiting(reason))),
-        }
+            Recorded::CallbackPending | Recorded::CallbackTaken => Flow::Next,
+            // The customer's limits (all its campaigns): wait for its instant, or end the span.
+            Recorded::CustomerPaced(at) if self.dialed == 0 => Flow::Done(Outcome::Sleeping(
+                "customer_limit",
+                until(at).max(CALLING_HOURS_MIN_SLEEP),
+            )),
+            Recorded::Suppressed => Flow::Suppressed(index),
+            // Another tick recorded this try (it may still be claiming the target): look
+            // at the next target.
+            Recorded::TryTaken => {
+                self.waiting = "try_taken";
+                self.other_wait = true;
+                Flow::Next
+            }
+            _ if self.dialed > 0 => Flow::Stop,
+            other => Flow::Done(Outcome::Waiting(other.reason())),
+        })
     }
 
     /// Waits for every placement, then says what the tick did (and counts into `settled` what

@@ -3,31 +3,35 @@
 //! makes against them ([`admit_in`]).
 //!
 //! One row per customer that has a limit; clearing both limits deletes the row, so a customer
-//! without limits costs each dial one primary-key read and no lock. A set or a clear is one
-//! statement, so a process dying around it leaves the limits either as they were or as asked.
+//! without limits costs each dial one primary-key read. A set or a clear is one statement, so
+//! a process dying around it leaves the limits either as they were or as asked.
 //!
-//! The check runs inside the transaction that records a dial (`store::dials`), after the
-//! campaign's own checks: it locks the customer's row (`FOR UPDATE`), which serialises the
-//! dials of all the customer's campaigns, then
+//! The check runs inside the transaction that records a dial (`store::dials`), right after the
+//! campaign's fence row and campaign row are locked and before any plain read: it locks the
+//! customer's row (`FOR UPDATE`; for a customer without limits, a read of a missing key), which
+//! serialises the dials of all the customer's campaigns, then
 //! - counts the customer's open campaigncalls (`dialing`, `progressing`): at
 //!   `max_concurrent_calls` the dial is refused ([`Recorded::CustomerLimit`]);
 //! - applies [`DialRate::next_allowed`] (the campaign's rule) to the customer's newest
-//!   creation times: a dial due within [`PACING_WAIT_IN_TRANSACTION`] waits for its instant
-//!   here, a later one is refused with it ([`Recorded::CustomerPaced`]).
+//!   creation times against MySQL's now (read with the campaign's fence row): a dial before
+//!   its instant is refused with it ([`Recorded::CustomerPaced`], on the caller's clock); the
+//!   tick waits and records again, nothing waits inside the transaction.
 //!
-//! Both reads are locking reads (`LOCK IN SHARE MODE`): they see every campaigncall committed
-//! before the row lock was granted, whatever snapshot the transaction read before. Since every
-//! dial of the customer passes the row lock, each creation time written is later than all the
-//! customer's earlier ones and satisfies the rule against them: the rule holds on the stored
-//! times. Nothing is written here: a dial refused, or a process dying anywhere in the
-//! transaction, leaves nothing to repair.
+//! Both reads are plain reads, and the first plain reads of the transaction: its snapshot is
+//! taken once the customer's row lock is granted, so they see every dial of the customer that
+//! committed before (each held that lock until its commit). Plain reads take no row locks, so a
+//! hangup finishing one of the customer's calls never waits for a dial, and the two cannot
+//! deadlock. A creation time is MySQL's now read with the fence row, before the customer's lock:
+//! a dial whose time is earlier than one committed meanwhile is refused by the rule (its allowed
+//! instant lies after that one), so the rule holds on the stored times. Nothing is written here:
+//! a dial refused, or a process dying anywhere in the transaction, leaves nothing to repair.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use sqlx::{MySql, MySqlPool, Row};
 use uuid::Uuid;
 
 use super::StoreResult;
-use super::dials::{PACING_WAIT_IN_TRANSACTION, Recorded};
+use super::dials::Recorded;
 use super::row::{db_time, now, uuid_bytes};
 use crate::model::{CustomerDialLimits, DialRate, Pacing};
 
@@ -37,37 +41,29 @@ const LOCK_LIMITS: &str = "SELECT max_concurrent_calls, dials_per_second \
 
 /// The customer's open campaigncalls (index `(customer_id, status)`).
 const OPEN_CALLS: &str = "SELECT COUNT(*) FROM campaign_campaigncalls WHERE customer_id = ? \
-     AND status IN ('dialing', 'progressing') AND tm_delete IS NULL LOCK IN SHARE MODE";
+     AND status IN ('dialing', 'progressing') AND tm_delete IS NULL";
 
 /// The customer's newest dial times (index `(customer_id, tm_create)`).
 const RECENT_DIALS: &str = "SELECT tm_create FROM campaign_campaigncalls WHERE customer_id = ? \
-     AND tm_create IS NOT NULL ORDER BY tm_create DESC LIMIT ? LOCK IN SHARE MODE";
+     AND tm_create IS NOT NULL ORDER BY tm_create DESC LIMIT ?";
 
-/// Holds a dial about to be recorded at `t` to its customer's limits, inside the dial's
-/// transaction (module doc). Returns the creation time to write (`t`, or the customer's
-/// allowed instant if the transaction waited for it) or the refusal; past `deadline` after
-/// such a wait, [`Recorded::Late`].
+/// Holds a dial about to be recorded at MySQL's `now` (read with the fence row) to its
+/// customer's limits, inside the dial's transaction (module doc): the refusal, if any.
+/// `local_now` is the caller's clock at that instant, to which a paced refusal's instant is
+/// converted (as for the campaign's own rate: nothing waits inside the transaction).
 pub(super) async fn admit_in(
     tx: &mut sqlx::Transaction<'_, MySql>,
     customer_id: Uuid,
-    t: NaiveDateTime,
-    deadline: DateTime<Utc>,
-) -> StoreResult<Result<NaiveDateTime, Recorded>> {
+    now: NaiveDateTime,
+    local_now: DateTime<Utc>,
+) -> StoreResult<Option<Recorded>> {
     let customer = uuid_bytes(customer_id);
-    let any: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM campaign_customer_limits WHERE customer_id = ?")
-            .bind(&customer)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if any.is_none() {
-        return Ok(Ok(t));
-    }
     let Some(row) = sqlx::query(LOCK_LIMITS)
         .bind(&customer)
         .fetch_optional(&mut **tx)
         .await?
     else {
-        return Ok(Ok(t));
+        return Ok(None);
     };
     let limits = Pacing {
         max_concurrent_calls: row.try_get("max_concurrent_calls")?,
@@ -79,11 +75,11 @@ pub(super) async fn admit_in(
             .fetch_one(&mut **tx)
             .await?;
         if open >= max {
-            return Ok(Err(Recorded::CustomerLimit));
+            return Ok(Some(Recorded::CustomerLimit));
         }
     }
     let Some(rate) = limits.rate() else {
-        return Ok(Ok(t));
+        return Ok(None);
     };
     let rows: Vec<(NaiveDateTime,)> = sqlx::query_as(RECENT_DIALS)
         .bind(&customer)
@@ -91,42 +87,20 @@ pub(super) async fn admit_in(
         .fetch_all(&mut **tx)
         .await?;
     let recent: Vec<DateTime<Utc>> = rows.into_iter().map(|(r,)| r.and_utc()).collect();
-    allowed_at(tx, rate, &recent, t, deadline).await
+    Ok(paced(rate, &recent, now, local_now))
 }
 
-/// `t` if the rate allows it, else the allowed instant waited for when near enough.
-async fn allowed_at(
-    tx: &mut sqlx::Transaction<'_, MySql>,
+/// The customer's rate applied to MySQL's `now`: a refusal with the allowed instant on the
+/// caller's clock, or `None` when the dial may go now.
+fn paced(
     rate: DialRate,
     recent: &[DateTime<Utc>],
-    t: NaiveDateTime,
-    deadline: DateTime<Utc>,
-) -> StoreResult<Result<NaiveDateTime, Recorded>> {
-    let Some(allowed) = rate.next_allowed(recent) else {
-        return Ok(Ok(t));
-    };
-    if t.and_utc() >= allowed {
-        return Ok(Ok(t));
-    }
-    loop {
-        let at = now();
-        if at >= allowed {
-            break;
-        }
-        let wait = (allowed - at).to_std().unwrap_or_default();
-        if wait > PACING_WAIT_IN_TRANSACTION {
-            return Ok(Err(Recorded::CustomerPaced(allowed)));
-        }
-        tokio::time::sleep(wait).await;
-    }
-    let (in_time,): (i64,) = sqlx::query_as("SELECT UTC_TIMESTAMP(6) < ?")
-        .bind(db_time(deadline))
-        .fetch_one(&mut **tx)
-        .await?;
-    if in_time != 1 {
-        return Ok(Err(Recorded::Late));
-    }
-    Ok(Ok(db_time(now())))
+    now: NaiveDateTime,
+    local_now: DateTime<Utc>,
+) -> Option<Recorded> {
+    let allowed = rate.next_allowed(recent)?;
+    let now = now.and_utc();
+    (now < allowed).then(|| Recorded::CustomerPaced(local_now + (allowed - now)))
 }
 
 /// The customer limits repository.

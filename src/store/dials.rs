@@ -2,43 +2,57 @@
 //! which makes a dial at-most-once per (target, destination, try) whatever the interleaving of
 //! stale and fresh ticks, and lets the campaigncall repair find what a crash left behind.
 //!
-//! A dial is recorded in one transaction ([`DialRecords::record`]):
-//! 1. the campaign's fence row is locked; if it holds a higher tick sequence number than the
-//!    tick's own, the tick is stale (its chain was re-seeded) and nothing is written;
-//! 2. MySQL's clock must not have passed the tick's deadline (a tick that stalled past it may
-//!    already have a successor, so it writes nothing);
-//! 3. the campaign must still be `run` with `execute = run` (a stop that landed meanwhile wins);
-//! 4. the destination must not be on the customer's suppression list (an unexpired entry, by
+//! A dial is recorded in one transaction ([`DialRecords::record_with`]), and everything it
+//! decides on is read inside it:
+//! 1. the campaign's fence row is locked and MySQL's clock read (`UTC_TIMESTAMP(6)`, in the same
+//!    `SELECT`); if the row holds a higher tick sequence number than the tick's own, the tick is
+//!    stale (its chain was re-seeded) and nothing is written;
+//! 2. the tick's deadline must not have passed (a tick that stalled past it may already have a
+//!    successor). The deadline is on the tick's own clock and only the time left until it is
+//!    used, once the fence row is held: its image on MySQL's clock is the time just read plus
+//!    that budget, so no timestamp of another clock is ever compared with MySQL's;
+//! 3. the campaign must still be `run` with `execute = run` (a stop that landed meanwhile wins;
+//!    a share lock on the row), and its `pacing` and `service_level` are read from that row, not
+//!    from a tick's cached copy (a lowered rate or cap applies to the very next dial);
+//! 4. the customer's dial limits across all its campaigns, if it has any
+//!    (`customer_limits::admit_in`: the customer's row locked before any plain read of this
+//!    transaction, its open calls counted, its dial rate applied to MySQL's now, a dial before
+//!    its instant refused with it like step 5's);
+//! 5. with a limit, the campaign's open campaigncalls are counted (and, with a dial rate, its
+//!    most recent creation times read, in the same statement): at `max_concurrent_calls` up the
+//!    dial is refused ([`Recorded::AtCap`]), and with a queue when `agents × service_level / 100`
+//!    (agents asked by the caller just before) does not exceed the `dialing` ones
+//!    ([`Recorded::NoCapacity`]); [`DialRate::next_allowed`] is applied to MySQL's now against
+//!    the stored creation times, and a dial before its instant is refused with that instant
+//!    ([`Recorded::Paced`], converted to the caller's clock: nothing waits inside the
+//!    transaction, the tick waits and records again). These counts are read after the fence
+//!    row is locked, so two racing ticks of a campaign see each other's dials;
+//! 6. the destination must not be on the customer's suppression list (an unexpired entry, by
 //!    MySQL's clock; a locking read, so an entry committed before it is seen and one being
 //!    added waits for this dial: `suppressions::suppressed_in`);
-//! 5. a callback's dial takes its callback (a compare-and-set); any other dial of a target
+//! 7. a callback's dial takes its callback (a compare-and-set); any other dial of a target
 //!    with a pending callback is refused (`callbacks::take_in`, `callbacks::held_in`);
-//! 6. the customer's dial limits across all its campaigns, if it has any
-//!    (`customer_limits::admit_in`: the customer's row locked, its open calls counted, its dial
-//!    rate applied to the creation time);
-//! 7. the dial row is inserted: its unique key refuses a second record of one try;
-//! 8. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
+//! 8. the dial row is inserted: its unique key refuses a second record of one try;
+//! 9. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
 //!
-//! With a dial rate (`pacing.dials_per_second`), between 1 and 2 the campaign's most recent dial
-//! times are read and [`DialRate::next_allowed`] is applied to the creation time about to be
-//! written: a dial due within [`PACING_WAIT_IN_TRANSACTION`] waits for its instant inside the
-//! transaction (the fence row stays locked, so no other dial of the campaign can slip in), a
-//! later one is refused with that instant ([`Recorded::Paced`]). The rule is thus checked on
-//! exactly the times that are stored, whatever the tick's own clock or delays did; and since the
-//! creation time is taken right after the wait, a dial lands at its allowed instant to about a
-//! millisecond, which is what keeps the long-run rate at R (see `model::pacing`).
+//! The campaigncall's and the dial's `tm_create` and the fence's `tm_update` are the MySQL time
+//! read in step 1, and the returned campaigncall carries it: the pacing rule and the repair's
+//! overdue rule then compare MySQL's times with MySQL's clock.
 //!
-//! Either all of it is committed or nothing. Afterwards the tick advances the row's `step` as the
-//! dial progresses (target claimed, peer asked); the step tells the repair what may have
-//! happened, and the ids tell it whom to ask.
+//! Either all of it is committed or nothing. A deadlock (1213) or lock wait timeout (1205)
+//! rolls the whole transaction back, and it is run again at once, a bounded number of times
+//! ([`RECORD_ATTEMPTS`], counted in `campaign_manager_dial_record_retries_total`). Afterwards the
+//! tick advances the row's `step` as the dial progresses (target claimed, peer asked); the step
+//! tells the repair what may have happened, and the ids tell it whom to ask.
 //!
 //! The fence compares with `<=`, not `<`: a tick may record several dials (one per target it
 //! picks), while any tick older than one that already dialed is refused.
 
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
-use prometheus::{Histogram, HistogramOpts};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
+use sqlx::mysql::MySqlDatabaseError;
 use sqlx::{Acquire, AssertSqlSafe, MySqlPool, Row};
 use uuid::Uuid;
 
@@ -46,18 +60,19 @@ use super::campaigncalls::{Campaigncalls, insert_at};
 use super::row::{RowReader, db_time, now, uuid_bytes};
 use super::table::Record;
 use super::{StoreError, StoreResult};
-use crate::model::{Campaigncall, DialRate};
+use crate::model::{Campaigncall, Pacing};
 
-/// Longest wait for a paced dial's instant inside the recording transaction (the tick wakes
-/// this much early at most; a dial due later is refused with its instant).
-pub const PACING_WAIT_IN_TRANSACTION: Duration = Duration::from_millis(50);
+/// How often a dial's record transaction is run when MySQL rolls it back for a deadlock or a
+/// lock wait timeout (the first run included).
+pub const RECORD_ATTEMPTS: u32 = 3;
 
-/// The tick's fencing token and deadline, checked by MySQL when a dial is recorded.
+/// The tick's fencing token and deadline, checked when a dial is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DialFence {
     /// The tick's sequence number in its chain (grows with every tick and every re-seed).
     pub seq: u64,
-    /// After this instant (by the database's clock) the tick may record nothing.
+    /// After this instant the tick may record nothing. It is on this process' clock
+    /// (`Utc::now()`): the record uses only the time left until it (module doc, step 2).
     pub deadline: DateTime<Utc>,
 }
 
@@ -96,10 +111,11 @@ impl DialStep {
     }
 }
 
-/// What [`DialRecords::record`] did.
+/// What recording a dial did ([`DialRecords::record_with`]): the one dial outcome the service
+/// and the tick act on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {
-    /// The dial is recorded; here is the campaigncall as stored.
+    /// The dial is recorded; here is the campaigncall as stored (`tm_create` by MySQL's clock).
     Dial(Box<Campaigncall>),
     /// A newer tick of the campaign already recorded a dial: this tick is stale.
     Stale,
@@ -109,10 +125,16 @@ pub enum Recorded {
     TryTaken,
     /// The campaign is no longer `run` (or is gone).
     NotRunning,
-    /// The campaign's dial rate allows its next dial only at this instant.
+    /// The campaign's dial rate allows its next dial only at this instant (on the caller's
+    /// clock, `Utc::now()`: MySQL's allowed instant less MySQL's now, added to the caller's now).
     Paced(DateTime<Utc>),
     /// The destination is on the customer's suppression list.
     Suppressed,
+    /// The campaign already has `pacing.max_concurrent_calls` calls up.
+    AtCap,
+    /// The queue's capacity (`agents × service_level / 100`) does not exceed the campaign's
+    /// dialing calls.
+    NoCapacity,
     /// The target has a pending callback, and this dial is not its own.
     CallbackPending,
     /// The callback of this dial is taken by another dial, deleted, or not due.
@@ -121,8 +143,29 @@ pub enum Recorded {
     /// (`store::customer_limits`).
     CustomerLimit,
     /// The customer's dial rate across all its campaigns allows its next dial only at this
-    /// instant (`store::customer_limits`).
+    /// instant (on the caller's clock, as [`Recorded::Paced`]; `store::customer_limits`).
     CustomerPaced(DateTime<Utc>),
+}
+
+impl Recorded {
+    /// Why nothing was recorded, as logged and counted (`dial_refused_total`) and as the tick's
+    /// waiting reason; `recorded` for a dial.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Recorded::Dial(_) => "recorded",
+            Recorded::Stale => "stale_tick",
+            Recorded::Late => "late_tick",
+            Recorded::TryTaken => "try_taken",
+            Recorded::NotRunning => "not_running",
+            Recorded::Paced(_) => "paced",
+            Recorded::Suppressed => "suppressed",
+            Recorded::AtCap => "pacing",
+            Recorded::NoCapacity => "no_capacity",
+            Recorded::CallbackPending => "callback_pending",
+            Recorded::CallbackTaken => "callback_taken",
+            Recorded::CustomerLimit | Recorded::CustomerPaced(_) => "customer_limit",
+        }
+    }
 }
 
 /// An open campaigncall the repair should look at.
@@ -152,72 +195,66 @@ pub struct OverdueRule {
     pub max_call_ms: i64,
 }
 
-/// The statements of [`DialRecords::record`] inside its transaction: the creation time written,
-/// or a refusal.
+/// The statements of [`DialRecords::record_with`] inside its transaction (module doc): the
+/// creation time written (MySQL's), or a refusal.
 async fn record_in(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     cc: &Campaigncall,
     fence: DialFence,
-    rate: Option<DialRate>,
+    agents: Option<i64>,
     callback: Option<Uuid>,
+    (current, now): (u64, NaiveDateTime),
 ) -> StoreResult<Result<NaiveDateTime, Recorded>> {
     let campaign = uuid_bytes(cc.campaign_id);
-    let t = db_time(now());
-    sqlx::query(
-        "INSERT INTO campaign_dial_fences (campaign_id, seq, tm_update) VALUES (?, 0, ?) \
-         ON DUPLICATE KEY UPDATE campaign_id = campaign_id",
-    )
-    .bind(&campaign)
-    .bind(t)
-    .execute(&mut **tx)
-    .await?;
-    let row = sqlx::query(
-        "SELECT seq, UTC_TIMESTAMP(6) < ? AS in_time FROM campaign_dial_fences \
-         WHERE campaign_id = ? FOR UPDATE",
-    )
-    .bind(db_time(fence.deadline))
-    .bind(&campaign)
-    .fetch_one(&mut **tx)
-    .await?;
-    let current: u64 = row.try_get("seq")?;
-    let in_time: i64 = row.try_get("in_time")?;
+    // 1. The fence row is locked and MySQL's now read (`lock_fence`): every time this dial
+    // writes, and the `now` of every comparison made on stored times.
+    // This process' clock at MySQL's `now` (a hair later: conversions err towards later).
+    let local_now = Utc::now();
     if current > fence.seq {
         return Ok(Err(Recorded::Stale));
     }
-    if in_time != 1 {
+    // 2. The time left to the deadline, with the fence row held (a lock wait counts).
+    if local_now >= fence.deadline {
         return Ok(Err(Recorded::Late));
     }
-    let t = match rate {
-        None => t,
-        Some(rate) => match paced_instant(tx, &campaign, rate).await? {
-            Ok(at) => at,
-            Err(refusal) => return Ok(Err(refusal)),
-        },
-    };
-    if rate.is_some() {
-        let (in_time,): (i64,) = sqlx::query_as("SELECT UTC_TIMESTAMP(6) < ?")
-            .bind(db_time(fence.deadline))
-            .fetch_one(&mut **tx)
-            .await?;
-        if in_time != 1 {
-            return Ok(Err(Recorded::Late));
-        }
-    }
-    let running: Option<(i64,)> = sqlx::query_as(
-        "SELECT 1 FROM campaign_campaigns WHERE id = ? AND status = 'run' \
+    // 3. The campaign as MySQL has it.
+    let row = sqlx::query(
+        "SELECT pacing, service_level FROM campaign_campaigns WHERE id = ? AND status = 'run' \
          AND execute = 'run' AND tm_delete IS NULL LOCK IN SHARE MODE",
     )
     .bind(&campaign)
     .fetch_optional(&mut **tx)
     .await?;
-    if running.is_none() {
+    let Some(row) = row else {
         return Ok(Err(Recorded::NotRunning));
+    };
+    let pacing: Option<Pacing> = RowReader {
+        row: &row,
+        table: "campaign_campaigns",
     }
+    .json("pacing")?;
+    let service_level: i32 = row.try_get("service_level")?;
+    // 4. The customer's limits: its row locked before this transaction's first plain read,
+    // so the reads after it see every dial of the customer committed before
+    // (`customer_limits`).
+    if let Some(refusal) =
+        super::customer_limits::admit_in(tx, cc.customer_id, now, local_now).await?
+    {
+        return Ok(Err(refusal));
+    }
+    // 5. Its own limits, on what is stored.
+    if let Some(refusal) =
+        limits(tx, &campaign, pacing, agents, service_level, now, local_now).await?
+    {
+        return Ok(Err(refusal));
+    }
+    // 6. The suppression list.
     if let Some(key) = cc.destination.as_ref().and_then(|d| d.suppression_key())
         && super::suppressions::suppressed_in(tx, cc.customer_id, &key).await?
     {
         return Ok(Err(Recorded::Suppressed));
     }
+    // 7. Callbacks.
     match callback {
         Some(id) if !super::callbacks::take_in(tx, id, cc.id).await? => {
             return Ok(Err(Recorded::CallbackTaken));
@@ -227,16 +264,13 @@ async fn record_in(
         }
         _ => {}
     }
-    let t = match super::customer_limits::admit_in(tx, cc.customer_id, t, fence.deadline).await? {
-        Ok(t) => t,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
     sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
         .bind(fence.seq)
-        .bind(t)
+        .bind(now)
         .bind(&campaign)
         .execute(&mut **tx)
         .await?;
+    // 8. The dial row.
     let insert_dial = || {
         sqlx::query(
             "INSERT INTO campaign_dials (campaigncall_id, campaign_id, outdial_target_id, \
@@ -250,8 +284,8 @@ async fn record_in(
         .bind(cc.try_count)
         .bind(fence.seq)
         .bind(DialStep::Recorded.as_str())
-        .bind(t)
-        .bind(t)
+        .bind(now)
+        .bind(now)
     };
     match insert_dial().execute(&mut **tx).await {
         Ok(_) => {}
@@ -278,42 +312,98 @@ async fn record_in(
         }
         Err(e) => return Err(e.into()),
     }
-    insert_at(cc, t).execute(&mut **tx).await?;
-    Ok(Ok(t))
+    // 9. The campaigncall.
+    insert_at(cc, now).execute(&mut **tx).await?;
+    Ok(Ok(now))
+}
+
+/// Step 1 of the record: the campaign's fence row locked, with its sequence number and MySQL's
+/// now; `None` when the campaign has no fence row yet. That row is then created outside the
+/// transaction ([`create_fence`]) and the transaction run again: created inside it, after a
+/// locking read of the missing key, the first dials of several campaigns at once would hold
+/// the same gap lock and deadlock each other on their inserts.
+async fn lock_fence(
+    tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    campaign_id: Uuid,
+) -> StoreResult<Option<(u64, NaiveDateTime)>> {
+    Ok(sqlx::query_as(
+        "SELECT seq, UTC_TIMESTAMP(6) FROM campaign_dial_fences WHERE campaign_id = ? FOR UPDATE",
+    )
+    .bind(uuid_bytes(campaign_id))
+    .fetch_optional(&mut **tx)
+    .await?)
+}
+
+/// The campaign's fence row at sequence 0, if it has none (one autocommitted statement; a
+/// row that exists is left as it is).
+async fn create_fence(conn: &mut sqlx::MySqlConnection, campaign_id: Uuid) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT IGNORE INTO campaign_dial_fences (campaign_id, seq, tm_update) \
+         VALUES (?, 0, UTC_TIMESTAMP(6))",
+    )
+    .bind(uuid_bytes(campaign_id))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// The campaign's newest campaigncall creation times (index `(campaign_id, tm_create)`).
 const RECENT_DIALS: &str = "SELECT tm_create FROM campaign_campaigncalls WHERE campaign_id = ? \
      AND tm_create IS NOT NULL ORDER BY tm_create DESC LIMIT ?";
 
-/// The creation time of a paced dial: now, or its allowed instant if that is at most
-/// [`PACING_WAIT_IN_TRANSACTION`] away (waited for here); a later instant is a refusal.
-async fn paced_instant(
+/// The campaign's calls up, of them `dialing`, and its newest creation times (`LIMIT` of them;
+/// 0 for none), in one statement: one row per time, or one row with a NULL time. A plain read:
+/// made after the fence row is locked, it sees every dial of the campaign committed before.
+const LIMITS: &str = "SELECT n.up, n.dialing, r.tm_create FROM \
+     (SELECT COUNT(*) AS up, CAST(COALESCE(SUM(status = 'dialing'), 0) AS SIGNED) AS dialing \
+      FROM campaign_campaigncalls WHERE campaign_id = ? \
+      AND status IN ('dialing', 'progressing') AND tm_delete IS NULL) n \
+     LEFT JOIN (SELECT tm_create FROM campaign_campaigncalls WHERE campaign_id = ? \
+      AND tm_create IS NOT NULL ORDER BY tm_create DESC LIMIT ?) r ON 1 = 1";
+
+/// Step 4 of the record (module doc): the refusal the campaign's limits make, if any. No
+/// statement when it has none.
+async fn limits(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     campaign: &[u8],
-    rate: DialRate,
-) -> StoreResult<Result<NaiveDateTime, Recorded>> {
-    let rows: Vec<(NaiveDateTime,)> = sqlx::query_as(RECENT_DIALS)
+    pacing: Option<Pacing>,
+    agents: Option<i64>,
+    service_level: i32,
+    now: NaiveDateTime,
+    local_now: DateTime<Utc>,
+) -> StoreResult<Option<Recorded>> {
+    let cap = pacing.and_then(|p| p.max_concurrent_calls);
+    let rate = pacing.and_then(|p| p.rate());
+    if cap.is_none() && agents.is_none() && rate.is_none() {
+        return Ok(None);
+    }
+    let rows: Vec<(i64, i64, Option<NaiveDateTime>)> = sqlx::query_as(LIMITS)
         .bind(campaign)
-        .bind(rate.window_dials() as u64)
+        .bind(campaign)
+        .bind(rate.map_or(0, |r| r.window_dials() as u64))
         .fetch_all(&mut **tx)
         .await?;
-    let recent: Vec<DateTime<Utc>> = rows.into_iter().map(|(t,)| t.and_utc()).collect();
-    let Some(allowed) = rate.next_allowed(&recent) else {
-        return Ok(Ok(db_time(now())));
-    };
-    loop {
-        let t = now();
-        if t >= allowed {
-            return Ok(Ok(db_time(t)));
-        }
-        let wait = (allowed - t).to_std().unwrap_or_default();
-        if wait > PACING_WAIT_IN_TRANSACTION {
-            return Ok(Err(Recorded::Paced(allowed)));
-        }
-        // Timers round up to the next millisecond, and the wall clock is read again after.
-        tokio::time::sleep(wait).await;
+    let (up, dialing) = rows.first().map_or((0, 0), |(u, d, _)| (*u, *d));
+    if let Some(cap) = cap
+        && up >= cap
+    {
+        return Ok(Some(Recorded::AtCap));
     }
+    if let Some(agents) = agents
+        && agents * i64::from(service_level) / 100 <= dialing
+    {
+        return Ok(Some(Recorded::NoCapacity));
+    }
+    let recent: Vec<DateTime<Utc>> = rows
+        .iter()
+        .filter_map(|(_, _, t)| t.map(|t| t.and_utc()))
+        .collect();
+    if let Some(allowed) = rate.and_then(|r| r.next_allowed(&recent))
+        && now.and_utc() < allowed
+    {
+        return Ok(Some(Recorded::Paced(local_now + (allowed - now.and_utc()))));
+    }
+    Ok(None)
 }
 
 /// The open campaigncalls past their [`OverdueRule`] (binds: [`bind_rule`]): `dialing` (or
@@ -360,15 +450,19 @@ impl<'q, O> BindRule<'q> for sqlx::query::QueryAs<'q, sqlx::MySql, O, sqlx::mysq
 /// Name of the histogram of [`DialRecords::pool_wait`].
 pub const POOL_WAIT_METRIC: &str = "campaign_manager_dial_pool_wait_ms";
 
+/// Name of the counter of [`DialRecords::retries`].
+pub const RECORD_RETRIES_METRIC: &str = "campaign_manager_dial_record_retries_total";
+
 /// The dial repository.
 #[derive(Clone)]
 pub struct DialRecords {
     pool: MySqlPool,
     campaigncalls: Campaigncalls,
     pool_wait: Histogram,
+    retries: IntCounterVec,
 }
 
-/// The histogram of the time a dial's record waits for a pooled MySQL connection (ms).
+/// The histogram of the time a dial's record transaction waits for a pooled MySQL connection (ms).
 fn pool_wait_histogram() -> Histogram {
     let opts = HistogramOpts::new(
         POOL_WAIT_METRIC,
@@ -379,8 +473,42 @@ fn pool_wait_histogram() -> Histogram {
     Histogram::with_opts(opts).expect("constant histogram options are valid")
 }
 
+/// The counter of record transactions run again after MySQL rolled them back, by `reason`.
+fn retries_counter() -> IntCounterVec {
+    let opts = Opts::new(
+        RECORD_RETRIES_METRIC,
+        "Dial record transactions run again after MySQL rolled them back (deadlock, \
+         lock_wait_timeout).",
+    );
+    // A constant, valid name and label.
+    IntCounterVec::new(opts, &["reason"]).expect("constant counter options are valid")
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Whether MySQL rolled the transaction back for a deadlock (1213) or a lock wait timeout
+/// (1205), and so which: the whole transaction may be run again.
+fn rolled_back_by_lock(e: &StoreError) -> Option<&'static str> {
+    let StoreError::Database(sqlx::Error::Database(db)) = e else {
+        return None;
+    };
+    match db.try_downcast_ref::<MySqlDatabaseError>()?.number() {
+        1213 => Some("deadlock"),
+        1205 => Some("lock_wait_timeout"),
+        _ => None,
+    }
+}
+
+/// The newest creation times of a campaign's campaigncalls with MySQL's now, both by MySQL's
+/// clock ([`DialRecords::recent_dials`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentDials {
+    /// Newest first.
+    pub times: Vec<DateTime<Utc>>,
+    /// MySQL's `UTC_TIMESTAMP(6)` when they were read.
+    pub now: DateTime<Utc>,
 }
 
 impl DialRecords {
@@ -389,6 +517,7 @@ impl DialRecords {
             pool,
             campaigncalls,
             pool_wait: pool_wait_histogram(),
+            retries: retries_counter(),
         }
     }
 
@@ -399,33 +528,36 @@ impl DialRecords {
         self.pool_wait.clone()
     }
 
-    /// Records a dial attempt if the fence, the deadline, the campaign's state and the try all
-    /// allow it (module doc). The campaigncall's cache entry is refreshed afterwards.
+    /// Record transactions run again after a deadlock or lock wait timeout
+    /// (`campaign_manager_dial_record_retries_total{reason}`, registered by the process).
+    pub fn retries(&self) -> IntCounterVec {
+        self.retries.clone()
+    }
+
+    /// Records a dial attempt if the fence, the deadline, the campaign's state and limits and
+    /// the try all allow it (module doc), for a campaign without a queue (or whose queue the
+    /// caller does not check). The campaigncall's cache entry is refreshed afterwards.
     pub async fn record(&self, cc: &Campaigncall, fence: DialFence) -> StoreResult<Recorded> {
-        self.record_paced(cc, fence, None).await
+        self.record_with(cc, fence, None, None).await
     }
 
-    /// [`DialRecords::record`], also holding the campaign to its dial rate (module doc).
-    pub async fn record_paced(
+    /// [`DialRecords::record`], holding a queue campaign to the capacity of `agents` available
+    /// agents (asked just before), as the dial of `callback` when given (it takes the callback
+    /// in the same transaction), or as a dial that no pending callback holds back. A deadlock or lock wait timeout runs the transaction again,
+    /// at most [`RECORD_ATTEMPTS`] times in all; the last one's error is returned.
+    pub async fn record_with(
         &self,
         cc: &Campaigncall,
         fence: DialFence,
-        rate: Option<DialRate>,
-    ) -> StoreResult<Recorded> {
-        self.record_for(cc, fence, rate, None).await
-    }
-
-    /// [`DialRecords::record_paced`], as the dial of `callback` when given (it takes the
-    /// callback in the same transaction), or as a dial that no pending callback holds back.
-    pub async fn record_for(
-        &self,
-        cc: &Campaigncall,
-        fence: DialFence,
-        rate: Option<DialRate>,
+        agents: Option<i64>,
         callback: Option<Uuid>,
     ) -> StoreResult<Recorded> {
-        // The row is wholly known once written (its creation time is the one the transaction
-        // chose, a paced dial's allowed instant or now), so it is not read back.
+        // Past the deadline already: no transaction at all.
+        if Utc::now() >= fence.deadline {
+            return Ok(Recorded::Late);
+        }
+        // The row is wholly known once written (its creation time is MySQL's now, read in the
+        // transaction), so it is not read back.
         let mut stored = cc.clone();
         stored.tm_update = None;
         stored.tm_delete = None;
@@ -433,24 +565,58 @@ impl DialRecords {
         let mut conn = self.pool.acquire().await?;
         self.pool_wait
             .observe(waiting.elapsed().as_secs_f64() * 1000.0);
-        let mut tx = conn.begin().await?;
-        let outcome = record_in(&mut tx, &stored, fence, rate, callback).await;
-        match outcome {
-            Ok(Ok(created)) => {
-                tx.commit().await?;
-                stored.tm_create = Some(created.and_utc().trunc_subsecs(6));
+        let mut attempt = 1;
+        let created = loop {
+            let mut tx = conn.begin().await?;
+            let locked = match lock_fence(&mut tx, stored.campaign_id).await {
+                Ok(Some(locked)) => Ok(locked),
+                Ok(None) if attempt < RECORD_ATTEMPTS => {
+                    tx.rollback().await?;
+                    create_fence(&mut conn, stored.campaign_id).await?;
+                    attempt += 1;
+                    continue;
+                }
+                Ok(None) => Err(StoreError::Database(sqlx::Error::RowNotFound)),
+                Err(e) => Err(e),
+            };
+            let outcome = match locked {
+                Ok(locked) => record_in(&mut tx, &stored, fence, agents, callback, locked).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(Ok(created)) => match tx.commit().await {
+                    Ok(()) => break created,
+                    Err(e) => {
+                        let e = StoreError::from(e);
+                        match rolled_back_by_lock(&e) {
+                            Some(reason) if attempt < RECORD_ATTEMPTS => {
+                                self.retries.with_label_values(&[reason]).inc();
+                                attempt += 1;
+                            }
+                            _ => return Err(e),
+                        }
+                    }
+                },
+                // Roll back right away: a transaction left for the pool to roll back later
+                // would hold the fence row's lock until the connection is used again.
+                Ok(Err(refusal)) => {
+                    tx.rollback().await?;
+                    return Ok(refusal);
+                }
+                Err(e) => {
+                    let _ = tx.rollback().await;
+                    match rolled_back_by_lock(&e) {
+                        Some(reason) if attempt < RECORD_ATTEMPTS => {
+                            tracing::info!(campaign_id = %cc.campaign_id, reason, attempt, "dial record rolled back by MySQL; run again");
+                            self.retries.with_label_values(&[reason]).inc();
+                            attempt += 1;
+                        }
+                        _ => return Err(e),
+                    }
+                }
             }
-            // Roll back right away: a transaction left for the pool to roll back later would
-            // hold the fence row's lock until the connection is used again.
-            Ok(Err(refusal)) => {
-                tx.rollback().await?;
-                return Ok(refusal);
-            }
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        }
+        };
+        stored.tm_create = Some(created.and_utc());
         self.campaigncalls.cache_written(&stored).await;
         Ok(Recorded::Dial(Box::new(stored)))
     }
@@ -468,6 +634,27 @@ impl DialRecords {
             .fetch_all(&self.pool)
             .await?;
         Ok(rows.into_iter().map(|(t,)| t.and_utc()).collect())
+    }
+
+    /// [`DialRecords::recent_dial_times`] with MySQL's now, in one statement: what a paced tick
+    /// plans its dial instants on (their difference is clock-free).
+    pub async fn recent_dials(&self, campaign_id: Uuid, n: usize) -> StoreResult<RecentDials> {
+        let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>)> = sqlx::query_as(
+            "SELECT UTC_TIMESTAMP(6), r.tm_create FROM (SELECT 1 AS one) x LEFT JOIN \
+             (SELECT tm_create FROM campaign_campaigncalls WHERE campaign_id = ? \
+              AND tm_create IS NOT NULL ORDER BY tm_create DESC LIMIT ?) r ON 1 = 1",
+        )
+        .bind(uuid_bytes(campaign_id))
+        .bind(n as u64)
+        .fetch_all(&self.pool)
+        .await?;
+        let now = rows.first().map_or_else(Utc::now, |(now, _)| now.and_utc());
+        let mut times: Vec<DateTime<Utc>> = rows
+            .into_iter()
+            .filter_map(|(_, t)| t.map(|t| t.and_utc()))
+            .collect();
+        times.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(RecentDials { times, now })
     }
 
     /// Records that the dial of `campaigncall_id` reached `step`.

@@ -34,8 +34,8 @@ pub use campaigncalls::Campaigncalls;
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
 pub use customer_limits::CustomerLimits;
 pub use dials::{
-    DialFence, DialRecords, DialStep, Overdue, OverdueRule, PACING_WAIT_IN_TRANSACTION,
-    POOL_WAIT_METRIC, Recorded,
+    DialFence, DialRecords, DialStep, Overdue, OverdueRule, POOL_WAIT_METRIC, RECORD_ATTEMPTS,
+    RECORD_RETRIES_METRIC, RecentDials, Recorded,
 };
 pub use filter::Filters;
 pub use loop_kicks::{LoopKick, LoopKicks};

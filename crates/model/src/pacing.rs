@@ -75,7 +75,8 @@ impl Pacing {
 /// When every dial is recorded at the instant it is allowed, the rule gives exactly R dials per
 /// second, evenly spaced. A dial recorded `d` after its allowed instant delays the dial `n`
 /// later by `d` too (rule 1), so the long-run rate is `n / (n / R + d̄)`: the tick therefore
-/// waits for the allowed instant inside the transaction that records the dial (`store::dials`).
+/// waits for the allowed instant and the transaction that records the dial refuses an early one
+/// (`store::dials`).
 ///
 /// Both read only the last `n` dial times, which MySQL has on the index
 /// `(campaign_id, tm_create)`, so the rule needs no state of its own and holds across worker
