@@ -488,7 +488,7 @@ impl Ticker {
             return Ok(Outcome::Waiting("callback_pending"));
         }
         if plan.targets.is_empty() {
-            return self.list_empty(&plan.campaign).await;
+            return self.list_empty(&plan.campaign, &plan.outplan).await;
         }
         let agents = match self.agents(&plan.campaign).await? {
             Ok(agents) => agents,
@@ -565,7 +565,7 @@ impl Ticker {
 
     /// No target is available: wait, or end an `end_handle = stop` campaign whose list is
     /// exhausted and start its next campaign.
-    async fn list_empty(&self, campaign: &Campaign) -> Result<Outcome, Fail> {
+    async fn list_empty(&self, campaign: &Campaign, outplan: &Outplan) -> Result<Outcome, Fail> {
         // Legacy "" behaves as continue, as on the platform (only `stop` stops).
         if campaign.end_handle != EndHandle::Stop {
             return Ok(Outcome::Waiting("list_empty"));
@@ -580,6 +580,26 @@ impl Ticker {
             .await?
         {
             return Ok(Outcome::Waiting("calls_in_flight"));
+        }
+        // A finished call's target is written back after the campaigncall's finish (its outbox
+        // row goes once it is written): while one is pending, or if one landed since the list
+        // was read (the list is asked again), the target may still be offered.
+        let s = &self.service;
+        let settling = s
+            .store
+            .outbox
+            .of_campaign(campaign.id, crate::store::OutboxKind::TargetStatus)
+            .await?;
+        if !settling.is_empty() {
+            return Ok(Outcome::Waiting("targets_settling"));
+        }
+        let again = s
+            .peers
+            .outdial
+            .available_targets(campaign.outdial_id, outplan.max_try_counts(), 1)
+            .await?;
+        if !again.is_empty() {
+            return Ok(Outcome::Waiting("list_refilled"));
         }
         // The end records the next campaign's start durably (sequence.rs).
         let outcome = self

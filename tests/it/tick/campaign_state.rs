@@ -3,13 +3,31 @@
 //! outdial-manager's transient errors, which back off and keep the campaign running.
 
 use super::*;
+use campaign_manager::store::{OutboxEntry, OutboxKind};
 
 /// Mocks where outdial-manager offers no target, once.
 fn no_targets(m: &mut Mocks, _: &Setup) {
+    // Asked again before an `end_handle = stop` campaign ends (a target written back meanwhile).
+    m.outdial
+        .expect_available_targets()
+        .times(1..=2)
+        .returning(|_, _, _| Ok(vec![]));
+}
+
+/// An empty list, then a target set back idle by a finish that landed since (asked again
+/// before the end).
+fn refilled(m: &mut Mocks, _: &Setup) {
+    let mut seq = mockall::Sequence::new();
     m.outdial
         .expect_available_targets()
         .times(1)
+        .in_sequence(&mut seq)
         .returning(|_, _, _| Ok(vec![]));
+    m.outdial
+        .expect_available_targets()
+        .times(1)
+        .in_sequence(&mut seq)
+        .returning(|_, _, _| Ok(vec![target()]));
 }
 
 /// outdial-manager's 404 for the campaign's outdial.
@@ -82,6 +100,8 @@ async fn campaign_state_rows() {
                  "stop ended list_exhausted | campaign stop/stop | stops 1 | unknown dials 0 | events campaign_status_stop | calls - | references 0"),
         tick_row("empty_list_with_end_handle_stop_waits_while_a_call_is_in_progress", Call, as_is, Nothing, &[Progressing], no_targets,
                  "after 5s waiting calls_in_flight | campaign run/run | stops 0 | unknown dials 0 | events - | calls progressing none - | references 1"),
+        tick_row("empty_list_with_end_handle_stop_waits_when_a_target_came_back_since", Call, as_is, Nothing, &[], refilled,
+                 "after 5s waiting list_refilled | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
         tick_row("empty_list_with_end_handle_continue_waits", Call, |s| s.campaign.end_handle = EndHandle::Continue, Nothing, &[], no_targets,
                  "after 5s waiting list_empty | campaign run/run | stops 0 | unknown dials 0 | events - | calls - | references 0"),
     ]).await;
@@ -132,4 +152,36 @@ async fn transient_outdial_errors_back_off_and_keep_the_campaign_running() {
         3
     );
     assert!(env.events().is_empty());
+}
+
+/// A finished call's target is written back after its campaigncall is finished (the finish's
+/// outbox row goes once it is written): until then the target is neither offered nor does the
+/// campaign have a call up, and an `end_handle = stop` campaign must not end without it.
+#[tokio::test]
+async fn empty_list_with_end_handle_stop_waits_while_a_target_is_written_back() {
+    let s = setup(CampaignType::Call);
+    let mut m = Mocks::new();
+    no_targets(&mut m, &s);
+    let env = env_with(&s, m).await;
+    let pending = OutboxEntry::new(
+        OutboxKind::TargetStatus,
+        s.campaign.id,
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        "idle",
+    );
+    env.ts
+        .store
+        .outbox
+        .insert(&pending)
+        .await
+        .expect("outbox row");
+
+    let (next, outcome) = env.tick(s.campaign.id).await;
+    assert_eq!(outcome, Outcome::Waiting("targets_settling"));
+    assert!(matches!(next, Next::Continue(_)), "{next:?}");
+    assert_eq!(
+        env.campaign(s.campaign.id).await.status,
+        CampaignStatus::Run
+    );
 }
