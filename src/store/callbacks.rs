@@ -179,29 +179,7 @@ impl Callbacks {
 
     /// Removes the callback; returns it as it was (`None`: there was none).
     pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Callback>> {
-        let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "SELECT {} FROM campaign_callbacks WHERE id = ? FOR UPDATE",
-            Callback::COLUMNS
-        );
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(uuid_bytes(id))
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let gone = Callback::from_row(&RowReader {
-            row: &row,
-            table: Callback::TABLE,
-        })?;
-        sqlx::query("DELETE FROM campaign_callbacks WHERE id = ?")
-            .bind(uuid_bytes(id))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(gone))
+        table::delete_returning::<Callback>(&self.pool, id).await
     }
 
     /// Removes every callback of the campaign; returns them as they were.

@@ -200,29 +200,7 @@ impl Suppressions {
 
     /// Removes the entry; returns it as it was (`None`: there was none).
     pub async fn delete(&self, id: Uuid) -> StoreResult<Option<Suppression>> {
-        let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "SELECT {} FROM campaign_suppressions WHERE id = ? FOR UPDATE",
-            Suppression::COLUMNS
-        );
-        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(uuid_bytes(id))
-            .fetch_optional(&mut *tx)
-            .await?
-        else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let gone = Suppression::from_row(&RowReader {
-            row: &row,
-            table: Suppression::TABLE,
-        })?;
-        sqlx::query("DELETE FROM campaign_suppressions WHERE id = ?")
-            .bind(uuid_bytes(id))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(gone))
+        table::delete_returning::<Suppression>(&self.pool, id).await
     }
 }
 

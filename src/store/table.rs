@@ -292,3 +292,32 @@ pub async fn delete_if<T: Record>(
         _ => Deletion::Missing,
     })
 }
+
+/// Removes the row for good (the service's own tables, which keep no deleted rows) and returns
+/// it as it was, in one transaction: read under a row lock, then deleted (`None`: no such row).
+pub async fn delete_returning<T: Record>(pool: &MySqlPool, id: Uuid) -> StoreResult<Option<T>> {
+    let mut tx = pool.begin().await?;
+    let sql = format!(
+        "SELECT {} FROM {} WHERE id = ? FOR UPDATE",
+        T::COLUMNS,
+        T::TABLE
+    );
+    let Some(row) = sqlx::query(AssertSqlSafe(sql))
+        .bind(uuid_bytes(id))
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let gone = decode::<T>(&row)?;
+    sqlx::query(AssertSqlSafe(format!(
+        "DELETE FROM {} WHERE id = ?",
+        T::TABLE
+    )))
+    .bind(uuid_bytes(id))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(gone))
+}
