@@ -355,6 +355,9 @@ impl App {
                 "tasks still running at the stop bound were aborted"
             );
         }
+        if let Err(e) = self.store.dials.flush_requested_marks().await {
+            tracing::warn!(error = %e, "requested marks not written at the stop; the repair resolves those dials");
+        }
         self.bus.shutdown().await;
     }
 }

@@ -139,12 +139,18 @@ impl Service {
     }
 
     /// Notes how far a dial got. A failure is returned: the tick fails the dial rather than
-    /// carry on with a step the repair would misread.
+    /// carry on with a step the repair would misread. `requested` (the peer confirmed the call)
+    /// is noted soon rather than now, with the other dials' (`DialRecords::mark_requested_soon`):
+    /// it is the one step nothing waits on.
     pub(super) async fn set_dial_step(
         &self,
         campaigncall_id: Uuid,
         step: DialStep,
     ) -> ServiceResult<()> {
+        if step == DialStep::Requested {
+            self.store.dials.mark_requested_soon(campaigncall_id);
+            return Ok(());
+        }
         self.store.dials.set_step(campaigncall_id, step).await?;
         Ok(())
     }

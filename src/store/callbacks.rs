@@ -1,6 +1,6 @@
 //! `campaign_callbacks`: the callbacks of each campaign (docs/contact-strategy.md), what the
 //! tick reads of them ([`Callbacks::for_tick`]), and the two checks the dial's transaction
-//! makes in them ([`held_in`], [`take_in`]).
+//! makes in them ([`push_held`], [`take_in`]).
 //!
 //! A callback is *pending* until a dial of it placed a call. Nothing is stored for that: the
 //! dial's transaction writes the callback's `campaigncall_id` (a compare-and-set, so one
@@ -90,24 +90,18 @@ pub struct TickCallbacks {
     pub next_in: Option<Duration>,
 }
 
-/// Whether the target has a pending callback in the campaign, read inside the dial's
-/// transaction: a dial that is not the callback's own is then refused, so no rule dials the
-/// target before the callback's time (and from then on the callback's dial is the one).
-pub(super) async fn held_in(
-    tx: &mut sqlx::Transaction<'_, MySql>,
-    campaign_id: Uuid,
-    target_id: Uuid,
-) -> StoreResult<bool> {
-    let sql = format!(
-        "SELECT 1 FROM campaign_callbacks cb WHERE cb.campaign_id = ? \
-         AND cb.outdial_target_id = ? AND {PENDING} LIMIT 1"
-    );
-    let row: Option<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(uuid_bytes(campaign_id))
-        .bind(uuid_bytes(target_id))
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(row.is_some())
+/// Pushes the check whether the target has a pending callback in the campaign as a subquery:
+/// the dial row's insert is made on its `NOT EXISTS` (`store::dials`), so a dial that is not
+/// the callback's own is refused, and no rule dials the target before the callback's time (and
+/// from then on the callback's dial is the one). Read with shared next-key locks, so a
+/// callback being created waits for the dial's commit.
+pub(super) fn push_held(q: &mut sqlx::QueryBuilder<MySql>, campaign_id: Uuid, target_id: Uuid) {
+    q.push("SELECT 1 FROM campaign_callbacks cb WHERE cb.campaign_id = ")
+        .push_bind(uuid_bytes(campaign_id))
+        .push(" AND cb.outdial_target_id = ")
+        .push_bind(uuid_bytes(target_id))
+        .push(" AND ")
+        .push(PENDING);
 }
 
 /// Takes the callback for the dial `campaigncall_id` inside the dial's transaction, if it is

@@ -3,13 +3,14 @@
 //! makes against them ([`admit_in`]).
 //!
 //! One row per customer that has a limit; clearing both limits deletes the row, so a customer
-//! without limits costs each dial one primary-key read. A set or a clear is one statement, so
+//! without limits costs each dial no statement of its own (its missing key is read in the
+//! dial's first statement). A set or a clear is one statement, so
 //! a process dying around it leaves the limits either as they were or as asked.
 //!
-//! The check runs inside the transaction that records a dial (`store::dials`), right after the
-//! campaign's fence row and campaign row are locked and before any plain read: it locks the
-//! customer's row (`FOR UPDATE`; for a customer without limits, a read of a missing key), which
-//! serialises the dials of all the customer's campaigns, then
+//! The check runs inside the transaction that records a dial (`store::dials`). The customer's
+//! row is locked by the transaction's first statement, with the campaign's fence row and
+//! campaign row (`FOR UPDATE`; for a customer without limits, the missing key's gap), before any
+//! plain read; that lock serialises the dials of all the customer's campaigns. Then
 //! - counts the customer's open campaigncalls (`dialing`, `progressing`): at
 //!   `max_concurrent_calls` the dial is refused ([`Recorded::CustomerLimit`]);
 //! - applies [`DialRate::next_allowed`] (the campaign's rule) to the customer's newest
@@ -35,10 +36,6 @@ use super::dials::Recorded;
 use super::row::{db_time, now, uuid_bytes};
 use crate::model::{CustomerDialLimits, DialRate, Pacing};
 
-/// The customer's limit row, read under its lock.
-const LOCK_LIMITS: &str = "SELECT max_concurrent_calls, dials_per_second \
-     FROM campaign_customer_limits WHERE customer_id = ? FOR UPDATE";
-
 /// The customer's open campaigncalls (index `(customer_id, status)`).
 const OPEN_CALLS: &str = "SELECT COUNT(*) FROM campaign_campaigncalls WHERE customer_id = ? \
      AND status IN ('dialing', 'progressing') AND tm_delete IS NULL";
@@ -48,27 +45,18 @@ const RECENT_DIALS: &str = "SELECT tm_create FROM campaign_campaigncalls WHERE c
      AND tm_create IS NOT NULL ORDER BY tm_create DESC LIMIT ?";
 
 /// Holds a dial about to be recorded at MySQL's `now` (read with the fence row) to its
-/// customer's limits, inside the dial's transaction (module doc): the refusal, if any.
-/// `local_now` is the caller's clock at that instant, to which a paced refusal's instant is
-/// converted (as for the campaign's own rate: nothing waits inside the transaction).
+/// customer's `limits` (read and locked with the fence row, `store::dials`), inside the dial's
+/// transaction (module doc): the refusal, if any. `local_now` is the caller's clock at that
+/// instant, to which a paced refusal's instant is converted (as for the campaign's own rate:
+/// nothing waits inside the transaction).
 pub(super) async fn admit_in(
     tx: &mut sqlx::Transaction<'_, MySql>,
     customer_id: Uuid,
+    limits: Pacing,
     now: NaiveDateTime,
     local_now: DateTime<Utc>,
 ) -> StoreResult<Option<Recorded>> {
     let customer = uuid_bytes(customer_id);
-    let Some(row) = sqlx::query(LOCK_LIMITS)
-        .bind(&customer)
-        .fetch_optional(&mut **tx)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let limits = Pacing {
-        max_concurrent_calls: row.try_get("max_concurrent_calls")?,
-        dials_per_second: row.try_get("dials_per_second")?,
-    };
     if let Some(max) = limits.max_concurrent_calls {
         let (open,): (i64,) = sqlx::query_as(OPEN_CALLS)
             .bind(&customer)

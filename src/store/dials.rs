@@ -3,21 +3,26 @@
 //! stale and fresh ticks, and lets the campaigncall repair find what a crash left behind.
 //!
 //! A dial is recorded in one transaction ([`DialRecords::record_with`]), and everything it
-//! decides on is read inside it:
-//! 1. the campaign's fence row is locked and MySQL's clock read (`UTC_TIMESTAMP(6)`, in the same
-//!    `SELECT`); if the row holds a higher tick sequence number than the tick's own, the tick is
-//!    stale (its chain was re-seeded) and nothing is written;
+//! decides on is read inside it. Its first statement ([`lock_dial`]) locks the campaign's fence
+//! row, the campaign's row and the customer's limit row (or that missing key's gap) and reads
+//! MySQL's clock; the checks that can only refuse ride on the dial row's insert
+//! ([`GuardedDial`]). Unpaced, with no customer limit and no callback: six statements (begin,
+//! the locking read, the fence update, the guarded dial insert, the campaigncall insert,
+//! commit), five for a further dial of the same tick (the fence already holds its number).
+//! 1. the fence row is locked and MySQL's clock read (`UTC_TIMESTAMP(6)`); if the row holds a
+//!    higher tick sequence number than the tick's own, the tick is stale (its chain was
+//!    re-seeded) and nothing is written;
 //! 2. the tick's deadline must not have passed (a tick that stalled past it may already have a
 //!    successor). The deadline is on the tick's own clock and only the time left until it is
 //!    used, once the fence row is held: its image on MySQL's clock is the time just read plus
 //!    that budget, so no timestamp of another clock is ever compared with MySQL's;
 //! 3. the campaign must still be `run` with `execute = run` (a stop that landed meanwhile wins;
-//!    a share lock on the row), and its `pacing` and `service_level` are read from that row, not
-//!    from a tick's cached copy (a lowered rate or cap applies to the very next dial);
-//! 4. the customer's dial limits across all its campaigns, if it has any
-//!    (`customer_limits::admit_in`: the customer's row locked before any plain read of this
-//!    transaction, its open calls counted, its dial rate applied to MySQL's now, a dial before
-//!    its instant refused with it like step 5's);
+//!    its row is locked by the same statement), and its `pacing` and `service_level` are read
+//!    from that row, not from a tick's cached copy (a lowered rate or cap applies to the very
+//!    next dial);
+//! 4. the customer's dial limits across all its campaigns, if it has any (its row locked by the
+//!    same statement; `customer_limits::admit_in`: its open calls counted, its dial rate
+//!    applied to MySQL's now, a dial before its instant refused with it like step 5's);
 //! 5. with a limit, the campaign's open campaigncalls are counted (and, with a dial rate, its
 //!    most recent creation times read, in the same statement): at `max_concurrent_calls` up the
 //!    dial is refused ([`Recorded::AtCap`]), and with a queue when `agents × service_level / 100`
@@ -28,10 +33,13 @@
 //!    transaction, the tick waits and records again). These counts are read after the fence
 //!    row is locked, so two racing ticks of a campaign see each other's dials;
 //! 6. the destination must not be on the customer's suppression list (an unexpired entry, by
-//!    MySQL's clock; a locking read, so an entry committed before it is seen and one being
-//!    added waits for this dial: `suppressions::suppressed_in`);
-//! 7. a callback's dial takes its callback (a compare-and-set); any other dial of a target
-//!    with a pending callback is refused (`callbacks::take_in`, `callbacks::held_in`);
+//!    MySQL's clock), and 7. a callback's dial takes its callback (a compare-and-set,
+//!    `callbacks::take_in`), while any other dial of a target with a pending callback is
+//!    refused: the suppression and pending-callback checks are the `NOT EXISTS` conditions of
+//!    the dial row's `INSERT … SELECT` ([`GuardedDial`]), which reads them with shared next-key
+//!    locks, so an entry or a callback committed before is seen and one being added waits for
+//!    this dial (`suppressions::push_suppressed`, `callbacks::push_held`); when it inserts
+//!    nothing, one more read says which refused;
 //! 8. the dial row is inserted: its unique key refuses a second record of one try;
 //! 9. the campaigncall is inserted (`dialing`, with the call/activeflow ids chosen up front).
 //!
@@ -48,6 +56,7 @@
 //! The fence compares with `<=`, not `<`: a tick may record several dials (one per target it
 //! picks), while any tick older than one that already dialed is refused.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -195,50 +204,39 @@ pub struct OverdueRule {
     pub max_call_ms: i64,
 }
 
-/// The statements of [`DialRecords::record_with`] inside its transaction (module doc): the
-/// creation time written (MySQL's), or a refusal.
+/// The statements of [`DialRecords::record_with`] inside its transaction (module doc), after
+/// the one locking read [`lock_dial`]: the creation time written (MySQL's), or a refusal.
 async fn record_in(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     cc: &Campaigncall,
     fence: DialFence,
     agents: Option<i64>,
     callback: Option<Uuid>,
-    (current, now): (u64, NaiveDateTime),
+    locked: Locked,
 ) -> StoreResult<Result<NaiveDateTime, Recorded>> {
     let campaign = uuid_bytes(cc.campaign_id);
-    // 1. The fence row is locked and MySQL's now read (`lock_fence`): every time this dial
+    let now = locked.now;
+    // 1. The fence row is locked and MySQL's now read (`lock_dial`): every time this dial
     // writes, and the `now` of every comparison made on stored times.
     // This process' clock at MySQL's `now` (a hair later: conversions err towards later).
     let local_now = Utc::now();
-    if current > fence.seq {
+    if locked.seq > fence.seq {
         return Ok(Err(Recorded::Stale));
     }
     // 2. The time left to the deadline, with the fence row held (a lock wait counts).
     if local_now >= fence.deadline {
         return Ok(Err(Recorded::Late));
     }
-    // 3. The campaign as MySQL has it.
-    let row = sqlx::query(
-        "SELECT pacing, service_level FROM campaign_campaigns WHERE id = ? AND status = 'run' \
-         AND execute = 'run' AND tm_delete IS NULL LOCK IN SHARE MODE",
-    )
-    .bind(&campaign)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = row else {
+    // 3. The campaign as MySQL has it (read and locked with the fence row).
+    let Some((pacing, service_level)) = locked.campaign else {
         return Ok(Err(Recorded::NotRunning));
     };
-    let pacing: Option<Pacing> = RowReader {
-        row: &row,
-        table: "campaign_campaigns",
-    }
-    .json("pacing")?;
-    let service_level: i32 = row.try_get("service_level")?;
-    // 4. The customer's limits: its row locked before this transaction's first plain read,
-    // so the reads after it see every dial of the customer committed before
-    // (`customer_limits`).
-    if let Some(refusal) =
-        super::customer_limits::admit_in(tx, cc.customer_id, now, local_now).await?
+    // 4. The customer's limits, its row locked with the fence row and read before this
+    // transaction's first plain read, so the reads after it see every dial of the customer
+    // committed before (`customer_limits`).
+    if let Some(limits) = locked.customer_limits
+        && let Some(refusal) =
+            super::customer_limits::admit_in(tx, cc.customer_id, limits, now, local_now).await?
     {
         return Ok(Err(refusal));
     }
@@ -248,47 +246,34 @@ async fn record_in(
     {
         return Ok(Err(refusal));
     }
-    // 6. The suppression list.
-    if let Some(key) = cc.destination.as_ref().and_then(|d| d.suppression_key())
-        && super::suppressions::suppressed_in(tx, cc.customer_id, &key).await?
+    // 7. A callback's dial takes its callback (the other dials' callback check, and the
+    // suppression list's, are in the dial row's insert, step 8).
+    if let Some(id) = callback
+        && !super::callbacks::take_in(tx, id, cc.id).await?
     {
-        return Ok(Err(Recorded::Suppressed));
+        return Ok(Err(Recorded::CallbackTaken));
     }
-    // 7. Callbacks.
-    match callback {
-        Some(id) if !super::callbacks::take_in(tx, id, cc.id).await? => {
-            return Ok(Err(Recorded::CallbackTaken));
-        }
-        None if super::callbacks::held_in(tx, cc.campaign_id, cc.outdial_target_id).await? => {
-            return Ok(Err(Recorded::CallbackPending));
-        }
-        _ => {}
+    // The fence moves to this tick's number (a further dial of the same tick leaves it).
+    if locked.seq < fence.seq {
+        sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
+            .bind(fence.seq)
+            .bind(now)
+            .bind(&campaign)
+            .execute(&mut **tx)
+            .await?;
     }
-    sqlx::query("UPDATE campaign_dial_fences SET seq = ?, tm_update = ? WHERE campaign_id = ?")
-        .bind(fence.seq)
-        .bind(now)
-        .bind(&campaign)
-        .execute(&mut **tx)
-        .await?;
-    // 8. The dial row.
-    let insert_dial = || {
-        sqlx::query(
-            "INSERT INTO campaign_dials (campaigncall_id, campaign_id, outdial_target_id, \
-             destination_index, try_count, seq, step, checks, tm_create, tm_step, tm_next_check) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?, ?, NULL)",
-        )
-        .bind(uuid_bytes(cc.id))
-        .bind(campaign.clone())
-        .bind(uuid_bytes(cc.outdial_target_id))
-        .bind(cc.destination_index)
-        .bind(cc.try_count)
-        .bind(fence.seq)
-        .bind(DialStep::Recorded.as_str())
-        .bind(now)
-        .bind(now)
+    // 6.-8. The dial row, inserted only when the destination is not suppressed and (for a dial
+    // that is not a callback's) no callback holds the target.
+    let key = cc.destination.as_ref().and_then(|d| d.suppression_key());
+    let guarded = GuardedDial {
+        cc,
+        seq: fence.seq,
+        now,
+        suppression_key: key.as_deref(),
+        callback_check: callback.is_none(),
     };
-    match insert_dial().execute(&mut **tx).await {
-        Ok(_) => {}
+    let inserted = match guarded.insert(tx).await {
+        Ok(n) => n,
         Err(e) if is_unique_violation(&e) => {
             // The try is taken. If its campaigncall is done and never got past the target
             // claim, no call was placed for it (a crash or refusal the repair or the tick
@@ -308,30 +293,152 @@ async fn record_in(
             if freed == 0 {
                 return Ok(Err(Recorded::TryTaken));
             }
-            insert_dial().execute(&mut **tx).await?;
+            guarded.insert(tx).await?
         }
         Err(e) => return Err(e.into()),
+    };
+    if inserted == 0 {
+        return Ok(Err(guarded.refusal(tx).await?));
     }
     // 9. The campaigncall.
     insert_at(cc, now).execute(&mut **tx).await?;
     Ok(Ok(now))
 }
 
-/// Step 1 of the record: the campaign's fence row locked, with its sequence number and MySQL's
-/// now; `None` when the campaign has no fence row yet. That row is then created outside the
-/// transaction ([`create_fence`]) and the transaction run again: created inside it, after a
-/// locking read of the missing key, the first dials of several campaigns at once would hold
-/// the same gap lock and deadlock each other on their inserts.
-async fn lock_fence(
+/// The dial row's insert with the checks that only refuse (steps 6 and 7 of the module doc)
+/// as its condition: one statement. An `INSERT … SELECT` reads the tables of its condition
+/// with shared next-key locks (InnoDB, at `REPEATABLE READ`, on MySQL and MariaDB alike), as
+/// the `LOCK IN SHARE MODE` reads it replaces did: a suppression entry or a callback committed
+/// before it is seen, and one being added waits for this dial's commit.
+struct GuardedDial<'a> {
+    cc: &'a Campaigncall,
+    seq: u64,
+    now: NaiveDateTime,
+    /// The destination's key on the suppression list (none: not checked).
+    suppression_key: Option<&'a str>,
+    /// Whether a pending callback of the target refuses the dial (not for a callback's own).
+    callback_check: bool,
+}
+
+impl GuardedDial<'_> {
+    /// Inserts the row unless a check refuses it: the rows inserted (0 or 1).
+    async fn insert(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
+    ) -> Result<u64, sqlx::Error> {
+        let cc = self.cc;
+        let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
+            "INSERT INTO campaign_dials (campaigncall_id, campaign_id, outdial_target_id, \
+             destination_index, try_count, seq, step, checks, tm_create, tm_step, tm_next_check) \
+             SELECT ",
+        );
+        let mut values = q.separated(", ");
+        values
+            .push_bind(uuid_bytes(cc.id))
+            .push_bind(uuid_bytes(cc.campaign_id))
+            .push_bind(uuid_bytes(cc.outdial_target_id))
+            .push_bind(cc.destination_index)
+            .push_bind(cc.try_count)
+            .push_bind(self.seq)
+            .push_bind(DialStep::Recorded.as_str())
+            .push("0")
+            .push_bind(self.now)
+            .push_bind(self.now)
+            .push("NULL");
+        q.push(" FROM DUAL WHERE 1 = 1");
+        if let Some(key) = self.suppression_key {
+            q.push(" AND NOT EXISTS (");
+            super::suppressions::push_suppressed(&mut q, cc.customer_id, key);
+            q.push(")");
+        }
+        if self.callback_check {
+            q.push(" AND NOT EXISTS (");
+            super::callbacks::push_held(&mut q, cc.campaign_id, cc.outdial_target_id);
+            q.push(")");
+        }
+        Ok(q.build().execute(&mut **tx).await?.rows_affected())
+    }
+
+    /// Which check refused an insert that wrote nothing (read again inside the transaction: the
+    /// rows the insert saw are locked, so they still stand).
+    async fn refusal(&self, tx: &mut sqlx::Transaction<'_, sqlx::MySql>) -> StoreResult<Recorded> {
+        if let Some(key) = self.suppression_key
+            && super::suppressions::suppressed_in(tx, self.cc.customer_id, key).await?
+        {
+            return Ok(Recorded::Suppressed);
+        }
+        Ok(Recorded::CallbackPending)
+    }
+}
+
+/// What [`lock_dial`] read with the fence row's lock.
+struct Locked {
+    /// The fence's tick number.
+    seq: u64,
+    /// MySQL's now.
+    now: NaiveDateTime,
+    /// The campaign's `pacing` and `service_level`, when it is `run` with `execute = run`.
+    campaign: Option<(Option<Pacing>, i32)>,
+    /// The customer's dial limits, when it has a row of them.
+    customer_limits: Option<Pacing>,
+}
+
+/// Steps 1, 3 and 4's lock of the record, in one statement: the campaign's fence row locked
+/// with its sequence number and MySQL's now, the campaign's row (locked too: the dials of a
+/// campaign are serialised by the fence row anyway, and a stop waits for the dial either way)
+/// and the customer's limit row (locked; for a customer without limits, the missing key's gap,
+/// as its own `FOR UPDATE` did). `None` when the campaign has no fence row yet. That row is then
+/// created outside the transaction ([`create_fence`]) and the transaction run again: created
+/// inside it, after a locking read of the missing key, the first dials of several campaigns at
+/// once would hold the same gap lock and deadlock each other on their inserts.
+async fn lock_dial(
     tx: &mut sqlx::Transaction<'_, sqlx::MySql>,
     campaign_id: Uuid,
-) -> StoreResult<Option<(u64, NaiveDateTime)>> {
-    Ok(sqlx::query_as(
-        "SELECT seq, UTC_TIMESTAMP(6) FROM campaign_dial_fences WHERE campaign_id = ? FOR UPDATE",
+    customer_id: Uuid,
+) -> StoreResult<Option<Locked>> {
+    let row = sqlx::query(
+        "SELECT f.seq, UTC_TIMESTAMP(6) AS now, c.id AS running, c.pacing, c.service_level, \
+           l.customer_id AS limited, l.max_concurrent_calls, l.dials_per_second \
+         FROM campaign_dial_fences f \
+         LEFT JOIN campaign_campaigns c ON c.id = ? AND c.status = 'run' \
+           AND c.execute = 'run' AND c.tm_delete IS NULL \
+         LEFT JOIN campaign_customer_limits l ON l.customer_id = ? \
+         WHERE f.campaign_id = ? FOR UPDATE",
     )
     .bind(uuid_bytes(campaign_id))
+    .bind(uuid_bytes(customer_id))
+    .bind(uuid_bytes(campaign_id))
     .fetch_optional(&mut **tx)
-    .await?)
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let running: Option<Vec<u8>> = row.try_get("running")?;
+    let campaign = match running {
+        Some(_) => {
+            let pacing: Option<Pacing> = RowReader {
+                row: &row,
+                table: "campaign_campaigns",
+            }
+            .json("pacing")?;
+            Some((pacing, row.try_get("service_level")?))
+        }
+        None => None,
+    };
+    let limited: Option<Vec<u8>> = row.try_get("limited")?;
+    let customer_limits = match limited {
+        Some(_) => Some(Pacing {
+            max_concurrent_calls: row.try_get("max_concurrent_calls")?,
+            dials_per_second: row.try_get("dials_per_second")?,
+        }),
+        None => None,
+    };
+    Ok(Some(Locked {
+        seq: row.try_get("seq")?,
+        now: row.try_get("now")?,
+        campaign,
+        customer_limits,
+    }))
 }
 
 /// The campaign's fence row at sequence 0, if it has none (one autocommitted statement; a
@@ -460,6 +567,21 @@ pub struct DialRecords {
     campaigncalls: Campaigncalls,
     pool_wait: Histogram,
     retries: IntCounterVec,
+    requested: Arc<Mutex<RequestedMarks>>,
+}
+
+/// How long a dial's `requested` mark waits to be written with the others of the process
+/// ([`DialRecords::mark_requested_soon`]).
+pub const REQUESTED_MARK_WINDOW: Duration = Duration::from_millis(20);
+
+/// Most `requested` marks one statement writes.
+const REQUESTED_MARKS_PER_WRITE: usize = 500;
+
+/// The `requested` marks not written yet, and whether a writer task is running.
+#[derive(Default)]
+struct RequestedMarks {
+    ids: Vec<Uuid>,
+    writing: bool,
 }
 
 /// The histogram of the time a dial's record transaction waits for a pooled MySQL connection (ms).
@@ -482,6 +604,11 @@ fn retries_counter() -> IntCounterVec {
     );
     // A constant, valid name and label.
     IntCounterVec::new(opts, &["reason"]).expect("constant counter options are valid")
+}
+
+/// The pending marks; a writer that panicked holding the lock left a list that is still whole.
+fn lock_marks(m: &Mutex<RequestedMarks>) -> std::sync::MutexGuard<'_, RequestedMarks> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -518,6 +645,7 @@ impl DialRecords {
             campaigncalls,
             pool_wait: pool_wait_histogram(),
             retries: retries_counter(),
+            requested: Arc::default(),
         }
     }
 
@@ -568,7 +696,7 @@ impl DialRecords {
         let mut attempt = 1;
         let created = loop {
             let mut tx = conn.begin().await?;
-            let locked = match lock_fence(&mut tx, stored.campaign_id).await {
+            let locked = match lock_dial(&mut tx, stored.campaign_id, stored.customer_id).await {
                 Ok(Some(locked)) => Ok(locked),
                 Ok(None) if attempt < RECORD_ATTEMPTS => {
                     tx.rollback().await?;
@@ -665,6 +793,77 @@ impl DialRecords {
             .bind(uuid_bytes(campaigncall_id))
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    /// Notes soon that the dial of `campaigncall_id` reached [`DialStep::Requested`] (the peer
+    /// confirmed the call): the marks of all the process' dials within
+    /// [`REQUESTED_MARK_WINDOW`] are written by one statement. Nothing waits for it, because
+    /// nothing is decided on it until the campaigncall is overdue or finished: the finish of a
+    /// placed call writes the step itself, in its own transaction, and a mark lost to a death
+    /// or a database error leaves the step `target_claimed`, which the repair resolves by asking
+    /// the peer (a call it knows is marked then). A failed write is tried twice more.
+    pub fn mark_requested_soon(&self, campaigncall_id: Uuid) {
+        let start = {
+            let mut marks = lock_marks(&self.requested);
+            marks.ids.push(campaigncall_id);
+            !std::mem::replace(&mut marks.writing, true)
+        };
+        if start {
+            let this = self.clone();
+            tokio::spawn(async move { this.write_marks_until_none().await });
+        }
+    }
+
+    /// The writer task of [`DialRecords::mark_requested_soon`]: every window, the marks noted
+    /// meanwhile; it ends once a window noted none.
+    async fn write_marks_until_none(&self) {
+        loop {
+            tokio::time::sleep(REQUESTED_MARK_WINDOW).await;
+            let ids = {
+                let mut marks = lock_marks(&self.requested);
+                if marks.ids.is_empty() {
+                    marks.writing = false;
+                    return;
+                }
+                std::mem::take(&mut marks.ids)
+            };
+            for attempt in 1..=3u64 {
+                match self.write_requested(&ids).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 3 => {
+                        tracing::info!(marks = ids.len(), error = %e, "requested marks not written; trying again");
+                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(marks = ids.len(), error = %e, "requested marks not written; the repair resolves those dials");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes every `requested` mark not written yet, now (a graceful stop calls it after its
+    /// tasks ended).
+    pub async fn flush_requested_marks(&self) -> StoreResult<()> {
+        let ids = std::mem::take(&mut lock_marks(&self.requested).ids);
+        self.write_requested(&ids).await
+    }
+
+    /// One statement per [`REQUESTED_MARKS_PER_WRITE`] marks (a row past `requested` is left).
+    async fn write_requested(&self, ids: &[Uuid]) -> StoreResult<()> {
+        for chunk in ids.chunks(REQUESTED_MARKS_PER_WRITE) {
+            let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
+                "UPDATE campaign_dials SET step = 'requested', tm_step = UTC_TIMESTAMP(6) \
+                 WHERE step <> 'requested' AND campaigncall_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(uuid_bytes(*id));
+            }
+            q.push(")");
+            q.build().execute(&self.pool).await?;
+        }
         Ok(())
     }
 

@@ -1,5 +1,5 @@
 //! `campaign_suppressions`: each customer's do-not-call list (docs/contact-strategy.md), and
-//! the lookup the dial's transaction makes in it ([`suppressed_in`]).
+//! the lookup the dial's transaction makes in it ([`push_suppressed`], [`suppressed_in`]).
 //!
 //! One row per (customer, normalised target), held so by the unique key: creating an entry that
 //! is there returns the one that is there. An entry whose `tm_expire` has passed (by MySQL's
@@ -54,6 +54,18 @@ const IMPORT_CHUNK: usize = 1000;
 
 /// An entry that suppresses: not expired by MySQL's clock.
 const LIVE: &str = "(tm_expire IS NULL OR tm_expire > UTC_TIMESTAMP(6))";
+
+/// Pushes the lookup of `target` on the customer's list (unexpired) as a subquery: the dial
+/// row's insert is made on its `NOT EXISTS` (`store::dials`), which reads it with a shared
+/// next-key lock as [`suppressed_in`] does.
+pub(super) fn push_suppressed(q: &mut QueryBuilder<MySql>, customer_id: Uuid, target: &str) {
+    q.push("SELECT 1 FROM campaign_suppressions WHERE customer_id = ")
+        .push_bind(uuid_bytes(customer_id))
+        .push(" AND target = ")
+        .push_bind(target.to_owned())
+        .push(" AND ")
+        .push(LIVE);
+}
 
 /// Whether `target` is on the customer's list, unexpired, read inside the dial's transaction.
 ///

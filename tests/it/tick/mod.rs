@@ -314,6 +314,12 @@ async fn run_tick(
     };
     let mut seen = Vec::new();
     let mut references = 0;
+    // The `requested` marks are written a window after the tick: write them now.
+    store
+        .dials
+        .flush_requested_marks()
+        .await
+        .expect("requested marks");
     for cc in env.calls_of(s.campaign.id).await {
         let step = store.dials.step(cc.id).await.expect("step");
         let step = step.map(lower).unwrap_or_else(|| "-".to_string());
