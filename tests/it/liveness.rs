@@ -1,4 +1,4 @@
-//! A campaign keeps dialing while one of its dials has an unknown outcome (src/service/tick.rs,
+//! A campaign keeps dialing while one of its dials has an unknown outcome (src/service/tick/,
 //! docs/architecture.md "A tick's failures"): the tick against a real MariaDB/Redis test store
 //! with mockall peers. An unknown outcome (timeout, transport error, 5xx on create) holds back
 //! only its target, which stays claimed with its campaigncall open at step `unknown`; the tick

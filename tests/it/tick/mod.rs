@@ -1,4 +1,4 @@
-//! The campaign tick (docs/contract.md#campaign-lifecycle, src/service/tick.rs) against a real
+//! The campaign tick (docs/contract.md#campaign-lifecycle, src/service/tick/) against a real
 //! MariaDB/Redis test store, with mockall mocks for the peer managers, and the rig its tests
 //! share: the outplan and running campaign, the offered target, the expected dials, and a
 //! table of one-tick runs ([`TickCase`]: a row per branch, failing once with every wrong row).
