@@ -269,9 +269,10 @@ impl Ticker {
         let s = &self.service;
         match asked {
             Ok(()) => {
-                // The call exists whatever happens next: a failed note leaves the campaigncall
-                // open for its hangup (which marks the dial placed) or the repair, which reads
-                // the call; the tick backs off.
+                // The call exists whatever happens next. The note is written a moment later
+                // with other dials' (`DialRecords::mark_requested_soon`); one that never lands
+                // leaves the campaigncall open for its hangup (which marks the dial placed) or
+                // the repair, which reads the call.
                 s.set_dial_step(campaigncall_id, DialStep::Requested)
                     .await?;
                 Ok(Dial::Placed)
