@@ -102,6 +102,11 @@ struct Args {
     /// Seconds over which MariaDB's statement rate is sampled before each case (other load).
     #[arg(long, default_value_t = 3)]
     baseline_secs: u64,
+    /// Start a MariaDB of the bench's own (`mariadb-install-db` + `mariadbd` on a free port, in
+    /// a temporary directory, removed at the end) instead of using `--mysql`: its statement
+    /// counters and CPU are then the service's alone, whatever else the machine runs.
+    #[arg(long)]
+    own_mariadb: bool,
     /// MariaDB server URL (without database).
     #[arg(
         long,
@@ -230,24 +235,100 @@ fn pids_named(name: &str) -> Vec<String> {
         .collect()
 }
 
-/// CPU seconds and RSS of the local servers, by name.
-fn servers() -> Vec<(&'static str, ProcUsage)> {
-    [
-        ("mariadbd", "mariadbd"),
+/// CPU seconds and RSS of the servers the case uses: the MariaDB it is connected to (its
+/// `@@pid_file`), the local Redis and RabbitMQ (by process name).
+fn servers(mariadb_pid: &str) -> Vec<(&'static str, ProcUsage)> {
+    let mut out = vec![("mariadbd", proc_usage_of(mariadb_pid))];
+    for (label, comm) in [
         ("redis-server", "redis-server"),
         ("rabbitmq (beam.smp)", "beam.smp"),
-    ]
-    .into_iter()
-    .map(|(label, comm)| {
+    ] {
         let mut total = ProcUsage::default();
         for p in pids_named(comm) {
             let u = proc_usage_of(&p);
             total.cpu_secs += u.cpu_secs;
             total.rss_kib += u.rss_kib;
         }
-        (label, total)
-    })
-    .collect()
+        out.push((label, total));
+    }
+    out
+}
+
+/// The process id of the MariaDB `conn` is connected to (from its pid file).
+async fn mariadb_pid(conn: &mut MySqlConnection) -> anyhow::Result<String> {
+    let (file,): (String,) = sqlx::query_as("SELECT @@pid_file").fetch_one(conn).await?;
+    let pid = std::fs::read_to_string(&file)
+        .with_context(|| format!("reading MariaDB's pid file {file}"))?;
+    Ok(pid.trim().to_owned())
+}
+
+/// A MariaDB of the bench's own (`--own-mariadb`), killed and its directory removed on drop.
+struct OwnMariadb {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl OwnMariadb {
+    /// Installs a data directory and starts `mariadbd` on a free port; waits until it answers.
+    async fn start() -> anyhow::Result<OwnMariadb> {
+        let dir = std::env::temp_dir().join(format!("cmbench-mariadb-{}", Uuid::new_v4().simple()));
+        let data = dir.join("data");
+        std::fs::create_dir_all(&dir)?;
+        let install = std::process::Command::new("mariadb-install-db")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .args([
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .output()
+            .context("running mariadb-install-db")?;
+        if !install.status.success() {
+            bail!(
+                "mariadb-install-db: {}",
+                String::from_utf8_lossy(&install.stderr)
+            );
+        }
+        let port = free_port()?;
+        let child = std::process::Command::new("mariadbd")
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
+            .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
+            .args(["--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
+            .args(["--skip-name-resolve", "--max-connections=500"])
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("starting mariadbd")?;
+        let own = OwnMariadb {
+            child,
+            dir,
+            url: format!("mysql://root@127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match MySqlConnection::connect(&own.url).await {
+                Ok(c) => {
+                    let _ = c.close().await;
+                    return Ok(own);
+                }
+                Err(e) if Instant::now() > deadline => bail!("own mariadbd did not start: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+impl Drop for OwnMariadb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// Busy and total jiffies of the whole machine (first line of `/proc/stat`).
@@ -592,6 +673,9 @@ struct Case {
     rpcs_per_dial: f64,
     events_per_dial: f64,
     messages_per_dial: f64,
+    /// CPU ms per dial of the other processes: simulator (with `--sim-process`), MariaDB,
+    /// Redis, RabbitMQ.
+    others_ms_per_dial: Vec<(String, f64)>,
     /// The process using the most CPU, with its % of one core; the box's busy %.
     busiest: (String, f64),
     box_pct: f64,
@@ -749,7 +833,8 @@ async fn measure(
     let (calls0, sim_events0) = rig.peers.counts().await?;
     let cpu0 = proc_usage();
     let sim0 = rig.peers.usage();
-    let srv0 = servers();
+    let mariadb = mariadb_pid(admin).await?;
+    let srv0 = servers(&mariadb);
     let box0 = box_jiffies();
     let sql0 = sql_counters(admin).await?;
     let t0 = Instant::now();
@@ -760,7 +845,7 @@ async fn measure(
     let (calls1, sim_events1) = rig.peers.counts().await?;
     let cpu1 = proc_usage();
     let sim1 = rig.peers.usage();
-    let srv1 = servers();
+    let srv1 = servers(&mariadb);
     let box1 = box_jiffies();
 
     let dial_count = calls1.saturating_sub(calls0) as f64;
@@ -799,6 +884,19 @@ async fn measure(
             (*name).into(),
             pct(a.cpu_secs, b.cpu_secs),
             b.rss_kib / 1024,
+        ));
+    }
+    let mut others_ms_per_dial = Vec::new();
+    if let (Some(a), Some(b)) = (sim0, sim1) {
+        others_ms_per_dial.push((
+            "campaign-sim".to_owned(),
+            per_dial((b.cpu_secs - a.cpu_secs) * 1000.0),
+        ));
+    }
+    for ((name, a), (_, b)) in srv0.iter().zip(&srv1) {
+        others_ms_per_dial.push((
+            (*name).to_owned(),
+            per_dial((b.cpu_secs - a.cpu_secs) * 1000.0),
         ));
     }
     let busiest = procs
@@ -853,6 +951,7 @@ async fn measure(
         rpcs_per_dial: per_dial(rpcs),
         events_per_dial: per_dial(events),
         messages_per_dial: per_dial(messages),
+        others_ms_per_dial,
         busiest,
         box_pct,
     };
@@ -899,6 +998,14 @@ async fn measure(
         case.rpcs_per_dial,
         case.events_per_dial,
         case.messages_per_dial,
+    );
+    println!(
+        "  per dial, CPU of the other processes: {}",
+        case.others_ms_per_dial
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.2} ms"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     println!(
         "  (SQL: MariaDB global counters minus other clients' rate before the case: {:.0} statements/s)",
@@ -962,7 +1069,16 @@ fn fmt_opt(v: Option<f64>) -> String {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // Kept until the end of main: dropping it stops the server.
+    let _own = if args.own_mariadb {
+        let own = OwnMariadb::start().await?;
+        println!("own MariaDB at {}", own.url);
+        args.mysql = own.url.clone();
+        Some(own)
+    } else {
+        None
+    };
     println!(
         "e2e benchmark: campaigns {:?}, {} s measured after {} s warm-up, {} tick workers, dial delay {} ms, simulator {}",
         args.campaigns,
@@ -984,12 +1100,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     println!(
-        "\n| campaigns | setup s | dials/s | ideal/s | lateness p50/p99 ms | tick mean/p99 ms | CPU % | RSS MiB | CPU ms/dial | SQL/dial | RPCs/dial | events/dial | msgs/dial | busiest (% of a core) | box busy % |"
+        "\n| campaigns | setup s | dials/s | ideal/s | lateness p50/p99 ms | tick mean/p99 ms | CPU % | RSS MiB | CPU ms/dial | MariaDB ms/dial | SQL/dial | RPCs/dial | events/dial | msgs/dial | busiest (% of a core) | box busy % |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
     for c in &cases {
         println!(
-            "| {} | {:.1} | {:.0} | {:.0} | {} / {} | {} / {} | {:.0} | {} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} ({:.0}) | {:.0} |",
+            "| {} | {:.1} | {:.0} | {:.0} | {} / {} | {} / {} | {:.0} | {} | {:.2} | {:.2} | {:.1} | {:.1} | {:.1} | {:.1} | {} ({:.0}) | {:.0} |",
             c.campaigns,
             c.setup_secs,
             c.dials_per_sec,
@@ -1001,6 +1117,10 @@ async fn main() -> anyhow::Result<()> {
             c.cpu_pct,
             c.rss_mib,
             c.cpu_ms_per_dial,
+            c.others_ms_per_dial
+                .iter()
+                .find(|(name, _)| name == "mariadbd")
+                .map_or(0.0, |(_, ms)| *ms),
             c.sql_per_dial,
             c.rpcs_per_dial,
             c.events_per_dial,

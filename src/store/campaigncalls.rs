@@ -443,6 +443,9 @@ impl Campaigncalls {
             .await?;
         }
         tx.commit().await?;
+        // Back to the pool before the read below takes one: a task holding a connection while
+        // it waits for another starves the pool under load (every holder waiting on the next).
+        drop(conn);
         let row = table::refresh(&self.pool, &self.cache, id).await?;
         Ok(row.map(|r| (r, entry)))
     }

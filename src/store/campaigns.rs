@@ -544,6 +544,8 @@ impl Campaigns {
             outbox::insert_in(&mut tx, entry).await?;
         }
         tx.commit().await?;
+        // Returned before the read below takes one (no task holds two connections).
+        drop(conn);
         table::refresh::<Campaign>(&self.pool, &self.cache, id).await?;
         Ok(changed == 1)
     }

@@ -56,7 +56,6 @@
 //! The fence compares with `<=`, not `<`: a tick may record several dials (one per target it
 //! picks), while any tick older than one that already dialed is refused.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -66,6 +65,7 @@ use sqlx::{Acquire, AssertSqlSafe, MySqlPool, Row};
 use uuid::Uuid;
 
 use super::campaigncalls::{Campaigncalls, insert_at};
+use super::soon::Soon;
 use super::row::{RowReader, db_time, now, uuid_bytes};
 use super::table::Record;
 use super::{StoreError, StoreResult};
@@ -567,21 +567,7 @@ pub struct DialRecords {
     campaigncalls: Campaigncalls,
     pool_wait: Histogram,
     retries: IntCounterVec,
-    requested: Arc<Mutex<RequestedMarks>>,
-}
-
-/// How long a dial's `requested` mark waits to be written with the others of the process
-/// ([`DialRecords::mark_requested_soon`]).
-pub const REQUESTED_MARK_WINDOW: Duration = Duration::from_millis(20);
-
-/// Most `requested` marks one statement writes.
-const REQUESTED_MARKS_PER_WRITE: usize = 500;
-
-/// The `requested` marks not written yet, and whether a writer task is running.
-#[derive(Default)]
-struct RequestedMarks {
-    ids: Vec<Uuid>,
-    writing: bool,
+    requested: Soon,
 }
 
 /// The histogram of the time a dial's record transaction waits for a pooled MySQL connection (ms).
@@ -604,11 +590,6 @@ fn retries_counter() -> IntCounterVec {
     );
     // A constant, valid name and label.
     IntCounterVec::new(opts, &["reason"]).expect("constant counter options are valid")
-}
-
-/// The pending marks; a writer that panicked holding the lock left a list that is still whole.
-fn lock_marks(m: &Mutex<RequestedMarks>) -> std::sync::MutexGuard<'_, RequestedMarks> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -641,11 +622,16 @@ pub struct RecentDials {
 impl DialRecords {
     pub(super) fn new(pool: MySqlPool, campaigncalls: Campaigncalls) -> DialRecords {
         DialRecords {
-            pool,
+            pool: pool.clone(),
             campaigncalls,
             pool_wait: pool_wait_histogram(),
             retries: retries_counter(),
-            requested: Arc::default(),
+            requested: Soon::new(
+                pool,
+                "UPDATE campaign_dials SET step = 'requested', tm_step = UTC_TIMESTAMP(6) \
+                 WHERE step <> 'requested' AND campaigncall_id IN",
+                "requested marks",
+            ),
         }
     }
 
@@ -744,6 +730,7 @@ impl DialRecords {
                 }
             }
         };
+        drop(conn);
         stored.tm_create = Some(created.and_utc());
         self.campaigncalls.cache_written(&stored).await;
         Ok(Recorded::Dial(Box::new(stored)))
@@ -797,74 +784,20 @@ impl DialRecords {
     }
 
     /// Notes soon that the dial of `campaigncall_id` reached [`DialStep::Requested`] (the peer
-    /// confirmed the call): the marks of all the process' dials within
-    /// [`REQUESTED_MARK_WINDOW`] are written by one statement. Nothing waits for it, because
-    /// nothing is decided on it until the campaigncall is overdue or finished: the finish of a
-    /// placed call writes the step itself, in its own transaction, and a mark lost to a death
-    /// or a database error leaves the step `target_claimed`, which the repair resolves by asking
-    /// the peer (a call it knows is marked then). A failed write is tried twice more.
+    /// confirmed the call): the marks of all the process' dials within a window are written by
+    /// one statement (`store::soon`). Nothing waits for it, because nothing is decided on it
+    /// until the campaigncall is overdue or finished: the finish of a placed call writes the
+    /// step itself, in its own transaction, and a mark lost to a death or a database error
+    /// leaves the step `target_claimed`, which the repair resolves by asking the peer (a call it
+    /// knows is marked then).
     pub fn mark_requested_soon(&self, campaigncall_id: Uuid) {
-        let start = {
-            let mut marks = lock_marks(&self.requested);
-            marks.ids.push(campaigncall_id);
-            !std::mem::replace(&mut marks.writing, true)
-        };
-        if start {
-            let this = self.clone();
-            tokio::spawn(async move { this.write_marks_until_none().await });
-        }
-    }
-
-    /// The writer task of [`DialRecords::mark_requested_soon`]: every window, the marks noted
-    /// meanwhile; it ends once a window noted none.
-    async fn write_marks_until_none(&self) {
-        loop {
-            tokio::time::sleep(REQUESTED_MARK_WINDOW).await;
-            let ids = {
-                let mut marks = lock_marks(&self.requested);
-                if marks.ids.is_empty() {
-                    marks.writing = false;
-                    return;
-                }
-                std::mem::take(&mut marks.ids)
-            };
-            for attempt in 1..=3u64 {
-                match self.write_requested(&ids).await {
-                    Ok(()) => break,
-                    Err(e) if attempt < 3 => {
-                        tracing::info!(marks = ids.len(), error = %e, "requested marks not written; trying again");
-                        tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(marks = ids.len(), error = %e, "requested marks not written; the repair resolves those dials");
-                    }
-                }
-            }
-        }
+        self.requested.note(campaigncall_id);
     }
 
     /// Writes every `requested` mark not written yet, now (a graceful stop calls it after its
-    /// tasks ended).
+    /// tasks ended; tests before they read steps).
     pub async fn flush_requested_marks(&self) -> StoreResult<()> {
-        let ids = std::mem::take(&mut lock_marks(&self.requested).ids);
-        self.write_requested(&ids).await
-    }
-
-    /// One statement per [`REQUESTED_MARKS_PER_WRITE`] marks (a row past `requested` is left).
-    async fn write_requested(&self, ids: &[Uuid]) -> StoreResult<()> {
-        for chunk in ids.chunks(REQUESTED_MARKS_PER_WRITE) {
-            let mut q = sqlx::QueryBuilder::<sqlx::MySql>::new(
-                "UPDATE campaign_dials SET step = 'requested', tm_step = UTC_TIMESTAMP(6) \
-                 WHERE step <> 'requested' AND campaigncall_id IN (",
-            );
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(uuid_bytes(*id));
-            }
-            q.push(")");
-            q.build().execute(&self.pool).await?;
-        }
-        Ok(())
+        self.requested.flush().await
     }
 
     /// The dial step of a campaigncall (`None`: not recorded by this service).

@@ -18,6 +18,7 @@ mod outbox;
 mod outplans;
 pub mod page;
 mod row;
+mod soon;
 mod stats;
 mod suppressions;
 mod table;

@@ -261,6 +261,8 @@ impl Outbox {
         }
         let written = write().await;
         tx.commit().await?;
+        // Returned before the delete below takes one (no task holds two connections).
+        drop(conn);
         match written {
             Ok(()) => {
                 self.delete(e.id).await?;

@@ -22,6 +22,7 @@ mod cutover;
 mod dbscheme;
 mod deploy;
 mod dial_paths;
+mod dial_statements;
 mod dial_tx;
 mod dials;
 mod e2e;
