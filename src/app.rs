@@ -358,6 +358,9 @@ impl App {
         if let Err(e) = self.store.dials.flush_requested_marks().await {
             tracing::warn!(error = %e, "requested marks not written at the stop; the repair resolves those dials");
         }
+        if let Err(e) = self.store.outbox.flush_deletes().await {
+            tracing::warn!(error = %e, "outbox deletes not written at the stop; the repair settles those rows");
+        }
         self.bus.shutdown().await;
     }
 }

@@ -265,9 +265,7 @@ impl Service {
             .await
         {
             Ok(()) if settle == Settle::Now => {
-                if let Err(e) = self.store.outbox.delete(entry.id).await {
-                    tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "target set; its outbox row stays (written again by the repair)");
-                }
+                self.store.outbox.delete_soon(entry.id);
                 true
             }
             Ok(()) => true,

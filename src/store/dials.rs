@@ -65,8 +65,8 @@ use sqlx::{Acquire, AssertSqlSafe, MySqlPool, Row};
 use uuid::Uuid;
 
 use super::campaigncalls::{Campaigncalls, insert_at};
-use super::soon::Soon;
 use super::row::{RowReader, db_time, now, uuid_bytes};
+use super::soon::Soon;
 use super::table::Record;
 use super::{StoreError, StoreResult};
 use crate::model::{Campaigncall, Pacing};

@@ -2,7 +2,10 @@
 //! written in the same transaction as the change it follows (a campaigncall's finish, a
 //! campaign's end), so the change never happens without it; whoever made the change does the
 //! work right away and deletes the row; a row left behind (the process died, a peer failed) is
-//! done by the campaigncall repair once it is older than the repair's margin.
+//! done by the campaigncall repair once it is older than the repair's margin. A finish's row is
+//! deleted a moment later with the others of the process, by one statement ([`Outbox::delete_soon`],
+//! `store::soon`): a delete lost to a death leaves the row to the repair, which writes the
+//! target again only if it has not moved on, as for any row left behind.
 //!
 //! Times here are MySQL's (`UTC_TIMESTAMP(6)`), written and compared by the same clock.
 
@@ -11,6 +14,7 @@ use uuid::Uuid;
 
 use super::StoreResult;
 use super::row::uuid_bytes;
+use super::soon::Soon;
 
 /// What an outbox row asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,11 +137,19 @@ pub enum TargetSettle {
 #[derive(Clone)]
 pub struct Outbox {
     pool: MySqlPool,
+    deletes: Soon,
 }
 
 impl Outbox {
     pub(super) fn new(pool: MySqlPool) -> Outbox {
-        Outbox { pool }
+        Outbox {
+            deletes: Soon::new(
+                pool.clone(),
+                "DELETE FROM campaign_outbox WHERE id IN",
+                "outbox deletes",
+            ),
+            pool,
+        }
     }
 
     /// Writes `e` on its own (not following a change in the same transaction).
@@ -149,6 +161,8 @@ impl Outbox {
     /// Up to `limit` rows due longer than `margin_ms` ago (oldest first): work nobody is still
     /// doing.
     pub async fn due(&self, margin_ms: i64, limit: u32) -> StoreResult<Vec<OutboxEntry>> {
+        // Rows this process has done are not work left behind.
+        self.flush_deletes().await?;
         let sql = format!(
             "SELECT {COLUMNS} FROM campaign_outbox \
              WHERE tm_due < UTC_TIMESTAMP(6) - INTERVAL ? MICROSECOND ORDER BY tm_due LIMIT ?"
@@ -173,6 +187,8 @@ impl Outbox {
         campaign_id: Uuid,
         kind: OutboxKind,
     ) -> StoreResult<Vec<OutboxEntry>> {
+        // Rows this process has done are not pending.
+        self.flush_deletes().await?;
         let sql =
             format!("SELECT {COLUMNS} FROM campaign_outbox WHERE campaign_id = ? AND kind = ?");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -196,6 +212,18 @@ impl Outbox {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.is_some())
+    }
+
+    /// The work is done: deletes the row a moment later, with the others of the process (one
+    /// statement). Until then the row is as if the work were not done, which only the repair
+    /// reads, after its margin (and [`Outbox::due`] writes this process' pending deletes first).
+    pub fn delete_soon(&self, id: Uuid) {
+        self.deletes.note(id);
+    }
+
+    /// Writes the deletes [`Outbox::delete_soon`] noted and not written yet, now.
+    pub async fn flush_deletes(&self) -> StoreResult<()> {
+        self.deletes.flush().await
     }
 
     /// The work is done: deletes the row.

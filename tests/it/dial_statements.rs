@@ -88,11 +88,20 @@ async fn a_recorded_dial_is_six_statements_and_a_further_dial_of_its_tick_five()
     let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
     // Warm-up: the fence row created, every statement prepared on the session.
     let first = campaigncall_of(&campaign, CampaigncallStatus::Dialing);
-    let r = store.dials.record(&first, fence(seq)).await.expect("record");
+    let r = store
+        .dials
+        .record(&first, fence(seq))
+        .await
+        .expect("record");
     assert!(matches!(r, Recorded::Dial(_)), "{r:?}");
 
     let cases = [
-        ("first dial of a new tick", seq + 1, 6, Some(("com_update", 1))),
+        (
+            "first dial of a new tick",
+            seq + 1,
+            6,
+            Some(("com_update", 1)),
+        ),
         ("further dial of the same tick", seq + 1, 5, None),
     ];
     for (what, seq, total, update) in cases {

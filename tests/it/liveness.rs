@@ -86,6 +86,12 @@ async fn step_of_call(m: &Mocked, campaign_id: Uuid, reference: Uuid) -> Option<
         .iter()
         .find(|c| c.reference_id == reference)
         .expect("the campaigncall of the call");
+    // As written once the tick's `requested` marks land (a window after the tick).
+    m.ts.store
+        .dials
+        .flush_requested_marks()
+        .await
+        .expect("requested marks");
     m.ts.store.dials.step(cc.id).await.expect("step")
 }
 
