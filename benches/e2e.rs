@@ -354,7 +354,8 @@ fn box_jiffies() -> (u64, u64) {
 async fn sql_counters(conn: &mut MySqlConnection) -> anyhow::Result<BTreeMap<String, f64>> {
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SHOW GLOBAL STATUS WHERE Variable_name IN \
-         ('Questions','Com_select','Com_insert','Com_update','Com_delete','Com_begin','Com_commit')",
+         ('Questions','Com_select','Com_insert','Com_insert_select','Com_update','Com_delete', \
+          'Com_begin','Com_commit','Com_rollback')",
     )
     .fetch_all(conn)
     .await?;
