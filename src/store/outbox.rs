@@ -6,10 +6,12 @@
 //!
 //! Times here are MySQL's (`UTC_TIMESTAMP(6)`), written and compared by the same clock.
 
+use prometheus::IntCounterVec;
 use sqlx::{Acquire, MySqlConnection, MySqlPool, Row};
 use uuid::Uuid;
 
 use super::StoreResult;
+use super::retry;
 use super::row::uuid_bytes;
 
 /// What an outbox row asks for.
@@ -133,11 +135,13 @@ pub enum TargetSettle {
 #[derive(Clone)]
 pub struct Outbox {
     pool: MySqlPool,
+    /// Deletes run again after a lock conflict (shared with the finish's transactions).
+    retries: IntCounterVec,
 }
 
 impl Outbox {
-    pub(super) fn new(pool: MySqlPool) -> Outbox {
-        Outbox { pool }
+    pub(super) fn new(pool: MySqlPool, retries: IntCounterVec) -> Outbox {
+        Outbox { pool, retries }
     }
 
     /// Writes `e` on its own (not following a change in the same transaction).
@@ -198,13 +202,17 @@ impl Outbox {
         Ok(row.is_some())
     }
 
-    /// The work is done: deletes the row.
+    /// The work is done: deletes the row (run again at once on a lock conflict,
+    /// `store::retry`).
     pub async fn delete(&self, id: Uuid) -> StoreResult<()> {
-        sqlx::query("DELETE FROM campaign_outbox WHERE id = ?")
-            .bind(uuid_bytes(id))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        retry::run(&self.retries, "outbox delete", || async {
+            sqlx::query("DELETE FROM campaign_outbox WHERE id = ?")
+                .bind(uuid_bytes(id))
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
     }
 
     /// The work failed: one more attempt counted, due again in `secs` (by MySQL's clock).

@@ -110,6 +110,17 @@ impl TestDb {
         TestDb { name, url, pool }
     }
 
+    /// Another pool on this database with at most `max` connections (one: every statement of
+    /// whatever uses it goes down one session, whose status counters a test can read).
+    pub async fn pool_of(&self, max: u32) -> MySqlPool {
+        let dsn = campaign_manager::dsn::DatabaseDsn::parse(&self.url).expect("test DSN");
+        Store::pool_options(&dsn)
+            .max_connections(max)
+            .connect_with(dsn.options)
+            .await
+            .expect("connect to test database")
+    }
+
     /// Creates and migrates a database.
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;
@@ -246,6 +257,60 @@ impl TestStore {
         let prefix = TestPrefix::new();
         let store = Store::with_pool(db.pool.clone(), prefix.cache());
         TestStore { store, db, prefix }
+    }
+
+    /// A fresh store whose pool has one connection (`db.pool` is still a pool of its own):
+    /// what the store sends can be counted on that session ([`TestStore::statements`]).
+    pub async fn on_one_connection() -> TestStore {
+        let db = TestDb::migrated().await;
+        let prefix = TestPrefix::new();
+        let store = Store::with_pool(db.pool_of(1).await, prefix.cache());
+        TestStore { store, db, prefix }
+    }
+
+    /// The statements the store's session has run so far (`Questions` less the `SHOW`s, which
+    /// are the counting itself), for a store made by [`TestStore::on_one_connection`]: the
+    /// difference of two reads is what ran between them. Prepared statements are counted once
+    /// per execution (their preparation is not a statement), `BEGIN`/`COMMIT`/`ROLLBACK` one
+    /// each; the pool's pings are not statements.
+    pub async fn statements(&self) -> i64 {
+        let mut conn = self
+            .store
+            .pool
+            .acquire()
+            .await
+            .expect("the store's connection");
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_show_status')",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("Questions");
+        let value = |name: &str| -> i64 {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.parse().ok())
+                .expect("a counter")
+        };
+        value("Questions") - value("Com_show_status")
+    }
+
+    /// The session's nonzero `Com_*` counters (what [`TestStore::statements`] counted, by
+    /// kind), to show where a count comes from.
+    pub async fn statement_kinds(&self) -> Vec<(String, String)> {
+        let mut conn = self
+            .store
+            .pool
+            .acquire()
+            .await
+            .expect("the store's connection");
+        sqlx::query_as("SHOW SESSION STATUS LIKE 'Com\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("Com_*")
+            .into_iter()
+            .filter(|(_, v): &(String, String)| v != "0")
+            .collect()
     }
 }
 
