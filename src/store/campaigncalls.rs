@@ -587,6 +587,9 @@ impl Campaigncalls {
     ) -> StoreResult<Option<(Campaigncall, OutboxEntry)>> {
         let entry = retry::run(&self.retries, "campaigncall finish", || async {
             let mut tx = self.pool.begin().await?;
+            if placed {
+                mark_placed_in(&mut tx, id).await?;
+            }
             let changed = decision
                 .update(id, table::push_tm_update)
                 .build()
@@ -614,7 +617,7 @@ impl Campaigncalls {
                 Uuid::from_slice(&target_id).unwrap_or_default(),
                 decision.result(),
             );
-            settle_in(&mut tx, id, &entry, placed).await?;
+            outbox::insert_in(&mut tx, &entry).await?;
             tx.commit().await?;
             Ok(Some(entry))
         })
@@ -642,6 +645,9 @@ impl Campaigncalls {
         let stored = retry::run(&self.retries, "campaigncall finish", || async {
             let tm_update = next_tm_update(read.tm_update);
             let mut tx = self.pool.begin().await?;
+            if placed && !dial_requested {
+                mark_placed_in(&mut tx, read.id).await?;
+            }
             let changed = decision
                 .update(read.id, |q| {
                     q.push("tm_update = ").push_bind(db_time(tm_update));
@@ -662,7 +668,7 @@ impl Campaigncalls {
                 read.outdial_target_id,
                 decision.result(),
             );
-            settle_in(&mut tx, read.id, &entry, placed && !dial_requested).await?;
+            outbox::insert_in(&mut tx, &entry).await?;
             tx.commit().await?;
             Ok(Some((decision.applied(read, tm_update), entry)))
         })
@@ -749,24 +755,20 @@ fn target_entry(
     )
 }
 
-/// The writes of a finish that won its compare-and-set, inside its transaction: the outbox row
-/// and, with `mark_placed`, the dial's step `requested` (a dial already there is not changed).
-async fn settle_in(
-    tx: &mut sqlx::MySqlConnection,
-    campaigncall_id: Uuid,
-    entry: &OutboxEntry,
-    mark_placed: bool,
-) -> StoreResult<()> {
-    outbox::insert_in(tx, entry).await?;
-    if mark_placed {
-        sqlx::query(
-            "UPDATE campaign_dials SET step = 'requested', tm_step = ? \
-             WHERE campaigncall_id = ? AND step <> 'requested'",
-        )
-        .bind(db_time(now()))
-        .bind(uuid_bytes(campaigncall_id))
-        .execute(&mut *tx)
-        .await?;
-    }
+/// The dial of `campaigncall_id` is marked placed (step `requested`; one already there is not
+/// changed), first in a finish's transaction (rolled back with it if its compare-and-set
+/// loses). First, because of the lock order: the dial record's transaction, on its
+/// unique-violation path, locks the dial row and then reads the campaigncall with a share lock
+/// (`DELETE d ... JOIN c`); a finish that locked the campaigncall and then the dial row could
+/// deadlock with it (tests/it/finish_tx.rs `a_finish_and_a_record_of_the_same_try_do_not_deadlock`).
+async fn mark_placed_in(tx: &mut sqlx::MySqlConnection, campaigncall_id: Uuid) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE campaign_dials SET step = 'requested', tm_step = ? \
+         WHERE campaigncall_id = ? AND step <> 'requested'",
+    )
+    .bind(db_time(now()))
+    .bind(uuid_bytes(campaigncall_id))
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
