@@ -238,38 +238,6 @@ async fn a_row_changed_since_the_read_is_finished_and_reported_as_stored() {
     );
 }
 
-/// How many sessions of this test's database have been running one statement for more than
-/// 200 ms (waiting for a lock: every statement here takes a millisecond otherwise). Read from
-/// the process list, which shows them whatever the lock is (`innodb_trx` did not list a waiting
-/// transaction reliably on MariaDB).
-async fn lock_waits(m: &Mocked) -> usize {
-    // Compared here, not in SQL: the session's collation need not be information_schema's.
-    let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT db, info FROM information_schema.processlist \
-         WHERE command IN ('Query', 'Execute') AND time_ms > 200",
-    )
-    .fetch_all(&m.ts.db.pool)
-    .await
-    .unwrap_or_default();
-    rows.iter()
-        .filter(|(db, info)| {
-            db.as_deref() == Some(m.ts.db.name.as_str())
-                && !info.as_deref().unwrap_or("").contains("processlist")
-        })
-        .count()
-}
-
-/// Waits (up to 20 s) until `n` transactions of the test's database wait for a lock.
-async fn until_lock_waits(m: &Mocked, n: usize) -> bool {
-    tokio::time::timeout(std::time::Duration::from_secs(20), async {
-        while lock_waits(m).await < n {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .is_ok()
-}
-
 /// The lock order of a hangup's finish against a dial record of the same try (the record's
 /// unique-violation path: `INSERT campaign_dials` refused, then `DELETE d ... JOIN c`, which
 /// locks the dial row and then reads the campaigncall with a share lock), forced: a test
@@ -300,7 +268,7 @@ async fn a_finish_and_a_record_of_the_same_try_do_not_deadlock() {
     let events = Subscriptions::new(m.service.clone());
     let call = placed.reference_id;
     let finish = tokio::spawn(async move { events.call_hangup(hangup(call, "normal")).await });
-    let finish_waits = until_lock_waits(&m, 1).await;
+    let finish_waits = m.ts.db.until_waiting(1).await;
 
     let mut same_try = records::campaigncall_of(&c, CampaigncallStatus::Dialing);
     same_try.outdial_target_id = placed.outdial_target_id;
@@ -308,7 +276,7 @@ async fn a_finish_and_a_record_of_the_same_try_do_not_deadlock() {
     same_try.try_count = placed.try_count;
     let store = m.ts.store.clone();
     let record = tokio::spawn(async move { store.dials.record(&same_try, fence()).await });
-    let both_wait = finish_waits && until_lock_waits(&m, 2).await;
+    let both_wait = finish_waits && m.ts.db.until_waiting(2).await;
     // End the test transaction before any assertion (an open one would hang the drop).
     held.rollback().await.expect("rollback");
     assert!(finish_waits, "the finish never waited for the campaigncall");

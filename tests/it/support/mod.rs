@@ -121,6 +121,40 @@ impl TestDb {
             .expect("connect to test database")
     }
 
+    /// How many sessions on this database have been running one statement for more than
+    /// 200 ms: in a test whose statements take a millisecond otherwise, the ones waiting for a
+    /// lock. Read from the process list, which shows them whatever they wait for
+    /// (`information_schema.innodb_trx` leaves a waiting transaction out at times on MariaDB, and
+    /// a test waiting to see it there waited forever).
+    pub async fn waiting(&self) -> usize {
+        // Compared here, not in SQL: the session's collation need not be information_schema's.
+        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT db, info FROM information_schema.processlist \
+             WHERE command IN ('Query', 'Execute') AND time_ms > 200",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        rows.iter()
+            .filter(|(db, info)| {
+                db.as_deref() == Some(self.name.as_str())
+                    && !info.as_deref().unwrap_or("").contains("processlist")
+            })
+            .count()
+    }
+
+    /// Waits (up to 20 s) until `n` sessions on this database wait ([`TestDb::waiting`]);
+    /// whether they did.
+    pub async fn until_waiting(&self, n: usize) -> bool {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while self.waiting().await < n {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// Creates and migrates a database.
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;
