@@ -244,8 +244,34 @@ impl Service {
     /// `success` by now, `done` is written after it. Either the success was stored before that
     /// read (then this writes `done` last) or after it (then its own `done` is sent after this
     /// `idle` was answered): the target ends `done` in both orders.
+    ///
+    /// For a settled `idle` that read is folded into the outbox row's delete (one statement:
+    /// the row is deleted unless the campaigncall is `success` by then); only when the row was
+    /// not deleted is it deleted as usual and the campaigncall read.
     async fn settle_target(&self, entry: &OutboxEntry, status: TargetStatus, settle: Settle) {
-        let written = self.write_target(entry, status, settle).await;
+        let outbox = &self.store.outbox;
+        let written = if status == TargetStatus::Idle && settle == Settle::Now {
+            // Written, and its row left for the delete below (`AgainAfterMargin` keeps it).
+            if !self
+                .write_target(entry, status, Settle::AgainAfterMargin)
+                .await
+            {
+                return;
+            }
+            match outbox.delete_unless_success(entry).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "outbox row not deleted after its target was set idle; deleted again");
+                }
+            }
+            if let Err(e) = outbox.delete(entry.id).await {
+                tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "target set; its outbox row stays (written again by the repair)");
+            }
+            true
+        } else {
+            self.write_target(entry, status, settle).await
+        };
         if !written || status != TargetStatus::Idle {
             return;
         }

@@ -1,5 +1,15 @@
 //! `campaign_campaigncalls`: dial attempts, their progress and result, and the capacity
 //! queries the tick needs (how many are dialing, whether any is still going).
+//!
+//! A finish is one transaction: the dial's step `requested` (when the call existed), the
+//! compare-and-set on the campaigncall, the outbox row for its target. In that order: the dial
+//! record's transaction locks the dial row before the campaigncall (its unique-violation path),
+//! and a finish locking them the other way round could deadlock with it. A finish of a row the
+//! caller has just read ([`Campaigncalls::finish_read`]) costs the least: its compare-and-set
+//! also requires the `tm_update` read and binds the next one, so when it wins the stored row is
+//! known (nothing read inside or after the transaction), and a dial read at `requested` is not
+//! written. Any change since the read makes it lose, and it decides again by id, on what is
+//! stored. A lock conflict (1213, 1205) runs the transaction again (`store::retry`).
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use prometheus::IntCounterVec;

@@ -215,6 +215,27 @@ impl Outbox {
         .await
     }
 
+    /// A target's `idle` (the row `e` of a `fail` finish) is written: deletes the row unless
+    /// its campaigncall is `success` by now (a late success landed), in one statement (it reads
+    /// the campaigncall as committed when it runs, after the write). Returns whether it
+    /// deleted the row (`false`: a success landed, or the row is gone already). Run again at
+    /// once on a lock conflict (`store::retry`).
+    pub async fn delete_unless_success(&self, e: &OutboxEntry) -> StoreResult<bool> {
+        retry::run(&self.retries, "outbox delete", || async {
+            let deleted = sqlx::query(
+                "DELETE FROM campaign_outbox WHERE id = ? AND NOT EXISTS \
+                 (SELECT 1 FROM campaign_campaigncalls c WHERE c.id = ? AND c.result = 'success')",
+            )
+            .bind(uuid_bytes(e.id))
+            .bind(uuid_bytes(e.campaigncall_id))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            Ok(deleted == 1)
+        })
+        .await
+    }
+
     /// The work failed: one more attempt counted, due again in `secs` (by MySQL's clock).
     pub async fn postpone(&self, id: Uuid, secs: i64) -> StoreResult<()> {
         sqlx::query(
