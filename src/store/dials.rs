@@ -715,12 +715,16 @@ impl DialRecords {
         .await?
         .rows_affected();
         if updated == 0 {
+            // Only while the campaigncall is still open: a dial abandoned meanwhile (finished
+            // `not_placed`, its row deleted to free its try) must not get a `requested` row
+            // back, which would keep its try taken forever and its target never dialed again.
             let t = db_time(now());
             sqlx::query(
                 "INSERT IGNORE INTO campaign_dials (campaigncall_id, campaign_id, \
                  outdial_target_id, destination_index, try_count, seq, step, checks, tm_create, \
-                 tm_step, tm_next_check) VALUES (?, ?, ?, ?, ?, 0, ?, 1, ?, ?, \
-                 UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)",
+                 tm_step, tm_next_check) SELECT ?, ?, ?, ?, ?, 0, ?, 1, ?, ?, \
+                 UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND FROM campaign_campaigncalls \
+                 WHERE id = ? AND status <> 'done'",
             )
             .bind(uuid_bytes(cc.id))
             .bind(uuid_bytes(cc.campaign_id))
@@ -731,6 +735,7 @@ impl DialRecords {
             .bind(t)
             .bind(t)
             .bind(after_us)
+            .bind(uuid_bytes(cc.id))
             .execute(&self.pool)
             .await?;
         }
