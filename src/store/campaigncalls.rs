@@ -585,10 +585,11 @@ impl Campaigncalls {
         }
     }
 
-    /// The finish of a row known only by its id: one compare-and-set on the campaigncall and, if
-    /// it won, the target (read inside the transaction) and the outbox row setting it to the
-    /// decision's status (and, when `placed`, the dial's step `requested`), in one transaction;
-    /// then the row is read back. Run again on a lock conflict (`store::retry`).
+    /// The finish of a row known only by its id, in one transaction: when `placed`, the dial's
+    /// step `requested` first ([`mark_placed_in`]); one compare-and-set on the campaigncall and,
+    /// if it won, the target (read inside the transaction) and the outbox row setting it to the
+    /// decision's status (if it lost, all is rolled back); then the row is read back. Run again
+    /// on a lock conflict (`store::retry`).
     async fn decide_by_id(
         &self,
         id: Uuid,
