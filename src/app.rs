@@ -152,6 +152,10 @@ impl App {
             .registry
             .register(Box::new(store.dials.retries()))
             .context("registering the record retries metric")?;
+        metrics
+            .registry
+            .register(Box::new(store.campaigncalls.retries()))
+            .context("registering the finish retries metric")?;
         if settings.migrate {
             store
                 .migrate()

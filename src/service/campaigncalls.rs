@@ -14,7 +14,9 @@ use crate::model::{
     Address, Campaign, Campaigncall, CampaigncallResult, CampaigncallStatus, DomainEvent, Outplan,
     ReferenceType, TargetStatus, enum_str,
 };
-use crate::store::{Deletion, DialFence, DialStep, Filters, OutboxEntry, Page, Recorded};
+use crate::store::{
+    Deletion, DialFence, DialStep, Filters, FreshCampaigncall, OutboxEntry, Page, Recorded,
+};
 
 /// The result of a call by its `hangup_reason` (docs/contract.md#events-consumed), or by the
 /// reason stored for it (`short_call`: a `normal` hangup below the outplan's `min_talk_ms`).
@@ -67,25 +69,39 @@ enum Settle {
     AgainAfterMargin,
 }
 
+/// The campaigncall a finish is about.
+#[derive(Debug, Clone, Copy)]
+enum Finishing<'a> {
+    /// Known by its id only.
+    Id(Uuid),
+    /// Just read from MySQL, with whether its dial is known to be at `requested`.
+    Read(&'a Campaigncall, bool),
+}
+
 impl Service {
-    /// The campaigncall of a call (`reference_id`), for the `call_hangup` handler.
-    pub async fn campaigncall_by_call(&self, call_id: Uuid) -> ServiceResult<Option<Campaigncall>> {
+    /// The campaigncall of a call (`reference_id`) with its dial's step, straight from MySQL,
+    /// for the `call_hangup` handler.
+    pub async fn campaigncall_by_call(
+        &self,
+        call_id: Uuid,
+    ) -> ServiceResult<Option<FreshCampaigncall>> {
         Ok(self
             .store
             .campaigncalls
-            .get_by_reference_id(call_id)
+            .fresh_by_reference_id(call_id)
             .await?)
     }
 
-    /// The campaigncall of an activeflow, for the `activeflow_deleted` handler.
+    /// The campaigncall of an activeflow with its dial's step, straight from MySQL, for the
+    /// `activeflow_deleted` handler.
     pub async fn campaigncall_by_activeflow(
         &self,
         activeflow_id: Uuid,
-    ) -> ServiceResult<Option<Campaigncall>> {
+    ) -> ServiceResult<Option<FreshCampaigncall>> {
         Ok(self
             .store
             .campaigncalls
-            .get_by_activeflow_id(activeflow_id)
+            .fresh_by_activeflow_id(activeflow_id)
             .await?)
     }
 
@@ -166,7 +182,7 @@ impl Service {
     pub(super) async fn abandon_dial(&self, id: Uuid) -> ServiceResult<bool> {
         let finished = self
             .finish_settling(
-                id,
+                Finishing::Id(id),
                 CampaigncallResult::Fail,
                 Some("not_placed"),
                 Settle::AgainAfterMargin,
@@ -192,20 +208,26 @@ impl Service {
     /// What a death leaves: before the commit, an open campaigncall (its event is redelivered,
     /// or the repair asks the peer); after it, the outbox row, which the repair's
     /// `settle_outbox` writes once it is older than the margin
-    /// (tests/it/dial_paths.rs `finish_*`).
+    /// (tests/it/dial_paths.rs `finish_*`). A campaigncall the caller has just read is
+    /// finished without reading it again (`Campaigncalls::finish_read`).
     async fn finish_settling(
         &self,
-        id: Uuid,
+        which: Finishing<'_>,
         result: CampaigncallResult,
         reason: Option<&str>,
         settle: Settle,
     ) -> ServiceResult<Option<Campaigncall>> {
-        let Some((done, entry)) = self
-            .store
-            .campaigncalls
-            .finish_settling(id, result, reason, settle == Settle::Now)
-            .await?
-        else {
+        let placed = settle == Settle::Now;
+        let calls = &self.store.campaigncalls;
+        let finished = match which {
+            Finishing::Id(id) => calls.finish_settling(id, result, reason, placed).await?,
+            Finishing::Read(read, dial_requested) => {
+                calls
+                    .finish_read(read, dial_requested, result, reason, placed)
+                    .await?
+            }
+        };
+        let Some((done, entry)) = finished else {
             return Ok(None);
         };
         self.emit(DomainEvent::CampaigncallUpdated(done.clone()))
@@ -228,8 +250,34 @@ impl Service {
     /// `success` by now, `done` is written after it. Either the success was stored before that
     /// read (then this writes `done` last) or after it (then its own `done` is sent after this
     /// `idle` was answered): the target ends `done` in both orders.
+    ///
+    /// For a settled `idle` that read is folded into the outbox row's delete (one statement:
+    /// the row is deleted unless the campaigncall is `success` by then); only when the row was
+    /// not deleted is it deleted as usual and the campaigncall read.
     async fn settle_target(&self, entry: &OutboxEntry, status: TargetStatus, settle: Settle) {
-        let written = self.write_target(entry, status, settle).await;
+        let outbox = &self.store.outbox;
+        let written = if status == TargetStatus::Idle && settle == Settle::Now {
+            // Written, and its row left for the delete below (`AgainAfterMargin` keeps it).
+            if !self
+                .write_target(entry, status, Settle::AgainAfterMargin)
+                .await
+            {
+                return;
+            }
+            match outbox.delete_unless_success(entry).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "outbox row not deleted after its target was set idle; deleted again");
+                }
+            }
+            if let Err(e) = outbox.delete(entry.id).await {
+                tracing::warn!(campaigncall_id = %entry.campaigncall_id, error = %e, "target set; its outbox row stays (written again by the repair)");
+            }
+            true
+        } else {
+            self.write_target(entry, status, settle).await
+        };
         if !written || status != TargetStatus::Idle {
             return;
         }
@@ -313,11 +361,27 @@ impl Service {
         result: CampaigncallResult,
         reason: Option<&str>,
     ) -> ServiceResult<Option<Campaigncall>> {
+        self.finish_fresh(cc, false, result, reason).await
+    }
+
+    /// [`Service::finish_read_campaigncall`], knowing whether the dial is at `requested`.
+    async fn finish_fresh(
+        &self,
+        cc: &Campaigncall,
+        dial_requested: bool,
+        result: CampaigncallResult,
+        reason: Option<&str>,
+    ) -> ServiceResult<Option<Campaigncall>> {
         if cc.status == CampaigncallStatus::Done {
             return Ok(None);
         }
-        self.finish_settling(cc.id, result, reason, Settle::Now)
-            .await
+        self.finish_settling(
+            Finishing::Read(cc, dial_requested),
+            result,
+            reason,
+            Settle::Now,
+        )
+        .await
     }
 
     /// A `call_hangup` / `activeflow_deleted` for `cc` (just read): an open campaigncall is
@@ -332,14 +396,14 @@ impl Service {
     /// (tests/it/force_stop.rs).
     pub async fn finish_from_event(
         &self,
-        cc: &Campaigncall,
+        cc: &FreshCampaigncall,
         result: CampaigncallResult,
         reason: &str,
     ) -> ServiceResult<Option<Campaigncall>> {
         let read_open = cc.status != CampaigncallStatus::Done;
         if read_open
             && let Some(done) = self
-                .finish_read_campaigncall(cc, result, Some(reason))
+                .finish_fresh(cc, cc.dial_requested, result, Some(reason))
                 .await?
         {
             return Ok(Some(done));
@@ -350,12 +414,16 @@ impl Service {
         if !stored_fail || result != CampaigncallResult::Success {
             return Ok(None);
         }
-        let Some((done, entry)) = self
-            .store
-            .campaigncalls
-            .refinish_success(cc.id, reason)
-            .await?
-        else {
+        // Read open: the row changed since the read, so only what is stored now can decide.
+        let calls = &self.store.campaigncalls;
+        let refinished = if read_open {
+            calls.refinish_success(cc.id, reason).await?
+        } else {
+            calls
+                .refinish_success_read(cc, cc.dial_requested, reason)
+                .await?
+        };
+        let Some((done, entry)) = refinished else {
             return Ok(None);
         };
         tracing::info!(campaigncall_id = %cc.id, reason, "late success for a failed campaigncall; finished again as success");
@@ -373,7 +441,7 @@ impl Service {
     /// is an error: nothing is finished, and the bus delivers the event again.
     pub async fn finish_hangup(
         &self,
-        cc: &Campaigncall,
+        cc: &FreshCampaigncall,
         hangup_reason: &str,
         talk: crate::model::CallTalk,
     ) -> ServiceResult<Option<Campaigncall>> {

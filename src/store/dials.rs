@@ -59,12 +59,12 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts};
-use sqlx::mysql::MySqlDatabaseError;
+use prometheus::{Histogram, HistogramOpts, IntCounterVec};
 use sqlx::{Acquire, AssertSqlSafe, MySqlPool, Row};
 use uuid::Uuid;
 
 use super::campaigncalls::{Campaigncalls, insert_at};
+use super::retry;
 use super::row::{RowReader, db_time, now, uuid_bytes};
 use super::soon::Soon;
 use super::table::Record;
@@ -73,7 +73,7 @@ use crate::model::{Campaigncall, Pacing};
 
 /// How often a dial's record transaction is run when MySQL rolls it back for a deadlock or a
 /// lock wait timeout (the first run included).
-pub const RECORD_ATTEMPTS: u32 = 3;
+pub const RECORD_ATTEMPTS: u32 = retry::ATTEMPTS;
 
 /// The tick's fencing token and deadline, checked when a dial is recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -583,30 +583,15 @@ fn pool_wait_histogram() -> Histogram {
 
 /// The counter of record transactions run again after MySQL rolled them back, by `reason`.
 fn retries_counter() -> IntCounterVec {
-    let opts = Opts::new(
+    retry::counter(
         RECORD_RETRIES_METRIC,
         "Dial record transactions run again after MySQL rolled them back (deadlock, \
          lock_wait_timeout).",
-    );
-    // A constant, valid name and label.
-    IntCounterVec::new(opts, &["reason"]).expect("constant counter options are valid")
+    )
 }
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// Whether MySQL rolled the transaction back for a deadlock (1213) or a lock wait timeout
-/// (1205), and so which: the whole transaction may be run again.
-fn rolled_back_by_lock(e: &StoreError) -> Option<&'static str> {
-    let StoreError::Database(sqlx::Error::Database(db)) = e else {
-        return None;
-    };
-    match db.try_downcast_ref::<MySqlDatabaseError>()?.number() {
-        1213 => Some("deadlock"),
-        1205 => Some("lock_wait_timeout"),
-        _ => None,
-    }
 }
 
 /// The newest creation times of a campaign's campaigncalls with MySQL's now, both by MySQL's
@@ -702,7 +687,7 @@ impl DialRecords {
                     Ok(()) => break created,
                     Err(e) => {
                         let e = StoreError::from(e);
-                        match rolled_back_by_lock(&e) {
+                        match retry::rolled_back_by_lock(&e) {
                             Some(reason) if attempt < RECORD_ATTEMPTS => {
                                 self.retries.with_label_values(&[reason]).inc();
                                 attempt += 1;
@@ -719,7 +704,7 @@ impl DialRecords {
                 }
                 Err(e) => {
                     let _ = tx.rollback().await;
-                    match rolled_back_by_lock(&e) {
+                    match retry::rolled_back_by_lock(&e) {
                         Some(reason) if attempt < RECORD_ATTEMPTS => {
                             tracing::info!(campaign_id = %cc.campaign_id, reason, attempt, "dial record rolled back by MySQL; run again");
                             self.retries.with_label_values(&[reason]).inc();
@@ -847,12 +832,16 @@ impl DialRecords {
         .await?
         .rows_affected();
         if updated == 0 {
+            // Only while the campaigncall is still open: a dial abandoned meanwhile (finished
+            // `not_placed`, its row deleted to free its try) must not get a `requested` row
+            // back, which would keep its try taken forever and its target never dialed again.
             let t = db_time(now());
             sqlx::query(
                 "INSERT IGNORE INTO campaign_dials (campaigncall_id, campaign_id, \
                  outdial_target_id, destination_index, try_count, seq, step, checks, tm_create, \
-                 tm_step, tm_next_check) VALUES (?, ?, ?, ?, ?, 0, ?, 1, ?, ?, \
-                 UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND)",
+                 tm_step, tm_next_check) SELECT ?, ?, ?, ?, ?, 0, ?, 1, ?, ?, \
+                 UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND FROM campaign_campaigncalls \
+                 WHERE id = ? AND status <> 'done'",
             )
             .bind(uuid_bytes(cc.id))
             .bind(uuid_bytes(cc.campaign_id))
@@ -863,6 +852,7 @@ impl DialRecords {
             .bind(t)
             .bind(t)
             .bind(after_us)
+            .bind(uuid_bytes(cc.id))
             .execute(&self.pool)
             .await?;
         }

@@ -17,6 +17,7 @@ pub mod migrate;
 mod outbox;
 mod outplans;
 pub mod page;
+pub mod retry;
 mod row;
 mod soon;
 mod stats;
@@ -31,7 +32,7 @@ use crate::dsn::DatabaseDsn;
 
 pub use cache::Cache;
 pub use callbacks::{Callbacks, TICK_READ_LIMIT, TickCallbacks};
-pub use campaigncalls::Campaigncalls;
+pub use campaigncalls::{Campaigncalls, FINISH_RETRIES_METRIC, FreshCampaigncall};
 pub use campaigns::{BasicInfo, Campaigns, ResourceInfo};
 pub use customer_limits::CustomerLimits;
 pub use dials::{
@@ -220,19 +221,22 @@ impl Store {
 
     /// Builds the repositories over an existing pool.
     pub fn with_pool(pool: MySqlPool, cache: Cache) -> Store {
+        let finish_retries = retry::counter(
+            FINISH_RETRIES_METRIC,
+            "Campaigncall finish transactions and outbox deletes run again after MySQL rolled \
+             them back (deadlock, lock_wait_timeout).",
+        );
+        let campaigncalls = Campaigncalls::new(pool.clone(), cache.clone(), finish_retries.clone());
         Store {
             campaigns: Campaigns::new(pool.clone(), cache.clone()),
-            campaigncalls: Campaigncalls::new(pool.clone(), cache.clone()),
-            dials: DialRecords::new(
-                pool.clone(),
-                Campaigncalls::new(pool.clone(), cache.clone()),
-            ),
+            campaigncalls: campaigncalls.clone(),
+            dials: DialRecords::new(pool.clone(), campaigncalls),
             stats: Stats::new(pool.clone(), cache.clone()),
             tick_switch: TickSwitch::new(pool.clone()),
             loop_kicks: LoopKicks::new(pool.clone()),
             suppressions: Suppressions::new(pool.clone()),
             customer_limits: CustomerLimits::new(pool.clone()),
-            outbox: Outbox::new(pool.clone()),
+            outbox: Outbox::new(pool.clone(), finish_retries),
             callbacks: Callbacks::new(pool.clone()),
             outplans: Outplans::new(pool.clone(), cache),
             pool,

@@ -9,10 +9,12 @@
 //!
 //! Times here are MySQL's (`UTC_TIMESTAMP(6)`), written and compared by the same clock.
 
+use prometheus::IntCounterVec;
 use sqlx::{Acquire, MySqlConnection, MySqlPool, Row};
 use uuid::Uuid;
 
 use super::StoreResult;
+use super::retry;
 use super::row::uuid_bytes;
 use super::soon::Soon;
 
@@ -137,11 +139,13 @@ pub enum TargetSettle {
 #[derive(Clone)]
 pub struct Outbox {
     pool: MySqlPool,
+    /// Deletes run again after a lock conflict (shared with the finish's transactions).
+    retries: IntCounterVec,
     deletes: Soon,
 }
 
 impl Outbox {
-    pub(super) fn new(pool: MySqlPool) -> Outbox {
+    pub(super) fn new(pool: MySqlPool, retries: IntCounterVec) -> Outbox {
         Outbox {
             deletes: Soon::new(
                 pool.clone(),
@@ -149,6 +153,7 @@ impl Outbox {
                 "outbox deletes",
             ),
             pool,
+            retries,
         }
     }
 
@@ -226,13 +231,38 @@ impl Outbox {
         self.deletes.flush().await
     }
 
-    /// The work is done: deletes the row.
+    /// The work is done: deletes the row (run again at once on a lock conflict,
+    /// `store::retry`).
     pub async fn delete(&self, id: Uuid) -> StoreResult<()> {
-        sqlx::query("DELETE FROM campaign_outbox WHERE id = ?")
-            .bind(uuid_bytes(id))
+        retry::run(&self.retries, "outbox delete", || async {
+            sqlx::query("DELETE FROM campaign_outbox WHERE id = ?")
+                .bind(uuid_bytes(id))
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A target's `idle` (the row `e` of a `fail` finish) is written: deletes the row unless
+    /// its campaigncall is `success` by now (a late success landed), in one statement (it reads
+    /// the campaigncall as committed when it runs, after the write). Returns whether it
+    /// deleted the row (`false`: a success landed, or the row is gone already). Run again at
+    /// once on a lock conflict (`store::retry`).
+    pub async fn delete_unless_success(&self, e: &OutboxEntry) -> StoreResult<bool> {
+        retry::run(&self.retries, "outbox delete", || async {
+            let deleted = sqlx::query(
+                "DELETE FROM campaign_outbox WHERE id = ? AND NOT EXISTS \
+                 (SELECT 1 FROM campaign_campaigncalls c WHERE c.id = ? AND c.result = 'success')",
+            )
+            .bind(uuid_bytes(e.id))
+            .bind(uuid_bytes(e.campaigncall_id))
             .execute(&self.pool)
-            .await?;
-        Ok(())
+            .await?
+            .rows_affected();
+            Ok(deleted == 1)
+        })
+        .await
     }
 
     /// The work failed: one more attempt counted, due again in `secs` (by MySQL's clock).

@@ -225,7 +225,7 @@ fn update_query<T: Record>(
 }
 
 /// Pushes `tm_update = <now, or 1 µs after the stored value if that is not earlier>`.
-fn push_tm_update(q: &mut QueryBuilder<MySql>) {
+pub(super) fn push_tm_update(q: &mut QueryBuilder<MySql>) {
     push_stamp(q, "tm_update", now());
 }
 

@@ -196,9 +196,9 @@ async fn a_cap_lowered_in_mysql_applies_to_the_next_record() {
     );
 }
 
-#[tokio::test]
-#[ignore = "hangs when run beside the other dial_tx tests (passes alone): \
-            cargo test --test it dial_tx::a_record_rolled -- --ignored"]
+// Multi-threaded: were the test to fail with the record's transaction open, its database's
+// drop (which blocks its thread) must not stop the record from ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_rolled_back_by_a_deadlock_is_run_again_and_counted() {
     // The record locks the fence row, then wants a share lock on the campaign row. A test
     // transaction holds the campaign row (with a change, so MySQL rolls the record back, the
@@ -237,47 +237,31 @@ async fn a_record_rolled_back_by_a_deadlock_is_run_again_and_counted() {
     let store = mocked.ts.store.clone();
     let record = tokio::spawn(async move { store.dials.record(&cc, fence()).await });
     // Wait until the record waits for the campaign row (it holds the fence row then).
-    // Compared here, not in SQL: the session's collation need not be information_schema's.
-    let waiting = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-                "SELECT t.trx_state, p.db FROM information_schema.innodb_trx t \
-                 LEFT JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id",
-            )
-            .fetch_all(&mocked.ts.db.pool)
-            .await
-            .unwrap_or_default();
-            if rows.iter().any(|(state, db)| {
-                state == "LOCK WAIT" && db.as_deref() == Some(mocked.ts.db.name.as_str())
-            }) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    let fence_row = match waiting {
-        Ok(()) => Some(
+    let waiting = mocked.ts.db.until_waiting(1).await;
+    let fence_row = if waiting {
+        Some(
             sqlx::query("SELECT seq FROM campaign_dial_fences WHERE campaign_id = ? FOR UPDATE")
                 .bind(&id)
                 .fetch_optional(&mut *other)
                 .await,
-        ),
-        Err(_) => None,
+        )
+    } else {
+        None
     };
-    // End both transactions before any assertion: a test that fails with them open would
-    // hang its database's drop.
+    // End both transactions, and let the record end, before any assertion: a test that fails
+    // with a transaction open would hang its database's drop (which waits for its tables).
     let _ = other.rollback().await;
     drop(conn);
+    let recorded = tokio::time::timeout(Duration::from_secs(60), record)
+        .await
+        .expect("the record ends")
+        .expect("join");
     let fence_row = fence_row.expect("the record never waited for the campaign row");
     assert!(
         fence_row.is_ok(),
         "the test transaction was the deadlock's victim: {fence_row:?}"
     );
-    let recorded = record
-        .await
-        .expect("join")
-        .expect("the record is run again");
+    let recorded = recorded.expect("the record is run again");
     assert!(matches!(recorded, Recorded::Dial(_)), "{recorded:?}");
     assert_eq!(dials.retries().with_label_values(&["deadlock"]).get(), 1);
 }

@@ -27,6 +27,7 @@ mod dial_tx;
 mod dials;
 mod e2e;
 mod events;
+mod finish_tx;
 mod flow_reconcile;
 mod force_stop;
 mod health;

@@ -23,6 +23,37 @@ async fn abandoned_try_can_be_recorded_again() {
     assert_eq!(env.step(again.id).await, Some(DialStep::Recorded));
 }
 
+/// The repair postpones a campaigncall it read open (`check_later`) while the dial is abandoned
+/// meanwhile (finished `not_placed`, its row deleted to free its try): no dial row comes back
+/// (a `requested` one, as for a Go campaigncall, kept the try taken forever: the target was
+/// never dialed again and its campaign never ended, seen once in
+/// `dials::a_worker_stopped_past_its_lease_neither_dials_twice_nor_writes_late`).
+#[tokio::test]
+async fn a_dial_abandoned_while_the_repair_postpones_it_keeps_its_try_free() {
+    let s = setup();
+    let env = env_with(&s, Mocks::new()).await;
+    let f = fence();
+    let first = env.first_try(&s.campaign, f).await;
+    env.set_step(first.id, DialStep::TargetClaimed).await;
+    let read_open = env.call(first.id).await;
+    env.finish(first.id, CampaigncallResult::Fail).await;
+    env.ts
+        .store
+        .dials
+        .release_try(first.id)
+        .await
+        .expect("release");
+    env.ts
+        .store
+        .dials
+        .check_later(&read_open, std::time::Duration::from_secs(30), true)
+        .await
+        .expect("postpone");
+    assert_eq!(env.step(first.id).await, None, "the try is free");
+    let again = same_try(&first);
+    assert!(matches!(record(&env, &again, f).await, Recorded::Dial(_)));
+}
+
 #[tokio::test]
 async fn done_try_whose_call_was_placed_stays_taken() {
     let s = setup();

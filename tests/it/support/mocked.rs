@@ -38,7 +38,11 @@ pub struct Mocked {
 impl Mocked {
     /// The service over a fresh store, talking to the peers through `m`.
     pub async fn new(m: Mocks) -> Mocked {
-        let ts = TestStore::new().await;
+        Mocked::over(TestStore::new().await, m)
+    }
+
+    /// The service over `ts`, talking to the peers through `m`.
+    pub fn over(ts: TestStore, m: Mocks) -> Mocked {
         let notifier = Arc::new(RecordingEvents::default());
         let chains = Arc::new(RecordingChains::default());
         let metrics = Metrics::standalone();

@@ -110,6 +110,51 @@ impl TestDb {
         TestDb { name, url, pool }
     }
 
+    /// Another pool on this database with at most `max` connections (one: every statement of
+    /// whatever uses it goes down one session, whose status counters a test can read).
+    pub async fn pool_of(&self, max: u32) -> MySqlPool {
+        let dsn = campaign_manager::dsn::DatabaseDsn::parse(&self.url).expect("test DSN");
+        Store::pool_options(&dsn)
+            .max_connections(max)
+            .connect_with(dsn.options)
+            .await
+            .expect("connect to test database")
+    }
+
+    /// How many sessions on this database have been running one statement for more than
+    /// 200 ms: in a test whose statements take a millisecond otherwise, the ones waiting for a
+    /// lock. Read from the process list, which shows them whatever they wait for
+    /// (`information_schema.innodb_trx` leaves a waiting transaction out at times on MariaDB, and
+    /// a test waiting to see it there waited forever).
+    pub async fn waiting(&self) -> usize {
+        // Compared here, not in SQL: the session's collation need not be information_schema's.
+        let rows: Vec<(Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT db, info FROM information_schema.processlist \
+             WHERE command IN ('Query', 'Execute') AND time_ms > 200",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap_or_default();
+        rows.iter()
+            .filter(|(db, info)| {
+                db.as_deref() == Some(self.name.as_str())
+                    && !info.as_deref().unwrap_or("").contains("processlist")
+            })
+            .count()
+    }
+
+    /// Waits (up to 20 s) until `n` sessions on this database wait ([`TestDb::waiting`]);
+    /// whether they did.
+    pub async fn until_waiting(&self, n: usize) -> bool {
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while self.waiting().await < n {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+
     /// Creates and migrates a database.
     pub async fn migrated() -> TestDb {
         let db = TestDb::empty().await;
@@ -246,6 +291,60 @@ impl TestStore {
         let prefix = TestPrefix::new();
         let store = Store::with_pool(db.pool.clone(), prefix.cache());
         TestStore { store, db, prefix }
+    }
+
+    /// A fresh store whose pool has one connection (`db.pool` is still a pool of its own):
+    /// what the store sends can be counted on that session ([`TestStore::statements`]).
+    pub async fn on_one_connection() -> TestStore {
+        let db = TestDb::migrated().await;
+        let prefix = TestPrefix::new();
+        let store = Store::with_pool(db.pool_of(1).await, prefix.cache());
+        TestStore { store, db, prefix }
+    }
+
+    /// The statements the store's session has run so far (`Questions` less the `SHOW`s, which
+    /// are the counting itself), for a store made by [`TestStore::on_one_connection`]: the
+    /// difference of two reads is what ran between them. Prepared statements are counted once
+    /// per execution (their preparation is not a statement), `BEGIN`/`COMMIT`/`ROLLBACK` one
+    /// each; the pool's pings are not statements.
+    pub async fn statements(&self) -> i64 {
+        let mut conn = self
+            .store
+            .pool
+            .acquire()
+            .await
+            .expect("the store's connection");
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SHOW SESSION STATUS WHERE Variable_name IN ('Questions', 'Com_show_status')",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .expect("Questions");
+        let value = |name: &str| -> i64 {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.parse().ok())
+                .expect("a counter")
+        };
+        value("Questions") - value("Com_show_status")
+    }
+
+    /// The session's nonzero `Com_*` counters (what [`TestStore::statements`] counted, by
+    /// kind), to show where a count comes from.
+    pub async fn statement_kinds(&self) -> Vec<(String, String)> {
+        let mut conn = self
+            .store
+            .pool
+            .acquire()
+            .await
+            .expect("the store's connection");
+        sqlx::query_as("SHOW SESSION STATUS LIKE 'Com\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .expect("Com_*")
+            .into_iter()
+            .filter(|(_, v): &(String, String)| v != "0")
+            .collect()
     }
 }
 
