@@ -38,7 +38,7 @@ use campaign_manager::app::{App, Role};
 use campaign_manager::bus::{Bus, Names};
 use campaign_manager::config::Infra;
 use campaign_manager::config::Settings;
-use campaign_sim::{Outcome, Scenario, Sim};
+use campaign_sim::{MsRange, Outcome, Scenario, Sim};
 use clap::Parser;
 use futures::StreamExt;
 use prometheus::proto::{MetricFamily, MetricType};
@@ -92,6 +92,10 @@ struct Args {
     /// of a paced tick); 0: not paced (one dial per tick, `--dial_tick_ms` apart).
     #[arg(long, default_value_t = 0.0)]
     dials_per_second: f64,
+    /// Talk time of every call, ms (0: every call ends at once). With calls that last, a dial's
+    /// `requested` mark lands before its hangup, as on the platform.
+    #[arg(long, default_value_t = 0)]
+    talk_ms: u64,
     /// Run the simulator as its own `campaign-sim` process (so this process is the service).
     #[arg(long)]
     sim_process: bool,
@@ -422,9 +426,11 @@ impl Peers {
         infra: &Infra,
         settings: &Settings,
         separate: bool,
+        talk_ms: u64,
     ) -> anyhow::Result<Peers> {
         let prefix = settings.queue_prefix.as_str();
-        let scenario = Scenario::instant(Outcome::Answered);
+        let mut scenario = Scenario::instant(Outcome::Answered);
+        scenario.talk_ms = MsRange::fixed(talk_ms);
         if !separate {
             let bus = settings.event_bus;
             let sim = Sim::start_on(names.clone(), &infra.rabbitmq_address, scenario, bus)
@@ -555,9 +561,14 @@ struct Rig {
 }
 
 impl Rig {
-    async fn start(infra: &Infra, settings: &Settings, separate: bool) -> anyhow::Result<Rig> {
+    async fn start(
+        infra: &Infra,
+        settings: &Settings,
+        separate: bool,
+        talk_ms: u64,
+    ) -> anyhow::Result<Rig> {
         let names = settings.names();
-        let peers = Peers::start(&names, infra, settings, separate).await?;
+        let peers = Peers::start(&names, infra, settings, separate, talk_ms).await?;
         let app = match App::start(infra, settings, Role::Service).await {
             Ok(app) => app,
             Err(e) => {
@@ -731,7 +742,7 @@ async fn run_case_in(
     settings.first_tick_ms = 1000;
     settings.dial_tick_ms = args.dial_tick_ms;
     settings.wait_tick_ms = 5000;
-    let rig = Rig::start(&infra, &settings, args.sim_process).await?;
+    let rig = Rig::start(&infra, &settings, args.sim_process, args.talk_ms).await?;
     let outcome = measure(args, n, &rig, admin, db_name, &base_rate).await;
     // Stop every campaign before tearing down, so no tick dials into deleted queues.
     if let Ok((_, ids)) = &outcome {
