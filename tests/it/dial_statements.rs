@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use campaign_manager::model::*;
-use campaign_manager::store::{Cache, DialFence, DialStep, Recorded, Store};
+use campaign_manager::store::{DialFence, DialStep, Recorded};
 use chrono::{Duration as ChronoDuration, Utc};
-use sqlx::MySqlPool;
+use support::TestStore;
 use support::mocked::Mocked;
 use support::mocks::Mocks;
-use support::records::campaigncall_of;
+use support::records::{self, campaigncall_of};
 use uuid::Uuid;
 
 /// A fence with 30 s to run, numbered `seq`.
@@ -29,32 +29,29 @@ fn fence(seq: u64) -> DialFence {
     }
 }
 
-/// The statement counters of the pool's one session (the `SHOW` itself left out).
-async fn counters(pool: &MySqlPool) -> BTreeMap<String, i64> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SHOW SESSION STATUS WHERE Variable_name = 'Questions' \
-         OR Variable_name LIKE 'Com\\_%'",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("session status");
-    rows.into_iter()
-        // The statements by kind; pings and the prepare/execute protocol counters aside.
+/// What the store's one session has run so far: its statements ([`TestStore::statements`])
+/// and their kinds (`Com_*`), pings and the prepare/execute protocol counters aside.
+async fn counters(ts: &TestStore) -> BTreeMap<String, i64> {
+    let mut out: BTreeMap<String, i64> = ts
+        .statement_kinds()
+        .await
+        .into_iter()
         .filter(|(k, _)| {
-            k != "Com_show_status" && k != "Com_admin_commands" && !k.starts_with("Com_stmt_")
+            !k.eq_ignore_ascii_case("Com_show_status")
+                && !k.eq_ignore_ascii_case("Com_admin_commands")
+                && !k.to_lowercase().starts_with("com_stmt_")
         })
         .map(|(k, v)| (k.to_lowercase(), v.parse().unwrap_or(0)))
-        .collect()
+        .collect();
+    out.insert("questions".into(), ts.statements().await);
+    out
 }
 
-/// What ran between two readings: the counters that moved (`questions` less the `SHOW`).
+/// What ran between two readings: the counters that moved.
 fn ran(before: &BTreeMap<String, i64>, after: &BTreeMap<String, i64>) -> BTreeMap<String, i64> {
     after
         .iter()
-        .map(|(k, v)| {
-            let d = v - before.get(k).copied().unwrap_or(0);
-            (k.clone(), if k == "questions" { d - 1 } else { d })
-        })
+        .map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0)))
         .filter(|(_, d)| *d != 0)
         .collect()
 }
@@ -63,28 +60,22 @@ fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
     pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
 }
 
-/// A running call campaign, and a store over a pool of one connection on its database (an
-/// acquire that has to wait for a second one fails after 2 s).
-async fn one_session() -> (Mocked, Campaign, Store, MySqlPool) {
-    let (mocked, campaign) = Mocked::with_running_call(Mocks::new(), |c| {
-        c.end_handle = EndHandle::Continue;
-    })
-    .await;
-    let dsn = campaign_manager::dsn::DatabaseDsn::parse(&mocked.ts.db.url).expect("test DSN");
-    let pool = Store::pool_options(&dsn)
-        .max_connections(1)
-        .min_connections(1)
-        .acquire_timeout(Duration::from_secs(2))
-        .connect_with(dsn.options)
-        .await
-        .expect("pool of one");
-    let store = Store::with_pool(pool.clone(), Cache::disabled());
-    (mocked, campaign, store, pool)
+/// A running call campaign on a store whose pool has one connection (an acquire that has to
+/// wait for a second one fails after the pool's acquire timeout).
+async fn one_session() -> (Mocked, Campaign) {
+    let m = Mocked::over(TestStore::on_one_connection().await, Mocks::new());
+    let customer = Uuid::new_v4();
+    let o = m.insert_outplan(&records::outplan(customer)).await;
+    let c = m
+        .insert_campaign(&records::running_campaign(customer, o.id))
+        .await;
+    (m, c)
 }
 
 #[tokio::test]
 async fn a_recorded_dial_is_six_statements_and_a_further_dial_of_its_tick_five() {
-    let (_mocked, campaign, store, pool) = one_session().await;
+    let (m, campaign) = one_session().await;
+    let store = &m.ts.store;
     let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
     // Warm-up: the fence row created, every statement prepared on the session.
     let first = campaigncall_of(&campaign, CampaigncallStatus::Dialing);
@@ -106,9 +97,9 @@ async fn a_recorded_dial_is_six_statements_and_a_further_dial_of_its_tick_five()
     ];
     for (what, seq, total, update) in cases {
         let cc = campaigncall_of(&campaign, CampaigncallStatus::Dialing);
-        let before = counters(&pool).await;
+        let before = counters(&m.ts).await;
         let r = store.dials.record(&cc, fence(seq)).await.expect("record");
-        let after = counters(&pool).await;
+        let after = counters(&m.ts).await;
         assert!(matches!(r, Recorded::Dial(_)), "{what}: {r:?}");
         let mut want = vec![
             ("questions", total),
@@ -125,7 +116,8 @@ async fn a_recorded_dial_is_six_statements_and_a_further_dial_of_its_tick_five()
 
 #[tokio::test]
 async fn a_suppressed_destination_is_refused_by_the_guarded_insert_and_one_more_read() {
-    let (_mocked, campaign, store, pool) = one_session().await;
+    let (m, campaign) = one_session().await;
+    let store = &m.ts.store;
     let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
     let warm = campaigncall_of(&campaign, CampaigncallStatus::Dialing);
     store.dials.record(&warm, fence(seq)).await.expect("record");
@@ -137,13 +129,13 @@ async fn a_suppressed_destination_is_refused_by_the_guarded_insert_and_one_more_
     )
     .bind(Uuid::new_v4().as_bytes().to_vec())
     .bind(campaign.customer_id.as_bytes().to_vec())
-    .execute(&pool)
+    .execute(&m.ts.db.pool)
     .await
     .expect("suppression entry");
 
-    let before = counters(&pool).await;
+    let before = counters(&m.ts).await;
     let r = store.dials.record(&cc, fence(seq)).await.expect("record");
-    let after = counters(&pool).await;
+    let after = counters(&m.ts).await;
     assert_eq!(r, Recorded::Suppressed);
     // begin, the locking read, the guarded insert (nothing inserted), the read that says
     // which check refused, rollback.
@@ -161,7 +153,8 @@ async fn a_suppressed_destination_is_refused_by_the_guarded_insert_and_one_more_
 
 #[tokio::test]
 async fn requested_marks_are_written_together_a_window_later() {
-    let (_mocked, campaign, store, pool) = one_session().await;
+    let (m, campaign) = one_session().await;
+    let store = &m.ts.store;
     let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
     let mut ids = Vec::new();
     for _ in 0..5 {
@@ -183,7 +176,7 @@ async fn requested_marks_are_written_together_a_window_later() {
         .expect("requested");
     let gone = Uuid::new_v4();
 
-    let before = counters(&pool).await;
+    let before = counters(&m.ts).await;
     for id in ids.iter().chain([&gone]) {
         store.dials.mark_requested_soon(*id);
     }
@@ -202,7 +195,7 @@ async fn requested_marks_are_written_together_a_window_later() {
         steps.iter().all(|s| *s == Some(DialStep::Requested)),
         "every dial marked: {steps:?}"
     );
-    let after = counters(&pool).await;
+    let after = counters(&m.ts).await;
     // The marks: one UPDATE; the rest are this test's reads of the steps.
     let ran = ran(&before, &after);
     assert_eq!(ran.get("com_update"), Some(&1), "{ran:?}");
@@ -210,7 +203,8 @@ async fn requested_marks_are_written_together_a_window_later() {
 
 #[tokio::test]
 async fn every_dial_path_completes_on_a_pool_of_one_connection() {
-    let (_mocked, campaign, store, _pool) = one_session().await;
+    let (m, campaign) = one_session().await;
+    let store = &m.ts.store;
     let seq = u64::try_from(Utc::now().timestamp_micros()).unwrap_or(1);
     let cc = campaigncall_of(&campaign, CampaigncallStatus::Dialing);
     let r = store.dials.record(&cc, fence(seq)).await.expect("record");
