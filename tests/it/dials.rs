@@ -220,9 +220,16 @@ async fn straggler(sys: &TestSystem, id: Uuid) -> String {
             )
         })
         .collect();
+    // The route answers from the read-through cache; MySQL's row tells a stale copy apart.
+    let stored: Option<(String, String)> =
+        sqlx::query_as("SELECT status, execute FROM campaign_campaigns WHERE id = ?")
+            .bind(id.as_bytes().to_vec())
+            .fetch_optional(&sys.db.pool)
+            .await
+            .unwrap_or_default();
     format!(
-        "campaign {}/{}; campaigncalls (status, result, reason, step, index, try): {calls:?}; \
-         targets: {targets:?}",
+        "campaign {}/{} (in MySQL: {stored:?}); campaigncalls (status, result, reason, step, \
+         index, try): {calls:?}; targets: {targets:?}",
         c["status"], c["execute"]
     )
 }
