@@ -279,33 +279,11 @@ impl OwnMariadb {
         let dir = std::env::temp_dir().join(format!("cmbench-mariadb-{}", Uuid::new_v4().simple()));
         let data = dir.join("data");
         std::fs::create_dir_all(&dir)?;
-        let install = std::process::Command::new("mariadb-install-db")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .args([
-                "--user=root",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .output()
-            .context("running mariadb-install-db")?;
-        if !install.status.success() {
-            bail!(
-                "mariadb-install-db: {}",
-                String::from_utf8_lossy(&install.stderr)
-            );
-        }
+        campaign_demo::install_mariadb(&data)?;
         let port = free_port()?;
-        let child = std::process::Command::new("mariadbd")
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--socket={}", dir.join("mariadb.sock").display()))
+        let child = campaign_demo::own_mariadbd(&data, &dir.join("mariadb.sock"), port)
             .arg(format!("--pid-file={}", dir.join("mariadb.pid").display()))
-            .args(["--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
-            .args(["--skip-name-resolve", "--max-connections=500"])
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
+            .arg("--max-connections=500")
             .spawn()
             .context("starting mariadbd")?;
         let own = OwnMariadb {

@@ -41,6 +41,20 @@ async fn dialed(m: &Mocked, c: &Campaign, step: DialStep) -> Campaigncall {
     cc
 }
 
+/// A running campaign on a fresh service whose target writes succeed, and a dial of it at
+/// `step`.
+async fn dial_at(step: DialStep) -> (Mocked, Campaign, Campaigncall) {
+    let mut mocks = Mocks::new();
+    mocks
+        .outdial
+        .expect_set_target_status()
+        .returning(|_, _| Ok(()));
+    let m = Mocked::new(mocks).await;
+    let c = running(&m).await;
+    let cc = dialed(&m, &c, step).await;
+    (m, c, cc)
+}
+
 fn hangup(call_id: Uuid, reason: &str) -> Call {
     Call {
         id: call_id,
@@ -152,14 +166,7 @@ async fn stored_and_cached(m: &Mocked, id: Uuid) -> (Campaigncall, Campaigncall)
 /// row (its `tm_update` the one MySQL holds); a late success's too.
 #[tokio::test]
 async fn the_finished_rows_event_and_cache_are_the_stored_row() {
-    let mut mocks = Mocks::new();
-    mocks
-        .outdial
-        .expect_set_target_status()
-        .returning(|_, _| Ok(()));
-    let m = Mocked::new(mocks).await;
-    let c = running(&m).await;
-    let cc = dialed(&m, &c, DialStep::Requested).await;
+    let (m, _, cc) = dial_at(DialStep::Requested).await;
     // A row written more than once (its tm_update is then the stored one plus 1 µs or now).
     m.ts.store
         .campaigncalls
@@ -194,14 +201,7 @@ async fn the_finished_rows_event_and_cache_are_the_stored_row() {
 /// what is stored and reports that (read back).
 #[tokio::test]
 async fn a_row_changed_since_the_read_is_finished_and_reported_as_stored() {
-    let mut mocks = Mocks::new();
-    mocks
-        .outdial
-        .expect_set_target_status()
-        .returning(|_, _| Ok(()));
-    let m = Mocked::new(mocks).await;
-    let c = running(&m).await;
-    let cc = dialed(&m, &c, DialStep::Requested).await;
+    let (m, _, cc) = dial_at(DialStep::Requested).await;
     let read = m
         .service
         .campaigncall_by_call(cc.reference_id)
@@ -257,15 +257,8 @@ async fn a_row_changed_since_the_read_is_finished_and_reported_as_stored() {
 /// test refuses.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_and_a_record_of_the_same_try_do_not_deadlock() {
-    let mut mocks = Mocks::new();
-    mocks
-        .outdial
-        .expect_set_target_status()
-        .returning(|_, _| Ok(()));
-    let m = Mocked::new(mocks).await;
-    let c = running(&m).await;
     // Placed, but the tick has not noted `requested` yet: the finish writes the step.
-    let placed = dialed(&m, &c, DialStep::TargetClaimed).await;
+    let (m, c, placed) = dial_at(DialStep::TargetClaimed).await;
     let mut held = m.ts.db.pool.begin().await.expect("begin");
     sqlx::query("SELECT id FROM campaign_campaigncalls WHERE id = ? FOR UPDATE")
         .bind(placed.id.as_bytes().to_vec())
@@ -323,14 +316,7 @@ async fn a_finish_and_a_record_of_the_same_try_do_not_deadlock() {
 /// for the test transaction to end, and finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finish_rolled_back_by_a_deadlock_is_run_again_and_counted() {
-    let mut mocks = Mocks::new();
-    mocks
-        .outdial
-        .expect_set_target_status()
-        .returning(|_, _| Ok(()));
-    let m = Mocked::new(mocks).await;
-    let c = running(&m).await;
-    let placed = dialed(&m, &c, DialStep::TargetClaimed).await;
+    let (m, c, placed) = dial_at(DialStep::TargetClaimed).await;
     let elsewhere = records::campaign_row(c.customer_id);
     for _ in 0..20 {
         m.insert_call(&elsewhere, CampaigncallStatus::Done).await;

@@ -352,35 +352,16 @@ async fn tls_mariadb(
     ca: &Path,
 ) -> (tokio::process::Child, u16) {
     let data = dir.0.join("mariadb");
-    let install = std::process::Command::new("mariadb-install-db")
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .args([
-            "--user=root",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ])
-        .output()
-        .expect("run mariadb-install-db");
-    assert!(
-        install.status.success(),
-        "mariadb-install-db: {}",
-        String::from_utf8_lossy(&install.stderr)
-    );
+    campaign_demo::install_mariadb(&data).expect("mariadb-install-db");
     let port = free_port();
     let path = |p: &Path| p.display().to_string();
-    let child = tokio::process::Command::new("mariadbd")
-        .arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--socket={}", dir.0.join("mariadb.sock").display()))
-        .args(["--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
-        .args(["--innodb-buffer-pool-size=16M", "--skip-name-resolve"])
-        .arg(format!("--port={port}"))
+    let mut std_cmd = campaign_demo::own_mariadbd(&data, &dir.0.join("mariadb.sock"), port);
+    std_cmd
+        .arg("--innodb-buffer-pool-size=16M")
         .arg(format!("--ssl-cert={}", path(cert)))
         .arg(format!("--ssl-key={}", path(key)))
-        .arg(format!("--ssl-ca={}", path(ca)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .arg(format!("--ssl-ca={}", path(ca)));
+    let child = tokio::process::Command::from(std_cmd)
         .kill_on_drop(true)
         .spawn()
         .expect("spawn mariadbd");

@@ -22,8 +22,7 @@ use crate::config::{Infra, Settings};
 use campaign_sim::{Scenario, Sim};
 
 /// The command that starts each local dependency on this machine.
-pub const START_MARIADB: &str =
-    "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd";
+pub const START_MARIADB: &str = "start-stop-daemon --start --oknodo --background --pidfile /run/mysqld/mysqld.pid --exec /usr/sbin/mariadbd";
 /// See [`START_MARIADB`].
 pub const START_REDIS: &str = "redis-server --daemonize yes --bind 127.0.0.1 --port 6379";
 /// See [`START_MARIADB`].
@@ -536,6 +535,49 @@ pub fn proc_usage_of(pid: &str) -> ProcUsage {
 fn clock_ticks() -> f64 {
     // USER_HZ is 100 on every Linux architecture this runs on.
     100.0
+}
+
+/// Makes a MariaDB data directory in `data` for a server of one's own (`root` without a
+/// password, no test database): what a benchmark or a test that must not share the local
+/// server starts [`own_mariadbd`] on.
+pub fn install_mariadb(data: &std::path::Path) -> anyhow::Result<()> {
+    let out = std::process::Command::new("mariadb-install-db")
+        .arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .args([
+            "--user=root",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+        ])
+        .output()
+        .context("running mariadb-install-db")?;
+    if !out.status.success() {
+        bail!(
+            "mariadb-install-db: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The `mariadbd` command of a server of one's own on the data directory `data` (made by
+/// [`install_mariadb`]), listening on 127.0.0.1:`port` and on the socket `socket`, with no
+/// binary log; the caller adds its own options and spawns it.
+pub fn own_mariadbd(
+    data: &std::path::Path,
+    socket: &std::path::Path,
+    port: u16,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new("mariadbd");
+    cmd.arg("--no-defaults")
+        .arg(format!("--datadir={}", data.display()))
+        .arg(format!("--socket={}", socket.display()))
+        .args(["--user=root", "--bind-address=127.0.0.1", "--skip-log-bin"])
+        .arg("--skip-name-resolve")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
 }
 
 #[cfg(test)]
